@@ -1,0 +1,357 @@
+//! The command line: clap derive structs and value parsers.
+//!
+//! These are raw arguments; `plan.rs` validates them and resolves defaults and
+//! environment into a `Plan`. Value parsers here reject malformed values with
+//! a message that shows the expected syntax.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args as ClapArgs, Parser, Subcommand, ValueEnum};
+
+/// periscope — load generator and benchmark for OpenAI-compatible LLM APIs.
+#[derive(Debug, Parser)]
+#[command(name = "periscope", version, about, propagate_version = true)]
+pub struct Args {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a load test of a workload against a target (or the built-in mock).
+    Run(Box<RunArgs>),
+    /// Serve the built-in OpenAI-compatible mock (or a delaying proxy).
+    Mock(Box<MockArgs>),
+    /// List the built-in workloads.
+    Scenarios,
+}
+
+/// Whether arrivals in the open model are evenly spaced or random.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Arrival {
+    /// One request every 1/rate seconds.
+    Constant,
+    /// Exponential gaps with mean 1/rate (a Poisson process).
+    Poisson,
+}
+
+#[derive(Debug, Clone, ClapArgs)]
+pub struct RunArgs {
+    /// The workload: completions (chat, the default) or text-completions.
+    #[arg(default_value = "completions")]
+    pub workload: String,
+
+    /// Base URL of the target, e.g. http://localhost:8000 or http://localhost:8000/v1.
+    #[arg(long, env = "OPENAI_BASE_URL", conflicts_with = "mock")]
+    pub target: Option<String>,
+    /// Start the built-in mock in-process on a free loopback port and target it.
+    #[arg(long)]
+    pub mock: bool,
+    /// Settings of the in-process mock, as `periscope mock` flags, e.g. "--ttft 100ms --itl 20ms".
+    #[arg(long, value_name = "FLAGS", allow_hyphen_values = true, requires = "mock")]
+    pub mock_args: Option<String>,
+
+    /// Model name sent in each request.
+    #[arg(long, env = "OPENAI_COMPLETION_MODEL")]
+    pub model: Option<String>,
+    /// API key, sent as `Authorization: Bearer …` (never printed or stored).
+    #[arg(long, env = "OPENAI_API_KEY", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Extra request header, repeatable: --header 'X-LLMTrace-Agent-ID: bench'.
+    #[arg(long = "header", value_name = "'K: V'", value_parser = parse_header)]
+    pub headers: Vec<(String, String)>,
+
+    /// Maximum output tokens per request.
+    #[arg(long, env = "MAX_TOKENS", default_value_t = 64)]
+    pub max_tokens: u32,
+    /// Sampling temperature (omitted from requests when not set).
+    #[arg(long)]
+    pub temperature: Option<f32>,
+    /// System message prepended to chat requests.
+    #[arg(long)]
+    pub system: Option<String>,
+    /// The user prompt of each request.
+    #[arg(long)]
+    pub prompt: Option<String>,
+    /// Stream responses (the default).
+    #[arg(long, overrides_with = "no_stream")]
+    pub stream: bool,
+    /// Ask for whole (non-streamed) responses.
+    #[arg(long = "no-stream", overrides_with = "stream")]
+    pub no_stream: bool,
+    /// Per-request timeout.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub timeout: Duration,
+
+    /// Virtual users (closed model), constant for --duration [env: VUS].
+    #[arg(long)]
+    pub vus: Option<u64>,
+    /// How long to run, e.g. 30s, 5m, 1h30m (default 30s) [env: DURATION].
+    #[arg(long, value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+    /// Stop after this many requests in total (shared by all VUs).
+    #[arg(long)]
+    pub iterations: Option<u64>,
+    /// Load stages DURATION:TARGET,…, ramping linearly, e.g. 30s:10,1m:10,10s:0 (VUs, or req/s with --rate).
+    #[arg(long, value_parser = parse_stages)]
+    pub stages: Option<Vec<(Duration, f64)>>,
+    /// Requests per second (open model: latency is measured from the scheduled send time).
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Arrival process of the open model.
+    #[arg(long, value_enum, default_value_t = Arrival::Constant)]
+    pub arrival: Arrival,
+    /// Most requests in flight at once in the open model (default: unbounded).
+    #[arg(long)]
+    pub max_in_flight: Option<u64>,
+    /// How long in-flight requests may finish after the end before they are cancelled.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub grace: Duration,
+    /// Fail the run (exit 99) when the generator could not keep the open-model schedule.
+    #[arg(long)]
+    pub strict_schedule: bool,
+    /// Skip the preflight request that checks the target before the load.
+    #[arg(long)]
+    pub no_preflight: bool,
+
+    /// Write the JSON result (periscope.result/v1) to this path.
+    #[arg(long, value_name = "PATH")]
+    pub json: Option<PathBuf>,
+    /// Print a plain progress line every N seconds instead of the live bar.
+    #[arg(long, value_name = "N")]
+    pub progress_every: Option<u64>,
+    /// Tag the run, repeatable: --tag env=staging.
+    #[arg(long = "tag", value_name = "K=V", value_parser = parse_tag)]
+    pub tags: Vec<(String, String)>,
+    /// Print the resolved plan and the planned load, and send nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// Output length of the mock: a fixed count or a uniform range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenRange {
+    Fixed(u32),
+    Range(u32, u32),
+}
+
+#[derive(Debug, Clone, ClapArgs)]
+pub struct MockArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8089")]
+    pub listen: String,
+    /// Require `Authorization: Bearer KEY` (401 otherwise).
+    #[arg(long, value_name = "KEY")]
+    pub api_key: Option<String>,
+    /// Accept only these model names (404 model_not_found otherwise); default: any.
+    #[arg(long, value_delimiter = ',')]
+    pub models: Vec<String>,
+
+    /// Base time to first token.
+    #[arg(long, default_value = "50ms", value_parser = parse_duration)]
+    pub ttft: Duration,
+    /// Added to the time to first token per prompt token (prefill cost).
+    #[arg(long, default_value = "0ms", value_parser = parse_duration)]
+    pub prefill_per_token: Duration,
+    /// Gap between output tokens.
+    #[arg(long, default_value = "10ms", value_parser = parse_duration)]
+    pub itl: Duration,
+    /// Relative jitter on ttft and every gap, e.g. 0.1 for ±10%.
+    #[arg(long, default_value_t = 0.0)]
+    pub jitter: f64,
+    /// Output tokens per response: N or MIN..MAX (default: max_tokens when given, else 64).
+    #[arg(long, value_parser = parse_token_range)]
+    pub output_tokens: Option<TokenRange>,
+    /// Never send `usage` (as some gateways do).
+    #[arg(long)]
+    pub no_usage: bool,
+    /// Charge prefill only for the part of a prompt that does not repeat a recent prompt's prefix.
+    #[arg(long)]
+    pub prefix_cache: bool,
+
+    /// Fixed latency of an embeddings request.
+    #[arg(long, default_value = "5ms", value_parser = parse_duration)]
+    pub embed_latency: Duration,
+    /// Added latency per input text of an embeddings request.
+    #[arg(long, default_value = "0ms", value_parser = parse_duration)]
+    pub embed_per_text: Duration,
+    /// Dimensions of embedding vectors.
+    #[arg(long, default_value_t = 1536)]
+    pub dims: usize,
+
+    /// Share of requests answered with an error status.
+    #[arg(long, default_value_t = 0.0)]
+    pub error_rate: f64,
+    /// Statuses of injected errors, chosen evenly.
+    #[arg(long, value_delimiter = ',', default_value = "500")]
+    pub error_status: Vec<u16>,
+    /// Requests per second served; beyond it, 429 with Retry-After.
+    #[arg(long, value_name = "RPS")]
+    pub rate_limit: Option<f64>,
+    /// Share of streams closed mid-way, without finish_reason or [DONE].
+    #[arg(long, default_value_t = 0.0)]
+    pub cut_stream_rate: f64,
+    /// Share of streams with one chunk that is not JSON.
+    #[arg(long, default_value_t = 0.0)]
+    pub malformed_rate: f64,
+    /// Delay before the response headers are sent.
+    #[arg(long, default_value = "0ms", value_parser = parse_duration)]
+    pub slow_headers: Duration,
+    /// Prompts matching this regex get a refusal (default: common prompt-injection phrases).
+    #[arg(long, value_name = "REGEX")]
+    pub block_pattern: Option<String>,
+    /// Turn the guardrail emulation off.
+    #[arg(long)]
+    pub no_guardrail: bool,
+
+    /// Proxy mode: forward every request to this URL instead of answering.
+    #[arg(long, value_name = "URL")]
+    pub upstream: Option<String>,
+    /// Proxy mode: delay added before forwarding each request.
+    #[arg(long, default_value = "0ms", value_parser = parse_duration)]
+    pub added_latency: Duration,
+    /// Seed of the mock's random choices (faults, jitter, output lengths).
+    #[arg(long)]
+    pub seed: Option<u64>,
+}
+
+/// Parse a human duration: 250ms, 30s, 1m30s, 2h.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    if let Ok(secs) = t.parse::<f64>() {
+        if secs.is_finite() && secs >= 0.0 {
+            return Ok(Duration::from_secs_f64(secs));
+        }
+    }
+    humantime::parse_duration(t)
+        .map_err(|_| format!("'{s}' is not a duration: expected e.g. 250ms, 30s, 1m30s or 2h"))
+}
+
+/// Parse `30s:10,1m:10,10s:0` into (duration, target) steps.
+pub fn parse_stages(s: &str) -> Result<Vec<(Duration, f64)>, String> {
+    let expected = "expected DURATION:TARGET,… e.g. 30s:10,1m:10,10s:0";
+    let mut out = Vec::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (d, n) = part
+            .split_once(':')
+            .ok_or_else(|| format!("stage '{part}' has no ':': {expected}"))?;
+        let d = parse_duration(d).map_err(|e| format!("stage '{part}': {e}"))?;
+        let n: f64 = n
+            .trim()
+            .parse()
+            .map_err(|_| format!("stage '{part}': '{n}' is not a number: {expected}"))?;
+        if !n.is_finite() || n < 0.0 {
+            return Err(format!("stage '{part}': the target must be 0 or more"));
+        }
+        out.push((d, n));
+    }
+    if out.is_empty() {
+        return Err(format!("no stages given: {expected}"));
+    }
+    Ok(out)
+}
+
+/// Parse `K: V` into a header pair.
+pub fn parse_header(s: &str) -> Result<(String, String), String> {
+    let (k, v) = s
+        .split_once(':')
+        .ok_or_else(|| format!("header '{s}' has no ':': expected 'Name: value'"))?;
+    let k = k.trim();
+    if k.is_empty() || reqwest::header::HeaderName::from_bytes(k.as_bytes()).is_err() {
+        return Err(format!("'{k}' is not a valid header name: expected 'Name: value'"));
+    }
+    if reqwest::header::HeaderValue::from_str(v.trim()).is_err() {
+        return Err(format!("the value of header '{k}' is not valid"));
+    }
+    Ok((k.to_string(), v.trim().to_string()))
+}
+
+/// Parse `k=v` into a tag pair.
+pub fn parse_tag(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.trim().to_string())),
+        _ => Err(format!("tag '{s}': expected KEY=VALUE")),
+    }
+}
+
+/// Parse `64` or `16..128`.
+pub fn parse_token_range(s: &str) -> Result<TokenRange, String> {
+    let bad = || format!("'{s}': expected a token count N or a range MIN..MAX, e.g. 16..128");
+    match s.split_once("..") {
+        Some((a, b)) => {
+            let a: u32 = a.trim().parse().map_err(|_| bad())?;
+            let b: u32 = b.trim().parse().map_err(|_| bad())?;
+            if a == 0 || b < a {
+                return Err(bad());
+            }
+            Ok(TokenRange::Range(a, b))
+        }
+        None => {
+            let n: u32 = s.trim().parse().map_err(|_| bad())?;
+            if n == 0 {
+                return Err(bad());
+            }
+            Ok(TokenRange::Fixed(n))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn verify_cli() {
+        Args::command().debug_assert();
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("1m30s").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("2").unwrap(), Duration::from_secs(2));
+        assert!(parse_duration("ten seconds").unwrap_err().contains("expected e.g."));
+        assert!(parse_duration("-1").is_err());
+    }
+
+    #[test]
+    fn stages() {
+        let s = parse_stages("30s:10,1m:10,10s:0").unwrap();
+        assert_eq!(s.len(), 3);
+        assert_eq!(s[1], (Duration::from_secs(60), 10.0));
+        assert!(parse_stages("30s").unwrap_err().contains("no ':'"));
+        assert!(parse_stages("30s:-1").unwrap_err().contains("0 or more"));
+        assert!(parse_stages("xx:1").is_err());
+        assert!(parse_stages("").is_err());
+    }
+
+    #[test]
+    fn headers_and_tags() {
+        assert_eq!(
+            parse_header("X-LLMTrace-Agent-ID: bench").unwrap(),
+            ("X-LLMTrace-Agent-ID".into(), "bench".into())
+        );
+        assert!(parse_header("nocolon").is_err());
+        assert!(parse_header("bad name: v").is_err());
+        assert_eq!(parse_tag("env=ci").unwrap(), ("env".into(), "ci".into()));
+        assert!(parse_tag("=x").is_err());
+    }
+
+    #[test]
+    fn token_ranges() {
+        assert_eq!(parse_token_range("16").unwrap(), TokenRange::Fixed(16));
+        assert_eq!(parse_token_range("8..32").unwrap(), TokenRange::Range(8, 32));
+        assert!(parse_token_range("32..8").is_err());
+        assert!(parse_token_range("0").is_err());
+    }
+
+    #[test]
+    fn stream_flags_resolve() {
+        let a = Args::parse_from(["periscope", "run", "--no-stream"]);
+        let Command::Run(r) = a.command else { panic!() };
+        assert!(r.no_stream);
+    }
+}

@@ -1,0 +1,368 @@
+//! Reading what OpenAI-compatible servers send: SSE chunks and whole bodies.
+//!
+//! `StreamState` is fed one SSE `data` payload at a time with the instant it
+//! arrived, and keeps the timings and counts DESIGN.md defines: ttft (first
+//! chunk that carries output: content, reasoning, refusal or a tool call;
+//! role-only and empty chunks don't count), ttfo (first visible output), the
+//! gaps between output chunks, usage wherever it arrives, llama.cpp's
+//! `timings`, and mid-stream `error` objects. It does no I/O, so it is tested
+//! on fixtures.
+
+use std::borrow::Cow;
+use std::time::Instant;
+
+use serde::Deserialize;
+
+use crate::record::{ErrorClass, ServerTiming};
+
+#[derive(Debug, Deserialize)]
+struct Chunk<'a> {
+    #[serde(borrow, default)]
+    choices: Option<Vec<Choice<'a>>>,
+    #[serde(default)]
+    usage: Option<UsageIn>,
+    #[serde(default)]
+    error: Option<serde_json::Value>,
+    #[serde(default)]
+    timings: Option<TimingsIn>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Choice<'a> {
+    #[serde(borrow, default)]
+    delta: Option<Delta<'a>>,
+    #[serde(borrow, default)]
+    message: Option<Delta<'a>>,
+    #[serde(borrow, default)]
+    text: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    finish_reason: Option<Cow<'a, str>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Delta<'a> {
+    #[serde(borrow, default)]
+    content: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    reasoning_content: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    reasoning: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    refusal: Option<Cow<'a, str>>,
+    #[serde(default)]
+    tool_calls: Option<serde::de::IgnoredAny>,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy)]
+pub struct UsageIn {
+    #[serde(default)]
+    pub prompt_tokens: Option<u32>,
+    #[serde(default)]
+    pub completion_tokens: Option<u32>,
+    #[serde(default)]
+    pub completion_tokens_details: Option<DetailsIn>,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy)]
+pub struct DetailsIn {
+    #[serde(default)]
+    pub reasoning_tokens: Option<u32>,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy)]
+struct TimingsIn {
+    #[serde(default)]
+    prompt_ms: Option<f64>,
+    #[serde(default)]
+    predicted_ms: Option<f64>,
+}
+
+/// What one response told us.
+#[derive(Debug, Default)]
+pub struct StreamState {
+    pub first_output: Option<Instant>,
+    pub first_visible: Option<Instant>,
+    pub last_output: Option<Instant>,
+    pub gaps_us: Vec<u32>,
+    pub output_chunks: u32,
+    /// Generated text (content, reasoning and refusal), for local counting.
+    pub text: String,
+    pub finished: bool,
+    pub done: bool,
+    pub usage: Option<UsageIn>,
+    pub server_timing: Option<ServerTiming>,
+    /// A failure seen in the body, with a message.
+    pub failure: Option<(ErrorClass, String)>,
+}
+
+fn non_empty<'b>(s: &'b Option<Cow<'_, str>>) -> Option<&'b str> {
+    s.as_deref().filter(|s| !s.is_empty())
+}
+
+impl StreamState {
+    /// Take one SSE data payload. Returns false once the stream should stop
+    /// being read (a bad chunk or an error event).
+    pub fn on_event(&mut self, data: &str, at: Instant) -> bool {
+        let data = data.trim();
+        if data.is_empty() {
+            return true;
+        }
+        if data == "[DONE]" {
+            self.done = true;
+            return true;
+        }
+        let chunk: Chunk<'_> = match serde_json::from_str(data) {
+            Ok(c) => c,
+            Err(e) => {
+                self.failure = Some((ErrorClass::BadBody, format!("a chunk is not JSON: {e}")));
+                return false;
+            }
+        };
+        self.absorb(chunk, at, true)
+    }
+
+    /// Take a whole (non-streamed) response body received at `at`.
+    pub fn on_body(&mut self, body: &[u8], at: Instant) {
+        let chunk: Chunk<'_> = match serde_json::from_slice(body) {
+            Ok(c) => c,
+            Err(e) => {
+                self.failure = Some((ErrorClass::BadBody, format!("the body is not JSON: {e}")));
+                return;
+            }
+        };
+        if chunk.error.is_none() && chunk.choices.as_ref().is_none_or(|c| c.is_empty()) {
+            self.failure = Some((ErrorClass::BadBody, "the body has no choices".into()));
+            return;
+        }
+        self.absorb(chunk, at, false);
+        if self.failure.is_none() {
+            self.finished = true;
+        }
+    }
+
+    fn absorb(&mut self, chunk: Chunk<'_>, at: Instant, streaming: bool) -> bool {
+        if let Some(err) = chunk.error {
+            let msg = err
+                .get("message")
+                .and_then(|m| m.as_str())
+                .map(String::from)
+                .unwrap_or_else(|| err.to_string());
+            self.failure = Some((ErrorClass::StreamError, msg));
+            return false;
+        }
+        if let Some(u) = chunk.usage {
+            self.usage = Some(u);
+        }
+        if let Some(t) = chunk.timings {
+            self.server_timing = Some(ServerTiming {
+                prompt_ms: t.prompt_ms.unwrap_or(0.0),
+                predicted_ms: t.predicted_ms.unwrap_or(0.0),
+            });
+        }
+        let mut carries_output = false;
+        let mut visible = false;
+        for choice in chunk.choices.iter().flatten() {
+            if choice.finish_reason.is_some() {
+                self.finished = true;
+            }
+            if let Some(t) = non_empty(&choice.text) {
+                self.text.push_str(t);
+                carries_output = true;
+                visible = true;
+            }
+            for d in [&choice.delta, &choice.message].into_iter().flatten() {
+                for r in [non_empty(&d.reasoning_content), non_empty(&d.reasoning)].into_iter().flatten() {
+                    self.text.push_str(r);
+                    carries_output = true;
+                }
+                for v in [non_empty(&d.content), non_empty(&d.refusal)].into_iter().flatten() {
+                    self.text.push_str(v);
+                    carries_output = true;
+                    visible = true;
+                }
+                if d.tool_calls.is_some() {
+                    carries_output = true;
+                    visible = true;
+                }
+            }
+        }
+        if carries_output && streaming {
+            self.output_chunks += 1;
+            if self.first_output.is_none() {
+                self.first_output = Some(at);
+            }
+            if visible && self.first_visible.is_none() {
+                self.first_visible = Some(at);
+            }
+            if let Some(prev) = self.last_output {
+                self.gaps_us.push(at.saturating_duration_since(prev).as_micros() as u32);
+            }
+            self.last_output = Some(at);
+        }
+        true
+    }
+
+    /// How the response ended, once the body is exhausted.
+    pub fn end_class(&self) -> Option<(ErrorClass, String)> {
+        if let Some(f) = &self.failure {
+            return Some(f.clone());
+        }
+        if self.finished || self.done {
+            None
+        } else {
+            Some((
+                ErrorClass::StreamCut,
+                "the stream closed before a finish_reason".into(),
+            ))
+        }
+    }
+}
+
+/// The `error.message` of an error body, or the body's start.
+pub fn error_message(body: &[u8]) -> String {
+    if let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) {
+        if let Some(m) = v.pointer("/error/message").and_then(|m| m.as_str()) {
+            return m.to_string();
+        }
+        if let Some(m) = v.get("message").and_then(|m| m.as_str()) {
+            return m.to_string();
+        }
+        if let Some(m) = v.get("error").and_then(|m| m.as_str()) {
+            return m.to_string();
+        }
+    }
+    let s = String::from_utf8_lossy(body);
+    let s = s.trim();
+    let mut end = s.len().min(200);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use eventsource_stream::Eventsource;
+    use futures_util::StreamExt;
+    use std::time::Duration;
+
+    /// Run SSE text split into the given pieces through the parser.
+    async fn feed(pieces: &[&str]) -> StreamState {
+        let owned: Vec<Result<bytes::Bytes, std::io::Error>> = pieces
+            .iter()
+            .map(|p| Ok(bytes::Bytes::from(p.to_string())))
+            .collect();
+        let mut events = futures_util::stream::iter(owned).eventsource();
+        let mut st = StreamState::default();
+        let t0 = Instant::now();
+        let mut i = 0u64;
+        while let Some(ev) = events.next().await {
+            i += 1;
+            if !st.on_event(&ev.unwrap().data, t0 + Duration::from_millis(i * 10)) {
+                break;
+            }
+        }
+        st
+    }
+
+    const OPENAI: &str = concat!(
+        "data: {\"id\":\"x\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\",\"refusal\":null},\"finish_reason\":null}],\"usage\":null}\n\n",
+        ": keep-alive\n\n",
+        "data: {\"id\":\"x\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hello\"},\"finish_reason\":null}],\"usage\":null}\n\n",
+        "data: {\"id\":\"x\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\" world\"},\"finish_reason\":null}],\"usage\":null}\n\n",
+        "data: {\"id\":\"x\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}],\"usage\":null}\n\n",
+        "data: {\"id\":\"x\",\"choices\":[],\"usage\":{\"prompt_tokens\":9,\"completion_tokens\":2,\"total_tokens\":11}}\n\n",
+        "data: [DONE]\n\n"
+    );
+
+    #[tokio::test]
+    async fn openai_stream_role_chunk_does_not_stop_the_clock() {
+        let st = feed(&[OPENAI]).await;
+        // Events: role=1, hello=2, world=3 (the comment is not an event).
+        assert_eq!(st.output_chunks, 2);
+        assert_eq!(st.gaps_us, vec![10_000]);
+        assert_eq!(st.text, "Hello world");
+        assert!(st.finished && st.done);
+        assert_eq!(st.usage.unwrap().completion_tokens, Some(2));
+        assert!(st.end_class().is_none());
+    }
+
+    #[tokio::test]
+    async fn events_split_across_reads_and_merged_in_one() {
+        // Split inside a field, and two events in one read.
+        let cut = OPENAI.len() / 3;
+        let a = &OPENAI[..cut];
+        let b = &OPENAI[cut..cut + 7];
+        let c = &OPENAI[cut + 7..];
+        let st = feed(&[a, b, c]).await;
+        assert_eq!(st.text, "Hello world");
+        assert!(st.done);
+    }
+
+    #[tokio::test]
+    async fn close_after_finish_without_done_is_success() {
+        let body = OPENAI.replace("data: [DONE]\n\n", "");
+        let st = feed(&[&body]).await;
+        assert!(!st.done);
+        assert!(st.end_class().is_none());
+    }
+
+    #[tokio::test]
+    async fn close_before_finish_is_stream_cut() {
+        let cut = OPENAI.find("data: {\"id\":\"x\",\"choices\":[{\"index\":0,\"delta\":{},").unwrap();
+        let st = feed(&[&OPENAI[..cut]]).await;
+        assert_eq!(st.end_class().unwrap().0, ErrorClass::StreamCut);
+    }
+
+    #[tokio::test]
+    async fn reasoning_counts_for_ttft_not_ttfo() {
+        let s = concat!(
+            "data: {\"choices\":[{\"delta\":{\"role\":\"assistant\"}}]}\n\n",
+            "data: {\"choices\":[{\"delta\":{\"reasoning_content\":\"think\"}}]}\n\n",
+            "data: {\"choices\":[{\"delta\":{\"reasoning\":\" more\"}}]}\n\n",
+            "data: {\"choices\":[{\"delta\":{\"content\":\"answer\"},\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":3,\"completion_tokens_details\":{\"reasoning_tokens\":2}},\"timings\":{\"prompt_ms\":12.5,\"predicted_ms\":40.0}}\n\n",
+        );
+        let st = feed(&[s]).await;
+        let t_first = st.first_output.unwrap();
+        let t_visible = st.first_visible.unwrap();
+        assert_eq!(t_visible.duration_since(t_first), Duration::from_millis(20));
+        assert_eq!(st.usage.unwrap().completion_tokens_details.unwrap().reasoning_tokens, Some(2));
+        assert_eq!(st.server_timing.unwrap().prompt_ms, 12.5);
+        assert!(st.end_class().is_none());
+    }
+
+    #[tokio::test]
+    async fn tool_calls_and_text_completions_carry_output() {
+        let s = concat!(
+            "data: {\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":\"{}\"}}]}}]}\n\n",
+            "data: {\"choices\":[{\"text\":\" legacy\",\"finish_reason\":null}]}\n\n",
+            "data: {\"choices\":[{\"text\":\"\",\"finish_reason\":\"length\"}]}\n\n",
+        );
+        let st = feed(&[s]).await;
+        assert_eq!(st.output_chunks, 2);
+        assert!(st.finished);
+    }
+
+    #[tokio::test]
+    async fn malformed_chunk_and_error_event_fail_the_request() {
+        let st = feed(&["data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\ndata: {not json\n\n"]).await;
+        assert_eq!(st.end_class().unwrap().0, ErrorClass::BadBody);
+        let st = feed(&["data: {\"error\":{\"message\":\"overloaded\",\"type\":\"server_error\"}}\n\n"]).await;
+        let (class, msg) = st.end_class().unwrap();
+        assert_eq!(class, ErrorClass::StreamError);
+        assert_eq!(msg, "overloaded");
+    }
+
+    #[test]
+    fn whole_bodies() {
+        let mut st = StreamState::default();
+        st.on_body(br#"{"choices":[{"message":{"role":"assistant","content":"hi there"},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":2}}"#, Instant::now());
+        assert!(st.end_class().is_none());
+        assert_eq!(st.text, "hi there");
+        let mut st = StreamState::default();
+        st.on_body(b"<html>", Instant::now());
+        assert_eq!(st.end_class().unwrap().0, ErrorClass::BadBody);
+        assert_eq!(error_message(br#"{"error":{"message":"Incorrect API key provided"}}"#), "Incorrect API key provided");
+    }
+}

@@ -1,0 +1,50 @@
+//! The top-level error type and the documented exit codes.
+//!
+//! Every failure that reaches `main` is one of these; `main` prints it as one
+//! line (`error: …`) and exits with [`Error::exit_code`]. Per-request failures
+//! are not errors here: they are counted by class in `metrics`.
+
+/// Exit codes, as documented in DESIGN.md (the k6 convention for thresholds).
+pub mod exit {
+    /// The run finished and every threshold passed.
+    pub const OK: i32 = 0;
+    /// Bad usage or configuration: nothing was sent.
+    pub const USAGE: i32 = 1;
+    /// The run could not start (the target failed its preflight check).
+    pub const START: i32 = 2;
+    /// A threshold failed (or the schedule slipped under `--strict-schedule`).
+    pub const THRESHOLD: i32 = 99;
+}
+
+/// Errors that end a command.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The user asked for something invalid; the message says what to fix.
+    #[error("{0}")]
+    Usage(String),
+    /// The target could not be used (unreachable, auth refused, model unknown).
+    #[error("{0}")]
+    Start(String),
+    /// Anything else (I/O at the edges); printed with its context chain.
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+impl Error {
+    /// The process exit code for this error.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Usage(_) => exit::USAGE,
+            Error::Start(_) => exit::START,
+            Error::Other(_) => exit::USAGE,
+        }
+    }
+}
+
+/// Shorthand for a usage error built with `format!`.
+#[macro_export]
+macro_rules! usage {
+    ($($arg:tt)*) => { $crate::error::Error::Usage(format!($($arg)*)) };
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,94 @@
+//! The closed model: N virtual users, each sending its next request when the
+//! previous one ends. A controller follows the stages every 10 ms, starting
+//! VUs or asking the newest ones to stop after their current request (k6's
+//! graceful ramp-down).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::task::TaskTracker;
+
+use super::{send_one, Context, ExecReport, Stages};
+use crate::record::{ErrorClass, Outcome};
+
+pub(super) async fn run(
+    vus: &Stages,
+    iterations: Option<u64>,
+    ctx: &Arc<Context>,
+    tracker: &TaskTracker,
+) -> ExecReport {
+    let remaining = iterations.map(|n| Arc::new(AtomicU64::new(n)));
+    let dispatched = Arc::new(AtomicU64::new(0));
+    let total = vus.total();
+    let mut running: Vec<Arc<AtomicBool>> = Vec::new();
+    let mut next_id = 0u64;
+    let mut tick = tokio::time::interval(Duration::from_millis(10));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        let elapsed = ctx.origin.elapsed();
+        if elapsed >= total || ctx.soft.is_cancelled() {
+            break;
+        }
+        let target = vus.at(elapsed).round() as usize;
+        while running.len() < target {
+            let stop = Arc::new(AtomicBool::new(false));
+            running.push(stop.clone());
+            let ctx = ctx.clone();
+            let remaining = remaining.clone();
+            let dispatched = dispatched.clone();
+            let id = next_id;
+            next_id += 1;
+            tracker.spawn(async move { vu(id, stop, ctx, remaining, dispatched).await });
+        }
+        while running.len() > target {
+            if let Some(stop) = running.pop() {
+                stop.store(true, Ordering::Relaxed);
+            }
+        }
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = ctx.soft.cancelled() => break,
+        }
+    }
+    ExecReport {
+        dispatched: dispatched.load(Ordering::Relaxed),
+        ..Default::default()
+    }
+}
+
+async fn vu(
+    id: u64,
+    stop: Arc<AtomicBool>,
+    ctx: Arc<Context>,
+    remaining: Option<Arc<AtomicU64>>,
+    dispatched: Arc<AtomicU64>,
+) {
+    ctx.gauges.active_vus.fetch_add(1, Ordering::Relaxed);
+    let mut iteration = 0u64;
+    loop {
+        if stop.load(Ordering::Relaxed) || ctx.soft.is_cancelled() {
+            break;
+        }
+        if let Some(rem) = &remaining {
+            let took = rem.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+            if took.is_err() {
+                ctx.soft.cancel();
+                break;
+            }
+        }
+        let req = ctx.workload.request(id, iteration);
+        dispatched.fetch_add(1, Ordering::Relaxed);
+        let rec = send_one(&ctx, &req, None).await;
+        let refused = rec.outcome == Outcome::Error(ErrorClass::Connect);
+        if ctx.records.send(rec).is_err() {
+            break;
+        }
+        iteration += 1;
+        if refused {
+            // A dead target refuses at once: don't spin a core on it.
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    ctx.gauges.active_vus.fetch_sub(1, Ordering::Relaxed);
+}

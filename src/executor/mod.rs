@@ -1,0 +1,227 @@
+//! Executors: who sends when.
+//!
+//! Every load shape is reduced to stages (DESIGN.md): a list of (duration,
+//! target) steps ramping linearly from a start value. The closed model runs
+//! that many virtual users, each with one request in flight; the open model
+//! schedules arrivals at that rate and measures latency from each arrival's
+//! scheduled time. Both stop starting requests when the stages end, the
+//! iterations are used up, or `soft` is cancelled (Ctrl-C); requests still
+//! in flight then get `grace` to finish before `hard` cancels them, and they
+//! are recorded as interrupted. Completion is signalled by dropping the
+//! record senders, which closes the collector's channel.
+
+mod closed;
+mod open;
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::cli::Arrival;
+use crate::client::{Client, Prepared};
+use crate::metrics::Gauges;
+use crate::record::{Outcome, RequestRecord};
+use crate::workload::Workload;
+
+/// One step of a load shape: ramp linearly to `target` over `duration`.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Stage {
+    #[serde(with = "crate::plan::duration_secs")]
+    pub duration: Duration,
+    pub target: f64,
+}
+
+/// A load shape: stages from a start value.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Stages {
+    pub start: f64,
+    pub stages: Vec<Stage>,
+}
+
+impl Stages {
+    /// A constant `value` for `duration`.
+    pub fn constant(value: f64, duration: Duration) -> Self {
+        Stages {
+            start: value,
+            stages: vec![Stage { duration, target: value }],
+        }
+    }
+
+    pub fn total(&self) -> Duration {
+        self.stages.iter().map(|s| s.duration).sum()
+    }
+
+    /// The target at `t` since the start, interpolated linearly.
+    pub fn at(&self, t: Duration) -> f64 {
+        let mut prev = self.start;
+        let mut acc = Duration::ZERO;
+        for s in &self.stages {
+            if t < acc + s.duration {
+                let f = (t - acc).as_secs_f64() / s.duration.as_secs_f64().max(1e-9);
+                return prev + (s.target - prev) * f;
+            }
+            acc += s.duration;
+            prev = s.target;
+        }
+        prev
+    }
+
+    /// The highest target anywhere in the shape.
+    pub fn peak(&self) -> f64 {
+        self.stages.iter().map(|s| s.target).fold(self.start, f64::max)
+    }
+
+    /// The integral of the target over the shape (requests, for a rate).
+    pub fn integral(&self) -> f64 {
+        let mut prev = self.start;
+        let mut sum = 0.0;
+        for s in &self.stages {
+            sum += (prev + s.target) / 2.0 * s.duration.as_secs_f64();
+            prev = s.target;
+        }
+        sum
+    }
+}
+
+/// The load to apply.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(tag = "model", rename_all = "lowercase")]
+pub enum Load {
+    /// Virtual users, one request in flight each.
+    Closed {
+        vus: Stages,
+        /// Stop after this many requests in total.
+        iterations: Option<u64>,
+    },
+    /// Arrivals per second, latency measured from the schedule.
+    Open {
+        rate: Stages,
+        arrival: Arrival,
+        max_in_flight: Option<u64>,
+    },
+}
+
+impl Load {
+    pub fn duration(&self) -> Duration {
+        match self {
+            Load::Closed { vus, .. } => vus.total(),
+            Load::Open { rate, .. } => rate.total(),
+        }
+    }
+
+    pub fn is_open(&self) -> bool {
+        matches!(self, Load::Open { .. })
+    }
+
+    /// Most connections the load can hold at once.
+    pub fn max_concurrency(&self) -> usize {
+        match self {
+            Load::Closed { vus, .. } => vus.peak().ceil() as usize,
+            Load::Open { max_in_flight, rate, .. } => {
+                max_in_flight.map(|m| m as usize).unwrap_or((rate.peak().ceil() as usize).clamp(16, 4096))
+            }
+        }
+    }
+}
+
+/// What the executor shares with its tasks.
+pub struct Context {
+    pub client: Arc<Client>,
+    pub workload: Arc<dyn Workload>,
+    pub records: mpsc::UnboundedSender<RequestRecord>,
+    pub gauges: Arc<Gauges>,
+    /// Stop starting new requests.
+    pub soft: CancellationToken,
+    /// Cancel requests in flight.
+    pub hard: CancellationToken,
+    pub origin: Instant,
+}
+
+/// What the executor did, for the schedule check.
+#[derive(Debug, Clone, Default)]
+pub struct ExecReport {
+    /// Open model: arrivals whose scheduled time came before the end.
+    pub planned: u64,
+    /// Requests started.
+    pub dispatched: u64,
+    /// From the origin to the moment the executor stopped starting requests.
+    pub load_elapsed: Duration,
+    /// The grace period ran out and requests were cancelled.
+    pub cancelled_in_flight: bool,
+}
+
+/// Apply `load`, then let in-flight requests finish within `grace`.
+pub async fn run(load: &Load, ctx: Arc<Context>, grace: Duration) -> ExecReport {
+    let tracker = TaskTracker::new();
+    let mut report = match load {
+        Load::Closed { vus, iterations } => closed::run(vus, *iterations, &ctx, &tracker).await,
+        Load::Open {
+            rate,
+            arrival,
+            max_in_flight,
+        } => open::run(rate, *arrival, *max_in_flight, &ctx, &tracker).await,
+    };
+    report.load_elapsed = ctx.origin.elapsed();
+    ctx.soft.cancel();
+    tracker.close();
+    tokio::select! {
+        _ = tracker.wait() => {}
+        _ = tokio::time::sleep(grace) => {
+            report.cancelled_in_flight = true;
+            ctx.hard.cancel();
+            tracker.wait().await;
+        }
+        _ = ctx.hard.cancelled() => {
+            report.cancelled_in_flight = true;
+            tracker.wait().await;
+        }
+    }
+    report
+}
+
+/// Send one request, unless `hard` cancels it first (then it is interrupted).
+async fn send_one(ctx: &Context, req: &Prepared, scheduled_us: Option<u64>) -> RequestRecord {
+    ctx.gauges.in_flight.fetch_add(1, Ordering::Relaxed);
+    let start_us = ctx.client.now_us();
+    let rec = tokio::select! {
+        biased;
+        _ = ctx.hard.cancelled() => {
+            let mut r = RequestRecord::new(scheduled_us.unwrap_or(start_us).min(start_us), start_us);
+            r.end_us = ctx.client.now_us();
+            r.outcome = Outcome::Interrupted;
+            r
+        }
+        r = ctx.client.send(req, scheduled_us) => r,
+    };
+    ctx.gauges.in_flight.fetch_sub(1, Ordering::Relaxed);
+    rec
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stages_interpolate_and_integrate() {
+        let s = Stages {
+            start: 0.0,
+            stages: vec![
+                Stage { duration: Duration::from_secs(10), target: 10.0 },
+                Stage { duration: Duration::from_secs(10), target: 10.0 },
+                Stage { duration: Duration::from_secs(10), target: 0.0 },
+            ],
+        };
+        assert_eq!(s.at(Duration::from_secs(5)), 5.0);
+        assert_eq!(s.at(Duration::from_secs(15)), 10.0);
+        assert_eq!(s.at(Duration::from_secs(25)), 5.0);
+        assert_eq!(s.at(Duration::from_secs(40)), 0.0);
+        assert_eq!(s.total(), Duration::from_secs(30));
+        assert_eq!(s.integral(), 200.0);
+        assert_eq!(s.peak(), 10.0);
+        assert_eq!(Stages::constant(50.0, Duration::from_secs(10)).integral(), 500.0);
+    }
+}

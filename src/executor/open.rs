@@ -1,0 +1,85 @@
+//! The open model: arrivals on a schedule, free of coordinated omission.
+//!
+//! Arrival times are computed from the rate stages (evenly spaced, or with
+//! exponential gaps for Poisson), the scheduler sleeps on the precise timer
+//! until each one, and every request records its scheduled time. When
+//! `--max-in-flight` slots are all busy, arrivals wait for one: that wait is
+//! the target's backlog (`queue_wait`), kept apart from the generator's own
+//! lateness (`schedule_lag`), so a slow server shows in latency-from-schedule
+//! and a slow generator shows in the lag.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::Semaphore;
+use tokio_util::task::TaskTracker;
+
+use super::{send_one, Context, ExecReport, Stages};
+use crate::cli::Arrival;
+use crate::timer;
+
+pub(super) async fn run(
+    rate: &Stages,
+    arrival: Arrival,
+    max_in_flight: Option<u64>,
+    ctx: &Arc<Context>,
+    tracker: &TaskTracker,
+) -> ExecReport {
+    let slots = max_in_flight.map(|n| Arc::new(Semaphore::new(n as usize)));
+    let total = rate.total().as_secs_f64();
+    let mut rng = fastrand::Rng::new();
+    let mut report = ExecReport::default();
+    let mut t = 0.0f64;
+    let mut index = 0u64;
+    loop {
+        // Skip stretches where the rate is zero.
+        let mut r = rate.at(Duration::from_secs_f64(t));
+        while r <= 0.0 && t < total {
+            t += 0.001;
+            r = rate.at(Duration::from_secs_f64(t));
+        }
+        if t >= total {
+            break;
+        }
+        let scheduled = ctx.origin + Duration::from_secs_f64(t);
+        tokio::select! {
+            biased;
+            _ = ctx.soft.cancelled() => break,
+            _ = timer::sleep_until(scheduled) => {}
+        }
+        report.planned += 1;
+        let permit = match &slots {
+            None => None,
+            Some(s) => match s.clone().try_acquire_owned() {
+                Ok(p) => Some((p, Duration::ZERO)),
+                Err(_) => {
+                    let p = tokio::select! {
+                        biased;
+                        _ = ctx.soft.cancelled() => break,
+                        p = s.clone().acquire_owned() => p.expect("semaphore is never closed"),
+                    };
+                    Some((p, Instant::now().saturating_duration_since(scheduled)))
+                }
+            },
+        };
+        report.dispatched += 1;
+        let scheduled_us = Duration::from_secs_f64(t).as_micros() as u64;
+        let req = ctx.workload.request(index, index);
+        let ctx2 = ctx.clone();
+        tracker.spawn(async move {
+            let mut rec = send_one(&ctx2, &req, Some(scheduled_us)).await;
+            if let Some((_, wait)) = &permit {
+                rec.queue_wait_us = wait.as_micros() as u64;
+            }
+            let _ = ctx2.records.send(rec);
+            drop(permit);
+        });
+        index += 1;
+        let gap = match arrival {
+            Arrival::Constant => 1.0 / r,
+            Arrival::Poisson => -(1.0 - rng.f64()).ln() / r,
+        };
+        t += gap;
+    }
+    report
+}

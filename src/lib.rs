@@ -1,0 +1,266 @@
+//! periscope: a load generator and benchmark for OpenAI-compatible LLM APIs.
+//!
+//! # Layout
+//!
+//! Data flows one way: `Args -> Plan -> executor (workload + client) ->
+//! RequestRecord -> metrics -> result model -> report / progress`.
+//!
+//! - `cli`: clap arguments and value parsers; `plan`: validated configuration.
+//! - `workload`: what each request is; `client`: sends one request, parses SSE.
+//! - `executor`: closed (VUs) and open (arrival schedule) models.
+//! - `metrics`: HDR histograms and per-second windows, owned by a collector task.
+//! - `report`: the result model and its formats; `progress`: the live line.
+//! - `mock`: the built-in OpenAI-compatible server; `timer`: sub-ms sleeps.
+
+pub mod cli;
+pub mod client;
+pub mod error;
+pub mod executor;
+pub mod metrics;
+pub mod mock;
+pub mod plan;
+pub mod progress;
+pub mod record;
+pub mod report;
+pub mod timer;
+pub mod tokenizer;
+pub mod workload;
+
+use std::io::Write as _;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::{Args, Command, MockArgs, RunArgs};
+use crate::error::{exit, Error, Result};
+use crate::executor::Load;
+use crate::metrics::{Collector, Gauges};
+use crate::plan::{describe_load, Plan, Target};
+use crate::record::Outcome;
+use crate::report::json::JsonOutput;
+use crate::report::result::{Inputs, RunResult};
+
+/// Run a command on a new tokio runtime and return the process exit code;
+/// errors are printed as one line on stderr.
+pub fn main_with(args: Args) -> i32 {
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return exit::USAGE;
+        }
+    };
+    match rt.block_on(run(args)) {
+        Ok(code) => code,
+        Err(e) => {
+            match &e {
+                Error::Other(inner) => eprintln!("error: {inner:#}"),
+                other => eprintln!("error: {other}"),
+            }
+            e.exit_code()
+        }
+    }
+}
+
+/// Run one command; returns the exit code.
+pub async fn run(args: Args) -> Result<i32> {
+    match args.command {
+        Command::Run(a) => run_load(*a).await,
+        Command::Mock(a) => run_mock(*a).await,
+        Command::Scenarios => {
+            let mut out = String::from("Workloads:\n");
+            for (name, what) in workload::NAMES {
+                out.push_str(&format!("  {name:<18} {what}\n"));
+            }
+            print_stdout(&out);
+            Ok(exit::OK)
+        }
+    }
+}
+
+/// Print to stdout; a closed pipe (`| head`) is not an error.
+fn print_stdout(s: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(s.as_bytes());
+    let _ = out.flush();
+}
+
+async fn run_mock(a: MockArgs) -> Result<i32> {
+    let config = mock::MockConfig::from_args(&a).map_err(Error::Usage)?;
+    let listener = tokio::net::TcpListener::bind(&a.listen)
+        .await
+        .map_err(|e| Error::Usage(format!("--listen {}: {e}", a.listen)))?;
+    let addr = listener.local_addr().map_err(anyhow::Error::from)?;
+    match &config.upstream {
+        Some(up) => eprintln!(
+            "periscope mock: proxying http://{addr} → {up} with {} added",
+            plan::fmt_dur(config.added_latency)
+        ),
+        None => eprintln!(
+            "periscope mock: listening on http://{addr}/v1 (stats at http://{addr}/mock/stats)"
+        ),
+    }
+    mock::serve(listener, config, async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await?;
+    Ok(exit::OK)
+}
+
+fn new_run_id() -> String {
+    let mut rng = fastrand::Rng::new();
+    (0..12)
+        .map(|_| char::from_digit(rng.u32(0..36), 36).unwrap_or('0'))
+        .collect()
+}
+
+async fn run_load(a: RunArgs) -> Result<i32> {
+    let plan = Plan::from_args(&a)?;
+    let target_label = match &plan.target {
+        Target::Mock(_) => "http://127.0.0.1:<free port>/v1".to_string(),
+        Target::Remote(url) => url.clone(),
+    };
+    if plan.dry_run {
+        let view = plan.view(&target_label);
+        let json = serde_json::to_string_pretty(&view).map_err(anyhow::Error::from)?;
+        print_stdout(&format!(
+            "{json}\n\nplanned load: {}\n--dry-run: nothing was sent.\n",
+            describe_load(&plan.load)
+        ));
+        return Ok(exit::OK);
+    }
+    let json_out = plan.json.as_deref().map(JsonOutput::open).transpose()?;
+    tokenizer::warm_up();
+
+    let mock_server = match &plan.target {
+        Target::Mock(cfg) => Some(mock::start((**cfg).clone(), "127.0.0.1:0").await?),
+        Target::Remote(_) => None,
+    };
+    let base = match (&mock_server, &plan.target) {
+        (Some(m), _) => m.base_url(),
+        (None, Target::Remote(url)) => url.clone(),
+        (None, Target::Mock(_)) => unreachable!("the mock was started above"),
+    };
+    let workload = plan.build_workload();
+    let mut client = client::Client::new(
+        &base,
+        plan.token.as_deref(),
+        &plan.headers,
+        plan.timeout,
+        plan.load.max_concurrency(),
+        Instant::now(),
+    )?;
+    if plan.preflight {
+        preflight(&client, workload.as_ref()).await?;
+    }
+
+    // The load starts now: every time in the result counts from here.
+    let origin = Instant::now();
+    let started_at = SystemTime::now();
+    client.set_origin(origin);
+    let (tx, rx) = mpsc::unbounded_channel();
+    let gauges = Arc::new(Gauges::default());
+    let (collector, live) = Collector::new(rx, origin, plan.load.is_open(), gauges.clone());
+    let collector = tokio::spawn(collector.run());
+    let progress = progress::spawn(live, plan.load.duration(), plan.progress_every);
+
+    let soft = CancellationToken::new();
+    let hard = CancellationToken::new();
+    let ctrl_c = tokio::spawn(watch_ctrl_c(soft.clone(), hard.clone(), plan.grace));
+    let ctx = Arc::new(executor::Context {
+        client: Arc::new(client),
+        workload,
+        records: tx,
+        gauges,
+        soft: soft.clone(),
+        hard,
+        origin,
+    });
+    let exec = executor::run(&plan.load, ctx, plan.grace).await;
+    let interrupted_by_user = ctrl_c.is_finished() || soft_stopped_by_user(&ctrl_c);
+    ctrl_c.abort();
+    let collected = collector.await.map_err(|e| anyhow::anyhow!("the metrics collector failed: {e}"))?;
+    let _ = progress.await;
+    let duration_s = origin.elapsed().as_secs_f64();
+
+    let requested_rate = match &plan.load {
+        Load::Open { rate, .. } => Some(rate.integral() / rate.total().as_secs_f64().max(1e-9)),
+        Load::Closed { .. } => None,
+    };
+    let result = RunResult::build(Inputs {
+        plan: plan.view(&base),
+        total: &collected.total,
+        windows: collected.windows,
+        exec: &exec,
+        run_id: new_run_id(),
+        started_at,
+        duration_s,
+        requested_rate,
+        includes_mock: mock_server.is_some(),
+        interrupted_by_user,
+    });
+    if let Some(m) = mock_server {
+        m.shutdown().await;
+    }
+    print_stdout(&report::markdown::render(&result));
+    if let Some(out) = json_out {
+        out.write(&result)?;
+    }
+    if plan.strict_schedule && result.schedule.as_ref().is_some_and(|s| s.behind) {
+        eprintln!("error: the generator fell behind its schedule (--strict-schedule)");
+        return Ok(exit::THRESHOLD);
+    }
+    Ok(exit::OK)
+}
+
+fn soft_stopped_by_user(task: &tokio::task::JoinHandle<bool>) -> bool {
+    // The Ctrl-C task only finishes (returning true) after a first Ctrl-C.
+    task.is_finished()
+}
+
+/// First Ctrl-C: stop starting requests and give in-flight ones the grace
+/// period. Second: cancel them now. Returns once the first one arrived.
+async fn watch_ctrl_c(soft: CancellationToken, hard: CancellationToken, grace: std::time::Duration) -> bool {
+    if tokio::signal::ctrl_c().await.is_err() {
+        std::future::pending::<()>().await;
+    }
+    eprintln!(
+        "\ninterrupted: finishing requests in flight (up to {}); Ctrl-C again to stop now",
+        plan::fmt_dur(grace)
+    );
+    soft.cancel();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            hard.cancel();
+        }
+    });
+    true
+}
+
+/// One request before the load: the target answers, accepts the key and knows the model.
+async fn preflight(client: &client::Client, workload: &dyn workload::Workload) -> Result<()> {
+    let rec = client.send(&workload.preflight(), None).await;
+    let base = client.base();
+    match rec.outcome {
+        Outcome::Ok | Outcome::Interrupted => Ok(()),
+        Outcome::Error(class) => {
+            let msg = rec.error_message.unwrap_or_default();
+            Err(Error::Start(match rec.status {
+                Some(status) if !(200..300).contains(&status) => {
+                    format!("{base} answered {status}: {msg}")
+                }
+                _ => match class {
+                    record::ErrorClass::Connect => format!("cannot reach {base}: {msg}"),
+                    record::ErrorClass::Timeout => format!("{base} did not answer the preflight request in time: {msg}"),
+                    _ => {
+                        // It answered 2xx but not as the API does: say so, don't refuse to run.
+                        eprintln!("warning: the preflight answer of {base} was not well-formed ({}): {msg}", class.as_str());
+                        return Ok(());
+                    }
+                },
+            }))
+        }
+    }
+}

@@ -1,0 +1,229 @@
+//! The collector task: owns the aggregates, closes one window per second.
+//!
+//! Records arrive over an unbounded channel; the run is over when every
+//! sender is dropped (the executor's tasks have ended), which closes the
+//! channel. Once a second the collector closes the window of the previous
+//! second into a [`WindowSummary`] and publishes a [`Live`] snapshot on a
+//! watch channel for the progress line.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, watch};
+
+use super::{histogram, Aggregate};
+use crate::record::RequestRecord;
+
+/// Gauges the executor keeps up to date.
+#[derive(Debug, Default)]
+pub struct Gauges {
+    pub active_vus: AtomicU64,
+    pub in_flight: AtomicU64,
+}
+
+/// One second of the run, summarized.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct WindowSummary {
+    /// Seconds since the start of the load (this window covers [t, t+1)).
+    pub t: u64,
+    pub requests: u64,
+    pub ok: u64,
+    pub errors: u64,
+    pub output_tokens: u64,
+    pub input_tokens: u64,
+    pub active_vus: u64,
+    pub in_flight: u64,
+    pub ttft_p50: Option<f64>,
+    pub ttft_p95: Option<f64>,
+    pub ttft_p99: Option<f64>,
+    pub itl_p50: Option<f64>,
+    pub itl_p95: Option<f64>,
+    pub itl_p99: Option<f64>,
+    pub tpot_p50: Option<f64>,
+    pub tpot_p95: Option<f64>,
+    pub tpot_p99: Option<f64>,
+    pub e2e_p50: Option<f64>,
+    pub e2e_p95: Option<f64>,
+    pub e2e_p99: Option<f64>,
+}
+
+/// What the progress line shows.
+#[derive(Debug, Clone, Default)]
+pub struct Live {
+    pub elapsed: Duration,
+    pub requests: u64,
+    pub ok: u64,
+    pub errors: u64,
+    pub active_vus: u64,
+    pub in_flight: u64,
+    /// Of the last closed window.
+    pub rps: u64,
+    pub tokens_per_s: u64,
+    pub ttft_p50_ms: Option<f64>,
+}
+
+/// What the collector hands back at the end.
+pub struct Collected {
+    pub total: Aggregate,
+    pub windows: Vec<WindowSummary>,
+}
+
+pub struct Collector {
+    rx: mpsc::UnboundedReceiver<RequestRecord>,
+    origin: Instant,
+    open_model: bool,
+    gauges: Arc<Gauges>,
+    live: watch::Sender<Live>,
+}
+
+/// A window still open: the same aggregate as the total, per second.
+struct OpenWindow {
+    agg: Aggregate,
+}
+
+fn p(h: &hdrhistogram::Histogram<u64>, q: f64) -> Option<f64> {
+    (!h.is_empty()).then(|| h.value_at_quantile(q) as f64 / 1000.0)
+}
+
+impl Collector {
+    pub fn new(
+        rx: mpsc::UnboundedReceiver<RequestRecord>,
+        origin: Instant,
+        open_model: bool,
+        gauges: Arc<Gauges>,
+    ) -> (Self, watch::Receiver<Live>) {
+        let (live, live_rx) = watch::channel(Live::default());
+        (
+            Collector {
+                rx,
+                origin,
+                open_model,
+                gauges,
+                live,
+            },
+            live_rx,
+        )
+    }
+
+    pub async fn run(mut self) -> Collected {
+        let mut total = Aggregate::default();
+        let mut open: BTreeMap<u64, OpenWindow> = BTreeMap::new();
+        let mut closed: Vec<WindowSummary> = Vec::new();
+        // Close window k-1 a little after second k, so records of requests
+        // that ended just before the boundary are in.
+        let mut next_close = 1u64;
+        let tick_at = |k: u64| self.origin + Duration::from_secs(k) + Duration::from_millis(100);
+        let mut tick = Box::pin(tokio::time::sleep_until(tick_at(next_close).into()));
+        loop {
+            tokio::select! {
+                rec = self.rx.recv() => match rec {
+                    Some(r) => {
+                        total.add(&r, self.open_model);
+                        // A record for an already-closed second goes into the oldest open one.
+                        let sec = (r.end_us / 1_000_000).max(next_close - 1);
+                        open.entry(sec).or_insert_with(|| OpenWindow { agg: Aggregate::default() }).agg.add(&r, self.open_model);
+                    }
+                    None => break,
+                },
+                _ = &mut tick => {
+                    let w = open.remove(&(next_close - 1));
+                    let summary = self.summarize(next_close - 1, w);
+                    self.publish(&total, &summary);
+                    closed.push(summary);
+                    next_close += 1;
+                    tick.as_mut().reset(tick_at(next_close).into());
+                }
+            }
+        }
+        // The channel closed: every request has been recorded. Close the rest.
+        let end_sec = self.origin.elapsed().as_secs();
+        while next_close - 1 <= end_sec || !open.is_empty() {
+            let w = open.remove(&(next_close - 1));
+            let s = self.summarize(next_close - 1, w);
+            // The last, partial second is kept only when something happened in it.
+            if next_close - 1 < end_sec || s.requests > 0 {
+                closed.push(s);
+            }
+            next_close += 1;
+        }
+        Collected {
+            total,
+            windows: closed,
+        }
+    }
+
+    fn summarize(&self, t: u64, w: Option<OpenWindow>) -> WindowSummary {
+        let agg = w.map(|w| w.agg).unwrap_or_default();
+        let empty = histogram();
+        let h = |m: &str| agg.hist.get(m).unwrap_or(&empty);
+        WindowSummary {
+            t,
+            requests: agg.requests,
+            ok: agg.ok,
+            errors: agg.errors,
+            output_tokens: agg.output_tokens,
+            input_tokens: agg.input_tokens,
+            active_vus: self.gauges.active_vus.load(Ordering::Relaxed),
+            in_flight: self.gauges.in_flight.load(Ordering::Relaxed),
+            ttft_p50: p(h("ttft"), 0.5),
+            ttft_p95: p(h("ttft"), 0.95),
+            ttft_p99: p(h("ttft"), 0.99),
+            itl_p50: p(h("itl"), 0.5),
+            itl_p95: p(h("itl"), 0.95),
+            itl_p99: p(h("itl"), 0.99),
+            tpot_p50: p(h("tpot"), 0.5),
+            tpot_p95: p(h("tpot"), 0.95),
+            tpot_p99: p(h("tpot"), 0.99),
+            e2e_p50: p(h("e2e"), 0.5),
+            e2e_p95: p(h("e2e"), 0.95),
+            e2e_p99: p(h("e2e"), 0.99),
+        }
+    }
+
+    fn publish(&self, total: &Aggregate, w: &WindowSummary) {
+        let live = Live {
+            elapsed: self.origin.elapsed(),
+            requests: total.requests,
+            ok: total.ok,
+            errors: total.errors,
+            active_vus: w.active_vus,
+            in_flight: w.in_flight,
+            rps: w.requests,
+            tokens_per_s: w.output_tokens,
+            ttft_p50_ms: w.ttft_p50,
+        };
+        let _ = self.live.send(live);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn windows_cover_every_second_and_sum_to_the_total() {
+        let origin = Instant::now();
+        let (tx, rx) = mpsc::unbounded_channel();
+        let gauges = Arc::new(Gauges::default());
+        let (c, _live) = Collector::new(rx, origin, false, gauges);
+        let task = tokio::spawn(c.run());
+        for i in 0..30u64 {
+            let mut r = RequestRecord::new(0, i * 100_000);
+            r.end_us = i * 100_000 + 50_000;
+            r.output_tokens = 2;
+            tx.send(r).unwrap();
+            tokio::time::advance(Duration::from_millis(100)).await;
+        }
+        drop(tx);
+        let out = task.await.unwrap();
+        assert_eq!(out.total.requests, 30);
+        let sum: u64 = out.windows.iter().map(|w| w.requests).sum();
+        assert_eq!(sum, 30);
+        assert!(out.windows.len() >= 3);
+        assert_eq!(out.windows[0].t, 0);
+        assert_eq!(out.windows[0].requests, 10);
+    }
+}

@@ -1,0 +1,269 @@
+//! Aggregation only: HDR histograms, per-second windows, error classes.
+//!
+//! Workers send `RequestRecord`s over a channel; the [`Collector`] task owns
+//! every histogram, so nothing on the request path locks or allocates for
+//! metrics. Aggregates merge exactly (`Aggregate::merge`), which is what lets
+//! results of several processes be combined.
+
+mod collector;
+
+pub use collector::{Collected, Collector, Gauges, Live, WindowSummary};
+
+use std::collections::BTreeMap;
+
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+use crate::record::{ErrorClass, Outcome, RequestRecord, TokenSource};
+
+/// A latency histogram in µs, 3 significant digits, growing as needed.
+pub fn histogram() -> Histogram<u64> {
+    let mut h = Histogram::new(3).expect("3 significant digits is valid");
+    h.auto(true);
+    h
+}
+
+/// Percentiles of a histogram, in milliseconds.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct LatencyStats {
+    pub count: u64,
+    pub mean: f64,
+    pub min: f64,
+    pub p50: f64,
+    pub p90: f64,
+    pub p95: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+fn ms(us: u64) -> f64 {
+    (us as f64) / 1000.0
+}
+
+impl LatencyStats {
+    pub fn of(h: &Histogram<u64>) -> Self {
+        if h.is_empty() {
+            return LatencyStats::default();
+        }
+        LatencyStats {
+            count: h.len(),
+            mean: (h.mean() / 1000.0 * 1000.0).round() / 1000.0,
+            min: ms(h.min()),
+            p50: ms(h.value_at_quantile(0.50)),
+            p90: ms(h.value_at_quantile(0.90)),
+            p95: ms(h.value_at_quantile(0.95)),
+            p99: ms(h.value_at_quantile(0.99)),
+            max: ms(h.max()),
+        }
+    }
+}
+
+/// The latency metrics every aggregate keeps, by name.
+pub const LATENCY_METRICS: &[&str] = &[
+    "ttft", "ttfo", "itl", "tpot", "e2e", "latency", "schedule_lag", "queue_wait",
+];
+
+/// Counts and histograms of a set of requests.
+#[derive(Debug, Clone)]
+pub struct Aggregate {
+    pub requests: u64,
+    pub ok: u64,
+    pub errors: u64,
+    pub interrupted: u64,
+    /// Errors by class and HTTP status (None for transport errors).
+    pub errors_by: BTreeMap<(ErrorClass, Option<u16>), u64>,
+    /// The first message seen for each class and status.
+    pub error_messages: BTreeMap<(ErrorClass, Option<u16>), String>,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub reasoning_tokens: u64,
+    pub output_sources: BTreeMap<TokenSource, u64>,
+    pub input_sources: BTreeMap<TokenSource, u64>,
+    pub usage_mismatch: u64,
+    /// Requests whose schedule lag was measured (the open model).
+    pub scheduled: u64,
+    /// Requests that waited for an in-flight slot.
+    pub queued: u64,
+    pub hist: BTreeMap<&'static str, Histogram<u64>>,
+}
+
+impl Default for Aggregate {
+    fn default() -> Self {
+        Aggregate {
+            requests: 0,
+            ok: 0,
+            errors: 0,
+            interrupted: 0,
+            errors_by: BTreeMap::new(),
+            error_messages: BTreeMap::new(),
+            input_tokens: 0,
+            output_tokens: 0,
+            reasoning_tokens: 0,
+            output_sources: BTreeMap::new(),
+            input_sources: BTreeMap::new(),
+            usage_mismatch: 0,
+            scheduled: 0,
+            queued: 0,
+            hist: LATENCY_METRICS.iter().map(|m| (*m, histogram())).collect(),
+        }
+    }
+}
+
+impl Aggregate {
+    fn rec(&mut self, metric: &'static str, us: u64) {
+        if let Some(h) = self.hist.get_mut(metric) {
+            let _ = h.record(us.max(1));
+        }
+    }
+
+    /// Add one request. `open` says the request came from the open model,
+    /// whose schedule lag and latency-from-schedule are kept.
+    pub fn add(&mut self, r: &RequestRecord, open: bool) {
+        self.requests += 1;
+        if open {
+            self.scheduled += 1;
+            let lag = r.start_us.saturating_sub(r.scheduled_us + r.queue_wait_us);
+            self.rec("schedule_lag", lag);
+            if r.queue_wait_us > 0 {
+                self.queued += 1;
+                self.rec("queue_wait", r.queue_wait_us);
+            }
+        }
+        match r.outcome {
+            Outcome::Interrupted => {
+                self.interrupted += 1;
+            }
+            Outcome::Error(class) => {
+                self.errors += 1;
+                let key = (class, r.status);
+                *self.errors_by.entry(key).or_default() += 1;
+                if let Some(m) = &r.error_message {
+                    self.error_messages.entry(key).or_insert_with(|| m.clone());
+                }
+            }
+            Outcome::Ok => {
+                self.ok += 1;
+                self.input_tokens += r.input_tokens as u64;
+                self.output_tokens += r.output_tokens as u64;
+                self.reasoning_tokens += r.reasoning_tokens.unwrap_or(0) as u64;
+                *self.output_sources.entry(r.output_source).or_default() += 1;
+                *self.input_sources.entry(r.input_source).or_default() += 1;
+                self.usage_mismatch += r.usage_mismatch as u64;
+                if let Some(t) = r.ttft_us {
+                    self.rec("ttft", t);
+                }
+                if let Some(t) = r.ttfo_us {
+                    self.rec("ttfo", t);
+                }
+                if let Some(t) = r.tpot_us() {
+                    self.rec("tpot", t);
+                }
+                self.rec("e2e", r.e2e_us());
+                if open {
+                    self.rec("latency", r.latency_us());
+                }
+                if let Some(h) = self.hist.get_mut("itl") {
+                    for g in &r.itl_us {
+                        let _ = h.record((*g as u64).max(1));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Add another aggregate to this one, exactly.
+    pub fn merge(&mut self, other: &Aggregate) {
+        self.requests += other.requests;
+        self.ok += other.ok;
+        self.errors += other.errors;
+        self.interrupted += other.interrupted;
+        for (k, v) in &other.errors_by {
+            *self.errors_by.entry(*k).or_default() += v;
+        }
+        for (k, v) in &other.error_messages {
+            self.error_messages.entry(*k).or_insert_with(|| v.clone());
+        }
+        self.input_tokens += other.input_tokens;
+        self.output_tokens += other.output_tokens;
+        self.reasoning_tokens += other.reasoning_tokens;
+        for (k, v) in &other.output_sources {
+            *self.output_sources.entry(*k).or_default() += v;
+        }
+        for (k, v) in &other.input_sources {
+            *self.input_sources.entry(*k).or_default() += v;
+        }
+        self.usage_mismatch += other.usage_mismatch;
+        self.scheduled += other.scheduled;
+        self.queued += other.queued;
+        for (k, h) in &other.hist {
+            if let Some(mine) = self.hist.get_mut(k) {
+                let _ = mine.add(h);
+            }
+        }
+    }
+
+    pub fn stats(&self, metric: &str) -> LatencyStats {
+        self.hist.get(metric).map(LatencyStats::of).unwrap_or_default()
+    }
+
+    /// The requests of one error class, any status.
+    pub fn errors_of(&self, class: ErrorClass) -> u64 {
+        self.errors_by.iter().filter(|((c, _), _)| *c == class).map(|(_, n)| n).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(ttft: u64, e2e: u64, tokens: u32) -> RequestRecord {
+        let mut r = RequestRecord::new(0, 0);
+        r.end_us = e2e;
+        r.ttft_us = Some(ttft);
+        r.output_tokens = tokens;
+        r.itl_us = vec![1000; tokens.saturating_sub(1) as usize];
+        r
+    }
+
+    #[test]
+    fn aggregates_count_and_merge_exactly() {
+        let mut a = Aggregate::default();
+        let mut b = Aggregate::default();
+        for i in 0..100 {
+            a.add(&ok(100_000 + i, 400_000, 16), false);
+            b.add(&ok(200_000 + i, 500_000, 16), false);
+        }
+        let mut err = RequestRecord::new(0, 0);
+        err.status = Some(503);
+        err.outcome = Outcome::Error(ErrorClass::Http5xx);
+        b.add(&err, false);
+        let mut union = Aggregate::default();
+        union.merge(&a);
+        union.merge(&b);
+        assert_eq!(union.requests, 201);
+        assert_eq!(union.ok, 200);
+        assert_eq!(union.errors_of(ErrorClass::Http5xx), 1);
+        assert_eq!(union.stats("ttft").count, 200);
+        assert_eq!(union.stats("itl").count, 200 * 15);
+        // The merged median lies between the two halves.
+        let p50 = union.stats("ttft").p50;
+        assert!((100.0..=200.2).contains(&p50), "{p50}");
+        let tpot = union.stats("tpot").p50;
+        assert!((tpot - 20.0).abs() < 0.05, "{tpot}");
+    }
+
+    #[test]
+    fn open_model_keeps_lag_and_latency_from_schedule() {
+        let mut a = Aggregate::default();
+        let mut r = ok(10_000, 50_000, 2);
+        r.scheduled_us = 0;
+        r.queue_wait_us = 30_000;
+        r.start_us = 32_000;
+        r.end_us = 82_000;
+        a.add(&r, true);
+        assert_eq!(a.stats("schedule_lag").max, 2.0);
+        assert_eq!(a.stats("latency").max, 82.0);
+        assert_eq!(a.stats("e2e").max, 50.0);
+        assert_eq!(a.queued, 1);
+    }
+}

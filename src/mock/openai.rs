@@ -1,0 +1,386 @@
+//! OpenAI request shapes the mock accepts and the response bodies it sends.
+//!
+//! Responses are written from pre-serialized templates: the per-request part
+//! (id, created, model) is serialized once into a chunk head, and each token
+//! chunk is `head + token + tail`, one allocation per chunk.
+
+use bytes::{BufMut, Bytes, BytesMut};
+use serde::Deserialize;
+
+use crate::tokenizer;
+
+/// The body of `POST /v1/chat/completions`, as far as the mock needs it.
+#[derive(Debug, Deserialize)]
+pub struct ChatRequest {
+    pub model: Option<String>,
+    pub messages: Option<Vec<Message>>,
+    #[serde(default)]
+    pub stream: Option<bool>,
+    pub stream_options: Option<StreamOptions>,
+    pub max_tokens: Option<u32>,
+    pub max_completion_tokens: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Message {
+    #[allow(dead_code)]
+    pub role: String,
+    pub content: Option<Content>,
+}
+
+/// Message content: a string, or an array of typed parts.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum Content {
+    Text(String),
+    Parts(Vec<Part>),
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Part {
+    #[allow(dead_code)]
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub text: Option<String>,
+}
+
+impl Content {
+    pub fn texts(&self) -> Vec<&str> {
+        match self {
+            Content::Text(s) => vec![s.as_str()],
+            Content::Parts(p) => p.iter().filter_map(|p| p.text.as_deref()).collect(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct StreamOptions {
+    #[serde(default)]
+    pub include_usage: bool,
+}
+
+/// The body of `POST /v1/completions` (legacy text completions).
+#[derive(Debug, Deserialize)]
+pub struct TextRequest {
+    pub model: Option<String>,
+    pub prompt: Option<Prompt>,
+    #[serde(default)]
+    pub stream: Option<bool>,
+    pub stream_options: Option<StreamOptions>,
+    pub max_tokens: Option<u32>,
+}
+
+/// The body of `POST /v1/embeddings`.
+#[derive(Debug, Deserialize)]
+pub struct EmbeddingsRequest {
+    pub model: Option<String>,
+    pub input: Option<Prompt>,
+    pub encoding_format: Option<String>,
+    pub dimensions: Option<usize>,
+}
+
+/// A prompt or embeddings input: a string, strings, or token arrays.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum Prompt {
+    One(String),
+    Many(Vec<String>),
+    Tokens(Vec<u32>),
+    ManyTokens(Vec<Vec<u32>>),
+}
+
+impl Prompt {
+    /// The texts and the token count of each (token arrays count their length).
+    pub fn items(&self) -> Vec<(String, u32)> {
+        match self {
+            Prompt::One(s) => vec![(s.clone(), tokenizer::count(s))],
+            Prompt::Many(v) => v.iter().map(|s| (s.clone(), tokenizer::count(s))).collect(),
+            Prompt::Tokens(t) => vec![(format!("{t:?}"), t.len() as u32)],
+            Prompt::ManyTokens(v) => v
+                .iter()
+                .map(|t| (format!("{t:?}"), t.len() as u32))
+                .collect(),
+        }
+    }
+}
+
+/// An OpenAI-style error body.
+pub fn error_body(message: &str, kind: &str, code: Option<&str>) -> Bytes {
+    let v = serde_json::json!({
+        "error": { "message": message, "type": kind, "param": null, "code": code }
+    });
+    Bytes::from(serde_json::to_vec(&v).expect("json"))
+}
+
+/// The text of output token `i` of a response: single-token words.
+pub fn token_text(i: u32, offset: u32) -> &'static str {
+    // Leading-space forms are built once; the first token has no space.
+    static SPACED: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    let spaced = SPACED.get_or_init(|| tokenizer::VOCAB.iter().map(|w| format!(" {w}")).collect());
+    let k = ((i as usize) * 7 + offset as usize) % tokenizer::VOCAB.len();
+    if i == 0 {
+        tokenizer::VOCAB[k]
+    } else {
+        spaced[k].as_str()
+    }
+}
+
+/// The refusal the guardrail emulation answers with.
+pub const REFUSAL: &str = "I'm sorry, but I can't help with that request.";
+
+/// Which API a response belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Api {
+    Chat,
+    Text,
+}
+
+/// Token counts of one response.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Usage {
+    pub prompt: u32,
+    pub completion: u32,
+    pub cached: u32,
+}
+
+impl Usage {
+    fn json(&self) -> String {
+        format!(
+            "{{\"prompt_tokens\":{},\"completion_tokens\":{},\"total_tokens\":{},\"prompt_tokens_details\":{{\"cached_tokens\":{}}},\"completion_tokens_details\":{{\"reasoning_tokens\":0}}}}",
+            self.prompt,
+            self.completion,
+            self.prompt + self.completion,
+            self.cached
+        )
+    }
+}
+
+/// Pre-serialized pieces of one streamed response.
+pub struct Templates {
+    api: Api,
+    /// `data: {"id":…,"choices":[{"index":0,"delta":` (chat) or `…"choices":[{"text":"` (text).
+    head: Vec<u8>,
+    /// The same object with an empty `choices` array, up to `"choices":[]`.
+    usage_head: Vec<u8>,
+}
+
+const CHAT_TOKEN_TAIL: &[u8] = b"\"},\"logprobs\":null,\"finish_reason\":null}]}\n\n";
+const TEXT_TOKEN_TAIL: &[u8] = b"\",\"index\":0,\"logprobs\":null,\"finish_reason\":null}]}\n\n";
+
+impl Templates {
+    pub fn new(api: Api, id: u64, created: u64, model: &str) -> Self {
+        let model = serde_json::to_string(model).expect("json string");
+        let (prefix, object) = match api {
+            Api::Chat => ("chatcmpl", "chat.completion.chunk"),
+            Api::Text => ("cmpl", "text_completion"),
+        };
+        let common = format!(
+            "data: {{\"id\":\"{prefix}-{id:016x}\",\"object\":\"{object}\",\"created\":{created},\"model\":{model},\"system_fingerprint\":\"fp_periscope\",\"choices\":["
+        );
+        let head = match api {
+            Api::Chat => format!("{common}{{\"index\":0,\"delta\":"),
+            Api::Text => format!("{common}{{\"text\":\""),
+        };
+        Templates {
+            api,
+            head: head.into_bytes(),
+            usage_head: format!("{common}]").into_bytes(),
+        }
+    }
+
+    /// The first chat chunk: the role, before any output.
+    pub fn role_chunk(&self) -> Bytes {
+        let mut b = BytesMut::with_capacity(self.head.len() + 96);
+        b.put_slice(&self.head);
+        b.put_slice(b"{\"role\":\"assistant\",\"content\":\"\",\"refusal\":null},\"logprobs\":null,\"finish_reason\":null}]}\n\n");
+        b.freeze()
+    }
+
+    /// A chunk carrying one token of output (`content`, or `refusal`).
+    pub fn token_chunk(&self, text: &str, refusal: bool) -> Bytes {
+        let mut b = BytesMut::with_capacity(self.head.len() + text.len() + 64);
+        b.put_slice(&self.head);
+        match self.api {
+            Api::Chat => {
+                b.put_slice(if refusal {
+                    b"{\"refusal\":\""
+                } else {
+                    b"{\"content\":\""
+                });
+                put_escaped(&mut b, text);
+                b.put_slice(CHAT_TOKEN_TAIL);
+            }
+            Api::Text => {
+                put_escaped(&mut b, text);
+                b.put_slice(TEXT_TOKEN_TAIL);
+            }
+        }
+        b.freeze()
+    }
+
+    /// The end of a stream: the finish chunk, the usage chunk when asked, `[DONE]`.
+    pub fn finish(&self, finish_reason: &str, usage: Option<Usage>) -> Bytes {
+        let mut b = BytesMut::with_capacity(self.head.len() * 2 + 256);
+        b.put_slice(&self.head);
+        match self.api {
+            Api::Chat => b.put_slice(b"{},\"logprobs\":null,\"finish_reason\":\""),
+            Api::Text => b.put_slice(b"\",\"index\":0,\"logprobs\":null,\"finish_reason\":\""),
+        }
+        b.put_slice(finish_reason.as_bytes());
+        b.put_slice(b"\"}]}\n\n");
+        if let Some(u) = usage {
+            b.put_slice(&self.usage_head);
+            b.put_slice(b",\"usage\":");
+            b.put_slice(u.json().as_bytes());
+            b.put_slice(b"}\n\n");
+        }
+        b.put_slice(b"data: [DONE]\n\n");
+        b.freeze()
+    }
+
+    /// A chunk that is not JSON (fault injection).
+    pub fn malformed_chunk(&self) -> Bytes {
+        let mut b = BytesMut::with_capacity(self.head.len() + 16);
+        b.put_slice(&self.head[..self.head.len() / 2]);
+        b.put_slice(b"\n\n");
+        b.freeze()
+    }
+}
+
+fn put_escaped(b: &mut BytesMut, text: &str) {
+    if text
+        .bytes()
+        .all(|c| c >= 0x20 && c != b'"' && c != b'\\' && c < 0x7f)
+    {
+        b.put_slice(text.as_bytes());
+    } else {
+        let s = serde_json::to_string(text).expect("json string");
+        b.put_slice(&s.as_bytes()[1..s.len() - 1]);
+    }
+}
+
+/// A whole (non-streamed) completion.
+pub fn completion_body(
+    api: Api,
+    id: u64,
+    created: u64,
+    model: &str,
+    text: &str,
+    refusal: bool,
+    finish_reason: &str,
+    usage: Option<Usage>,
+) -> Bytes {
+    let model = serde_json::to_string(model).expect("json");
+    let text_json = serde_json::to_string(text).expect("json");
+    let usage = usage.map(|u| format!(",\"usage\":{}", u.json())).unwrap_or_default();
+    let s = match api {
+        Api::Chat => {
+            let (content, refusal_field) = if refusal {
+                ("null".to_string(), text_json)
+            } else {
+                (text_json, "null".to_string())
+            };
+            format!(
+                "{{\"id\":\"chatcmpl-{id:016x}\",\"object\":\"chat.completion\",\"created\":{created},\"model\":{model},\"system_fingerprint\":\"fp_periscope\",\"choices\":[{{\"index\":0,\"message\":{{\"role\":\"assistant\",\"content\":{content},\"refusal\":{refusal_field}}},\"logprobs\":null,\"finish_reason\":\"{finish_reason}\"}}]{usage}}}"
+            )
+        }
+        Api::Text => format!(
+            "{{\"id\":\"cmpl-{id:016x}\",\"object\":\"text_completion\",\"created\":{created},\"model\":{model},\"system_fingerprint\":\"fp_periscope\",\"choices\":[{{\"text\":{text_json},\"index\":0,\"logprobs\":null,\"finish_reason\":\"{finish_reason}\"}}]{usage}}}"
+        ),
+    };
+    Bytes::from(s)
+}
+
+/// A deterministic unit vector of `dims` floats derived from `text`.
+pub fn embedding(text: &str, dims: usize) -> Vec<f32> {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in text.bytes() {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x100_0000_01b3);
+    }
+    let mut rng = fastrand::Rng::with_seed(h);
+    let mut v: Vec<f32> = (0..dims).map(|_| rng.f32() * 2.0 - 1.0).collect();
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(f32::MIN_POSITIVE);
+    v.iter_mut().for_each(|x| *x /= norm);
+    v
+}
+
+/// The body of an embeddings response.
+pub fn embeddings_body(model: &str, vectors: &[Vec<f32>], base64: bool, prompt_tokens: u32) -> Bytes {
+    use base64::Engine as _;
+    let mut out = String::with_capacity(vectors.len() * vectors.first().map_or(0, |v| v.len()) * 12 + 128);
+    out.push_str("{\"object\":\"list\",\"data\":[");
+    for (i, v) in vectors.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str("{\"object\":\"embedding\",\"index\":");
+        out.push_str(&i.to_string());
+        out.push_str(",\"embedding\":");
+        if base64 {
+            let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+            out.push('"');
+            out.push_str(&base64::engine::general_purpose::STANDARD.encode(bytes));
+            out.push('"');
+        } else {
+            // serde_json writes floats with ryu: the shortest round-trip form.
+            out.push_str(&serde_json::to_string(v).expect("json floats"));
+        }
+        out.push('}');
+    }
+    out.push_str("],\"model\":");
+    out.push_str(&serde_json::to_string(model).expect("json"));
+    out.push_str(&format!(
+        ",\"usage\":{{\"prompt_tokens\":{prompt_tokens},\"total_tokens\":{prompt_tokens}}}}}"
+    ));
+    Bytes::from(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_are_json_events() {
+        let t = Templates::new(Api::Chat, 7, 1, "m\"x");
+        for chunk in [t.role_chunk(), t.token_chunk(" the", false), t.token_chunk("a\"b", true)] {
+            let s = std::str::from_utf8(&chunk).unwrap();
+            let data = s.strip_prefix("data: ").unwrap().strip_suffix("\n\n").unwrap();
+            let v: serde_json::Value = serde_json::from_str(data).unwrap();
+            assert_eq!(v["object"], "chat.completion.chunk");
+            assert_eq!(v["model"], "m\"x");
+        }
+        let end = t.finish("stop", Some(Usage { prompt: 5, completion: 2, cached: 0 }));
+        let s = std::str::from_utf8(&end).unwrap();
+        let events: Vec<&str> = s.split("\n\n").filter(|e| !e.is_empty()).collect();
+        assert_eq!(events.len(), 3);
+        let usage: serde_json::Value = serde_json::from_str(&events[1][6..]).unwrap();
+        assert_eq!(usage["usage"]["total_tokens"], 7);
+        assert_eq!(usage["choices"].as_array().unwrap().len(), 0);
+        assert_eq!(events[2], "data: [DONE]");
+    }
+
+    #[test]
+    fn text_chunks_are_json() {
+        let t = Templates::new(Api::Text, 1, 1, "m");
+        let c = t.token_chunk(" x", false);
+        let v: serde_json::Value =
+            serde_json::from_str(std::str::from_utf8(&c).unwrap()[6..].trim()).unwrap();
+        assert_eq!(v["choices"][0]["text"], " x");
+        let body = completion_body(Api::Text, 1, 1, "m", "hi", false, "stop", None);
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["choices"][0]["text"], "hi");
+    }
+
+    #[test]
+    fn embeddings_are_deterministic_unit_vectors() {
+        let a = embedding("hello", 64);
+        assert_eq!(a, embedding("hello", 64));
+        assert_ne!(a, embedding("hello!", 64));
+        let norm: f32 = a.iter().map(|x| x * x).sum::<f32>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-4);
+        let body = embeddings_body("m", &[a.clone()], true, 1);
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert!(v["data"][0]["embedding"].is_string());
+    }
+}

@@ -1,0 +1,263 @@
+//! What the mock actually did: send stamps per response, aggregated.
+//!
+//! Each response sends one [`MockRecord`] over an unbounded channel when it
+//! ends; a collector task owns the histograms, so request handlers never take
+//! a lock. `GET /mock/stats` asks the collector for a snapshot through the
+//! same channel, so it sees every record sent before it.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot};
+
+/// Which endpoint a request hit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Endpoint {
+    Chat,
+    Text,
+    Embeddings,
+    Models,
+    Health,
+    Proxy,
+    Other,
+}
+
+/// What the mock did to a request on purpose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Fault {
+    None,
+    Error,
+    RateLimited,
+    Cut,
+    Malformed,
+    Refused,
+    Unauthorized,
+    BadRequest,
+    /// The client went away before the response ended.
+    Aborted,
+}
+
+/// The stamps of one response.
+#[derive(Debug)]
+pub struct MockRecord {
+    pub endpoint: Endpoint,
+    pub status: u16,
+    pub fault: Fault,
+    pub stream: bool,
+    pub arrival: Instant,
+    pub headers_at: Instant,
+    /// When the first output token was sent, and when it was due.
+    pub first_token: Option<(Instant, Instant)>,
+    pub last_byte_at: Instant,
+    /// Gaps between consecutive token sends, µs.
+    pub itl_gaps: Vec<u32>,
+    /// Lateness of every token send against its schedule, µs.
+    pub token_lags: Vec<u32>,
+    pub output_tokens: u32,
+    pub prompt_tokens: u32,
+    pub cached_tokens: u32,
+}
+
+enum Msg {
+    Record(Box<MockRecord>),
+    Snapshot(oneshot::Sender<StatsSnapshot>),
+    Reset,
+}
+
+/// The sending side, cloned into every request.
+#[derive(Clone)]
+pub struct StatsHandle {
+    tx: mpsc::UnboundedSender<Msg>,
+}
+
+impl StatsHandle {
+    /// Start the collector task.
+    pub fn spawn() -> Self {
+        let (tx, mut rx) = mpsc::unbounded_channel::<Msg>();
+        tokio::spawn(async move {
+            let mut stats = Stats::default();
+            while let Some(msg) = rx.recv().await {
+                match msg {
+                    Msg::Record(r) => stats.add(&r),
+                    Msg::Snapshot(reply) => {
+                        let _ = reply.send(stats.snapshot());
+                    }
+                    Msg::Reset => stats = Stats::default(),
+                }
+            }
+        });
+        StatsHandle { tx }
+    }
+
+    pub fn record(&self, r: MockRecord) {
+        let _ = self.tx.send(Msg::Record(Box::new(r)));
+    }
+
+    pub async fn snapshot(&self) -> StatsSnapshot {
+        let (tx, rx) = oneshot::channel();
+        let _ = self.tx.send(Msg::Snapshot(tx));
+        rx.await.unwrap_or_default()
+    }
+
+    pub fn reset(&self) {
+        let _ = self.tx.send(Msg::Reset);
+    }
+}
+
+fn hist() -> Histogram<u64> {
+    Histogram::new(3).expect("histogram")
+}
+
+struct Stats {
+    requests: u64,
+    by_status: BTreeMap<u16, u64>,
+    by_fault: BTreeMap<Fault, u64>,
+    by_endpoint: BTreeMap<Endpoint, u64>,
+    streams: u64,
+    output_tokens: u64,
+    prompt_tokens: u64,
+    cached_tokens: u64,
+    headers: Histogram<u64>,
+    ttft: Histogram<u64>,
+    itl: Histogram<u64>,
+    e2e: Histogram<u64>,
+    first_token_lag: Histogram<u64>,
+    token_lag: Histogram<u64>,
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Stats {
+            requests: 0,
+            by_status: BTreeMap::new(),
+            by_fault: BTreeMap::new(),
+            by_endpoint: BTreeMap::new(),
+            streams: 0,
+            output_tokens: 0,
+            prompt_tokens: 0,
+            cached_tokens: 0,
+            headers: hist(),
+            ttft: hist(),
+            itl: hist(),
+            e2e: hist(),
+            first_token_lag: hist(),
+            token_lag: hist(),
+        }
+    }
+}
+
+fn us(a: Instant, b: Instant) -> u64 {
+    b.saturating_duration_since(a).as_micros() as u64
+}
+
+impl Stats {
+    fn add(&mut self, r: &MockRecord) {
+        self.requests += 1;
+        *self.by_status.entry(r.status).or_default() += 1;
+        *self.by_fault.entry(r.fault).or_default() += 1;
+        *self.by_endpoint.entry(r.endpoint).or_default() += 1;
+        self.streams += r.stream as u64;
+        self.output_tokens += r.output_tokens as u64;
+        self.prompt_tokens += r.prompt_tokens as u64;
+        self.cached_tokens += r.cached_tokens as u64;
+        let _ = self.headers.record(us(r.arrival, r.headers_at));
+        let _ = self.e2e.record(us(r.arrival, r.last_byte_at));
+        if let Some((sent, due)) = r.first_token {
+            let _ = self.ttft.record(us(r.arrival, sent));
+            let _ = self.first_token_lag.record(us(due, sent));
+        }
+        for g in &r.itl_gaps {
+            let _ = self.itl.record(*g as u64);
+        }
+        for l in &r.token_lags {
+            let _ = self.token_lag.record(*l as u64);
+        }
+    }
+
+    fn snapshot(&self) -> StatsSnapshot {
+        StatsSnapshot {
+            requests: self.requests,
+            by_status: self.by_status.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+            by_fault: self.by_fault.iter().map(|(k, v)| (fault_name(*k), *v)).collect(),
+            by_endpoint: self.by_endpoint.iter().map(|(k, v)| (endpoint_name(*k), *v)).collect(),
+            streams: self.streams,
+            output_tokens: self.output_tokens,
+            prompt_tokens: self.prompt_tokens,
+            cached_tokens: self.cached_tokens,
+            headers_us: Summary::of(&self.headers),
+            ttft_us: Summary::of(&self.ttft),
+            itl_us: Summary::of(&self.itl),
+            e2e_us: Summary::of(&self.e2e),
+            first_token_lag_us: Summary::of(&self.first_token_lag),
+            token_lag_us: Summary::of(&self.token_lag),
+        }
+    }
+}
+
+fn fault_name(f: Fault) -> String {
+    serde_json::to_value(f).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()
+}
+
+fn endpoint_name(e: Endpoint) -> String {
+    serde_json::to_value(e).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()
+}
+
+/// Percentiles of one histogram, µs.
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize, PartialEq)]
+pub struct Summary {
+    pub count: u64,
+    pub mean: f64,
+    pub min: u64,
+    pub p50: u64,
+    pub p90: u64,
+    pub p95: u64,
+    pub p99: u64,
+    pub max: u64,
+}
+
+impl Summary {
+    fn of(h: &Histogram<u64>) -> Self {
+        if h.is_empty() {
+            return Summary::default();
+        }
+        Summary {
+            count: h.len(),
+            mean: (h.mean() * 10.0).round() / 10.0,
+            min: h.min(),
+            p50: h.value_at_quantile(0.5),
+            p90: h.value_at_quantile(0.9),
+            p95: h.value_at_quantile(0.95),
+            p99: h.value_at_quantile(0.99),
+            max: h.max(),
+        }
+    }
+}
+
+/// The body of `GET /mock/stats`.
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
+pub struct StatsSnapshot {
+    pub requests: u64,
+    pub by_status: BTreeMap<String, u64>,
+    pub by_fault: BTreeMap<String, u64>,
+    pub by_endpoint: BTreeMap<String, u64>,
+    pub streams: u64,
+    pub output_tokens: u64,
+    pub prompt_tokens: u64,
+    pub cached_tokens: u64,
+    /// Request arrival → response headers.
+    pub headers_us: Summary,
+    /// Request arrival → first output token sent.
+    pub ttft_us: Summary,
+    /// Gaps between consecutive token sends.
+    pub itl_us: Summary,
+    /// Request arrival → last byte sent.
+    pub e2e_us: Summary,
+    /// First token sent − first token due.
+    pub first_token_lag_us: Summary,
+    /// Every token sent − its due time.
+    pub token_lag_us: Summary,
+}

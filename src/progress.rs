@@ -1,0 +1,65 @@
+//! The live progress line: an indicatif bar on a terminal, plain lines when
+//! stderr is not a terminal or with `--progress-every N`. It reads the
+//! collector's snapshots and never measures anything itself.
+
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::metrics::Live;
+
+/// Plain-line interval when stderr is not a terminal and none was asked for.
+const DEFAULT_PLAIN_EVERY: u64 = 10;
+
+fn line(l: &Live, total: Duration) -> String {
+    let ttft = l
+        .ttft_p50_ms
+        .map(|t| format!("{t:.1} ms"))
+        .unwrap_or_else(|| "-".into());
+    format!(
+        "{:>4}s/{}s · vus {} · in flight {} · {} req/s · ok {} err {} · ttft p50 {} · {} tok/s",
+        l.elapsed.as_secs(),
+        total.as_secs(),
+        l.active_vus,
+        l.in_flight,
+        l.rps,
+        l.ok,
+        l.errors,
+        ttft,
+        l.tokens_per_s
+    )
+}
+
+/// Show progress until the collector drops its sender.
+pub fn spawn(mut live: watch::Receiver<Live>, total: Duration, every: Option<u64>) -> JoinHandle<()> {
+    let terminal = std::io::stderr().is_terminal();
+    tokio::spawn(async move {
+        if terminal && every.is_none() {
+            let bar = ProgressBar::new(total.as_secs().max(1));
+            bar.set_style(
+                ProgressStyle::with_template("{bar:24.cyan/blue} {msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            while live.changed().await.is_ok() {
+                let l = live.borrow_and_update().clone();
+                bar.set_position(l.elapsed.as_secs().min(total.as_secs()));
+                bar.set_message(line(&l, total));
+            }
+            bar.finish_and_clear();
+        } else {
+            let every = every.unwrap_or(DEFAULT_PLAIN_EVERY).max(1);
+            let mut last_printed = 0u64;
+            while live.changed().await.is_ok() {
+                let l = live.borrow_and_update().clone();
+                let s = l.elapsed.as_secs();
+                if s >= last_printed + every {
+                    last_printed = s - s % every;
+                    eprintln!("{}", line(&l, total));
+                }
+            }
+        }
+    })
+}

@@ -1,0 +1,195 @@
+//! `RequestRecord`: the one thing that crosses from measuring to reporting.
+//!
+//! The client fills it in for each request; the executor adds the schedule;
+//! the metrics collector aggregates it. Times are microseconds since the
+//! run's origin instant.
+
+use serde::{Deserialize, Serialize};
+
+/// Why a request failed (DESIGN.md's error classes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorClass {
+    /// A 4xx answer other than 429.
+    Http4xx,
+    /// 429 Too Many Requests.
+    Http429,
+    /// A 5xx answer.
+    Http5xx,
+    /// The per-request timeout expired.
+    Timeout,
+    /// No connection, or it failed before an answer.
+    Connect,
+    /// The stream closed before a finish_reason or `[DONE]`.
+    StreamCut,
+    /// A 2xx answer whose body or a chunk of it is not what the API sends.
+    BadBody,
+    /// An `error` object arrived inside a 2xx stream.
+    StreamError,
+}
+
+impl ErrorClass {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorClass::Http4xx => "http_4xx",
+            ErrorClass::Http429 => "http_429",
+            ErrorClass::Http5xx => "http_5xx",
+            ErrorClass::Timeout => "timeout",
+            ErrorClass::Connect => "connect",
+            ErrorClass::StreamCut => "stream_cut",
+            ErrorClass::BadBody => "bad_body",
+            ErrorClass::StreamError => "stream_error",
+        }
+    }
+
+    /// The class of a non-2xx HTTP status.
+    pub fn from_status(status: u16) -> Self {
+        match status {
+            429 => ErrorClass::Http429,
+            500..=599 => ErrorClass::Http5xx,
+            _ => ErrorClass::Http4xx,
+        }
+    }
+}
+
+/// How a request ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Ok,
+    Error(ErrorClass),
+    /// Cancelled at the end of the run or by Ctrl-C: neither ok nor an error.
+    Interrupted,
+}
+
+/// Where a token count came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenSource {
+    /// The server's `usage` object.
+    Usage,
+    /// Counted locally with the tokenizer.
+    #[default]
+    Tokenizer,
+    /// The number of output-carrying chunks.
+    Chunks,
+}
+
+impl TokenSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenSource::Usage => "usage",
+            TokenSource::Tokenizer => "tokenizer",
+            TokenSource::Chunks => "chunks",
+        }
+    }
+}
+
+/// Timing a server reported about itself (llama.cpp's `timings`).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct ServerTiming {
+    pub prompt_ms: f64,
+    pub predicted_ms: f64,
+}
+
+/// Everything measured about one request.
+#[derive(Debug, Clone)]
+pub struct RequestRecord {
+    /// When the request was meant to be sent (the open model's schedule;
+    /// equal to `start_us` in the closed model).
+    pub scheduled_us: u64,
+    /// When it was actually sent.
+    pub start_us: u64,
+    /// When the response ended (or the request was given up).
+    pub end_us: u64,
+    /// Time waiting for an in-flight slot (`--max-in-flight`), µs.
+    pub queue_wait_us: u64,
+    /// Time to the first output-carrying chunk, from `start_us`.
+    pub ttft_us: Option<u64>,
+    /// Time to the first visible (non-reasoning) output, from `start_us`.
+    pub ttfo_us: Option<u64>,
+    /// Gaps between consecutive output-carrying chunks.
+    pub itl_us: Vec<u32>,
+    pub input_tokens: u32,
+    pub input_source: TokenSource,
+    pub output_tokens: u32,
+    pub output_source: TokenSource,
+    pub reasoning_tokens: Option<u32>,
+    /// The server's usage and the local count disagree by more than 10%.
+    pub usage_mismatch: bool,
+    pub status: Option<u16>,
+    pub outcome: Outcome,
+    /// The server's message, for failed requests.
+    pub error_message: Option<String>,
+    pub server_timing: Option<ServerTiming>,
+}
+
+impl RequestRecord {
+    /// A record with nothing measured yet.
+    pub fn new(scheduled_us: u64, start_us: u64) -> Self {
+        RequestRecord {
+            scheduled_us,
+            start_us,
+            end_us: start_us,
+            queue_wait_us: 0,
+            ttft_us: None,
+            ttfo_us: None,
+            itl_us: Vec::new(),
+            input_tokens: 0,
+            input_source: TokenSource::Tokenizer,
+            output_tokens: 0,
+            output_source: TokenSource::Tokenizer,
+            reasoning_tokens: None,
+            usage_mismatch: false,
+            status: None,
+            outcome: Outcome::Ok,
+            error_message: None,
+            server_timing: None,
+        }
+    }
+
+    /// Service time: actual send → end.
+    pub fn e2e_us(&self) -> u64 {
+        self.end_us.saturating_sub(self.start_us)
+    }
+
+    /// Latency from the scheduled send time → end (no coordinated omission).
+    pub fn latency_us(&self) -> u64 {
+        self.end_us.saturating_sub(self.scheduled_us)
+    }
+
+    /// `(e2e − ttft) / (output_tokens − 1)`; undefined for one token.
+    pub fn tpot_us(&self) -> Option<u64> {
+        let ttft = self.ttft_us?;
+        if self.output_tokens < 2 {
+            return None;
+        }
+        Some(self.e2e_us().saturating_sub(ttft) / (self.output_tokens as u64 - 1))
+    }
+
+    pub fn is_ok(&self) -> bool {
+        self.outcome == Outcome::Ok
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tpot_follows_the_vllm_formula() {
+        let mut r = RequestRecord::new(0, 0);
+        r.end_us = 400_000;
+        r.ttft_us = Some(100_000);
+        r.output_tokens = 16;
+        assert_eq!(r.tpot_us(), Some(20_000));
+        r.output_tokens = 1;
+        assert_eq!(r.tpot_us(), None);
+    }
+
+    #[test]
+    fn statuses_map_to_classes() {
+        assert_eq!(ErrorClass::from_status(429), ErrorClass::Http429);
+        assert_eq!(ErrorClass::from_status(503), ErrorClass::Http5xx);
+        assert_eq!(ErrorClass::from_status(401), ErrorClass::Http4xx);
+    }
+}
