@@ -96,7 +96,7 @@ pub struct RunArgs {
     pub iterations: Option<u64>,
     /// Load stages DURATION:TARGET,…, ramping linearly, e.g. 30s:10,1m:10,10s:0 (VUs, or req/s with --rate).
     #[arg(long, value_parser = parse_stages)]
-    pub stages: Option<Vec<(Duration, f64)>>,
+    pub stages: Option<StageList>,
     /// Requests per second (open model: latency is measured from the scheduled send time).
     #[arg(long)]
     pub rate: Option<f64>,
@@ -229,8 +229,12 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         .map_err(|_| format!("'{s}' is not a duration: expected e.g. 250ms, 30s, 1m30s or 2h"))
 }
 
+/// `--stages` as given: (duration, target) steps.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StageList(pub Vec<(Duration, f64)>);
+
 /// Parse `30s:10,1m:10,10s:0` into (duration, target) steps.
-pub fn parse_stages(s: &str) -> Result<Vec<(Duration, f64)>, String> {
+pub fn parse_stages(s: &str) -> Result<StageList, String> {
     let expected = "expected DURATION:TARGET,… e.g. 30s:10,1m:10,10s:0";
     let mut out = Vec::new();
     for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
@@ -250,7 +254,7 @@ pub fn parse_stages(s: &str) -> Result<Vec<(Duration, f64)>, String> {
     if out.is_empty() {
         return Err(format!("no stages given: {expected}"));
     }
-    Ok(out)
+    Ok(StageList(out))
 }
 
 /// Parse `K: V` into a header pair.
@@ -319,7 +323,7 @@ mod tests {
 
     #[test]
     fn stages() {
-        let s = parse_stages("30s:10,1m:10,10s:0").unwrap();
+        let s = parse_stages("30s:10,1m:10,10s:0").unwrap().0;
         assert_eq!(s.len(), 3);
         assert_eq!(s[1], (Duration::from_secs(60), 10.0));
         assert!(parse_stages("30s").unwrap_err().contains("no ':'"));

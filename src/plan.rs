@@ -218,7 +218,7 @@ fn resolve_load(a: &RunArgs) -> Result<Load> {
         return Err(usage!("--duration must be more than 0"));
     }
     let stages = a.stages.as_ref().map(|s| {
-        s.iter()
+        s.0.iter()
             .map(|(d, t)| Stage {
                 duration: *d,
                 target: *t,

@@ -52,7 +52,7 @@ pub const VOCAB: &[&str] = &[
     "had", "they", "you", "were", "their", "one", "all", "we", "can", "her", "has", "there",
     "been", "if", "more", "when", "will", "would", "who", "so", "no", "model", "token", "data",
     "time", "system", "server", "request", "load", "test", "value", "result", "first", "number",
-    "stream", "latency", "answer",
+    "stream", "answer",
 ];
 
 #[cfg(test)]

@@ -261,9 +261,10 @@ mod tests {
         r.start_us = 32_000;
         r.end_us = 82_000;
         a.add(&r, true);
-        assert_eq!(a.stats("schedule_lag").max, 2.0);
-        assert_eq!(a.stats("latency").max, 82.0);
-        assert_eq!(a.stats("e2e").max, 50.0);
+        let near = |x: f64, y: f64| (x - y).abs() <= y * 0.001;
+        assert!(near(a.stats("schedule_lag").max, 2.0));
+        assert!(near(a.stats("latency").max, 82.0));
+        assert!(near(a.stats("e2e").max, 50.0));
         assert_eq!(a.queued, 1);
     }
 }

@@ -103,6 +103,7 @@ pub struct TokenStream {
     due: Instant,
     sleep: Option<Sleep>,
     last_sent: Option<Instant>,
+    cutting: bool,
 }
 
 impl TokenStream {
@@ -117,6 +118,7 @@ impl TokenStream {
             due,
             sleep: None,
             last_sent: None,
+            cutting: false,
         }
     }
 
@@ -146,6 +148,19 @@ impl TokenStream {
                         continue;
                     }
                     if self.plan.cut_at == Some(self.next) {
+                        // Pause once before failing, so hyper flushes what was
+                        // sent: the client sees a partial stream, then a close.
+                        if !self.cutting {
+                            self.cutting = true;
+                            let at = Instant::now() + self.plan.itl.max(Duration::from_millis(2));
+                            self.sleep = Some(timer::sleep_until(at));
+                        }
+                        if let Some(sleep) = self.sleep.as_mut() {
+                            if Pin::new(sleep).poll(cx).is_pending() {
+                                return Poll::Pending;
+                            }
+                        }
+                        self.sleep = None;
                         self.phase = Phase::Done;
                         self.finish_record(Some(Fault::Cut));
                         return Poll::Ready(Some(Err(io::Error::other("stream cut by fault injection"))));

@@ -1,0 +1,130 @@
+//! Shared test helpers: the periscope binary, a mock in its own process, and
+//! a small HTTP client.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Output, Stdio};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_periscope");
+
+/// `periscope mock` running as a child process on a free loopback port.
+pub struct MockProc {
+    child: Child,
+    /// `127.0.0.1:PORT`
+    pub addr: String,
+}
+
+impl MockProc {
+    pub fn start(args: &[&str]) -> MockProc {
+        let mut child = Command::new(BIN)
+            .args(["mock", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn periscope mock");
+        let stderr = child.stderr.take().unwrap();
+        let mut reader = BufReader::new(stderr);
+        let mut line = String::new();
+        reader.read_line(&mut line).expect("mock banner");
+        let addr = line
+            .split("http://")
+            .nth(1)
+            .and_then(|s| s.split(['/', ' ']).next())
+            .unwrap_or_else(|| panic!("unexpected mock banner: {line}"))
+            .trim()
+            .to_string();
+        // Keep draining stderr so the child never blocks on a full pipe.
+        std::thread::spawn(move || {
+            let mut sink = String::new();
+            while reader.read_line(&mut sink).map(|n| n > 0).unwrap_or(false) {
+                sink.clear();
+            }
+        });
+        MockProc { child, addr }
+    }
+
+    pub fn base(&self) -> String {
+        format!("http://{}/v1", self.addr)
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// The mock's own send stamps.
+    pub async fn stats(&self) -> serde_json::Value {
+        http().get(self.url("/mock/stats")).send().await.unwrap().json().await.unwrap()
+    }
+
+    pub async fn reset(&self) {
+        http().delete(self.url("/mock/stats")).send().await.unwrap();
+    }
+}
+
+impl Drop for MockProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn http() -> reqwest::Client {
+    periscope::client::http_builder()
+        .pool_max_idle_per_host(512)
+        .build()
+        .unwrap()
+}
+
+/// Run the periscope binary to completion.
+pub fn periscope(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env_remove("OPENAI_BASE_URL")
+        .env_remove("OPENAI_API_KEY")
+        .env_remove("VUS")
+        .env_remove("DURATION")
+        .env_remove("MAX_TOKENS")
+        .output()
+        .expect("run periscope")
+}
+
+/// Run periscope off the async runtime (it is a blocking child process).
+pub async fn periscope_async(args: Vec<String>) -> Output {
+    tokio::task::spawn_blocking(move || {
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        periscope(&refs)
+    })
+    .await
+    .unwrap()
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A temporary path for a JSON result.
+pub fn temp_json(dir: &tempfile::TempDir, name: &str) -> String {
+    dir.path().join(name).to_string_lossy().into_owned()
+}
+
+pub fn read_json(path: &str) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).expect("result file")).expect("result json")
+}
+
+/// Data payloads of an SSE body.
+pub fn sse_data(body: &str) -> Vec<String> {
+    body.split("\n\n")
+        .filter(|e| !e.trim().is_empty())
+        .map(|e| {
+            e.lines()
+                .filter_map(|l| l.strip_prefix("data: "))
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .collect()
+}
