@@ -50,7 +50,12 @@ pub struct RunArgs {
     #[arg(long)]
     pub mock: bool,
     /// Settings of the in-process mock, as `periscope mock` flags, e.g. "--ttft 100ms --itl 20ms".
-    #[arg(long, value_name = "FLAGS", allow_hyphen_values = true, requires = "mock")]
+    #[arg(
+        long,
+        value_name = "FLAGS",
+        allow_hyphen_values = true,
+        requires = "mock"
+    )]
     pub mock_args: Option<String>,
 
     /// Model name sent in each request.
@@ -264,7 +269,9 @@ pub fn parse_header(s: &str) -> Result<(String, String), String> {
         .ok_or_else(|| format!("header '{s}' has no ':': expected 'Name: value'"))?;
     let k = k.trim();
     if k.is_empty() || reqwest::header::HeaderName::from_bytes(k.as_bytes()).is_err() {
-        return Err(format!("'{k}' is not a valid header name: expected 'Name: value'"));
+        return Err(format!(
+            "'{k}' is not a valid header name: expected 'Name: value'"
+        ));
     }
     if reqwest::header::HeaderValue::from_str(v.trim()).is_err() {
         return Err(format!("the value of header '{k}' is not valid"));
@@ -317,7 +324,9 @@ mod tests {
         assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
         assert_eq!(parse_duration("1m30s").unwrap(), Duration::from_secs(90));
         assert_eq!(parse_duration("2").unwrap(), Duration::from_secs(2));
-        assert!(parse_duration("ten seconds").unwrap_err().contains("expected e.g."));
+        assert!(parse_duration("ten seconds")
+            .unwrap_err()
+            .contains("expected e.g."));
         assert!(parse_duration("-1").is_err());
     }
 
@@ -347,7 +356,10 @@ mod tests {
     #[test]
     fn token_ranges() {
         assert_eq!(parse_token_range("16").unwrap(), TokenRange::Fixed(16));
-        assert_eq!(parse_token_range("8..32").unwrap(), TokenRange::Range(8, 32));
+        assert_eq!(
+            parse_token_range("8..32").unwrap(),
+            TokenRange::Range(8, 32)
+        );
         assert!(parse_token_range("32..8").is_err());
         assert!(parse_token_range("0").is_err());
     }

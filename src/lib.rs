@@ -45,7 +45,10 @@ use crate::report::result::{Inputs, RunResult};
 /// Run a command on a new tokio runtime and return the process exit code;
 /// errors are printed as one line on stderr.
 pub fn main_with(args: Args) -> i32 {
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -181,7 +184,9 @@ async fn run_load(a: RunArgs) -> Result<i32> {
     let exec = executor::run(&plan.load, ctx, plan.grace).await;
     let interrupted_by_user = ctrl_c.is_finished() || soft_stopped_by_user(&ctrl_c);
     ctrl_c.abort();
-    let collected = collector.await.map_err(|e| anyhow::anyhow!("the metrics collector failed: {e}"))?;
+    let collected = collector
+        .await
+        .map_err(|e| anyhow::anyhow!("the metrics collector failed: {e}"))?;
     let _ = progress.await;
     let duration_s = origin.elapsed().as_secs_f64();
 
@@ -222,7 +227,11 @@ fn soft_stopped_by_user(task: &tokio::task::JoinHandle<bool>) -> bool {
 
 /// First Ctrl-C: stop starting requests and give in-flight ones the grace
 /// period. Second: cancel them now. Returns once the first one arrived.
-async fn watch_ctrl_c(soft: CancellationToken, hard: CancellationToken, grace: std::time::Duration) -> bool {
+async fn watch_ctrl_c(
+    soft: CancellationToken,
+    hard: CancellationToken,
+    grace: std::time::Duration,
+) -> bool {
     if tokio::signal::ctrl_c().await.is_err() {
         std::future::pending::<()>().await;
     }
@@ -253,7 +262,9 @@ async fn preflight(client: &client::Client, workload: &dyn workload::Workload) -
                 }
                 _ => match class {
                     record::ErrorClass::Connect => format!("cannot reach {base}: {msg}"),
-                    record::ErrorClass::Timeout => format!("{base} did not answer the preflight request in time: {msg}"),
+                    record::ErrorClass::Timeout => {
+                        format!("{base} did not answer the preflight request in time: {msg}")
+                    }
                     _ => {
                         // It answered 2xx but not as the API does: say so, don't refuse to run.
                         eprintln!("warning: the preflight answer of {base} was not well-formed ({}): {msg}", class.as_str());

@@ -121,7 +121,10 @@ impl Plan {
                 kind,
                 model: a.model.clone().unwrap_or_else(|| DEFAULT_MODEL.to_string()),
                 system: a.system.clone(),
-                prompt: a.prompt.clone().unwrap_or_else(|| DEFAULT_PROMPT.to_string()),
+                prompt: a
+                    .prompt
+                    .clone()
+                    .unwrap_or_else(|| DEFAULT_PROMPT.to_string()),
                 max_tokens: a.max_tokens,
                 temperature: a.temperature,
                 stream,
@@ -233,7 +236,9 @@ fn resolve_load(a: &RunArgs) -> Result<Load> {
     match a.rate {
         Some(rate) => {
             if !(rate > 0.0 && rate.is_finite()) {
-                return Err(usage!("--rate must be a positive number of requests per second, got {rate}"));
+                return Err(usage!(
+                    "--rate must be a positive number of requests per second, got {rate}"
+                ));
             }
             if a.iterations.is_some() {
                 return Err(usage!(
@@ -244,7 +249,10 @@ fn resolve_load(a: &RunArgs) -> Result<Load> {
                 return Err(usage!("--max-in-flight must be at least 1"));
             }
             let rate = match stages {
-                Some(stages) => Stages { start: rate, stages },
+                Some(stages) => Stages {
+                    start: rate,
+                    stages,
+                },
                 None => Stages::constant(rate, duration.unwrap_or(Duration::from_secs(30))),
             };
             Ok(Load::Open {
@@ -260,7 +268,9 @@ fn resolve_load(a: &RunArgs) -> Result<Load> {
                 ));
             }
             if a.strict_schedule {
-                return Err(usage!("--strict-schedule applies to the open model (--rate)"));
+                return Err(usage!(
+                    "--strict-schedule applies to the open model (--rate)"
+                ));
             }
             if a.iterations == Some(0) {
                 return Err(usage!("--iterations must be at least 1"));
@@ -294,9 +304,18 @@ fn resolve_load(a: &RunArgs) -> Result<Load> {
 /// Header names whose values are secrets.
 pub fn is_secret_header(name: &str) -> bool {
     let n = name.to_ascii_lowercase();
-    ["authorization", "api-key", "apikey", "token", "secret", "cookie", "password", "auth"]
-        .iter()
-        .any(|s| n.contains(s))
+    [
+        "authorization",
+        "api-key",
+        "apikey",
+        "token",
+        "secret",
+        "cookie",
+        "password",
+        "auth",
+    ]
+    .iter()
+    .any(|s| n.contains(s))
 }
 
 fn redact_header(name: &str, value: &str) -> String {
@@ -339,7 +358,11 @@ pub struct PlanView {
 pub fn describe_load(load: &Load) -> String {
     fn shape(s: &Stages, unit: &str) -> String {
         if s.stages.len() == 1 && s.stages[0].target == s.start {
-            format!("{} {unit} for {}", fmt_num(s.start), fmt_dur(s.stages[0].duration))
+            format!(
+                "{} {unit} for {}",
+                fmt_num(s.start),
+                fmt_dur(s.stages[0].duration)
+            )
         } else {
             let steps: Vec<String> = s
                 .stages
@@ -424,13 +447,22 @@ mod tests {
     #[test]
     fn bad_combinations_are_usage_errors() {
         for (args, needle) in [
-            (vec!["--mock", "--rate", "5", "--vus", "2"], "can't be combined"),
-            (vec!["--mock", "--stages", "10s:5", "--duration", "5s"], "drop --duration"),
+            (
+                vec!["--mock", "--rate", "5", "--vus", "2"],
+                "can't be combined",
+            ),
+            (
+                vec!["--mock", "--stages", "10s:5", "--duration", "5s"],
+                "drop --duration",
+            ),
             (vec!["--mock", "--rate", "0"], "positive"),
             (vec!["--mock", "--vus", "0"], "at least 1"),
             (vec!["--mock", "--max-in-flight", "4"], "open model"),
             (vec!["--mock", "--stages", "10s:0"], "never reach 1 VU"),
-            (vec!["embeddingz", "--mock"], "unknown workload 'embeddingz'"),
+            (
+                vec!["embeddingz", "--mock"],
+                "unknown workload 'embeddingz'",
+            ),
             (vec!["--target", "localhost:8000"], "http://"),
         ] {
             let e = plan(&args).unwrap_err();
@@ -442,7 +474,16 @@ mod tests {
 
     #[test]
     fn open_model_and_stages() {
-        let p = plan(&["--mock", "--rate", "50", "--duration", "10s", "--max-in-flight", "5"]).unwrap();
+        let p = plan(&[
+            "--mock",
+            "--rate",
+            "50",
+            "--duration",
+            "10s",
+            "--max-in-flight",
+            "5",
+        ])
+        .unwrap();
         assert!(describe_load(&p.load).contains("≈ 500 requests"));
         let p = plan(&["--mock", "--stages", "10s:10,20s:10,10s:0"]).unwrap();
         assert_eq!(p.load.duration(), Duration::from_secs(40));
@@ -452,7 +493,13 @@ mod tests {
     #[test]
     fn secrets_are_redacted_in_the_view() {
         let p = plan(&[
-            "--mock", "--token", "sk-secret", "--header", "X-Api-Key: k1", "--header", "X-Agent: a",
+            "--mock",
+            "--token",
+            "sk-secret",
+            "--header",
+            "X-Api-Key: k1",
+            "--header",
+            "X-Agent: a",
         ])
         .unwrap();
         let v = serde_json::to_string(&p.view("http://x/v1")).unwrap();

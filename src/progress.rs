@@ -34,7 +34,11 @@ fn line(l: &Live, total: Duration) -> String {
 }
 
 /// Show progress until the collector drops its sender.
-pub fn spawn(mut live: watch::Receiver<Live>, total: Duration, every: Option<u64>) -> JoinHandle<()> {
+pub fn spawn(
+    mut live: watch::Receiver<Live>,
+    total: Duration,
+    every: Option<u64>,
+) -> JoinHandle<()> {
     let terminal = std::io::stderr().is_terminal();
     tokio::spawn(async move {
         if terminal && every.is_none() {

@@ -24,7 +24,10 @@ fn the_official_openai_client_parses_the_mock() {
     }
     let mock = MockProc::start(&["--ttft", "1ms", "--itl", "0ms"]);
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/openai_sdk.py");
-    let out = std::process::Command::new(&python).args([script, &mock.base()]).output().unwrap();
+    let out = std::process::Command::new(&python)
+        .args([script, &mock.base()])
+        .output()
+        .unwrap();
     assert!(
         out.status.success(),
         "{}{}",

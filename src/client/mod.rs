@@ -42,10 +42,13 @@ pub struct Prepared {
 /// Normalize a base URL: `http://h:p` and `http://h:p/` become `http://h:p/v1`;
 /// any other path is kept (gateways mount the API elsewhere).
 pub fn normalize_base(url: &str) -> Result<String, String> {
-    let parsed = reqwest::Url::parse(url.trim())
-        .map_err(|e| format!("--target '{url}' is not a URL ({e}): expected e.g. http://localhost:8000/v1"))?;
+    let parsed = reqwest::Url::parse(url.trim()).map_err(|e| {
+        format!("--target '{url}' is not a URL ({e}): expected e.g. http://localhost:8000/v1")
+    })?;
     if !matches!(parsed.scheme(), "http" | "https") {
-        return Err(format!("--target '{url}' must start with http:// or https://"));
+        return Err(format!(
+            "--target '{url}' must start with http:// or https://"
+        ));
     }
     if parsed.host_str().is_none() {
         return Err(format!("--target '{url}' has no host"));
@@ -79,13 +82,16 @@ impl Client {
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         if let Some(t) = token {
-            let mut v = HeaderValue::from_str(&format!("Bearer {t}")).context("the API key is not a valid header value")?;
+            let mut v = HeaderValue::from_str(&format!("Bearer {t}"))
+                .context("the API key is not a valid header value")?;
             v.set_sensitive(true);
             headers.insert(AUTHORIZATION, v);
         }
         for (k, v) in extra_headers {
-            let name = HeaderName::from_bytes(k.as_bytes()).with_context(|| format!("header name '{k}'"))?;
-            let value = HeaderValue::from_str(v).with_context(|| format!("the value of header '{k}'"))?;
+            let name = HeaderName::from_bytes(k.as_bytes())
+                .with_context(|| format!("header name '{k}'"))?;
+            let value =
+                HeaderValue::from_str(v).with_context(|| format!("the value of header '{k}'"))?;
             headers.insert(name, value);
         }
         let http = http_builder()
@@ -140,7 +146,11 @@ impl Client {
             Ok(r) => r,
             Err(e) => {
                 rec.end_us = self.now_us();
-                let class = if e.is_timeout() { ErrorClass::Timeout } else { ErrorClass::Connect };
+                let class = if e.is_timeout() {
+                    ErrorClass::Timeout
+                } else {
+                    ErrorClass::Connect
+                };
                 return fail(rec, class, error_chain(&e));
             }
         };
@@ -149,7 +159,11 @@ impl Client {
         if !resp.status().is_success() {
             let body = resp.bytes().await.unwrap_or_default();
             rec.end_us = self.now_us();
-            return fail(rec, ErrorClass::from_status(status), parse::error_message(&body));
+            return fail(
+                rec,
+                ErrorClass::from_status(status),
+                parse::error_message(&body),
+            );
         }
         let mut st = StreamState::default();
         if req.stream {
@@ -163,7 +177,11 @@ impl Client {
                         }
                     }
                     Err(EventStreamError::Transport(e)) => {
-                        let class = if e.is_timeout() { ErrorClass::Timeout } else { ErrorClass::StreamCut };
+                        let class = if e.is_timeout() {
+                            ErrorClass::Timeout
+                        } else {
+                            ErrorClass::StreamCut
+                        };
                         st.failure = Some((class, error_chain(&e)));
                         break;
                     }
@@ -177,7 +195,11 @@ impl Client {
             match resp.bytes().await {
                 Ok(body) => st.on_body(&body, Instant::now()),
                 Err(e) => {
-                    let class = if e.is_timeout() { ErrorClass::Timeout } else { ErrorClass::StreamCut };
+                    let class = if e.is_timeout() {
+                        ErrorClass::Timeout
+                    } else {
+                        ErrorClass::StreamCut
+                    };
                     st.failure = Some((class, error_chain(&e)));
                 }
             }
@@ -187,8 +209,12 @@ impl Client {
     }
 
     fn finish(&self, mut rec: RequestRecord, st: StreamState, req: &Prepared) -> RequestRecord {
-        rec.ttft_us = st.first_output.map(|t| self.us(t).saturating_sub(rec.start_us));
-        rec.ttfo_us = st.first_visible.map(|t| self.us(t).saturating_sub(rec.start_us));
+        rec.ttft_us = st
+            .first_output
+            .map(|t| self.us(t).saturating_sub(rec.start_us));
+        rec.ttfo_us = st
+            .first_visible
+            .map(|t| self.us(t).saturating_sub(rec.start_us));
         rec.server_timing = st.server_timing;
         let local = tokenizer::count(&st.text);
         match st.usage.and_then(|u| u.completion_tokens) {
@@ -253,10 +279,22 @@ mod tests {
 
     #[test]
     fn base_urls_normalize() {
-        assert_eq!(normalize_base("http://localhost:8000").unwrap(), "http://localhost:8000/v1");
-        assert_eq!(normalize_base("http://localhost:8000/").unwrap(), "http://localhost:8000/v1");
-        assert_eq!(normalize_base("http://localhost:8000/v1").unwrap(), "http://localhost:8000/v1");
-        assert_eq!(normalize_base("http://gw/openai/v1/").unwrap(), "http://gw/openai/v1");
+        assert_eq!(
+            normalize_base("http://localhost:8000").unwrap(),
+            "http://localhost:8000/v1"
+        );
+        assert_eq!(
+            normalize_base("http://localhost:8000/").unwrap(),
+            "http://localhost:8000/v1"
+        );
+        assert_eq!(
+            normalize_base("http://localhost:8000/v1").unwrap(),
+            "http://localhost:8000/v1"
+        );
+        assert_eq!(
+            normalize_base("http://gw/openai/v1/").unwrap(),
+            "http://gw/openai/v1"
+        );
         assert!(normalize_base("localhost:8000").is_err());
         assert!(normalize_base("ftp://x").is_err());
     }

@@ -171,11 +171,17 @@ impl StreamState {
                 visible = true;
             }
             for d in [&choice.delta, &choice.message].into_iter().flatten() {
-                for r in [non_empty(&d.reasoning_content), non_empty(&d.reasoning)].into_iter().flatten() {
+                for r in [non_empty(&d.reasoning_content), non_empty(&d.reasoning)]
+                    .into_iter()
+                    .flatten()
+                {
                     self.text.push_str(r);
                     carries_output = true;
                 }
-                for v in [non_empty(&d.content), non_empty(&d.refusal)].into_iter().flatten() {
+                for v in [non_empty(&d.content), non_empty(&d.refusal)]
+                    .into_iter()
+                    .flatten()
+                {
                     self.text.push_str(v);
                     carries_output = true;
                     visible = true;
@@ -195,7 +201,8 @@ impl StreamState {
                 self.first_visible = Some(at);
             }
             if let Some(prev) = self.last_output {
-                self.gaps_us.push(at.saturating_duration_since(prev).as_micros() as u32);
+                self.gaps_us
+                    .push(at.saturating_duration_since(prev).as_micros() as u32);
             }
             self.last_output = Some(at);
         }
@@ -310,7 +317,9 @@ mod tests {
 
     #[tokio::test]
     async fn close_before_finish_is_stream_cut() {
-        let cut = OPENAI.find("data: {\"id\":\"x\",\"choices\":[{\"index\":0,\"delta\":{},").unwrap();
+        let cut = OPENAI
+            .find("data: {\"id\":\"x\",\"choices\":[{\"index\":0,\"delta\":{},")
+            .unwrap();
         let st = feed(&[&OPENAI[..cut]]).await;
         assert_eq!(st.end_class().unwrap().0, ErrorClass::StreamCut);
     }
@@ -327,7 +336,14 @@ mod tests {
         let t_first = st.first_output.unwrap();
         let t_visible = st.first_visible.unwrap();
         assert_eq!(t_visible.duration_since(t_first), Duration::from_millis(20));
-        assert_eq!(st.usage.unwrap().completion_tokens_details.unwrap().reasoning_tokens, Some(2));
+        assert_eq!(
+            st.usage
+                .unwrap()
+                .completion_tokens_details
+                .unwrap()
+                .reasoning_tokens,
+            Some(2)
+        );
         assert_eq!(st.server_timing.unwrap().prompt_ms, 12.5);
         assert!(st.end_class().is_none());
     }
@@ -346,9 +362,13 @@ mod tests {
 
     #[tokio::test]
     async fn malformed_chunk_and_error_event_fail_the_request() {
-        let st = feed(&["data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\ndata: {not json\n\n"]).await;
+        let st =
+            feed(&["data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\ndata: {not json\n\n"])
+                .await;
         assert_eq!(st.end_class().unwrap().0, ErrorClass::BadBody);
-        let st = feed(&["data: {\"error\":{\"message\":\"overloaded\",\"type\":\"server_error\"}}\n\n"]).await;
+        let st =
+            feed(&["data: {\"error\":{\"message\":\"overloaded\",\"type\":\"server_error\"}}\n\n"])
+                .await;
         let (class, msg) = st.end_class().unwrap();
         assert_eq!(class, ErrorClass::StreamError);
         assert_eq!(msg, "overloaded");
@@ -363,6 +383,9 @@ mod tests {
         let mut st = StreamState::default();
         st.on_body(b"<html>", Instant::now());
         assert_eq!(st.end_class().unwrap().0, ErrorClass::BadBody);
-        assert_eq!(error_message(br#"{"error":{"message":"Incorrect API key provided"}}"#), "Incorrect API key provided");
+        assert_eq!(
+            error_message(br#"{"error":{"message":"Incorrect API key provided"}}"#),
+            "Incorrect API key provided"
+        );
     }
 }

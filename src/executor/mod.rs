@@ -47,7 +47,10 @@ impl Stages {
     pub fn constant(value: f64, duration: Duration) -> Self {
         Stages {
             start: value,
-            stages: vec![Stage { duration, target: value }],
+            stages: vec![Stage {
+                duration,
+                target: value,
+            }],
         }
     }
 
@@ -72,7 +75,10 @@ impl Stages {
 
     /// The highest target anywhere in the shape.
     pub fn peak(&self) -> f64 {
-        self.stages.iter().map(|s| s.target).fold(self.start, f64::max)
+        self.stages
+            .iter()
+            .map(|s| s.target)
+            .fold(self.start, f64::max)
     }
 
     /// The integral of the target over the shape (requests, for a rate).
@@ -121,9 +127,13 @@ impl Load {
     pub fn max_concurrency(&self) -> usize {
         match self {
             Load::Closed { vus, .. } => vus.peak().ceil() as usize,
-            Load::Open { max_in_flight, rate, .. } => {
-                max_in_flight.map(|m| m as usize).unwrap_or((rate.peak().ceil() as usize).clamp(16, 4096))
-            }
+            Load::Open {
+                max_in_flight,
+                rate,
+                ..
+            } => max_in_flight
+                .map(|m| m as usize)
+                .unwrap_or((rate.peak().ceil() as usize).clamp(16, 4096)),
         }
     }
 }
@@ -210,9 +220,18 @@ mod tests {
         let s = Stages {
             start: 0.0,
             stages: vec![
-                Stage { duration: Duration::from_secs(10), target: 10.0 },
-                Stage { duration: Duration::from_secs(10), target: 10.0 },
-                Stage { duration: Duration::from_secs(10), target: 0.0 },
+                Stage {
+                    duration: Duration::from_secs(10),
+                    target: 10.0,
+                },
+                Stage {
+                    duration: Duration::from_secs(10),
+                    target: 10.0,
+                },
+                Stage {
+                    duration: Duration::from_secs(10),
+                    target: 0.0,
+                },
             ],
         };
         assert_eq!(s.at(Duration::from_secs(5)), 5.0);
@@ -222,6 +241,9 @@ mod tests {
         assert_eq!(s.total(), Duration::from_secs(30));
         assert_eq!(s.integral(), 200.0);
         assert_eq!(s.peak(), 10.0);
-        assert_eq!(Stages::constant(50.0, Duration::from_secs(10)).integral(), 500.0);
+        assert_eq!(
+            Stages::constant(50.0, Duration::from_secs(10)).integral(),
+            500.0
+        );
     }
 }

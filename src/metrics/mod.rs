@@ -60,7 +60,14 @@ impl LatencyStats {
 
 /// The latency metrics every aggregate keeps, by name.
 pub const LATENCY_METRICS: &[&str] = &[
-    "ttft", "ttfo", "itl", "tpot", "e2e", "latency", "schedule_lag", "queue_wait",
+    "ttft",
+    "ttfo",
+    "itl",
+    "tpot",
+    "e2e",
+    "latency",
+    "schedule_lag",
+    "queue_wait",
 ];
 
 /// Counts and histograms of a set of requests.
@@ -203,12 +210,19 @@ impl Aggregate {
     }
 
     pub fn stats(&self, metric: &str) -> LatencyStats {
-        self.hist.get(metric).map(LatencyStats::of).unwrap_or_default()
+        self.hist
+            .get(metric)
+            .map(LatencyStats::of)
+            .unwrap_or_default()
     }
 
     /// The requests of one error class, any status.
     pub fn errors_of(&self, class: ErrorClass) -> u64 {
-        self.errors_by.iter().filter(|((c, _), _)| *c == class).map(|(_, n)| n).sum()
+        self.errors_by
+            .iter()
+            .filter(|((c, _), _)| *c == class)
+            .map(|(_, n)| n)
+            .sum()
     }
 }
 

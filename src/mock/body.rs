@@ -6,8 +6,8 @@
 //! the moment it hands each chunk to hyper. Deadlines are absolute, so one
 //! late wake-up does not delay the tokens after it.
 
-use std::io;
 use std::future::Future;
+use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -125,24 +125,36 @@ impl TokenStream {
     fn finish_record(&mut self, fault: Option<Fault>) {
         if let Some(mut r) = self.record.take() {
             r.last_byte_at = Instant::now();
+            // A fault already injected (malformed, refused) stays the record's fault.
             if let Some(f) = fault {
-                r.fault = f;
+                if r.fault == Fault::None {
+                    r.fault = f;
+                }
             }
             self.stats.record(r);
         }
     }
 
-    fn poll_next_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+    fn poll_next_frame(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
         loop {
             match self.phase {
                 Phase::Role => {
                     self.phase = Phase::Tokens;
                     if self.plan.api == Api::Chat {
-                        return Poll::Ready(Some(Ok(Frame::data(self.plan.templates.role_chunk()))));
+                        return Poll::Ready(Some(Ok(Frame::data(
+                            self.plan.templates.role_chunk(),
+                        ))));
                     }
                 }
                 Phase::Tokens => {
-                    let total = if self.plan.refusal.is_some() { 1 } else { self.plan.tokens };
+                    let total = if self.plan.refusal.is_some() {
+                        1
+                    } else {
+                        self.plan.tokens
+                    };
                     if self.next >= total {
                         self.phase = Phase::Finish;
                         continue;
@@ -163,7 +175,9 @@ impl TokenStream {
                         self.sleep = None;
                         self.phase = Phase::Done;
                         self.finish_record(Some(Fault::Cut));
-                        return Poll::Ready(Some(Err(io::Error::other("stream cut by fault injection"))));
+                        return Poll::Ready(Some(Err(io::Error::other(
+                            "stream cut by fault injection",
+                        ))));
                     }
                     if Instant::now() < self.due {
                         let due = self.due;
@@ -177,9 +191,12 @@ impl TokenStream {
                     if let Some(r) = self.record.as_mut() {
                         match self.last_sent {
                             None => r.first_token = Some((now, self.due)),
-                            Some(prev) => r.itl_gaps.push(now.duration_since(prev).as_micros() as u32),
+                            Some(prev) => {
+                                r.itl_gaps.push(now.duration_since(prev).as_micros() as u32)
+                            }
                         }
-                        r.token_lags.push(now.saturating_duration_since(self.due).as_micros() as u32);
+                        r.token_lags
+                            .push(now.saturating_duration_since(self.due).as_micros() as u32);
                     }
                     self.last_sent = Some(now);
                     let chunk = if self.plan.malformed_at == Some(self.next) {
@@ -190,7 +207,9 @@ impl TokenStream {
                     } else if let Some(text) = self.plan.refusal {
                         self.plan.templates.token_chunk(text, true)
                     } else {
-                        self.plan.templates.token_chunk(token_text(self.next, self.plan.offset), false)
+                        self.plan
+                            .templates
+                            .token_chunk(token_text(self.next, self.plan.offset), false)
                     };
                     self.next += 1;
                     let factor = if self.plan.jitter > 0.0 {
@@ -203,7 +222,10 @@ impl TokenStream {
                 }
                 Phase::Finish => {
                     self.phase = Phase::Done;
-                    let end = self.plan.templates.finish(self.plan.finish_reason, self.plan.usage);
+                    let end = self
+                        .plan
+                        .templates
+                        .finish(self.plan.finish_reason, self.plan.usage);
                     self.finish_record(None);
                     return Poll::Ready(Some(Ok(Frame::data(end))));
                 }
@@ -240,7 +262,10 @@ impl ProxyBody {
         }
     }
 
-    fn poll_next_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+    fn poll_next_frame(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
         match self.inner.as_mut().poll_next(cx) {
             Poll::Pending => Poll::Pending,
             Poll::Ready(Some(Ok(b))) => {

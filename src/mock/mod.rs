@@ -97,7 +97,8 @@ impl Latency {
                 }
                 "output-tokens" => {
                     self.output_tokens = Some(
-                        crate::cli::parse_token_range(v).map_err(|e| format!("header {name}: {e}"))?,
+                        crate::cli::parse_token_range(v)
+                            .map_err(|e| format!("header {name}: {e}"))?,
                     )
                 }
                 "usage" => {
@@ -151,31 +152,44 @@ impl MockConfig {
     /// Validate `periscope mock` flags.
     pub fn from_args(a: &MockArgs) -> Result<Self, String> {
         if !(0.0..=1.0).contains(&a.jitter) {
-            return Err(format!("--jitter must be between 0 and 1, got {}", a.jitter));
+            return Err(format!(
+                "--jitter must be between 0 and 1, got {}",
+                a.jitter
+            ));
         }
         if a.error_status.iter().any(|s| !(100..=599).contains(s)) {
             return Err("--error-status takes HTTP statuses between 100 and 599".into());
         }
         if let Some(r) = a.rate_limit {
             if !(r > 0.0 && r.is_finite()) {
-                return Err(format!("--rate-limit must be a positive number of requests per second, got {r}"));
+                return Err(format!(
+                    "--rate-limit must be a positive number of requests per second, got {r}"
+                ));
             }
         }
         if a.dims == 0 || a.dims > 65_536 {
-            return Err(format!("--dims must be between 1 and 65536, got {}", a.dims));
+            return Err(format!(
+                "--dims must be between 1 and 65536, got {}",
+                a.dims
+            ));
         }
         let guardrail = if a.no_guardrail {
             None
         } else {
             let pattern = a.block_pattern.as_deref().unwrap_or(DEFAULT_BLOCK_PATTERN);
-            Some(Regex::new(pattern).map_err(|e| format!("--block-pattern is not a valid regex: {e}"))?)
+            Some(
+                Regex::new(pattern)
+                    .map_err(|e| format!("--block-pattern is not a valid regex: {e}"))?,
+            )
         };
         let upstream = match &a.upstream {
             Some(u) => {
                 let url = reqwest::Url::parse(u)
                     .map_err(|e| format!("--upstream '{u}' is not a URL: {e}"))?;
                 if !matches!(url.scheme(), "http" | "https") {
-                    return Err(format!("--upstream '{u}' must be an http:// or https:// URL"));
+                    return Err(format!(
+                        "--upstream '{u}' must be an http:// or https:// URL"
+                    ));
                 }
                 Some(u.trim_end_matches('/').to_string())
             }
@@ -197,7 +211,11 @@ impl MockConfig {
             },
             faults: Faults {
                 error_rate: rate("error-rate", a.error_rate)?,
-                error_status: if a.error_status.is_empty() { vec![500] } else { a.error_status.clone() },
+                error_status: if a.error_status.is_empty() {
+                    vec![500]
+                } else {
+                    a.error_status.clone()
+                },
                 rate_limit: a.rate_limit,
                 cut_stream_rate: rate("cut-stream-rate", a.cut_stream_rate)?,
                 malformed_rate: rate("malformed-rate", a.malformed_rate)?,
@@ -223,7 +241,12 @@ impl MockConfig {
         let words = s.split_whitespace();
         let w = Wrapper::try_parse_from(words).map_err(|e| {
             let msg = e.to_string();
-            let first = msg.lines().next().unwrap_or("").trim_start_matches("error: ").to_string();
+            let first = msg
+                .lines()
+                .next()
+                .unwrap_or("")
+                .trim_start_matches("error: ")
+                .to_string();
             format!("--mock-args: {first}")
         })?;
         Self::from_args(&w.args)
@@ -293,11 +316,18 @@ impl State {
             RateLimiter::direct(quota)
         });
         let proxy = match &config.upstream {
-            Some(_) => Some(crate::client::http_builder().build().context("building the proxy client")?),
+            Some(_) => Some(
+                crate::client::http_builder()
+                    .build()
+                    .context("building the proxy client")?,
+            ),
             None => None,
         };
         let auth = match &config.api_key {
-            Some(k) => Some(HeaderValue::from_str(&format!("Bearer {k}")).context("--api-key is not a valid header value")?),
+            Some(k) => Some(
+                HeaderValue::from_str(&format!("Bearer {k}"))
+                    .context("--api-key is not a valid header value")?,
+            ),
             None => None,
         };
         Ok(State {
@@ -327,7 +357,13 @@ impl State {
         }
     }
 
-    fn simple_record(&self, endpoint: Endpoint, status: u16, fault: Fault, arrival: Instant) -> MockRecord {
+    fn simple_record(
+        &self,
+        endpoint: Endpoint,
+        status: u16,
+        fault: Fault,
+        arrival: Instant,
+    ) -> MockRecord {
         let now = Instant::now();
         MockRecord {
             endpoint,
@@ -435,7 +471,9 @@ async fn accept_loop(
         let builder = builder.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req| handle(state.clone(), req));
-            let _ = builder.serve_connection(TokioIo::new(stream), service).await;
+            let _ = builder
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
         });
     }
 }
@@ -455,7 +493,12 @@ fn error_response(status: StatusCode, message: &str, kind: &str, code: Option<&s
 }
 
 fn bad_request(message: &str) -> Resp {
-    error_response(StatusCode::BAD_REQUEST, message, "invalid_request_error", None)
+    error_response(
+        StatusCode::BAD_REQUEST,
+        message,
+        "invalid_request_error",
+        None,
+    )
 }
 
 async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Resp, Infallible> {
@@ -477,13 +520,21 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Resp, Infal
         return Ok(match *req.method() {
             Method::GET => {
                 let snap = state.stats.snapshot().await;
-                json_response(StatusCode::OK, Bytes::from(serde_json::to_vec(&snap).expect("json")))
+                json_response(
+                    StatusCode::OK,
+                    Bytes::from(serde_json::to_vec(&snap).expect("json")),
+                )
             }
             Method::DELETE => {
                 state.stats.reset();
                 json_response(StatusCode::OK, Bytes::from_static(b"{\"reset\":true}"))
             }
-            _ => error_response(StatusCode::METHOD_NOT_ALLOWED, "use GET or DELETE", "invalid_request_error", None),
+            _ => error_response(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "use GET or DELETE",
+                "invalid_request_error",
+                None,
+            ),
         });
     }
     let expected_method = match endpoint {
@@ -495,13 +546,17 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Resp, Infal
                 "invalid_request_error",
                 Some("unknown_url"),
             );
-            state.stats.record(state.simple_record(endpoint, 404, Fault::BadRequest, arrival));
+            state
+                .stats
+                .record(state.simple_record(endpoint, 404, Fault::BadRequest, arrival));
             return Ok(r);
         }
         _ => Method::POST,
     };
     if req.method() != expected_method {
-        state.stats.record(state.simple_record(endpoint, 405, Fault::BadRequest, arrival));
+        state
+            .stats
+            .record(state.simple_record(endpoint, 405, Fault::BadRequest, arrival));
         return Ok(error_response(
             StatusCode::METHOD_NOT_ALLOWED,
             &format!("Invalid method for {path}: use {expected_method}"),
@@ -510,49 +565,76 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Resp, Infal
         ));
     }
     if endpoint == Endpoint::Health {
-        state.stats.record(state.simple_record(endpoint, 200, Fault::None, arrival));
-        return Ok(json_response(StatusCode::OK, Bytes::from_static(b"{\"status\":\"ok\"}")));
+        state
+            .stats
+            .record(state.simple_record(endpoint, 200, Fault::None, arrival));
+        return Ok(json_response(
+            StatusCode::OK,
+            Bytes::from_static(b"{\"status\":\"ok\"}"),
+        ));
     }
     if let Some(expected) = &state.auth {
         if req.headers().get(hyper::header::AUTHORIZATION) != Some(expected) {
-            state.stats.record(state.simple_record(endpoint, 401, Fault::Unauthorized, arrival));
+            state
+                .stats
+                .record(state.simple_record(endpoint, 401, Fault::Unauthorized, arrival));
             let msg = if req.headers().contains_key(hyper::header::AUTHORIZATION) {
                 "Incorrect API key provided. You can find your API key at your provider's dashboard."
             } else {
                 "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY)."
             };
-            return Ok(error_response(StatusCode::UNAUTHORIZED, msg, "invalid_request_error", Some("invalid_api_key")));
+            return Ok(error_response(
+                StatusCode::UNAUTHORIZED,
+                msg,
+                "invalid_request_error",
+                Some("invalid_api_key"),
+            ));
         }
     }
     if endpoint == Endpoint::Models {
-        state.stats.record(state.simple_record(endpoint, 200, Fault::None, arrival));
+        state
+            .stats
+            .record(state.simple_record(endpoint, 200, Fault::None, arrival));
         return Ok(models_response(&state.config.models));
     }
     let latency = match state.config.latency.with_headers(req.headers()) {
         Ok(l) => l,
         Err(e) => {
-            state.stats.record(state.simple_record(endpoint, 400, Fault::BadRequest, arrival));
+            state
+                .stats
+                .record(state.simple_record(endpoint, 400, Fault::BadRequest, arrival));
             return Ok(bad_request(&e));
         }
     };
     let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
         Ok(b) => b.to_bytes(),
         Err(_) => {
-            state.stats.record(state.simple_record(endpoint, 400, Fault::BadRequest, arrival));
-            return Ok(bad_request("The request body could not be read, or is larger than 64 MiB."));
+            state
+                .stats
+                .record(state.simple_record(endpoint, 400, Fault::BadRequest, arrival));
+            return Ok(bad_request(
+                "The request body could not be read, or is larger than 64 MiB.",
+            ));
         }
     };
     let id = state.next_id();
     let mut rng = state.rng(id);
     let result = match endpoint {
-        Endpoint::Chat => completion(&state, Api::Chat, &body, latency, arrival, id, &mut rng).await,
-        Endpoint::Text => completion(&state, Api::Text, &body, latency, arrival, id, &mut rng).await,
+        Endpoint::Chat => {
+            completion(&state, Api::Chat, &body, latency, arrival, id, &mut rng).await
+        }
+        Endpoint::Text => {
+            completion(&state, Api::Text, &body, latency, arrival, id, &mut rng).await
+        }
         _ => embeddings(&state, &body, latency, arrival, &mut rng).await,
     };
     Ok(match result {
         Ok(r) => r,
-        Err((status, fault, r)) => {
-            state.stats.record(state.simple_record(endpoint, status, fault, arrival));
+        Err(e) => {
+            let (status, fault, r) = *e;
+            state
+                .stats
+                .record(state.simple_record(endpoint, status, fault, arrival));
             r
         }
     })
@@ -569,32 +651,48 @@ fn models_response(models: &[String]) -> Resp {
         .map(|m| serde_json::json!({"id": m, "object": "model", "created": 0, "owned_by": "periscope"}))
         .collect();
     let body = serde_json::json!({"object": "list", "data": data});
-    json_response(StatusCode::OK, Bytes::from(serde_json::to_vec(&body).expect("json")))
+    json_response(
+        StatusCode::OK,
+        Bytes::from(serde_json::to_vec(&body).expect("json")),
+    )
 }
 
 /// A response that ends a request early, with what to record about it.
-type Early = (u16, Fault, Resp);
+type Early = Box<(u16, Fault, Resp)>;
+
+fn early(status: u16, fault: Fault, resp: Resp) -> Early {
+    Box::new((status, fault, resp))
+}
 
 fn parse_error(e: serde_json::Error) -> Early {
     let msg = format!(
         "We could not parse the JSON body of your request: {e}. (HINT: send a JSON object with the required fields.)"
     );
-    (400, Fault::BadRequest, bad_request(&msg))
+    early(400, Fault::BadRequest, bad_request(&msg))
 }
 
 fn require_model(state: &State, model: Option<String>) -> Result<String, Early> {
     let model = match model {
         Some(m) if !m.is_empty() => m,
         _ => {
-            return Err((400, Fault::BadRequest, bad_request("you must provide a model parameter")));
+            return Err(early(
+                400,
+                Fault::BadRequest,
+                bad_request("you must provide a model parameter"),
+            ));
         }
     };
     if !state.config.models.is_empty() && !state.config.models.contains(&model) {
         let msg = format!("The model `{model}` does not exist or you do not have access to it.");
-        return Err((
+        return Err(early(
             404,
             Fault::BadRequest,
-            error_response(StatusCode::NOT_FOUND, &msg, "invalid_request_error", Some("model_not_found")),
+            error_response(
+                StatusCode::NOT_FOUND,
+                &msg,
+                "invalid_request_error",
+                Some("model_not_found"),
+            ),
         ));
     }
     Ok(model)
@@ -617,16 +715,25 @@ fn early_faults(state: &State, rng: &mut fastrand::Rng) -> Result<(), Early> {
                 "retry-after-ms",
                 HeaderValue::from((wait.as_millis() as u64).max(1)),
             );
-            return Err((429, Fault::RateLimited, r));
+            return Err(early(429, Fault::RateLimited, r));
         }
     }
     let f = &state.config.faults;
     if f.error_rate > 0.0 && rng.f64() < f.error_rate {
         let status = f.error_status[rng.usize(..f.error_status.len())];
         let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let kind = if status >= 500 { "server_error" } else { "invalid_request_error" };
-        let r = error_response(code, "The mock injected this error (--error-rate).", kind, None);
-        return Err((status, Fault::Error, r));
+        let kind = if status >= 500 {
+            "server_error"
+        } else {
+            "invalid_request_error"
+        };
+        let r = error_response(
+            code,
+            "The mock injected this error (--error-rate).",
+            kind,
+            None,
+        );
+        return Err(early(status, Fault::Error, r));
     }
     Ok(())
 }
@@ -640,7 +747,10 @@ fn jittered(d: Duration, jitter: f64, rng: &mut fastrand::Rng) -> Duration {
 }
 
 fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 async fn completion(
@@ -659,8 +769,20 @@ async fn completion(
             let model = require_model(state, r.model)?;
             let messages = match r.messages {
                 Some(m) if !m.is_empty() => m,
-                Some(_) => return Err((400, Fault::BadRequest, bad_request("'messages' must contain at least one message"))),
-                None => return Err((400, Fault::BadRequest, bad_request("'messages' is a required property"))),
+                Some(_) => {
+                    return Err(early(
+                        400,
+                        Fault::BadRequest,
+                        bad_request("'messages' must contain at least one message"),
+                    ))
+                }
+                None => {
+                    return Err(early(
+                        400,
+                        Fault::BadRequest,
+                        bad_request("'messages' is a required property"),
+                    ))
+                }
             };
             let texts: Vec<String> = messages
                 .iter()
@@ -669,14 +791,25 @@ async fn completion(
                 .collect();
             let stream = r.stream.unwrap_or(false);
             let include_usage = r.stream_options.is_some_and(|o| o.include_usage);
-            (model, texts, true, stream, include_usage, r.max_completion_tokens.or(r.max_tokens))
+            (
+                model,
+                texts,
+                true,
+                stream,
+                include_usage,
+                r.max_completion_tokens.or(r.max_tokens),
+            )
         }
         Api::Text => {
             let r: openai::TextRequest = serde_json::from_slice(body).map_err(parse_error)?;
             let model = require_model(state, r.model)?;
-            let prompt = r
-                .prompt
-                .ok_or_else(|| (400, Fault::BadRequest, bad_request("'prompt' is a required property")))?;
+            let prompt = r.prompt.ok_or_else(|| {
+                (
+                    400,
+                    Fault::BadRequest,
+                    bad_request("'prompt' is a required property"),
+                )
+            })?;
             let texts = prompt.items().into_iter().map(|(t, _)| t).collect();
             let stream = r.stream.unwrap_or(false);
             let include_usage = r.stream_options.is_some_and(|o| o.include_usage);
@@ -684,12 +817,20 @@ async fn completion(
         }
     };
     if max == Some(0) {
-        return Err((400, Fault::BadRequest, bad_request("max_tokens must be at least 1")));
+        return Err(early(
+            400,
+            Fault::BadRequest,
+            bad_request("max_tokens must be at least 1"),
+        ));
     }
     early_faults(state, rng)?;
 
     // Prompt tokens, and how many of them a recent prompt already prefilled.
-    let mut prompt_tokens = if chat_accounting { tokenizer::REPLY_PRIMING } else { 0 };
+    let mut prompt_tokens = if chat_accounting {
+        tokenizer::REPLY_PRIMING
+    } else {
+        0
+    };
     let mut ids = Vec::new();
     for t in &texts {
         if chat_accounting {
@@ -704,7 +845,10 @@ async fn completion(
         }
     }
     let cached = match &state.prefix {
-        Some(cache) => cache.lock().map(|mut c| c.lookup_and_insert(&ids)).unwrap_or(0),
+        Some(cache) => cache
+            .lock()
+            .map(|mut c| c.lookup_and_insert(&ids))
+            .unwrap_or(0),
         None => 0,
     };
 
@@ -718,8 +862,14 @@ async fn completion(
         Some(TokenRange::Range(a, b)) => rng.u32(a..=b),
         None => max.unwrap_or(64),
     };
-    let n = max.map_or(desired, |m| desired.min(m)).min(MAX_OUTPUT_TOKENS);
-    let finish_reason = if max.is_some_and(|m| desired >= m) { "length" } else { "stop" };
+    let n = max
+        .map_or(desired, |m| desired.min(m))
+        .min(MAX_OUTPUT_TOKENS);
+    let finish_reason = if max.is_some_and(|m| desired >= m) {
+        "length"
+    } else {
+        "stop"
+    };
     let (n, finish_reason) = if refused {
         (tokenizer::count(openai::REFUSAL), "stop")
     } else {
@@ -738,33 +888,40 @@ async fn completion(
     };
     let created = unix_now();
     let offset = rng.u32(..);
-    let endpoint = if api == Api::Chat { Endpoint::Chat } else { Endpoint::Text };
+    let endpoint = if api == Api::Chat {
+        Endpoint::Chat
+    } else {
+        Endpoint::Text
+    };
     let fault = if refused { Fault::Refused } else { Fault::None };
 
     if !stream {
         // The whole answer leaves when its last token would have.
         let tokens_after_first = if refused { 0 } else { n.saturating_sub(1) };
         let gen = latency.itl.saturating_mul(tokens_after_first);
-        let done = (first_due + jittered(gen, latency.jitter, rng)).max(arrival + latency.slow_headers);
+        let done =
+            (first_due + jittered(gen, latency.jitter, rng)).max(arrival + latency.slow_headers);
         let text: String = if refused {
             openai::REFUSAL.to_string()
         } else {
             (0..n).map(|i| openai::token_text(i, offset)).collect()
         };
-        let body = openai::completion_body(
+        let body = openai::Completion {
             api,
             id,
             created,
-            &model,
-            &text,
-            refused,
+            model: &model,
+            text: &text,
+            refusal: refused,
             finish_reason,
-            latency.usage.then_some(usage),
-        );
+            usage: latency.usage.then_some(usage),
+        }
+        .body();
         crate::timer::sleep_until(done).await;
         let mut rec = state.simple_record(endpoint, 200, fault, arrival);
         rec.first_token = Some((rec.headers_at, done));
-        rec.token_lags.push(rec.headers_at.saturating_duration_since(done).as_micros() as u32);
+        rec.token_lags
+            .push(rec.headers_at.saturating_duration_since(done).as_micros() as u32);
         rec.output_tokens = n;
         rec.prompt_tokens = prompt_tokens;
         rec.cached_tokens = cached;
@@ -804,7 +961,10 @@ async fn completion(
     let stream = TokenStream::new(plan, state.stats.clone(), rec);
     let mut r = Response::new(MockBody::Tokens(Box::new(stream)));
     let h = r.headers_mut();
-    h.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream; charset=utf-8"));
+    h.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream; charset=utf-8"),
+    );
     h.insert("cache-control", HeaderValue::from_static("no-cache"));
     h.insert("x-accel-buffering", HeaderValue::from_static("no"));
     Ok(r)
@@ -819,24 +979,36 @@ async fn embeddings(
 ) -> Result<Resp, Early> {
     let r: openai::EmbeddingsRequest = serde_json::from_slice(body).map_err(parse_error)?;
     let model = require_model(state, r.model)?;
-    let input = r
-        .input
-        .ok_or_else(|| (400, Fault::BadRequest, bad_request("'input' is a required property")))?;
+    let input = r.input.ok_or_else(|| {
+        (
+            400,
+            Fault::BadRequest,
+            bad_request("'input' is a required property"),
+        )
+    })?;
     let items = input.items();
     if items.is_empty() {
-        return Err((400, Fault::BadRequest, bad_request("'input' must not be empty")));
+        return Err(early(
+            400,
+            Fault::BadRequest,
+            bad_request("'input' must not be empty"),
+        ));
     }
     let base64 = match r.encoding_format.as_deref() {
         None | Some("float") => false,
         Some("base64") => true,
         Some(other) => {
             let msg = format!("'{other}' is not one of ['float', 'base64'] - 'encoding_format'");
-            return Err((400, Fault::BadRequest, bad_request(&msg)));
+            return Err(early(400, Fault::BadRequest, bad_request(&msg)));
         }
     };
     let dims = r.dimensions.unwrap_or(state.config.dims);
     if dims == 0 || dims > 65_536 {
-        return Err((400, Fault::BadRequest, bad_request("'dimensions' must be between 1 and 65536")));
+        return Err(early(
+            400,
+            Fault::BadRequest,
+            bad_request("'dimensions' must be between 1 and 65536"),
+        ));
     }
     early_faults(state, rng)?;
     let due = arrival
@@ -845,7 +1017,10 @@ async fn embeddings(
             latency.jitter,
             rng,
         );
-    let vectors: Vec<Vec<f32>> = items.iter().map(|(t, _)| openai::embedding(t, dims)).collect();
+    let vectors: Vec<Vec<f32>> = items
+        .iter()
+        .map(|(t, _)| openai::embedding(t, dims))
+        .collect();
     let prompt_tokens: u32 = items.iter().map(|(_, n)| *n).sum();
     let body = openai::embeddings_body(&model, &vectors, base64, prompt_tokens);
     crate::timer::sleep_until(due).await;

@@ -260,7 +260,36 @@ fn put_escaped(b: &mut BytesMut, text: &str) {
 }
 
 /// A whole (non-streamed) completion.
-pub fn completion_body(
+pub struct Completion<'a> {
+    pub api: Api,
+    pub id: u64,
+    pub created: u64,
+    pub model: &'a str,
+    pub text: &'a str,
+    /// The text is a refusal (`message.refusal`, `content` null).
+    pub refusal: bool,
+    pub finish_reason: &'a str,
+    pub usage: Option<Usage>,
+}
+
+impl Completion<'_> {
+    pub fn body(&self) -> Bytes {
+        let Completion {
+            api,
+            id,
+            created,
+            model,
+            text,
+            refusal,
+            finish_reason,
+            usage,
+        } = *self;
+        completion_body(api, id, created, model, text, refusal, finish_reason, usage)
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn completion_body(
     api: Api,
     id: u64,
     created: u64,
@@ -272,7 +301,9 @@ pub fn completion_body(
 ) -> Bytes {
     let model = serde_json::to_string(model).expect("json");
     let text_json = serde_json::to_string(text).expect("json");
-    let usage = usage.map(|u| format!(",\"usage\":{}", u.json())).unwrap_or_default();
+    let usage = usage
+        .map(|u| format!(",\"usage\":{}", u.json()))
+        .unwrap_or_default();
     let s = match api {
         Api::Chat => {
             let (content, refusal_field) = if refusal {
@@ -300,15 +331,26 @@ pub fn embedding(text: &str, dims: usize) -> Vec<f32> {
     }
     let mut rng = fastrand::Rng::with_seed(h);
     let mut v: Vec<f32> = (0..dims).map(|_| rng.f32() * 2.0 - 1.0).collect();
-    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(f32::MIN_POSITIVE);
+    let norm = v
+        .iter()
+        .map(|x| x * x)
+        .sum::<f32>()
+        .sqrt()
+        .max(f32::MIN_POSITIVE);
     v.iter_mut().for_each(|x| *x /= norm);
     v
 }
 
 /// The body of an embeddings response.
-pub fn embeddings_body(model: &str, vectors: &[Vec<f32>], base64: bool, prompt_tokens: u32) -> Bytes {
+pub fn embeddings_body(
+    model: &str,
+    vectors: &[Vec<f32>],
+    base64: bool,
+    prompt_tokens: u32,
+) -> Bytes {
     use base64::Engine as _;
-    let mut out = String::with_capacity(vectors.len() * vectors.first().map_or(0, |v| v.len()) * 12 + 128);
+    let mut out =
+        String::with_capacity(vectors.len() * vectors.first().map_or(0, |v| v.len()) * 12 + 128);
     out.push_str("{\"object\":\"list\",\"data\":[");
     for (i, v) in vectors.iter().enumerate() {
         if i > 0 {
@@ -343,14 +385,29 @@ mod tests {
     #[test]
     fn chunks_are_json_events() {
         let t = Templates::new(Api::Chat, 7, 1, "m\"x");
-        for chunk in [t.role_chunk(), t.token_chunk(" the", false), t.token_chunk("a\"b", true)] {
+        for chunk in [
+            t.role_chunk(),
+            t.token_chunk(" the", false),
+            t.token_chunk("a\"b", true),
+        ] {
             let s = std::str::from_utf8(&chunk).unwrap();
-            let data = s.strip_prefix("data: ").unwrap().strip_suffix("\n\n").unwrap();
+            let data = s
+                .strip_prefix("data: ")
+                .unwrap()
+                .strip_suffix("\n\n")
+                .unwrap();
             let v: serde_json::Value = serde_json::from_str(data).unwrap();
             assert_eq!(v["object"], "chat.completion.chunk");
             assert_eq!(v["model"], "m\"x");
         }
-        let end = t.finish("stop", Some(Usage { prompt: 5, completion: 2, cached: 0 }));
+        let end = t.finish(
+            "stop",
+            Some(Usage {
+                prompt: 5,
+                completion: 2,
+                cached: 0,
+            }),
+        );
         let s = std::str::from_utf8(&end).unwrap();
         let events: Vec<&str> = s.split("\n\n").filter(|e| !e.is_empty()).collect();
         assert_eq!(events.len(), 3);
@@ -367,7 +424,17 @@ mod tests {
         let v: serde_json::Value =
             serde_json::from_str(std::str::from_utf8(&c).unwrap()[6..].trim()).unwrap();
         assert_eq!(v["choices"][0]["text"], " x");
-        let body = completion_body(Api::Text, 1, 1, "m", "hi", false, "stop", None);
+        let body = Completion {
+            api: Api::Text,
+            id: 1,
+            created: 1,
+            model: "m",
+            text: "hi",
+            refusal: false,
+            finish_reason: "stop",
+            usage: None,
+        }
+        .body();
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(v["choices"][0]["text"], "hi");
     }
@@ -379,7 +446,7 @@ mod tests {
         assert_ne!(a, embedding("hello!", 64));
         let norm: f32 = a.iter().map(|x| x * x).sum::<f32>().sqrt();
         assert!((norm - 1.0).abs() < 1e-4);
-        let body = embeddings_body("m", &[a.clone()], true, 1);
+        let body = embeddings_body("m", std::slice::from_ref(&a), true, 1);
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert!(v["data"][0]["embedding"].is_string());
     }

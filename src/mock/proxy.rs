@@ -18,7 +18,15 @@ use super::{error_response, Resp, State};
 fn hop_by_hop(name: &HeaderName) -> bool {
     matches!(
         name.as_str(),
-        "connection" | "keep-alive" | "proxy-connection" | "transfer-encoding" | "upgrade" | "te" | "trailer" | "host" | "content-length"
+        "connection"
+            | "keep-alive"
+            | "proxy-connection"
+            | "transfer-encoding"
+            | "upgrade"
+            | "te"
+            | "trailer"
+            | "host"
+            | "content-length"
     )
 }
 
@@ -29,11 +37,22 @@ pub(super) async fn forward(state: &State, req: Request<Incoming>, arrival: Inst
         crate::timer::sleep_until(arrival + state.config.added_latency).await;
     }
     let (parts, body) = req.into_parts();
-    let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let path = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
     let url = format!("{upstream}{path}");
     let body = match body.collect().await {
         Ok(b) => b.to_bytes(),
-        Err(_) => return error_response(StatusCode::BAD_REQUEST, "could not read the request body", "invalid_request_error", None),
+        Err(_) => {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                "could not read the request body",
+                "invalid_request_error",
+                None,
+            )
+        }
     };
     let mut rb = client.request(parts.method, &url).body(body);
     for (k, v) in &parts.headers {
@@ -66,5 +85,12 @@ pub(super) async fn forward(state: &State, req: Request<Incoming>, arrival: Inst
     rec.stream = true;
     let body = ProxyBody::new(upstream_resp.bytes_stream(), state.stats.clone(), rec);
     resp.body(MockBody::Proxy(Box::new(body)))
-        .unwrap_or_else(|_| error_response(StatusCode::BAD_GATEWAY, "bad upstream response", "server_error", None))
+        .unwrap_or_else(|_| {
+            error_response(
+                StatusCode::BAD_GATEWAY,
+                "bad upstream response",
+                "server_error",
+                None,
+            )
+        })
 }

@@ -181,9 +181,21 @@ impl Stats {
     fn snapshot(&self) -> StatsSnapshot {
         StatsSnapshot {
             requests: self.requests,
-            by_status: self.by_status.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
-            by_fault: self.by_fault.iter().map(|(k, v)| (fault_name(*k), *v)).collect(),
-            by_endpoint: self.by_endpoint.iter().map(|(k, v)| (endpoint_name(*k), *v)).collect(),
+            by_status: self
+                .by_status
+                .iter()
+                .map(|(k, v)| (k.to_string(), *v))
+                .collect(),
+            by_fault: self
+                .by_fault
+                .iter()
+                .map(|(k, v)| (fault_name(*k), *v))
+                .collect(),
+            by_endpoint: self
+                .by_endpoint
+                .iter()
+                .map(|(k, v)| (endpoint_name(*k), *v))
+                .collect(),
             streams: self.streams,
             output_tokens: self.output_tokens,
             prompt_tokens: self.prompt_tokens,
@@ -199,11 +211,17 @@ impl Stats {
 }
 
 fn fault_name(f: Fault) -> String {
-    serde_json::to_value(f).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()
+    serde_json::to_value(f)
+        .ok()
+        .and_then(|v| v.as_str().map(String::from))
+        .unwrap_or_default()
 }
 
 fn endpoint_name(e: Endpoint) -> String {
-    serde_json::to_value(e).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()
+    serde_json::to_value(e)
+        .ok()
+        .and_then(|v| v.as_str().map(String::from))
+        .unwrap_or_default()
 }
 
 /// Percentiles of one histogram, µs.

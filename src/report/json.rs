@@ -32,6 +32,7 @@ impl JsonOutput {
         serde_json::to_writer_pretty(&mut w, result)
             .and_then(|_| w.write_all(b"\n").map_err(serde_json::Error::io))
             .with_context(|| format!("writing {}", self.path.display()))?;
-        w.flush().with_context(|| format!("writing {}", self.path.display()))
+        w.flush()
+            .with_context(|| format!("writing {}", self.path.display()))
     }
 }

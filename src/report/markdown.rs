@@ -29,14 +29,38 @@ fn f2(x: f64) -> String {
 
 /// What each latency row measures, in the report's order.
 const ROWS: &[(&str, &str)] = &[
-    ("ttft", "request start → first chunk carrying output (content, reasoning or tool call)"),
-    ("ttfo", "request start → first chunk of visible output (reasoning excluded)"),
-    ("itl", "every gap between consecutive output chunks (vLLM's ITL, AIPerf's ICL)"),
-    ("tpot", "per request (e2e − ttft) / (output_tokens − 1) (vLLM's TPOT, AIPerf's ITL)"),
-    ("e2e", "request sent → end of the response body (service time)"),
-    ("latency", "scheduled send → end of the response body (open model, free of coordinated omission)"),
-    ("queue_wait", "scheduled send → an in-flight slot was free (--max-in-flight backlog)"),
-    ("schedule_lag", "actual send − scheduled send, less queue_wait: the generator's own lateness"),
+    (
+        "ttft",
+        "request start → first chunk carrying output (content, reasoning or tool call)",
+    ),
+    (
+        "ttfo",
+        "request start → first chunk of visible output (reasoning excluded)",
+    ),
+    (
+        "itl",
+        "every gap between consecutive output chunks (vLLM's ITL, AIPerf's ICL)",
+    ),
+    (
+        "tpot",
+        "per request (e2e − ttft) / (output_tokens − 1) (vLLM's TPOT, AIPerf's ITL)",
+    ),
+    (
+        "e2e",
+        "request sent → end of the response body (service time)",
+    ),
+    (
+        "latency",
+        "scheduled send → end of the response body (open model, free of coordinated omission)",
+    ),
+    (
+        "queue_wait",
+        "scheduled send → an in-flight slot was free (--max-in-flight backlog)",
+    ),
+    (
+        "schedule_lag",
+        "actual send − scheduled send, less queue_wait: the generator's own lateness",
+    ),
 ];
 
 /// Render the end-of-run report.
@@ -53,10 +77,18 @@ pub fn render(r: &RunResult) -> String {
         "model `{}` · {} · {} · max_tokens {} · run `{}`{}\n",
         p.model,
         describe_load(&p.load),
-        if p.stream { "streaming" } else { "not streaming" },
+        if p.stream {
+            "streaming"
+        } else {
+            "not streaming"
+        },
         p.max_tokens,
         r.run_id,
-        if r.interrupted_by_user { " · **stopped by Ctrl-C**" } else { "" }
+        if r.interrupted_by_user {
+            " · **stopped by Ctrl-C**"
+        } else {
+            ""
+        }
     );
 
     let s = &r.summary;
@@ -65,7 +97,18 @@ pub fn render(r: &RunResult) -> String {
         out,
         "{}\n",
         table(
-            &["req", "ok", "err", "interrupted", "error_rate", "ok_rps", "tokens/s", "input tokens", "output tokens", "duration"],
+            &[
+                "req",
+                "ok",
+                "err",
+                "interrupted",
+                "error_rate",
+                "ok_rps",
+                "tokens/s",
+                "input tokens",
+                "output tokens",
+                "duration"
+            ],
             vec![vec![
                 s.requests.to_string(),
                 s.ok.to_string(),
@@ -103,7 +146,10 @@ pub fn render(r: &RunResult) -> String {
         let _ = writeln!(
             out,
             "{}\n",
-            table(&["metric", "mean", "p50", "p90", "p95", "p99", "max", "count"], rows)
+            table(
+                &["metric", "mean", "p50", "p90", "p95", "p99", "max", "count"],
+                rows
+            )
         );
     }
 
@@ -116,14 +162,23 @@ pub fn render(r: &RunResult) -> String {
             .map(|e| {
                 vec![
                     e.class.clone(),
-                    e.status.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
+                    e.status
+                        .map(|s| s.to_string())
+                        .unwrap_or_else(|| "-".into()),
                     e.count.to_string(),
                     format!("{:.2}%", e.count as f64 / total * 100.0),
                     e.message.replace('|', "\\|").chars().take(120).collect(),
                 ]
             })
             .collect();
-        let _ = writeln!(out, "{}\n", table(&["class", "status", "count", "share", "first message"], rows));
+        let _ = writeln!(
+            out,
+            "{}\n",
+            table(
+                &["class", "status", "count", "share", "first message"],
+                rows
+            )
+        );
     }
 
     if let Some(sc) = &r.schedule {
@@ -132,35 +187,59 @@ pub fn render(r: &RunResult) -> String {
             out,
             "{}\n",
             table(
-                &["requested req/s", "achieved req/s", "schedule_lag p99 (ms)", "queued", "kept schedule"],
+                &[
+                    "requested req/s",
+                    "achieved req/s",
+                    "schedule_lag p99 (ms)",
+                    "queued",
+                    "kept schedule"
+                ],
                 vec![vec![
                     f2(sc.requested_rate),
                     f2(sc.achieved_rate),
                     f2(sc.lag_p99_ms),
                     sc.queued.to_string(),
-                    if sc.behind { "**no**".into() } else { "yes".into() },
+                    if sc.behind {
+                        "**no**".into()
+                    } else {
+                        "yes".into()
+                    },
                 ]],
             )
         );
     }
 
-    let mut notes: Vec<String> = r.warnings.iter().map(|w| format!("**warning:** {w}")).collect();
+    let mut notes: Vec<String> = r
+        .warnings
+        .iter()
+        .map(|w| format!("**warning:** {w}"))
+        .collect();
     let sources: Vec<String> = s
         .output_token_sources
         .iter()
         .map(|(k, v)| format!("{k} {v}"))
         .collect();
     if !sources.is_empty() {
-        notes.push(format!("output tokens counted from: {}", sources.join(", ")));
+        notes.push(format!(
+            "output tokens counted from: {}",
+            sources.join(", ")
+        ));
     }
     if s.reasoning_tokens > 0 {
-        notes.push(format!("reasoning tokens (from usage): {}", s.reasoning_tokens));
+        notes.push(format!(
+            "reasoning tokens (from usage): {}",
+            s.reasoning_tokens
+        ));
     }
     notes.push(format!(
         "generator: {:.2} CPU-s, peak RSS {:.1} MiB{}",
         r.generator.cpu_seconds,
         r.generator.peak_rss_mib,
-        if r.generator.includes_mock { " (includes the in-process mock)" } else { "" }
+        if r.generator.includes_mock {
+            " (includes the in-process mock)"
+        } else {
+            ""
+        }
     ));
     let _ = writeln!(out, "### Notes\n");
     for n in notes {

@@ -128,9 +128,17 @@ pub fn generator_usage(includes_mock: bool) -> GeneratorUsage {
     let ok = unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } == 0;
     let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
     GeneratorUsage {
-        cpu_seconds: if ok { secs(ru.ru_utime) + secs(ru.ru_stime) } else { 0.0 },
+        cpu_seconds: if ok {
+            secs(ru.ru_utime) + secs(ru.ru_stime)
+        } else {
+            0.0
+        },
         // ru_maxrss is in KiB on Linux.
-        peak_rss_mib: if ok { ru.ru_maxrss as f64 / 1024.0 } else { 0.0 },
+        peak_rss_mib: if ok {
+            ru.ru_maxrss as f64 / 1024.0
+        } else {
+            0.0
+        },
         includes_mock,
     }
 }
@@ -178,7 +186,11 @@ impl RunResult {
                 class: class.as_str().to_string(),
                 status: *status,
                 count: *n,
-                message: t.error_messages.get(&(*class, *status)).cloned().unwrap_or_default(),
+                message: t
+                    .error_messages
+                    .get(&(*class, *status))
+                    .cloned()
+                    .unwrap_or_default(),
             })
             .collect();
         let mut warnings = Vec::new();
@@ -214,8 +226,15 @@ impl RunResult {
                 behind,
             }
         });
-        let tokenizer_count = t.output_sources.get(&crate::record::TokenSource::Tokenizer).copied().unwrap_or(0)
-            + t.output_sources.get(&crate::record::TokenSource::Chunks).copied().unwrap_or(0);
+        let tokenizer_count = t
+            .output_sources
+            .get(&crate::record::TokenSource::Tokenizer)
+            .copied()
+            .unwrap_or(0)
+            + t.output_sources
+                .get(&crate::record::TokenSource::Chunks)
+                .copied()
+                .unwrap_or(0);
         if tokenizer_count > 0 {
             warnings.push(format!(
                 "the server sent no usage for {tokenizer_count} of {} ok requests: their output tokens are estimated locally (cl100k_base tokenizer)",
@@ -235,7 +254,9 @@ impl RunResult {
             ));
         }
         let src = |m: &BTreeMap<crate::record::TokenSource, u64>| {
-            m.iter().map(|(k, v)| (k.as_str().to_string(), *v)).collect()
+            m.iter()
+                .map(|(k, v)| (k.as_str().to_string(), *v))
+                .collect()
         };
         let answered = (t.ok + t.errors).max(1) as f64;
         RunResult {

@@ -128,7 +128,10 @@ mod tests {
         assert_eq!(v["stream_options"]["include_usage"], true);
         assert_eq!(v["messages"][0]["role"], "system");
         assert_eq!(v["max_tokens"], 16);
-        assert_eq!(r.prompt_tokens, tokenizer::count_chat(["be brief", "Hello world"]));
+        assert_eq!(
+            r.prompt_tokens,
+            tokenizer::count_chat(["be brief", "Hello world"])
+        );
         let p: Value = serde_json::from_slice(&w.preflight().body).unwrap();
         assert_eq!(p["max_tokens"], 1);
         assert_eq!(p["stream"], false);

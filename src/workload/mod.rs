@@ -24,6 +24,12 @@ pub trait Workload: Send + Sync {
 
 /// Every workload name, for `periscope scenarios` and error messages.
 pub const NAMES: &[(&str, &str)] = &[
-    ("completions", "chat completions (POST /v1/chat/completions), streamed by default"),
-    ("text-completions", "legacy text completions (POST /v1/completions)"),
+    (
+        "completions",
+        "chat completions (POST /v1/chat/completions), streamed by default",
+    ),
+    (
+        "text-completions",
+        "legacy text completions (POST /v1/completions)",
+    ),
 ];

@@ -54,7 +54,14 @@ impl MockProc {
 
     /// The mock's own send stamps.
     pub async fn stats(&self) -> serde_json::Value {
-        http().get(self.url("/mock/stats")).send().await.unwrap().json().await.unwrap()
+        http()
+            .get(self.url("/mock/stats"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
     }
 
     pub async fn reset(&self) {
