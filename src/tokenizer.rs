@@ -16,12 +16,38 @@ pub fn warm_up() {
     let _ = bpe();
 }
 
+/// Entries of the per-thread count cache before it is cleared.
+const CACHE_ENTRIES: usize = 4096;
+
+thread_local! {
+    /// Counts of recently seen texts, by hash. Load tests repeat prompts, and
+    /// BPE is the costliest step of a request in the mock; a per-thread map
+    /// needs no lock.
+    static COUNTS: std::cell::RefCell<std::collections::HashMap<u64, u32>> =
+        std::cell::RefCell::new(std::collections::HashMap::with_capacity(CACHE_ENTRIES));
+}
+
 /// The number of tokens in `text`.
 pub fn count(text: &str) -> u32 {
     if text.is_empty() {
         return 0;
     }
-    bpe().encode_ordinary(text).len() as u32
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    text.hash(&mut h);
+    let key = h.finish();
+    if let Some(n) = COUNTS.with(|c| c.borrow().get(&key).copied()) {
+        return n;
+    }
+    let n = bpe().encode_ordinary(text).len() as u32;
+    COUNTS.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.len() >= CACHE_ENTRIES {
+            c.clear();
+        }
+        c.insert(key, n);
+    });
+    n
 }
 
 /// The token ids of `text`.

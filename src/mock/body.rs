@@ -12,7 +12,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures_util::Stream;
 use hyper::body::{Body, Frame, SizeHint};
 
@@ -135,31 +135,31 @@ impl TokenStream {
         }
     }
 
-    fn poll_next_frame(
-        &mut self,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+    /// Send every chunk that is due, coalesced into one frame: when several
+    /// tokens are due at once (a zero gap, or a late wake-up) they leave in
+    /// one write, as a real server's would.
+    fn poll_next_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        let mut out = BytesMut::new();
+        let ready = |out: BytesMut| Poll::Ready(Some(Ok(Frame::data(out.freeze()))));
         loop {
             match self.phase {
                 Phase::Role => {
                     self.phase = Phase::Tokens;
                     if self.plan.api == Api::Chat {
-                        return Poll::Ready(Some(Ok(Frame::data(
-                            self.plan.templates.role_chunk(),
-                        ))));
+                        out.reserve(self.plan.templates.chunk_len() * 2);
+                        self.plan.templates.put_role(&mut out);
                     }
                 }
                 Phase::Tokens => {
-                    let total = if self.plan.refusal.is_some() {
-                        1
-                    } else {
-                        self.plan.tokens
-                    };
+                    let total = if self.plan.refusal.is_some() { 1 } else { self.plan.tokens };
                     if self.next >= total {
                         self.phase = Phase::Finish;
                         continue;
                     }
                     if self.plan.cut_at == Some(self.next) {
+                        if !out.is_empty() {
+                            return ready(out);
+                        }
                         // Pause once before failing, so hyper flushes what was
                         // sent: the client sees a partial stream, then a close.
                         if !self.cutting {
@@ -175,11 +175,12 @@ impl TokenStream {
                         self.sleep = None;
                         self.phase = Phase::Done;
                         self.finish_record(Some(Fault::Cut));
-                        return Poll::Ready(Some(Err(io::Error::other(
-                            "stream cut by fault injection",
-                        ))));
+                        return Poll::Ready(Some(Err(io::Error::other("stream cut by fault injection"))));
                     }
                     if Instant::now() < self.due {
+                        if !out.is_empty() {
+                            return ready(out);
+                        }
                         let due = self.due;
                         let sleep = self.sleep.get_or_insert_with(|| timer::sleep_until(due));
                         if Pin::new(sleep).poll(cx).is_pending() {
@@ -191,26 +192,22 @@ impl TokenStream {
                     if let Some(r) = self.record.as_mut() {
                         match self.last_sent {
                             None => r.first_token = Some((now, self.due)),
-                            Some(prev) => {
-                                r.itl_gaps.push(now.duration_since(prev).as_micros() as u32)
-                            }
+                            Some(prev) => r.itl_gaps.push(now.duration_since(prev).as_micros() as u32),
                         }
-                        r.token_lags
-                            .push(now.saturating_duration_since(self.due).as_micros() as u32);
+                        r.token_lags.push(now.saturating_duration_since(self.due).as_micros() as u32);
                     }
                     self.last_sent = Some(now);
-                    let chunk = if self.plan.malformed_at == Some(self.next) {
+                    let t = &self.plan.templates;
+                    if self.plan.malformed_at == Some(self.next) {
                         if let Some(r) = self.record.as_mut() {
                             r.fault = Fault::Malformed;
                         }
-                        self.plan.templates.malformed_chunk()
+                        t.put_malformed(&mut out);
                     } else if let Some(text) = self.plan.refusal {
-                        self.plan.templates.token_chunk(text, true)
+                        t.put_token(&mut out, text, true);
                     } else {
-                        self.plan
-                            .templates
-                            .token_chunk(token_text(self.next, self.plan.offset), false)
-                    };
+                        t.put_token(&mut out, token_text(self.next, self.plan.offset), false);
+                    }
                     self.next += 1;
                     let factor = if self.plan.jitter > 0.0 {
                         1.0 + self.plan.jitter * (self.plan.rng.f64() * 2.0 - 1.0)
@@ -218,18 +215,19 @@ impl TokenStream {
                         1.0
                     };
                     self.due += self.plan.itl.mul_f64(factor.max(0.0));
-                    return Poll::Ready(Some(Ok(Frame::data(chunk))));
                 }
                 Phase::Finish => {
                     self.phase = Phase::Done;
-                    let end = self
-                        .plan
-                        .templates
-                        .finish(self.plan.finish_reason, self.plan.usage);
+                    self.plan.templates.put_finish(&mut out, self.plan.finish_reason, self.plan.usage);
                     self.finish_record(None);
-                    return Poll::Ready(Some(Ok(Frame::data(end))));
+                    return ready(out);
                 }
-                Phase::Done => return Poll::Ready(None),
+                Phase::Done => {
+                    if !out.is_empty() {
+                        return ready(out);
+                    }
+                    return Poll::Ready(None);
+                }
             }
         }
     }

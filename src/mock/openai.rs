@@ -188,17 +188,20 @@ impl Templates {
         }
     }
 
+    /// Room for one token chunk.
+    pub fn chunk_len(&self) -> usize {
+        self.head.len() + 80
+    }
+
     /// The first chat chunk: the role, before any output.
-    pub fn role_chunk(&self) -> Bytes {
-        let mut b = BytesMut::with_capacity(self.head.len() + 96);
+    pub fn put_role(&self, b: &mut BytesMut) {
         b.put_slice(&self.head);
         b.put_slice(b"{\"role\":\"assistant\",\"content\":\"\",\"refusal\":null},\"logprobs\":null,\"finish_reason\":null}]}\n\n");
-        b.freeze()
     }
 
     /// A chunk carrying one token of output (`content`, or `refusal`).
-    pub fn token_chunk(&self, text: &str, refusal: bool) -> Bytes {
-        let mut b = BytesMut::with_capacity(self.head.len() + text.len() + 64);
+    pub fn put_token(&self, b: &mut BytesMut, text: &str, refusal: bool) {
+        b.reserve(self.head.len() + text.len() + 64);
         b.put_slice(&self.head);
         match self.api {
             Api::Chat => {
@@ -207,20 +210,19 @@ impl Templates {
                 } else {
                     b"{\"content\":\""
                 });
-                put_escaped(&mut b, text);
+                put_escaped(b, text);
                 b.put_slice(CHAT_TOKEN_TAIL);
             }
             Api::Text => {
-                put_escaped(&mut b, text);
+                put_escaped(b, text);
                 b.put_slice(TEXT_TOKEN_TAIL);
             }
         }
-        b.freeze()
     }
 
     /// The end of a stream: the finish chunk, the usage chunk when asked, `[DONE]`.
-    pub fn finish(&self, finish_reason: &str, usage: Option<Usage>) -> Bytes {
-        let mut b = BytesMut::with_capacity(self.head.len() * 2 + 256);
+    pub fn put_finish(&self, b: &mut BytesMut, finish_reason: &str, usage: Option<Usage>) {
+        b.reserve(self.head.len() * 2 + 256);
         b.put_slice(&self.head);
         match self.api {
             Api::Chat => b.put_slice(b"{},\"logprobs\":null,\"finish_reason\":\""),
@@ -235,15 +237,12 @@ impl Templates {
             b.put_slice(b"}\n\n");
         }
         b.put_slice(b"data: [DONE]\n\n");
-        b.freeze()
     }
 
     /// A chunk that is not JSON (fault injection).
-    pub fn malformed_chunk(&self) -> Bytes {
-        let mut b = BytesMut::with_capacity(self.head.len() + 16);
+    pub fn put_malformed(&self, b: &mut BytesMut) {
         b.put_slice(&self.head[..self.head.len() / 2]);
         b.put_slice(b"\n\n");
-        b.freeze()
     }
 }
 
@@ -382,6 +381,18 @@ pub fn embeddings_body(
 mod tests {
     use super::*;
 
+    fn role(t: &Templates) -> BytesMut {
+        let mut b = BytesMut::new();
+        t.put_role(&mut b);
+        b
+    }
+
+    fn token(t: &Templates, text: &str, refusal: bool) -> BytesMut {
+        let mut b = BytesMut::new();
+        t.put_token(&mut b, text, refusal);
+        b
+    }
+
     #[test]
     fn chunks_are_json_events() {
         let t = Templates::new(Api::Chat, 7, 1, "m\"x");
@@ -420,7 +431,7 @@ mod tests {
     #[test]
     fn text_chunks_are_json() {
         let t = Templates::new(Api::Text, 1, 1, "m");
-        let c = t.token_chunk(" x", false);
+        let c = token(&t, " x", false);
         let v: serde_json::Value =
             serde_json::from_str(std::str::from_utf8(&c).unwrap()[6..].trim()).unwrap();
         assert_eq!(v["choices"][0]["text"], " x");

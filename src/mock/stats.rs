@@ -1,16 +1,21 @@
 //! What the mock actually did: send stamps per response, aggregated.
 //!
-//! Each response sends one [`MockRecord`] over an unbounded channel when it
-//! ends; a collector task owns the histograms, so request handlers never take
-//! a lock. `GET /mock/stats` asks the collector for a snapshot through the
-//! same channel, so it sees every record sent before it.
+//! Each response sends one [`MockRecord`] over a lock-free channel when it
+//! ends, without waking anyone: a background task drains the channel into
+//! the histograms every 100 ms, and `GET /mock/stats` drains it before it
+//! answers, so it sees every record sent before it. At tens of thousands of
+//! requests a second, a wake-up per record (a tokio channel) cost more than
+//! the rest of the request.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
 
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
 use hdrhistogram::Histogram;
 use serde::Serialize;
-use tokio::sync::{mpsc, oneshot};
 
 /// Which endpoint a request hit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -62,49 +67,67 @@ pub struct MockRecord {
     pub cached_tokens: u32,
 }
 
-enum Msg {
-    Record(Box<MockRecord>),
-    Snapshot(oneshot::Sender<StatsSnapshot>),
-    Reset,
-}
-
 /// The sending side, cloned into every request.
 #[derive(Clone)]
 pub struct StatsHandle {
-    tx: mpsc::UnboundedSender<Msg>,
+    tx: mpsc::Sender<Box<MockRecord>>,
+    shared: Arc<Mutex<Collector>>,
+}
+
+struct Collector {
+    rx: mpsc::Receiver<Box<MockRecord>>,
+    stats: Stats,
+}
+
+impl Collector {
+    fn drain(&mut self) {
+        while let Ok(r) = self.rx.try_recv() {
+            self.stats.add(&r);
+        }
+    }
 }
 
 impl StatsHandle {
-    /// Start the collector task.
+    /// Start the collector (a task that drains the channel every 100 ms).
     pub fn spawn() -> Self {
-        let (tx, mut rx) = mpsc::unbounded_channel::<Msg>();
+        let (tx, rx) = mpsc::channel();
+        let shared = Arc::new(Mutex::new(Collector {
+            rx,
+            stats: Stats::default(),
+        }));
+        let weak = Arc::downgrade(&shared);
         tokio::spawn(async move {
-            let mut stats = Stats::default();
-            while let Some(msg) = rx.recv().await {
-                match msg {
-                    Msg::Record(r) => stats.add(&r),
-                    Msg::Snapshot(reply) => {
-                        let _ = reply.send(stats.snapshot());
-                    }
-                    Msg::Reset => stats = Stats::default(),
-                }
+            let mut tick = tokio::time::interval(Duration::from_millis(100));
+            loop {
+                tick.tick().await;
+                let Some(shared) = weak.upgrade() else { return };
+                if let Ok(mut c) = shared.lock() {
+                    c.drain();
+                };
             }
         });
-        StatsHandle { tx }
+        StatsHandle { tx, shared }
     }
 
     pub fn record(&self, r: MockRecord) {
-        let _ = self.tx.send(Msg::Record(Box::new(r)));
+        let _ = self.tx.send(Box::new(r));
     }
 
     pub async fn snapshot(&self) -> StatsSnapshot {
-        let (tx, rx) = oneshot::channel();
-        let _ = self.tx.send(Msg::Snapshot(tx));
-        rx.await.unwrap_or_default()
+        match self.shared.lock() {
+            Ok(mut c) => {
+                c.drain();
+                c.stats.snapshot()
+            }
+            Err(_) => StatsSnapshot::default(),
+        }
     }
 
     pub fn reset(&self) {
-        let _ = self.tx.send(Msg::Reset);
+        if let Ok(mut c) = self.shared.lock() {
+            c.drain();
+            c.stats = Stats::default();
+        }
     }
 }
 

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# The generator's speed: periscope and oha drive the same endpoints (nginx
+# serving static bodies: a whole chat completion and an SSE stream of 64
+# tokens) at concurrency 64 for 10 s each, in one run. Prints req/s and
+# CPU-seconds per 1000 requests for both, and periscope's peak RSS with
+# 1000 VUs against the mock. Targets: periscope ≥ 0.9 × oha's req/s and
+# ≤ 1.2 × its CPU per request on the whole body; RSS ≤ 100 MB.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib.sh
+BIN=${BIN:-target/release/periscope}
+DUR=${DUR:-10}
+CONC=${CONC:-64}
+need nginx nginx-light
+[ -x /usr/bin/time ] || need /usr/bin/time time
+if ! command -v oha >/dev/null; then
+  echo "installing oha (cargo install oha --locked)" >&2
+  cargo install oha --locked >&2
+fi
+work=$(mktemp -d)
+trap 'nginx_stop "$work"; kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+
+capture_bodies "$BIN" "$work"
+port=$(free_port); nginx_static "$work" "$port"
+wait_http "http://127.0.0.1:$port/v1/chat/completions"
+
+cpu() { # cpu FILE → user+sys seconds written by /usr/bin/time -f "%U %S"
+  awk '{print $1 + $2}' "$1"
+}
+
+row() { # row KIND PATH STREAMFLAG
+  local kind=$1 path=$2 body=$3 flag=$4
+  /usr/bin/time -f "%U %S" -o "$work/oha.time" \
+    oha -z "${DUR}s" -c "$CONC" -m POST -H "Content-Type: application/json" -d "$body" \
+    --no-tui --output-format json "http://127.0.0.1:$port$path" > "$work/oha.json" 2>/dev/null
+  local oha_rps oha_n oha_cpu
+  oha_rps=$(python3 -c "import json;print(json.load(open('$work/oha.json'))['summary']['requestsPerSec'])")
+  oha_n=$(python3 -c "import json;d=json.load(open('$work/oha.json'));print(sum(d['statusCodeDistribution'].values()))")
+  oha_cpu=$(cpu "$work/oha.time")
+  /usr/bin/time -f "%U %S" -o "$work/p.time" \
+    "$BIN" run --target "http://127.0.0.1:$port${path%/v1/chat/completions}" --vus "$CONC" --duration "${DUR}s" \
+    $flag --no-preflight --progress-every 3600 --json "$work/p.json" > /dev/null 2>&1
+  local p_rps p_n p_cpu
+  p_rps=$(python3 -c "import json;print(json.load(open('$work/p.json'))['summary']['ok_rps'])")
+  p_n=$(python3 -c "import json;print(json.load(open('$work/p.json'))['summary']['ok'])")
+  p_cpu=$(cpu "$work/p.time")
+  python3 - "$kind" "$oha_rps" "$oha_n" "$oha_cpu" "$p_rps" "$p_n" "$p_cpu" <<'PY'
+import sys
+kind, orps, on, ocpu, prps, pn, pcpu = sys.argv[1], *map(float, sys.argv[2:])
+ocpk = ocpu / on * 1000
+pcpk = pcpu / pn * 1000
+print(f"| {kind} | {orps:.0f} | {prps:.0f} | {prps/orps:.2f} | {ocpk:.3f} | {pcpk:.3f} | {pcpk/ocpk:.2f} |")
+PY
+}
+
+echo "| body | oha req/s | periscope req/s | req/s ratio | oha CPU-s/1000 req | periscope CPU-s/1000 req | CPU ratio |"
+echo "|---|---|---|---|---|---|---|"
+row whole /v1/chat/completions "$REQ_WHOLE" --no-stream
+row stream /stream/v1/chat/completions "$REQ_STREAM" --stream
+
+# Memory with 1000 VUs against the mock (in its own process).
+mport=$(free_port)
+"$BIN" mock --listen "127.0.0.1:$mport" --ttft 50ms --itl 10ms 2>/dev/null &
+wait_http "http://127.0.0.1:$mport/health"
+ulimit -n 65536 2>/dev/null || true
+"$BIN" run --target "http://127.0.0.1:$mport" --vus 1000 --duration "${DUR}s" --no-preflight \
+  --progress-every 3600 --json "$work/rss.json" > /dev/null 2>&1
+python3 - "$work/rss.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+print(f"\nperiscope with 1000 VUs against the mock: peak RSS {d['generator']['peak_rss_mib']:.1f} MiB, "
+      f"{d['summary']['ok']} ok requests, {d['summary']['ok_rps']:.0f} req/s, {d['summary']['tokens_per_s']:.0f} tokens/s")
+PY
