@@ -31,6 +31,7 @@ pub(super) async fn run(
     let mut report = ExecReport::default();
     let mut t = 0.0f64;
     let mut index = 0u64;
+    let mut blocked_until: Option<Instant> = None;
     loop {
         // Skip stretches where the rate is zero.
         let mut r = rate.at(Duration::from_secs_f64(t));
@@ -48,19 +49,35 @@ pub(super) async fn run(
             _ = timer::sleep_until(scheduled) => {}
         }
         report.planned += 1;
+        // Time spent waiting for a slot is the target's backlog: for this
+        // arrival if it waited itself, or if the scheduler reached it late
+        // because it was waiting for an earlier arrival's slot.
         let permit = match &slots {
             None => None,
-            Some(s) => match s.clone().try_acquire_owned() {
-                Ok(p) => Some((p, Duration::ZERO)),
-                Err(_) => {
-                    let p = tokio::select! {
-                        biased;
-                        _ = ctx.soft.cancelled() => break,
-                        p = s.clone().acquire_owned() => p.expect("semaphore is never closed"),
-                    };
-                    Some((p, Instant::now().saturating_duration_since(scheduled)))
+            Some(s) => {
+                let (p, waited) = match s.clone().try_acquire_owned() {
+                    Ok(p) => (p, false),
+                    Err(_) => {
+                        let p = tokio::select! {
+                            biased;
+                            _ = ctx.soft.cancelled() => break,
+                            p = s.clone().acquire_owned() => p.expect("semaphore is never closed"),
+                        };
+                        (p, true)
+                    }
+                };
+                let now = Instant::now();
+                let backlog = waited || blocked_until.is_some_and(|b| b > scheduled);
+                if waited {
+                    blocked_until = Some(now);
                 }
-            },
+                let wait = if backlog {
+                    now.saturating_duration_since(scheduled)
+                } else {
+                    Duration::ZERO
+                };
+                Some((p, wait))
+            }
         };
         report.dispatched += 1;
         let scheduled_us = Duration::from_secs_f64(t).as_micros() as u64;

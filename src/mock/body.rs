@@ -138,7 +138,10 @@ impl TokenStream {
     /// Send every chunk that is due, coalesced into one frame: when several
     /// tokens are due at once (a zero gap, or a late wake-up) they leave in
     /// one write, as a real server's would.
-    fn poll_next_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+    fn poll_next_frame(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
         let mut out = BytesMut::new();
         let ready = |out: BytesMut| Poll::Ready(Some(Ok(Frame::data(out.freeze()))));
         loop {
@@ -151,7 +154,11 @@ impl TokenStream {
                     }
                 }
                 Phase::Tokens => {
-                    let total = if self.plan.refusal.is_some() { 1 } else { self.plan.tokens };
+                    let total = if self.plan.refusal.is_some() {
+                        1
+                    } else {
+                        self.plan.tokens
+                    };
                     if self.next >= total {
                         self.phase = Phase::Finish;
                         continue;
@@ -175,7 +182,9 @@ impl TokenStream {
                         self.sleep = None;
                         self.phase = Phase::Done;
                         self.finish_record(Some(Fault::Cut));
-                        return Poll::Ready(Some(Err(io::Error::other("stream cut by fault injection"))));
+                        return Poll::Ready(Some(Err(io::Error::other(
+                            "stream cut by fault injection",
+                        ))));
                     }
                     if Instant::now() < self.due {
                         if !out.is_empty() {
@@ -192,9 +201,12 @@ impl TokenStream {
                     if let Some(r) = self.record.as_mut() {
                         match self.last_sent {
                             None => r.first_token = Some((now, self.due)),
-                            Some(prev) => r.itl_gaps.push(now.duration_since(prev).as_micros() as u32),
+                            Some(prev) => {
+                                r.itl_gaps.push(now.duration_since(prev).as_micros() as u32)
+                            }
                         }
-                        r.token_lags.push(now.saturating_duration_since(self.due).as_micros() as u32);
+                        r.token_lags
+                            .push(now.saturating_duration_since(self.due).as_micros() as u32);
                     }
                     self.last_sent = Some(now);
                     let t = &self.plan.templates;
@@ -218,7 +230,11 @@ impl TokenStream {
                 }
                 Phase::Finish => {
                     self.phase = Phase::Done;
-                    self.plan.templates.put_finish(&mut out, self.plan.finish_reason, self.plan.usage);
+                    self.plan.templates.put_finish(
+                        &mut out,
+                        self.plan.finish_reason,
+                        self.plan.usage,
+                    );
                     self.finish_record(None);
                     return ready(out);
                 }

@@ -18,6 +18,7 @@ pub mod openai;
 mod proxy;
 pub mod stats;
 
+use std::borrow::Cow;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -766,7 +767,7 @@ async fn completion(
     let (model, texts, chat_accounting, stream, include_usage, max) = match api {
         Api::Chat => {
             let r: openai::ChatRequest = serde_json::from_slice(body).map_err(parse_error)?;
-            let model = require_model(state, r.model)?;
+            let model = require_model(state, r.model.map(Cow::into_owned))?;
             let messages = match r.messages {
                 Some(m) if !m.is_empty() => m,
                 Some(_) => {
@@ -784,11 +785,13 @@ async fn completion(
                     ))
                 }
             };
-            let texts: Vec<String> = messages
-                .iter()
-                .filter_map(|m| m.content.as_ref())
-                .map(|c| c.texts().concat())
-                .collect();
+            let mut texts = Vec::with_capacity(messages.len());
+            for m in &messages {
+                texts.push(
+                    m.text()
+                        .map_err(|e| early(400, Fault::BadRequest, bad_request(&e)))?,
+                );
+            }
             let stream = r.stream.unwrap_or(false);
             let include_usage = r.stream_options.is_some_and(|o| o.include_usage);
             (
@@ -810,7 +813,11 @@ async fn completion(
                     bad_request("'prompt' is a required property"),
                 )
             })?;
-            let texts = prompt.items().into_iter().map(|(t, _)| t).collect();
+            let texts = prompt
+                .items()
+                .into_iter()
+                .map(|(t, _)| std::borrow::Cow::Owned(t))
+                .collect();
             let stream = r.stream.unwrap_or(false);
             let include_usage = r.stream_options.is_some_and(|o| o.include_usage);
             (model, texts, false, stream, include_usage, r.max_tokens)

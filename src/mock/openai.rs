@@ -4,16 +4,22 @@
 //! (id, created, model) is serialized once into a chunk head, and each token
 //! chunk is `head + token + tail`, one allocation per chunk.
 
+use std::borrow::Cow;
+
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::Deserialize;
+use serde_json::value::RawValue;
 
 use crate::tokenizer;
 
 /// The body of `POST /v1/chat/completions`, as far as the mock needs it.
+/// Strings are borrowed from the request body where they need no unescaping.
 #[derive(Debug, Deserialize)]
-pub struct ChatRequest {
-    pub model: Option<String>,
-    pub messages: Option<Vec<Message>>,
+pub struct ChatRequest<'a> {
+    #[serde(borrow)]
+    pub model: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub messages: Option<Vec<Message<'a>>>,
     #[serde(default)]
     pub stream: Option<bool>,
     pub stream_options: Option<StreamOptions>,
@@ -22,34 +28,47 @@ pub struct ChatRequest {
 }
 
 #[derive(Debug, Deserialize)]
-pub struct Message {
+pub struct Message<'a> {
     #[allow(dead_code)]
-    pub role: String,
-    pub content: Option<Content>,
-}
-
-/// Message content: a string, or an array of typed parts.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-pub enum Content {
-    Text(String),
-    Parts(Vec<Part>),
+    #[serde(borrow)]
+    pub role: Cow<'a, str>,
+    /// A string or an array of typed parts; kept raw and read by [`Message::text`]
+    /// (an untagged enum would buffer every message to try its variants).
+    #[serde(borrow)]
+    pub content: Option<&'a RawValue>,
 }
 
 #[derive(Debug, Deserialize)]
-pub struct Part {
-    #[allow(dead_code)]
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub text: Option<String>,
+struct Part<'a> {
+    #[serde(borrow)]
+    text: Option<Cow<'a, str>>,
 }
 
-impl Content {
-    pub fn texts(&self) -> Vec<&str> {
-        match self {
-            Content::Text(s) => vec![s.as_str()],
-            Content::Parts(p) => p.iter().filter_map(|p| p.text.as_deref()).collect(),
+impl<'a> Message<'a> {
+    /// The message's text: the string, or its parts' texts joined. `Err` when
+    /// `content` is neither.
+    pub fn text(&self) -> Result<Cow<'a, str>, String> {
+        let Some(raw) = self.content else {
+            return Ok(Cow::Borrowed(""));
+        };
+        let json = raw.get();
+        if json.starts_with('"') {
+            // Borrowed when it has no escapes (the common case), else unescaped.
+            if let Ok(s) = serde_json::from_str::<&'a str>(json) {
+                return Ok(Cow::Borrowed(s));
+            }
+            return serde_json::from_str::<String>(json)
+                .map(Cow::Owned)
+                .map_err(|e| format!("'content': {e}"));
         }
+        if json == "null" {
+            return Ok(Cow::Borrowed(""));
+        }
+        let parts: Vec<Part<'_>> = serde_json::from_str(json)
+            .map_err(|_| "'content' must be a string or an array of content parts".to_string())?;
+        Ok(Cow::Owned(
+            parts.iter().filter_map(|p| p.text.as_deref()).collect(),
+        ))
     }
 }
 
@@ -287,6 +306,20 @@ impl Completion<'_> {
     }
 }
 
+/// Append `text` as a JSON string literal.
+fn push_json_str(out: &mut String, text: &str) {
+    if text
+        .bytes()
+        .all(|c| (0x20..0x7f).contains(&c) && c != b'"' && c != b'\\')
+    {
+        out.push('"');
+        out.push_str(text);
+        out.push('"');
+    } else {
+        out.push_str(&serde_json::to_string(text).expect("json string"));
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn completion_body(
     api: Api,
@@ -298,27 +331,44 @@ fn completion_body(
     finish_reason: &str,
     usage: Option<Usage>,
 ) -> Bytes {
-    let model = serde_json::to_string(model).expect("json");
-    let text_json = serde_json::to_string(text).expect("json");
-    let usage = usage
-        .map(|u| format!(",\"usage\":{}", u.json()))
-        .unwrap_or_default();
-    let s = match api {
-        Api::Chat => {
-            let (content, refusal_field) = if refusal {
-                ("null".to_string(), text_json)
-            } else {
-                (text_json, "null".to_string())
-            };
-            format!(
-                "{{\"id\":\"chatcmpl-{id:016x}\",\"object\":\"chat.completion\",\"created\":{created},\"model\":{model},\"system_fingerprint\":\"fp_periscope\",\"choices\":[{{\"index\":0,\"message\":{{\"role\":\"assistant\",\"content\":{content},\"refusal\":{refusal_field}}},\"logprobs\":null,\"finish_reason\":\"{finish_reason}\"}}]{usage}}}"
-            )
-        }
-        Api::Text => format!(
-            "{{\"id\":\"cmpl-{id:016x}\",\"object\":\"text_completion\",\"created\":{created},\"model\":{model},\"system_fingerprint\":\"fp_periscope\",\"choices\":[{{\"text\":{text_json},\"index\":0,\"logprobs\":null,\"finish_reason\":\"{finish_reason}\"}}]{usage}}}"
-        ),
+    use std::fmt::Write as _;
+    let mut o = String::with_capacity(text.len() + model.len() + 512);
+    let (prefix, object) = match api {
+        Api::Chat => ("chatcmpl", "chat.completion"),
+        Api::Text => ("cmpl", "text_completion"),
     };
-    Bytes::from(s)
+    let _ = write!(
+        o,
+        "{{\"id\":\"{prefix}-{id:016x}\",\"object\":\"{object}\",\"created\":{created},\"model\":"
+    );
+    push_json_str(&mut o, model);
+    o.push_str(",\"system_fingerprint\":\"fp_periscope\",\"choices\":[{");
+    match api {
+        Api::Chat => {
+            o.push_str("\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":");
+            if refusal {
+                o.push_str("null,\"refusal\":");
+                push_json_str(&mut o, text);
+            } else {
+                push_json_str(&mut o, text);
+                o.push_str(",\"refusal\":null");
+            }
+            o.push_str("},\"logprobs\":null,\"finish_reason\":\"");
+        }
+        Api::Text => {
+            o.push_str("\"text\":");
+            push_json_str(&mut o, text);
+            o.push_str(",\"index\":0,\"logprobs\":null,\"finish_reason\":\"");
+        }
+    }
+    o.push_str(finish_reason);
+    o.push_str("\"}]");
+    if let Some(u) = usage {
+        o.push_str(",\"usage\":");
+        o.push_str(&u.json());
+    }
+    o.push('}');
+    Bytes::from(o)
 }
 
 /// A deterministic unit vector of `dims` floats derived from `text`.
@@ -394,13 +444,25 @@ mod tests {
     }
 
     #[test]
+    fn message_content_is_a_string_or_parts() {
+        let r: ChatRequest = serde_json::from_str(
+            r#"{"model":"m","messages":[{"role":"user","content":"plain"},{"role":"user","content":[{"type":"text","text":"a"},{"type":"image_url"},{"type":"text","text":"b"}]},{"role":"assistant","content":null},{"role":"user","content":"esc\"aped"}]}"#,
+        )
+        .unwrap();
+        let m = r.messages.unwrap();
+        assert!(matches!(m[0].text().unwrap(), Cow::Borrowed("plain")));
+        assert_eq!(m[1].text().unwrap(), "ab");
+        assert_eq!(m[2].text().unwrap(), "");
+        assert_eq!(m[3].text().unwrap(), "esc\"aped");
+        let bad: ChatRequest =
+            serde_json::from_str(r#"{"messages":[{"role":"user","content":5}]}"#).unwrap();
+        assert!(bad.messages.unwrap()[0].text().is_err());
+    }
+
+    #[test]
     fn chunks_are_json_events() {
         let t = Templates::new(Api::Chat, 7, 1, "m\"x");
-        for chunk in [
-            t.role_chunk(),
-            t.token_chunk(" the", false),
-            t.token_chunk("a\"b", true),
-        ] {
+        for chunk in [role(&t), token(&t, " the", false), token(&t, "a\"b", true)] {
             let s = std::str::from_utf8(&chunk).unwrap();
             let data = s
                 .strip_prefix("data: ")
@@ -411,7 +473,9 @@ mod tests {
             assert_eq!(v["object"], "chat.completion.chunk");
             assert_eq!(v["model"], "m\"x");
         }
-        let end = t.finish(
+        let mut end = BytesMut::new();
+        t.put_finish(
+            &mut end,
             "stop",
             Some(Usage {
                 prompt: 5,
