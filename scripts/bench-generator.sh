@@ -18,6 +18,7 @@ if ! command -v oha >/dev/null; then
   cargo install oha --locked >&2
 fi
 work=$(mktemp -d)
+chmod 755 "$work"  # nginx workers (www-data) read the bodies
 trap 'nginx_stop "$work"; kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 
 capture_bodies "$BIN" "$work"
@@ -38,12 +39,13 @@ row() { # row KIND PATH STREAMFLAG
   oha_n=$(python3 -c "import json;d=json.load(open('$work/oha.json'));print(sum(d['statusCodeDistribution'].values()))")
   oha_cpu=$(cpu "$work/oha.time")
   /usr/bin/time -f "%U %S" -o "$work/p.time" \
-    "$BIN" run --target "http://127.0.0.1:$port${path%/v1/chat/completions}" --vus "$CONC" --duration "${DUR}s" \
-    $flag --no-preflight --progress-every 3600 --json "$work/p.json" > /dev/null 2>&1
+    "$BIN" run --target "http://127.0.0.1:$port${path%/chat/completions}" --vus "$CONC" --duration "${DUR}s" \
+    $flag --no-preflight --progress-every 3600 --json "$work/p.json" > "$work/p.out" 2>&1 || { cat "$work/p.out" >&2; exit 1; }
   local p_rps p_n p_cpu
   p_rps=$(python3 -c "import json;print(json.load(open('$work/p.json'))['summary']['ok_rps'])")
   p_n=$(python3 -c "import json;print(json.load(open('$work/p.json'))['summary']['ok'])")
   p_cpu=$(cpu "$work/p.time")
+  [ "$p_n" != 0 ] || { sed -n "/Errors/,/Notes/p" "$work/p.out" >&2; exit 1; }
   python3 - "$kind" "$oha_rps" "$oha_n" "$oha_cpu" "$p_rps" "$p_n" "$p_cpu" <<'PY'
 import sys
 kind, orps, on, ocpu, prps, pn, pcpu = sys.argv[1], *map(float, sys.argv[2:])

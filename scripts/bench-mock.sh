@@ -14,6 +14,7 @@ CONNS=${CONNS:-64}
 need nginx nginx-light
 need wrk wrk
 work=$(mktemp -d)
+chmod 755 "$work"  # nginx workers (www-data) read the bodies
 trap 'nginx_stop "$work"; kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 
 capture_bodies "$BIN" "$work"

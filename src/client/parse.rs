@@ -238,13 +238,9 @@ pub fn error_message(body: &[u8]) -> String {
             return m.to_string();
         }
     }
+    // Not JSON (an HTML error page, say): its first 200 characters on one line.
     let s = String::from_utf8_lossy(body);
-    let s = s.trim();
-    let mut end = s.len().min(200);
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    s[..end].to_string()
+    s.split_whitespace().collect::<Vec<_>>().join(" ").chars().take(200).collect()
 }
 
 #[cfg(test)]

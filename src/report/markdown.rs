@@ -167,7 +167,14 @@ pub fn render(r: &RunResult) -> String {
                         .unwrap_or_else(|| "-".into()),
                     e.count.to_string(),
                     format!("{:.2}%", e.count as f64 / total * 100.0),
-                    e.message.replace('|', "\\|").chars().take(120).collect(),
+                    e.message
+                        .split_whitespace()
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                        .replace('|', "\\|")
+                        .chars()
+                        .take(120)
+                        .collect(),
                 ]
             })
             .collect();
