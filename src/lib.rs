@@ -30,7 +30,6 @@ use std::io::Write as _;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{Args, Command, MockArgs, RunArgs};
@@ -163,7 +162,7 @@ async fn run_load(a: RunArgs) -> Result<i32> {
     let origin = Instant::now();
     let started_at = SystemTime::now();
     client.set_origin(origin);
-    let (tx, rx) = mpsc::unbounded_channel();
+    let (tx, rx) = std::sync::mpsc::channel();
     let gauges = Arc::new(Gauges::default());
     let (collector, live) = Collector::new(rx, origin, plan.load.is_open(), gauges.clone());
     let collector = tokio::spawn(collector.run());

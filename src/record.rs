@@ -116,7 +116,9 @@ pub struct RequestRecord {
     pub output_tokens: u32,
     pub output_source: TokenSource,
     pub reasoning_tokens: Option<u32>,
-    /// The server's usage and the local count disagree by more than 10%.
+    /// The server's usage was compared with a local count (a sample of requests).
+    pub usage_checked: bool,
+    /// ...and they disagree by more than 10%.
     pub usage_mismatch: bool,
     pub status: Option<u16>,
     pub outcome: Outcome,
@@ -141,6 +143,7 @@ impl RequestRecord {
             output_tokens: 0,
             output_source: TokenSource::Tokenizer,
             reasoning_tokens: None,
+            usage_checked: false,
             usage_mismatch: false,
             status: None,
             outcome: Outcome::Ok,

@@ -240,7 +240,12 @@ pub fn error_message(body: &[u8]) -> String {
     }
     // Not JSON (an HTML error page, say): its first 200 characters on one line.
     let s = String::from_utf8_lossy(body);
-    s.split_whitespace().collect::<Vec<_>>().join(" ").chars().take(200).collect()
+    s.split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .chars()
+        .take(200)
+        .collect()
 }
 
 #[cfg(test)]

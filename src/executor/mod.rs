@@ -17,7 +17,6 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -142,7 +141,8 @@ impl Load {
 pub struct Context {
     pub client: Arc<Client>,
     pub workload: Arc<dyn Workload>,
-    pub records: mpsc::UnboundedSender<RequestRecord>,
+    /// Completed requests, to the collector (a lock-free send that wakes no one).
+    pub records: std::sync::mpsc::Sender<RequestRecord>,
     pub gauges: Arc<Gauges>,
     /// Stop starting new requests.
     pub soft: CancellationToken,

@@ -87,6 +87,8 @@ pub struct Aggregate {
     pub output_sources: BTreeMap<TokenSource, u64>,
     pub input_sources: BTreeMap<TokenSource, u64>,
     pub usage_mismatch: u64,
+    /// Requests whose usage was compared with a local count.
+    pub usage_checked: u64,
     /// Requests whose schedule lag was measured (the open model).
     pub scheduled: u64,
     /// Requests that waited for an in-flight slot.
@@ -109,6 +111,7 @@ impl Default for Aggregate {
             output_sources: BTreeMap::new(),
             input_sources: BTreeMap::new(),
             usage_mismatch: 0,
+            usage_checked: 0,
             scheduled: 0,
             queued: 0,
             hist: LATENCY_METRICS.iter().map(|m| (*m, histogram())).collect(),
@@ -156,6 +159,7 @@ impl Aggregate {
                 *self.output_sources.entry(r.output_source).or_default() += 1;
                 *self.input_sources.entry(r.input_source).or_default() += 1;
                 self.usage_mismatch += r.usage_mismatch as u64;
+                self.usage_checked += r.usage_checked as u64;
                 if let Some(t) = r.ttft_us {
                     self.rec("ttft", t);
                 }
@@ -200,6 +204,7 @@ impl Aggregate {
             *self.input_sources.entry(*k).or_default() += v;
         }
         self.usage_mismatch += other.usage_mismatch;
+        self.usage_checked += other.usage_checked;
         self.scheduled += other.scheduled;
         self.queued += other.queued;
         for (k, h) in &other.hist {

@@ -79,7 +79,10 @@ pub struct Summary {
     pub output_token_sources: BTreeMap<String, u64>,
     /// How many ok requests had their input tokens from each source.
     pub input_token_sources: BTreeMap<String, u64>,
-    /// Requests whose server usage and local count differ by more than 10%.
+    /// Requests whose usage was compared with a local count (all of the first
+    /// 64, then one in 16).
+    pub usage_checked: u64,
+    /// Of those, requests whose usage and local count differ by more than 10%.
     pub usage_mismatch: u64,
 }
 
@@ -243,8 +246,8 @@ impl RunResult {
         }
         if t.usage_mismatch > 0 {
             warnings.push(format!(
-                "for {} requests the server's usage and the local token count disagree by more than 10%",
-                t.usage_mismatch
+                "for {} of {} checked requests the server's usage and the local token count disagree by more than 10%",
+                t.usage_mismatch, t.usage_checked
             ));
         }
         if i.exec.cancelled_in_flight && t.interrupted > 0 {
@@ -279,6 +282,7 @@ impl RunResult {
                 reasoning_tokens: t.reasoning_tokens,
                 output_token_sources: src(&t.output_sources),
                 input_token_sources: src(&t.input_sources),
+                usage_checked: t.usage_checked,
                 usage_mismatch: t.usage_mismatch,
             },
             latency,
