@@ -3,22 +3,9 @@
 
 mod common;
 
-use common::{http, sse_data, MockProc};
+use common::{chat, fire, http, sse_data, MockProc};
 use periscope::tokenizer;
 use serde_json::{json, Value};
-
-fn chat(prompt: &str, stream: bool, max_tokens: u32) -> Value {
-    let mut body = json!({
-        "model": "m",
-        "messages": [{"role": "system", "content": "be brief"}, {"role": "user", "content": prompt}],
-        "max_tokens": max_tokens,
-        "stream": stream,
-    });
-    if stream {
-        body["stream_options"] = json!({"include_usage": true});
-    }
-    body
-}
 
 #[tokio::test]
 async fn chat_stream_is_framed_as_openai_sends_it() {
@@ -232,36 +219,6 @@ async fn api_key_is_required_when_set() {
         c.get(mock.url("/health")).send().await.unwrap().status(),
         200
     );
-}
-
-/// Send `n` requests with `conc` in flight; return (status, body) of each.
-async fn fire(url: String, body: Value, n: usize, conc: usize) -> Vec<(u16, String)> {
-    let c = http();
-    let body = std::sync::Arc::new(body);
-    let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let mut tasks = Vec::new();
-    for _ in 0..conc {
-        let (c, url, body, next) = (c.clone(), url.clone(), body.clone(), next.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut out = Vec::new();
-            while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < n {
-                match c.post(&url).json(&*body).send().await {
-                    Ok(r) => {
-                        let s = r.status().as_u16();
-                        let t = r.text().await.unwrap_or_else(|_| "<cut>".into());
-                        out.push((s, t));
-                    }
-                    Err(e) => out.push((0, e.to_string())),
-                }
-            }
-            out
-        }));
-    }
-    let mut all = Vec::new();
-    for t in tasks {
-        all.extend(t.await.unwrap());
-    }
-    all
 }
 
 fn within(count: usize, n: usize, rate: f64, tol: f64) -> bool {

@@ -3,20 +3,9 @@
 
 mod common;
 
-use common::{periscope, periscope_async, read_json, stderr, stdout, temp_json, MockProc};
-use serde_json::Value;
-
-fn s(v: &[&str]) -> Vec<String> {
-    v.iter().map(|x| x.to_string()).collect()
-}
-
-fn latency<'a>(r: &'a Value, metric: &str) -> &'a Value {
-    &r["latency"][metric]
-}
-
-fn f(v: &Value) -> f64 {
-    v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
-}
+use common::{
+    f, latency, periscope, periscope_async, read_json, s, stderr, stdout, temp_json, MockProc,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_usage_tokens_are_estimated_and_flagged() {

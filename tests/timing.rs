@@ -5,65 +5,13 @@
 
 mod common;
 
-use common::{http, periscope_async, read_json, sse_data, stderr, stdout, temp_json, MockProc};
+use common::{
+    chat, f, fire, http, latency, periscope_async, read_json, s, sse_data, stderr, stdout,
+    temp_json, MockProc,
+};
 use serde_json::{json, Value};
 
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-fn s(v: &[&str]) -> Vec<String> {
-    v.iter().map(|x| x.to_string()).collect()
-}
-
-fn latency<'a>(r: &'a Value, metric: &str) -> &'a Value {
-    &r["latency"][metric]
-}
-
-fn f(v: &Value) -> f64 {
-    v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
-}
-
-fn chat(prompt: &str, stream: bool, max_tokens: u32) -> Value {
-    let mut body = json!({
-        "model": "m",
-        "messages": [{"role": "user", "content": prompt}],
-        "max_tokens": max_tokens,
-        "stream": stream,
-    });
-    if stream {
-        body["stream_options"] = json!({"include_usage": true});
-    }
-    body
-}
-
-/// Send `n` requests with `conc` in flight; return the status of each.
-async fn fire(url: String, body: Value, n: usize, conc: usize) -> Vec<(u16, String)> {
-    let c = http();
-    let body = std::sync::Arc::new(body);
-    let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let mut tasks = Vec::new();
-    for _ in 0..conc {
-        let (c, url, body, next) = (c.clone(), url.clone(), body.clone(), next.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut out = Vec::new();
-            while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < n {
-                match c.post(&url).json(&*body).send().await {
-                    Ok(r) => {
-                        let s = r.status().as_u16();
-                        let t = r.text().await.unwrap_or_default();
-                        out.push((s, t));
-                    }
-                    Err(e) => out.push((0, e.to_string())),
-                }
-            }
-            out
-        }));
-    }
-    let mut all = Vec::new();
-    for t in tasks {
-        all.extend(t.await.unwrap());
-    }
-    all
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn figures_agree_with_the_mocks_send_stamps() {

@@ -5,6 +5,8 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Output, Stdio};
 
+use serde_json::{json, Value};
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_periscope");
 
 /// `periscope mock` running as a child process on a free loopback port.
@@ -134,4 +136,63 @@ pub fn sse_data(body: &str) -> Vec<String> {
                 .join("\n")
         })
         .collect()
+}
+
+/// Owned arguments.
+pub fn s(v: &[&str]) -> Vec<String> {
+    v.iter().map(|x| x.to_string()).collect()
+}
+
+/// A latency metric of a result.
+pub fn latency<'a>(r: &'a Value, metric: &str) -> &'a Value {
+    &r["latency"][metric]
+}
+
+/// A JSON number.
+pub fn f(v: &Value) -> f64 {
+    v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
+}
+
+/// A chat request body (system + user message).
+pub fn chat(prompt: &str, stream: bool, max_tokens: u32) -> Value {
+    let mut body = json!({
+        "model": "m",
+        "messages": [{"role": "system", "content": "be brief"}, {"role": "user", "content": prompt}],
+        "max_tokens": max_tokens,
+        "stream": stream,
+    });
+    if stream {
+        body["stream_options"] = json!({"include_usage": true});
+    }
+    body
+}
+
+/// Send `n` requests with `conc` in flight; return (status, body) of each.
+pub async fn fire(url: String, body: Value, n: usize, conc: usize) -> Vec<(u16, String)> {
+    let c = http();
+    let body = std::sync::Arc::new(body);
+    let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..conc {
+        let (c, url, body, next) = (c.clone(), url.clone(), body.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut out = Vec::new();
+            while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < n {
+                match c.post(&url).json(&*body).send().await {
+                    Ok(r) => {
+                        let s = r.status().as_u16();
+                        let t = r.text().await.unwrap_or_else(|_| "<cut>".into());
+                        out.push((s, t));
+                    }
+                    Err(e) => out.push((0, e.to_string())),
+                }
+            }
+            out
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    all
 }
