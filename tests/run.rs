@@ -4,7 +4,8 @@
 mod common;
 
 use common::{
-    f, latency, periscope, periscope_async, read_json, s, stderr, stdout, temp_json, MockProc,
+    f, latency, periscope, periscope_async, read_json, run_ok, s, stderr, stdout, temp_json,
+    MockProc,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -18,20 +19,7 @@ async fn without_usage_tokens_are_estimated_and_flagged() {
         "16",
         "--no-usage",
     ]);
-    let dir = tempfile::tempdir().unwrap();
-    let json = temp_json(&dir, "r.json");
-    let out = periscope_async(s(&[
-        "run",
-        "--target",
-        &mock.base(),
-        "--iterations",
-        "20",
-        "--json",
-        &json,
-    ]))
-    .await;
-    assert!(out.status.success(), "{}", stderr(&out));
-    let r = read_json(&json);
+    let (out, r) = run_ok(&["run", "--target", &mock.base(), "--iterations", "20"]).await;
     assert_eq!(r["summary"]["ok"], 20);
     assert_eq!(r["summary"]["output_token_sources"]["tokenizer"], 20);
     assert_eq!(r["summary"]["output_tokens"], 16 * 20);
@@ -62,9 +50,7 @@ async fn error_classes_match_what_the_mock_injected() {
         "--malformed-rate",
         "0.08",
     ]);
-    let dir = tempfile::tempdir().unwrap();
-    let json = temp_json(&dir, "r.json");
-    let out = periscope_async(s(&[
+    let (out, r) = run_ok(&[
         "run",
         "--target",
         &mock.base(),
@@ -73,12 +59,8 @@ async fn error_classes_match_what_the_mock_injected() {
         "--iterations",
         "800",
         "--no-preflight",
-        "--json",
-        &json,
-    ]))
+    ])
     .await;
-    assert!(out.status.success(), "{}", stderr(&out));
-    let r = read_json(&json);
     let st = mock.stats().await;
     let count = |class: &str, status: Option<u64>| -> u64 {
         r["errors"]
@@ -117,9 +99,7 @@ async fn error_classes_match_what_the_mock_injected() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_per_request_timeout_is_classified_as_timeout() {
     let mock = MockProc::start(&["--ttft", "2s", "--itl", "1ms"]);
-    let dir = tempfile::tempdir().unwrap();
-    let json = temp_json(&dir, "r.json");
-    let out = periscope_async(s(&[
+    let (_, r) = run_ok(&[
         "run",
         "--target",
         &mock.base(),
@@ -128,12 +108,8 @@ async fn a_per_request_timeout_is_classified_as_timeout() {
         "--timeout",
         "200ms",
         "--no-preflight",
-        "--json",
-        &json,
-    ]))
+    ])
     .await;
-    assert!(out.status.success(), "{}", stderr(&out));
-    let r = read_json(&json);
     assert_eq!(r["errors"][0]["class"], "timeout");
     assert_eq!(r["errors"][0]["count"], 3);
 }
@@ -299,21 +275,15 @@ async fn dry_run_prints_the_plan_and_sends_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn text_completions_and_non_streaming_runs() {
     let mock = MockProc::start(&["--ttft", "5ms", "--itl", "1ms", "--output-tokens", "8"]);
-    let dir = tempfile::tempdir().unwrap();
-    let json = temp_json(&dir, "r.json");
-    let out = periscope_async(s(&[
+    let (_, r) = run_ok(&[
         "run",
         "text-completions",
         "--target",
         &mock.base(),
         "--iterations",
         "10",
-        "--json",
-        &json,
-    ]))
+    ])
     .await;
-    assert!(out.status.success(), "{}", stderr(&out));
-    let r = read_json(&json);
     assert_eq!(r["summary"]["ok"], 10);
     assert_eq!(r["plan"]["workload"], "text-completions");
     assert!(latency(&r, "ttft")["count"].as_u64().unwrap() == 10);
@@ -322,19 +292,15 @@ async fn text_completions_and_non_streaming_runs() {
         11,
         "10 + the preflight"
     );
-    let out = periscope_async(s(&[
+    let (_, r) = run_ok(&[
         "run",
         "--target",
         &mock.base(),
         "--no-stream",
         "--iterations",
         "10",
-        "--json",
-        &json,
-    ]))
+    ])
     .await;
-    assert!(out.status.success());
-    let r = read_json(&json);
     assert_eq!(r["summary"]["ok"], 10);
     assert!(
         r["latency"].get("ttft").is_none(),

@@ -196,3 +196,16 @@ pub async fn fire(url: String, body: Value, n: usize, conc: usize) -> Vec<(u16, 
     }
     all
 }
+
+/// Run periscope with `args` plus `--json` to a temporary file; assert it
+/// succeeded and return its output and the result document.
+pub async fn run_ok(args: &[&str]) -> (Output, Value) {
+    let dir = tempfile::tempdir().unwrap();
+    let json = temp_json(&dir, "r.json");
+    let mut all: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    all.extend(["--json".to_string(), json.clone()]);
+    let out = periscope_async(all).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let r = read_json(&json);
+    (out, r)
+}
