@@ -89,6 +89,9 @@ pub struct RunArgs {
     /// Per-request timeout.
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     pub timeout: Duration,
+    /// HTTP stack: auto (hyper HTTP/1.1 for http://, reqwest for https://), hyper or reqwest.
+    #[arg(long, value_enum, default_value_t = crate::client::Engine::Auto)]
+    pub http_engine: crate::client::Engine,
 
     /// Virtual users (closed model), constant for --duration [env: VUS].
     #[arg(long)]

@@ -146,13 +146,14 @@ async fn run_load(a: RunArgs) -> Result<i32> {
         (None, Target::Mock(_)) => unreachable!("the mock was started above"),
     };
     let workload = plan.build_workload();
-    let mut client = client::Client::new(
+    let mut client = client::Client::with_engine(
         &base,
         plan.token.as_deref(),
         &plan.headers,
         plan.timeout,
         plan.load.max_concurrency(),
         Instant::now(),
+        plan.http_engine,
     )?;
     if plan.preflight {
         preflight(&client, workload.as_ref()).await?;

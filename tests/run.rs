@@ -34,6 +34,16 @@ async fn without_usage_tokens_are_estimated_and_flagged() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn error_classes_match_what_the_mock_injected() {
+    error_classes_match("auto").await;
+}
+
+/// The reqwest path (used for https:// targets) classifies errors the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn error_classes_match_on_the_reqwest_engine() {
+    error_classes_match("reqwest").await;
+}
+
+async fn error_classes_match(engine: &str) {
     let mock = MockProc::start(&[
         "--ttft",
         "2ms",
@@ -59,6 +69,8 @@ async fn error_classes_match_what_the_mock_injected() {
         "--iterations",
         "800",
         "--no-preflight",
+        "--http-engine",
+        engine,
     ])
     .await;
     let st = mock.stats().await;
@@ -99,19 +111,23 @@ async fn error_classes_match_what_the_mock_injected() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_per_request_timeout_is_classified_as_timeout() {
     let mock = MockProc::start(&["--ttft", "2s", "--itl", "1ms"]);
-    let (_, r) = run_ok(&[
-        "run",
-        "--target",
-        &mock.base(),
-        "--iterations",
-        "3",
-        "--timeout",
-        "200ms",
-        "--no-preflight",
-    ])
-    .await;
-    assert_eq!(r["errors"][0]["class"], "timeout");
-    assert_eq!(r["errors"][0]["count"], 3);
+    for engine in ["hyper", "reqwest"] {
+        let (_, r) = run_ok(&[
+            "run",
+            "--target",
+            &mock.base(),
+            "--iterations",
+            "3",
+            "--timeout",
+            "200ms",
+            "--no-preflight",
+            "--http-engine",
+            engine,
+        ])
+        .await;
+        assert_eq!(r["errors"][0]["class"], "timeout", "{engine}");
+        assert_eq!(r["errors"][0]["count"], 3, "{engine}");
+    }
 }
 
 #[cfg(unix)]

@@ -4,6 +4,7 @@
 //! request (path, serialized body, whether it streams, the local prompt
 //! token count) and the run's origin instant, and returns what it measured.
 
+mod h1;
 pub mod parse;
 
 use std::sync::Once;
@@ -11,9 +12,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use bytes::Bytes;
-use eventsource_stream::{EventStreamError, Eventsource};
 use futures_util::StreamExt;
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE, HOST};
+use reqwest::Method;
 
 use crate::record::{ErrorClass, Outcome, RequestRecord, TokenSource};
 use crate::tokenizer;
@@ -31,8 +32,10 @@ pub fn http_builder() -> reqwest::ClientBuilder {
 /// A request ready to send, built by a workload.
 #[derive(Debug, Clone)]
 pub struct Prepared {
-    /// Path under the base URL, e.g. `chat/completions`.
-    pub path: &'static str,
+    pub method: Method,
+    /// Path under the base URL (`chat/completions`), or from the origin's
+    /// root when it starts with `/` (`/health`).
+    pub path: std::borrow::Cow<'static, str>,
     pub body: Bytes,
     pub stream: bool,
     /// Prompt tokens counted locally.
@@ -70,11 +73,40 @@ const KNOWN_PATHS: &[&str] = &["chat/completions", "completions", "embeddings", 
 const USAGE_CHECK_FIRST: u64 = 64;
 const USAGE_CHECK_EVERY: u64 = 16;
 
+/// Which HTTP stack sends the requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Engine {
+    /// hyper connections for http:// targets, reqwest for https://.
+    #[default]
+    Auto,
+    /// hyper HTTP/1.1 connections (http:// only).
+    Hyper,
+    /// reqwest (rustls) for every target.
+    Reqwest,
+}
+
+enum Transport {
+    Reqwest {
+        http: reqwest::Client,
+        urls: Vec<(&'static str, reqwest::Url)>,
+    },
+    Hyper {
+        pool: h1::Pool,
+        /// The base URL's path, e.g. `/v1`.
+        base_path: String,
+        headers: HeaderMap,
+    },
+}
+
+/// A response's body, whichever stack it came from.
+type BodyStream = std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<Bytes, String>> + Send>>;
+
 /// The HTTP client of one run.
 pub struct Client {
-    http: reqwest::Client,
+    transport: Transport,
     base: String,
-    urls: Vec<(&'static str, reqwest::Url)>,
+    timeout: Duration,
     origin: Instant,
     usage_checks: std::sync::atomic::AtomicU64,
 }
@@ -88,6 +120,26 @@ impl Client {
         timeout: Duration,
         pool: usize,
         origin: Instant,
+    ) -> anyhow::Result<Self> {
+        Self::with_engine(
+            base,
+            token,
+            extra_headers,
+            timeout,
+            pool,
+            origin,
+            Engine::Auto,
+        )
+    }
+
+    pub fn with_engine(
+        base: &str,
+        token: Option<&str>,
+        extra_headers: &[(String, String)],
+        timeout: Duration,
+        pool: usize,
+        origin: Instant,
+        engine: Engine,
     ) -> anyhow::Result<Self> {
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -104,27 +156,59 @@ impl Client {
                 HeaderValue::from_str(v).with_context(|| format!("the value of header '{k}'"))?;
             headers.insert(name, value);
         }
-        let http = http_builder()
-            .default_headers(headers)
-            .timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_secs(10)))
-            .pool_max_idle_per_host(pool.max(1))
-            .pool_idle_timeout(Duration::from_secs(90))
-            .build()
-            .context("building the HTTP client")?;
         let base = base.trim_end_matches('/').to_string();
-        let urls = KNOWN_PATHS
-            .iter()
-            .filter_map(|p| {
-                reqwest::Url::parse(&format!("{base}/{p}"))
-                    .ok()
-                    .map(|u| (*p, u))
-            })
-            .collect();
+        let url = reqwest::Url::parse(&base).with_context(|| format!("the target '{base}'"))?;
+        let connect_timeout = timeout.min(Duration::from_secs(10));
+        let use_hyper = match engine {
+            Engine::Auto => url.scheme() == "http",
+            Engine::Hyper if url.scheme() != "http" => {
+                anyhow::bail!(
+                    "--http-engine hyper speaks plain http:// only; use auto or reqwest for {base}"
+                )
+            }
+            Engine::Hyper => true,
+            Engine::Reqwest => false,
+        };
+        let transport = if use_hyper {
+            let host = url.host_str().context("the target has no host")?;
+            let port = url.port_or_known_default().unwrap_or(80);
+            let authority = match url.port() {
+                Some(p) => format!("{host}:{p}"),
+                None => host.to_string(),
+            };
+            if !headers.contains_key(HOST) {
+                headers.insert(
+                    HOST,
+                    HeaderValue::from_str(&authority).context("the target's host")?,
+                );
+            }
+            Transport::Hyper {
+                pool: h1::Pool::new(host, port, pool, connect_timeout),
+                base_path: url.path().trim_end_matches('/').to_string(),
+                headers,
+            }
+        } else {
+            let http = http_builder()
+                .default_headers(headers)
+                .connect_timeout(connect_timeout)
+                .pool_max_idle_per_host(pool.max(1))
+                .pool_idle_timeout(Duration::from_secs(90))
+                .build()
+                .context("building the HTTP client")?;
+            let urls = KNOWN_PATHS
+                .iter()
+                .filter_map(|p| {
+                    reqwest::Url::parse(&format!("{base}/{p}"))
+                        .ok()
+                        .map(|u| (*p, u))
+                })
+                .collect();
+            Transport::Reqwest { http, urls }
+        };
         Ok(Client {
-            http,
+            transport,
             base,
-            urls,
+            timeout,
             origin,
             usage_checks: std::sync::atomic::AtomicU64::new(0),
         })
@@ -148,6 +232,70 @@ impl Client {
         self.us(Instant::now())
     }
 
+    /// Send the request; on an answer, its status, body and (on the hyper
+    /// path) the connection to give back once the body is read.
+    async fn start(
+        &self,
+        req: &Prepared,
+    ) -> Result<(u16, BodyStream, Option<h1::Sender>), (ErrorClass, String)> {
+        let connect = |e: String| (ErrorClass::Connect, e);
+        match &self.transport {
+            Transport::Hyper {
+                pool,
+                base_path,
+                headers,
+            } => {
+                let uri = match req.path.strip_prefix('/') {
+                    Some(_) => hyper::Uri::try_from(req.path.as_ref()),
+                    None => hyper::Uri::try_from(format!("{base_path}/{}", req.path)),
+                }
+                .map_err(|e| connect(format!("bad path '{}': {e}", req.path)))?;
+                let mut r = hyper::Request::new(http_body_util::Full::new(req.body.clone()));
+                *r.method_mut() = req.method.clone();
+                *r.uri_mut() = uri;
+                *r.headers_mut() = headers.clone();
+                let (resp, sender) = pool.send(r).await.map_err(|e| connect(error_chain(&e)))?;
+                let status = resp.status().as_u16();
+                let body = http_body_util::BodyExt::into_data_stream(resp.into_body())
+                    .map(|r| r.map_err(|e| error_chain(&e)));
+                Ok((status, Box::pin(body), Some(sender)))
+            }
+            Transport::Reqwest { http, urls } => {
+                let url = match urls.iter().find(|(p, _)| *p == req.path.as_ref()) {
+                    Some((_, u)) => u.clone(),
+                    None => {
+                        let full = match req.path.strip_prefix('/') {
+                            Some(_) => {
+                                let mut u = reqwest::Url::parse(&self.base)
+                                    .map_err(|e| connect(e.to_string()))?;
+                                u.set_path(&req.path);
+                                u
+                            }
+                            None => reqwest::Url::parse(&format!("{}/{}", self.base, req.path))
+                                .map_err(|e| connect(format!("bad URL: {e}")))?,
+                        };
+                        full
+                    }
+                };
+                let resp = http
+                    .request(req.method.clone(), url)
+                    .body(req.body.clone())
+                    .send()
+                    .await
+                    .map_err(|e| connect(error_chain(&e)))?;
+                let status = resp.status().as_u16();
+                let body = resp.bytes_stream().map(|r| r.map_err(|e| error_chain(&e)));
+                Ok((status, Box::pin(body), None))
+            }
+        }
+    }
+
+    fn give_back(&self, sender: Option<h1::Sender>) {
+        if let (Some(s), Transport::Hyper { pool, .. }) = (sender, &self.transport) {
+            pool.put_back(s);
+        }
+    }
+
     /// Send one request and measure it. `scheduled_us` is the intended send
     /// time (the open model's schedule), or `None` to use the actual one.
     pub async fn send(&self, req: &Prepared, scheduled_us: Option<u64>) -> RequestRecord {
@@ -155,80 +303,93 @@ impl Client {
         let start_us = self.us(start);
         let mut rec = RequestRecord::new(scheduled_us.unwrap_or(start_us).min(start_us), start_us);
         rec.input_tokens = req.prompt_tokens;
-        let url = match self.urls.iter().find(|(p, _)| *p == req.path) {
-            Some((_, u)) => u.clone(),
-            None => match reqwest::Url::parse(&format!("{}/{}", self.base, req.path)) {
-                Ok(u) => u,
-                Err(e) => {
-                    rec.end_us = self.now_us();
-                    return fail(rec, ErrorClass::Connect, format!("bad URL: {e}"));
-                }
-            },
+        let deadline = tokio::time::sleep(self.timeout);
+        tokio::pin!(deadline);
+        let timed_out = || {
+            (
+                ErrorClass::Timeout,
+                format!("no complete answer within --timeout {:?}", self.timeout),
+            )
         };
-        let sent = self.http.post(url).body(req.body.clone()).send().await;
-        let resp = match sent {
-            Ok(r) => r,
-            Err(e) => {
+        let started = tokio::select! {
+            biased;
+            r = self.start(req) => r,
+            _ = &mut deadline => Err(timed_out()),
+        };
+        let (status, mut body, sender) = match started {
+            Ok(s) => s,
+            Err((class, msg)) => {
                 rec.end_us = self.now_us();
-                let class = if e.is_timeout() {
-                    ErrorClass::Timeout
-                } else {
-                    ErrorClass::Connect
-                };
-                return fail(rec, class, error_chain(&e));
+                return fail(rec, class, msg);
             }
         };
-        let status = resp.status().as_u16();
         rec.status = Some(status);
-        if !resp.status().is_success() {
-            let body = resp.bytes().await.unwrap_or_default();
-            rec.end_us = self.now_us();
-            return fail(
-                rec,
-                ErrorClass::from_status(status),
-                parse::error_message(&body),
-            );
-        }
         let mut st = StreamState::default();
-        if req.stream {
-            let mut events = resp.bytes_stream().eventsource();
-            while let Some(ev) = events.next().await {
+        let success = (200..300).contains(&status);
+        if success && req.stream {
+            // Events that arrive in one read share its arrival instant.
+            let mut sse = sse_parse::SseParser::new();
+            let mut clean_end = false;
+            'read: loop {
+                let chunk = tokio::select! {
+                    biased;
+                    c = body.next() => c,
+                    _ = &mut deadline => {
+                        st.failure = Some(timed_out());
+                        break;
+                    }
+                };
                 let at = Instant::now();
-                match ev {
-                    Ok(ev) => {
-                        if !st.on_event(&ev.data, at) {
-                            break;
+                match chunk {
+                    None => {
+                        clean_end = true;
+                        break;
+                    }
+                    Some(Ok(bytes)) => {
+                        sse.feed(&bytes);
+                        while let Some(ev) = sse.next_event() {
+                            if !st.on_event(&ev.data, at) {
+                                break 'read;
+                            }
                         }
                     }
-                    Err(EventStreamError::Transport(e)) => {
-                        let class = if e.is_timeout() {
-                            ErrorClass::Timeout
-                        } else {
-                            ErrorClass::StreamCut
-                        };
-                        st.failure = Some((class, error_chain(&e)));
-                        break;
-                    }
-                    Err(e) => {
-                        st.failure = Some((ErrorClass::BadBody, e.to_string()));
+                    Some(Err(e)) => {
+                        st.failure = Some((ErrorClass::StreamCut, e));
                         break;
                     }
                 }
             }
+            if clean_end {
+                self.give_back(sender);
+            }
         } else {
-            match resp.bytes().await {
-                Ok(body) => st.on_body(&body, Instant::now()),
-                Err(e) => {
-                    let class = if e.is_timeout() {
-                        ErrorClass::Timeout
-                    } else {
-                        ErrorClass::StreamCut
-                    };
-                    st.failure = Some((class, error_chain(&e)));
+            let whole = tokio::select! {
+                biased;
+                b = read_all(&mut body) => b,
+                _ = &mut deadline => Err(timed_out()),
+            };
+            let at = Instant::now();
+            match whole {
+                Ok(bytes) => {
+                    self.give_back(sender);
+                    if !success {
+                        rec.end_us = self.us(at);
+                        return fail(
+                            rec,
+                            ErrorClass::from_status(status),
+                            parse::error_message(&bytes),
+                        );
+                    }
+                    st.on_body(&bytes, at)
                 }
+                Err(failure) => st.failure = Some(failure),
             }
         }
         rec.end_us = self.now_us();
+        if !success {
+            let msg = st.failure.map(|f| f.1).unwrap_or_default();
+            return fail(rec, ErrorClass::from_status(status), msg);
+        }
         self.finish(rec, st, req)
     }
 
@@ -282,6 +443,30 @@ impl Client {
         rec.itl_us = st.gaps_us;
         rec
     }
+}
+
+/// Read a body to its end. The error is a stream cut (the class the caller
+/// records when the body stops early).
+async fn read_all(body: &mut BodyStream) -> Result<Bytes, (ErrorClass, String)> {
+    let mut first: Option<Bytes> = None;
+    let mut rest: Vec<u8> = Vec::new();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| (ErrorClass::StreamCut, e))?;
+        match &first {
+            None => first = Some(chunk),
+            Some(f) => {
+                if rest.is_empty() {
+                    rest.extend_from_slice(f);
+                }
+                rest.extend_from_slice(&chunk);
+            }
+        }
+    }
+    Ok(if rest.is_empty() {
+        first.unwrap_or_default()
+    } else {
+        Bytes::from(rest)
+    })
 }
 
 fn fail(mut rec: RequestRecord, class: ErrorClass, message: String) -> RequestRecord {

@@ -251,24 +251,22 @@ pub fn error_message(body: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use eventsource_stream::Eventsource;
-    use futures_util::StreamExt;
     use std::time::Duration;
 
-    /// Run SSE text split into the given pieces through the parser.
+    /// Run SSE text split into the given pieces through the parser; the
+    /// i-th event arrives at i × 10 ms.
     async fn feed(pieces: &[&str]) -> StreamState {
-        let owned: Vec<Result<bytes::Bytes, std::io::Error>> = pieces
-            .iter()
-            .map(|p| Ok(bytes::Bytes::from(p.to_string())))
-            .collect();
-        let mut events = futures_util::stream::iter(owned).eventsource();
+        let mut parser = sse_parse::SseParser::new();
         let mut st = StreamState::default();
         let t0 = Instant::now();
         let mut i = 0u64;
-        while let Some(ev) = events.next().await {
-            i += 1;
-            if !st.on_event(&ev.unwrap().data, t0 + Duration::from_millis(i * 10)) {
-                break;
+        'outer: for p in pieces {
+            parser.feed(p.as_bytes());
+            while let Some(ev) = parser.next_event() {
+                i += 1;
+                if !st.on_event(&ev.data, t0 + Duration::from_millis(i * 10)) {
+                    break 'outer;
+                }
             }
         }
         st

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use tokio_util::task::TaskTracker;
 
+use super::workers::Workers;
 use super::{send_one, Context, ExecReport, Stages};
 use crate::record::{ErrorClass, Outcome};
 
@@ -17,6 +18,7 @@ pub(super) async fn run(
     iterations: Option<u64>,
     ctx: &Arc<Context>,
     tracker: &TaskTracker,
+    workers: &Workers,
 ) -> ExecReport {
     let remaining = iterations.map(|n| Arc::new(AtomicU64::new(n)));
     let dispatched = Arc::new(AtomicU64::new(0));
@@ -39,7 +41,7 @@ pub(super) async fn run(
             let dispatched = dispatched.clone();
             let id = next_id;
             next_id += 1;
-            tracker.spawn(async move { vu(id, stop, ctx, remaining, dispatched).await });
+            workers.spawn(tracker, vu(id, stop, ctx, remaining, dispatched));
         }
         while running.len() > target {
             if let Some(stop) = running.pop() {

@@ -12,6 +12,7 @@
 
 mod closed;
 mod open;
+pub mod workers;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -167,13 +168,23 @@ pub struct ExecReport {
 /// Apply `load`, then let in-flight requests finish within `grace`.
 pub async fn run(load: &Load, ctx: Arc<Context>, grace: Duration) -> ExecReport {
     let tracker = TaskTracker::new();
+    let pool = match workers::Workers::start(workers::default_count()) {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("error: could not start the worker threads: {e}");
+            ctx.soft.cancel();
+            return ExecReport::default();
+        }
+    };
     let mut report = match load {
-        Load::Closed { vus, iterations } => closed::run(vus, *iterations, &ctx, &tracker).await,
+        Load::Closed { vus, iterations } => {
+            closed::run(vus, *iterations, &ctx, &tracker, &pool).await
+        }
         Load::Open {
             rate,
             arrival,
             max_in_flight,
-        } => open::run(rate, *arrival, *max_in_flight, &ctx, &tracker).await,
+        } => open::run(rate, *arrival, *max_in_flight, &ctx, &tracker, &pool).await,
     };
     report.load_elapsed = ctx.origin.elapsed();
     ctx.soft.cancel();

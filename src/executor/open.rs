@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
 
+use super::workers::Workers;
 use super::{send_one, Context, ExecReport, Stages};
 use crate::cli::Arrival;
 use crate::timer;
@@ -24,6 +25,7 @@ pub(super) async fn run(
     max_in_flight: Option<u64>,
     ctx: &Arc<Context>,
     tracker: &TaskTracker,
+    workers: &Workers,
 ) -> ExecReport {
     let slots = max_in_flight.map(|n| Arc::new(Semaphore::new(n as usize)));
     let total = rate.total().as_secs_f64();
@@ -83,7 +85,7 @@ pub(super) async fn run(
         let scheduled_us = Duration::from_secs_f64(t).as_micros() as u64;
         let req = ctx.workload.request(index, index);
         let ctx2 = ctx.clone();
-        tracker.spawn(async move {
+        workers.spawn(tracker, async move {
             let mut rec = send_one(&ctx2, &req, Some(scheduled_us)).await;
             if let Some((_, wait)) = &permit {
                 rec.queue_wait_us = wait.as_micros() as u64;

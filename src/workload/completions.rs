@@ -76,9 +76,10 @@ fn build(spec: &CompletionsSpec, max_tokens: u32, stream: bool) -> Prepared {
         CompletionsKind::Text => tokenizer::count(&spec.prompt),
     };
     Prepared {
+        method: reqwest::Method::POST,
         path: match spec.kind {
-            CompletionsKind::Chat => "chat/completions",
-            CompletionsKind::Text => "completions",
+            CompletionsKind::Chat => "chat/completions".into(),
+            CompletionsKind::Text => "completions".into(),
         },
         body: Bytes::from(serde_json::to_vec(&body).expect("json")),
         stream,
