@@ -39,7 +39,9 @@ pub enum Arrival {
 
 #[derive(Debug, Clone, ClapArgs)]
 pub struct RunArgs {
-    /// The workload: completions (chat, the default) or text-completions.
+    /// The workload (see `periscope scenarios`): completions (chat, the default),
+    /// text-completions, embeddings, batch-embeddings, prefix-caching,
+    /// conversation, prefill-heavy, decode-heavy, http.
     #[arg(default_value = "completions")]
     pub workload: String,
 
@@ -58,8 +60,9 @@ pub struct RunArgs {
     )]
     pub mock_args: Option<String>,
 
-    /// Model name sent in each request.
-    #[arg(long, env = "OPENAI_COMPLETION_MODEL")]
+    /// Model name sent in each request [env: OPENAI_COMPLETION_MODEL, OPENAI_EMBEDDING_MODEL
+    /// for embeddings, OPENAI_CODING_MODEL for prefix-caching].
+    #[arg(long)]
     pub model: Option<String>,
     /// API key, sent as `Authorization: Bearer …` (never printed or stored).
     #[arg(long, env = "OPENAI_API_KEY", hide_env_values = true)]
@@ -68,9 +71,28 @@ pub struct RunArgs {
     #[arg(long = "header", value_name = "'K: V'", value_parser = parse_header)]
     pub headers: Vec<(String, String)>,
 
-    /// Maximum output tokens per request.
-    #[arg(long, env = "MAX_TOKENS", default_value_t = 64)]
-    pub max_tokens: u32,
+    /// Maximum output tokens per request (default 64; prefill-heavy 16;
+    /// decode-heavy 1024 or MAX_OUTPUT_TOKENS) [env: MAX_TOKENS].
+    #[arg(long)]
+    pub max_tokens: Option<u32>,
+    /// Synthetic prompts of this many tokens, different on every request.
+    #[arg(long, value_name = "N")]
+    pub input_tokens: Option<u32>,
+    /// Standard deviation of the synthetic prompt length, in tokens.
+    #[arg(long, value_name = "N", default_value_t = 0.0)]
+    pub input_tokens_stddev: f64,
+    /// Tokens every synthetic prompt shares at its start (default 0: none).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub shared_prefix: u32,
+    /// Turns of a conversation / prefix-caching session before it starts over.
+    #[arg(long, value_name = "N")]
+    pub turns: Option<u32>,
+    /// Inputs per request of batch-embeddings, one stage per size.
+    #[arg(long, value_delimiter = ',', value_name = "N,N,…")]
+    pub batch_sizes: Vec<u32>,
+    /// Endpoint of the http workload, repeatable: METHOD:PATH[:WEIGHT], e.g. GET:/health:3.
+    #[arg(long = "endpoint", value_name = "METHOD:PATH[:WEIGHT]", value_parser = crate::workload::parse_endpoint)]
+    pub endpoints: Vec<crate::workload::Endpoint>,
     /// Sampling temperature (omitted from requests when not set).
     #[arg(long)]
     pub temperature: Option<f32>,
@@ -123,6 +145,17 @@ pub struct RunArgs {
     /// Skip the preflight request that checks the target before the load.
     #[arg(long)]
     pub no_preflight: bool,
+
+    /// Pass/fail bound on the run, repeatable: 'ttft.p95<800ms', 'error_rate<0.01',
+    /// 'tokens_per_s>100'. Any failure exits 99.
+    #[arg(long = "threshold", value_name = "EXPR", value_parser = crate::slo::Threshold::parse)]
+    pub thresholds: Vec<crate::slo::Threshold>,
+    /// Check the thresholds every second and stop the load at the first failure.
+    #[arg(long)]
+    pub abort_on_fail: bool,
+    /// Per-request objective, repeatable: 'ttft<500ms', 'tpot<50ms'. Defines goodput.
+    #[arg(long = "slo", value_name = "EXPR", value_parser = crate::slo::Slo::parse)]
+    pub slos: Vec<crate::slo::Slo>,
 
     /// Write the JSON result (periscope.result/v1) to this path.
     #[arg(long, value_name = "PATH")]

@@ -22,6 +22,7 @@ pub mod plan;
 pub mod progress;
 pub mod record;
 pub mod report;
+pub mod slo;
 pub mod timer;
 pub mod tokenizer;
 pub mod workload;
@@ -166,11 +167,17 @@ async fn run_load(a: RunArgs) -> Result<i32> {
     let (tx, rx) = std::sync::mpsc::channel();
     let gauges = Arc::new(Gauges::default());
     let (collector, live) = Collector::new(rx, origin, plan.load.is_open(), gauges.clone());
+    let soft = CancellationToken::new();
+    let hard = CancellationToken::new();
+    let collector = collector.with_slos(plan.slos.clone());
+    let collector = if plan.abort_on_fail {
+        collector.with_abort(plan.thresholds.clone(), soft.clone())
+    } else {
+        collector
+    };
     let collector = tokio::spawn(collector.run());
     let progress = progress::spawn(live, plan.load.duration(), plan.progress_every);
 
-    let soft = CancellationToken::new();
-    let hard = CancellationToken::new();
     let ctrl_c = tokio::spawn(watch_ctrl_c(soft.clone(), hard.clone(), plan.grace));
     let ctx = Arc::new(executor::Context {
         client: Arc::new(client),
@@ -180,6 +187,7 @@ async fn run_load(a: RunArgs) -> Result<i32> {
         soft: soft.clone(),
         hard,
         origin,
+        stages: plan.load.stages().clone(),
     });
     let exec = executor::run(&plan.load, ctx, plan.grace).await;
     let interrupted_by_user = ctrl_c.is_finished() || soft_stopped_by_user(&ctrl_c);
@@ -205,6 +213,12 @@ async fn run_load(a: RunArgs) -> Result<i32> {
         requested_rate,
         includes_mock: mock_server.is_some(),
         interrupted_by_user,
+        thresholds: &plan.thresholds,
+        has_slos: !plan.slos.is_empty(),
+        by_group: &collected.by_group,
+        by_stage: &collected.by_stage,
+        stages: plan.load.stages(),
+        aborted: collected.aborted.clone(),
     });
     if let Some(m) = mock_server {
         m.shutdown().await;
@@ -212,6 +226,16 @@ async fn run_load(a: RunArgs) -> Result<i32> {
     print_stdout(&report::markdown::render(&result));
     if let Some(out) = json_out {
         out.write(&result)?;
+    }
+    let failed: Vec<&str> = result
+        .thresholds
+        .iter()
+        .filter(|t| !t.pass)
+        .map(|t| t.threshold.as_str())
+        .collect();
+    if !failed.is_empty() {
+        eprintln!("error: thresholds failed: {}", failed.join(", "));
+        return Ok(exit::THRESHOLD);
     }
     if plan.strict_schedule && result.schedule.as_ref().is_some_and(|s| s.behind) {
         eprintln!("error: the generator fell behind its schedule (--strict-schedule)");

@@ -15,15 +15,18 @@ use crate::error::{Error, Result};
 use crate::executor::{Load, Stage, Stages};
 use crate::mock::MockConfig;
 use crate::usage;
-use crate::workload::{self, Completions, CompletionsKind, Workload};
-
-pub use crate::workload::CompletionsSpec;
+use crate::workload::{self, Workload, WorkloadSpec};
 
 /// Default model, as in the k6 suite periscope replaces.
 pub const DEFAULT_MODEL: &str = "gpt-3.5-turbo";
 /// Default prompt of the completions workloads.
 pub const DEFAULT_PROMPT: &str =
     "Explain in a few sentences how a load balancer spreads requests across a pool of servers.";
+/// Default model of the embeddings workloads.
+pub const DEFAULT_EMBEDDING_MODEL: &str = "text-embedding-3-small";
+/// Default input of the embeddings workloads.
+pub const DEFAULT_EMBEDDING_INPUT: &str =
+    "A load balancer spreads incoming requests across a pool of servers.";
 /// How long a run with `--iterations` and no `--duration` may take at most.
 pub const ITERATIONS_MAX_DURATION: Duration = Duration::from_secs(600);
 
@@ -49,7 +52,7 @@ pub enum Target {
 /// A resolved, validated run.
 #[derive(Debug, Clone)]
 pub struct Plan {
-    pub workload: CompletionsSpec,
+    pub workload: WorkloadSpec,
     pub target: Target,
     /// The flags given to the in-process mock, for the record.
     pub mock_args: Option<String>,
@@ -65,6 +68,9 @@ pub struct Plan {
     pub progress_every: Option<u64>,
     pub tags: Vec<(String, String)>,
     pub dry_run: bool,
+    pub thresholds: Vec<crate::slo::Threshold>,
+    pub abort_on_fail: bool,
+    pub slos: Vec<crate::slo::Slo>,
 }
 
 fn env_var(name: &str) -> Option<String> {
@@ -73,9 +79,9 @@ fn env_var(name: &str) -> Option<String> {
 
 impl Plan {
     pub fn from_args(a: &RunArgs) -> Result<Plan> {
-        let kind = match a.workload.as_str() {
-            "completions" | "chat" => CompletionsKind::Chat,
-            "text-completions" => CompletionsKind::Text,
+        let mut name = match a.workload.as_str() {
+            "chat" => "completions",
+            other if workload::NAMES.iter().any(|(n, _)| *n == other) => other,
             other => {
                 let names: Vec<&str> = workload::NAMES.iter().map(|(n, _)| *n).collect();
                 return Err(usage!(
@@ -83,7 +89,46 @@ impl Plan {
                     names.join(", ")
                 ));
             }
+        }
+        .to_string();
+        if name == "embeddings"
+            && env_var("ENABLE_BATCH_MODE")
+                .is_some_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
+        {
+            name = "batch-embeddings".into();
+        }
+        let max_tokens = match a.max_tokens {
+            Some(n) => n,
+            None => {
+                let env = if name == "decode-heavy" {
+                    env_var("MAX_OUTPUT_TOKENS").or_else(|| env_var("MAX_TOKENS"))
+                } else {
+                    env_var("MAX_TOKENS")
+                };
+                match env {
+                    Some(v) => v
+                        .trim()
+                        .parse()
+                        .map_err(|_| usage!("MAX_TOKENS='{v}' is not a whole number of tokens"))?,
+                    None => workload::default_max_tokens(&name),
+                }
+            }
         };
+        if a.batch_sizes.contains(&0) {
+            return Err(usage!("--batch-sizes must all be at least 1"));
+        }
+        if a.input_tokens == Some(0) {
+            return Err(usage!("--input-tokens must be at least 1"));
+        }
+        if !(a.input_tokens_stddev >= 0.0 && a.input_tokens_stddev.is_finite()) {
+            return Err(usage!("--input-tokens-stddev must be 0 or more"));
+        }
+        if a.turns == Some(0) {
+            return Err(usage!("--turns must be at least 1"));
+        }
+        if !a.endpoints.is_empty() && name != "http" {
+            return Err(usage!("--endpoint applies to the http workload: `periscope run http --endpoint GET:/health`"));
+        }
 
         let (target, mock_args) = if a.mock {
             let cfg = MockConfig::from_flag_string(a.mock_args.as_deref().unwrap_or(""))
@@ -100,7 +145,7 @@ impl Plan {
             }
         };
 
-        if a.max_tokens == 0 {
+        if max_tokens == 0 {
             return Err(usage!("--max-tokens must be at least 1"));
         }
         if let Some(t) = a.temperature {
@@ -111,24 +156,64 @@ impl Plan {
         if a.timeout.is_zero() {
             return Err(usage!("--timeout must be more than 0"));
         }
+        if a.abort_on_fail && a.thresholds.is_empty() {
+            return Err(usage!("--abort-on-fail needs at least one --threshold"));
+        }
         if a.progress_every == Some(0) {
             return Err(usage!("--progress-every must be at least 1 (seconds)"));
         }
 
-        let load = resolve_load(a)?;
+        let batch_sizes = if a.batch_sizes.is_empty() {
+            vec![1, 8, 32, 128]
+        } else {
+            a.batch_sizes.clone()
+        };
+        let mut load = resolve_load(a)?;
+        if name == "batch-embeddings" && a.stages.is_none() {
+            // One stage per batch size, splitting the duration evenly.
+            load = split_evenly(load, batch_sizes.len());
+        }
         let stream = !a.no_stream;
+        let default_model = match name.as_str() {
+            "embeddings" | "batch-embeddings" => DEFAULT_EMBEDDING_MODEL,
+            _ => DEFAULT_MODEL,
+        };
+        let model = a
+            .model
+            .clone()
+            .or_else(|| env_var(workload::model_env(&name)))
+            .or_else(|| {
+                (name == "prefix-caching")
+                    .then(|| env_var("OPENAI_COMPLETION_MODEL"))
+                    .flatten()
+            })
+            .unwrap_or_else(|| default_model.to_string());
+        let default_prompt = match name.as_str() {
+            "embeddings" | "batch-embeddings" => DEFAULT_EMBEDDING_INPUT,
+            _ => DEFAULT_PROMPT,
+        };
         Ok(Plan {
-            workload: CompletionsSpec {
-                kind,
-                model: a.model.clone().unwrap_or_else(|| DEFAULT_MODEL.to_string()),
+            workload: WorkloadSpec {
+                name: name.clone(),
+                model,
                 system: a.system.clone(),
                 prompt: a
                     .prompt
                     .clone()
-                    .unwrap_or_else(|| DEFAULT_PROMPT.to_string()),
-                max_tokens: a.max_tokens,
+                    .unwrap_or_else(|| default_prompt.to_string()),
+                max_tokens,
                 temperature: a.temperature,
                 stream,
+                input_tokens: a.input_tokens,
+                input_tokens_stddev: a.input_tokens_stddev,
+                shared_prefix: a.shared_prefix,
+                turns: a.turns.unwrap_or(match name.as_str() {
+                    "prefix-caching" => 10,
+                    _ => 5,
+                }),
+                batch_sizes,
+                endpoints: a.endpoints.clone(),
+                dataset: None,
             },
             target,
             mock_args,
@@ -144,19 +229,19 @@ impl Plan {
             progress_every: a.progress_every,
             tags: a.tags.clone(),
             dry_run: a.dry_run,
+            thresholds: a.thresholds.clone(),
+            abort_on_fail: a.abort_on_fail,
+            slos: a.slos.clone(),
         })
     }
 
     /// The workload this plan runs.
     pub fn build_workload(&self) -> std::sync::Arc<dyn Workload> {
-        std::sync::Arc::new(Completions::new(&self.workload))
+        workload::build(&self.workload)
     }
 
-    pub fn workload_name(&self) -> &'static str {
-        match self.workload.kind {
-            CompletionsKind::Chat => "completions",
-            CompletionsKind::Text => "text-completions",
-        }
+    pub fn workload_name(&self) -> &str {
+        &self.workload.name
     }
 
     /// What the plan is, with secrets redacted: for `--dry-run` and the result.
@@ -187,7 +272,54 @@ impl Plan {
             grace_s: self.grace.as_secs_f64(),
             strict_schedule: self.strict_schedule,
             tags: self.tags.iter().cloned().collect(),
+            input_tokens: self.workload.input_tokens,
+            input_tokens_stddev: self.workload.input_tokens_stddev,
+            shared_prefix: self.workload.shared_prefix,
+            turns: matches!(
+                self.workload.name.as_str(),
+                "conversation" | "prefix-caching"
+            )
+            .then_some(self.workload.turns),
+            batch_sizes: (self.workload.name == "batch-embeddings")
+                .then(|| self.workload.batch_sizes.clone()),
+            endpoints: self.workload.endpoints.clone(),
+            thresholds: self.thresholds.iter().map(|t| t.expr.clone()).collect(),
+            abort_on_fail: self.abort_on_fail,
+            slos: self.slos.iter().map(|s| s.expr.clone()).collect(),
         }
+    }
+}
+
+/// The same load, its duration cut into `n` equal stages (one per step of
+/// a workload that changes by stage).
+fn split_evenly(load: Load, n: usize) -> Load {
+    let split = |s: Stages| {
+        let total = s.total();
+        let level = s.at(Duration::ZERO);
+        Stages {
+            start: level,
+            stages: (0..n.max(1))
+                .map(|_| Stage {
+                    duration: total / n.max(1) as u32,
+                    target: level,
+                })
+                .collect(),
+        }
+    };
+    match load {
+        Load::Closed { vus, iterations } => Load::Closed {
+            vus: split(vus),
+            iterations,
+        },
+        Load::Open {
+            rate,
+            arrival,
+            max_in_flight,
+        } => Load::Open {
+            rate: split(rate),
+            arrival,
+            max_in_flight,
+        },
     }
 }
 
@@ -354,6 +486,19 @@ pub struct PlanView {
     pub grace_s: f64,
     pub strict_schedule: bool,
     pub tags: std::collections::BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub input_tokens: Option<u32>,
+    pub input_tokens_stddev: f64,
+    pub shared_prefix: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub turns: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub batch_sizes: Option<Vec<u32>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub endpoints: Vec<crate::workload::Endpoint>,
+    pub thresholds: Vec<String>,
+    pub abort_on_fail: bool,
+    pub slos: Vec<String>,
 }
 
 /// A human line describing the load, for `--dry-run` and the report.

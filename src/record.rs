@@ -52,6 +52,36 @@ impl ErrorClass {
     }
 }
 
+/// A slice of the run that gets its own row in the report: a conversation
+/// turn, an embeddings batch size, an HTTP endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Group {
+    /// The n-th request (from 1) of a multi-turn session.
+    Turn(u32),
+    /// An embeddings request of this many inputs.
+    Batch(u32),
+    /// A plain HTTP endpoint, `METHOD /path`.
+    Endpoint(std::sync::Arc<str>),
+}
+
+impl Group {
+    /// The name of the column this group fills: `turn`, `batch`, `endpoint`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Group::Turn(_) => "turn",
+            Group::Batch(_) => "batch",
+            Group::Endpoint(_) => "endpoint",
+        }
+    }
+
+    pub fn label(&self) -> String {
+        match self {
+            Group::Turn(n) | Group::Batch(n) => n.to_string(),
+            Group::Endpoint(e) => e.to_string(),
+        }
+    }
+}
+
 /// How a request ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -125,6 +155,16 @@ pub struct RequestRecord {
     /// The server's message, for failed requests.
     pub error_message: Option<String>,
     pub server_timing: Option<ServerTiming>,
+    /// The report row this request also counts in.
+    pub group: Option<Group>,
+    /// The stage of the load shape the request was sent in.
+    pub stage: u16,
+    /// Inputs of an embeddings request.
+    pub texts: u32,
+    /// Length of the returned embedding vectors.
+    pub dims: Option<u32>,
+    /// The generated text, when the workload needs it for its next request.
+    pub output_text: Option<String>,
 }
 
 impl RequestRecord {
@@ -149,6 +189,11 @@ impl RequestRecord {
             outcome: Outcome::Ok,
             error_message: None,
             server_timing: None,
+            group: None,
+            stage: 0,
+            texts: 0,
+            dims: None,
+            output_text: None,
         }
     }
 

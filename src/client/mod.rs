@@ -40,6 +40,42 @@ pub struct Prepared {
     pub stream: bool,
     /// Prompt tokens counted locally.
     pub prompt_tokens: u32,
+    /// How to read the answer.
+    pub expect: Expect,
+    /// The report row this request also counts in.
+    pub group: Option<crate::record::Group>,
+    /// Inputs of an embeddings request.
+    pub texts: u32,
+    /// Return the generated text in the record (for multi-turn workloads).
+    pub keep_text: bool,
+}
+
+/// What a successful answer looks like.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// A chat or text completion, whole or streamed.
+    Completion,
+    /// An embeddings list with one vector per input.
+    Embeddings,
+    /// Any answer below 400 (plain HTTP endpoints).
+    Status,
+}
+
+impl Prepared {
+    /// A POST of a JSON body to an API path.
+    pub fn post(path: &'static str, body: Bytes, expect: Expect) -> Self {
+        Prepared {
+            method: Method::POST,
+            path: path.into(),
+            body,
+            stream: false,
+            prompt_tokens: 0,
+            expect,
+            group: None,
+            texts: 0,
+            keep_text: false,
+        }
+    }
 }
 
 /// Normalize a base URL: `http://h:p` and `http://h:p/` become `http://h:p/v1`;
@@ -324,8 +360,13 @@ impl Client {
             }
         };
         rec.status = Some(status);
+        rec.group = req.group.clone();
+        rec.texts = req.texts;
         let mut st = StreamState::default();
-        let success = (200..300).contains(&status);
+        let success = match req.expect {
+            Expect::Status => status < 400,
+            _ => (200..300).contains(&status),
+        };
         if success && req.stream {
             // Events that arrive in one read share its arrival instant.
             let mut sse = sse_parse::SseParser::new();
@@ -380,7 +421,17 @@ impl Client {
                             parse::error_message(&bytes),
                         );
                     }
-                    st.on_body(&bytes, at)
+                    match req.expect {
+                        Expect::Completion => st.on_body(&bytes, at),
+                        Expect::Embeddings => {
+                            rec.end_us = self.us(at);
+                            return embeddings(rec, &bytes, req);
+                        }
+                        Expect::Status => {
+                            rec.end_us = self.us(at);
+                            return rec;
+                        }
+                    }
                 }
                 Err(failure) => st.failure = Some(failure),
             }
@@ -441,7 +492,35 @@ impl Client {
             return fail(rec, class, msg);
         }
         rec.itl_us = st.gaps_us;
+        if req.keep_text {
+            rec.output_text = Some(st.text);
+        }
         rec
+    }
+}
+
+/// Check an embeddings answer: one vector per input; note their length.
+fn embeddings(mut rec: RequestRecord, body: &[u8], req: &Prepared) -> RequestRecord {
+    match parse::embeddings(body) {
+        Ok(e) => {
+            if e.vectors != req.texts {
+                return fail(
+                    rec,
+                    ErrorClass::BadBody,
+                    format!("{} vectors for {} inputs", e.vectors, req.texts),
+                );
+            }
+            rec.dims = e.dims;
+            match e.prompt_tokens {
+                Some(n) => {
+                    rec.input_tokens = n;
+                    rec.input_source = TokenSource::Usage;
+                }
+                None => rec.input_source = TokenSource::Tokenizer,
+            }
+            rec
+        }
+        Err(msg) => fail(rec, ErrorClass::BadBody, msg),
     }
 }
 

@@ -226,6 +226,67 @@ impl StreamState {
 }
 
 /// The `error.message` of an error body, or the body's start.
+/// What an embeddings answer holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EmbeddingsInfo {
+    pub vectors: u32,
+    /// Length of the first vector (floats, or base64-decoded f32s).
+    pub dims: Option<u32>,
+    pub prompt_tokens: Option<u32>,
+}
+
+/// The length of an embedding without building it: counts a float array's
+/// elements, or derives it from a base64 string's length.
+struct Dims(u32);
+
+impl<'de> Deserialize<'de> for Dims {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Dims;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an array of floats or a base64 string")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Dims, A::Error> {
+                let mut n = 0u32;
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {
+                    n += 1;
+                }
+                Ok(Dims(n))
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Dims, E> {
+                let pad = s.bytes().rev().take_while(|b| *b == b'=').count();
+                let bytes = (s.len() / 4 * 3).saturating_sub(pad);
+                Ok(Dims((bytes / 4) as u32))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[derive(Deserialize)]
+struct EmbeddingsIn {
+    data: Vec<EmbeddingIn>,
+    #[serde(default)]
+    usage: Option<UsageIn>,
+}
+
+#[derive(Deserialize)]
+struct EmbeddingIn {
+    embedding: Dims,
+}
+
+/// Read an embeddings answer (`{"data":[{"embedding":…}],"usage":…}`).
+pub fn embeddings(body: &[u8]) -> Result<EmbeddingsInfo, String> {
+    let e: EmbeddingsIn = serde_json::from_slice(body)
+        .map_err(|e| format!("the body is not an embeddings list: {e}"))?;
+    Ok(EmbeddingsInfo {
+        vectors: e.data.len() as u32,
+        dims: e.data.first().map(|d| d.embedding.0),
+        prompt_tokens: e.usage.and_then(|u| u.prompt_tokens),
+    })
+}
+
 pub fn error_message(body: &[u8]) -> String {
     if let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) {
         if let Some(m) = v.pointer("/error/message").and_then(|m| m.as_str()) {
@@ -270,6 +331,24 @@ mod tests {
             }
         }
         st
+    }
+
+    #[test]
+    fn embeddings_dims_from_floats_and_base64() {
+        let floats = br#"{"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.1,-0.2,0.3]},{"object":"embedding","index":1,"embedding":[1,2,3]}],"model":"m","usage":{"prompt_tokens":7,"total_tokens":7}}"#;
+        assert_eq!(
+            embeddings(floats).unwrap(),
+            EmbeddingsInfo {
+                vectors: 2,
+                dims: Some(3),
+                prompt_tokens: Some(7)
+            }
+        );
+        // 4 f32 = 16 bytes = 24 base64 characters ("==" padded).
+        let b64 = br#"{"data":[{"embedding":"AACAPwAAAEAAAEBAAACAQA=="}]}"#;
+        let one = embeddings(b64).unwrap();
+        assert_eq!(one.dims, Some(4));
+        assert!(embeddings(b"{\"data\":1}").is_err());
     }
 
     const OPENAI: &str = concat!(

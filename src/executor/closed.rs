@@ -67,6 +67,7 @@ async fn vu(
     dispatched: Arc<AtomicU64>,
 ) {
     ctx.gauges.active_vus.fetch_add(1, Ordering::Relaxed);
+    let mut session = ctx.workload.session(id);
     let mut iteration = 0u64;
     loop {
         if stop.load(Ordering::Relaxed) || ctx.soft.is_cancelled() {
@@ -79,9 +80,13 @@ async fn vu(
                 break;
             }
         }
-        let req = ctx.workload.request(id, iteration);
+        let req = session.next(ctx.turn(id, iteration));
         dispatched.fetch_add(1, Ordering::Relaxed);
-        let rec = send_one(&ctx, &req, None).await;
+        let mut rec = send_one(&ctx, &req, None).await;
+        if req.keep_text {
+            session.observe(&rec);
+            rec.output_text = None;
+        }
         let refused = rec.outcome == Outcome::Error(ErrorClass::Connect);
         if ctx.records.send(rec).is_err() {
             break;

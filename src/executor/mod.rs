@@ -25,7 +25,7 @@ use crate::cli::Arrival;
 use crate::client::{Client, Prepared};
 use crate::metrics::Gauges;
 use crate::record::{Outcome, RequestRecord};
-use crate::workload::Workload;
+use crate::workload::{Turn, Workload};
 
 /// One step of a load shape: ramp linearly to `target` over `duration`.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
@@ -71,6 +71,18 @@ impl Stages {
             prev = s.target;
         }
         prev
+    }
+
+    /// The index of the stage running at `t` (the last one after the end).
+    pub fn index_at(&self, t: Duration) -> usize {
+        let mut acc = Duration::ZERO;
+        for (i, s) in self.stages.iter().enumerate() {
+            acc += s.duration;
+            if t < acc {
+                return i;
+            }
+        }
+        self.stages.len().saturating_sub(1)
     }
 
     /// The highest target anywhere in the shape.
@@ -119,6 +131,13 @@ impl Load {
         }
     }
 
+    pub fn stages(&self) -> &Stages {
+        match self {
+            Load::Closed { vus, .. } => vus,
+            Load::Open { rate, .. } => rate,
+        }
+    }
+
     pub fn is_open(&self) -> bool {
         matches!(self, Load::Open { .. })
     }
@@ -150,6 +169,19 @@ pub struct Context {
     /// Cancel requests in flight.
     pub hard: CancellationToken,
     pub origin: Instant,
+    /// The load's stages, to tell which one a request belongs to.
+    pub stages: Stages,
+}
+
+impl Context {
+    /// Where the load is now, for a VU's next request.
+    pub fn turn(&self, vu: u64, iteration: u64) -> Turn {
+        Turn {
+            vu,
+            iteration,
+            stage: self.stages.index_at(self.origin.elapsed()),
+        }
+    }
 }
 
 /// What the executor did, for the schedule check.
@@ -218,6 +250,11 @@ async fn send_one(ctx: &Context, req: &Prepared, scheduled_us: Option<u64>) -> R
         }
         r = ctx.client.send(req, scheduled_us) => r,
     };
+    let mut rec = rec;
+    rec.stage = ctx
+        .stages
+        .index_at(Duration::from_micros(rec.scheduled_us))
+        .min(u16::MAX as usize) as u16;
     ctx.gauges.in_flight.fetch_sub(1, Ordering::Relaxed);
     rec
 }
@@ -225,6 +262,26 @@ async fn send_one(ctx: &Context, req: &Prepared, scheduled_us: Option<u64>) -> R
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stages_know_their_index() {
+        let s = Stages {
+            start: 1.0,
+            stages: vec![
+                Stage {
+                    duration: Duration::from_secs(2),
+                    target: 1.0,
+                },
+                Stage {
+                    duration: Duration::from_secs(3),
+                    target: 2.0,
+                },
+            ],
+        };
+        assert_eq!(s.index_at(Duration::from_millis(1999)), 0);
+        assert_eq!(s.index_at(Duration::from_secs(2)), 1);
+        assert_eq!(s.index_at(Duration::from_secs(9)), 1);
+    }
 
     #[test]
     fn stages_interpolate_and_integrate() {

@@ -83,10 +83,11 @@ pub(super) async fn run(
         };
         report.dispatched += 1;
         let scheduled_us = Duration::from_secs_f64(t).as_micros() as u64;
-        let req = ctx.workload.request(index, index);
+        let req = ctx.workload.session(index).next(ctx.turn(index, index));
         let ctx2 = ctx.clone();
         workers.spawn(tracker, async move {
             let mut rec = send_one(&ctx2, &req, Some(scheduled_us)).await;
+            rec.output_text = None;
             if let Some((_, wait)) = &permit {
                 rec.queue_wait_us = wait.as_micros() as u64;
             }

@@ -19,7 +19,9 @@ use std::sync::mpsc;
 use tokio::sync::watch;
 
 use super::{histogram, Aggregate};
-use crate::record::RequestRecord;
+use crate::record::{Group, RequestRecord};
+use crate::slo::{Slo, Threshold};
+use tokio_util::sync::CancellationToken;
 
 /// Gauges the executor keeps up to date.
 #[derive(Debug, Default)]
@@ -73,6 +75,12 @@ pub struct Live {
 pub struct Collected {
     pub total: Aggregate,
     pub windows: Vec<WindowSummary>,
+    /// By turn, batch size or endpoint.
+    pub by_group: BTreeMap<Group, Aggregate>,
+    /// By stage of the load shape (index into its stages).
+    pub by_stage: BTreeMap<u16, Aggregate>,
+    /// `--abort-on-fail` stopped the load: the threshold, and the second.
+    pub aborted: Option<(String, u64)>,
 }
 
 pub struct Collector {
@@ -81,6 +89,9 @@ pub struct Collector {
     open_model: bool,
     gauges: Arc<Gauges>,
     live: watch::Sender<Live>,
+    slos: Vec<Slo>,
+    /// `--abort-on-fail`: thresholds checked every second, and what stops the load.
+    abort: Option<(Vec<Threshold>, CancellationToken)>,
 }
 
 /// A window still open: the same aggregate as the total, per second.
@@ -107,13 +118,32 @@ impl Collector {
                 open_model,
                 gauges,
                 live,
+                slos: Vec::new(),
+                abort: None,
             },
             live_rx,
         )
     }
 
+    /// Count requests that meet every one of `slos` as goodput.
+    pub fn with_slos(mut self, slos: Vec<Slo>) -> Self {
+        self.slos = slos;
+        self
+    }
+
+    /// Check `thresholds` at every window and cancel `stop` at the first failure.
+    pub fn with_abort(mut self, thresholds: Vec<Threshold>, stop: CancellationToken) -> Self {
+        if !thresholds.is_empty() {
+            self.abort = Some((thresholds, stop));
+        }
+        self
+    }
+
     pub async fn run(self) -> Collected {
+        let mut aborted: Option<(String, u64)> = None;
         let mut total = Aggregate::default();
+        let mut by_group: BTreeMap<Group, Aggregate> = BTreeMap::new();
+        let mut by_stage: BTreeMap<u16, Aggregate> = BTreeMap::new();
         let mut open: BTreeMap<u64, OpenWindow> = BTreeMap::new();
         let mut closed: Vec<WindowSummary> = Vec::new();
         // Close window k-1 a little after second k, so records of requests
@@ -132,7 +162,19 @@ impl Collector {
             loop {
                 match self.rx.try_recv() {
                     Ok(r) => {
-                        total.add(&r, self.open_model);
+                        let good = r.is_ok() && self.slos.iter().all(|s| s.met(&r));
+                        total.add_judged(&r, self.open_model, good);
+                        if let Some(g) = &r.group {
+                            by_group.entry(g.clone()).or_default().add_judged(
+                                &r,
+                                self.open_model,
+                                good,
+                            );
+                        }
+                        by_stage
+                            .entry(r.stage)
+                            .or_default()
+                            .add_judged(&r, self.open_model, good);
                         // A record for an already-closed second goes into the oldest open one.
                         let sec = (r.end_us / 1_000_000).max(next_close - 1);
                         open.entry(sec)
@@ -140,7 +182,7 @@ impl Collector {
                                 agg: Aggregate::default(),
                             })
                             .agg
-                            .add(&r, self.open_model);
+                            .add_judged(&r, self.open_model, good);
                     }
                     Err(mpsc::TryRecvError::Empty) => break,
                     Err(mpsc::TryRecvError::Disconnected) => {
@@ -154,6 +196,16 @@ impl Collector {
                 let summary = self.summarize(next_close - 1, w);
                 self.publish(&total, &summary);
                 closed.push(summary);
+                if let (Some((thresholds, stop)), None) = (&self.abort, &aborted) {
+                    let elapsed = self.origin.elapsed().as_secs_f64();
+                    if total.requests > 0 {
+                        if let Some(t) = thresholds.iter().find(|t| !t.check(&total, elapsed).pass)
+                        {
+                            aborted = Some((t.expr.clone(), next_close));
+                            stop.cancel();
+                        }
+                    }
+                }
                 next_close += 1;
                 tick.as_mut().reset(tick_at(next_close).into());
             }
@@ -175,6 +227,9 @@ impl Collector {
         Collected {
             total,
             windows: closed,
+            by_group,
+            by_stage,
+            aborted,
         }
     }
 

@@ -94,6 +94,22 @@ pub struct Aggregate {
     /// Requests that waited for an in-flight slot.
     pub queued: u64,
     pub hist: BTreeMap<&'static str, Histogram<u64>>,
+    /// Every answer's HTTP status.
+    pub statuses: BTreeMap<u16, u64>,
+    /// Inputs embedded by ok embeddings requests.
+    pub texts: u64,
+    /// Length of the embedding vectors last seen.
+    pub dims: Option<u32>,
+    /// Sums over ok requests with a ttft, for the prefill and decode rates.
+    pub prefill_tokens: u64,
+    pub prefill_us: u64,
+    pub decode_tokens: u64,
+    pub decode_us: u64,
+    /// Ok requests that met every SLO (goodput).
+    pub good: u64,
+    /// The first send and the last end seen, µs since the origin.
+    pub first_start_us: Option<u64>,
+    pub last_end_us: u64,
 }
 
 impl Default for Aggregate {
@@ -115,6 +131,16 @@ impl Default for Aggregate {
             scheduled: 0,
             queued: 0,
             hist: LATENCY_METRICS.iter().map(|m| (*m, histogram())).collect(),
+            statuses: BTreeMap::new(),
+            texts: 0,
+            dims: None,
+            prefill_tokens: 0,
+            prefill_us: 0,
+            decode_tokens: 0,
+            decode_us: 0,
+            good: 0,
+            first_start_us: None,
+            last_end_us: 0,
         }
     }
 }
@@ -129,7 +155,20 @@ impl Aggregate {
     /// Add one request. `open` says the request came from the open model,
     /// whose schedule lag and latency-from-schedule are kept.
     pub fn add(&mut self, r: &RequestRecord, open: bool) {
+        self.add_judged(r, open, false);
+    }
+
+    /// Add one request; `good` says it met every SLO.
+    pub fn add_judged(&mut self, r: &RequestRecord, open: bool, good: bool) {
         self.requests += 1;
+        if let Some(s) = r.status {
+            *self.statuses.entry(s).or_default() += 1;
+        }
+        self.first_start_us = Some(
+            self.first_start_us
+                .map_or(r.start_us, |f| f.min(r.start_us)),
+        );
+        self.last_end_us = self.last_end_us.max(r.end_us);
         if open {
             self.scheduled += 1;
             let lag = r.start_us.saturating_sub(r.scheduled_us + r.queue_wait_us);
@@ -153,10 +192,27 @@ impl Aggregate {
             }
             Outcome::Ok => {
                 self.ok += 1;
+                self.good += good as u64;
+                self.texts += r.texts as u64;
+                if r.dims.is_some() {
+                    self.dims = r.dims;
+                }
+                if let Some(t) = r.ttft_us {
+                    self.prefill_tokens += r.input_tokens as u64;
+                    self.prefill_us += t;
+                    self.decode_tokens += r.output_tokens as u64;
+                    self.decode_us += r.e2e_us().saturating_sub(t);
+                }
                 self.input_tokens += r.input_tokens as u64;
                 self.output_tokens += r.output_tokens as u64;
                 self.reasoning_tokens += r.reasoning_tokens.unwrap_or(0) as u64;
-                *self.output_sources.entry(r.output_source).or_default() += 1;
+                // Plain HTTP and embeddings answers have no output tokens to source.
+                if r.output_tokens > 0
+                    || r.ttft_us.is_some()
+                    || r.output_source != TokenSource::Tokenizer
+                {
+                    *self.output_sources.entry(r.output_source).or_default() += 1;
+                }
                 *self.input_sources.entry(r.input_source).or_default() += 1;
                 self.usage_mismatch += r.usage_mismatch as u64;
                 self.usage_checked += r.usage_checked as u64;
@@ -212,6 +268,37 @@ impl Aggregate {
                 let _ = mine.add(h);
             }
         }
+        for (k, v) in &other.statuses {
+            *self.statuses.entry(*k).or_default() += v;
+        }
+        self.texts += other.texts;
+        self.dims = self.dims.or(other.dims);
+        self.prefill_tokens += other.prefill_tokens;
+        self.prefill_us += other.prefill_us;
+        self.decode_tokens += other.decode_tokens;
+        self.decode_us += other.decode_us;
+        self.good += other.good;
+        self.first_start_us = match (self.first_start_us, other.first_start_us) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self.last_end_us = self.last_end_us.max(other.last_end_us);
+    }
+
+    /// Seconds from the first send to the last end.
+    pub fn span_s(&self) -> f64 {
+        self.first_start_us
+            .map_or(0.0, |f| self.last_end_us.saturating_sub(f) as f64 / 1e6)
+    }
+
+    /// Input tokens per second of ttft (prompt processing speed).
+    pub fn prefill_rate(&self) -> Option<f64> {
+        (self.prefill_us > 0).then(|| self.prefill_tokens as f64 / (self.prefill_us as f64 / 1e6))
+    }
+
+    /// Output tokens per second of generation after the first token.
+    pub fn decode_rate(&self) -> Option<f64> {
+        (self.decode_us > 0).then(|| self.decode_tokens as f64 / (self.decode_us as f64 / 1e6))
     }
 
     pub fn stats(&self, metric: &str) -> LatencyStats {

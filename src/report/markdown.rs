@@ -63,6 +63,210 @@ const ROWS: &[(&str, &str)] = &[
     ),
 ];
 
+/// A figure with a sensible number of decimals.
+fn num(x: f64) -> String {
+    if x.abs() >= 100.0 {
+        format!("{x:.0}")
+    } else if x.abs() >= 1.0 {
+        format!("{x:.2}")
+    } else {
+        format!("{x:.4}")
+    }
+}
+
+/// The figures a workload exists to measure, beside throughput.
+fn workload_figures(r: &RunResult) -> String {
+    let s = &r.summary;
+    let mut header = Vec::new();
+    let mut row = Vec::new();
+    if let Some(g) = s.goodput {
+        header.push("goodput (req/s)".to_string());
+        row.push(f2(g));
+        header.push("met SLOs".to_string());
+        row.push(format!("{:.1}%", s.goodput_ratio.unwrap_or(0.0) * 100.0));
+    }
+    match r.plan.workload.as_str() {
+        "prefill-heavy" => {
+            if let Some(p) = s.prefill_rate {
+                header.push("prefill rate (input tokens/s of ttft)".into());
+                row.push(f1(p));
+            }
+        }
+        "decode-heavy" => {
+            if let Some(d) = s.decode_rate {
+                header.push("decode rate (output tokens/s after the first)".into());
+                row.push(f1(d));
+            }
+        }
+        _ => {}
+    }
+    if let Some(t) = s.texts {
+        header.push("texts".into());
+        row.push(t.to_string());
+        header.push("texts/s".into());
+        row.push(f1(s.texts_per_s.unwrap_or(0.0)));
+    }
+    if let Some(d) = s.embedding_dims {
+        header.push("vector dims".into());
+        row.push(d.to_string());
+    }
+    if header.is_empty() {
+        return String::new();
+    }
+    let h: Vec<&str> = header.iter().map(String::as_str).collect();
+    format!("### Workload\n\n{}\n\n", table(&h, vec![row]))
+}
+
+/// Tables by turn, batch size or endpoint.
+fn groups(r: &RunResult) -> String {
+    let mut out = String::new();
+    for kind in ["turn", "batch", "endpoint"] {
+        let rows: Vec<_> = r.groups.iter().filter(|g| g.kind == kind).collect();
+        if rows.is_empty() {
+            continue;
+        }
+        let (title, header, cells): (&str, Vec<&str>, Vec<Vec<String>>) = match kind {
+            "turn" => (
+                "By turn",
+                vec![
+                    "turn",
+                    "req",
+                    "ok",
+                    "err",
+                    "prompt tokens (mean)",
+                    "ttft p50",
+                    "ttft p95",
+                    "e2e p50",
+                ],
+                rows.iter()
+                    .map(|g| {
+                        vec![
+                            g.label.clone(),
+                            g.requests.to_string(),
+                            g.ok.to_string(),
+                            g.errors.to_string(),
+                            f1(g.input_tokens_mean),
+                            f2(g.ttft.p50),
+                            f2(g.ttft.p95),
+                            f2(g.e2e.p50),
+                        ]
+                    })
+                    .collect(),
+            ),
+            "batch" => (
+                "By batch size",
+                vec![
+                    "batch",
+                    "req",
+                    "ok",
+                    "err",
+                    "latency p50",
+                    "latency p95",
+                    "per-text latency (mean)",
+                    "texts/s",
+                ],
+                rows.iter()
+                    .map(|g| {
+                        vec![
+                            g.label.clone(),
+                            g.requests.to_string(),
+                            g.ok.to_string(),
+                            g.errors.to_string(),
+                            f2(g.e2e.p50),
+                            f2(g.e2e.p95),
+                            g.per_text_ms.map(f2).unwrap_or_else(|| "-".into()),
+                            g.texts_per_s.map(f1).unwrap_or_else(|| "-".into()),
+                        ]
+                    })
+                    .collect(),
+            ),
+            _ => (
+                "By endpoint",
+                vec![
+                    "endpoint", "req", "ok", "err", "statuses", "p50", "p95", "p99",
+                ],
+                rows.iter()
+                    .map(|g| {
+                        vec![
+                            g.label.clone(),
+                            g.requests.to_string(),
+                            g.ok.to_string(),
+                            g.errors.to_string(),
+                            g.statuses
+                                .iter()
+                                .map(|(k, v)| format!("{k}: {v}"))
+                                .collect::<Vec<_>>()
+                                .join(", "),
+                            f2(g.e2e.p50),
+                            f2(g.e2e.p95),
+                            f2(g.e2e.p99),
+                        ]
+                    })
+                    .collect(),
+            ),
+        };
+        let _ = writeln!(out, "### {title} (ms)\n\n{}\n", table(&header, cells));
+    }
+    out
+}
+
+/// One row per stage of a multi-stage load.
+fn stages(r: &RunResult) -> String {
+    if r.stages.is_empty() {
+        return String::new();
+    }
+    let unit = if r.plan.load.is_open() {
+        "req/s"
+    } else {
+        "VUs"
+    };
+    let goodput = r.summary.goodput.is_some();
+    let mut header = vec![
+        "stage",
+        "from (s)",
+        unit,
+        "req",
+        "ok",
+        "err",
+        "error_rate",
+        "ok_rps",
+        "tokens/s",
+        "ttft p50",
+        "ttft p95",
+        "e2e p50",
+        "e2e p95",
+    ];
+    if goodput {
+        header.push("goodput");
+    }
+    let rows = r
+        .stages
+        .iter()
+        .map(|st| {
+            let mut row = vec![
+                (st.stage + 1).to_string(),
+                format!("{:.0}", st.start_s),
+                num(st.target),
+                st.requests.to_string(),
+                st.ok.to_string(),
+                st.errors.to_string(),
+                format!("{:.2}%", st.error_rate * 100.0),
+                f2(st.ok_rps),
+                f1(st.tokens_per_s),
+                f2(st.ttft.p50),
+                f2(st.ttft.p95),
+                f2(st.e2e.p50),
+                f2(st.e2e.p95),
+            ];
+            if goodput {
+                row.push(f2(st.goodput));
+            }
+            row
+        })
+        .collect();
+    format!("### By stage (ms)\n\n{}\n\n", table(&header, rows))
+}
+
 /// Render the end-of-run report.
 pub fn render(r: &RunResult) -> String {
     let mut out = String::new();
@@ -188,6 +392,10 @@ pub fn render(r: &RunResult) -> String {
         );
     }
 
+    out.push_str(&workload_figures(r));
+    out.push_str(&groups(r));
+    out.push_str(&stages(r));
+
     if let Some(sc) = &r.schedule {
         let _ = writeln!(out, "### Schedule\n");
         let _ = writeln!(
@@ -214,6 +422,35 @@ pub fn render(r: &RunResult) -> String {
                 ]],
             )
         );
+    }
+
+    if !r.thresholds.is_empty() {
+        let _ = writeln!(out, "### Thresholds\n");
+        let rows = r
+            .thresholds
+            .iter()
+            .map(|t| {
+                vec![
+                    format!("`{}`", t.threshold),
+                    t.actual
+                        .map(|a| format!("{} {}", num(a), t.unit).trim().to_string())
+                        .unwrap_or_else(|| "no data".into()),
+                    if t.pass {
+                        "pass".into()
+                    } else {
+                        "**FAIL**".into()
+                    },
+                ]
+            })
+            .collect();
+        let _ = writeln!(out, "{}\n", table(&["threshold", "actual", "result"], rows));
+        if let Some(a) = &r.aborted {
+            let _ = writeln!(
+                out,
+                "**The load was stopped at {} s: `{}` failed (--abort-on-fail).**\n",
+                a.at_s, a.threshold
+            );
+        }
     }
 
     let mut notes: Vec<String> = r

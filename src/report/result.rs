@@ -13,6 +13,8 @@ use serde::Serialize;
 use crate::executor::ExecReport;
 use crate::metrics::{Aggregate, LatencyStats, WindowSummary};
 use crate::plan::PlanView;
+use crate::record::Group;
+use crate::slo::ThresholdResult;
 
 /// The schema name of the JSON result.
 pub const SCHEMA: &str = "periscope.result/v1";
@@ -52,6 +54,69 @@ pub struct RunResult {
     pub warnings: Vec<String>,
     /// The run was stopped early by Ctrl-C.
     pub interrupted_by_user: bool,
+    /// Verdicts of the plan's thresholds (any failure: exit 99).
+    pub thresholds: Vec<ThresholdResult>,
+    /// `--abort-on-fail` stopped the load.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aborted: Option<Aborted>,
+    /// Rows by turn, batch size or endpoint, when the workload has them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<GroupRow>,
+    /// One row per stage of the load shape, when it has more than one.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub stages: Vec<StageRow>,
+}
+
+/// Where `--abort-on-fail` stopped the load.
+#[derive(Debug, Clone, Serialize)]
+pub struct Aborted {
+    pub threshold: String,
+    /// Seconds into the load.
+    pub at_s: u64,
+}
+
+/// A slice of the run: a turn, a batch size, an endpoint.
+#[derive(Debug, Clone, Serialize)]
+pub struct GroupRow {
+    /// `turn`, `batch` or `endpoint`.
+    pub kind: String,
+    pub label: String,
+    pub requests: u64,
+    pub ok: u64,
+    pub errors: u64,
+    /// Mean input tokens of ok requests.
+    pub input_tokens_mean: f64,
+    pub ttft: LatencyStats,
+    pub e2e: LatencyStats,
+    /// Embeddings: inputs per request, mean e2e per input, inputs per second.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub per_text_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub texts_per_s: Option<f64>,
+    /// Answers by HTTP status.
+    pub statuses: BTreeMap<String, u64>,
+}
+
+/// One stage of the load shape.
+#[derive(Debug, Clone, Serialize)]
+pub struct StageRow {
+    /// Index into the plan's stages.
+    pub stage: u16,
+    /// VUs (closed model) or req/s (open model) at the end of the stage.
+    pub target: f64,
+    /// Seconds from the start of the load.
+    pub start_s: f64,
+    pub duration_s: f64,
+    pub requests: u64,
+    pub ok: u64,
+    pub errors: u64,
+    pub error_rate: f64,
+    pub ok_rps: f64,
+    pub tokens_per_s: f64,
+    pub ttft: LatencyStats,
+    pub e2e: LatencyStats,
+    /// Ok requests that met every SLO, per second.
+    pub goodput: f64,
 }
 
 /// Totals and rates of a run.
@@ -84,6 +149,25 @@ pub struct Summary {
     pub usage_checked: u64,
     /// Of those, requests whose usage and local count differ by more than 10%.
     pub usage_mismatch: u64,
+    /// Ok requests that met every SLO, per second (only with SLOs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub goodput: Option<f64>,
+    /// Share of ok requests that met every SLO.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub goodput_ratio: Option<f64>,
+    /// Input tokens per second of ttft (prompt processing speed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prefill_rate: Option<f64>,
+    /// Output tokens per second of generation after the first token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decode_rate: Option<f64>,
+    /// Embeddings: inputs embedded, per second, and the vector length.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub texts: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub texts_per_s: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub embedding_dims: Option<u32>,
 }
 
 /// A count of failed requests.
@@ -167,6 +251,76 @@ pub struct Inputs<'a> {
     pub requested_rate: Option<f64>,
     pub includes_mock: bool,
     pub interrupted_by_user: bool,
+    pub thresholds: &'a [crate::slo::Threshold],
+    pub has_slos: bool,
+    pub by_group: &'a BTreeMap<Group, Aggregate>,
+    pub by_stage: &'a BTreeMap<u16, Aggregate>,
+    pub stages: &'a crate::executor::Stages,
+    pub aborted: Option<(String, u64)>,
+}
+
+fn group_row(g: &Group, a: &Aggregate) -> GroupRow {
+    let e2e = LatencyStats::of(&a.hist["e2e"]);
+    let per_text = (a.texts > 0 && a.ok > 0).then(|| e2e.mean / (a.texts as f64 / a.ok as f64));
+    GroupRow {
+        kind: g.kind().to_string(),
+        label: g.label(),
+        requests: a.requests,
+        ok: a.ok,
+        errors: a.errors,
+        input_tokens_mean: if a.ok > 0 {
+            a.input_tokens as f64 / a.ok as f64
+        } else {
+            0.0
+        },
+        ttft: LatencyStats::of(&a.hist["ttft"]),
+        e2e,
+        per_text_ms: per_text,
+        texts_per_s: (a.texts > 0).then(|| a.texts as f64 / a.span_s().max(1e-9)),
+        statuses: a
+            .statuses
+            .iter()
+            .map(|(k, v)| (k.to_string(), *v))
+            .collect(),
+    }
+}
+
+fn stage_rows(
+    by_stage: &BTreeMap<u16, Aggregate>,
+    stages: &crate::executor::Stages,
+) -> Vec<StageRow> {
+    if stages.stages.len() < 2 {
+        return Vec::new();
+    }
+    let mut start = 0.0;
+    let mut rows = Vec::new();
+    for (i, st) in stages.stages.iter().enumerate() {
+        let d = st.duration.as_secs_f64();
+        let s0 = start;
+        start += d;
+        if d == 0.0 {
+            continue; // a jump, not a stage
+        }
+        let empty = Aggregate::default();
+        let a = by_stage.get(&(i as u16)).unwrap_or(&empty);
+        let answered = (a.ok + a.errors).max(1) as f64;
+        rows.push(StageRow {
+            stage: i as u16,
+            target: st.target,
+            start_s: s0,
+            duration_s: d,
+            requests: a.requests,
+            ok: a.ok,
+            errors: a.errors,
+            error_rate: a.errors as f64 / answered,
+            ok_rps: a.ok as f64 / d,
+            tokens_per_s: a.output_tokens as f64 / d,
+            ttft: LatencyStats::of(&a.hist["ttft"]),
+            e2e: LatencyStats::of(&a.hist["e2e"]),
+            goodput: a.good as f64 / d,
+        });
+    }
+    rows
 }
 
 impl RunResult {
@@ -284,6 +438,13 @@ impl RunResult {
                 input_token_sources: src(&t.input_sources),
                 usage_checked: t.usage_checked,
                 usage_mismatch: t.usage_mismatch,
+                goodput: i.has_slos.then(|| t.good as f64 / dur),
+                goodput_ratio: (i.has_slos && t.ok > 0).then(|| t.good as f64 / t.ok as f64),
+                prefill_rate: t.prefill_rate(),
+                decode_rate: t.decode_rate(),
+                texts: (t.texts > 0).then_some(t.texts),
+                texts_per_s: (t.texts > 0).then(|| t.texts as f64 / dur),
+                embedding_dims: t.dims,
             },
             latency,
             errors,
@@ -293,6 +454,12 @@ impl RunResult {
             generator: generator_usage(i.includes_mock),
             warnings,
             interrupted_by_user: i.interrupted_by_user,
+            thresholds: i.thresholds.iter().map(|th| th.check(t, dur)).collect(),
+            aborted: i
+                .aborted
+                .map(|(threshold, at_s)| Aborted { threshold, at_s }),
+            groups: i.by_group.iter().map(|(g, a)| group_row(g, a)).collect(),
+            stages: stage_rows(i.by_stage, i.stages),
         }
     }
 }

@@ -1,0 +1,371 @@
+//! Thresholds (pass/fail of a run, for CI) and SLOs (per request, for
+//! goodput).
+//!
+//! - A threshold compares a figure of the whole run with a bound:
+//!   `ttft.p95<800ms`, `error_rate<0.01`, `tokens_per_s>100`. Any failure
+//!   makes the run exit 99; with `--abort-on-fail` the figures are checked
+//!   every second and the first failure stops the load.
+//! - An SLO bounds one request: `ttft<500ms`, `tpot<50ms`. Goodput is the
+//!   rate of ok requests that met every SLO (DistServe's definition).
+
+use serde::Serialize;
+
+use crate::metrics::Aggregate;
+use crate::record::RequestRecord;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Op {
+    #[serde(rename = "<")]
+    Lt,
+    #[serde(rename = "<=")]
+    Le,
+    #[serde(rename = ">")]
+    Gt,
+    #[serde(rename = ">=")]
+    Ge,
+}
+
+impl Op {
+    fn holds(self, x: f64, bound: f64) -> bool {
+        match self {
+            Op::Lt => x < bound,
+            Op::Le => x <= bound,
+            Op::Gt => x > bound,
+            Op::Ge => x >= bound,
+        }
+    }
+}
+
+/// Split `lhs OP rhs` at its operator.
+fn split(expr: &str) -> Option<(&str, Op, &str)> {
+    for (tok, op) in [("<=", Op::Le), (">=", Op::Ge), ("<", Op::Lt), (">", Op::Gt)] {
+        if let Some(i) = expr.find(tok) {
+            return Some((expr[..i].trim(), op, expr[i + tok.len()..].trim()));
+        }
+    }
+    None
+}
+
+/// A duration bound in ms: `800ms`, `1.5s`, `250us`, or a bare number of ms.
+fn parse_ms(s: &str) -> Option<f64> {
+    let s = s.trim();
+    let (num, scale) = if let Some(n) = s.strip_suffix("ms") {
+        (n, 1.0)
+    } else if let Some(n) = s.strip_suffix("us").or_else(|| s.strip_suffix("µs")) {
+        (n, 0.001)
+    } else if let Some(n) = s.strip_suffix('s') {
+        (n, 1000.0)
+    } else if let Some(n) = s.strip_suffix('m') {
+        (n, 60_000.0)
+    } else {
+        (s, 1.0)
+    };
+    num.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|x| x.is_finite() && *x >= 0.0)
+        .map(|x| x * scale)
+}
+
+/// A plain number, or a percentage (`1%` = 0.01).
+fn parse_number(s: &str) -> Option<f64> {
+    let s = s.trim();
+    match s.strip_suffix('%') {
+        Some(p) => p.trim().parse::<f64>().ok().map(|x| x / 100.0),
+        None => s.parse::<f64>().ok(),
+    }
+    .filter(|x| x.is_finite())
+}
+
+/// Latency metrics a threshold or SLO may name.
+const LATENCIES: &[&str] = &[
+    "ttft",
+    "ttfo",
+    "itl",
+    "tpot",
+    "e2e",
+    "latency",
+    "schedule_lag",
+    "queue_wait",
+];
+const STATS: &[&str] = &["mean", "min", "p50", "p90", "p95", "p99", "max"];
+/// Run-level figures a threshold may name.
+const FIGURES: &[&str] = &[
+    "error_rate",
+    "tokens_per_s",
+    "ok_rps",
+    "rps",
+    "goodput",
+    "goodput_ratio",
+    "requests",
+    "ok",
+    "errors",
+    "prefill_rate",
+    "decode_rate",
+];
+
+#[derive(Debug, Clone, PartialEq)]
+enum Figure {
+    Latency(String, String),
+    Run(String),
+}
+
+/// A bound on a figure of the whole run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Threshold {
+    pub expr: String,
+    figure: Figure,
+    op: Op,
+    /// ms for latencies, the figure's own unit otherwise.
+    bound: f64,
+}
+
+impl Threshold {
+    pub fn parse(expr: &str) -> Result<Threshold, String> {
+        let help = "expected e.g. 'ttft.p95<800ms', 'error_rate<0.01' or 'tokens_per_s>100'";
+        let (lhs, op, rhs) =
+            split(expr).ok_or_else(|| format!("threshold '{expr}' has no < or >: {help}"))?;
+        let figure = match lhs.split_once('.') {
+            Some((m, stat)) => {
+                if !LATENCIES.contains(&m) {
+                    return Err(format!(
+                        "threshold '{expr}': unknown metric '{m}' (one of {})",
+                        LATENCIES.join(", ")
+                    ));
+                }
+                if !STATS.contains(&stat) {
+                    return Err(format!(
+                        "threshold '{expr}': unknown statistic '{stat}' (one of {})",
+                        STATS.join(", ")
+                    ));
+                }
+                Figure::Latency(m.into(), stat.into())
+            }
+            None if FIGURES.contains(&lhs) => Figure::Run(lhs.into()),
+            None if LATENCIES.contains(&lhs) => {
+                return Err(format!(
+                    "threshold '{expr}': say which statistic of {lhs}, e.g. {lhs}.p95"
+                ))
+            }
+            None => {
+                return Err(format!(
+                    "threshold '{expr}': unknown figure '{lhs}' (a latency such as ttft.p95, or one of {})",
+                    FIGURES.join(", ")
+                ))
+            }
+        };
+        let bound = match &figure {
+            Figure::Latency(..) => parse_ms(rhs),
+            Figure::Run(_) => parse_number(rhs),
+        }
+        .ok_or_else(|| {
+            format!(
+                "threshold '{expr}': '{rhs}' is not a number{}",
+                match figure {
+                    Figure::Latency(..) => " or duration (800ms, 1.5s)",
+                    Figure::Run(_) => "",
+                }
+            )
+        })?;
+        Ok(Threshold {
+            expr: expr.trim().to_string(),
+            figure,
+            op,
+            bound,
+        })
+    }
+
+    /// The figure's value in a run of `duration_s` seconds so far.
+    pub fn actual(&self, agg: &Aggregate, duration_s: f64) -> Option<f64> {
+        let d = duration_s.max(1e-9);
+        match &self.figure {
+            Figure::Latency(m, stat) => {
+                let s = agg.stats(m);
+                if s.count == 0 {
+                    return None;
+                }
+                Some(match stat.as_str() {
+                    "mean" => s.mean,
+                    "min" => s.min,
+                    "p50" => s.p50,
+                    "p90" => s.p90,
+                    "p95" => s.p95,
+                    "p99" => s.p99,
+                    _ => s.max,
+                })
+            }
+            Figure::Run(name) => match name.as_str() {
+                "error_rate" => {
+                    let n = agg.ok + agg.errors;
+                    Some(if n == 0 {
+                        0.0
+                    } else {
+                        agg.errors as f64 / n as f64
+                    })
+                }
+                "tokens_per_s" => Some(agg.output_tokens as f64 / d),
+                "ok_rps" => Some(agg.ok as f64 / d),
+                "rps" => Some(agg.requests as f64 / d),
+                "goodput" => Some(agg.good as f64 / d),
+                "goodput_ratio" => (agg.ok > 0).then(|| agg.good as f64 / agg.ok as f64),
+                "requests" => Some(agg.requests as f64),
+                "ok" => Some(agg.ok as f64),
+                "errors" => Some(agg.errors as f64),
+                "prefill_rate" => agg.prefill_rate(),
+                "decode_rate" => agg.decode_rate(),
+                _ => None,
+            },
+        }
+    }
+
+    /// Pass or fail; a figure with no data fails (nothing was measured).
+    pub fn check(&self, agg: &Aggregate, duration_s: f64) -> ThresholdResult {
+        let actual = self.actual(agg, duration_s);
+        ThresholdResult {
+            threshold: self.expr.clone(),
+            actual,
+            unit: match self.figure {
+                Figure::Latency(..) => "ms",
+                Figure::Run(_) => "",
+            },
+            pass: actual.is_some_and(|x| self.op.holds(x, self.bound)),
+        }
+    }
+}
+
+/// One threshold's verdict.
+#[derive(Debug, Clone, Serialize)]
+pub struct ThresholdResult {
+    pub threshold: String,
+    pub actual: Option<f64>,
+    pub unit: &'static str,
+    pub pass: bool,
+}
+
+/// A bound on each request, for goodput.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Slo {
+    pub expr: String,
+    #[serde(skip)]
+    metric: String,
+    #[serde(skip)]
+    op: Op,
+    #[serde(skip)]
+    bound_us: f64,
+}
+
+impl Slo {
+    pub fn parse(expr: &str) -> Result<Slo, String> {
+        let help = "expected e.g. 'ttft<500ms' or 'tpot<50ms'";
+        let (lhs, op, rhs) =
+            split(expr).ok_or_else(|| format!("SLO '{expr}' has no < or >: {help}"))?;
+        const PER_REQUEST: &[&str] = &["ttft", "ttfo", "tpot", "e2e", "latency", "itl"];
+        if !PER_REQUEST.contains(&lhs) {
+            return Err(format!(
+                "SLO '{expr}': unknown metric '{lhs}' (one of {}; itl bounds every gap)",
+                PER_REQUEST.join(", ")
+            ));
+        }
+        let ms = parse_ms(rhs)
+            .ok_or_else(|| format!("SLO '{expr}': '{rhs}' is not a duration (500ms, 1.5s)"))?;
+        Ok(Slo {
+            expr: expr.trim().to_string(),
+            metric: lhs.into(),
+            op,
+            bound_us: ms * 1000.0,
+        })
+    }
+
+    /// Whether one request met this SLO (a missing figure does not).
+    pub fn met(&self, r: &RequestRecord) -> bool {
+        let v = match self.metric.as_str() {
+            "ttft" => r.ttft_us,
+            "ttfo" => r.ttfo_us,
+            "tpot" => r.tpot_us(),
+            "e2e" => Some(r.e2e_us()),
+            "latency" => Some(r.latency_us()),
+            "itl" => {
+                return r
+                    .itl_us
+                    .iter()
+                    .all(|g| self.op.holds(*g as f64, self.bound_us))
+            }
+            _ => None,
+        };
+        v.is_some_and(|x| self.op.holds(x as f64, self.bound_us))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn agg() -> Aggregate {
+        let mut a = Aggregate::default();
+        for i in 0..100u64 {
+            let mut r = RequestRecord::new(0, 0);
+            r.end_us = 400_000;
+            r.ttft_us = Some(100_000 + i * 1000);
+            r.output_tokens = 10;
+            a.add(&r, false);
+        }
+        let mut e = RequestRecord::new(0, 0);
+        e.outcome = crate::record::Outcome::Error(crate::record::ErrorClass::Http5xx);
+        a.add(&e, false);
+        a
+    }
+
+    #[test]
+    fn thresholds_parse_and_judge() {
+        let a = agg();
+        let t = |e: &str| Threshold::parse(e).unwrap().check(&a, 10.0);
+        assert!(t("ttft.p95<800ms").pass);
+        assert!(!t("ttft.p95<150ms").pass);
+        assert!(t("ttft.p50<=0.2s").pass);
+        assert!(!t("error_rate<0.005").pass);
+        assert!(t("error_rate<2%").pass);
+        assert!(t("tokens_per_s>99").pass);
+        assert!(!t("tokens_per_s>101").pass);
+        // tpot = (400 − ~150) / 9 ≈ 28 ms.
+        assert!(t("tpot.p50<40ms").pass);
+        // Nothing measured fails.
+        assert!(
+            !Threshold::parse("queue_wait.p99<1s")
+                .unwrap()
+                .check(&a, 10.0)
+                .pass
+        );
+    }
+
+    #[test]
+    fn bad_thresholds_say_what_to_write() {
+        for bad in [
+            "ttft<1s",
+            "ttft.p42<1s",
+            "foo<1",
+            "ttft.p95 800ms",
+            "error_rate<lots",
+        ] {
+            let e = Threshold::parse(bad).unwrap_err();
+            assert!(e.contains(bad.split(['<', ' ']).next().unwrap()), "{e}");
+        }
+    }
+
+    #[test]
+    fn slos_judge_each_request() {
+        let slo = Slo::parse("ttft<500ms").unwrap();
+        let mut r = RequestRecord::new(0, 0);
+        r.ttft_us = Some(499_000);
+        assert!(slo.met(&r));
+        r.ttft_us = Some(501_000);
+        assert!(!slo.met(&r));
+        r.ttft_us = None;
+        assert!(!slo.met(&r));
+        let itl = Slo::parse("itl<=20ms").unwrap();
+        r.itl_us = vec![10_000, 20_000];
+        assert!(itl.met(&r));
+        r.itl_us.push(25_000);
+        assert!(!itl.met(&r));
+        assert!(Slo::parse("tokens<5").is_err());
+    }
+}

@@ -1,0 +1,284 @@
+//! Chat and legacy text completions, and their prefill- and decode-heavy
+//! forms.
+//!
+//! With a fixed prompt the body is serialized once and shared by every
+//! request (a `Bytes` clone is a reference-count increment). Synthetic and
+//! dataset prompts build a body per request.
+
+use bytes::Bytes;
+use serde_json::{json, Value};
+
+use super::{PromptSource, Session, Turn, Workload, WorkloadSpec};
+use crate::client::{Expect, Prepared};
+use crate::tokenizer;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChatKind {
+    Chat,
+    Text,
+    /// Long documents, a short question, few output tokens.
+    PrefillHeavy,
+    /// Short prompts asking for long answers.
+    DecodeHeavy,
+}
+
+/// The question after a prefill-heavy document.
+const PREFILL_QUESTION: &str = "\n\nIn one sentence: what is the text above about?";
+
+/// Prompts of the decode-heavy workload: short, asking for a lot.
+const DECODE_PROMPTS: &[&str] = &[
+    "Write a long, detailed story about a lighthouse keeper who finds a map.",
+    "Explain in great detail how a compiler turns source code into machine code.",
+    "Write an extensive travel guide to a city you invent, with history and food.",
+    "Describe, step by step and at length, how to build a wooden boat.",
+    "Write a long essay on the history of timekeeping, from sundials to atomic clocks.",
+    "Tell a long fairy tale about a fox, a crow and a stolen moon.",
+];
+
+pub struct Chat(std::sync::Arc<Inner>);
+
+struct Inner {
+    kind: ChatKind,
+    spec: WorkloadSpec,
+    prompts: PromptSource,
+    /// Tokens added to every prompt: the system message, the chat framing,
+    /// the prefill question.
+    extra_tokens: u32,
+    fixed: Option<Prepared>,
+    preflight: Prepared,
+}
+
+impl Chat {
+    pub fn new(spec: &WorkloadSpec, kind: ChatKind) -> Self {
+        let decode: std::sync::Arc<Vec<String>> =
+            std::sync::Arc::new(DECODE_PROMPTS.iter().map(|s| s.to_string()).collect());
+        let prompts = match kind {
+            ChatKind::PrefillHeavy => PromptSource::new(
+                &spec.prompt,
+                Some(spec.input_tokens.unwrap_or(4000)),
+                spec.input_tokens_stddev,
+                spec.shared_prefix,
+                None,
+            ),
+            ChatKind::DecodeHeavy if spec.dataset.is_none() && spec.input_tokens.is_none() => {
+                PromptSource::new("", None, 0.0, 0, Some(&decode))
+            }
+            _ => PromptSource::new(
+                &spec.prompt,
+                spec.input_tokens,
+                spec.input_tokens_stddev,
+                spec.shared_prefix,
+                spec.dataset.as_ref(),
+            ),
+        };
+        let is_chat = kind != ChatKind::Text;
+        let mut extra_tokens = if is_chat {
+            let system = spec
+                .system
+                .as_deref()
+                .map_or(0, |s| tokenizer::PER_MESSAGE_OVERHEAD + tokenizer::count(s));
+            system + tokenizer::PER_MESSAGE_OVERHEAD + tokenizer::REPLY_PRIMING
+        } else {
+            0
+        };
+        if kind == ChatKind::PrefillHeavy {
+            extra_tokens += tokenizer::count(PREFILL_QUESTION);
+        }
+        let mut w = Inner {
+            kind,
+            spec: spec.clone(),
+            prompts,
+            extra_tokens,
+            fixed: None,
+            preflight: Prepared::post("chat/completions", Bytes::new(), Expect::Completion),
+        };
+        let mut rng = fastrand::Rng::with_seed(0);
+        let (p, n) = w.prompts.next(&mut rng);
+        w.preflight = w.build(&p, n, 1, false);
+        if w.prompts.is_fixed() {
+            w.fixed = Some(w.build(&p, n, spec.max_tokens, spec.stream));
+        }
+        Chat(std::sync::Arc::new(w))
+    }
+}
+
+impl Inner {
+    fn build(&self, prompt: &str, prompt_tokens: u32, max_tokens: u32, stream: bool) -> Prepared {
+        let s = &self.spec;
+        let text;
+        let prompt = if self.kind == ChatKind::PrefillHeavy {
+            text = format!("{prompt}{PREFILL_QUESTION}");
+            text.as_str()
+        } else {
+            prompt
+        };
+        let (path, body) = if self.kind == ChatKind::Text {
+            let mut b = json!({"model": s.model, "prompt": prompt, "max_tokens": max_tokens, "stream": stream});
+            options(&mut b, s.temperature, false);
+            ("completions", b)
+        } else {
+            let mut messages = Vec::with_capacity(2);
+            if let Some(sys) = &s.system {
+                messages.push(json!({"role": "system", "content": sys}));
+            }
+            messages.push(json!({"role": "user", "content": prompt}));
+            (
+                "chat/completions",
+                chat_body(&s.model, messages, max_tokens, s.temperature, stream),
+            )
+        };
+        let mut p = Prepared::post(path, Bytes::from(body.to_string()), Expect::Completion);
+        p.stream = stream;
+        p.prompt_tokens = prompt_tokens + self.extra_tokens;
+        p
+    }
+}
+
+/// A chat completions body; streamed ones ask for usage in the stream.
+pub(super) fn chat_body(
+    model: &str,
+    messages: Vec<Value>,
+    max_tokens: u32,
+    temperature: Option<f32>,
+    stream: bool,
+) -> Value {
+    let mut b =
+        json!({"model": model, "messages": messages, "max_tokens": max_tokens, "stream": stream});
+    options(&mut b, temperature, stream);
+    b
+}
+
+fn options(body: &mut Value, temperature: Option<f32>, usage_in_stream: bool) {
+    if usage_in_stream {
+        body["stream_options"] = json!({"include_usage": true});
+    }
+    if let Some(t) = temperature {
+        body["temperature"] = Value::from(t);
+    }
+}
+
+struct ChatSession {
+    w: std::sync::Arc<Inner>,
+    rng: fastrand::Rng,
+}
+
+impl Session for ChatSession {
+    fn next(&mut self, _turn: Turn) -> Prepared {
+        if let Some(p) = &self.w.fixed {
+            return p.clone();
+        }
+        let (prompt, n) = self.w.prompts.next(&mut self.rng);
+        self.w
+            .build(&prompt, n, self.w.spec.max_tokens, self.w.spec.stream)
+    }
+}
+
+impl Workload for Chat {
+    fn name(&self) -> &'static str {
+        match self.0.kind {
+            ChatKind::Chat => "completions",
+            ChatKind::Text => "text-completions",
+            ChatKind::PrefillHeavy => "prefill-heavy",
+            ChatKind::DecodeHeavy => "decode-heavy",
+        }
+    }
+
+    fn session(&self, vu: u64) -> Box<dyn Session> {
+        Box::new(ChatSession {
+            w: self.0.clone(),
+            rng: fastrand::Rng::with_seed(
+                vu.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ fastrand::u64(..),
+            ),
+        })
+    }
+
+    fn preflight(&self) -> Prepared {
+        self.0.preflight.clone()
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub(crate) fn spec(name: &str) -> WorkloadSpec {
+        WorkloadSpec {
+            name: name.into(),
+            model: "m".into(),
+            system: Some("be brief".into()),
+            prompt: "Hello world".into(),
+            max_tokens: 16,
+            temperature: Some(0.5),
+            stream: true,
+            input_tokens: None,
+            input_tokens_stddev: 0.0,
+            shared_prefix: 0,
+            turns: 5,
+            batch_sizes: vec![],
+            endpoints: vec![],
+            dataset: None,
+        }
+    }
+
+    fn first(w: &dyn Workload) -> (Prepared, Value) {
+        let r = w.session(0).next(Turn {
+            vu: 0,
+            iteration: 0,
+            stage: 0,
+        });
+        let v = serde_json::from_slice(&r.body).unwrap();
+        (r, v)
+    }
+
+    #[test]
+    fn chat_body_asks_for_usage_in_the_stream() {
+        let w = super::super::build(&spec("completions"));
+        let (r, v) = first(w.as_ref());
+        assert_eq!(r.path, "chat/completions");
+        assert_eq!(v["stream_options"]["include_usage"], true);
+        assert_eq!(v["messages"][0]["role"], "system");
+        assert_eq!(v["max_tokens"], 16);
+        assert_eq!(
+            r.prompt_tokens,
+            tokenizer::count_chat(["be brief", "Hello world"])
+        );
+        let p: Value = serde_json::from_slice(&w.preflight().body).unwrap();
+        assert_eq!(p["max_tokens"], 1);
+        assert_eq!(p["stream"], false);
+        assert!(p.get("stream_options").is_none());
+    }
+
+    #[test]
+    fn text_body_has_a_prompt() {
+        let w = super::super::build(&spec("text-completions"));
+        let (r, v) = first(w.as_ref());
+        assert_eq!(r.path, "completions");
+        assert_eq!(v["prompt"], "Hello world");
+        assert_eq!(w.name(), "text-completions");
+    }
+
+    #[test]
+    fn synthetic_prompts_count_exactly_as_the_mock_does() {
+        let mut s = spec("completions");
+        s.input_tokens = Some(500);
+        let w = super::super::build(&s);
+        let (r, v) = first(w.as_ref());
+        let content = v["messages"][1]["content"].as_str().unwrap();
+        assert_eq!(
+            r.prompt_tokens,
+            tokenizer::count_chat(["be brief", content])
+        );
+    }
+
+    #[test]
+    fn prefill_heavy_sends_a_long_document_and_a_question() {
+        let mut s = spec("prefill-heavy");
+        s.system = None;
+        let w = super::super::build(&s);
+        let (r, v) = first(w.as_ref());
+        let content = v["messages"][0]["content"].as_str().unwrap();
+        assert!(content.ends_with(PREFILL_QUESTION));
+        assert_eq!(r.prompt_tokens, tokenizer::count_chat([content]));
+        assert!(r.prompt_tokens > 4000);
+    }
+}
