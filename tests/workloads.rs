@@ -1,0 +1,239 @@
+//! Each workload, run for a few seconds against the built-in mock, shows the
+//! figure it exists for.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+
+fn groups<'a>(r: &'a Value, kind: &str) -> Vec<&'a Value> {
+    r["groups"]
+        .as_array()
+        .map(|a| a.iter().filter(|g| g["kind"] == kind).collect())
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch_per_text_latency_falls_with_batch_size() {
+    // A fixed cost of 20 ms per request dominates 50 µs per text.
+    let (out, r) = run_ok(&[
+        "run",
+        "batch-embeddings",
+        "--mock",
+        "--mock-args",
+        "--embed-latency 20ms --embed-per-text 50us --dims 256",
+        "--vus",
+        "2",
+        "--duration",
+        "3s",
+        "--batch-sizes",
+        "1,8,32",
+    ])
+    .await;
+    let rows = groups(&r, "batch");
+    assert_eq!(rows.len(), 3, "one row per batch size: {rows:?}");
+    let per_text = |label: &str| {
+        rows.iter()
+            .find(|g| g["label"] == label)
+            .map(|g| f(&g["per_text_ms"]))
+            .unwrap()
+    };
+    assert!(per_text("1") > 2.0 * per_text("8"), "{rows:?}");
+    assert!(per_text("8") > 2.0 * per_text("32"), "{rows:?}");
+    assert_eq!(r["summary"]["embedding_dims"], 256);
+    assert!(stdout(&out).contains("### By batch size"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prefix_caching_ttft_is_flat_with_a_cache_and_grows_without() {
+    let run = |cache: bool| async move {
+        let mock = format!(
+            "--ttft 5ms --prefill-per-token 200us --itl 500us{}",
+            if cache { " --prefix-cache" } else { "" }
+        );
+        let (_, r) = run_ok(&[
+            "run",
+            "prefix-caching",
+            "--mock",
+            "--mock-args",
+            &mock,
+            "--vus",
+            "2",
+            "--duration",
+            "4s",
+            "--max-tokens",
+            "32",
+            "--turns",
+            "6",
+        ])
+        .await;
+        let rows = groups(&r, "turn");
+        let at = |t: &str| {
+            let g = rows.iter().find(|g| g["label"] == t).expect("turn row");
+            (f(&g["ttft"]["p50"]), f(&g["input_tokens_mean"]))
+        };
+        (at("2"), at("6"))
+    };
+    let ((ttft2, tok2), (ttft6, tok6)) = run(true).await;
+    assert!(tok6 > tok2 + 100.0, "the prompt grows: {tok2} → {tok6}");
+    assert!(
+        (ttft6 - ttft2).abs() < 3.0,
+        "cached: ttft {ttft2} → {ttft6} ms"
+    );
+    let ((ttft2, _), (ttft6, _)) = run(false).await;
+    // 4 more turns × 32 tokens × 0.2 ms = 25.6 ms more prefill.
+    assert!(ttft6 - ttft2 > 20.0, "uncached: ttft {ttft2} → {ttft6} ms");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prefill_and_decode_rates_match_the_mock() {
+    // 50 µs per prompt token = 20,000 tokens/s of prefill.
+    let (out, r) = run_ok(&[
+        "run",
+        "prefill-heavy",
+        "--mock",
+        "--mock-args",
+        "--ttft 0ms --prefill-per-token 50us --itl 1ms",
+        "--vus",
+        "2",
+        "--duration",
+        "3s",
+    ])
+    .await;
+    let prefill = f(&r["summary"]["prefill_rate"]);
+    assert!(
+        (prefill / 20_000.0 - 1.0).abs() < 0.05,
+        "prefill rate {prefill}"
+    );
+    assert!(f(&r["summary"]["input_tokens"]) / f(&r["summary"]["ok"]) > 4000.0);
+    assert!(stdout(&out).contains("prefill rate"));
+    // 4 ms per token = 250 tokens/s of decode.
+    let (_, r) = run_ok(&[
+        "run",
+        "decode-heavy",
+        "--mock",
+        "--mock-args",
+        "--ttft 5ms --itl 4ms",
+        "--vus",
+        "4",
+        "--duration",
+        "3s",
+        "--max-tokens",
+        "100",
+    ])
+    .await;
+    let decode = f(&r["summary"]["decode_rate"]);
+    assert!((decode / 250.0 - 1.0).abs() < 0.05, "decode rate {decode}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_endpoints_split_by_weight_with_a_status_table() {
+    let (out, r) = run_ok(&[
+        "run",
+        "http",
+        "--mock",
+        "--vus",
+        "2",
+        "--iterations",
+        "400",
+        "--endpoint",
+        "GET:/health:3",
+        "--endpoint",
+        "GET:/v1/models:1",
+        "--endpoint",
+        "GET:/missing:1",
+    ])
+    .await;
+    let rows = groups(&r, "endpoint");
+    let n = |label: &str, status: &str| {
+        rows.iter()
+            .find(|g| g["label"] == label)
+            .and_then(|g| g["statuses"][status].as_u64())
+            .unwrap_or(0)
+    };
+    let health = n("GET /health", "200");
+    assert!((180..=300).contains(&health), "{health} of 400");
+    assert!(n("GET /missing", "404") > 30);
+    assert_eq!(r["summary"]["requests"], 400);
+    assert!(stdout(&out).contains("### By endpoint"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conversation_grows_turn_by_turn() {
+    let (_, r) = run_ok(&[
+        "run",
+        "conversation",
+        "--mock",
+        "--mock-args",
+        "--ttft 2ms --itl 500us",
+        "--vus",
+        "2",
+        "--duration",
+        "2s",
+        "--turns",
+        "3",
+        "--max-tokens",
+        "20",
+    ])
+    .await;
+    let rows = groups(&r, "turn");
+    let tokens: Vec<f64> = rows.iter().map(|g| f(&g["input_tokens_mean"])).collect();
+    assert_eq!(tokens.len(), 3, "{rows:?}");
+    assert!(tokens[0] < tokens[1] && tokens[1] < tokens[2], "{tokens:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thresholds_exit_99_when_violated_and_0_when_met() {
+    let args = |threshold: &str| {
+        s(&[
+            "run",
+            "--mock",
+            "--mock-args",
+            "--ttft 30ms --itl 1ms --output-tokens 4",
+            "--vus",
+            "2",
+            "--duration",
+            "2s",
+            "--threshold",
+            threshold,
+            "--threshold",
+            "error_rate<0.01",
+            "--slo",
+            "ttft<500ms",
+        ])
+    };
+    let met = periscope_async(args("ttft.p95<500ms")).await;
+    assert_eq!(met.status.code(), Some(0), "{}", stderr(&met));
+    assert!(stdout(&met).contains("### Thresholds"));
+    assert!(stdout(&met).contains("goodput"));
+    let failed = periscope_async(args("ttft.p95<10ms")).await;
+    assert_eq!(failed.status.code(), Some(99), "{}", stderr(&failed));
+    assert!(stdout(&failed).contains("**FAIL**"));
+    assert!(stderr(&failed).contains("ttft.p95<10ms"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abort_on_fail_stops_the_load_early() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = temp_json(&dir, "r.json");
+    let out = periscope_async(s(&[
+        "run",
+        "--mock",
+        "--mock-args",
+        "--ttft 5ms --itl 1ms --error-rate 0.5",
+        "--vus",
+        "2",
+        "--duration",
+        "30s",
+        "--threshold",
+        "error_rate<0.1",
+        "--abort-on-fail",
+        "--json",
+        &json,
+    ]))
+    .await;
+    assert_eq!(out.status.code(), Some(99), "{}", stderr(&out));
+    let r = read_json(&json);
+    assert!(f(&r["duration_s"]) < 10.0, "ran {}", r["duration_s"]);
+    assert_eq!(r["aborted"]["threshold"], "error_rate<0.1");
+}
