@@ -149,25 +149,6 @@ pub struct Client {
 
 impl Client {
     /// `pool` is the most connections the load will hold open at once.
-    pub fn new(
-        base: &str,
-        token: Option<&str>,
-        extra_headers: &[(String, String)],
-        timeout: Duration,
-        pool: usize,
-        origin: Instant,
-    ) -> anyhow::Result<Self> {
-        Self::with_engine(
-            base,
-            token,
-            extra_headers,
-            timeout,
-            pool,
-            origin,
-            Engine::Auto,
-        )
-    }
-
     pub fn with_engine(
         base: &str,
         token: Option<&str>,
