@@ -77,17 +77,8 @@ fn parse_number(s: &str) -> Option<f64> {
     .filter(|x| x.is_finite())
 }
 
-/// Latency metrics a threshold or SLO may name.
-const LATENCIES: &[&str] = &[
-    "ttft",
-    "ttfo",
-    "itl",
-    "tpot",
-    "e2e",
-    "latency",
-    "schedule_lag",
-    "queue_wait",
-];
+/// Latency metrics a threshold may name: every one the aggregates keep.
+const LATENCIES: &[&str] = crate::metrics::LATENCY_METRICS;
 const STATS: &[&str] = &["mean", "min", "p50", "p90", "p95", "p99", "max"];
 /// Run-level figures a threshold may name.
 const FIGURES: &[&str] = &[

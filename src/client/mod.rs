@@ -280,19 +280,16 @@ impl Client {
             Transport::Reqwest { http, urls } => {
                 let url = match urls.iter().find(|(p, _)| *p == req.path.as_ref()) {
                     Some((_, u)) => u.clone(),
-                    None => {
-                        let full = match req.path.strip_prefix('/') {
-                            Some(_) => {
-                                let mut u = reqwest::Url::parse(&self.base)
-                                    .map_err(|e| connect(e.to_string()))?;
-                                u.set_path(&req.path);
-                                u
-                            }
-                            None => reqwest::Url::parse(&format!("{}/{}", self.base, req.path))
-                                .map_err(|e| connect(format!("bad URL: {e}")))?,
-                        };
-                        full
-                    }
+                    None => match req.path.strip_prefix('/') {
+                        Some(_) => {
+                            let mut u = reqwest::Url::parse(&self.base)
+                                .map_err(|e| connect(e.to_string()))?;
+                            u.set_path(&req.path);
+                            u
+                        }
+                        None => reqwest::Url::parse(&format!("{}/{}", self.base, req.path))
+                            .map_err(|e| connect(format!("bad URL: {e}")))?,
+                    },
                 };
                 let resp = http
                     .request(req.method.clone(), url)

@@ -117,6 +117,18 @@ fn workload_figures(r: &RunResult) -> String {
     format!("### Workload\n\n{}\n\n", table(&h, vec![row]))
 }
 
+/// A group's row: its label and counts, then `rest`.
+fn counts(g: &super::result::GroupRow, rest: Vec<String>) -> Vec<String> {
+    let mut row = vec![
+        g.label.clone(),
+        g.requests.to_string(),
+        g.ok.to_string(),
+        g.errors.to_string(),
+    ];
+    row.extend(rest);
+    row
+}
+
 /// Tables by turn, batch size or endpoint.
 fn groups(r: &RunResult) -> String {
     let mut out = String::new();
@@ -140,16 +152,15 @@ fn groups(r: &RunResult) -> String {
                 ],
                 rows.iter()
                     .map(|g| {
-                        vec![
-                            g.label.clone(),
-                            g.requests.to_string(),
-                            g.ok.to_string(),
-                            g.errors.to_string(),
-                            f1(g.input_tokens_mean),
-                            f2(g.ttft.p50),
-                            f2(g.ttft.p95),
-                            f2(g.e2e.p50),
-                        ]
+                        counts(
+                            g,
+                            vec![
+                                f1(g.input_tokens_mean),
+                                f2(g.ttft.p50),
+                                f2(g.ttft.p95),
+                                f2(g.e2e.p50),
+                            ],
+                        )
                     })
                     .collect(),
             ),
@@ -167,16 +178,15 @@ fn groups(r: &RunResult) -> String {
                 ],
                 rows.iter()
                     .map(|g| {
-                        vec![
-                            g.label.clone(),
-                            g.requests.to_string(),
-                            g.ok.to_string(),
-                            g.errors.to_string(),
-                            f2(g.e2e.p50),
-                            f2(g.e2e.p95),
-                            g.per_text_ms.map(f2).unwrap_or_else(|| "-".into()),
-                            g.texts_per_s.map(f1).unwrap_or_else(|| "-".into()),
-                        ]
+                        counts(
+                            g,
+                            vec![
+                                f2(g.e2e.p50),
+                                f2(g.e2e.p95),
+                                g.per_text_ms.map(f2).unwrap_or_else(|| "-".into()),
+                                g.texts_per_s.map(f1).unwrap_or_else(|| "-".into()),
+                            ],
+                        )
                     })
                     .collect(),
             ),
@@ -187,20 +197,19 @@ fn groups(r: &RunResult) -> String {
                 ],
                 rows.iter()
                     .map(|g| {
-                        vec![
-                            g.label.clone(),
-                            g.requests.to_string(),
-                            g.ok.to_string(),
-                            g.errors.to_string(),
-                            g.statuses
-                                .iter()
-                                .map(|(k, v)| format!("{k}: {v}"))
-                                .collect::<Vec<_>>()
-                                .join(", "),
-                            f2(g.e2e.p50),
-                            f2(g.e2e.p95),
-                            f2(g.e2e.p99),
-                        ]
+                        counts(
+                            g,
+                            vec![
+                                g.statuses
+                                    .iter()
+                                    .map(|(k, v)| format!("{k}: {v}"))
+                                    .collect::<Vec<_>>()
+                                    .join(", "),
+                                f2(g.e2e.p50),
+                                f2(g.e2e.p95),
+                                f2(g.e2e.p99),
+                            ],
+                        )
                     })
                     .collect(),
             ),

@@ -73,17 +73,11 @@ impl Http {
             .map(|e| {
                 total += e.weight;
                 cumulative.push(total);
-                Prepared {
-                    method: Method::from_bytes(e.method.as_bytes()).unwrap_or(Method::GET),
-                    path: e.path.clone().into(),
-                    body: Bytes::new(),
-                    stream: false,
-                    prompt_tokens: 0,
-                    expect: Expect::Status,
-                    group: Some(Group::Endpoint(format!("{} {}", e.method, e.path).into())),
-                    texts: 0,
-                    keep_text: false,
-                }
+                let mut p = Prepared::post("", Bytes::new(), Expect::Status);
+                p.method = Method::from_bytes(e.method.as_bytes()).unwrap_or(Method::GET);
+                p.path = e.path.clone().into();
+                p.group = Some(Group::Endpoint(format!("{} {}", e.method, e.path).into()));
+                p
             })
             .collect();
         Http(Arc::new(Inner {
