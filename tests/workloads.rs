@@ -228,6 +228,8 @@ async fn abort_on_fail_stops_the_load_early() {
         "--threshold",
         "error_rate<0.1",
         "--abort-on-fail",
+        // The preflight would meet the injected errors half the time.
+        "--no-preflight",
         "--json",
         &json,
     ]))
