@@ -23,7 +23,7 @@ pub enum Command {
     Run(Box<RunArgs>),
     /// Serve the built-in OpenAI-compatible mock (or a delaying proxy).
     Mock(Box<MockArgs>),
-    /// List the built-in workloads.
+    /// List the built-in workloads and scenarios.
     Scenarios,
 }
 
@@ -41,9 +41,13 @@ pub enum Arrival {
 pub struct RunArgs {
     /// The workload (see `periscope scenarios`): completions (chat, the default),
     /// text-completions, embeddings, batch-embeddings, prefix-caching,
-    /// conversation, prefill-heavy, decode-heavy, http.
-    #[arg(default_value = "completions")]
-    pub workload: String,
+    /// conversation, prefill-heavy, decode-heavy, http; or a scenario file (my.yaml).
+    #[arg(value_name = "WORKLOAD|FILE")]
+    pub workload: Option<String>,
+    /// A built-in scenario (smoke, load, stress, spike, soak, recovery,
+    /// benchmark; see `periscope scenarios`) or a scenario file.
+    #[arg(long, value_name = "NAME|FILE")]
+    pub scenario: Option<String>,
 
     /// Base URL of the target, e.g. http://localhost:8000 or http://localhost:8000/v1.
     #[arg(long, env = "OPENAI_BASE_URL", conflicts_with = "mock")]
@@ -78,12 +82,12 @@ pub struct RunArgs {
     /// Synthetic prompts of this many tokens, different on every request.
     #[arg(long, value_name = "N")]
     pub input_tokens: Option<u32>,
-    /// Standard deviation of the synthetic prompt length, in tokens.
-    #[arg(long, value_name = "N", default_value_t = 0.0)]
-    pub input_tokens_stddev: f64,
+    /// Standard deviation of the synthetic prompt length, in tokens (default 0).
+    #[arg(long, value_name = "N")]
+    pub input_tokens_stddev: Option<f64>,
     /// Tokens every synthetic prompt shares at its start (default 0: none).
-    #[arg(long, value_name = "N", default_value_t = 0)]
-    pub shared_prefix: u32,
+    #[arg(long, value_name = "N")]
+    pub shared_prefix: Option<u32>,
     /// Turns of a conversation / prefix-caching session before it starts over.
     #[arg(long, value_name = "N")]
     pub turns: Option<u32>,
@@ -108,37 +112,44 @@ pub struct RunArgs {
     /// Ask for whole (non-streamed) responses.
     #[arg(long = "no-stream", overrides_with = "stream")]
     pub no_stream: bool,
-    /// Per-request timeout.
-    #[arg(long, default_value = "60s", value_parser = parse_duration)]
-    pub timeout: Duration,
-    /// HTTP stack: auto (hyper HTTP/1.1 for http://, reqwest for https://), hyper or reqwest.
-    #[arg(long, value_enum, default_value_t = crate::client::Engine::Auto)]
-    pub http_engine: crate::client::Engine,
+    /// Per-request timeout (default 60s).
+    #[arg(long, value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
+    /// HTTP stack: auto (hyper HTTP/1.1 for http://, reqwest for https://; the default), hyper or reqwest.
+    #[arg(long, value_enum)]
+    pub http_engine: Option<crate::client::Engine>,
 
-    /// Virtual users (closed model), constant for --duration [env: VUS].
+    /// Virtual users (closed model), constant for --duration; with a staged
+    /// scenario, its peak [env: VUS].
     #[arg(long)]
     pub vus: Option<u64>,
-    /// How long to run, e.g. 30s, 5m, 1h30m (default 30s) [env: DURATION].
+    /// The peak of a staged scenario (stress, spike, recovery, benchmark): its
+    /// stages in % are shares of it.
+    #[arg(long, value_name = "N")]
+    pub max_vus: Option<u64>,
+    /// How long to run, e.g. 30s, 5m, 1h30m (default 30s); a scenario's stages
+    /// are scaled to fit it [env: DURATION].
     #[arg(long, value_parser = parse_duration)]
     pub duration: Option<Duration>,
     /// Stop after this many requests in total (shared by all VUs).
     #[arg(long)]
     pub iterations: Option<u64>,
-    /// Load stages DURATION:TARGET,…, ramping linearly, e.g. 30s:10,1m:10,10s:0 (VUs, or req/s with --rate).
+    /// Load stages DURATION:TARGET[:PHASE],…, ramping linearly, e.g. 30s:10,1m:10,10s:0
+    /// (VUs, or req/s with --rate; TARGET may be a share of the peak, e.g. 50%).
     #[arg(long, value_parser = parse_stages)]
     pub stages: Option<StageList>,
     /// Requests per second (open model: latency is measured from the scheduled send time).
     #[arg(long)]
     pub rate: Option<f64>,
-    /// Arrival process of the open model.
-    #[arg(long, value_enum, default_value_t = Arrival::Constant)]
-    pub arrival: Arrival,
+    /// Arrival process of the open model (default constant).
+    #[arg(long, value_enum)]
+    pub arrival: Option<Arrival>,
     /// Most requests in flight at once in the open model (default: unbounded).
     #[arg(long)]
     pub max_in_flight: Option<u64>,
-    /// How long in-flight requests may finish after the end before they are cancelled.
-    #[arg(long, default_value = "30s", value_parser = parse_duration)]
-    pub grace: Duration,
+    /// How long in-flight requests may finish after the end before they are cancelled (default 30s).
+    #[arg(long, value_parser = parse_duration)]
+    pub grace: Option<Duration>,
     /// Fail the run (exit 99) when the generator could not keep the open-model schedule.
     #[arg(long)]
     pub strict_schedule: bool,
@@ -231,6 +242,10 @@ pub struct MockArgs {
     /// Requests per second served; beyond it, 429 with Retry-After.
     #[arg(long, value_name = "RPS")]
     pub rate_limit: Option<f64>,
+    /// Requests served at once, like an inference server's batch slots; the
+    /// rest wait in line (first come, first served) and their latency grows.
+    #[arg(long, value_name = "N")]
+    pub max_concurrency: Option<usize>,
     /// Share of streams closed mid-way, without finish_reason or [DONE].
     #[arg(long, default_value_t = 0.0)]
     pub cut_stream_rate: f64,
@@ -270,27 +285,76 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         .map_err(|_| format!("'{s}' is not a duration: expected e.g. 250ms, 30s, 1m30s or 2h"))
 }
 
-/// `--stages` as given: (duration, target) steps.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StageList(pub Vec<(Duration, f64)>);
+/// A stage's target: an absolute level (VUs or req/s), or a share of the peak.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Level {
+    Abs(f64),
+    /// Percent of the peak (`--max-vus`, `--vus` or `--rate`).
+    Pct(f64),
+}
 
-/// Parse `30s:10,1m:10,10s:0` into (duration, target) steps.
+impl Level {
+    /// `10`, `2.5` or `50%`.
+    pub fn parse(s: &str) -> Result<Level, String> {
+        let t = s.trim();
+        let (num, pct) = match t.strip_suffix('%') {
+            Some(n) => (n.trim(), true),
+            None => (t, false),
+        };
+        let n: f64 = num
+            .parse()
+            .map_err(|_| format!("'{t}' is not a number or a percentage (e.g. 10 or 50%)"))?;
+        if !n.is_finite() || n < 0.0 {
+            return Err(format!("'{t}': a target must be 0 or more"));
+        }
+        Ok(if pct { Level::Pct(n) } else { Level::Abs(n) })
+    }
+
+    /// The level, with percentages taken of `peak`.
+    pub fn resolve(self, peak: f64) -> f64 {
+        match self {
+            Level::Abs(n) => n,
+            Level::Pct(p) => peak * p / 100.0,
+        }
+    }
+}
+
+/// One step of `--stages` or a scenario's `stages`, as given.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StageSpec {
+    pub duration: Duration,
+    pub target: Level,
+    /// A scenario's name for the part of the run this stage belongs to
+    /// (`baseline`, `spike`, `after`, …).
+    pub phase: Option<String>,
+}
+
+/// `--stages` as given.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StageList(pub Vec<StageSpec>);
+
+/// Parse `30s:10,1m:50%:spike,10s:0` into stages.
 pub fn parse_stages(s: &str) -> Result<StageList, String> {
-    let expected = "expected DURATION:TARGET,… e.g. 30s:10,1m:10,10s:0";
+    let expected = "expected DURATION:TARGET[:PHASE],… e.g. 30s:10,1m:10,10s:0";
     let mut out = Vec::new();
     for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (d, n) = part
-            .split_once(':')
+        let mut fields = part.splitn(3, ':');
+        let d = fields.next().unwrap_or_default();
+        let n = fields
+            .next()
             .ok_or_else(|| format!("stage '{part}' has no ':': {expected}"))?;
-        let d = parse_duration(d).map_err(|e| format!("stage '{part}': {e}"))?;
-        let n: f64 = n
-            .trim()
-            .parse()
-            .map_err(|_| format!("stage '{part}': '{n}' is not a number: {expected}"))?;
-        if !n.is_finite() || n < 0.0 {
-            return Err(format!("stage '{part}': the target must be 0 or more"));
-        }
-        out.push((d, n));
+        let phase = fields
+            .next()
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(str::to_string);
+        let duration = parse_duration(d).map_err(|e| format!("stage '{part}': {e}"))?;
+        let target = Level::parse(n).map_err(|e| format!("stage '{part}': {e}: {expected}"))?;
+        out.push(StageSpec {
+            duration,
+            target,
+            phase,
+        });
     }
     if out.is_empty() {
         return Err(format!("no stages given: {expected}"));
@@ -368,9 +432,18 @@ mod tests {
 
     #[test]
     fn stages() {
-        let s = parse_stages("30s:10,1m:10,10s:0").unwrap().0;
+        let s = parse_stages("30s:10,1m:50%:spike,10s:0").unwrap().0;
         assert_eq!(s.len(), 3);
-        assert_eq!(s[1], (Duration::from_secs(60), 10.0));
+        assert_eq!(s[0].target, Level::Abs(10.0));
+        assert_eq!(
+            s[1],
+            StageSpec {
+                duration: Duration::from_secs(60),
+                target: Level::Pct(50.0),
+                phase: Some("spike".into())
+            }
+        );
+        assert_eq!(s[1].target.resolve(40.0), 20.0);
         assert!(parse_stages("30s").unwrap_err().contains("no ':'"));
         assert!(parse_stages("30s:-1").unwrap_err().contains("0 or more"));
         assert!(parse_stages("xx:1").is_err());

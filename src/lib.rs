@@ -22,6 +22,7 @@ pub mod plan;
 pub mod progress;
 pub mod record;
 pub mod report;
+pub mod scenario;
 pub mod slo;
 pub mod timer;
 pub mod tokenizer;
@@ -73,10 +74,14 @@ pub async fn run(args: Args) -> Result<i32> {
         Command::Run(a) => run_load(*a).await,
         Command::Mock(a) => run_mock(*a).await,
         Command::Scenarios => {
-            let mut out = String::from("Workloads:\n");
+            let mut out = String::from("Workloads (periscope run WORKLOAD):\n");
             for (name, what) in workload::NAMES {
                 out.push_str(&format!("  {name:<18} {what}\n"));
             }
+            out.push_str(
+                "\nScenarios (periscope run WORKLOAD --scenario NAME; `load` is the default):\n",
+            );
+            out.push_str(&scenario::listing());
             print_stdout(&out);
             Ok(exit::OK)
         }

@@ -9,11 +9,12 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::cli::{parse_duration, RunArgs};
+use crate::cli::{parse_duration, Arrival, Level, RunArgs, StageSpec};
 use crate::client::normalize_base;
 use crate::error::{Error, Result};
 use crate::executor::{Load, Stage, Stages};
 use crate::mock::MockConfig;
+use crate::scenario::{self, Kind, Scenario};
 use crate::usage;
 use crate::workload::{self, Workload, WorkloadSpec};
 
@@ -52,6 +53,11 @@ pub enum Target {
 /// A resolved, validated run.
 #[derive(Debug, Clone)]
 pub struct Plan {
+    /// The scenario's name (`load` unless one was chosen) and what it reports.
+    pub scenario: String,
+    pub kind: Kind,
+    /// Each stage's phase (`baseline`, `spike`, …), aligned with the load's stages.
+    pub phases: Vec<Option<String>>,
     pub workload: WorkloadSpec,
     pub target: Target,
     /// The flags given to the in-process mock, for the record.
@@ -79,15 +85,38 @@ fn env_var(name: &str) -> Option<String> {
 
 impl Plan {
     pub fn from_args(a: &RunArgs) -> Result<Plan> {
-        let mut name = match a.workload.as_str() {
+        let (file_arg, workload_arg) = match a.workload.as_deref() {
+            Some(w) if scenario::is_file_arg(w) => (Some(w), None),
+            w => (None, w),
+        };
+        if file_arg.is_some() && a.scenario.is_some() {
+            return Err(usage!(
+                "a scenario file was given both as the first argument and with --scenario: choose one"
+            ));
+        }
+        let sc = scenario::load(
+            file_arg
+                .or(a.scenario.as_deref())
+                .unwrap_or(scenario::DEFAULT),
+        )?;
+        let f = &sc.file;
+        let requested = workload_arg
+            .or(f.workload.as_deref())
+            .unwrap_or("completions");
+        let mut name = match requested {
             "chat" => "completions",
             other if workload::NAMES.iter().any(|(n, _)| *n == other) => other,
             other => {
                 let names: Vec<&str> = workload::NAMES.iter().map(|(n, _)| *n).collect();
-                return Err(usage!(
+                let msg = format!(
                     "unknown workload '{other}': expected one of {} (see `periscope scenarios`)",
                     names.join(", ")
-                ));
+                );
+                return Err(if workload_arg.is_some() {
+                    Error::Usage(msg)
+                } else {
+                    sc.error(format!("workload: {msg}"))
+                });
             }
         }
         .to_string();
@@ -105,28 +134,64 @@ impl Plan {
                 } else {
                     env_var("MAX_TOKENS")
                 };
-                match env {
-                    Some(v) => v
+                match (env, &f.max_tokens) {
+                    (Some(v), _) => v
                         .trim()
                         .parse()
                         .map_err(|_| usage!("MAX_TOKENS='{v}' is not a whole number of tokens"))?,
-                    None => workload::default_max_tokens(&name),
+                    (None, Some(n)) => n.0,
+                    (None, None) => workload::default_max_tokens(&name),
                 }
             }
         };
-        if a.batch_sizes.contains(&0) {
+        let batch_sizes: Vec<u32> = if a.batch_sizes.is_empty() {
+            f.batch_sizes.iter().map(|v| v.0).collect()
+        } else {
+            a.batch_sizes.clone()
+        };
+        let input_tokens = a.input_tokens.or(f.input_tokens.as_ref().map(|v| v.0));
+        let input_tokens_stddev = a
+            .input_tokens_stddev
+            .or(f.input_tokens_stddev.as_ref().map(|v| v.0))
+            .unwrap_or(0.0);
+        let turns = a.turns.or(f.turns.as_ref().map(|v| v.0));
+        let endpoints = if a.endpoints.is_empty() {
+            f.endpoints.iter().map(|v| v.0.clone()).collect()
+        } else {
+            a.endpoints.clone()
+        };
+        let temperature = a.temperature.or(f.temperature.as_ref().map(|v| v.0 as f32));
+        let timeout = a
+            .timeout
+            .or(f.timeout.as_ref().map(|v| v.0))
+            .unwrap_or(Duration::from_secs(60));
+        let mut thresholds: Vec<crate::slo::Threshold> =
+            f.thresholds.iter().map(|v| v.0.clone()).collect();
+        for t in &a.thresholds {
+            if !thresholds.iter().any(|x| x.expr == t.expr) {
+                thresholds.push(t.clone());
+            }
+        }
+        let mut slos: Vec<crate::slo::Slo> = f.slos.iter().map(|v| v.0.clone()).collect();
+        for s in &a.slos {
+            if !slos.iter().any(|x| x.expr == s.expr) {
+                slos.push(s.clone());
+            }
+        }
+        let abort_on_fail = a.abort_on_fail || f.abort_on_fail == Some(true);
+        if batch_sizes.contains(&0) {
             return Err(usage!("--batch-sizes must all be at least 1"));
         }
-        if a.input_tokens == Some(0) {
+        if input_tokens == Some(0) {
             return Err(usage!("--input-tokens must be at least 1"));
         }
-        if !(a.input_tokens_stddev >= 0.0 && a.input_tokens_stddev.is_finite()) {
+        if !(input_tokens_stddev >= 0.0 && input_tokens_stddev.is_finite()) {
             return Err(usage!("--input-tokens-stddev must be 0 or more"));
         }
-        if a.turns == Some(0) {
+        if turns == Some(0) {
             return Err(usage!("--turns must be at least 1"));
         }
-        if !a.endpoints.is_empty() && name != "http" {
+        if !endpoints.is_empty() && name != "http" {
             return Err(usage!("--endpoint applies to the http workload: `periscope run http --endpoint GET:/health`"));
         }
 
@@ -135,7 +200,7 @@ impl Plan {
                 .map_err(Error::Usage)?;
             (Target::Mock(Box::new(cfg)), a.mock_args.clone())
         } else {
-            match &a.target {
+            match a.target.as_ref().or(f.target.as_ref()) {
                 Some(t) => (Target::Remote(normalize_base(t).map_err(Error::Usage)?), None),
                 None => {
                     return Err(usage!(
@@ -148,32 +213,50 @@ impl Plan {
         if max_tokens == 0 {
             return Err(usage!("--max-tokens must be at least 1"));
         }
-        if let Some(t) = a.temperature {
+        if let Some(t) = temperature {
             if !(0.0..=2.0).contains(&t) {
                 return Err(usage!("--temperature must be between 0 and 2, got {t}"));
             }
         }
-        if a.timeout.is_zero() {
+        if timeout.is_zero() {
             return Err(usage!("--timeout must be more than 0"));
         }
-        if a.abort_on_fail && a.thresholds.is_empty() {
+        if abort_on_fail && thresholds.is_empty() {
             return Err(usage!("--abort-on-fail needs at least one --threshold"));
         }
         if a.progress_every == Some(0) {
             return Err(usage!("--progress-every must be at least 1 (seconds)"));
         }
 
-        let batch_sizes = if a.batch_sizes.is_empty() {
+        let batch_sizes = if batch_sizes.is_empty() {
             vec![1, 8, 32, 128]
         } else {
-            a.batch_sizes.clone()
+            batch_sizes
         };
-        let mut load = resolve_load(a)?;
-        if name == "batch-embeddings" && a.stages.is_none() {
+        let (mut load, mut phases) = resolve_load(a, &sc)?;
+        let shaped = load.stages().stages.len() > 1;
+        if name == "batch-embeddings" {
+            if shaped {
+                return Err(usage!(
+                    "batch-embeddings runs one stage per batch size: it can't follow the stages of --stages or of the {} scenario",
+                    sc.name
+                ));
+            }
             // One stage per batch size, splitting the duration evenly.
             load = split_evenly(load, batch_sizes.len());
+            phases = vec![None; batch_sizes.len()];
+        } else if sc.kind == Kind::Soak && !shaped {
+            // Tenths of the run, to compare the first with the last.
+            load = split_evenly(load, 10);
+            phases = vec![None; 10];
         }
-        let stream = !a.no_stream;
+        let stream = if a.stream {
+            true
+        } else if a.no_stream {
+            false
+        } else {
+            f.stream.unwrap_or(true)
+        };
         let default_model = match name.as_str() {
             "embeddings" | "batch-embeddings" => DEFAULT_EMBEDDING_MODEL,
             _ => DEFAULT_MODEL,
@@ -187,51 +270,78 @@ impl Plan {
                     .then(|| env_var("OPENAI_COMPLETION_MODEL"))
                     .flatten()
             })
+            .or_else(|| f.model.clone())
             .unwrap_or_else(|| default_model.to_string());
+        let mut headers: Vec<(String, String)> = f
+            .headers
+            .iter()
+            .map(|h| (h.0 .0.clone(), h.0 .1.clone()))
+            .collect();
+        headers.extend(a.headers.iter().cloned());
+        let mut tags: Vec<(String, String)> = f
+            .tags
+            .iter()
+            .map(|(k, v)| (k.clone(), v.0.clone()))
+            .filter(|(k, _)| !a.tags.iter().any(|(ak, _)| ak == k))
+            .collect();
+        tags.extend(a.tags.iter().cloned());
         let default_prompt = match name.as_str() {
             "embeddings" | "batch-embeddings" => DEFAULT_EMBEDDING_INPUT,
             _ => DEFAULT_PROMPT,
         };
         Ok(Plan {
+            scenario: sc.name.clone(),
+            kind: sc.kind,
+            phases,
             workload: WorkloadSpec {
                 name: name.clone(),
                 model,
-                system: a.system.clone(),
+                system: a.system.clone().or_else(|| f.system.clone()),
                 prompt: a
                     .prompt
                     .clone()
+                    .or_else(|| f.prompt.clone())
                     .unwrap_or_else(|| default_prompt.to_string()),
                 max_tokens,
-                temperature: a.temperature,
+                temperature,
                 stream,
-                input_tokens: a.input_tokens,
-                input_tokens_stddev: a.input_tokens_stddev,
-                shared_prefix: a.shared_prefix,
-                turns: a.turns.unwrap_or(match name.as_str() {
+                input_tokens,
+                input_tokens_stddev,
+                shared_prefix: a
+                    .shared_prefix
+                    .or(f.shared_prefix.as_ref().map(|v| v.0))
+                    .unwrap_or(0),
+                turns: turns.unwrap_or(match name.as_str() {
                     "prefix-caching" => 10,
                     _ => 5,
                 }),
                 batch_sizes,
-                endpoints: a.endpoints.clone(),
+                endpoints,
                 dataset: None,
             },
             target,
             mock_args,
             token: a.token.clone().filter(|t| !t.is_empty()),
-            headers: a.headers.clone(),
-            timeout: a.timeout,
-            http_engine: a.http_engine,
+            headers,
+            timeout,
+            http_engine: a
+                .http_engine
+                .or(f.http_engine.as_ref().map(|v| v.0))
+                .unwrap_or_default(),
             load,
-            grace: a.grace,
+            grace: a
+                .grace
+                .or(f.grace.as_ref().map(|v| v.0))
+                .unwrap_or(Duration::from_secs(30)),
             strict_schedule: a.strict_schedule,
-            preflight: !a.no_preflight,
+            preflight: !a.no_preflight && f.preflight != Some(false),
             json: a.json.clone(),
             progress_every: a.progress_every,
-            tags: a.tags.clone(),
+            tags,
             dry_run: a.dry_run,
-            thresholds: a.thresholds.clone(),
-            abort_on_fail: a.abort_on_fail,
-            slos: a.slos.clone(),
+            thresholds,
+            abort_on_fail,
+            slos,
         })
     }
 
@@ -247,6 +357,13 @@ impl Plan {
     /// What the plan is, with secrets redacted: for `--dry-run` and the result.
     pub fn view(&self, target_url: &str) -> PlanView {
         PlanView {
+            scenario: self.scenario.clone(),
+            kind: self.kind,
+            phases: if self.phases.iter().any(Option::is_some) {
+                self.phases.clone()
+            } else {
+                Vec::new()
+            },
             workload: self.workload_name().to_string(),
             target: target_url.to_string(),
             target_kind: match self.target {
@@ -323,7 +440,10 @@ fn split_evenly(load: Load, n: usize) -> Load {
     }
 }
 
-fn resolve_load(a: &RunArgs) -> Result<Load> {
+/// The load and each stage's phase, from the flags, the environment and the
+/// scenario (in that order of precedence).
+fn resolve_load(a: &RunArgs, sc: &Scenario) -> Result<(Load, Vec<Option<String>>)> {
+    let f = &sc.file;
     let env_vus = match env_var("VUS") {
         Some(v) if a.rate.is_none() && a.stages.is_none() => Some(
             v.trim()
@@ -338,11 +458,16 @@ fn resolve_load(a: &RunArgs) -> Result<Load> {
         }
         _ => None,
     };
-    let vus = a.vus.or(env_vus);
+    let cli_vus = a.vus.or(env_vus);
     let duration = a.duration.or(env_duration);
     if a.vus.is_some() && a.rate.is_some() {
         return Err(usage!(
             "--vus (closed model) and --rate (open model) can't be combined: choose one"
+        ));
+    }
+    if a.max_vus.is_some() && a.rate.is_some() {
+        return Err(usage!(
+            "--max-vus is the peak of the closed model; with --rate, the rate is the peak: drop one"
         ));
     }
     if a.stages.is_some() && a.duration.is_some() {
@@ -354,85 +479,223 @@ fn resolve_load(a: &RunArgs) -> Result<Load> {
     if duration.is_some_and(|d| d.is_zero()) {
         return Err(usage!("--duration must be more than 0"));
     }
-    let stages = a.stages.as_ref().map(|s| {
-        s.0.iter()
-            .map(|(d, t)| Stage {
-                duration: *d,
-                target: *t,
-            })
-            .collect::<Vec<_>>()
-    });
-    if let Some(s) = &stages {
-        if s.iter().all(|st| st.duration.is_zero()) {
+    if cli_vus == Some(0) || a.max_vus == Some(0) {
+        return Err(usage!("--vus must be at least 1"));
+    }
+    if let Some(rate) = a.rate {
+        if !(rate > 0.0 && rate.is_finite()) {
+            return Err(usage!(
+                "--rate must be a positive number of requests per second, got {rate}"
+            ));
+        }
+        if a.iterations.is_some() {
+            return Err(usage!(
+                "--iterations counts requests of the closed model (--vus); with --rate, use --duration"
+            ));
+        }
+    }
+    if a.max_in_flight == Some(0) {
+        return Err(usage!("--max-in-flight must be at least 1"));
+    }
+    if a.iterations == Some(0) {
+        return Err(usage!("--iterations must be at least 1"));
+    }
+
+    let open = a.rate.is_some() || (f.rate.is_some() && cli_vus.is_none() && a.max_vus.is_none());
+    // The peak asked for on the command line, and the scenario's own.
+    let cli_peak = if open {
+        a.rate
+    } else {
+        a.max_vus.or(cli_vus).map(|v| v as f64)
+    };
+    let file_peak = if open {
+        f.rate.as_ref().map(|r| r.0)
+    } else {
+        f.max_vus.as_ref().or(f.vus.as_ref()).map(|v| v.0 as f64)
+    };
+
+    // The shape over time: --stages as given, or the scenario's, fitted to
+    // the peak and the duration asked for.
+    let shape: Option<Vec<(Duration, f64, Option<String>)>> = match &a.stages {
+        Some(list) => {
+            let peak = if open {
+                a.rate
+            } else {
+                a.max_vus.map(|v| v as f64)
+            };
+            let mut out = Vec::new();
+            for st in &list.0 {
+                let level = match (st.target, peak) {
+                    (Level::Pct(_), None) => {
+                        return Err(usage!(
+                            "--stages in % are shares of a peak: pass --max-vus N (or --rate R)"
+                        ))
+                    }
+                    (l, p) => l.resolve(p.unwrap_or(0.0)),
+                };
+                out.push((st.duration, level, st.phase.clone()));
+            }
+            Some(out)
+        }
+        None => match sc.shape(cli_peak.or(file_peak))? {
+            None => None,
+            Some(specs) => Some(fit_shape(sc, &specs, open, cli_peak, file_peak, duration)?),
+        },
+    };
+    if let Some(shape) = &shape {
+        if shape.iter().all(|(d, _, _)| d.is_zero()) {
             return Err(usage!("--stages: the stages add up to no time at all"));
         }
     }
-    match a.rate {
-        Some(rate) => {
-            if !(rate > 0.0 && rate.is_finite()) {
-                return Err(usage!(
-                    "--rate must be a positive number of requests per second, got {rate}"
-                ));
+    let phases = shape
+        .as_ref()
+        .map(|s| s.iter().map(|(_, _, p)| p.clone()).collect())
+        .unwrap_or_else(|| vec![None]);
+    let to_stages = |start: f64, shape: Vec<(Duration, f64, Option<String>)>| Stages {
+        start,
+        stages: shape
+            .into_iter()
+            .map(|(duration, target, _)| Stage { duration, target })
+            .collect(),
+    };
+
+    if open {
+        let rate = a.rate.or(f.rate.as_ref().map(|r| r.0)).unwrap_or(1.0);
+        let rate = match shape {
+            Some(shape) => {
+                // --stages ramps from --rate; a scenario from its first level.
+                let start = if a.stages.is_some() {
+                    rate
+                } else {
+                    shape.first().map(|s| s.1).unwrap_or(rate)
+                };
+                to_stages(start, shape)
             }
-            if a.iterations.is_some() {
-                return Err(usage!(
-                    "--iterations counts requests of the closed model (--vus); with --rate, use --duration"
-                ));
-            }
-            if a.max_in_flight == Some(0) {
-                return Err(usage!("--max-in-flight must be at least 1"));
-            }
-            let rate = match stages {
-                Some(stages) => Stages {
-                    start: rate,
-                    stages,
-                },
-                None => Stages::constant(rate, duration.unwrap_or(Duration::from_secs(30))),
-            };
-            Ok(Load::Open {
+            None => Stages::constant(
                 rate,
-                arrival: a.arrival,
-                max_in_flight: a.max_in_flight,
-            })
+                duration
+                    .or(f.duration.as_ref().map(|d| d.0))
+                    .unwrap_or(Duration::from_secs(30)),
+            ),
+        };
+        if rate.peak() <= 0.0 {
+            return Err(usage!(
+                "the rate never rises above 0: nothing would be sent"
+            ));
         }
+        let load = Load::Open {
+            rate,
+            arrival: a
+                .arrival
+                .or(f.arrival.as_ref().map(|v| v.0))
+                .unwrap_or(Arrival::Constant),
+            max_in_flight: a.max_in_flight.or(f.max_in_flight.as_ref().map(|v| v.0)),
+        };
+        return Ok((load, phases));
+    }
+
+    if a.max_in_flight.is_some() {
+        return Err(usage!(
+            "--max-in-flight applies to the open model (--rate); in the closed model, --vus is the concurrency"
+        ));
+    }
+    if a.strict_schedule {
+        return Err(usage!(
+            "--strict-schedule applies to the open model (--rate)"
+        ));
+    }
+    let iterations = a.iterations.or(f.iterations.as_ref().map(|v| v.0));
+    if iterations == Some(0) {
+        return Err(sc.error("iterations: must be at least 1"));
+    }
+    let vus = match shape {
+        Some(shape) => to_stages(0.0, shape),
         None => {
-            if a.max_in_flight.is_some() {
-                return Err(usage!(
-                    "--max-in-flight applies to the open model (--rate); in the closed model, --vus is the concurrency"
-                ));
+            let n = cli_vus
+                .or(a.max_vus)
+                .or(f.vus.as_ref().map(|v| v.0))
+                .or(f.max_vus.as_ref().map(|v| v.0))
+                .unwrap_or(1);
+            if n == 0 {
+                return Err(usage!("--vus must be at least 1"));
             }
-            if a.strict_schedule {
-                return Err(usage!(
-                    "--strict-schedule applies to the open model (--rate)"
-                ));
+            // --iterations alone runs until the count, within a bound.
+            let d = duration
+                .or_else(|| {
+                    a.iterations
+                        .is_none()
+                        .then(|| f.duration.as_ref().map(|d| d.0))
+                        .flatten()
+                })
+                .unwrap_or(if iterations.is_some() {
+                    ITERATIONS_MAX_DURATION
+                } else {
+                    Duration::from_secs(30)
+                });
+            Stages::constant(n as f64, d)
+        }
+    };
+    if vus.peak() < 1.0 {
+        return Err(usage!("the stages never reach 1 VU: nothing would be sent"));
+    }
+    Ok((Load::Closed { vus, iterations }, phases))
+}
+
+/// A scenario's stages, in levels: shares resolved against its peak, then
+/// scaled to the peak and stretched to the duration the command line asks for.
+fn fit_shape(
+    sc: &Scenario,
+    specs: &[StageSpec],
+    open: bool,
+    cli_peak: Option<f64>,
+    file_peak: Option<f64>,
+    duration: Option<Duration>,
+) -> Result<Vec<(Duration, f64, Option<String>)>> {
+    let base = file_peak.or(cli_peak);
+    let mut levels = Vec::with_capacity(specs.len());
+    for st in specs {
+        levels.push(match (st.target, base) {
+            (Level::Pct(_), None) => {
+                return Err(sc.error(
+                    "its stages are shares of a peak: set max_vus (or rate), or pass --max-vus N",
+                ))
             }
-            if a.iterations == Some(0) {
-                return Err(usage!("--iterations must be at least 1"));
-            }
-            let vus = match stages {
-                Some(stages) => Stages { start: 0.0, stages },
-                None => {
-                    let n = vus.unwrap_or(1);
-                    if n == 0 {
-                        return Err(usage!("--vus must be at least 1"));
-                    }
-                    let d = duration.unwrap_or(if a.iterations.is_some() {
-                        ITERATIONS_MAX_DURATION
-                    } else {
-                        Duration::from_secs(30)
-                    });
-                    Stages::constant(n as f64, d)
-                }
-            };
-            if vus.peak() < 1.0 {
-                return Err(usage!("--stages never reach 1 VU: nothing would be sent"));
-            }
-            Ok(Load::Closed {
-                vus,
-                iterations: a.iterations,
-            })
+            (l, b) => l.resolve(b.unwrap_or(0.0)),
+        });
+    }
+    let top = levels.iter().copied().fold(0.0, f64::max);
+    if let (Some(peak), true) = (cli_peak, top > 0.0) {
+        for l in &mut levels {
+            *l *= peak / top;
         }
     }
+    if !open {
+        // Whole VUs, and never a step of none where the scenario asked for some.
+        for (l, st) in levels.iter_mut().zip(specs) {
+            let r = l.round();
+            *l = if r == 0.0 && *l > 0.0 && st.target != Level::Abs(0.0) {
+                1.0
+            } else {
+                r
+            };
+        }
+    }
+    let total: Duration = specs.iter().map(|s| s.duration).sum();
+    let stretch = match duration {
+        Some(d) if !total.is_zero() => d.as_secs_f64() / total.as_secs_f64(),
+        _ => 1.0,
+    };
+    Ok(specs
+        .iter()
+        .zip(levels)
+        .map(|(st, level)| {
+            (
+                Duration::from_secs_f64(st.duration.as_secs_f64() * stretch),
+                level,
+                st.phase.clone(),
+            )
+        })
+        .collect())
 }
 
 /// Header names whose values are secrets.
@@ -463,6 +726,12 @@ fn redact_header(name: &str, value: &str) -> String {
 /// The plan as written to outputs (`--dry-run`, the JSON result).
 #[derive(Debug, Clone, Serialize)]
 pub struct PlanView {
+    /// The scenario (`load` unless one was chosen) and the figure it reports.
+    pub scenario: String,
+    pub kind: Kind,
+    /// Each stage's phase, when the scenario names them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub phases: Vec<Option<String>>,
     pub workload: String,
     /// The API base URL requests went to.
     pub target: String,
@@ -511,12 +780,25 @@ pub fn describe_load(load: &Load) -> String {
                 fmt_dur(s.stages[0].duration)
             )
         } else {
-            let steps: Vec<String> = s
-                .stages
-                .iter()
-                .map(|st| format!("{} over {}", fmt_num(st.target), fmt_dur(st.duration)))
-                .collect();
-            format!("{unit} from {} → {}", fmt_num(s.start), steps.join(" → "))
+            // Jumps (0s stages) show as the level of the next step.
+            let mut prev = s.start;
+            let mut steps = Vec::new();
+            for st in &s.stages {
+                if !st.duration.is_zero() {
+                    steps.push(if st.target == prev {
+                        format!("{} for {}", fmt_num(st.target), fmt_dur(st.duration))
+                    } else {
+                        format!(
+                            "{}→{} over {}",
+                            fmt_num(prev),
+                            fmt_num(st.target),
+                            fmt_dur(st.duration)
+                        )
+                    });
+                }
+                prev = st.target;
+            }
+            format!("{unit} {}", steps.join(", "))
         }
     }
     match load {
@@ -549,7 +831,7 @@ pub fn describe_load(load: &Load) -> String {
     }
 }
 
-fn fmt_num(x: f64) -> String {
+pub fn fmt_num(x: f64) -> String {
     if x.fract() == 0.0 {
         format!("{x:.0}")
     } else {
@@ -583,10 +865,12 @@ mod tests {
         assert_eq!(
             p.load,
             Load::Closed {
-                vus: Stages::constant(1.0, Duration::from_secs(30)),
+                vus: Stages::constant(10.0, Duration::from_secs(30)),
                 iterations: None
-            }
+            },
+            "the load scenario: 10 VUs for 30s"
         );
+        assert_eq!(p.scenario, "load");
         assert!(p.workload.stream);
         assert_eq!(p.workload.max_tokens, 64);
     }
@@ -634,7 +918,147 @@ mod tests {
         assert!(describe_load(&p.load).contains("≈ 500 requests"));
         let p = plan(&["--mock", "--stages", "10s:10,20s:10,10s:0"]).unwrap();
         assert_eq!(p.load.duration(), Duration::from_secs(40));
-        assert!(describe_load(&p.load).starts_with("closed model: VUs from 0"));
+        assert_eq!(
+            describe_load(&p.load),
+            "closed model: VUs 0→10 over 10s, 10 for 20s, 10→0 over 10s"
+        );
+    }
+
+    fn holds(p: &Plan) -> Vec<(u64, f64)> {
+        p.load
+            .stages()
+            .stages
+            .iter()
+            .filter(|s| !s.duration.is_zero())
+            .map(|s| (s.duration.as_secs(), s.target))
+            .collect()
+    }
+
+    #[test]
+    fn scenarios_fit_the_peak_and_duration_asked_for() {
+        // stress: 5 steps of 20%, scaled to --max-vus and stretched to --duration.
+        let p = plan(&[
+            "--mock",
+            "--scenario",
+            "stress",
+            "--max-vus",
+            "10",
+            "--duration",
+            "20s",
+        ])
+        .unwrap();
+        assert_eq!(p.kind, Kind::Stress);
+        assert_eq!(
+            holds(&p),
+            vec![(4, 2.0), (4, 4.0), (4, 6.0), (4, 8.0), (4, 10.0)]
+        );
+        assert_eq!(
+            p.thresholds[0].expr, "error_rate<0.01",
+            "the file's thresholds"
+        );
+        // --vus is the peak of a staged scenario too.
+        let p = plan(&["--mock", "--scenario", "stress", "--vus", "5"]).unwrap();
+        assert_eq!(
+            holds(&p).iter().map(|h| h.1).collect::<Vec<_>>(),
+            vec![1.0, 2.0, 3.0, 4.0, 5.0]
+        );
+        // benchmark doubles up to the peak.
+        let p = plan(&[
+            "--mock",
+            "--scenario",
+            "benchmark",
+            "--max-vus",
+            "8",
+            "--duration",
+            "8s",
+        ])
+        .unwrap();
+        assert_eq!(holds(&p), vec![(2, 1.0), (2, 2.0), (2, 4.0), (2, 8.0)]);
+        // With --rate the same shape is an arrival rate, and phases follow their stages.
+        let p = plan(&[
+            "--mock",
+            "--scenario",
+            "spike",
+            "--rate",
+            "100",
+            "--duration",
+            "10s",
+        ])
+        .unwrap();
+        assert!(p.load.is_open());
+        assert_eq!(p.load.stages().peak(), 100.0);
+        let named: Vec<&str> = p.phases.iter().flatten().map(String::as_str).collect();
+        assert_eq!(named, ["before", "spike", "after"]);
+        // soak compares tenths.
+        let p = plan(&["--mock", "--scenario", "soak", "--duration", "20s"]).unwrap();
+        assert_eq!(holds(&p), vec![(2, 10.0); 10]);
+        // --stages in % need a peak.
+        let e = plan(&["--mock", "--stages", "5s:50%"]).unwrap_err();
+        assert!(e.to_string().contains("--max-vus"), "{e}");
+        let p = plan(&["--mock", "--stages", "5s:50%", "--max-vus", "8"]).unwrap();
+        assert_eq!(p.load.stages().peak(), 4.0);
+        // batch-embeddings owns its stages.
+        let e = plan(&["batch-embeddings", "--mock", "--scenario", "stress"]).unwrap_err();
+        assert!(e.to_string().contains("one stage per batch size"), "{e}");
+    }
+
+    #[test]
+    fn flags_win_over_a_scenario_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("my.yaml");
+        std::fs::write(
+            &path,
+            "workload: embeddings\nmodel: m-file\nvus: 3\nduration: 7s\nmax_tokens: 9\nstream: false\n\
+             thresholds: ['error_rate<0.5']\ntags: {team: a, build: 12}\nheaders: ['X-From: file']\n",
+        )
+        .unwrap();
+        let file = path.to_str().unwrap();
+        let p = plan(&[file, "--mock"]).unwrap();
+        assert_eq!(p.workload.name, "embeddings");
+        assert_eq!(p.workload.model, "m-file");
+        assert_eq!(p.load.stages().peak(), 3.0);
+        assert_eq!(p.load.duration(), Duration::from_secs(7));
+        assert!(!p.workload.stream);
+        assert_eq!(
+            p.tags,
+            vec![("build".into(), "12".into()), ("team".into(), "a".into())]
+        );
+        assert_eq!(p.headers, vec![("X-From".into(), "file".into())]);
+        let p = plan(&[
+            file,
+            "--mock",
+            "--model",
+            "m-cli",
+            "--vus",
+            "2",
+            "--stream",
+            "--threshold",
+            "ok>1",
+            "--tag",
+            "team=b",
+        ])
+        .unwrap();
+        assert_eq!(p.workload.model, "m-cli");
+        assert_eq!(p.load.stages().peak(), 2.0);
+        assert_eq!(
+            p.load.duration(),
+            Duration::from_secs(7),
+            "the file's duration stays"
+        );
+        assert!(p.workload.stream);
+        let exprs: Vec<&str> = p.thresholds.iter().map(|t| t.expr.as_str()).collect();
+        assert_eq!(
+            exprs,
+            ["error_rate<0.5", "ok>1"],
+            "the file's thresholds and the flag's"
+        );
+        assert!(p.tags.contains(&("team".into(), "b".into())));
+        assert!(!p.tags.contains(&("team".into(), "a".into())));
+        // A file and --scenario at once is ambiguous.
+        let e = plan(&[file, "--mock", "--scenario", "smoke"]).unwrap_err();
+        assert!(e.to_string().contains("choose one"), "{e}");
+        let e = plan(&["--mock", "--scenario", "nope"]).unwrap_err();
+        assert!(e.to_string().contains("unknown scenario 'nope'"), "{e}");
     }
 
     #[test]

@@ -54,6 +54,9 @@ pub struct WindowSummary {
     pub e2e_p50: Option<f64>,
     pub e2e_p95: Option<f64>,
     pub e2e_p99: Option<f64>,
+    /// The generator's resident memory at the end of the window, MiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rss_mib: Option<f64>,
 }
 
 /// What the progress line shows.
@@ -258,6 +261,7 @@ impl Collector {
             e2e_p50: p(h("e2e"), 0.5),
             e2e_p95: p(h("e2e"), 0.95),
             e2e_p99: p(h("e2e"), 0.99),
+            rss_mib: super::current_rss_mib(),
         }
     }
 

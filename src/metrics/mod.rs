@@ -23,6 +23,15 @@ pub fn histogram() -> Histogram<u64> {
     h
 }
 
+/// The process's resident memory now, MiB (Linux; None elsewhere).
+pub fn current_rss_mib() -> Option<f64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: f64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    (page > 0).then(|| pages * page as f64 / (1024.0 * 1024.0))
+}
+
 /// Percentiles of a histogram, in milliseconds.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct LatencyStats {

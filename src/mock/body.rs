@@ -104,6 +104,8 @@ pub struct TokenStream {
     sleep: Option<Sleep>,
     last_sent: Option<Instant>,
     cutting: bool,
+    /// The `--max-concurrency` slot this stream holds until it ends.
+    pub slot: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl TokenStream {
@@ -119,6 +121,7 @@ impl TokenStream {
             sleep: None,
             last_sent: None,
             cutting: false,
+            slot: None,
         }
     }
 

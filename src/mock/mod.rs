@@ -139,6 +139,8 @@ pub struct MockConfig {
     pub upstream: Option<String>,
     pub added_latency: Duration,
     pub seed: Option<u64>,
+    /// Requests served at once; the rest queue.
+    pub max_concurrency: Option<usize>,
 }
 
 fn rate(name: &str, v: f64) -> Result<f64, String> {
@@ -167,6 +169,9 @@ impl MockConfig {
                     "--rate-limit must be a positive number of requests per second, got {r}"
                 ));
             }
+        }
+        if a.max_concurrency == Some(0) {
+            return Err("--max-concurrency must be at least 1".into());
         }
         if a.dims == 0 || a.dims > 65_536 {
             return Err(format!(
@@ -227,6 +232,7 @@ impl MockConfig {
             upstream,
             added_latency: a.added_latency,
             seed: a.seed,
+            max_concurrency: a.max_concurrency,
         })
     }
 
@@ -299,6 +305,8 @@ impl PrefixCache {
 struct State {
     config: MockConfig,
     limiter: Option<DefaultDirectRateLimiter>,
+    /// `--max-concurrency`: a slot per request being served.
+    slots: Option<Arc<tokio::sync::Semaphore>>,
     prefix: Option<Mutex<PrefixCache>>,
     stats: StatsHandle,
     proxy: Option<reqwest::Client>,
@@ -331,7 +339,11 @@ impl State {
             ),
             None => None,
         };
+        let slots = config
+            .max_concurrency
+            .map(|n| Arc::new(tokio::sync::Semaphore::new(n)));
         Ok(State {
+            slots,
             prefix: config.prefix_cache.then(|| {
                 Mutex::new(PrefixCache {
                     blocks: Default::default(),
@@ -620,6 +632,16 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Resp, Infal
     };
     let id = state.next_id();
     let mut rng = state.rng(id);
+    // Wait in line for a slot; the service starts when one is free.
+    let slot = match &state.slots {
+        Some(s) => s.clone().acquire_owned().await.ok(),
+        None => None,
+    };
+    let arrival = if slot.is_some() {
+        Instant::now()
+    } else {
+        arrival
+    };
     let result = match endpoint {
         Endpoint::Chat => {
             completion(&state, Api::Chat, &body, latency, arrival, id, &mut rng).await
@@ -630,7 +652,13 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Resp, Infal
         _ => embeddings(&state, &body, latency, arrival, &mut rng).await,
     };
     Ok(match result {
-        Ok(r) => r,
+        Ok(mut r) => {
+            // A stream holds its slot until its last chunk is sent.
+            if let MockBody::Tokens(ts) = r.body_mut() {
+                ts.slot = slot;
+            }
+            r
+        }
         Err(e) => {
             let (status, fault, r) = *e;
             state

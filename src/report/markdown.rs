@@ -64,6 +64,15 @@ const ROWS: &[(&str, &str)] = &[
 ];
 
 /// A figure with a sensible number of decimals.
+/// A statistic of a latency metric, or `-` when it measured nothing.
+fn ms_or_dash(l: &crate::metrics::LatencyStats, v: f64) -> String {
+    if l.count == 0 {
+        "-".to_string()
+    } else {
+        f2(v)
+    }
+}
+
 fn num(x: f64) -> String {
     if x.abs() >= 100.0 {
         format!("{x:.0}")
@@ -230,8 +239,13 @@ fn stages(r: &RunResult) -> String {
         "VUs"
     };
     let goodput = r.summary.goodput.is_some();
-    let mut header = vec![
-        "stage",
+    let phases = r.stages.iter().any(|st| st.phase.is_some());
+    let verdicts = r.stages.iter().any(|st| st.pass.is_some());
+    let mut header = vec!["stage"];
+    if phases {
+        header.push("phase");
+    }
+    header.extend([
         "from (s)",
         unit,
         "req",
@@ -244,36 +258,112 @@ fn stages(r: &RunResult) -> String {
         "ttft p95",
         "e2e p50",
         "e2e p95",
-    ];
+    ]);
     if goodput {
         header.push("goodput");
+    }
+    if verdicts {
+        header.push("thresholds");
     }
     let rows = r
         .stages
         .iter()
-        .map(|st| {
-            let mut row = vec![
-                (st.stage + 1).to_string(),
+        .enumerate()
+        .map(|(i, st)| {
+            let mut row = vec![(i + 1).to_string()];
+            if phases {
+                row.push(st.phase.clone().unwrap_or_default());
+            }
+            row.extend([
                 format!("{:.0}", st.start_s),
-                num(st.target),
+                crate::plan::fmt_num(st.target),
                 st.requests.to_string(),
                 st.ok.to_string(),
                 st.errors.to_string(),
                 format!("{:.2}%", st.error_rate * 100.0),
                 f2(st.ok_rps),
                 f1(st.tokens_per_s),
-                f2(st.ttft.p50),
-                f2(st.ttft.p95),
-                f2(st.e2e.p50),
-                f2(st.e2e.p95),
-            ];
+                ms_or_dash(&st.ttft, st.ttft.p50),
+                ms_or_dash(&st.ttft, st.ttft.p95),
+                ms_or_dash(&st.e2e, st.e2e.p50),
+                ms_or_dash(&st.e2e, st.e2e.p95),
+            ]);
             if goodput {
                 row.push(f2(st.goodput));
+            }
+            if let Some(pass) = st.pass {
+                row.push(if pass {
+                    "pass".to_string()
+                } else {
+                    format!("**fail**: {}", st.failed.join(", "))
+                });
             }
             row
         })
         .collect();
     format!("### By stage (ms)\n\n{}\n\n", table(&header, rows))
+}
+
+/// The scenario's figure, and its phases.
+fn scenario(r: &RunResult) -> String {
+    let sc = &r.scenario;
+    let mut out = format!(
+        "### Scenario: {}
+
+**{}**
+
+",
+        sc.name, sc.figure
+    );
+    if !sc.phases.is_empty() {
+        let unit = if r.plan.load.is_open() {
+            "req/s"
+        } else {
+            "VUs"
+        };
+        let rows = sc
+            .phases
+            .iter()
+            .map(|p| {
+                vec![
+                    p.phase.clone(),
+                    format!("{:.0}", p.start_s),
+                    format!("{:.0}", p.duration_s),
+                    crate::plan::fmt_num(p.target),
+                    p.requests.to_string(),
+                    p.errors.to_string(),
+                    format!("{:.2}%", p.error_rate * 100.0),
+                    f2(p.ok_rps),
+                    ms_or_dash(&p.ttft, p.ttft.p50),
+                    ms_or_dash(&p.ttft, p.ttft.p95),
+                    ms_or_dash(&p.e2e, p.e2e.p50),
+                    ms_or_dash(&p.e2e, p.e2e.p95),
+                ]
+            })
+            .collect();
+        let _ = writeln!(
+            out,
+            "{}\n",
+            table(
+                &[
+                    "phase",
+                    "from (s)",
+                    "for (s)",
+                    unit,
+                    "req",
+                    "err",
+                    "error_rate",
+                    "ok_rps",
+                    "ttft p50",
+                    "ttft p95",
+                    "e2e p50",
+                    "e2e p95"
+                ],
+                rows
+            )
+        );
+    }
+    out
 }
 
 /// Render the end-of-run report.
@@ -304,6 +394,9 @@ pub fn render(r: &RunResult) -> String {
         }
     );
 
+    if r.plan.scenario != crate::scenario::DEFAULT || r.plan.kind != crate::scenario::Kind::Load {
+        out.push_str(&scenario(r));
+    }
     let s = &r.summary;
     let _ = writeln!(out, "### Summary\n");
     let _ = writeln!(

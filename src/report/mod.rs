@@ -6,5 +6,6 @@
 pub mod json;
 pub mod markdown;
 pub mod result;
+pub mod scenario;
 
 pub use result::RunResult;

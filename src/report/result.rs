@@ -16,6 +16,8 @@ use crate::plan::PlanView;
 use crate::record::Group;
 use crate::slo::ThresholdResult;
 
+use super::scenario::{analyze, Facts, ScenarioReport};
+
 /// The schema name of the JSON result.
 pub const SCHEMA: &str = "periscope.result/v1";
 
@@ -65,6 +67,8 @@ pub struct RunResult {
     /// One row per stage of the load shape, when it has more than one.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub stages: Vec<StageRow>,
+    /// The scenario's figure.
+    pub scenario: ScenarioReport,
 }
 
 /// Where `--abort-on-fail` stopped the load.
@@ -102,6 +106,9 @@ pub struct GroupRow {
 pub struct StageRow {
     /// Index into the plan's stages.
     pub stage: u16,
+    /// The scenario's name for this part of the run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
     /// VUs (closed model) or req/s (open model) at the end of the stage.
     pub target: f64,
     /// Seconds from the start of the load.
@@ -117,6 +124,11 @@ pub struct StageRow {
     pub e2e: LatencyStats,
     /// Ok requests that met every SLO, per second.
     pub goodput: f64,
+    /// Stress: whether this step met every threshold, and those it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pass: Option<bool>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub failed: Vec<String>,
 }
 
 /// Totals and rates of a run.
@@ -288,6 +300,7 @@ fn group_row(g: &Group, a: &Aggregate) -> GroupRow {
 fn stage_rows(
     by_stage: &BTreeMap<u16, Aggregate>,
     stages: &crate::executor::Stages,
+    phases: &[Option<String>],
 ) -> Vec<StageRow> {
     if stages.stages.len() < 2 {
         return Vec::new();
@@ -306,6 +319,7 @@ fn stage_rows(
         let answered = (a.ok + a.errors).max(1) as f64;
         rows.push(StageRow {
             stage: i as u16,
+            phase: phases.get(i).cloned().flatten(),
             target: st.target,
             start_s: s0,
             duration_s: d,
@@ -318,6 +332,8 @@ fn stage_rows(
             ttft: LatencyStats::of(&a.hist["ttft"]),
             e2e: LatencyStats::of(&a.hist["e2e"]),
             goodput: a.good as f64 / d,
+            pass: None,
+            failed: Vec::new(),
         });
     }
     rows
@@ -416,6 +432,22 @@ impl RunResult {
                 .collect()
         };
         let answered = (t.ok + t.errors).max(1) as f64;
+        let mut stages = stage_rows(i.by_stage, i.stages, &i.plan.phases);
+        let (scenario, stage_verdicts) = analyze(Facts {
+            name: &i.plan.scenario,
+            kind: i.plan.kind,
+            phases: &i.plan.phases,
+            stages: i.stages,
+            by_stage: i.by_stage,
+            rows: &mut stages,
+            windows: &i.windows,
+            thresholds: i.thresholds,
+            total: t,
+            duration_s: dur,
+            streaming: i.plan.stream,
+            includes_mock: i.includes_mock,
+            open: i.plan.load.is_open(),
+        });
         RunResult {
             schema: SCHEMA,
             periscope_version: env!("CARGO_PKG_VERSION"),
@@ -454,12 +486,14 @@ impl RunResult {
             generator: generator_usage(i.includes_mock),
             warnings,
             interrupted_by_user: i.interrupted_by_user,
-            thresholds: i.thresholds.iter().map(|th| th.check(t, dur)).collect(),
+            thresholds: stage_verdicts
+                .unwrap_or_else(|| i.thresholds.iter().map(|th| th.check(t, dur)).collect()),
             aborted: i
                 .aborted
                 .map(|(threshold, at_s)| Aborted { threshold, at_s }),
             groups: i.by_group.iter().map(|(g, a)| group_row(g, a)).collect(),
-            stages: stage_rows(i.by_stage, i.stages),
+            stages,
+            scenario,
         }
     }
 }
