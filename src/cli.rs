@@ -97,6 +97,8 @@ pub struct RunArgs {
     /// Endpoint of the http workload, repeatable: METHOD:PATH[:WEIGHT], e.g. GET:/health:3.
     #[arg(long = "endpoint", value_name = "METHOD:PATH[:WEIGHT]", value_parser = crate::workload::parse_endpoint)]
     pub endpoints: Vec<crate::workload::Endpoint>,
+    #[command(flatten)]
+    pub dataset: DatasetArgs,
     /// Sampling temperature (omitted from requests when not set).
     #[arg(long)]
     pub temperature: Option<f32>,
@@ -180,6 +182,82 @@ pub struct RunArgs {
     /// Print the resolved plan and the planned load, and send nothing.
     #[arg(long)]
     pub dry_run: bool,
+}
+
+/// A prompt corpus: labelled cases cycled as the prompts of the requests.
+#[derive(Debug, Clone, Default, ClapArgs)]
+pub struct DatasetArgs {
+    /// Prompts from a file: a JSON array of {id, text, label, category,
+    /// subcategory}, JSON Lines, or ShareGPT conversations.
+    #[arg(long, value_name = "PATH", conflicts_with = "dataset_suite")]
+    pub dataset_file: Option<String>,
+    /// Prompts from a built-in corpus: core, external or all.
+    #[arg(long, value_name = "SUITE")]
+    pub dataset_suite: Option<String>,
+    /// Only the cases with this label.
+    #[arg(long, value_enum, value_name = "LABEL")]
+    pub dataset_label: Option<LabelFilter>,
+    /// Only categories containing one of these comma-separated substrings.
+    #[arg(long, value_name = "A,B")]
+    pub category_contains: Option<String>,
+    /// Only subcategories containing one of these, e.g. role_injection,system_override.
+    #[arg(long, value_name = "A,B")]
+    pub subcategory_contains: Option<String>,
+    /// At most N cases (after filtering and shuffling).
+    #[arg(long, value_name = "N")]
+    pub dataset_limit: Option<u64>,
+    /// Shuffle the cases deterministically with this seed (0: file order).
+    #[arg(long, value_name = "SEED")]
+    pub dataset_shuffle_seed: Option<u64>,
+}
+
+/// `--dataset-label`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LabelFilter {
+    Benign,
+    Malicious,
+    All,
+}
+
+impl DatasetArgs {
+    /// The selection these flags make, over `file`'s (a scenario's) where they are silent.
+    pub fn selection(
+        &self,
+        file: Option<&crate::scenario::DatasetEntry>,
+    ) -> Result<crate::dataset::Selection, String> {
+        use crate::dataset::Label;
+        let f = file.cloned().unwrap_or_default();
+        let label = match self.dataset_label {
+            Some(LabelFilter::Benign) => Some(Label::Benign),
+            Some(LabelFilter::Malicious) => Some(Label::Malicious),
+            Some(LabelFilter::All) => None,
+            None => match f.label.as_deref() {
+                None | Some("all") => None,
+                Some("benign") => Some(Label::Benign),
+                Some("malicious") => Some(Label::Malicious),
+                Some(other) => {
+                    return Err(format!(
+                        "dataset.label '{other}': expected benign, malicious or all"
+                    ))
+                }
+            },
+        };
+        // The command line's corpus replaces the file's.
+        let (file_path, suite) = if self.dataset_file.is_some() || self.dataset_suite.is_some() {
+            (self.dataset_file.clone(), self.dataset_suite.clone())
+        } else {
+            (f.file.clone(), f.suite.clone())
+        };
+        Ok(crate::dataset::Selection {
+            file: file_path,
+            suite,
+            label,
+            category_contains: self.category_contains.clone().or(f.category_contains),
+            subcategory_contains: self.subcategory_contains.clone().or(f.subcategory_contains),
+            limit: self.dataset_limit.or(f.limit.map(|v| v.0)),
+            shuffle_seed: self.dataset_shuffle_seed.or(f.shuffle_seed.map(|v| v.0)),
+        })
+    }
 }
 
 /// Output length of the mock: a fixed count or a uniform range.

@@ -14,6 +14,7 @@
 
 pub mod cli;
 pub mod client;
+pub mod dataset;
 pub mod error;
 pub mod executor;
 pub mod metrics;

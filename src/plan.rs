@@ -59,6 +59,8 @@ pub struct Plan {
     /// Each stage's phase (`baseline`, `spike`, …), aligned with the load's stages.
     pub phases: Vec<Option<String>>,
     pub workload: WorkloadSpec,
+    /// The prompt corpus, when one drives the prompts.
+    pub dataset_view: Option<DatasetView>,
     pub target: Target,
     /// The flags given to the in-process mock, for the record.
     pub mock_args: Option<String>,
@@ -179,6 +181,36 @@ impl Plan {
             }
         }
         let abort_on_fail = a.abort_on_fail || f.abort_on_fail == Some(true);
+        let selection = a
+            .dataset
+            .selection(f.dataset.as_ref())
+            .map_err(Error::Usage)?;
+        let dataset = if selection.is_set() {
+            if !matches!(
+                name.as_str(),
+                "completions"
+                    | "text-completions"
+                    | "conversation"
+                    | "prefill-heavy"
+                    | "decode-heavy"
+            ) {
+                return Err(usage!(
+                    "a dataset drives the prompts of completions, text-completions, conversation, prefill-heavy and decode-heavy, not {name}"
+                ));
+            }
+            let cases = selection.load().map_err(Error::Usage)?;
+            Some((selection, cases))
+        } else {
+            None
+        };
+        let dataset_view = dataset.as_ref().map(|(sel, cases)| DatasetView {
+            selection: sel.clone(),
+            cases: cases.len(),
+            benign: cases
+                .iter()
+                .filter(|c| c.label == crate::dataset::Label::Benign)
+                .count(),
+        });
         if batch_sizes.contains(&0) {
             return Err(usage!("--batch-sizes must all be at least 1"));
         }
@@ -317,8 +349,11 @@ impl Plan {
                 }),
                 batch_sizes,
                 endpoints,
-                dataset: None,
+                dataset: dataset.map(|(_, cases)| {
+                    std::sync::Arc::new(cases.into_iter().map(|c| c.text).collect())
+                }),
             },
+            dataset_view,
             target,
             mock_args,
             token: a.token.clone().filter(|t| !t.is_empty()),
@@ -400,6 +435,7 @@ impl Plan {
             batch_sizes: (self.workload.name == "batch-embeddings")
                 .then(|| self.workload.batch_sizes.clone()),
             endpoints: self.workload.endpoints.clone(),
+            dataset: self.dataset_view.clone(),
             thresholds: self.thresholds.iter().map(|t| t.expr.clone()).collect(),
             abort_on_fail: self.abort_on_fail,
             slos: self.slos.iter().map(|s| s.expr.clone()).collect(),
@@ -765,9 +801,20 @@ pub struct PlanView {
     pub batch_sizes: Option<Vec<u32>>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub endpoints: Vec<crate::workload::Endpoint>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dataset: Option<DatasetView>,
     pub thresholds: Vec<String>,
     pub abort_on_fail: bool,
     pub slos: Vec<String>,
+}
+
+/// The prompt corpus of a run: what was selected, and how many cases.
+#[derive(Debug, Clone, Serialize)]
+pub struct DatasetView {
+    #[serde(flatten)]
+    pub selection: crate::dataset::Selection,
+    pub cases: usize,
+    pub benign: usize,
 }
 
 /// A human line describing the load, for `--dry-run` and the report.

@@ -160,7 +160,7 @@ pub fn analyze(f: Facts<'_>) -> (ScenarioReport, Option<Vec<ThresholdResult>>) {
         Kind::Load => {
             let s = f.stages;
             rep.figure = format!(
-                "{} {unit} for {:.0}s: {:.2} ok req/s, {metric} p95 {:.1} ms, error rate {:.2}%",
+                "{} {unit} for {:.1}s: {:.2} ok req/s, {metric} p95 {:.1} ms, error rate {:.2}%",
                 crate::plan::fmt_num(s.peak()),
                 f.duration_s,
                 f.total.ok as f64 / f.duration_s.max(1e-9),
