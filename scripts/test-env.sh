@@ -4,6 +4,11 @@
 # Prints the environment to export (PERISCOPE_PYTHON).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=lib.sh
+. scripts/lib.sh
+# - nginx from Debian, the real reverse proxy of the sweep tests (each test
+#   starts its own on a free loopback port, files in a temporary folder).
+need nginx nginx-light >&2
 VENV=.venv-test
 if [ ! -x "$VENV/bin/python" ]; then
   python3 -m venv "$VENV" >&2

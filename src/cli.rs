@@ -25,6 +25,41 @@ pub enum Command {
     Mock(Box<MockArgs>),
     /// List the built-in workloads and scenarios.
     Scenarios,
+    /// Sweep concurrency (or rate) levels: direct vs proxy overhead with
+    /// confidence intervals, or one endpoint's saturation point.
+    Sweep(Box<SweepArgs>),
+    /// Send each case of a labelled prompt corpus once and show, case by
+    /// case, whether the service blocked it.
+    Probe(Box<ProbeArgs>),
+}
+
+/// The request flags `sweep` and `probe` share with `run`.
+#[derive(Debug, Clone, Default, ClapArgs)]
+pub struct RequestArgs {
+    /// Model name sent in each request [env: OPENAI_COMPLETION_MODEL].
+    #[arg(long)]
+    pub model: Option<String>,
+    /// API key, sent as `Authorization: Bearer …` (never printed or stored).
+    #[arg(long, env = "OPENAI_API_KEY", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Extra request header, repeatable: --header 'X-LLMTrace-Agent-ID: bench'.
+    #[arg(long = "header", value_name = "'K: V'", value_parser = parse_header)]
+    pub headers: Vec<(String, String)>,
+    /// Per-request timeout (default 60s).
+    #[arg(long, value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
+    /// Maximum output tokens per request (default 64) [env: MAX_TOKENS].
+    #[arg(long)]
+    pub max_tokens: Option<u32>,
+    /// The user prompt when no dataset is given.
+    #[arg(long)]
+    pub prompt: Option<String>,
+    /// System message prepended to each request.
+    #[arg(long)]
+    pub system: Option<String>,
+    /// Sampling temperature (omitted from requests when not set).
+    #[arg(long)]
+    pub temperature: Option<f32>,
 }
 
 /// Whether arrivals in the open model are evenly spaced or random.
@@ -37,7 +72,7 @@ pub enum Arrival {
     Poisson,
 }
 
-#[derive(Debug, Clone, ClapArgs)]
+#[derive(Debug, Clone, Default, ClapArgs)]
 pub struct RunArgs {
     /// The workload (see `periscope scenarios`): completions (chat, the default),
     /// text-completions, embeddings, batch-embeddings, prefix-caching,
@@ -260,6 +295,78 @@ impl DatasetArgs {
     }
 }
 
+#[derive(Debug, Clone, ClapArgs)]
+pub struct SweepArgs {
+    /// One endpoint: find the level after which ok_rps stops growing.
+    #[arg(long, value_name = "URL", conflicts_with_all = ["direct_url", "proxy_url"])]
+    pub url: Option<String>,
+    /// The endpoint without the proxy.
+    #[arg(long, value_name = "URL", requires = "proxy_url")]
+    pub direct_url: Option<String>,
+    /// The same endpoint behind the proxy.
+    #[arg(long, value_name = "URL", requires = "direct_url")]
+    pub proxy_url: Option<String>,
+    /// Concurrency levels (closed model: VUs), e.g. 1,2,5,10,20.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "N,N,…",
+        conflicts_with = "rate_list"
+    )]
+    pub concurrency_list: Vec<u64>,
+    /// Arrival rates (open model: req/s) instead of concurrency levels.
+    #[arg(long, value_delimiter = ',', value_name = "R,R,…")]
+    pub rate_list: Vec<f64>,
+    /// Requests per endpoint per level.
+    #[arg(long, default_value_t = 100)]
+    pub requests: u64,
+    /// Ask for whole (non-streamed) responses (streaming is the default).
+    #[arg(long)]
+    pub no_stream: bool,
+    #[command(flatten)]
+    pub request: RequestArgs,
+    #[command(flatten)]
+    pub dataset: DatasetArgs,
+    /// Resamples of the bootstrap behind the 95% intervals.
+    #[arg(long, default_value_t = 2000, value_name = "N")]
+    pub bootstrap: u32,
+    /// Write the inputs, raw latencies and status counts to this path.
+    #[arg(long, value_name = "PATH")]
+    pub output_json: Option<PathBuf>,
+    /// Print a plain progress line every N seconds instead of the live bar.
+    #[arg(long, value_name = "N")]
+    pub progress_every: Option<u64>,
+}
+
+#[derive(Debug, Clone, ClapArgs)]
+pub struct ProbeArgs {
+    /// Base URL of the service (or OPENAI_BASE_URL).
+    #[arg(long, env = "OPENAI_BASE_URL", value_name = "URL")]
+    pub url: Option<String>,
+    #[command(flatten)]
+    pub request: RequestArgs,
+    #[command(flatten)]
+    pub dataset: DatasetArgs,
+    /// Cases in flight at once.
+    #[arg(long, default_value_t = 8)]
+    pub workers: usize,
+    /// Tries again on a transport error or a non-2xx answer that is not a block.
+    #[arg(long, default_value_t = 0)]
+    pub retries: u32,
+    /// Characters of each answer shown.
+    #[arg(long, default_value_t = 90)]
+    pub preview_chars: usize,
+    /// Add a column with the start of each prompt.
+    #[arg(long)]
+    pub show_prompt: bool,
+    /// Write every case and try to this path.
+    #[arg(long, value_name = "PATH")]
+    pub output_json: Option<PathBuf>,
+    /// Print a progress line every N seconds.
+    #[arg(long, value_name = "N")]
+    pub progress_every: Option<u64>,
+}
+
 /// Output length of the mock: a fixed count or a uniform range.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenRange {
@@ -346,6 +453,10 @@ pub struct MockArgs {
     /// Proxy mode: delay added before forwarding each request.
     #[arg(long, default_value = "0ms", value_parser = parse_duration)]
     pub added_latency: Duration,
+    /// Proxy mode: read each upstream answer whole before sending it on, as a
+    /// gateway that buffers streams does (chunks then arrive all at once).
+    #[arg(long, requires = "upstream")]
+    pub buffer_responses: bool,
     /// Seed of the mock's random choices (faults, jitter, output lengths).
     #[arg(long)]
     pub seed: Option<u64>,

@@ -20,11 +20,13 @@ pub mod executor;
 pub mod metrics;
 pub mod mock;
 pub mod plan;
+pub mod probe;
 pub mod progress;
 pub mod record;
 pub mod report;
 pub mod scenario;
 pub mod slo;
+pub mod sweep;
 pub mod timer;
 pub mod tokenizer;
 pub mod workload;
@@ -74,6 +76,8 @@ pub async fn run(args: Args) -> Result<i32> {
     match args.command {
         Command::Run(a) => run_load(*a).await,
         Command::Mock(a) => run_mock(*a).await,
+        Command::Sweep(a) => sweep::run(*a).await,
+        Command::Probe(a) => probe::run(*a).await,
         Command::Scenarios => {
             let mut out = String::from("Workloads (periscope run WORKLOAD):\n");
             for (name, what) in workload::NAMES {
@@ -90,7 +94,7 @@ pub async fn run(args: Args) -> Result<i32> {
 }
 
 /// Print to stdout; a closed pipe (`| head`) is not an error.
-fn print_stdout(s: &str) {
+pub(crate) fn print_stdout(s: &str) {
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(s.as_bytes());
     let _ = out.flush();
@@ -127,11 +131,11 @@ fn new_run_id() -> String {
 
 async fn run_load(a: RunArgs) -> Result<i32> {
     let plan = Plan::from_args(&a)?;
-    let target_label = match &plan.target {
-        Target::Mock(_) => "http://127.0.0.1:<free port>/v1".to_string(),
-        Target::Remote(url) => url.clone(),
-    };
     if plan.dry_run {
+        let target_label = match &plan.target {
+            Target::Mock(_) => "http://127.0.0.1:<free port>/v1".to_string(),
+            Target::Remote(url) => url.clone(),
+        };
         let view = plan.view(&target_label);
         let json = serde_json::to_string_pretty(&view).map_err(anyhow::Error::from)?;
         print_stdout(&format!(
@@ -141,8 +145,39 @@ async fn run_load(a: RunArgs) -> Result<i32> {
         return Ok(exit::OK);
     }
     let json_out = plan.json.as_deref().map(JsonOutput::open).transpose()?;
-    tokenizer::warm_up();
+    let result = execute(&plan, false).await?.result;
+    print_stdout(&report::markdown::render(&result));
+    if let Some(out) = json_out {
+        out.write(&result)?;
+    }
+    let failed: Vec<&str> = result
+        .thresholds
+        .iter()
+        .filter(|t| !t.pass)
+        .map(|t| t.threshold.as_str())
+        .collect();
+    if !failed.is_empty() {
+        eprintln!("error: thresholds failed: {}", failed.join(", "));
+        return Ok(exit::THRESHOLD);
+    }
+    if plan.strict_schedule && result.schedule.as_ref().is_some_and(|s| s.behind) {
+        eprintln!("error: the generator fell behind its schedule (--strict-schedule)");
+        return Ok(exit::THRESHOLD);
+    }
+    Ok(exit::OK)
+}
 
+/// What one run measured.
+pub struct Executed {
+    pub result: RunResult,
+    /// Every request, when asked for.
+    pub samples: Vec<metrics::Sample>,
+}
+
+/// Run a plan to its end (or Ctrl-C) and build its result; nothing is printed
+/// but the progress line.
+pub async fn execute(plan: &Plan, keep_samples: bool) -> Result<Executed> {
+    tokenizer::warm_up();
     let mock_server = match &plan.target {
         Target::Mock(cfg) => Some(mock::start((**cfg).clone(), "127.0.0.1:0").await?),
         Target::Remote(_) => None,
@@ -175,7 +210,9 @@ async fn run_load(a: RunArgs) -> Result<i32> {
     let (collector, live) = Collector::new(rx, origin, plan.load.is_open(), gauges.clone());
     let soft = CancellationToken::new();
     let hard = CancellationToken::new();
-    let collector = collector.with_slos(plan.slos.clone());
+    let collector = collector
+        .with_slos(plan.slos.clone())
+        .with_samples(keep_samples);
     let collector = if plan.abort_on_fail {
         collector.with_abort(plan.thresholds.clone(), soft.clone())
     } else {
@@ -229,25 +266,10 @@ async fn run_load(a: RunArgs) -> Result<i32> {
     if let Some(m) = mock_server {
         m.shutdown().await;
     }
-    print_stdout(&report::markdown::render(&result));
-    if let Some(out) = json_out {
-        out.write(&result)?;
-    }
-    let failed: Vec<&str> = result
-        .thresholds
-        .iter()
-        .filter(|t| !t.pass)
-        .map(|t| t.threshold.as_str())
-        .collect();
-    if !failed.is_empty() {
-        eprintln!("error: thresholds failed: {}", failed.join(", "));
-        return Ok(exit::THRESHOLD);
-    }
-    if plan.strict_schedule && result.schedule.as_ref().is_some_and(|s| s.behind) {
-        eprintln!("error: the generator fell behind its schedule (--strict-schedule)");
-        return Ok(exit::THRESHOLD);
-    }
-    Ok(exit::OK)
+    Ok(Executed {
+        result,
+        samples: collected.samples,
+    })
 }
 
 fn soft_stopped_by_user(task: &tokio::task::JoinHandle<bool>) -> bool {

@@ -267,10 +267,10 @@ impl Plan {
         };
         let (mut load, mut phases) = resolve_load(a, &sc)?;
         let shaped = load.stages().stages.len() > 1;
-        if name == "batch-embeddings" {
+        if name == "batch-embeddings" && !(shaped && batch_sizes.len() == 1) {
             if shaped {
                 return Err(usage!(
-                    "batch-embeddings runs one stage per batch size: it can't follow the stages of --stages or of the {} scenario",
+                    "batch-embeddings runs one stage per batch size: with the stages of --stages or of the {} scenario, give one size (--batch-sizes 32)",
                     sc.name
                 ));
             }
@@ -1047,6 +1047,16 @@ mod tests {
         // batch-embeddings owns its stages.
         let e = plan(&["batch-embeddings", "--mock", "--scenario", "stress"]).unwrap_err();
         assert!(e.to_string().contains("one stage per batch size"), "{e}");
+        let p = plan(&[
+            "batch-embeddings",
+            "--mock",
+            "--scenario",
+            "stress",
+            "--batch-sizes",
+            "32",
+        ])
+        .unwrap();
+        assert_eq!(holds(&p).len(), 5, "one size, the scenario's steps");
     }
 
     #[test]

@@ -74,8 +74,35 @@ pub struct Live {
     pub ttft_p50_ms: Option<f64>,
 }
 
+/// One request, kept whole for statistics over requests (the sweep's
+/// bootstrap intervals) and the raw latencies of its JSON.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Sample {
+    /// Request sent → end of the body, ms.
+    pub e2e_ms: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ttft_ms: Option<f64>,
+    /// The HTTP status, when there was an answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    pub ok: bool,
+}
+
+impl Sample {
+    pub fn of(r: &RequestRecord) -> Self {
+        Sample {
+            e2e_ms: r.e2e_us() as f64 / 1000.0,
+            ttft_ms: r.ttft_us.map(|t| t as f64 / 1000.0),
+            status: r.status,
+            ok: r.is_ok(),
+        }
+    }
+}
+
 /// What the collector hands back at the end.
 pub struct Collected {
+    /// Every request, when asked for (`Collector::with_samples`).
+    pub samples: Vec<Sample>,
     pub total: Aggregate,
     pub windows: Vec<WindowSummary>,
     /// By turn, batch size or endpoint.
@@ -95,6 +122,7 @@ pub struct Collector {
     slos: Vec<Slo>,
     /// `--abort-on-fail`: thresholds checked every second, and what stops the load.
     abort: Option<(Vec<Threshold>, CancellationToken)>,
+    keep_samples: bool,
 }
 
 /// A window still open: the same aggregate as the total, per second.
@@ -123,6 +151,7 @@ impl Collector {
                 live,
                 slos: Vec::new(),
                 abort: None,
+                keep_samples: false,
             },
             live_rx,
         )
@@ -131,6 +160,12 @@ impl Collector {
     /// Count requests that meet every one of `slos` as goodput.
     pub fn with_slos(mut self, slos: Vec<Slo>) -> Self {
         self.slos = slos;
+        self
+    }
+
+    /// Keep every request as a [`Sample`].
+    pub fn with_samples(mut self, keep: bool) -> Self {
+        self.keep_samples = keep;
         self
     }
 
@@ -147,6 +182,7 @@ impl Collector {
         let mut total = Aggregate::default();
         let mut by_group: BTreeMap<Group, Aggregate> = BTreeMap::new();
         let mut by_stage: BTreeMap<u16, Aggregate> = BTreeMap::new();
+        let mut samples = Vec::new();
         let mut open: BTreeMap<u64, OpenWindow> = BTreeMap::new();
         let mut closed: Vec<WindowSummary> = Vec::new();
         // Close window k-1 a little after second k, so records of requests
@@ -166,6 +202,9 @@ impl Collector {
                 match self.rx.try_recv() {
                     Ok(r) => {
                         let good = r.is_ok() && self.slos.iter().all(|s| s.met(&r));
+                        if self.keep_samples && r.outcome != crate::record::Outcome::Interrupted {
+                            samples.push(Sample::of(&r));
+                        }
                         total.add_judged(&r, self.open_model, good);
                         if let Some(g) = &r.group {
                             by_group.entry(g.clone()).or_default().add_judged(
@@ -228,6 +267,7 @@ impl Collector {
             next_close += 1;
         }
         Collected {
+            samples,
             total,
             windows: closed,
             by_group,

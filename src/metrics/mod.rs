@@ -7,7 +7,7 @@
 
 mod collector;
 
-pub use collector::{Collected, Collector, Gauges, Live, WindowSummary};
+pub use collector::{Collected, Collector, Gauges, Live, Sample, WindowSummary};
 
 use std::collections::BTreeMap;
 

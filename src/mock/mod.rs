@@ -141,6 +141,8 @@ pub struct MockConfig {
     pub seed: Option<u64>,
     /// Requests served at once; the rest queue.
     pub max_concurrency: Option<usize>,
+    /// Proxy mode: answers are read whole before they are sent on.
+    pub buffer_responses: bool,
 }
 
 fn rate(name: &str, v: f64) -> Result<f64, String> {
@@ -233,6 +235,7 @@ impl MockConfig {
             added_latency: a.added_latency,
             seed: a.seed,
             max_concurrency: a.max_concurrency,
+            buffer_responses: a.buffer_responses,
         })
     }
 
@@ -387,6 +390,7 @@ impl State {
             headers_at: now,
             first_token: None,
             last_byte_at: now,
+            forwarded_at: None,
             itl_gaps: Vec::new(),
             token_lags: Vec::new(),
             output_tokens: 0,
@@ -516,7 +520,8 @@ fn bad_request(message: &str) -> Resp {
 
 async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Resp, Infallible> {
     let arrival = Instant::now();
-    if state.proxy.is_some() {
+    // The proxy answers for its own stamps; everything else goes upstream.
+    if state.proxy.is_some() && req.uri().path() != "/mock/stats" {
         return Ok(proxy::forward(&state, req, arrival).await);
     }
     let path = req.uri().path();

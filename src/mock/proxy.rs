@@ -36,6 +36,7 @@ pub(super) async fn forward(state: &State, req: Request<Incoming>, arrival: Inst
     if !state.config.added_latency.is_zero() {
         crate::timer::sleep_until(arrival + state.config.added_latency).await;
     }
+    let forwarded_at = Instant::now();
     let (parts, body) = req.into_parts();
     let path = parts
         .uri
@@ -83,6 +84,21 @@ pub(super) async fn forward(state: &State, req: Request<Incoming>, arrival: Inst
     }
     let mut rec = state.simple_record(Endpoint::Proxy, status.as_u16(), Fault::None, arrival);
     rec.stream = true;
+    rec.forwarded_at = Some(forwarded_at);
+    if state.config.buffer_responses {
+        let whole = upstream_resp.bytes().await.unwrap_or_default();
+        rec.headers_at = Instant::now();
+        rec.last_byte_at = rec.headers_at;
+        state.stats.record(rec);
+        return resp.body(MockBody::full(whole)).unwrap_or_else(|_| {
+            error_response(
+                StatusCode::BAD_GATEWAY,
+                "bad upstream response",
+                "server_error",
+                None,
+            )
+        });
+    }
     let body = ProxyBody::new(upstream_resp.bytes_stream(), state.stats.clone(), rec);
     resp.body(MockBody::Proxy(Box::new(body)))
         .unwrap_or_else(|_| {

@@ -58,6 +58,8 @@ pub struct MockRecord {
     /// When the first output token was sent, and when it was due.
     pub first_token: Option<(Instant, Instant)>,
     pub last_byte_at: Instant,
+    /// Proxy mode: when the request was sent upstream (after the added latency).
+    pub forwarded_at: Option<Instant>,
     /// Gaps between consecutive token sends, µs.
     pub itl_gaps: Vec<u32>,
     /// Lateness of every token send against its schedule, µs.
@@ -150,6 +152,7 @@ struct Stats {
     e2e: Histogram<u64>,
     first_token_lag: Histogram<u64>,
     token_lag: Histogram<u64>,
+    hold: Histogram<u64>,
 }
 
 impl Default for Stats {
@@ -169,6 +172,7 @@ impl Default for Stats {
             e2e: hist(),
             first_token_lag: hist(),
             token_lag: hist(),
+            hold: hist(),
         }
     }
 }
@@ -192,6 +196,9 @@ impl Stats {
         if let Some((sent, due)) = r.first_token {
             let _ = self.ttft.record(us(r.arrival, sent));
             let _ = self.first_token_lag.record(us(due, sent));
+        }
+        if let Some(f) = r.forwarded_at {
+            let _ = self.hold.record(us(r.arrival, f));
         }
         for g in &r.itl_gaps {
             let _ = self.itl.record(*g as u64);
@@ -229,6 +236,7 @@ impl Stats {
             e2e_us: Summary::of(&self.e2e),
             first_token_lag_us: Summary::of(&self.first_token_lag),
             token_lag_us: Summary::of(&self.token_lag),
+            proxy_hold_us: Summary::of(&self.hold),
         }
     }
 }
@@ -301,4 +309,6 @@ pub struct StatsSnapshot {
     pub first_token_lag_us: Summary,
     /// Every token sent − its due time.
     pub token_lag_us: Summary,
+    /// Proxy mode: request arrival → sent upstream (the added latency, as kept).
+    pub proxy_hold_us: Summary,
 }

@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 
-use super::RunResult;
 use crate::error::{Error, Result};
 
 /// A JSON result file opened before the run.
@@ -19,15 +18,20 @@ pub struct JsonOutput {
 impl JsonOutput {
     /// Create (truncate) `path` now; a failure is a usage error naming the flag.
     pub fn open(path: &Path) -> Result<Self> {
+        Self::open_for(path, "--json")
+    }
+
+    /// The same, for the flag `flag`.
+    pub fn open_for(path: &Path, flag: &str) -> Result<Self> {
         let file = File::create(path)
-            .map_err(|e| Error::Usage(format!("--json: cannot write {}: {e}", path.display())))?;
+            .map_err(|e| Error::Usage(format!("{flag}: cannot write {}: {e}", path.display())))?;
         Ok(JsonOutput {
             path: path.to_path_buf(),
             file,
         })
     }
 
-    pub fn write(self, result: &RunResult) -> anyhow::Result<()> {
+    pub fn write<T: serde::Serialize>(self, result: &T) -> anyhow::Result<()> {
         let mut w = BufWriter::new(self.file);
         serde_json::to_writer_pretty(&mut w, result)
             .and_then(|_| w.write_all(b"\n").map_err(serde_json::Error::io))

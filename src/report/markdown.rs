@@ -8,7 +8,7 @@ use tabled::settings::Style;
 use super::RunResult;
 use crate::plan::describe_load;
 
-fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
+pub fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
     let mut b = Builder::default();
     b.push_record(header.iter().map(|s| s.to_string()));
     for r in rows {

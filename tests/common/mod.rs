@@ -209,3 +209,78 @@ pub async fn run_ok(args: &[&str]) -> (Output, Value) {
     let r = read_json(&json);
     (out, r)
 }
+
+/// nginx from Debian as a streaming reverse proxy on a free loopback port, its files
+/// in a temporary folder; stopped on drop. None (with a note) when nginx is
+/// not installed, unless CI=true, where a missing server fails the test.
+pub struct Nginx {
+    dir: tempfile::TempDir,
+    pub port: u16,
+}
+
+impl Nginx {
+    pub fn proxy(upstream: &str) -> Option<Nginx> {
+        let bin = ["/usr/sbin/nginx", "/usr/bin/nginx"]
+            .into_iter()
+            .find(|p| std::path::Path::new(p).exists());
+        let Some(bin) = bin else {
+            if std::env::var("CI").is_ok_and(|v| v == "true") {
+                panic!("nginx is not installed (scripts/test-env.sh installs it): CI=true makes a missing server a failure");
+            }
+            eprintln!("skipping: nginx is not installed (run scripts/test-env.sh)");
+            return None;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let d = dir.path().display();
+        std::fs::create_dir_all(dir.path().join("tmp")).unwrap();
+        let conf = format!(
+            "worker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\ndaemon on;\n\
+             events {{ worker_connections 4096; }}\n\
+             http {{\n  access_log off;\n  client_body_temp_path {d}/tmp/body;\n  proxy_temp_path {d}/tmp/proxy;\n\
+               fastcgi_temp_path {d}/tmp/fastcgi;\n  uwsgi_temp_path {d}/tmp/uwsgi;\n  scgi_temp_path {d}/tmp/scgi;\n\
+               upstream up {{ server {upstream}; keepalive 256; }}\n\
+               server {{\n    listen 127.0.0.1:{port};\n    location / {{\n      proxy_pass http://up;\n\
+                 proxy_http_version 1.1;\n      proxy_set_header Connection \"\";\n      proxy_buffering off;\n    }}\n  }}\n}}\n"
+        );
+        let path = dir.path().join("nginx.conf");
+        std::fs::write(&path, conf).unwrap();
+        let out = Command::new(bin)
+            .args([
+                "-c",
+                path.to_str().unwrap(),
+                "-e",
+                &format!("{d}/error.log"),
+            ])
+            .output()
+            .expect("start nginx");
+        assert!(
+            out.status.success(),
+            "nginx: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for _ in 0..50 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        Some(Nginx { dir, port })
+    }
+
+    pub fn base(&self) -> String {
+        format!("http://127.0.0.1:{}/v1", self.port)
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        if let Ok(pid) = std::fs::read_to_string(self.dir.path().join("nginx.pid")) {
+            let _ = Command::new("kill").arg(pid.trim()).status();
+        }
+    }
+}

@@ -1,0 +1,552 @@
+//! `periscope sweep`: the same requests at several concurrency (or rate)
+//! levels, against a direct endpoint and the same endpoint behind a proxy.
+//!
+//! Each level runs the full request count against each endpoint, the order
+//! alternating between levels so that drift (a warming cache, a noisy
+//! neighbour) hits both alike. The overhead is proxy − direct, with 95%
+//! bootstrap intervals over requests for the p50 and mean deltas. A proxy
+//! that buffers streams is flagged (its chunks arrive in bursts: itl
+//! collapses while ttft grows). With one `--url`, the sweep names the level
+//! after which ok_rps stops growing: the saturation point.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::cli::{RunArgs, SweepArgs};
+use crate::error::{exit, Error, Result};
+use crate::metrics::Sample;
+use crate::plan::{Plan, ITERATIONS_MAX_DURATION};
+use crate::report::markdown::table;
+use crate::usage;
+
+/// A level whose ok_rps grows less than this over the one before has saturated.
+const SATURATION_GAIN: f64 = 0.10;
+
+/// One level of the sweep.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    Concurrency(u64),
+    Rate(f64),
+}
+
+impl Level {
+    fn label(&self) -> String {
+        match self {
+            Level::Concurrency(n) => n.to_string(),
+            Level::Rate(r) => crate::plan::fmt_num(*r),
+        }
+    }
+    fn value(&self) -> f64 {
+        match self {
+            Level::Concurrency(n) => *n as f64,
+            Level::Rate(r) => *r,
+        }
+    }
+}
+
+/// One endpoint at one level.
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    pub endpoint: String,
+    pub level: Level,
+    pub requests: u64,
+    pub ok: u64,
+    pub errors: u64,
+    pub ok_rps: f64,
+    /// e2e of ok requests, ms, from the raw samples.
+    pub mean: f64,
+    pub p50: f64,
+    pub p95: f64,
+    pub p99: f64,
+    pub max: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ttft_p50: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ttft_p95: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub itl_p50: Option<f64>,
+    /// Answers by HTTP status (`transport` for none).
+    pub statuses: BTreeMap<String, u64>,
+    /// Every request, in the order they ended.
+    pub samples: Vec<Sample>,
+}
+
+/// Proxy − direct at one level.
+#[derive(Debug, Clone, Serialize)]
+pub struct Overhead {
+    pub level: Level,
+    pub mean: f64,
+    pub p50: f64,
+    pub p95: f64,
+    pub p99: f64,
+    /// 95% bootstrap intervals of the p50 and mean deltas, ms.
+    pub p50_ci: (f64, f64),
+    pub mean_ci: (f64, f64),
+    /// The proxy delivered streams in bursts.
+    pub buffering: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub buffering_note: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Output<'a> {
+    schema: &'static str,
+    inputs: Inputs<'a>,
+    rows: &'a [Row],
+    overhead: &'a [Overhead],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    saturation: Option<&'a String>,
+}
+
+#[derive(Serialize)]
+struct Inputs<'a> {
+    endpoints: Vec<(&'a str, &'a str)>,
+    levels: &'a [Level],
+    requests: u64,
+    stream: bool,
+    model: Option<&'a str>,
+    max_tokens: Option<u32>,
+    token_present: bool,
+    bootstrap: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dataset: Option<crate::dataset::Selection>,
+}
+
+/// The exact q-quantile of sorted values (nearest rank).
+fn quantile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
+}
+
+fn mean(v: &[f64]) -> f64 {
+    if v.is_empty() {
+        0.0
+    } else {
+        v.iter().sum::<f64>() / v.len() as f64
+    }
+}
+
+fn sorted_ok(samples: &[Sample], f: impl Fn(&Sample) -> Option<f64>) -> Vec<f64> {
+    let mut v: Vec<f64> = samples.iter().filter(|s| s.ok).filter_map(f).collect();
+    v.sort_by(f64::total_cmp);
+    v
+}
+
+/// 95% percentile-bootstrap intervals of median(b) − median(a) and
+/// mean(b) − mean(a), resampling each side's requests with replacement.
+pub fn bootstrap(a: &[f64], b: &[f64], resamples: u32, seed: u64) -> ((f64, f64), (f64, f64)) {
+    if a.is_empty() || b.is_empty() {
+        return ((0.0, 0.0), (0.0, 0.0));
+    }
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let mut da = Vec::with_capacity(a.len());
+    let mut db = Vec::with_capacity(b.len());
+    let mut p50s = Vec::with_capacity(resamples as usize);
+    let mut means = Vec::with_capacity(resamples as usize);
+    let median = |v: &mut Vec<f64>| {
+        let mid = (v.len() - 1) / 2;
+        *v.select_nth_unstable_by(mid, f64::total_cmp).1
+    };
+    for _ in 0..resamples.max(1) {
+        da.clear();
+        db.clear();
+        da.extend((0..a.len()).map(|_| a[rng.usize(..a.len())]));
+        db.extend((0..b.len()).map(|_| b[rng.usize(..b.len())]));
+        means.push(mean(&db) - mean(&da));
+        p50s.push(median(&mut db) - median(&mut da));
+    }
+    p50s.sort_by(f64::total_cmp);
+    means.sort_by(f64::total_cmp);
+    let ci = |v: &[f64]| (quantile(v, 0.025), quantile(v, 0.975));
+    (ci(&p50s), ci(&means))
+}
+
+fn row(endpoint: &str, level: Level, ex: crate::Executed) -> Row {
+    let r = &ex.result;
+    let e2e = sorted_ok(&ex.samples, |s| Some(s.e2e_ms));
+    let ttft = sorted_ok(&ex.samples, |s| s.ttft_ms);
+    let mut statuses = BTreeMap::new();
+    for s in &ex.samples {
+        let k = s.status.map_or("transport".to_string(), |c| c.to_string());
+        *statuses.entry(k).or_insert(0) += 1;
+    }
+    Row {
+        endpoint: endpoint.to_string(),
+        level,
+        requests: r.summary.requests,
+        ok: r.summary.ok,
+        errors: r.summary.errors,
+        ok_rps: r.summary.ok_rps,
+        mean: mean(&e2e),
+        p50: quantile(&e2e, 0.5),
+        p95: quantile(&e2e, 0.95),
+        p99: quantile(&e2e, 0.99),
+        max: e2e.last().copied().unwrap_or(0.0),
+        ttft_p50: (!ttft.is_empty()).then(|| quantile(&ttft, 0.5)),
+        ttft_p95: (!ttft.is_empty()).then(|| quantile(&ttft, 0.95)),
+        itl_p50: r.latency.get("itl").map(|l| l.p50),
+        statuses,
+        samples: ex.samples,
+    }
+}
+
+fn overhead(direct: &Row, proxy: &Row, resamples: u32) -> Overhead {
+    let a = sorted_ok(&direct.samples, |s| Some(s.e2e_ms));
+    let b = sorted_ok(&proxy.samples, |s| Some(s.e2e_ms));
+    let (p50_ci, mean_ci) = bootstrap(&a, &b, resamples, 0x5eed ^ direct.level.value() as u64);
+    // A buffering proxy holds chunks back and lets them go together: the
+    // first chunk comes late and the gaps between chunks vanish.
+    let buffering_note = match (
+        direct.ttft_p50,
+        proxy.ttft_p50,
+        direct.itl_p50,
+        proxy.itl_p50,
+    ) {
+        (Some(dt), Some(pt), Some(di), Some(pi)) if di > 0.0 => {
+            let generation = (direct.p50 - dt).max(0.0);
+            (pi < 0.5 * di && pt - dt > 0.5 * generation && generation > 0.0).then(|| {
+                format!(
+                    "the proxy buffers streams: ttft p50 {dt:.1} → {pt:.1} ms while itl p50 {di:.2} → {pi:.2} ms (chunks arrive in bursts)"
+                )
+            })
+        }
+        _ => None,
+    };
+    Overhead {
+        level: direct.level,
+        mean: proxy.mean - direct.mean,
+        p50: proxy.p50 - direct.p50,
+        p95: proxy.p95 - direct.p95,
+        p99: proxy.p99 - direct.p99,
+        p50_ci,
+        mean_ci,
+        buffering: buffering_note.is_some(),
+        buffering_note,
+    }
+}
+
+/// The level after which ok_rps stops growing (by less than 10%) while
+/// latency climbs or errors appear.
+pub fn saturation(rows: &[&Row]) -> Option<(usize, String)> {
+    rows.windows(2).enumerate().find_map(|(i, w)| {
+        let (a, b) = (w[0], w[1]);
+        let err = |r: &Row| r.errors as f64 / r.requests.max(1) as f64;
+        let flat = b.ok_rps < a.ok_rps * (1.0 + SATURATION_GAIN);
+        let worse = b.p50 > a.p50 * (1.0 + SATURATION_GAIN) || err(b) > err(a) + 0.01;
+        (a.ok_rps > 0.0 && flat && worse).then(|| {
+            (
+                i,
+                format!(
+                    "saturation at {} {}: ok_rps {:.1}, and at {} only {:.1} ({:+.0}%) while p50 went {:.1} → {:.1} ms and errors {:.1}% → {:.1}%",
+                    level_name(a.level),
+                    a.level.label(),
+                    a.ok_rps,
+                    b.level.label(),
+                    b.ok_rps,
+                    (b.ok_rps / a.ok_rps - 1.0) * 100.0,
+                    a.p50,
+                    b.p50,
+                    err(a) * 100.0,
+                    err(b) * 100.0
+                ),
+            )
+        })
+    })
+}
+
+fn level_name(l: Level) -> &'static str {
+    match l {
+        Level::Concurrency(_) => "concurrency",
+        Level::Rate(_) => "rate",
+    }
+}
+
+fn f2(x: f64) -> String {
+    format!("{x:.2}")
+}
+
+fn opt(x: Option<f64>) -> String {
+    x.map_or("-".to_string(), f2)
+}
+
+fn results_table(rows: &[&Row], stream: bool) -> String {
+    let conc = rows.first().map_or("conc", |r| match r.level {
+        Level::Concurrency(_) => "conc",
+        Level::Rate(_) => "rate",
+    });
+    let mut header = vec![
+        "endpoint", conc, "req", "ok", "err", "ok_rps", "mean", "p50", "p95", "p99", "max",
+    ];
+    if stream {
+        header.extend(["ttft_p50", "ttft_p95", "itl_p50"]);
+    }
+    let body = rows
+        .iter()
+        .map(|r| {
+            let mut v = vec![
+                r.endpoint.clone(),
+                r.level.label(),
+                r.requests.to_string(),
+                r.ok.to_string(),
+                r.errors.to_string(),
+                f2(r.ok_rps),
+                f2(r.mean),
+                f2(r.p50),
+                f2(r.p95),
+                f2(r.p99),
+                f2(r.max),
+            ];
+            if stream {
+                v.extend([opt(r.ttft_p50), opt(r.ttft_p95), opt(r.itl_p50)]);
+            }
+            v
+        })
+        .collect();
+    table(&header, body)
+}
+
+fn overhead_table(o: &[&Overhead]) -> String {
+    let body = o
+        .iter()
+        .map(|o| {
+            vec![
+                o.level.label(),
+                format!("{:+.2}", o.mean),
+                format!("{:+.2}", o.p50),
+                format!("{:+.2}", o.p95),
+                format!("{:+.2}", o.p99),
+                format!("[{:+.2}, {:+.2}]", o.p50_ci.0, o.p50_ci.1),
+                format!("[{:+.2}, {:+.2}]", o.mean_ci.0, o.mean_ci.1),
+                if o.buffering { "**yes**" } else { "no" }.to_string(),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "level",
+            "Δmean",
+            "Δp50",
+            "Δp95",
+            "Δp99",
+            "Δp50 95% CI",
+            "Δmean 95% CI",
+            "buffers streams",
+        ],
+        body,
+    )
+}
+
+fn plan_for(a: &SweepArgs, url: &str, level: Level, first: bool) -> Result<Plan> {
+    let r = &a.request;
+    let mut ra = RunArgs {
+        workload: Some("completions".into()),
+        target: Some(url.to_string()),
+        model: r.model.clone(),
+        token: r.token.clone(),
+        headers: r.headers.clone(),
+        timeout: r.timeout,
+        max_tokens: r.max_tokens,
+        prompt: r.prompt.clone(),
+        system: r.system.clone(),
+        temperature: r.temperature,
+        no_stream: a.no_stream,
+        dataset: a.dataset.clone(),
+        progress_every: a.progress_every,
+        no_preflight: !first,
+        ..Default::default()
+    };
+    match level {
+        Level::Concurrency(n) => {
+            ra.vus = Some(n);
+            ra.iterations = Some(a.requests);
+            ra.duration = Some(ITERATIONS_MAX_DURATION);
+        }
+        Level::Rate(rate) => {
+            ra.rate = Some(rate);
+            ra.duration = Some(Duration::from_secs_f64(a.requests as f64 / rate));
+        }
+    }
+    Plan::from_args(&ra)
+}
+
+/// `periscope sweep`.
+pub async fn run(a: SweepArgs) -> Result<i32> {
+    let endpoints: Vec<(&str, &str)> = match (&a.url, &a.direct_url, &a.proxy_url) {
+        (Some(u), None, None) => vec![("target", u.as_str())],
+        (None, Some(d), Some(p)) => vec![("direct", d.as_str()), ("proxy", p.as_str())],
+        _ => {
+            return Err(usage!(
+                "give --url URL (saturation), or --direct-url URL and --proxy-url URL (overhead)"
+            ))
+        }
+    };
+    let levels: Vec<Level> = if !a.concurrency_list.is_empty() {
+        if a.concurrency_list.contains(&0) {
+            return Err(usage!("--concurrency-list: every level must be at least 1"));
+        }
+        a.concurrency_list
+            .iter()
+            .map(|n| Level::Concurrency(*n))
+            .collect()
+    } else if !a.rate_list.is_empty() {
+        if a.rate_list.iter().any(|r| !(*r > 0.0 && r.is_finite())) {
+            return Err(usage!("--rate-list: every rate must be more than 0"));
+        }
+        a.rate_list.iter().map(|r| Level::Rate(*r)).collect()
+    } else {
+        return Err(usage!(
+            "give the levels: --concurrency-list 1,2,5,10,20 or --rate-list 5,10,20"
+        ));
+    };
+    if a.requests == 0 {
+        return Err(usage!("--requests must be at least 1"));
+    }
+    // Every plan is checked before anything is sent.
+    for (_, url) in &endpoints {
+        plan_for(&a, url, levels[0], true)?;
+    }
+    let stream = !a.no_stream;
+    let json_out = a
+        .output_json
+        .as_deref()
+        .map(|p| crate::report::json::JsonOutput::open_for(p, "--output-json"))
+        .transpose()?;
+    let mut out = format!(
+        "## periscope sweep: {}\n\nToken present: {} · {} requests per endpoint per level · {}\n\n",
+        endpoints
+            .iter()
+            .map(|(n, u)| format!("{n} {u}"))
+            .collect::<Vec<_>>()
+            .join(" vs "),
+        a.request.token.as_deref().is_some_and(|t| !t.is_empty()),
+        a.requests,
+        if stream { "streaming" } else { "not streaming" }
+    );
+    crate::print_stdout(&out);
+    out.clear();
+
+    let mut rows: Vec<Row> = Vec::new();
+    let mut overheads: Vec<Overhead> = Vec::new();
+    let mut interrupted = false;
+    for (i, level) in levels.iter().enumerate() {
+        let mut order = endpoints.clone();
+        if i % 2 == 1 {
+            order.reverse();
+        }
+        let mut level_rows = Vec::new();
+        for (name, url) in order {
+            let plan = plan_for(&a, url, *level, i == 0)?;
+            let ex = crate::execute(&plan, true).await?;
+            interrupted = ex.result.interrupted_by_user;
+            level_rows.push(row(name, *level, ex));
+            if interrupted {
+                break;
+            }
+        }
+        level_rows.sort_by_key(|r| endpoints.iter().position(|(n, _)| *n == r.endpoint));
+        let refs: Vec<&Row> = level_rows.iter().collect();
+        let mut text = format!(
+            "### Results ({}={})\n\n{}\n\n",
+            match level {
+                Level::Concurrency(_) => "concurrency",
+                Level::Rate(_) => "rate",
+            },
+            level.label(),
+            results_table(&refs, stream)
+        );
+        if let [direct, proxy] = refs[..] {
+            let o = overhead(direct, proxy, a.bootstrap);
+            text.push_str(&format!(
+                "### Estimated Overhead (proxy - direct), ms\n\n{}\n\n",
+                overhead_table(&[&o])
+            ));
+            if let Some(note) = &o.buffering_note {
+                text.push_str(&format!("**warning: {note}**\n\n"));
+            }
+            overheads.push(o);
+        }
+        crate::print_stdout(&text);
+        rows.extend(level_rows);
+        if interrupted {
+            break;
+        }
+    }
+
+    let all: Vec<&Row> = rows.iter().collect();
+    out.push_str(&format!(
+        "### Sweep Results\n\n{}\n\n",
+        results_table(&all, stream)
+    ));
+    if overheads.len() > 1 {
+        let o: Vec<&Overhead> = overheads.iter().collect();
+        out.push_str(&format!(
+            "### Overhead by level, ms\n\n{}\n\n",
+            overhead_table(&o)
+        ));
+    }
+    let sat = if endpoints.len() == 1 {
+        let msg = match saturation(&all) {
+            Some((_, msg)) => msg,
+            None => "no saturation within the levels tried: ok_rps kept growing (or latency stayed flat)".to_string(),
+        };
+        out.push_str(&format!("**{msg}**\n\n"));
+        Some(msg)
+    } else {
+        None
+    };
+    if interrupted {
+        out.push_str("**stopped by Ctrl-C**: the levels above are all that ran.\n\n");
+    }
+    crate::print_stdout(&out);
+    if let Some(j) = json_out {
+        let selection = a.dataset.selection(None).map_err(Error::Usage)?;
+        j.write(&Output {
+            schema: "periscope.sweep/v1",
+            inputs: Inputs {
+                endpoints: endpoints.clone(),
+                levels: &levels,
+                requests: a.requests,
+                stream,
+                model: a.request.model.as_deref(),
+                max_tokens: a.request.max_tokens,
+                token_present: a.request.token.as_deref().is_some_and(|t| !t.is_empty()),
+                bootstrap: a.bootstrap,
+                dataset: selection.is_set().then_some(selection),
+            },
+            rows: &rows,
+            overhead: &overheads,
+            saturation: sat.as_ref(),
+        })?;
+    }
+    Ok(exit::OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bootstrap_interval_contains_a_known_shift() {
+        let mut rng = fastrand::Rng::with_seed(1);
+        let a: Vec<f64> = (0..400).map(|_| 20.0 + rng.f64() * 4.0).collect();
+        let b: Vec<f64> = (0..400).map(|_| 25.0 + rng.f64() * 4.0).collect();
+        let ((lo, hi), (mlo, mhi)) = bootstrap(&a, &b, 1000, 7);
+        assert!(lo < 5.0 && 5.0 < hi, "[{lo}, {hi}]");
+        assert!(mlo < 5.0 && 5.0 < mhi, "[{mlo}, {mhi}]");
+        assert!(hi - lo < 1.5, "narrow with 400 requests: [{lo}, {hi}]");
+    }
+
+    #[test]
+    fn quantiles_are_nearest_rank() {
+        let v = [1.0, 2.0, 3.0, 4.0];
+        assert_eq!(quantile(&v, 0.5), 2.0);
+        assert_eq!(quantile(&v, 0.99), 4.0);
+        assert_eq!(quantile(&v, 0.0), 1.0);
+    }
+}

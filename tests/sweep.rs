@@ -1,0 +1,378 @@
+//! `periscope sweep` against the mock, the mock's own proxy and nginx; and
+//! `periscope probe` against the mock's guardrail.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+
+/// Sweeps measure latency: one at a time.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+async fn sweep(args: &[&str]) -> (String, Value) {
+    let dir = tempfile::tempdir().unwrap();
+    let json = temp_json(&dir, "sweep.json");
+    let mut all = s(&["sweep"]);
+    all.extend(s(args));
+    all.extend(s(&["--output-json", &json]));
+    let out = periscope_async(all).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    (stdout(&out), read_json(&json))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_mock_proxy_adds_its_5ms_at_every_level() {
+    let _serial = SERIAL.lock().await;
+    let mock = [
+        "--ttft",
+        "20ms",
+        "--itl",
+        "0ms",
+        "--output-tokens",
+        "1",
+        "--jitter",
+        "0.2",
+    ];
+    // The same mock twice: one direct, one behind the proxy, so each side's
+    // own stamps say what it did.
+    let direct = MockProc::start(&mock);
+    let upstream = MockProc::start(&mock);
+    let proxy = MockProc::start(&[
+        "--upstream",
+        &format!("http://{}", upstream.addr),
+        "--added-latency",
+        "5ms",
+    ]);
+    let (text, r) = sweep(&[
+        "--direct-url",
+        &direct.base(),
+        "--proxy-url",
+        &proxy.base(),
+        "--concurrency-list",
+        "1,2,4",
+        "--requests",
+        "300",
+        "--no-stream",
+    ])
+    .await;
+    // The truth: what the proxy added around its upstream, by their stamps
+    // (its 5 ms hold, and its own forwarding).
+    let p = proxy.stats().await;
+    let u = upstream.stats().await;
+    let hold = f(&p["proxy_hold_us"]["p50"]) / 1000.0;
+    assert!(
+        (5.0..5.5).contains(&hold),
+        "the proxy held requests {hold} ms"
+    );
+    let truth = (f(&p["e2e_us"]["p50"]) - f(&u["e2e_us"]["p50"])) / 1000.0;
+    assert!((5.0..6.0).contains(&truth), "the proxy added {truth} ms");
+    let overhead = r["overhead"].as_array().unwrap();
+    assert_eq!(overhead.len(), 3);
+    for o in overhead {
+        let p50 = f(&o["p50"]);
+        let (lo, hi) = (f(&o["p50_ci"][0]), f(&o["p50_ci"][1]));
+        assert!((3.5..=6.5).contains(&p50), "p50 overhead {p50} ms: {o}");
+        assert!(
+            lo <= truth && truth <= hi,
+            "the interval [{lo}, {hi}] contains the {truth:.2} ms the proxy added: {o}"
+        );
+        assert_eq!(o["buffering"], false);
+    }
+    // Every level ran both endpoints, and the raw latencies are kept.
+    let rows = r["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 6);
+    assert!(rows
+        .iter()
+        .all(|row| row["samples"].as_array().unwrap().len() == 300));
+    assert_eq!(r["inputs"]["token_present"], false);
+    for needle in [
+        "### Results (concurrency=1)",
+        "### Estimated Overhead (proxy - direct), ms",
+        "### Sweep Results",
+        "| endpoint | conc | req | ok  | err | ok_rps | mean",
+        "Token present: false",
+    ] {
+        assert!(text.contains(needle), "{needle}: {text}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nginx_in_front_of_the_mock_adds_a_small_positive_overhead() {
+    let _serial = SERIAL.lock().await;
+    let direct = MockProc::start(&[
+        "--ttft",
+        "10ms",
+        "--itl",
+        "1ms",
+        "--output-tokens",
+        "16",
+        "--jitter",
+        "0.1",
+    ]);
+    let Some(nginx) = Nginx::proxy(&direct.addr) else {
+        return;
+    };
+    let (_, r) = sweep(&[
+        "--direct-url",
+        &direct.base(),
+        "--proxy-url",
+        &nginx.base(),
+        "--concurrency-list",
+        "1,4",
+        "--requests",
+        "200",
+    ])
+    .await;
+    for o in r["overhead"].as_array().unwrap() {
+        let mean = f(&o["mean"]);
+        assert!(
+            (-0.5..3.0).contains(&mean),
+            "a local nginx adds well under 3 ms: {o}"
+        );
+        let (lo, hi) = (f(&o["mean_ci"][0]), f(&o["mean_ci"][1]));
+        assert!(
+            lo <= mean && mean <= hi && hi - lo < 3.0,
+            "an interval around it: {o}"
+        );
+        assert_eq!(
+            o["buffering"], false,
+            "nginx with proxy_buffering off streams: {o}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proxy_that_buffers_streams_is_flagged() {
+    let _serial = SERIAL.lock().await;
+    // A slow stream: 32 tokens 20 ms apart.
+    let direct = MockProc::start(&["--ttft", "30ms", "--itl", "20ms", "--output-tokens", "32"]);
+    let up = format!("http://{}", direct.addr);
+    // A gateway that reads each answer whole before passing it on, and nginx
+    // with proxy_buffering off, which streams.
+    let buffered = MockProc::start(&["--upstream", &up, "--buffer-responses"]);
+    let Some(nginx) = Nginx::proxy(&direct.addr) else {
+        return;
+    };
+    for (proxy, flagged) in [(buffered.base(), true), (nginx.base(), false)] {
+        let (text, r) = sweep(&[
+            "--direct-url",
+            &direct.base(),
+            "--proxy-url",
+            &proxy,
+            "--concurrency-list",
+            "2",
+            "--requests",
+            "20",
+        ])
+        .await;
+        assert_eq!(
+            r["overhead"][0]["buffering"], flagged,
+            "{proxy}: {}",
+            r["overhead"]
+        );
+        assert_eq!(
+            text.contains("the proxy buffers streams"),
+            flagged,
+            "{text}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn saturation_is_named_at_the_rate_limit() {
+    let _serial = SERIAL.lock().await;
+    // 150 req/s served; a VU sends one request per 20 ms (50 req/s): 1 and
+    // 2 VUs fit, 4 VUs reach the limit, 8 get no more.
+    let mock = MockProc::start(&[
+        "--rate-limit",
+        "150",
+        "--ttft",
+        "20ms",
+        "--itl",
+        "0ms",
+        "--output-tokens",
+        "1",
+    ]);
+    let (text, r) = sweep(&[
+        "--url",
+        &mock.base(),
+        "--concurrency-list",
+        "1,2,4,8",
+        "--requests",
+        "300",
+        "--no-stream",
+    ])
+    .await;
+    let sat = r["saturation"].as_str().unwrap();
+    assert!(sat.starts_with("saturation at concurrency 4:"), "{sat}");
+    assert!(text.contains(sat), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probe_gives_the_exact_confusion_matrix_of_the_guardrail() {
+    let _serial = SERIAL.lock().await;
+    let mock = MockProc::start(&["--ttft", "1ms", "--itl", "0ms", "--output-tokens", "8"]);
+    let dir = tempfile::tempdir().unwrap();
+    let json = temp_json(&dir, "probe.json");
+    let out = periscope_async(s(&[
+        "probe",
+        "--url",
+        &mock.base(),
+        "--dataset-suite",
+        "core",
+        "--workers",
+        "8",
+        "--show-prompt",
+        "--output-json",
+        &json,
+    ]))
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    // What the mock's guardrail blocks: its pattern matches the prompt.
+    let block = regex::Regex::new(periscope::mock::DEFAULT_BLOCK_PATTERN).unwrap();
+    let cases = periscope::dataset::suite_cases("core").unwrap();
+    let count = |malicious: bool, blocked: bool| {
+        cases
+            .iter()
+            .filter(|c| (c.label == periscope::dataset::Label::Malicious) == malicious)
+            .filter(|c| block.is_match(&c.text) == blocked)
+            .count() as u64
+    };
+    let r = read_json(&json);
+    let c = &r["confusion"];
+    let got = |e: &str, g: &str| c[e][g].as_u64().unwrap_or(0);
+    assert_eq!(got("block", "blocked"), count(true, true), "{c}");
+    assert_eq!(got("block", "allowed"), count(true, false), "{c}");
+    assert_eq!(got("allow", "blocked"), count(false, true), "{c}");
+    assert_eq!(got("allow", "allowed"), count(false, false), "{c}");
+    assert_eq!(got("block", "error") + got("allow", "error"), 0);
+    assert!(
+        count(true, true) > 10,
+        "the core corpus trips the guardrail"
+    );
+    let text = stdout(&out);
+    for needle in [
+        "| Case ",
+        "| Try | HTTP | Blocked? | Expected | Latency(ms) | Prompt ",
+        "### Confusion (expected × outcome)",
+        "### Block rate by category",
+        "Token present: false",
+    ] {
+        assert!(text.contains(needle), "{needle}: {text}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probe_never_counts_a_transport_error_as_blocked() {
+    let _serial = SERIAL.lock().await;
+    // Nothing listens here.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let json = temp_json(&dir, "probe.json");
+    let out = periscope_async(s(&[
+        "probe",
+        "--url",
+        &format!("http://127.0.0.1:{port}/v1"),
+        "--dataset-suite",
+        "core",
+        "--dataset-limit",
+        "3",
+        "--retries",
+        "1",
+        "--output-json",
+        &json,
+    ]))
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let r = read_json(&json);
+    let cases = r["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), 3);
+    for c in cases {
+        let tries = c["tries"].as_array().unwrap();
+        assert_eq!(tries.len(), 2, "one retry: {c}");
+        assert!(tries.iter().all(|t| t["verdict"] == "error"), "{c}");
+    }
+    assert!(
+        r["confusion"]["block"]["blocked"].is_null(),
+        "{}",
+        r["confusion"]
+    );
+}
+
+#[test]
+fn bad_sweep_and_probe_input_gets_one_line_errors() {
+    for (args, needle) in [
+        (
+            vec![
+                "sweep",
+                "--url",
+                "http://127.0.0.1:1/v1",
+                "--direct-url",
+                "http://127.0.0.1:2/v1",
+                "--concurrency-list",
+                "1",
+            ],
+            "cannot be used with",
+        ),
+        (
+            vec![
+                "sweep",
+                "--url",
+                "http://127.0.0.1:1/v1",
+                "--concurrency-list",
+                "",
+            ],
+            "invalid value",
+        ),
+        (
+            vec!["sweep", "--url", "http://127.0.0.1:1/v1"],
+            "give the levels",
+        ),
+        (
+            vec![
+                "sweep",
+                "--url",
+                "http://127.0.0.1:1/v1",
+                "--concurrency-list",
+                "0,2",
+            ],
+            "at least 1",
+        ),
+        (
+            vec![
+                "probe",
+                "--url",
+                "http://127.0.0.1:1/v1",
+                "--dataset-suite",
+                "core",
+                "--dataset-label",
+                "evil",
+            ],
+            "invalid value 'evil'",
+        ),
+        (
+            vec!["probe", "--url", "http://127.0.0.1:1/v1"],
+            "probe needs a corpus",
+        ),
+        (
+            vec![
+                "probe",
+                "--url",
+                "http://127.0.0.1:1/v1",
+                "--dataset-suite",
+                "nope",
+            ],
+            "expected core, external or all",
+        ),
+    ] {
+        let out = periscope(&args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = stderr(&out);
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+    }
+}
