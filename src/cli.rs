@@ -327,6 +327,10 @@ pub struct SweepArgs {
     pub request: RequestArgs,
     #[command(flatten)]
     pub dataset: DatasetArgs,
+    /// Blocks each level's requests are split into, the endpoints taking
+    /// turns block by block (drift then hits both alike).
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    pub blocks: u64,
     /// Resamples of the bootstrap behind the 95% intervals.
     #[arg(long, default_value_t = 2000, value_name = "N")]
     pub bootstrap: u32,

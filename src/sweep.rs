@@ -1,9 +1,10 @@
 //! `periscope sweep`: the same requests at several concurrency (or rate)
 //! levels, against a direct endpoint and the same endpoint behind a proxy.
 //!
-//! Each level runs the full request count against each endpoint, the order
-//! alternating between levels so that drift (a warming cache, a noisy
-//! neighbour) hits both alike. The overhead is proxy − direct, with 95%
+//! Each level runs the full request count against each endpoint, in blocks
+//! (`--blocks`, default 4) the endpoints take turns at, the order
+//! alternating between blocks and levels, so that drift (a warming cache, a
+//! noisy neighbour) hits both alike. The overhead is proxy − direct, with 95%
 //! bootstrap intervals over requests for the p50 and mean deltas. A proxy
 //! that buffers streams is flagged (its chunks arrive in bursts: itl
 //! collapses while ttft grows). With one `--url`, the sweep names the level
@@ -167,22 +168,37 @@ pub fn bootstrap(a: &[f64], b: &[f64], resamples: u32, seed: u64) -> ((f64, f64)
     (ci(&p50s), ci(&means))
 }
 
-fn row(endpoint: &str, level: Level, ex: crate::Executed) -> Row {
-    let r = &ex.result;
-    let e2e = sorted_ok(&ex.samples, |s| Some(s.e2e_ms));
-    let ttft = sorted_ok(&ex.samples, |s| s.ttft_ms);
+/// One endpoint's row at one level, from the blocks it ran in.
+fn row(endpoint: &str, level: Level, parts: Vec<crate::Executed>) -> Row {
+    let sum = |f: &dyn Fn(&crate::report::RunResult) -> u64| -> u64 {
+        parts.iter().map(|p| f(&p.result)).sum()
+    };
+    let (requests, ok, errors) = (
+        sum(&|r| r.summary.requests),
+        sum(&|r| r.summary.ok),
+        sum(&|r| r.summary.errors),
+    );
+    let duration: f64 = parts.iter().map(|p| p.result.duration_s).sum();
+    let mut itl: Vec<f64> = parts
+        .iter()
+        .filter_map(|p| p.result.latency.get("itl").map(|l| l.p50))
+        .collect();
+    itl.sort_by(f64::total_cmp);
+    let samples: Vec<Sample> = parts.into_iter().flat_map(|p| p.samples).collect();
+    let e2e = sorted_ok(&samples, |s| Some(s.e2e_ms));
+    let ttft = sorted_ok(&samples, |s| s.ttft_ms);
     let mut statuses = BTreeMap::new();
-    for s in &ex.samples {
+    for s in &samples {
         let k = s.status.map_or("transport".to_string(), |c| c.to_string());
         *statuses.entry(k).or_insert(0) += 1;
     }
     Row {
         endpoint: endpoint.to_string(),
         level,
-        requests: r.summary.requests,
-        ok: r.summary.ok,
-        errors: r.summary.errors,
-        ok_rps: r.summary.ok_rps,
+        requests,
+        ok,
+        errors,
+        ok_rps: ok as f64 / duration.max(1e-9),
         mean: mean(&e2e),
         p50: quantile(&e2e, 0.5),
         p95: quantile(&e2e, 0.95),
@@ -190,9 +206,9 @@ fn row(endpoint: &str, level: Level, ex: crate::Executed) -> Row {
         max: e2e.last().copied().unwrap_or(0.0),
         ttft_p50: (!ttft.is_empty()).then(|| quantile(&ttft, 0.5)),
         ttft_p95: (!ttft.is_empty()).then(|| quantile(&ttft, 0.95)),
-        itl_p50: r.latency.get("itl").map(|l| l.p50),
+        itl_p50: (!itl.is_empty()).then(|| quantile(&itl, 0.5)),
         statuses,
-        samples: ex.samples,
+        samples,
     }
 }
 
@@ -342,7 +358,7 @@ fn overhead_table(o: &[&Overhead]) -> String {
     )
 }
 
-fn plan_for(a: &SweepArgs, url: &str, level: Level, first: bool) -> Result<Plan> {
+fn plan_for(a: &SweepArgs, url: &str, level: Level, requests: u64, first: bool) -> Result<Plan> {
     let r = &a.request;
     let mut ra = RunArgs {
         workload: Some("completions".into()),
@@ -364,12 +380,12 @@ fn plan_for(a: &SweepArgs, url: &str, level: Level, first: bool) -> Result<Plan>
     match level {
         Level::Concurrency(n) => {
             ra.vus = Some(n);
-            ra.iterations = Some(a.requests);
+            ra.iterations = Some(requests);
             ra.duration = Some(ITERATIONS_MAX_DURATION);
         }
         Level::Rate(rate) => {
             ra.rate = Some(rate);
-            ra.duration = Some(Duration::from_secs_f64(a.requests as f64 / rate));
+            ra.duration = Some(Duration::from_secs_f64(requests as f64 / rate));
         }
     }
     Plan::from_args(&ra)
@@ -409,7 +425,7 @@ pub async fn run(a: SweepArgs) -> Result<i32> {
     }
     // Every plan is checked before anything is sent.
     for (_, url) in &endpoints {
-        plan_for(&a, url, levels[0], true)?;
+        plan_for(&a, url, levels[0], a.requests, true)?;
     }
     let stream = !a.no_stream;
     let json_out = a
@@ -435,21 +451,32 @@ pub async fn run(a: SweepArgs) -> Result<i32> {
     let mut overheads: Vec<Overhead> = Vec::new();
     let mut interrupted = false;
     for (i, level) in levels.iter().enumerate() {
-        let mut order = endpoints.clone();
-        if i % 2 == 1 {
-            order.reverse();
-        }
-        let mut level_rows = Vec::new();
-        for (name, url) in order {
-            let plan = plan_for(&a, url, *level, i == 0)?;
-            let ex = crate::execute(&plan, true).await?;
-            interrupted = ex.result.interrupted_by_user;
-            level_rows.push(row(name, *level, ex));
-            if interrupted {
-                break;
+        // Blocks of requests, the endpoints taking turns (ABBA…), so drift
+        // over the level hits both alike.
+        let blocks = a.blocks.clamp(1, a.requests.max(1));
+        let mut parts: Vec<Vec<crate::Executed>> = endpoints.iter().map(|_| Vec::new()).collect();
+        'blocks: for j in 0..blocks {
+            let n = a.requests / blocks + u64::from(j < a.requests % blocks);
+            let mut order: Vec<usize> = (0..endpoints.len()).collect();
+            if (i as u64 + j) % 2 == 1 {
+                order.reverse();
+            }
+            for k in order {
+                let plan = plan_for(&a, endpoints[k].1, *level, n, i == 0 && j == 0)?;
+                let ex = crate::execute(&plan, true).await?;
+                interrupted = ex.result.interrupted_by_user;
+                parts[k].push(ex);
+                if interrupted {
+                    break 'blocks;
+                }
             }
         }
-        level_rows.sort_by_key(|r| endpoints.iter().position(|(n, _)| *n == r.endpoint));
+        let level_rows: Vec<Row> = endpoints
+            .iter()
+            .zip(parts)
+            .filter(|(_, p)| !p.is_empty())
+            .map(|((name, _), p)| row(name, *level, p))
+            .collect();
         let refs: Vec<&Row> = level_rows.iter().collect();
         let mut text = format!(
             "### Results ({}={})\n\n{}\n\n",
