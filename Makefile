@@ -16,7 +16,7 @@ lint: ## cargo fmt --check and clippy with warnings as errors
 	$(CARGO) clippy --all-targets --locked -- -D warnings
 
 test: lint ## The whole suite: lint, then every test (installs what the tests need first)
-	eval "$$(scripts/test-env.sh)" && $(CARGO) test --release --locked
+	eval "$$(scripts/test-env.sh)" && $(CARGO) test --profile ci --locked
 
 bench: build ## periscope vs oha on nginx-served bodies; periscope's RSS with 1000 VUs
 	scripts/bench-generator.sh
