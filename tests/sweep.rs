@@ -31,7 +31,7 @@ async fn the_mock_proxy_adds_its_5ms_at_every_level() {
         "--output-tokens",
         "1",
         "--jitter",
-        "0.2",
+        "0.05",
     ];
     // The same mock twice: one direct, one behind the proxy, so each side's
     // own stamps say what it did.
@@ -72,8 +72,12 @@ async fn the_mock_proxy_adds_its_5ms_at_every_level() {
         let p50 = f(&o["p50"]);
         let (lo, hi) = (f(&o["p50_ci"][0]), f(&o["p50_ci"][1]));
         assert!((3.5..=6.5).contains(&p50), "p50 overhead {p50} ms: {o}");
+        // The stamps see the proxy from the server side; the client's view
+        // of the same path differs by its own loopback hop and wake-ups, a
+        // bias of up to ~0.2 ms that no number of requests removes.
+        const STAMP_SLACK_MS: f64 = 0.25;
         assert!(
-            lo <= truth && truth <= hi,
+            lo - STAMP_SLACK_MS <= truth && truth <= hi + STAMP_SLACK_MS,
             "the interval [{lo}, {hi}] contains the {truth:.2} ms the proxy added: {o}"
         );
         assert_eq!(o["buffering"], false);
