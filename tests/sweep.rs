@@ -103,16 +103,7 @@ async fn the_mock_proxy_adds_its_5ms_at_every_level() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nginx_in_front_of_the_mock_adds_a_small_positive_overhead() {
     let _serial = SERIAL.lock().await;
-    let direct = MockProc::start(&[
-        "--ttft",
-        "10ms",
-        "--itl",
-        "1ms",
-        "--output-tokens",
-        "16",
-        "--jitter",
-        "0.1",
-    ]);
+    let direct = MockProc::start(&["--ttft", "10ms", "--itl", "1ms", "--output-tokens", "16"]);
     let Some(nginx) = Nginx::proxy(&direct.addr) else {
         return;
     };
@@ -124,14 +115,14 @@ async fn nginx_in_front_of_the_mock_adds_a_small_positive_overhead() {
         "--concurrency-list",
         "1,4",
         "--requests",
-        "200",
+        "300",
     ])
     .await;
     for o in r["overhead"].as_array().unwrap() {
         let mean = f(&o["mean"]);
         assert!(
-            (-0.5..3.0).contains(&mean),
-            "a local nginx adds well under 3 ms: {o}"
+            mean > 0.0 && mean < 3.0,
+            "a local nginx adds a little, well under 3 ms: {o}"
         );
         let (lo, hi) = (f(&o["mean_ci"][0]), f(&o["mean_ci"][1]));
         assert!(
