@@ -36,7 +36,8 @@ pub enum Command {
 /// The request flags `sweep` and `probe` share with `run`.
 #[derive(Debug, Clone, Default, ClapArgs)]
 pub struct RequestArgs {
-    /// Model name sent in each request [env: OPENAI_COMPLETION_MODEL].
+    /// Model name sent in each request [env: OPENAI_COMPLETION_MODEL; for run also
+    /// OPENAI_EMBEDDING_MODEL for embeddings, OPENAI_CODING_MODEL for prefix-caching].
     #[arg(long)]
     pub model: Option<String>,
     /// API key, sent as `Authorization: Bearer …` (never printed or stored).
@@ -48,7 +49,8 @@ pub struct RequestArgs {
     /// Per-request timeout (default 60s).
     #[arg(long, value_parser = parse_duration)]
     pub timeout: Option<Duration>,
-    /// Maximum output tokens per request (default 64) [env: MAX_TOKENS].
+    /// Maximum output tokens per request (default 64; run: prefill-heavy 16,
+    /// decode-heavy 1024 or MAX_OUTPUT_TOKENS) [env: MAX_TOKENS].
     #[arg(long)]
     pub max_tokens: Option<u32>,
     /// The user prompt when no dataset is given.
@@ -99,21 +101,6 @@ pub struct RunArgs {
     )]
     pub mock_args: Option<String>,
 
-    /// Model name sent in each request [env: OPENAI_COMPLETION_MODEL, OPENAI_EMBEDDING_MODEL
-    /// for embeddings, OPENAI_CODING_MODEL for prefix-caching].
-    #[arg(long)]
-    pub model: Option<String>,
-    /// API key, sent as `Authorization: Bearer …` (never printed or stored).
-    #[arg(long, env = "OPENAI_API_KEY", hide_env_values = true)]
-    pub token: Option<String>,
-    /// Extra request header, repeatable: --header 'X-LLMTrace-Agent-ID: bench'.
-    #[arg(long = "header", value_name = "'K: V'", value_parser = parse_header)]
-    pub headers: Vec<(String, String)>,
-
-    /// Maximum output tokens per request (default 64; prefill-heavy 16;
-    /// decode-heavy 1024 or MAX_OUTPUT_TOKENS) [env: MAX_TOKENS].
-    #[arg(long)]
-    pub max_tokens: Option<u32>,
     /// Synthetic prompts of this many tokens, different on every request.
     #[arg(long, value_name = "N")]
     pub input_tokens: Option<u32>,
@@ -133,25 +120,15 @@ pub struct RunArgs {
     #[arg(long = "endpoint", value_name = "METHOD:PATH[:WEIGHT]", value_parser = crate::workload::parse_endpoint)]
     pub endpoints: Vec<crate::workload::Endpoint>,
     #[command(flatten)]
+    pub request: RequestArgs,
+    #[command(flatten)]
     pub dataset: DatasetArgs,
-    /// Sampling temperature (omitted from requests when not set).
-    #[arg(long)]
-    pub temperature: Option<f32>,
-    /// System message prepended to chat requests.
-    #[arg(long)]
-    pub system: Option<String>,
-    /// The user prompt of each request.
-    #[arg(long)]
-    pub prompt: Option<String>,
     /// Stream responses (the default).
     #[arg(long, overrides_with = "no_stream")]
     pub stream: bool,
     /// Ask for whole (non-streamed) responses.
     #[arg(long = "no-stream", overrides_with = "stream")]
     pub no_stream: bool,
-    /// Per-request timeout (default 60s).
-    #[arg(long, value_parser = parse_duration)]
-    pub timeout: Option<Duration>,
     /// HTTP stack: auto (hyper HTTP/1.1 for http://, reqwest for https://; the default), hyper or reqwest.
     #[arg(long, value_enum)]
     pub http_engine: Option<crate::client::Engine>,

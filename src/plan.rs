@@ -128,7 +128,7 @@ impl Plan {
         {
             name = "batch-embeddings".into();
         }
-        let max_tokens = match a.max_tokens {
+        let max_tokens = match a.request.max_tokens {
             Some(n) => n,
             None => {
                 let env = if name == "decode-heavy" {
@@ -162,8 +162,12 @@ impl Plan {
         } else {
             a.endpoints.clone()
         };
-        let temperature = a.temperature.or(f.temperature.as_ref().map(|v| v.0 as f32));
+        let temperature = a
+            .request
+            .temperature
+            .or(f.temperature.as_ref().map(|v| v.0 as f32));
         let timeout = a
+            .request
             .timeout
             .or(f.timeout.as_ref().map(|v| v.0))
             .unwrap_or(Duration::from_secs(60));
@@ -294,6 +298,7 @@ impl Plan {
             _ => DEFAULT_MODEL,
         };
         let model = a
+            .request
             .model
             .clone()
             .or_else(|| env_var(workload::model_env(&name)))
@@ -309,7 +314,7 @@ impl Plan {
             .iter()
             .map(|h| (h.0 .0.clone(), h.0 .1.clone()))
             .collect();
-        headers.extend(a.headers.iter().cloned());
+        headers.extend(a.request.headers.iter().cloned());
         let mut tags: Vec<(String, String)> = f
             .tags
             .iter()
@@ -328,8 +333,9 @@ impl Plan {
             workload: WorkloadSpec {
                 name: name.clone(),
                 model,
-                system: a.system.clone().or_else(|| f.system.clone()),
+                system: a.request.system.clone().or_else(|| f.system.clone()),
                 prompt: a
+                    .request
                     .prompt
                     .clone()
                     .or_else(|| f.prompt.clone())
@@ -356,7 +362,7 @@ impl Plan {
             dataset_view,
             target,
             mock_args,
-            token: a.token.clone().filter(|t| !t.is_empty()),
+            token: a.request.token.clone().filter(|t| !t.is_empty()),
             headers,
             timeout,
             http_engine: a

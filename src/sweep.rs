@@ -359,18 +359,10 @@ fn overhead_table(o: &[&Overhead]) -> String {
 }
 
 fn plan_for(a: &SweepArgs, url: &str, level: Level, requests: u64, first: bool) -> Result<Plan> {
-    let r = &a.request;
     let mut ra = RunArgs {
         workload: Some("completions".into()),
         target: Some(url.to_string()),
-        model: r.model.clone(),
-        token: r.token.clone(),
-        headers: r.headers.clone(),
-        timeout: r.timeout,
-        max_tokens: r.max_tokens,
-        prompt: r.prompt.clone(),
-        system: r.system.clone(),
-        temperature: r.temperature,
+        request: a.request.clone(),
         no_stream: a.no_stream,
         dataset: a.dataset.clone(),
         progress_every: a.progress_every,
