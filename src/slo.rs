@@ -186,14 +186,7 @@ impl Threshold {
                 })
             }
             Figure::Run(name) => match name.as_str() {
-                "error_rate" => {
-                    let n = agg.ok + agg.errors;
-                    Some(if n == 0 {
-                        0.0
-                    } else {
-                        agg.errors as f64 / n as f64
-                    })
-                }
+                "error_rate" => Some(agg.error_rate()),
                 "tokens_per_s" => Some(agg.output_tokens as f64 / d),
                 "ok_rps" => Some(agg.ok as f64 / d),
                 "rps" => Some(agg.requests as f64 / d),

@@ -294,6 +294,11 @@ impl Aggregate {
         self.last_end_us = self.last_end_us.max(other.last_end_us);
     }
 
+    /// errors / (ok + errors); 0 when nothing was answered.
+    pub fn error_rate(&self) -> f64 {
+        self.errors as f64 / (self.ok + self.errors).max(1) as f64
+    }
+
     /// Seconds from the first send to the last end.
     pub fn span_s(&self) -> f64 {
         self.first_start_us

@@ -316,7 +316,6 @@ fn stage_rows(
         }
         let empty = Aggregate::default();
         let a = by_stage.get(&(i as u16)).unwrap_or(&empty);
-        let answered = (a.ok + a.errors).max(1) as f64;
         rows.push(StageRow {
             stage: i as u16,
             phase: phases.get(i).cloned().flatten(),
@@ -326,7 +325,7 @@ fn stage_rows(
             requests: a.requests,
             ok: a.ok,
             errors: a.errors,
-            error_rate: a.errors as f64 / answered,
+            error_rate: a.error_rate(),
             ok_rps: a.ok as f64 / d,
             tokens_per_s: a.output_tokens as f64 / d,
             ttft: LatencyStats::of(&a.hist["ttft"]),
@@ -431,7 +430,6 @@ impl RunResult {
                 .map(|(k, v)| (k.as_str().to_string(), *v))
                 .collect()
         };
-        let answered = (t.ok + t.errors).max(1) as f64;
         let mut stages = stage_rows(i.by_stage, i.stages, &i.plan.phases);
         let (scenario, stage_verdicts) = analyze(Facts {
             name: &i.plan.scenario,
@@ -460,7 +458,7 @@ impl RunResult {
                 ok: t.ok,
                 errors: t.errors,
                 interrupted: t.interrupted,
-                error_rate: t.errors as f64 / answered,
+                error_rate: t.error_rate(),
                 ok_rps: t.ok as f64 / dur,
                 tokens_per_s: t.output_tokens as f64 / dur,
                 input_tokens: t.input_tokens,

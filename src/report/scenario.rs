@@ -165,7 +165,7 @@ pub fn analyze(f: Facts<'_>) -> (ScenarioReport, Option<Vec<ThresholdResult>>) {
                 f.duration_s,
                 f.total.ok as f64 / f.duration_s.max(1e-9),
                 p95(f.total),
-                error_rate(f.total) * 100.0
+                f.total.error_rate() * 100.0
             );
         }
         Kind::Smoke => {
@@ -412,10 +412,6 @@ pub fn analyze(f: Facts<'_>) -> (ScenarioReport, Option<Vec<ThresholdResult>>) {
     (rep, verdicts)
 }
 
-fn error_rate(a: &Aggregate) -> f64 {
-    a.errors as f64 / (a.ok + a.errors).max(1) as f64
-}
-
 fn phase_row(phase: &str, a: &Aggregate, target: f64, start_s: f64, duration_s: f64) -> PhaseRow {
     PhaseRow {
         phase: phase.to_string(),
@@ -425,7 +421,7 @@ fn phase_row(phase: &str, a: &Aggregate, target: f64, start_s: f64, duration_s: 
         requests: a.requests,
         ok: a.ok,
         errors: a.errors,
-        error_rate: error_rate(a),
+        error_rate: a.error_rate(),
         ok_rps: a.ok as f64 / duration_s.max(1e-9),
         ttft: a.stats("ttft"),
         e2e: a.stats("e2e"),
