@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install what the test suite needs besides Rust, idempotently:
-# - the official OpenAI Python client, in a venv (.venv-test), to check the mock's shapes.
+# - the official OpenAI Python client, in a venv (.venv-test), to check the mock's shapes;
+# - nginx and Chromium from Debian's packages (below).
 # Prints the environment to export (PERISCOPE_PYTHON).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,6 +10,8 @@ cd "$(dirname "$0")/.."
 # - nginx from Debian, the real reverse proxy of the sweep tests (each test
 #   starts its own on a free loopback port, files in a temporary folder).
 need nginx nginx-light >&2
+# - Chromium from Debian, headless: the HTML report is opened in it.
+need chromium chromium >&2
 VENV=.venv-test
 if [ ! -x "$VENV/bin/python" ]; then
   python3 -m venv "$VENV" >&2

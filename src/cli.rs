@@ -31,6 +31,83 @@ pub enum Command {
     /// Send each case of a labelled prompt corpus once and show, case by
     /// case, whether the service blocked it.
     Probe(Box<ProbeArgs>),
+    /// Read a JSON result (run or sweep): print its tables, or write an HTML
+    /// report or CSV files.
+    Report(Box<ReportArgs>),
+    /// Compare a result with a baseline: each metric's change, whether it is
+    /// beyond run-to-run noise, and exit 99 on a regression beyond the bound.
+    Compare(Box<CompareArgs>),
+    /// Merge the results of one plan run as several processes: histograms
+    /// added exactly, series summed per second, thresholds judged on the whole.
+    Merge(Box<MergeArgs>),
+}
+
+#[derive(Debug, Clone, ClapArgs)]
+pub struct ReportArgs {
+    /// A JSON result written by `run --json` or `sweep --output-json`.
+    #[arg(value_name = "RESULT.json")]
+    pub result: PathBuf,
+    /// Write a self-contained HTML report to this path.
+    #[arg(long, value_name = "PATH")]
+    pub html: Option<PathBuf>,
+    /// Write one CSV row per request to PATH (the run must have kept them:
+    /// `run --keep-requests` or `--csv`), and the summary to PATH-summary.csv.
+    #[arg(long, value_name = "PATH")]
+    pub csv: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, ClapArgs)]
+pub struct CompareArgs {
+    /// The reference result.
+    #[arg(value_name = "BASELINE.json")]
+    pub baseline: PathBuf,
+    /// The result to judge.
+    #[arg(value_name = "CURRENT.json")]
+    pub current: PathBuf,
+    /// A change for the worse beyond this is a regression (exit 99).
+    #[arg(long, value_name = "PCT", default_value = "10%", value_parser = parse_percent)]
+    pub max_regression: f64,
+    /// Metrics to compare, repeatable (as in thresholds: ttft.p95, e2e.p99,
+    /// ok_rps, tokens_per_s, error_rate). Default: the usual latency
+    /// percentiles, throughput and error rate.
+    #[arg(long = "metric", value_name = "METRIC")]
+    pub metrics: Vec<String>,
+    /// Changes smaller than this are never called significant.
+    #[arg(long, value_name = "PCT", default_value = "2%", value_parser = parse_percent)]
+    pub noise: f64,
+    /// Compare even when the workload or the target differ.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Clone, ClapArgs)]
+pub struct MergeArgs {
+    /// Results of the same plan, one per process.
+    #[arg(value_name = "RESULT.json", required = true)]
+    pub inputs: Vec<PathBuf>,
+    /// Where to write the merged result.
+    #[arg(short, long, value_name = "PATH")]
+    pub output: PathBuf,
+    /// Merge even when the plans differ.
+    #[arg(long)]
+    pub force: bool,
+    /// Also write the merged HTML report.
+    #[arg(long, value_name = "PATH")]
+    pub html: Option<PathBuf>,
+}
+
+/// `10%` → 0.10. The % sign is required, so `10` and `0.1` are never confused.
+pub fn parse_percent(s: &str) -> Result<f64, String> {
+    let num = s
+        .trim()
+        .strip_suffix('%')
+        .ok_or_else(|| format!("'{s}' needs a % sign, e.g. 10%"))?;
+    num.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|x| x.is_finite() && *x >= 0.0)
+        .map(|x| x / 100.0)
+        .ok_or_else(|| format!("'{s}' is not a percentage, e.g. 10%"))
 }
 
 /// The request flags `sweep` and `probe` share with `run`.
@@ -65,7 +142,7 @@ pub struct RequestArgs {
 }
 
 /// Whether arrivals in the open model are evenly spaced or random.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Arrival {
     /// One request every 1/rate seconds.
@@ -185,6 +262,15 @@ pub struct RunArgs {
     /// Write the JSON result (periscope.result/v1) to this path.
     #[arg(long, value_name = "PATH")]
     pub json: Option<PathBuf>,
+    /// Write a self-contained HTML report (charts; views offline) to this path.
+    #[arg(long, value_name = "PATH")]
+    pub html: Option<PathBuf>,
+    /// Write one CSV row per request to PATH, and the summary to PATH-summary.csv.
+    #[arg(long, value_name = "PATH")]
+    pub csv: Option<PathBuf>,
+    /// Keep one row per request in the JSON result (for `periscope report --csv`).
+    #[arg(long)]
+    pub keep_requests: bool,
     /// Print a plain progress line every N seconds instead of the live bar.
     #[arg(long, value_name = "N")]
     pub progress_every: Option<u64>,
@@ -314,6 +400,9 @@ pub struct SweepArgs {
     /// Write the inputs, raw latencies and status counts to this path.
     #[arg(long, value_name = "PATH")]
     pub output_json: Option<PathBuf>,
+    /// Write a self-contained HTML report (latency, ok_rps and overhead by level).
+    #[arg(long, value_name = "PATH")]
+    pub html: Option<PathBuf>,
     /// Print a plain progress line every N seconds instead of the live bar.
     #[arg(long, value_name = "N")]
     pub progress_every: Option<u64>,

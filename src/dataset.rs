@@ -51,7 +51,7 @@ pub struct Case {
 }
 
 /// Which cases to use.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Selection {
     /// A file, or a built-in suite (`core`, `external`, `all`).
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -39,7 +39,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cli::{Args, Command, MockArgs, RunArgs};
 use crate::error::{exit, Error, Result};
-use crate::executor::Load;
 use crate::metrics::{Collector, Gauges};
 use crate::plan::{describe_load, Plan, Target};
 use crate::record::Outcome;
@@ -78,6 +77,9 @@ pub async fn run(args: Args) -> Result<i32> {
         Command::Mock(a) => run_mock(*a).await,
         Command::Sweep(a) => sweep::run(*a).await,
         Command::Probe(a) => probe::run(*a).await,
+        Command::Report(a) => report_cmd(*a),
+        Command::Compare(a) => compare_cmd(*a),
+        Command::Merge(a) => merge_cmd(*a),
         Command::Scenarios => {
             let mut out = String::from("Workloads (periscope run WORKLOAD):\n");
             for (name, what) in workload::NAMES {
@@ -122,7 +124,8 @@ async fn run_mock(a: MockArgs) -> Result<i32> {
     Ok(exit::OK)
 }
 
-fn new_run_id() -> String {
+/// A fresh run id: 12 characters of [0-9a-z].
+pub(crate) fn new_run_id() -> String {
     let mut rng = fastrand::Rng::new();
     (0..12)
         .map(|_| char::from_digit(rng.u32(0..36), 36).unwrap_or('0'))
@@ -144,12 +147,40 @@ async fn run_load(a: RunArgs) -> Result<i32> {
         ));
         return Ok(exit::OK);
     }
+    // Every output path is opened before the run: a bad one fails first.
     let json_out = plan.json.as_deref().map(JsonOutput::open).transpose()?;
+    let html_out = open_html(plan.html.as_deref())?;
+    let csv_out = plan.csv.as_deref().map(open_csv).transpose()?;
     let result = execute(&plan, false).await?.result;
-    print_stdout(&report::markdown::render(&result));
+    let markdown = report::markdown::render(&result);
+    print_stdout(&markdown);
+    report::append_step_summary(&markdown);
     if let Some(out) = json_out {
         out.write(&result)?;
     }
+    if let Some(out) = html_out {
+        out.write_str(&report::html::render(&result))?;
+    }
+    if let Some(path) = csv_out {
+        report::csv::write(&result, &path, None)?;
+    }
+    verdict(&result, plan.strict_schedule)
+}
+
+fn open_html(path: Option<&std::path::Path>) -> Result<Option<JsonOutput>> {
+    path.map(|p| JsonOutput::open_for(p, "--html")).transpose()
+}
+
+/// Check that both CSV files can be written, before anything runs.
+fn open_csv(path: &std::path::Path) -> Result<std::path::PathBuf> {
+    JsonOutput::open_for(path, "--csv")?;
+    JsonOutput::open_for(&report::csv::summary_path(path), "--csv")?;
+    Ok(path.to_path_buf())
+}
+
+/// The exit code of a result: 99 when a threshold failed (or the schedule
+/// slipped under --strict-schedule).
+fn verdict(result: &RunResult, strict_schedule: bool) -> Result<i32> {
     let failed: Vec<&str> = result
         .thresholds
         .iter()
@@ -160,11 +191,97 @@ async fn run_load(a: RunArgs) -> Result<i32> {
         eprintln!("error: thresholds failed: {}", failed.join(", "));
         return Ok(exit::THRESHOLD);
     }
-    if plan.strict_schedule && result.schedule.as_ref().is_some_and(|s| s.behind) {
+    if strict_schedule && result.schedule.as_ref().is_some_and(|s| s.behind) {
         eprintln!("error: the generator fell behind its schedule (--strict-schedule)");
         return Ok(exit::THRESHOLD);
     }
     Ok(exit::OK)
+}
+
+/// `periscope report`: print the tables of a result, or write its HTML and CSV.
+fn report_cmd(a: cli::ReportArgs) -> Result<i32> {
+    let doc = report::read::document(&a.result)?;
+    let html_out = open_html(a.html.as_deref())?;
+    match doc {
+        report::read::Document::Run(r) => {
+            if let Some(path) = &a.csv {
+                report::csv::write(&r, path, Some(&a.result))?;
+            }
+            if let Some(out) = html_out {
+                out.write_str(&report::html::render(&r))?;
+            }
+            if a.csv.is_none() && a.html.is_none() {
+                print_stdout(&report::markdown::render(&r));
+            }
+        }
+        report::read::Document::Sweep(s) => {
+            if a.csv.is_some() {
+                return Err(Error::Usage(format!(
+                    "{}: --csv is for run results; a sweep's raw latencies are in its JSON (rows[].samples)",
+                    a.result.display()
+                )));
+            }
+            if let Some(out) = html_out {
+                out.write_str(&report::html::render_sweep(&s))?;
+            } else {
+                print_stdout(&sweep::render_tables(&s));
+            }
+        }
+    }
+    Ok(exit::OK)
+}
+
+/// `periscope compare`: exit 99 on a regression beyond the bound.
+fn compare_cmd(a: cli::CompareArgs) -> Result<i32> {
+    let base = report::read::run_result(&a.baseline)?;
+    let cur = report::read::run_result(&a.current)?;
+    let c = report::compare::compare(
+        (&a.baseline, &base),
+        (&a.current, &cur),
+        &a.metrics,
+        a.max_regression,
+        a.noise,
+        a.force,
+    )?;
+    let md = report::compare::render(&c, (&a.baseline, &base), (&a.current, &cur));
+    print_stdout(&md);
+    report::append_step_summary(&md);
+    let regressions = c.regressions();
+    if regressions.is_empty() {
+        Ok(exit::OK)
+    } else {
+        eprintln!(
+            "error: {} regression(s) beyond {:.0}%: {}",
+            regressions.len(),
+            a.max_regression * 100.0,
+            regressions
+                .iter()
+                .map(|r| r.metric.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        Ok(exit::THRESHOLD)
+    }
+}
+
+/// `periscope merge`: the merged result, its tables, and its thresholds' verdict.
+fn merge_cmd(a: cli::MergeArgs) -> Result<i32> {
+    let results = a
+        .inputs
+        .iter()
+        .map(|p| report::read::run_result(p).map(|r| (p.clone(), r)))
+        .collect::<Result<Vec<_>>>()?;
+    let out = JsonOutput::open_for(&a.output, "--output")?;
+    let html_out = open_html(a.html.as_deref())?;
+    let merged = report::merge::merge(&results, a.force)?;
+    let md = report::markdown::render(&merged);
+    print_stdout(&md);
+    report::append_step_summary(&md);
+    out.write(&merged)?;
+    if let Some(h) = html_out {
+        h.write_str(&report::html::render(&merged))?;
+    }
+    verdict(&merged, false)
 }
 
 /// What one run measured.
@@ -212,7 +329,7 @@ pub async fn execute(plan: &Plan, keep_samples: bool) -> Result<Executed> {
     let hard = CancellationToken::new();
     let collector = collector
         .with_slos(plan.slos.clone())
-        .with_samples(keep_samples);
+        .with_samples(keep_samples || plan.keep_requests);
     let collector = if plan.abort_on_fail {
         collector.with_abort(plan.thresholds.clone(), soft.clone())
     } else {
@@ -241,9 +358,11 @@ pub async fn execute(plan: &Plan, keep_samples: bool) -> Result<Executed> {
     let _ = progress.await;
     let duration_s = origin.elapsed().as_secs_f64();
 
-    let requested_rate = match &plan.load {
-        Load::Open { rate, .. } => Some(rate.integral() / rate.total().as_secs_f64().max(1e-9)),
-        Load::Closed { .. } => None,
+    let mut samples = collected.samples;
+    let requests = match (plan.keep_requests, keep_samples) {
+        (true, true) => samples.clone(),
+        (true, false) => std::mem::take(&mut samples),
+        (false, _) => Vec::new(),
     };
     let result = RunResult::build(Inputs {
         plan: plan.view(&base),
@@ -253,7 +372,7 @@ pub async fn execute(plan: &Plan, keep_samples: bool) -> Result<Executed> {
         run_id: new_run_id(),
         started_at,
         duration_s,
-        requested_rate,
+        requested_rate: plan.load.mean_rate(),
         includes_mock: mock_server.is_some(),
         interrupted_by_user,
         thresholds: &plan.thresholds,
@@ -262,14 +381,14 @@ pub async fn execute(plan: &Plan, keep_samples: bool) -> Result<Executed> {
         by_stage: &collected.by_stage,
         stages: plan.load.stages(),
         aborted: collected.aborted.clone(),
+        generator: report::result::generator_usage(mock_server.is_some()),
+        requests,
+        merged_from: Vec::new(),
     });
     if let Some(m) = mock_server {
         m.shutdown().await;
     }
-    Ok(Executed {
-        result,
-        samples: collected.samples,
-    })
+    Ok(Executed { result, samples })
 }
 
 fn soft_stopped_by_user(task: &tokio::task::JoinHandle<bool>) -> bool {

@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::cli::{parse_duration, Arrival, Level, RunArgs, StageSpec};
 use crate::client::normalize_base;
@@ -38,6 +38,11 @@ pub mod duration_secs {
 
     pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_f64(d.as_secs_f64())
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let secs = <f64 as serde::Deserialize>::deserialize(d)?;
+        Duration::try_from_secs_f64(secs).map_err(serde::de::Error::custom)
     }
 }
 
@@ -73,6 +78,10 @@ pub struct Plan {
     pub strict_schedule: bool,
     pub preflight: bool,
     pub json: Option<PathBuf>,
+    pub html: Option<PathBuf>,
+    pub csv: Option<PathBuf>,
+    /// Keep one row per request in the result.
+    pub keep_requests: bool,
     pub progress_every: Option<u64>,
     pub tags: Vec<(String, String)>,
     pub dry_run: bool,
@@ -377,6 +386,9 @@ impl Plan {
             strict_schedule: a.strict_schedule,
             preflight: !a.no_preflight && f.preflight != Some(false),
             json: a.json.clone(),
+            html: a.html.clone(),
+            csv: a.csv.clone(),
+            keep_requests: a.keep_requests || a.csv.is_some(),
             progress_every: a.progress_every,
             tags,
             dry_run: a.dry_run,
@@ -766,13 +778,13 @@ fn redact_header(name: &str, value: &str) -> String {
 }
 
 /// The plan as written to outputs (`--dry-run`, the JSON result).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PlanView {
     /// The scenario (`load` unless one was chosen) and the figure it reports.
     pub scenario: String,
     pub kind: Kind,
     /// Each stage's phase, when the scenario names them.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub phases: Vec<Option<String>>,
     pub workload: String,
     /// The API base URL requests went to.
@@ -805,7 +817,7 @@ pub struct PlanView {
     pub turns: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub batch_sizes: Option<Vec<u32>>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub endpoints: Vec<crate::workload::Endpoint>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dataset: Option<DatasetView>,
@@ -815,7 +827,7 @@ pub struct PlanView {
 }
 
 /// The prompt corpus of a run: what was selected, and how many cases.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DatasetView {
     #[serde(flatten)]
     pub selection: crate::dataset::Selection,

@@ -74,6 +74,16 @@ impl Group {
         }
     }
 
+    /// The group back from its `kind` and `label` (a result's rows).
+    pub fn parse(kind: &str, label: &str) -> Option<Group> {
+        match kind {
+            "turn" => label.parse().ok().map(Group::Turn),
+            "batch" => label.parse().ok().map(Group::Batch),
+            "endpoint" => Some(Group::Endpoint(label.into())),
+            _ => None,
+        }
+    }
+
     pub fn label(&self) -> String {
         match self {
             Group::Turn(n) | Group::Batch(n) => n.to_string(),
@@ -165,6 +175,8 @@ pub struct RequestRecord {
     pub dims: Option<u32>,
     /// The generated text, when the workload needs it for its next request.
     pub output_text: Option<String>,
+    /// The path the request was sent to.
+    pub path: std::borrow::Cow<'static, str>,
 }
 
 impl RequestRecord {
@@ -194,6 +206,7 @@ impl RequestRecord {
             texts: 0,
             dims: None,
             output_text: None,
+            path: std::borrow::Cow::Borrowed(""),
         }
     }
 

@@ -8,7 +8,7 @@
 //! - An SLO bounds one request: `ttft<500ms`, `tpot<50ms`. Goodput is the
 //!   rate of ok requests that met every SLO (DistServe's definition).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::metrics::Aggregate;
 use crate::record::RequestRecord;
@@ -101,32 +101,27 @@ enum Figure {
     Run(String),
 }
 
-/// A bound on a figure of the whole run.
+/// A figure of a run by the name thresholds use: `ttft.p95`, `ok_rps`.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Threshold {
-    pub expr: String,
+pub struct Metric {
+    pub name: String,
     figure: Figure,
-    op: Op,
-    /// ms for latencies, the figure's own unit otherwise.
-    bound: f64,
 }
 
-impl Threshold {
-    pub fn parse(expr: &str) -> Result<Threshold, String> {
-        let help = "expected e.g. 'ttft.p95<800ms', 'error_rate<0.01' or 'tokens_per_s>100'";
-        let (lhs, op, rhs) =
-            split(expr).ok_or_else(|| format!("threshold '{expr}' has no < or >: {help}"))?;
+impl Metric {
+    /// Parse a figure's name; `ctx` starts the errors (`threshold 'x<1': `).
+    fn parse_in(lhs: &str, ctx: &str) -> Result<Metric, String> {
         let figure = match lhs.split_once('.') {
             Some((m, stat)) => {
                 if !LATENCIES.contains(&m) {
                     return Err(format!(
-                        "threshold '{expr}': unknown metric '{m}' (one of {})",
+                        "{ctx}unknown metric '{m}' (one of {})",
                         LATENCIES.join(", ")
                     ));
                 }
                 if !STATS.contains(&stat) {
                     return Err(format!(
-                        "threshold '{expr}': unknown statistic '{stat}' (one of {})",
+                        "{ctx}unknown statistic '{stat}' (one of {})",
                         STATS.join(", ")
                     ));
                 }
@@ -134,40 +129,52 @@ impl Threshold {
             }
             None if FIGURES.contains(&lhs) => Figure::Run(lhs.into()),
             None if LATENCIES.contains(&lhs) => {
-                return Err(format!(
-                    "threshold '{expr}': say which statistic of {lhs}, e.g. {lhs}.p95"
-                ))
+                return Err(format!("{ctx}say which statistic of {lhs}, e.g. {lhs}.p95"))
             }
             None => {
                 return Err(format!(
-                    "threshold '{expr}': unknown figure '{lhs}' (a latency such as ttft.p95, or one of {})",
+                    "{ctx}unknown figure '{lhs}' (a latency such as ttft.p95, or one of {})",
                     FIGURES.join(", ")
                 ))
             }
         };
-        let bound = match &figure {
-            Figure::Latency(..) => parse_ms(rhs),
-            Figure::Run(_) => parse_number(rhs),
-        }
-        .ok_or_else(|| {
-            format!(
-                "threshold '{expr}': '{rhs}' is not a number{}",
-                match figure {
-                    Figure::Latency(..) => " or duration (800ms, 1.5s)",
-                    Figure::Run(_) => "",
-                }
-            )
-        })?;
-        Ok(Threshold {
-            expr: expr.trim().to_string(),
+        Ok(Metric {
+            name: lhs.to_string(),
             figure,
-            op,
-            bound,
         })
     }
 
-    /// The figure's value in a run of `duration_s` seconds so far.
-    pub fn actual(&self, agg: &Aggregate, duration_s: f64) -> Option<f64> {
+    /// `ttft.p95`, `e2e.mean`, `ok_rps`, `error_rate`…
+    pub fn parse(name: &str) -> Result<Metric, String> {
+        Self::parse_in(name.trim(), &format!("metric '{}': ", name.trim()))
+    }
+
+    /// The latency metric and statistic of a latency figure.
+    pub fn latency(&self) -> Option<(&str, &str)> {
+        match &self.figure {
+            Figure::Latency(m, s) => Some((m, s)),
+            Figure::Run(_) => None,
+        }
+    }
+
+    /// `ms` for latencies, empty otherwise.
+    pub fn unit(&self) -> &'static str {
+        match self.figure {
+            Figure::Latency(..) => "ms",
+            Figure::Run(_) => "",
+        }
+    }
+
+    /// Whether the smaller value is the better one (latencies, errors).
+    pub fn lower_is_better(&self) -> bool {
+        match &self.figure {
+            Figure::Latency(..) => true,
+            Figure::Run(n) => matches!(n.as_str(), "error_rate" | "errors"),
+        }
+    }
+
+    /// The figure's value in a run of `duration_s` seconds.
+    pub fn value(&self, agg: &Aggregate, duration_s: f64) -> Option<f64> {
         let d = duration_s.max(1e-9);
         match &self.figure {
             Figure::Latency(m, stat) => {
@@ -201,6 +208,49 @@ impl Threshold {
             },
         }
     }
+}
+
+/// A bound on a figure of the whole run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Threshold {
+    pub expr: String,
+    metric: Metric,
+    op: Op,
+    /// ms for latencies, the figure's own unit otherwise.
+    bound: f64,
+}
+
+impl Threshold {
+    pub fn parse(expr: &str) -> Result<Threshold, String> {
+        let help = "expected e.g. 'ttft.p95<800ms', 'error_rate<0.01' or 'tokens_per_s>100'";
+        let (lhs, op, rhs) =
+            split(expr).ok_or_else(|| format!("threshold '{expr}' has no < or >: {help}"))?;
+        let metric = Metric::parse_in(lhs, &format!("threshold '{expr}': "))?;
+        let bound = match &metric.figure {
+            Figure::Latency(..) => parse_ms(rhs),
+            Figure::Run(_) => parse_number(rhs),
+        }
+        .ok_or_else(|| {
+            format!(
+                "threshold '{expr}': '{rhs}' is not a number{}",
+                match metric.figure {
+                    Figure::Latency(..) => " or duration (800ms, 1.5s)",
+                    Figure::Run(_) => "",
+                }
+            )
+        })?;
+        Ok(Threshold {
+            expr: expr.trim().to_string(),
+            metric,
+            op,
+            bound,
+        })
+    }
+
+    /// The figure's value in a run of `duration_s` seconds so far.
+    pub fn actual(&self, agg: &Aggregate, duration_s: f64) -> Option<f64> {
+        self.metric.value(agg, duration_s)
+    }
 
     /// Pass or fail; a figure with no data fails (nothing was measured).
     pub fn check(&self, agg: &Aggregate, duration_s: f64) -> ThresholdResult {
@@ -208,21 +258,18 @@ impl Threshold {
         ThresholdResult {
             threshold: self.expr.clone(),
             actual,
-            unit: match self.figure {
-                Figure::Latency(..) => "ms",
-                Figure::Run(_) => "",
-            },
+            unit: self.metric.unit().to_string(),
             pass: actual.is_some_and(|x| self.op.holds(x, self.bound)),
         }
     }
 }
 
 /// One threshold's verdict.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ThresholdResult {
     pub threshold: String,
     pub actual: Option<f64>,
-    pub unit: &'static str,
+    pub unit: String,
     pub pass: bool,
 }
 

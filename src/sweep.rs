@@ -13,7 +13,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::cli::{RunArgs, SweepArgs};
 use crate::error::{exit, Error, Result};
@@ -26,7 +26,7 @@ use crate::usage;
 const SATURATION_GAIN: f64 = 0.10;
 
 /// One level of the sweep.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Level {
     Concurrency(u64),
@@ -34,13 +34,13 @@ pub enum Level {
 }
 
 impl Level {
-    fn label(&self) -> String {
+    pub fn label(&self) -> String {
         match self {
             Level::Concurrency(n) => n.to_string(),
             Level::Rate(r) => crate::plan::fmt_num(*r),
         }
     }
-    fn value(&self) -> f64 {
+    pub fn value(&self) -> f64 {
         match self {
             Level::Concurrency(n) => *n as f64,
             Level::Rate(r) => *r,
@@ -49,7 +49,7 @@ impl Level {
 }
 
 /// One endpoint at one level.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Row {
     pub endpoint: String,
     pub level: Level,
@@ -63,11 +63,11 @@ pub struct Row {
     pub p95: f64,
     pub p99: f64,
     pub max: f64,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttft_p50: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttft_p95: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub itl_p50: Option<f64>,
     /// Answers by HTTP status (`transport` for none).
     pub statuses: BTreeMap<String, u64>,
@@ -76,7 +76,7 @@ pub struct Row {
 }
 
 /// Proxy − direct at one level.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Overhead {
     pub level: Level,
     pub mean: f64,
@@ -88,32 +88,42 @@ pub struct Overhead {
     pub mean_ci: (f64, f64),
     /// The proxy delivered streams in bursts.
     pub buffering: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub buffering_note: Option<String>,
 }
 
-#[derive(Serialize)]
-struct Output<'a> {
-    schema: &'static str,
-    inputs: Inputs<'a>,
-    rows: &'a [Row],
-    overhead: &'a [Overhead],
-    #[serde(skip_serializing_if = "Option::is_none")]
-    saturation: Option<&'a String>,
+/// The schema name of the sweep's JSON.
+pub const SCHEMA: &str = "periscope.sweep/v1";
+
+/// The sweep's JSON document.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SweepResult {
+    /// Always `periscope.sweep/v1`.
+    pub schema: String,
+    pub inputs: SweepInputs,
+    pub rows: Vec<Row>,
+    pub overhead: Vec<Overhead>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub saturation: Option<String>,
+    /// Stopped by Ctrl-C: the rows are the levels that ran.
+    #[serde(default)]
+    pub interrupted: bool,
 }
 
-#[derive(Serialize)]
-struct Inputs<'a> {
-    endpoints: Vec<(&'a str, &'a str)>,
-    levels: &'a [Level],
-    requests: u64,
-    stream: bool,
-    model: Option<&'a str>,
-    max_tokens: Option<u32>,
-    token_present: bool,
-    bootstrap: u32,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    dataset: Option<crate::dataset::Selection>,
+/// What the sweep was asked to do.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SweepInputs {
+    /// (name, base URL) of each endpoint: `direct`, `proxy`, or `target`.
+    pub endpoints: Vec<(String, String)>,
+    pub levels: Vec<Level>,
+    pub requests: u64,
+    pub stream: bool,
+    pub model: Option<String>,
+    pub max_tokens: Option<u32>,
+    pub token_present: bool,
+    pub bootstrap: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dataset: Option<crate::dataset::Selection>,
 }
 
 /// The exact q-quantile of sorted values (nearest rank).
@@ -188,7 +198,7 @@ fn row(endpoint: &str, level: Level, parts: Vec<crate::Executed>) -> Row {
     let e2e = sorted_ok(&samples, |s| Some(s.e2e_ms));
     let ttft = sorted_ok(&samples, |s| s.ttft_ms);
     let mut statuses = BTreeMap::new();
-    for s in &samples {
+    for s in samples.iter().filter(|s| !s.interrupted()) {
         let k = s.status.map_or("transport".to_string(), |c| c.to_string());
         *statuses.entry(k).or_insert(0) += 1;
     }
@@ -289,6 +299,51 @@ fn f2(x: f64) -> String {
 
 fn opt(x: Option<f64>) -> String {
     x.map_or("-".to_string(), f2)
+}
+
+/// The sweep's tables as Markdown, from its document (`periscope report`).
+pub fn render_tables(s: &SweepResult) -> String {
+    let all: Vec<&Row> = s.rows.iter().collect();
+    let mut out = String::new();
+    for level in &s.inputs.levels {
+        let rows: Vec<&Row> = all.iter().copied().filter(|r| r.level == *level).collect();
+        if rows.is_empty() {
+            continue;
+        }
+        out.push_str(&format!(
+            "### Results ({}={})\n\n{}\n\n",
+            level_name(*level),
+            level.label(),
+            results_table(&rows, s.inputs.stream)
+        ));
+        if let Some(o) = s.overhead.iter().find(|o| o.level == *level) {
+            out.push_str(&format!(
+                "### Estimated Overhead (proxy - direct), ms\n\n{}\n\n",
+                overhead_table(&[o])
+            ));
+            if let Some(note) = &o.buffering_note {
+                out.push_str(&format!("**warning: {note}**\n\n"));
+            }
+        }
+    }
+    out.push_str(&format!(
+        "### Sweep Results\n\n{}\n\n",
+        results_table(&all, s.inputs.stream)
+    ));
+    if s.overhead.len() > 1 {
+        let o: Vec<&Overhead> = s.overhead.iter().collect();
+        out.push_str(&format!(
+            "### Overhead by level, ms\n\n{}\n\n",
+            overhead_table(&o)
+        ));
+    }
+    if let Some(msg) = &s.saturation {
+        out.push_str(&format!("**{msg}**\n\n"));
+    }
+    if s.interrupted {
+        out.push_str("**stopped by Ctrl-C**: the levels above are all that ran.\n\n");
+    }
+    out
 }
 
 fn results_table(rows: &[&Row], stream: bool) -> String {
@@ -425,6 +480,11 @@ pub async fn run(a: SweepArgs) -> Result<i32> {
         .as_deref()
         .map(|p| crate::report::json::JsonOutput::open_for(p, "--output-json"))
         .transpose()?;
+    let html_out = a
+        .html
+        .as_deref()
+        .map(|p| crate::report::json::JsonOutput::open_for(p, "--html"))
+        .transpose()?;
     let mut out = format!(
         "## periscope sweep: {}\n\nToken present: {} · {} requests per endpoint per level · {}\n\n",
         endpoints
@@ -437,7 +497,7 @@ pub async fn run(a: SweepArgs) -> Result<i32> {
         if stream { "streaming" } else { "not streaming" }
     );
     crate::print_stdout(&out);
-    out.clear();
+    let mut summary_md = std::mem::take(&mut out);
 
     let mut rows: Vec<Row> = Vec::new();
     let mut overheads: Vec<Overhead> = Vec::new();
@@ -472,10 +532,7 @@ pub async fn run(a: SweepArgs) -> Result<i32> {
         let refs: Vec<&Row> = level_rows.iter().collect();
         let mut text = format!(
             "### Results ({}={})\n\n{}\n\n",
-            match level {
-                Level::Concurrency(_) => "concurrency",
-                Level::Rate(_) => "rate",
-            },
+            level_name(*level),
             level.label(),
             results_table(&refs, stream)
         );
@@ -491,6 +548,7 @@ pub async fn run(a: SweepArgs) -> Result<i32> {
             overheads.push(o);
         }
         crate::print_stdout(&text);
+        summary_md.push_str(&text);
         rows.extend(level_rows);
         if interrupted {
             break;
@@ -523,25 +581,35 @@ pub async fn run(a: SweepArgs) -> Result<i32> {
         out.push_str("**stopped by Ctrl-C**: the levels above are all that ran.\n\n");
     }
     crate::print_stdout(&out);
+    summary_md.push_str(&out);
+    crate::report::append_step_summary(&summary_md);
+    let selection = a.dataset.selection(None).map_err(Error::Usage)?;
+    let doc = SweepResult {
+        schema: SCHEMA.to_string(),
+        inputs: SweepInputs {
+            endpoints: endpoints
+                .iter()
+                .map(|(n, u)| (n.to_string(), u.to_string()))
+                .collect(),
+            levels,
+            requests: a.requests,
+            stream,
+            model: a.request.model.clone(),
+            max_tokens: a.request.max_tokens,
+            token_present: a.request.token.as_deref().is_some_and(|t| !t.is_empty()),
+            bootstrap: a.bootstrap,
+            dataset: selection.is_set().then_some(selection),
+        },
+        rows,
+        overhead: overheads,
+        saturation: sat,
+        interrupted,
+    };
     if let Some(j) = json_out {
-        let selection = a.dataset.selection(None).map_err(Error::Usage)?;
-        j.write(&Output {
-            schema: "periscope.sweep/v1",
-            inputs: Inputs {
-                endpoints: endpoints.clone(),
-                levels: &levels,
-                requests: a.requests,
-                stream,
-                model: a.request.model.as_deref(),
-                max_tokens: a.request.max_tokens,
-                token_present: a.request.token.as_deref().is_some_and(|t| !t.is_empty()),
-                bootstrap: a.bootstrap,
-                dataset: selection.is_set().then_some(selection),
-            },
-            rows: &rows,
-            overhead: &overheads,
-            saturation: sat.as_ref(),
-        })?;
+        j.write(&doc)?;
+    }
+    if let Some(h) = html_out {
+        h.write_str(&crate::report::html::render_sweep(&doc))?;
     }
     Ok(exit::OK)
 }

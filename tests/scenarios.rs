@@ -305,7 +305,7 @@ async fn the_readme_ci_smoke_command_passes_against_the_mock() {
     let mut args = vec!["run".to_string()];
     args.extend(words.into_iter().map(|w| {
         // The job writes its result next to it; here, to a temporary folder.
-        if w.ends_with(".json") {
+        if w.ends_with(".json") || w.ends_with(".html") {
             temp_json(&dir, &w)
         } else {
             w
@@ -318,6 +318,10 @@ async fn the_readme_ci_smoke_command_passes_against_the_mock() {
     assert!(text.contains("### Scenario: smoke"), "{text}");
     assert!(text.contains("5 requests, 0 errors: all"), "{text}");
     assert!(text.contains("### Thresholds"), "{text}");
+    assert!(
+        std::fs::read_to_string(dir.path().join("smoke.html")).is_ok_and(|h| h.contains("<svg")),
+        "the job's HTML report"
+    );
     // The same command fails the job when the service fails.
     args.extend([
         "--mock-args".into(),

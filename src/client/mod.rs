@@ -317,6 +317,7 @@ impl Client {
         let start_us = self.us(start);
         let mut rec = RequestRecord::new(scheduled_us.unwrap_or(start_us).min(start_us), start_us);
         rec.input_tokens = req.prompt_tokens;
+        rec.path = req.path.clone();
         let deadline = tokio::time::sleep(self.timeout);
         tokio::pin!(deadline);
         let timed_out = || {

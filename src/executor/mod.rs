@@ -28,7 +28,7 @@ use crate::record::{Outcome, RequestRecord};
 use crate::workload::{Turn, Workload};
 
 /// One step of a load shape: ramp linearly to `target` over `duration`.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Stage {
     #[serde(with = "crate::plan::duration_secs")]
     pub duration: Duration,
@@ -36,7 +36,7 @@ pub struct Stage {
 }
 
 /// A load shape: stages from a start value.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Stages {
     pub start: f64,
     pub stages: Vec<Stage>,
@@ -106,7 +106,7 @@ impl Stages {
 }
 
 /// The load to apply.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "model", rename_all = "lowercase")]
 pub enum Load {
     /// Virtual users, one request in flight each.
@@ -128,6 +128,14 @@ impl Load {
         match self {
             Load::Closed { vus, .. } => vus.total(),
             Load::Open { rate, .. } => rate.total(),
+        }
+    }
+
+    /// The open model's mean arrival rate over the whole shape.
+    pub fn mean_rate(&self) -> Option<f64> {
+        match self {
+            Load::Open { rate, .. } => Some(rate.integral() / rate.total().as_secs_f64().max(1e-9)),
+            Load::Closed { .. } => None,
         }
     }
 

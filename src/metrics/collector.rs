@@ -74,28 +74,65 @@ pub struct Live {
     pub ttft_p50_ms: Option<f64>,
 }
 
-/// One request, kept whole for statistics over requests (the sweep's
-/// bootstrap intervals) and the raw latencies of its JSON.
+/// One request, kept whole: for statistics over requests (the sweep's
+/// bootstrap intervals), the per-request CSV and the `requests` of a result.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Sample {
-    /// Request sent → end of the body, ms.
-    pub e2e_ms: f64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub ttft_ms: Option<f64>,
+    /// When it was sent, seconds since the start of the load.
+    pub t_s: f64,
+    /// The path it was sent to (`chat/completions`, `/health`).
+    pub endpoint: std::borrow::Cow<'static, str>,
+    /// The stage of the load shape (index into the plan's stages).
+    pub stage: u16,
+    /// The report row it also counts in: `turn 3`, `batch 32`, `endpoint GET /health`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
     /// The HTTP status, when there was an answer.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<u16>,
     pub ok: bool,
+    /// Why it failed; neither ok nor an error: interrupted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<crate::record::ErrorClass>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttft_ms: Option<f64>,
+    /// Request sent → end of the body, ms.
+    pub e2e_ms: f64,
+    /// The open model: scheduled send → end of the body, ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<f64>,
+    pub input_tokens: u32,
+    pub output_tokens: u32,
 }
 
 impl Sample {
-    pub fn of(r: &RequestRecord) -> Self {
+    pub fn of(r: &RequestRecord, open_model: bool) -> Self {
+        let ms = |us: u64| us as f64 / 1000.0;
         Sample {
-            e2e_ms: r.e2e_us() as f64 / 1000.0,
-            ttft_ms: r.ttft_us.map(|t| t as f64 / 1000.0),
+            t_s: r.start_us as f64 / 1e6,
+            endpoint: r.path.clone(),
+            stage: r.stage,
+            group: r
+                .group
+                .as_ref()
+                .map(|g| format!("{} {}", g.kind(), g.label())),
             status: r.status,
             ok: r.is_ok(),
+            error: match r.outcome {
+                crate::record::Outcome::Error(c) => Some(c),
+                _ => None,
+            },
+            ttft_ms: r.ttft_us.map(ms),
+            e2e_ms: ms(r.e2e_us()),
+            latency_ms: open_model.then(|| ms(r.latency_us())),
+            input_tokens: r.input_tokens,
+            output_tokens: r.output_tokens,
         }
+    }
+
+    /// Neither ok nor failed: cancelled at the end or by Ctrl-C.
+    pub fn interrupted(&self) -> bool {
+        !self.ok && self.error.is_none()
     }
 }
 
@@ -202,8 +239,8 @@ impl Collector {
                 match self.rx.try_recv() {
                     Ok(r) => {
                         let good = r.is_ok() && self.slos.iter().all(|s| s.met(&r));
-                        if self.keep_samples && r.outcome != crate::record::Outcome::Interrupted {
-                            samples.push(Sample::of(&r));
+                        if self.keep_samples {
+                            samples.push(Sample::of(&r, self.open_model));
                         }
                         total.add_judged(&r, self.open_model, good);
                         if let Some(g) = &r.group {

@@ -6,6 +6,7 @@
 //! results of several processes be combined.
 
 mod collector;
+pub mod counts;
 
 pub use collector::{Collected, Collector, Gauges, Live, Sample, WindowSummary};
 

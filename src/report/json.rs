@@ -31,6 +31,14 @@ impl JsonOutput {
         })
     }
 
+    /// Write `text` as the file's whole content.
+    pub fn write_str(self, text: &str) -> anyhow::Result<()> {
+        let mut w = BufWriter::new(self.file);
+        w.write_all(text.as_bytes())
+            .and_then(|_| w.flush())
+            .with_context(|| format!("writing {}", self.path.display()))
+    }
+
     pub fn write<T: serde::Serialize>(self, result: &T) -> anyhow::Result<()> {
         let mut w = BufWriter::new(self.file);
         serde_json::to_writer_pretty(&mut w, result)

@@ -1,11 +1,41 @@
 //! Outputs at the end of a run, read from the result model only.
 //!
-//! One file per format: `markdown.rs` (the tables on stdout) and `json.rs`
-//! (the `periscope.result/v1` document).
+//! One file per format: `markdown.rs` (the tables on stdout), `json.rs` (the
+//! `periscope.result/v1` document), `html.rs` (the self-contained report),
+//! `csv.rs` (per-request and summary rows). `read.rs` reads results back for
+//! `report`, `compare` (`compare.rs`) and `merge` (`merge.rs`).
 
+pub mod compare;
+pub mod csv;
+pub mod html;
 pub mod json;
 pub mod markdown;
+pub mod merge;
+pub mod read;
 pub mod result;
 pub mod scenario;
 
 pub use result::RunResult;
+
+/// Append `markdown` to the GitHub job summary when `GITHUB_STEP_SUMMARY`
+/// names one; a failure is a warning, never the run's failure.
+pub fn append_step_summary(markdown: &str) {
+    let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) else {
+        return;
+    };
+    let res = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .and_then(|mut f| {
+            use std::io::Write as _;
+            f.write_all(markdown.as_bytes())?;
+            f.write_all(b"\n")
+        });
+    if let Err(e) = res {
+        eprintln!(
+            "warning: cannot append to GITHUB_STEP_SUMMARY ({}): {e}",
+            std::path::Path::new(&path).display()
+        );
+    }
+}

@@ -6,12 +6,11 @@
 
 use std::collections::BTreeMap;
 
-use base64::Engine as _;
-use hdrhistogram::serialization::{Serializer as _, V2DeflateSerializer};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::executor::ExecReport;
-use crate::metrics::{Aggregate, LatencyStats, WindowSummary};
+use crate::metrics::counts::{encode_histograms, Counts};
+use crate::metrics::{Aggregate, LatencyStats, Sample, WindowSummary};
 use crate::plan::PlanView;
 use crate::record::Group;
 use crate::slo::ThresholdResult;
@@ -22,12 +21,12 @@ use super::scenario::{analyze, Facts, ScenarioReport};
 pub const SCHEMA: &str = "periscope.result/v1";
 
 /// One run's result.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunResult {
     /// Always `periscope.result/v1`.
-    pub schema: &'static str,
+    pub schema: String,
     /// The periscope version that wrote it.
-    pub periscope_version: &'static str,
+    pub periscope_version: String,
     /// A random id shared by every output of this run.
     pub run_id: String,
     /// When the load started (RFC 3339, UTC).
@@ -62,17 +61,81 @@ pub struct RunResult {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub aborted: Option<Aborted>,
     /// Rows by turn, batch size or endpoint, when the workload has them.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub groups: Vec<GroupRow>,
     /// One row per stage of the load shape, when it has more than one.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub stages: Vec<StageRow>,
     /// The scenario's figure.
     pub scenario: ScenarioReport,
+    /// One row per request, when the run kept them (`--csv`, `--keep-requests`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub requests: Vec<Sample>,
+    /// The run ids this result was merged from (`periscope merge`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub merged_from: Vec<String>,
+    /// The exact sums behind every figure, so that results merge exactly.
+    pub raw: Raw,
+}
+
+/// What `merge` adds up and `compare` reads: the aggregates themselves.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Raw {
+    /// The whole run (its histograms are the result's `histograms`).
+    pub total: Counts,
+    /// By turn, batch size or endpoint, as in `groups`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<RawGroup>,
+    /// By stage of the load shape (index into the plan's stages).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub stages: BTreeMap<u16, Counts>,
+    /// What the executor did.
+    pub exec: ExecFacts,
+}
+
+/// A group's aggregate.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RawGroup {
+    pub kind: String,
+    pub label: String,
+    #[serde(flatten)]
+    pub counts: Counts,
+}
+
+/// The executor's report, as the result keeps it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ExecFacts {
+    pub planned: u64,
+    pub dispatched: u64,
+    pub load_elapsed_s: f64,
+    pub cancelled_in_flight: bool,
+}
+
+impl From<&ExecReport> for ExecFacts {
+    fn from(e: &ExecReport) -> Self {
+        ExecFacts {
+            planned: e.planned,
+            dispatched: e.dispatched,
+            load_elapsed_s: e.load_elapsed.as_secs_f64(),
+            cancelled_in_flight: e.cancelled_in_flight,
+        }
+    }
+}
+
+impl From<&ExecFacts> for ExecReport {
+    fn from(e: &ExecFacts) -> Self {
+        ExecReport {
+            planned: e.planned,
+            dispatched: e.dispatched,
+            load_elapsed: std::time::Duration::try_from_secs_f64(e.load_elapsed_s)
+                .unwrap_or_default(),
+            cancelled_in_flight: e.cancelled_in_flight,
+        }
+    }
 }
 
 /// Where `--abort-on-fail` stopped the load.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Aborted {
     pub threshold: String,
     /// Seconds into the load.
@@ -80,7 +143,7 @@ pub struct Aborted {
 }
 
 /// A slice of the run: a turn, a batch size, an endpoint.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct GroupRow {
     /// `turn`, `batch` or `endpoint`.
     pub kind: String,
@@ -102,7 +165,7 @@ pub struct GroupRow {
 }
 
 /// One stage of the load shape.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StageRow {
     /// Index into the plan's stages.
     pub stage: u16,
@@ -127,12 +190,12 @@ pub struct StageRow {
     /// Stress: whether this step met every threshold, and those it failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pass: Option<bool>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub failed: Vec<String>,
 }
 
 /// Totals and rates of a run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Summary {
     /// Requests finished (ok + errors + interrupted).
     pub requests: u64,
@@ -183,7 +246,7 @@ pub struct Summary {
 }
 
 /// A count of failed requests.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ErrorRow {
     /// `http_4xx`, `http_429`, `http_5xx`, `timeout`, `connect`, `stream_cut`, `bad_body`, `stream_error`.
     pub class: String,
@@ -195,7 +258,7 @@ pub struct ErrorRow {
 }
 
 /// Whether the generator kept the open model's schedule.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ScheduleCheck {
     /// Arrivals per second the plan asked for, on average.
     pub requested_rate: f64,
@@ -210,7 +273,7 @@ pub struct ScheduleCheck {
 }
 
 /// CPU and memory of the periscope process.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct GeneratorUsage {
     /// User + system CPU seconds of the process.
     pub cpu_seconds: f64,
@@ -242,15 +305,6 @@ pub fn generator_usage(includes_mock: bool) -> GeneratorUsage {
     }
 }
 
-/// Serialize a histogram in HdrHistogram's standard V2 deflate form, base64.
-pub fn encode_histogram(h: &hdrhistogram::Histogram<u64>) -> String {
-    let mut buf = Vec::new();
-    V2DeflateSerializer::new()
-        .serialize(h, &mut buf)
-        .expect("serializing to memory cannot fail");
-    base64::engine::general_purpose::STANDARD.encode(buf)
-}
-
 /// Everything `RunResult::build` needs.
 pub struct Inputs<'a> {
     pub plan: PlanView,
@@ -269,6 +323,12 @@ pub struct Inputs<'a> {
     pub by_stage: &'a BTreeMap<u16, Aggregate>,
     pub stages: &'a crate::executor::Stages,
     pub aborted: Option<(String, u64)>,
+    /// The generator's CPU and memory ([`generator_usage`] for a live run).
+    pub generator: GeneratorUsage,
+    /// Every request, when the run kept them.
+    pub requests: Vec<Sample>,
+    /// The run ids a merged result came from.
+    pub merged_from: Vec<String>,
 }
 
 fn group_row(g: &Group, a: &Aggregate) -> GroupRow {
@@ -342,15 +402,13 @@ impl RunResult {
     pub fn build(i: Inputs<'_>) -> Self {
         let t = i.total;
         let dur = i.duration_s.max(1e-9);
-        let mut latency = BTreeMap::new();
-        let mut histograms = BTreeMap::new();
-        for (name, h) in &t.hist {
-            if h.is_empty() {
-                continue;
-            }
-            latency.insert(name.to_string(), LatencyStats::of(h));
-            histograms.insert(name.to_string(), encode_histogram(h));
-        }
+        let latency = t
+            .hist
+            .iter()
+            .filter(|(_, h)| !h.is_empty())
+            .map(|(name, h)| (name.to_string(), LatencyStats::of(h)))
+            .collect();
+        let histograms = encode_histograms(t);
         let errors = t
             .errors_by
             .iter()
@@ -446,9 +504,29 @@ impl RunResult {
             includes_mock: i.includes_mock,
             open: i.plan.load.is_open(),
         });
+        let raw = Raw {
+            total: t.to_counts(false),
+            groups: i
+                .by_group
+                .iter()
+                .map(|(g, a)| RawGroup {
+                    kind: g.kind().to_string(),
+                    label: g.label(),
+                    counts: a.to_counts(true),
+                })
+                .collect(),
+            stages: i
+                .by_stage
+                .iter()
+                .map(|(k, a)| (*k, a.to_counts(true)))
+                .collect(),
+            exec: ExecFacts::from(i.exec),
+        };
+        let mut requests = i.requests;
+        requests.sort_by(|a, b| a.t_s.total_cmp(&b.t_s));
         RunResult {
-            schema: SCHEMA,
-            periscope_version: env!("CARGO_PKG_VERSION"),
+            schema: SCHEMA.to_string(),
+            periscope_version: env!("CARGO_PKG_VERSION").to_string(),
             run_id: i.run_id,
             started_at: humantime::format_rfc3339_millis(i.started_at).to_string(),
             duration_s: (i.duration_s * 1000.0).round() / 1000.0,
@@ -481,7 +559,7 @@ impl RunResult {
             schedule,
             series: i.windows,
             histograms,
-            generator: generator_usage(i.includes_mock),
+            generator: i.generator,
             warnings,
             interrupted_by_user: i.interrupted_by_user,
             thresholds: stage_verdicts
@@ -492,6 +570,9 @@ impl RunResult {
             groups: i.by_group.iter().map(|(g, a)| group_row(g, a)).collect(),
             stages,
             scenario,
+            requests,
+            merged_from: i.merged_from,
+            raw,
         }
     }
 }

@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::result::StageRow;
 use crate::executor::Stages;
@@ -24,7 +24,7 @@ const RECOVERY_WINDOWS: usize = 3;
 const SATURATION_GAIN: f64 = 0.10;
 
 /// The scenario's figure, for the report and the JSON result.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ScenarioReport {
     pub name: String,
     pub kind: Kind,
@@ -34,7 +34,7 @@ pub struct ScenarioReport {
     /// streaming, else `e2e`).
     pub metric: String,
     /// Spike and recovery: one row per phase; soak: the first and last tenth.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub phases: Vec<PhaseRow>,
     /// Stress: the highest step that met the thresholds, and the first that did not.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -46,7 +46,7 @@ pub struct ScenarioReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recovery_s: Option<f64>,
     /// Soak: p95 change from the first to the last tenth, in %.
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub p95_drift_pct: BTreeMap<String, f64>,
     /// Soak: the generator's resident memory in the first and last tenth.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -60,7 +60,7 @@ pub struct ScenarioReport {
 }
 
 /// A step of a staged load, by its stage row.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Step {
     /// Index into the plan's stages.
     pub stage: u16,
@@ -69,12 +69,12 @@ pub struct Step {
     pub ok_rps: f64,
     pub p95_ms: f64,
     /// Thresholds this step failed (stress).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub failed: Vec<String>,
 }
 
 /// A named part of the run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PhaseRow {
     pub phase: String,
     /// The highest VUs or req/s in the phase.
@@ -91,7 +91,7 @@ pub struct PhaseRow {
 }
 
 /// The generator's memory over a soak.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MemoryGrowth {
     /// Mean resident memory over the first and the last tenth, MiB.
     pub first_mib: f64,

@@ -11,7 +11,7 @@ use crate::client::{Expect, Prepared};
 use crate::record::Group;
 
 /// One endpoint and its share of the requests.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Endpoint {
     pub method: String,
     /// From the origin's root (`/health`), or under the API base (`models`).

@@ -94,6 +94,7 @@ pub fn periscope(args: &[&str]) -> Output {
         .env_remove("VUS")
         .env_remove("DURATION")
         .env_remove("MAX_TOKENS")
+        .env_remove("GITHUB_STEP_SUMMARY")
         .output()
         .expect("run periscope")
 }
@@ -283,4 +284,46 @@ impl Drop for Nginx {
             let _ = Command::new("kill").arg(pid.trim()).status();
         }
     }
+}
+
+/// Debian's chromium, for checking the HTML report as a person sees it.
+/// None (with a note) when it is not installed, unless CI=true, where a
+/// missing browser fails the test.
+pub fn chromium() -> Option<&'static str> {
+    let found = Command::new("chromium")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if found {
+        return Some("chromium");
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("chromium is not installed (scripts/test-env.sh installs it): CI=true makes it a failure");
+    }
+    eprintln!("note: chromium is not installed; skipping the browser check");
+    None
+}
+
+/// Run headless chromium on `page` with `args`; returns (stdout, stderr).
+pub fn chromium_run(page: &std::path::Path, args: &[&str]) -> (String, String) {
+    let profile = tempfile::tempdir().unwrap();
+    let out = Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--hide-scrollbars",
+            "--enable-logging=stderr",
+            "--v=0",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .args(args)
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .expect("run chromium");
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }

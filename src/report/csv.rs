@@ -1,0 +1,209 @@
+//! CSV for spreadsheets and pandas: one row per request, and the summary in
+//! long form (`scope,metric,value`: one figure per row, so any scope — the
+//! run, a stage, a turn — pivots the same way).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+
+use super::RunResult;
+use crate::error::Error;
+use crate::metrics::LatencyStats;
+
+/// `run.csv` → `run-summary.csv`.
+pub fn summary_path(path: &Path) -> PathBuf {
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "periscope".into());
+    path.with_file_name(format!("{stem}-summary.csv"))
+}
+
+const REQUEST_HEADER: &[&str] = &[
+    "run_id",
+    "timestamp",
+    "t_s",
+    "endpoint",
+    "stage",
+    "group",
+    "status",
+    "ok",
+    "error_class",
+    "ttft_ms",
+    "e2e_ms",
+    "tpot_ms",
+    "latency_ms",
+    "input_tokens",
+    "output_tokens",
+];
+
+fn opt(x: Option<f64>) -> String {
+    x.map(|v| v.to_string()).unwrap_or_default()
+}
+
+/// Write the per-request CSV of `r` (which must have kept its requests).
+pub fn write_requests(r: &RunResult, path: &Path) -> anyhow::Result<()> {
+    let start = humantime::parse_rfc3339_weak(&r.started_at)
+        .with_context(|| format!("started_at '{}'", r.started_at))?;
+    let mut w =
+        csv::Writer::from_path(path).with_context(|| format!("writing {}", path.display()))?;
+    w.write_record(REQUEST_HEADER)?;
+    for s in &r.requests {
+        let at = start + std::time::Duration::from_secs_f64(s.t_s.max(0.0));
+        let tpot = match (s.ttft_ms, s.output_tokens) {
+            (Some(t), n) if n >= 2 && s.ok => Some((s.e2e_ms - t) / (n - 1) as f64),
+            _ => None,
+        };
+        w.write_record([
+            r.run_id.clone(),
+            humantime::format_rfc3339_micros(at).to_string(),
+            s.t_s.to_string(),
+            s.endpoint.to_string(),
+            s.stage.to_string(),
+            s.group.clone().unwrap_or_default(),
+            s.status.map(|c| c.to_string()).unwrap_or_default(),
+            s.ok.to_string(),
+            match s.error {
+                Some(c) => c.as_str().to_string(),
+                None if s.interrupted() => "interrupted".to_string(),
+                None => String::new(),
+            },
+            opt(s.ttft_ms),
+            s.e2e_ms.to_string(),
+            opt(tpot),
+            opt(s.latency_ms),
+            s.input_tokens.to_string(),
+            s.output_tokens.to_string(),
+        ])?;
+    }
+    w.flush()
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+/// The summary rows: (scope, metric, value).
+pub fn summary_rows(r: &RunResult) -> Vec<(String, String, f64)> {
+    let mut rows = Vec::new();
+    let mut push = |scope: &str, metric: &str, v: f64| {
+        rows.push((scope.to_string(), metric.to_string(), v));
+    };
+    let s = &r.summary;
+    let total = "total";
+    for (k, v) in [
+        ("requests", s.requests as f64),
+        ("ok", s.ok as f64),
+        ("errors", s.errors as f64),
+        ("interrupted", s.interrupted as f64),
+        ("error_rate", s.error_rate),
+        ("ok_rps", s.ok_rps),
+        ("tokens_per_s", s.tokens_per_s),
+        ("input_tokens", s.input_tokens as f64),
+        ("output_tokens", s.output_tokens as f64),
+        ("duration_s", r.duration_s),
+    ] {
+        push(total, k, v);
+    }
+    for (k, v) in [
+        ("goodput", s.goodput),
+        ("goodput_ratio", s.goodput_ratio),
+        ("prefill_rate", s.prefill_rate),
+        ("decode_rate", s.decode_rate),
+        ("texts_per_s", s.texts_per_s),
+    ] {
+        if let Some(v) = v {
+            push(total, k, v);
+        }
+    }
+    let mut latency = |scope: &str, name: &str, l: &LatencyStats| {
+        if l.count == 0 {
+            return;
+        }
+        for (stat, v) in [
+            ("count", l.count as f64),
+            ("mean", l.mean),
+            ("min", l.min),
+            ("p50", l.p50),
+            ("p90", l.p90),
+            ("p95", l.p95),
+            ("p99", l.p99),
+            ("max", l.max),
+        ] {
+            rows.push((scope.to_string(), format!("{name}.{stat}"), v));
+        }
+    };
+    for (name, l) in &r.latency {
+        latency(total, name, l);
+    }
+    for st in &r.stages {
+        let scope = format!("stage {}", st.stage);
+        latency(&scope, "ttft", &st.ttft);
+        latency(&scope, "e2e", &st.e2e);
+    }
+    for g in &r.groups {
+        let scope = format!("{} {}", g.kind, g.label);
+        latency(&scope, "ttft", &g.ttft);
+        latency(&scope, "e2e", &g.e2e);
+    }
+    for st in &r.stages {
+        let scope = format!("stage {}", st.stage);
+        for (k, v) in [
+            ("target", st.target),
+            ("requests", st.requests as f64),
+            ("ok", st.ok as f64),
+            ("errors", st.errors as f64),
+            ("error_rate", st.error_rate),
+            ("ok_rps", st.ok_rps),
+            ("tokens_per_s", st.tokens_per_s),
+        ] {
+            rows.push((scope.clone(), k.to_string(), v));
+        }
+    }
+    for g in &r.groups {
+        let scope = format!("{} {}", g.kind, g.label);
+        for (k, v) in [
+            ("requests", Some(g.requests as f64)),
+            ("ok", Some(g.ok as f64)),
+            ("errors", Some(g.errors as f64)),
+            ("input_tokens_mean", Some(g.input_tokens_mean)),
+            ("per_text_ms", g.per_text_ms),
+            ("texts_per_s", g.texts_per_s),
+        ] {
+            if let Some(v) = v {
+                rows.push((scope.clone(), k.to_string(), v));
+            }
+        }
+    }
+    for e in &r.errors {
+        let metric = match e.status {
+            Some(code) => format!("errors.{}.{code}", e.class),
+            None => format!("errors.{}", e.class),
+        };
+        rows.push(("total".into(), metric, e.count as f64));
+    }
+    rows
+}
+
+/// Write the summary CSV of `r`.
+pub fn write_summary(r: &RunResult, path: &Path) -> anyhow::Result<()> {
+    let mut w =
+        csv::Writer::from_path(path).with_context(|| format!("writing {}", path.display()))?;
+    w.write_record(["run_id", "scope", "metric", "value"])?;
+    for (scope, metric, v) in summary_rows(r) {
+        w.write_record([r.run_id.as_str(), &scope, &metric, &v.to_string()])?;
+    }
+    w.flush()
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+/// `--csv PATH`: the requests to PATH, the summary beside it. A result
+/// without its requests is refused before anything is written.
+pub fn write(r: &RunResult, path: &Path, source: Option<&Path>) -> Result<(), Error> {
+    if r.requests.is_empty() && r.summary.requests > 0 {
+        return Err(Error::Usage(format!(
+            "{}: the result has no per-request rows; run it with --keep-requests (or --csv) to keep them",
+            source.map_or("--csv".to_string(), |p| p.display().to_string())
+        )));
+    }
+    write_requests(r, path)?;
+    write_summary(r, &summary_path(path))?;
+    Ok(())
+}

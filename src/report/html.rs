@@ -1,0 +1,738 @@
+//! The HTML report: one self-contained file that needs no network to view.
+//!
+//! Charts are inline SVG drawn by plotters (no script at all); the tables are
+//! the Markdown report rendered by pulldown-cmark, so the page and stdout
+//! never disagree. A Content-Security-Policy forbids every fetch, so even a
+//! mistake here cannot make the page load something. The layout is one
+//! column that scales down to a phone, and prints without cutting a chart.
+
+use std::fmt::Write as _;
+
+use hdrhistogram::Histogram;
+use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use super::result::RunResult;
+use crate::metrics::counts::decode_histogram;
+use crate::metrics::WindowSummary;
+use crate::plan::describe_load;
+use crate::sweep::{Level, SweepResult};
+
+const W: u32 = 640;
+const H: u32 = 330;
+
+/// Line colours, distinguishable in print and for most colour vision.
+const PALETTE: &[RGBColor] = &[
+    RGBColor(0x1f, 0x77, 0xb4),
+    RGBColor(0xd6, 0x27, 0x28),
+    RGBColor(0x2c, 0xa0, 0x2c),
+    RGBColor(0xff, 0x7f, 0x0e),
+    RGBColor(0x94, 0x67, 0xbd),
+    RGBColor(0x8c, 0x56, 0x4b),
+];
+
+/// Escape text for HTML.
+pub fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// One line of a chart.
+struct Line {
+    name: String,
+    points: Vec<(f64, f64)>,
+    /// Draw a marker at each point (few points: levels, turns).
+    markers: bool,
+}
+
+impl Line {
+    fn new(name: impl Into<String>, points: Vec<(f64, f64)>) -> Self {
+        Line {
+            name: name.into(),
+            points: points
+                .into_iter()
+                .filter(|(x, y)| x.is_finite() && y.is_finite())
+                .collect(),
+            markers: false,
+        }
+    }
+
+    fn marked(mut self) -> Self {
+        self.markers = true;
+        self
+    }
+}
+
+/// A chart to draw.
+struct Chart {
+    id: String,
+    title: String,
+    x_desc: String,
+    y_desc: String,
+    lines: Vec<Line>,
+    /// The x axis is a percentile on a log scale of 1/(1−q).
+    percentile_x: bool,
+}
+
+impl Chart {
+    fn new(id: &str, title: &str, x_desc: &str, y_desc: &str) -> Self {
+        Chart {
+            id: id.to_string(),
+            title: title.to_string(),
+            x_desc: x_desc.to_string(),
+            y_desc: y_desc.to_string(),
+            lines: Vec::new(),
+            percentile_x: false,
+        }
+    }
+
+    fn line(mut self, l: Line) -> Self {
+        if !l.points.is_empty() {
+            self.lines.push(l);
+        }
+        self
+    }
+
+    fn has_data(&self) -> bool {
+        self.lines.iter().any(|l| !l.points.is_empty())
+    }
+}
+
+fn bounds(lines: &[Line]) -> ((f64, f64), f64) {
+    let pts = lines.iter().flat_map(|l| l.points.iter());
+    let (mut x0, mut x1, mut y1) = (f64::INFINITY, f64::NEG_INFINITY, 0.0f64);
+    for &(x, y) in pts {
+        x0 = x0.min(x);
+        x1 = x1.max(x);
+        y1 = y1.max(y);
+    }
+    if x1 <= x0 {
+        x1 = x0 + 1.0;
+    }
+    if y1 <= 0.0 {
+        y1 = 1.0;
+    }
+    ((x0, x1), y1 * 1.08)
+}
+
+fn percentile_label(x: &f64) -> String {
+    let q = 1.0 - 1.0 / x.max(1.0);
+    let p = q * 100.0;
+    if p < 99.0 {
+        format!("{p:.0}%")
+    } else {
+        let digits = (-(1.0 - q).log10()).round() as usize;
+        format!("{p:.*}%", digits.saturating_sub(2))
+    }
+}
+
+fn draw<X>(area: &DrawingArea<SVGBackend, Shift>, c: &Chart, x: X, y1: f64) -> Result<(), String>
+where
+    X: AsRangedCoord<Value = f64>,
+    X::CoordDescType: ValueFormatter<f64>,
+{
+    let e = |e: DrawingAreaErrorKind<_>| e.to_string();
+    area.fill(&WHITE).map_err(e)?;
+    let mut chart = ChartBuilder::on(area)
+        .margin(12)
+        .x_label_area_size(46)
+        .y_label_area_size(70)
+        .build_cartesian_2d(x, 0f64..y1)
+        .map_err(e)?;
+    let mut mesh = chart.configure_mesh();
+    mesh.x_desc(c.x_desc.as_str())
+        .y_desc(c.y_desc.as_str())
+        .label_style(("sans-serif", 15))
+        .axis_desc_style(("sans-serif", 16))
+        .light_line_style(RGBColor(0xee, 0xee, 0xee))
+        .bold_line_style(RGBColor(0xd8, 0xd8, 0xd8));
+    if c.percentile_x {
+        mesh.x_label_formatter(&percentile_label);
+    }
+    mesh.draw().map_err(e)?;
+    for (i, l) in c.lines.iter().enumerate() {
+        let color = PALETTE[i % PALETTE.len()];
+        chart
+            .draw_series(LineSeries::new(
+                l.points.iter().copied(),
+                color.stroke_width(2),
+            ))
+            .map_err(e)?
+            .label(l.name.as_str())
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(3))
+            });
+        if l.markers {
+            chart
+                .draw_series(
+                    l.points
+                        .iter()
+                        .map(|&(x, y)| Circle::new((x, y), 4, color.filled())),
+                )
+                .map_err(e)?;
+        }
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .label_font(("sans-serif", 15))
+        .background_style(WHITE.mix(0.85))
+        .border_style(RGBColor(0xbb, 0xbb, 0xbb))
+        .draw()
+        .map_err(e)?;
+    area.present().map_err(e)
+}
+
+/// The chart as an inline `<figure>`, or nothing when it has no data.
+fn render_chart(c: &Chart) -> String {
+    if !c.has_data() {
+        return String::new();
+    }
+    let ((x0, x1), y1) = bounds(&c.lines);
+    let mut svg = String::new();
+    let drawn = {
+        let area = SVGBackend::with_string(&mut svg, (W, H)).into_drawing_area();
+        if c.percentile_x {
+            draw(&area, c, (1f64..x1.max(10.0)).log_scale(), y1)
+        } else {
+            draw(&area, c, x0..x1, y1)
+        }
+    };
+    if let Err(e) = drawn {
+        return format!(
+            "<figure class=\"chart\" id=\"chart-{}\"><figcaption>{}</figcaption><p>chart not drawn: {}</p></figure>\n",
+            esc(&c.id),
+            esc(&c.title),
+            esc(&e)
+        );
+    }
+    // A viewBox and no fixed size: the chart scales with the page.
+    let svg = svg.replacen(
+        &format!("<svg width=\"{W}\" height=\"{H}\" "),
+        &format!("<svg role=\"img\" aria-label=\"{}\" ", esc(&c.title)),
+        1,
+    );
+    format!(
+        "<figure class=\"chart\" id=\"chart-{}\" data-lines=\"{}\">\n<figcaption>{}</figcaption>\n{svg}</figure>\n",
+        esc(&c.id),
+        c.lines.len(),
+        esc(&c.title)
+    )
+}
+
+fn series_of(ws: &[WindowSummary], f: impl Fn(&WindowSummary) -> Option<f64>) -> Vec<(f64, f64)> {
+    ws.iter()
+        .filter_map(|w| f(w).map(|v| (w.t as f64, v)))
+        .collect()
+}
+
+type Pick = fn(&WindowSummary) -> Option<f64>;
+
+/// The ttft, itl, tpot and e2e percentiles of each window.
+const PERCENTILES_OVER_TIME: &[(&str, &str, [Pick; 3])] = &[
+    (
+        "ttft",
+        "Time to first token over time",
+        [|w| w.ttft_p50, |w| w.ttft_p95, |w| w.ttft_p99],
+    ),
+    (
+        "itl",
+        "Inter-token latency over time",
+        [|w| w.itl_p50, |w| w.itl_p95, |w| w.itl_p99],
+    ),
+    (
+        "tpot",
+        "Time per output token over time",
+        [|w| w.tpot_p50, |w| w.tpot_p95, |w| w.tpot_p99],
+    ),
+    (
+        "e2e",
+        "End-to-end latency over time",
+        [|w| w.e2e_p50, |w| w.e2e_p95, |w| w.e2e_p99],
+    ),
+];
+
+/// An HDR percentile curve: latency by percentile, the x axis 1/(1−q).
+fn percentile_curve(h: &Histogram<u64>) -> Vec<(f64, f64)> {
+    let n = h.len() as f64;
+    let cap = 10f64.powf(n.log10().ceil().max(1.0));
+    let mut pts: Vec<(f64, f64)> = h
+        .iter_quantiles(5)
+        .map(|v| {
+            let q = v.quantile_iterated_to();
+            let x = if q >= 1.0 {
+                cap
+            } else {
+                (1.0 / (1.0 - q)).min(cap)
+            };
+            (x, v.value_iterated_to() as f64 / 1000.0)
+        })
+        .collect();
+    pts.dedup_by(|a, b| a.0 == b.0);
+    pts
+}
+
+fn run_charts(r: &RunResult) -> Vec<Chart> {
+    let ws = &r.series;
+    let mut charts = vec![
+        Chart::new("rps", "Requests per second", "seconds", "requests/s")
+            .line(Line::new("ok", series_of(ws, |w| Some(w.ok as f64))))
+            .line(Line::new(
+                "errors",
+                series_of(ws, |w| Some(w.errors as f64)),
+            )),
+        Chart::new(
+            "vus",
+            if r.plan.load.is_open() {
+                "Requests in flight"
+            } else {
+                "Active VUs and requests in flight"
+            },
+            "seconds",
+            "count",
+        )
+        .line(Line::new(
+            "active VUs",
+            if r.plan.load.is_open() {
+                Vec::new()
+            } else {
+                series_of(ws, |w| Some(w.active_vus as f64))
+            },
+        ))
+        .line(Line::new(
+            "in flight",
+            series_of(ws, |w| Some(w.in_flight as f64)),
+        )),
+    ];
+    for (metric, title, picks) in PERCENTILES_OVER_TIME {
+        let mut c = Chart::new(&format!("latency-{metric}"), title, "seconds", "ms");
+        for (name, pick) in ["p50", "p95", "p99"].iter().zip(picks) {
+            c = c.line(Line::new(*name, series_of(ws, pick)));
+        }
+        charts.push(c);
+    }
+    for metric in ["ttft", "e2e"] {
+        if let Some(h) = r
+            .histograms
+            .get(metric)
+            .and_then(|s| decode_histogram(s).ok())
+        {
+            let mut c = Chart::new(
+                &format!("dist-{metric}"),
+                &format!("{metric} distribution (HDR percentiles)"),
+                "percentile",
+                "ms",
+            )
+            .line(Line::new(metric, percentile_curve(&h)));
+            c.percentile_x = true;
+            charts.push(c);
+        }
+    }
+    if r.summary.output_tokens > 0 || r.summary.input_tokens > 0 {
+        charts.push(
+            Chart::new("tokens", "Tokens per second", "seconds", "tokens/s")
+                .line(Line::new(
+                    "output",
+                    series_of(ws, |w| Some(w.output_tokens as f64)),
+                ))
+                .line(Line::new(
+                    "input",
+                    series_of(ws, |w| Some(w.input_tokens as f64)),
+                )),
+        );
+    }
+    let groups = |kind: &str| -> Vec<&super::result::GroupRow> {
+        r.groups.iter().filter(|g| g.kind == kind).collect()
+    };
+    let turns = groups("turn");
+    if !turns.is_empty() {
+        let pts = |f: fn(&super::result::GroupRow) -> f64| -> Vec<(f64, f64)> {
+            turns
+                .iter()
+                .filter(|g| g.ttft.count > 0)
+                .filter_map(|g| g.label.parse::<f64>().ok().map(|t| (t, f(g))))
+                .collect()
+        };
+        charts.push(
+            Chart::new("by-turn", "Time to first token by turn", "turn", "ms")
+                .line(Line::new("ttft p50", pts(|g| g.ttft.p50)).marked())
+                .line(Line::new("ttft p95", pts(|g| g.ttft.p95)).marked()),
+        );
+    }
+    let batches = groups("batch");
+    if !batches.is_empty() {
+        let pts = |f: fn(&super::result::GroupRow) -> Option<f64>| -> Vec<(f64, f64)> {
+            batches
+                .iter()
+                .filter_map(|g| Some((g.label.parse::<f64>().ok()?, f(g)?)))
+                .collect()
+        };
+        charts.push(
+            Chart::new(
+                "by-batch",
+                "Per-text latency by batch size",
+                "batch size (texts per request)",
+                "ms per text",
+            )
+            .line(Line::new("mean e2e / texts", pts(|g| g.per_text_ms)).marked()),
+        );
+    }
+    charts
+}
+
+fn sweep_charts(s: &SweepResult) -> Vec<Chart> {
+    let unit = match s.inputs.levels.first() {
+        Some(Level::Rate(_)) => "rate (req/s)",
+        _ => "concurrency",
+    };
+    let names: Vec<&str> = s.inputs.endpoints.iter().map(|(n, _)| n.as_str()).collect();
+    let by = |name: &str, f: fn(&crate::sweep::Row) -> Option<f64>| -> Vec<(f64, f64)> {
+        s.rows
+            .iter()
+            .filter(|r| r.endpoint == name)
+            .filter_map(|r| f(r).map(|v| (r.level.value(), v)))
+            .collect()
+    };
+    let mut latency = Chart::new("sweep-latency", "Latency by level", unit, "ms");
+    let mut rps = Chart::new(
+        "sweep-rps",
+        "ok requests per second by level",
+        unit,
+        "ok req/s",
+    );
+    for name in &names {
+        latency = latency
+            .line(Line::new(format!("{name} e2e p50"), by(name, |r| Some(r.p50))).marked())
+            .line(Line::new(format!("{name} e2e p95"), by(name, |r| Some(r.p95))).marked())
+            .line(Line::new(format!("{name} ttft p50"), by(name, |r| r.ttft_p50)).marked());
+        rps = rps.line(Line::new(*name, by(name, |r| Some(r.ok_rps))).marked());
+    }
+    let mut charts = vec![latency, rps];
+    if !s.overhead.is_empty() {
+        let pts = |f: fn(&crate::sweep::Overhead) -> f64| -> Vec<(f64, f64)> {
+            s.overhead.iter().map(|o| (o.level.value(), f(o))).collect()
+        };
+        // Overheads can be negative: shift nothing, draw from the lowest.
+        charts.push(
+            Chart::new(
+                "sweep-overhead",
+                "Overhead (proxy − direct) by level, with the 95% interval of Δp50",
+                unit,
+                "ms",
+            )
+            .line(Line::new("Δp50", pts(|o| o.p50)).marked())
+            .line(Line::new("Δp50 CI low", pts(|o| o.p50_ci.0)))
+            .line(Line::new("Δp50 CI high", pts(|o| o.p50_ci.1)))
+            .line(Line::new("Δmean", pts(|o| o.mean)).marked()),
+        );
+    }
+    charts
+}
+
+const CSS: &str = r#"
+:root { color-scheme: light; --fg: #1b1f24; --muted: #57606a; --line: #d0d7de; }
+* { box-sizing: border-box; }
+body { margin: 0; font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: var(--fg); background: #fff; }
+main { max-width: 1100px; margin: 0 auto; padding: 16px; }
+h1 { font-size: 1.5rem; margin: 0.2em 0; }
+h2 { font-size: 1.2rem; border-bottom: 1px solid var(--line); padding-bottom: 4px; margin-top: 1.6em; }
+h3 { font-size: 1.05rem; }
+.sub { color: var(--muted); margin: 0; }
+.scroll { overflow-x: auto; -webkit-overflow-scrolling: touch; }
+table { border-collapse: collapse; margin: 8px 0 16px; font-variant-numeric: tabular-nums; }
+th, td { border: 1px solid var(--line); padding: 4px 8px; text-align: left; vertical-align: top; }
+th { background: #f6f8fa; }
+table.kv th { width: 12em; }
+.charts { display: grid; grid-template-columns: repeat(auto-fit, minmax(420px, 1fr)); gap: 16px; }
+figure.chart { margin: 0; border: 1px solid var(--line); border-radius: 6px; padding: 8px; break-inside: avoid; page-break-inside: avoid; }
+figure.chart figcaption { font-weight: 600; margin-bottom: 4px; }
+figure.chart svg { width: 100%; height: auto; display: block; }
+footer { color: var(--muted); font-size: 0.85rem; margin-top: 2em; }
+@media (max-width: 600px) {
+  main { padding: 8px; }
+  .charts { grid-template-columns: 1fr; }
+  body { font-size: 14px; }
+}
+@media print {
+  main { max-width: none; padding: 0; }
+  .charts { display: block; }
+  figure.chart { margin-bottom: 12px; }
+  .scroll { overflow: visible; }
+  a { color: inherit; text-decoration: none; }
+}
+"#;
+
+/// Markdown (periscope's own report) to HTML. Raw HTML in it is escaped,
+/// except the `<sub>` our notes use: servers' error messages end up in the
+/// tables and must never become markup.
+fn markdown_html(md: &str) -> String {
+    use pulldown_cmark::{html, CowStr, Event, Options, Parser, Tag, TagEnd};
+    let parser = Parser::new_ext(md, Options::ENABLE_TABLES).flat_map(|ev| match ev {
+        Event::Html(s) | Event::InlineHtml(s) => {
+            let t = s.trim();
+            if t == "<sub>" || t == "</sub>" {
+                vec![Event::InlineHtml(s)]
+            } else {
+                vec![Event::Text(s)]
+            }
+        }
+        Event::Start(Tag::Table(a)) => vec![
+            Event::InlineHtml(CowStr::Borrowed("<div class=\"scroll\">")),
+            Event::Start(Tag::Table(a)),
+        ],
+        Event::End(TagEnd::Table) => vec![
+            Event::End(TagEnd::Table),
+            Event::InlineHtml(CowStr::Borrowed("</div>")),
+        ],
+        other => vec![other],
+    });
+    let mut out = String::new();
+    html::push_html(&mut out, parser);
+    out
+}
+
+fn kv_table(rows: &[(&str, String)]) -> String {
+    let mut out = String::from("<div class=\"scroll\"><table class=\"kv\">\n");
+    for (k, v) in rows.iter().filter(|(_, v)| !v.is_empty()) {
+        let _ = writeln!(out, "<tr><th>{}</th><td>{}</td></tr>", esc(k), esc(v));
+    }
+    out.push_str("</table></div>\n");
+    out
+}
+
+fn page(
+    title: &str,
+    subtitle: &str,
+    plan: &str,
+    charts: &[Chart],
+    tables: &str,
+    schema: &str,
+) -> String {
+    let figures: String = charts.iter().map(render_chart).collect();
+    format!(
+        r#"<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src data:">
+<meta name="generator" content="periscope {version}">
+<title>{title}</title>
+<style>{CSS}</style>
+</head>
+<body>
+<main>
+<header>
+<h1>{title}</h1>
+<p class="sub">{subtitle}</p>
+</header>
+<section id="plan">
+<h2>Plan</h2>
+{plan}</section>
+<section id="charts">
+<h2>Charts</h2>
+<div class="charts">
+{figures}</div>
+</section>
+<section id="tables">
+<h2>Tables</h2>
+{tables}</section>
+<footer>Written by periscope {version} from a {schema} document. Latency in ms; histograms are HDR (3 significant digits).</footer>
+</main>
+</body>
+</html>
+"#,
+        version = env!("CARGO_PKG_VERSION"),
+        title = esc(title),
+        subtitle = esc(subtitle),
+    )
+}
+
+/// The HTML report of a run.
+pub fn render(r: &RunResult) -> String {
+    let p = &r.plan;
+    let headers = p
+        .headers
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let tags = p
+        .tags
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let plan = kv_table(&[
+        ("target", format!("{} ({})", p.target, p.target_kind)),
+        ("workload", p.workload.clone()),
+        ("model", p.model.clone()),
+        (
+            "scenario",
+            format!("{} — {}", p.scenario, r.scenario.figure),
+        ),
+        ("load", describe_load(&p.load)),
+        (
+            "requests",
+            format!(
+                "{}, max_tokens {}, timeout {}s",
+                if p.stream {
+                    "streaming"
+                } else {
+                    "not streaming"
+                },
+                p.max_tokens,
+                p.timeout_s
+            ),
+        ),
+        (
+            "API key",
+            if p.token_present {
+                "given (not stored)".into()
+            } else {
+                "none".into()
+            },
+        ),
+        ("headers", headers),
+        ("tags", tags),
+        ("thresholds", p.thresholds.join(", ")),
+        ("SLOs", p.slos.join(", ")),
+        ("mock", p.mock_args.clone().unwrap_or_default()),
+        (
+            "merged from",
+            if r.merged_from.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "{} results: {}",
+                    r.merged_from.len(),
+                    r.merged_from.join(", ")
+                )
+            },
+        ),
+    ]);
+    let title = format!("periscope: {} → {}", p.workload, p.target);
+    let subtitle = format!(
+        "run {} · started {} · {:.1}s · {} requests, {} ok, {} errors",
+        r.run_id, r.started_at, r.duration_s, r.summary.requests, r.summary.ok, r.summary.errors
+    );
+    page(
+        &title,
+        &subtitle,
+        &plan,
+        &run_charts(r),
+        &markdown_html(&super::markdown::render(r)),
+        &r.schema,
+    )
+}
+
+/// The HTML report of a sweep.
+pub fn render_sweep(s: &SweepResult) -> String {
+    let i = &s.inputs;
+    let plan = kv_table(&[
+        (
+            "endpoints",
+            i.endpoints
+                .iter()
+                .map(|(n, u)| format!("{n}: {u}"))
+                .collect::<Vec<_>>()
+                .join(" · "),
+        ),
+        (
+            "levels",
+            i.levels
+                .iter()
+                .map(Level::label)
+                .collect::<Vec<_>>()
+                .join(", "),
+        ),
+        ("requests", format!("{} per endpoint per level", i.requests)),
+        ("model", i.model.clone().unwrap_or_default()),
+        ("streaming", i.stream.to_string()),
+        (
+            "API key",
+            if i.token_present {
+                "given (not stored)".into()
+            } else {
+                "none".into()
+            },
+        ),
+        ("bootstrap", format!("{} resamples", i.bootstrap)),
+    ]);
+    let title = format!(
+        "periscope sweep: {}",
+        i.endpoints
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .collect::<Vec<_>>()
+            .join(" vs ")
+    );
+    page(
+        &title,
+        s.saturation.as_deref().unwrap_or(""),
+        &plan,
+        &sweep_charts(s),
+        &markdown_html(&crate::sweep::render_tables(s)),
+        &s.schema,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn charts_are_inline_svg_that_scales() {
+        let c = Chart::new("t", "A <title>", "x", "y").line(Line::new(
+            "l",
+            (0..10).map(|i| (i as f64, (i * i) as f64)).collect(),
+        ));
+        let html = render_chart(&c);
+        assert!(
+            html.contains("<svg role=\"img\" aria-label=\"A &lt;title&gt;\""),
+            "{html}"
+        );
+        assert!(html.contains("viewBox=\"0 0 640 330\""));
+        assert!(
+            html.contains("<polyline") || html.contains("<path"),
+            "{html}"
+        );
+        assert!(!html.contains("width=\"640\""));
+    }
+
+    #[test]
+    fn a_chart_without_data_is_left_out() {
+        let c = Chart::new("t", "empty", "x", "y").line(Line::new("l", Vec::new()));
+        assert_eq!(render_chart(&c), "");
+    }
+
+    #[test]
+    fn markup_in_the_tables_is_escaped_but_our_notes_are_kept() {
+        let md = "| a |\n|---|\n| <script>x()</script> |\n\n<sub>note</sub>\n";
+        let html = markdown_html(md);
+        assert!(html.contains("&lt;script&gt;"), "{html}");
+        assert!(!html.contains("<script>"));
+        assert!(html.contains("<sub>note</sub>"), "{html}");
+        assert!(html.contains("<div class=\"scroll\"><table>"), "{html}");
+    }
+
+    #[test]
+    fn percentile_labels_read_as_percentiles() {
+        assert_eq!(percentile_label(&1.0), "0%");
+        assert_eq!(percentile_label(&10.0), "90%");
+        assert_eq!(percentile_label(&100.0), "99%");
+        assert_eq!(percentile_label(&1000.0), "99.9%");
+        assert_eq!(percentile_label(&10000.0), "99.99%");
+    }
+}
