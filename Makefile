@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 BIN := target/release/periscope
 
-.PHONY: help build test lint bench bench-mock
+.PHONY: help build test lint bench bench-mock report-demo
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-22s %s\n", $$1, $$2}'
@@ -17,6 +17,9 @@ lint: ## cargo fmt --check and clippy with warnings as errors
 
 test: lint ## The whole suite: lint, then every test (installs what the tests need first)
 	eval "$$(scripts/test-env.sh)" && $(CARGO) test --profile ci --locked
+
+report-demo: build ## A mock run's HTML report (target/report-demo/) and its screenshot docs/report.png
+	scripts/report-demo.sh
 
 bench: build ## periscope vs oha on nginx-served bodies; periscope's RSS with 1000 VUs
 	scripts/bench-generator.sh

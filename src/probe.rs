@@ -333,7 +333,9 @@ pub async fn run(a: ProbeArgs) -> Result<i32> {
         t.abort();
     }
 
-    crate::print_stdout(&render(&results, a.show_prompt, a.preview_chars));
+    let md = render(&results, a.show_prompt, a.preview_chars);
+    crate::print_stdout(&md);
+    crate::report::append_step_summary(&md);
     if let Some(j) = json_out {
         j.write(&json!({
             "schema": "periscope.probe/v1",

@@ -708,7 +708,7 @@ mod tests {
             html.contains("<polyline") || html.contains("<path"),
             "{html}"
         );
-        assert!(!html.contains("width=\"640\""));
+        assert!(!html.contains("<svg width="), "{html}");
     }
 
     #[test]
