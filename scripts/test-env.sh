@@ -12,6 +12,10 @@ cd "$(dirname "$0")/.."
 need nginx nginx-light >&2
 # - Chromium from Debian, headless: the HTML report is opened in it.
 need chromium chromium >&2
+# - InfluxDB 1.x and VictoriaMetrics from Debian, for the live outputs (each
+#   test starts its own on free loopback ports, data in a temporary folder).
+need influxd influxdb >&2
+need victoria-metrics victoria-metrics >&2
 VENV=.venv-test
 if [ ! -x "$VENV/bin/python" ]; then
   python3 -m venv "$VENV" >&2

@@ -277,6 +277,20 @@ pub struct RunArgs {
     /// Tag the run, repeatable: --tag env=staging.
     #[arg(long = "tag", value_name = "K=V", value_parser = parse_tag)]
     pub tags: Vec<(String, String)>,
+    /// Stream live metrics, repeatable: influxdb=http://localhost:8086/periscope
+    /// (InfluxDB 1.x) or influxdb2=http://host:8086?org=O&bucket=B (2.x, 3.x,
+    /// cloud, VictoriaMetrics; token from INFLUX_TOKEN).
+    #[arg(long = "out", value_name = "OUTPUT", value_parser = crate::sink::Output::parse)]
+    pub outs: Vec<crate::sink::Output>,
+    /// InfluxDB 1.x user.
+    #[arg(long, env = "INFLUX_USERNAME")]
+    pub influx_user: Option<String>,
+    /// InfluxDB 1.x password (never printed or stored).
+    #[arg(long, env = "INFLUX_PASSWORD", hide_env_values = true)]
+    pub influx_password: Option<String>,
+    /// Share of requests written as periscope_request points, 0 to 1 (default 1).
+    #[arg(long, value_name = "RATIO")]
+    pub influx_request_sample: Option<f64>,
     /// Print the resolved plan and the planned load, and send nothing.
     #[arg(long)]
     pub dry_run: bool,

@@ -25,6 +25,7 @@ pub mod progress;
 pub mod record;
 pub mod report;
 pub mod scenario;
+pub mod sink;
 pub mod slo;
 pub mod sweep;
 pub mod timer;
@@ -327,9 +328,31 @@ pub async fn execute(plan: &Plan, keep_samples: bool) -> Result<Executed> {
     let (collector, live) = Collector::new(rx, origin, plan.load.is_open(), gauges.clone());
     let soft = CancellationToken::new();
     let hard = CancellationToken::new();
+    let run_id = new_run_id();
+    let feed = (!plan.outputs.is_empty()).then(|| {
+        let mut tags = vec![
+            ("run_id".to_string(), run_id.clone()),
+            ("scenario".to_string(), plan.scenario.clone()),
+            ("workload".to_string(), plan.workload_name().to_string()),
+            (
+                "endpoint".to_string(),
+                plan.endpoint_tag.clone().unwrap_or_else(|| base.clone()),
+            ),
+            ("model".to_string(), plan.workload.model.clone()),
+        ];
+        tags.extend(plan.tags.iter().cloned());
+        sink::Feed::start(
+            &plan.outputs,
+            &plan.sink_credentials,
+            &sink::Tags { pairs: tags },
+            started_at,
+            plan.request_sample,
+        )
+    });
     let collector = collector
         .with_slos(plan.slos.clone())
-        .with_samples(keep_samples || plan.keep_requests);
+        .with_samples(keep_samples || plan.keep_requests)
+        .with_feed(feed);
     let collector = if plan.abort_on_fail {
         collector.with_abort(plan.thresholds.clone(), soft.clone())
     } else {
@@ -352,10 +375,14 @@ pub async fn execute(plan: &Plan, keep_samples: bool) -> Result<Executed> {
     let exec = executor::run(&plan.load, ctx, plan.grace).await;
     let interrupted_by_user = ctrl_c.is_finished() || soft_stopped_by_user(&ctrl_c);
     ctrl_c.abort();
-    let collected = collector
+    let mut collected = collector
         .await
         .map_err(|e| anyhow::anyhow!("the metrics collector failed: {e}"))?;
     let _ = progress.await;
+    let outputs = match collected.feed.take() {
+        Some(f) => f.finish(std::time::Duration::from_secs(10)).await,
+        None => Vec::new(),
+    };
     let duration_s = origin.elapsed().as_secs_f64();
 
     let mut samples = collected.samples;
@@ -369,7 +396,7 @@ pub async fn execute(plan: &Plan, keep_samples: bool) -> Result<Executed> {
         total: &collected.total,
         windows: collected.windows,
         exec: &exec,
-        run_id: new_run_id(),
+        run_id,
         started_at,
         duration_s,
         requested_rate: plan.load.mean_rate(),
@@ -384,6 +411,7 @@ pub async fn execute(plan: &Plan, keep_samples: bool) -> Result<Executed> {
         generator: report::result::generator_usage(mock_server.is_some()),
         requests,
         merged_from: Vec::new(),
+        outputs,
     });
     if let Some(m) = mock_server {
         m.shutdown().await;

@@ -78,6 +78,12 @@ pub struct Plan {
     pub strict_schedule: bool,
     pub preflight: bool,
     pub json: Option<PathBuf>,
+    /// Live outputs, their credentials and the share of requests they get.
+    pub outputs: Vec<crate::sink::Output>,
+    pub sink_credentials: crate::sink::Credentials,
+    pub request_sample: f64,
+    /// The `endpoint` tag of live points (the sweep's endpoint name; else the target).
+    pub endpoint_tag: Option<String>,
     pub html: Option<PathBuf>,
     pub csv: Option<PathBuf>,
     /// Keep one row per request in the result.
@@ -386,6 +392,22 @@ impl Plan {
             strict_schedule: a.strict_schedule,
             preflight: !a.no_preflight && f.preflight != Some(false),
             json: a.json.clone(),
+            outputs: a.outs.clone(),
+            sink_credentials: crate::sink::Credentials {
+                user: a.influx_user.clone(),
+                password: a.influx_password.clone(),
+                token: env_var("INFLUX_TOKEN"),
+            },
+            request_sample: match a.influx_request_sample {
+                Some(x) if !(0.0..=1.0).contains(&x) => {
+                    return Err(usage!(
+                        "--influx-request-sample must be between 0 and 1 (0.1 keeps one request in ten)"
+                    ))
+                }
+                Some(x) => x,
+                None => 1.0,
+            },
+            endpoint_tag: None,
             html: a.html.clone(),
             csv: a.csv.clone(),
             keep_requests: a.keep_requests || a.csv.is_some(),
@@ -457,6 +479,7 @@ impl Plan {
             thresholds: self.thresholds.iter().map(|t| t.expr.clone()).collect(),
             abort_on_fail: self.abort_on_fail,
             slos: self.slos.iter().map(|s| s.expr.clone()).collect(),
+            outputs: self.outputs.iter().map(|o| o.label()).collect(),
         }
     }
 }
@@ -824,6 +847,9 @@ pub struct PlanView {
     pub thresholds: Vec<String>,
     pub abort_on_fail: bool,
     pub slos: Vec<String>,
+    /// Live outputs (`--out`), without credentials.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outputs: Vec<String>,
 }
 
 /// The prompt corpus of a run: what was selected, and how many cases.

@@ -148,6 +148,8 @@ pub struct Collected {
     pub by_stage: BTreeMap<u16, Aggregate>,
     /// `--abort-on-fail` stopped the load: the threshold, and the second.
     pub aborted: Option<(String, u64)>,
+    /// The live outputs, to be finished.
+    pub feed: Option<crate::sink::Feed>,
 }
 
 pub struct Collector {
@@ -160,6 +162,8 @@ pub struct Collector {
     /// `--abort-on-fail`: thresholds checked every second, and what stops the load.
     abort: Option<(Vec<Threshold>, CancellationToken)>,
     keep_samples: bool,
+    /// Live outputs (`--out`).
+    feed: Option<crate::sink::Feed>,
 }
 
 /// A window still open: the same aggregate as the total, per second.
@@ -189,6 +193,7 @@ impl Collector {
                 slos: Vec::new(),
                 abort: None,
                 keep_samples: false,
+                feed: None,
             },
             live_rx,
         )
@@ -197,6 +202,12 @@ impl Collector {
     /// Count requests that meet every one of `slos` as goodput.
     pub fn with_slos(mut self, slos: Vec<Slo>) -> Self {
         self.slos = slos;
+        self
+    }
+
+    /// Stream points to live outputs.
+    pub fn with_feed(mut self, feed: Option<crate::sink::Feed>) -> Self {
+        self.feed = feed;
         self
     }
 
@@ -214,7 +225,7 @@ impl Collector {
         self
     }
 
-    pub async fn run(self) -> Collected {
+    pub async fn run(mut self) -> Collected {
         let mut aborted: Option<(String, u64)> = None;
         let mut total = Aggregate::default();
         let mut by_group: BTreeMap<Group, Aggregate> = BTreeMap::new();
@@ -241,6 +252,9 @@ impl Collector {
                         let good = r.is_ok() && self.slos.iter().all(|s| s.met(&r));
                         if self.keep_samples {
                             samples.push(Sample::of(&r, self.open_model));
+                        }
+                        if let Some(f) = &mut self.feed {
+                            f.request(&r);
                         }
                         total.add_judged(&r, self.open_model, good);
                         if let Some(g) = &r.group {
@@ -274,6 +288,9 @@ impl Collector {
                 let w = open.remove(&(next_close - 1));
                 let summary = self.summarize(next_close - 1, w);
                 self.publish(&total, &summary);
+                if let Some(f) = &mut self.feed {
+                    f.window(&summary);
+                }
                 closed.push(summary);
                 if let (Some((thresholds, stop)), None) = (&self.abort, &aborted) {
                     let elapsed = self.origin.elapsed().as_secs_f64();
@@ -299,6 +316,9 @@ impl Collector {
             let s = self.summarize(next_close - 1, w);
             // The last, partial second is kept only when something happened in it.
             if next_close - 1 < end_sec || s.requests > 0 {
+                if let Some(f) = &mut self.feed {
+                    f.window(&s);
+                }
                 closed.push(s);
             }
             next_close += 1;
@@ -310,6 +330,7 @@ impl Collector {
             by_group,
             by_stage,
             aborted,
+            feed: self.feed.take(),
         }
     }
 

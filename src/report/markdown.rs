@@ -587,6 +587,12 @@ pub fn render(r: &RunResult) -> String {
             ""
         }
     ));
+    for o in &r.outputs {
+        notes.push(format!(
+            "{}: {} points written, {} dropped",
+            o.label, o.written, o.dropped
+        ));
+    }
     let _ = writeln!(out, "### Notes\n");
     for n in notes {
         let _ = writeln!(out, "- {n}");

@@ -300,5 +300,6 @@ pub fn merge(results: &[(PathBuf, RunResult)], force: bool) -> Result<RunResult,
         generator,
         requests,
         merged_from: ids,
+        outputs: Vec::new(),
     }))
 }

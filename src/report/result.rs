@@ -71,6 +71,9 @@ pub struct RunResult {
     /// One row per request, when the run kept them (`--csv`, `--keep-requests`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub requests: Vec<Sample>,
+    /// What each live output (`--out`) wrote and dropped.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outputs: Vec<crate::sink::SinkReport>,
     /// The run ids this result was merged from (`periscope merge`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub merged_from: Vec<String>,
@@ -329,6 +332,8 @@ pub struct Inputs<'a> {
     pub requests: Vec<Sample>,
     /// The run ids a merged result came from.
     pub merged_from: Vec<String>,
+    /// What the live outputs wrote.
+    pub outputs: Vec<crate::sink::SinkReport>,
 }
 
 fn group_row(g: &Group, a: &Aggregate) -> GroupRow {
@@ -488,6 +493,20 @@ impl RunResult {
                 .map(|(k, v)| (k.as_str().to_string(), *v))
                 .collect()
         };
+        for o in &i.outputs {
+            if o.dropped > 0 || o.error.is_some() {
+                warnings.push(format!(
+                    "{}: {} points written, {} dropped{}",
+                    o.label,
+                    o.written,
+                    o.dropped,
+                    o.error
+                        .as_ref()
+                        .map(|e| format!(" (first failure: {e})"))
+                        .unwrap_or_default()
+                ));
+            }
+        }
         let mut stages = stage_rows(i.by_stage, i.stages, &i.plan.phases);
         let (scenario, stage_verdicts) = analyze(Facts {
             name: &i.plan.scenario,
@@ -572,6 +591,7 @@ impl RunResult {
             scenario,
             requests,
             merged_from: i.merged_from,
+            outputs: i.outputs,
             raw,
         }
     }

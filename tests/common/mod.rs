@@ -327,3 +327,132 @@ pub fn chromium_run(page: &std::path::Path, args: &[&str]) -> (String, String) {
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// A free loopback port (bound, then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A server from Debian's packages in its own process, data in a temporary
+/// folder, on free loopback ports; stopped on drop.
+pub struct Server {
+    child: Child,
+    _dir: tempfile::TempDir,
+    pub base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn installed(bin: &str, package: &str) -> bool {
+    if Command::new("sh")
+        .args(["-c", &format!("command -v {bin}")])
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        return true;
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{bin} is not installed (scripts/test-env.sh installs {package}): CI=true makes a missing server a failure");
+    }
+    eprintln!("note: {bin} is not installed; skipping");
+    false
+}
+
+fn wait_ready(url: &str, child: &mut Child) {
+    for _ in 0..100 {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("the server for {url} exited: {status}");
+        }
+        if let Ok(r) = plain_http::blocking_get(url) {
+            if r < 300 {
+                return;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("nothing answers at {url}");
+}
+
+mod plain_http {
+    /// A GET's status, without an async runtime.
+    pub fn blocking_get(url: &str) -> std::io::Result<u16> {
+        use std::io::{Read, Write};
+        let rest = url.strip_prefix("http://").unwrap();
+        let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+        let mut s = std::net::TcpStream::connect(host)?;
+        write!(s, "GET /{path} HTTP/1.0\r\nHost: {host}\r\n\r\n")?;
+        let mut buf = String::new();
+        s.read_to_string(&mut buf)?;
+        buf.split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .ok_or_else(|| std::io::Error::other("no status"))
+    }
+}
+
+impl Server {
+    /// InfluxDB 1.x (`influxd`).
+    pub fn influxdb() -> Option<Server> {
+        if !installed("influxd", "influxdb") {
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let (http, rpc) = (free_port(), free_port());
+        let d = dir.path().display();
+        let conf = dir.path().join("influxdb.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "reporting-disabled = true\nbind-address = \"127.0.0.1:{rpc}\"\n[meta]\n  dir = \"{d}/meta\"\n[data]\n  dir = \"{d}/data\"\n  wal-dir = \"{d}/wal\"\n  query-log-enabled = false\n[http]\n  bind-address = \"127.0.0.1:{http}\"\n  log-enabled = false\n[monitor]\n  store-enabled = false\n"
+            ),
+        )
+        .unwrap();
+        let mut child = Command::new("influxd")
+            .arg("-config")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start influxd");
+        let base = format!("http://127.0.0.1:{http}");
+        wait_ready(&format!("{base}/ping"), &mut child);
+        Some(Server {
+            child,
+            _dir: dir,
+            base,
+        })
+    }
+
+    /// VictoriaMetrics (its InfluxDB 2.x write path).
+    pub fn victoria_metrics() -> Option<Server> {
+        if !installed("victoria-metrics", "victoria-metrics") {
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let mut child = Command::new("victoria-metrics")
+            .arg(format!("-storageDataPath={}", dir.path().display()))
+            .arg(format!("-httpListenAddr=127.0.0.1:{port}"))
+            .arg("-search.latencyOffset=0s")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start victoria-metrics");
+        let base = format!("http://127.0.0.1:{port}");
+        wait_ready(&format!("{base}/health"), &mut child);
+        Some(Server {
+            child,
+            _dir: dir,
+            base,
+        })
+    }
+}

@@ -1,0 +1,262 @@
+//! Live metrics to real servers: InfluxDB 1.x (Debian's `influxdb`) with every
+//! query of both Grafana dashboards, and VictoriaMetrics (Debian's
+//! `victoria-metrics`) through the InfluxDB 2.x write path.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+
+/// InfluxQL through `/query`.
+async fn influxql(base: &str, q: &str) -> Value {
+    let mut url = reqwest::Url::parse(&format!("{base}/query")).unwrap();
+    url.query_pairs_mut()
+        .append_pair("db", "periscope")
+        .append_pair("q", q)
+        .append_pair("epoch", "ms");
+    http().get(url).send().await.unwrap().json().await.unwrap()
+}
+
+/// Every value of every series of a query's answer.
+fn values(answer: &Value) -> Vec<f64> {
+    answer["results"][0]["series"]
+        .as_array()
+        .map(|series| {
+            series
+                .iter()
+                .flat_map(|s| s["values"].as_array().unwrap().iter())
+                .flat_map(|row| {
+                    row.as_array().unwrap()[1..]
+                        .iter()
+                        .filter_map(Value::as_f64)
+                        .collect::<Vec<_>>()
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn dashboard(name: &str) -> Value {
+    let path = format!("{}/grafana/dashboards/{name}", env!("CARGO_MANIFEST_DIR"));
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// The exact nearest-rank quantile, and InfluxQL's percentile() rank.
+fn ranks(sorted: &[f64], q: f64) -> (f64, f64) {
+    let n = sorted.len() as f64;
+    let nearest = ((q * n).ceil() as usize).clamp(1, sorted.len());
+    let influx = ((n * q + 0.5).floor() as usize).clamp(1, sorted.len());
+    (sorted[nearest - 1], sorted[influx - 1])
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dashboards_queries_agree_with_the_result_and_victoria_metrics_gets_the_points() {
+    let (Some(influx), Some(vm)) = (Server::influxdb(), Server::victoria_metrics()) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let json = temp_json(&dir, "r.json");
+    let out = periscope_async(s(&[
+        "run",
+        "--mock",
+        "--vus",
+        "4",
+        "--duration",
+        "4s",
+        "--no-preflight",
+        "--mock-args",
+        "--error-rate 0.15 --ttft 20ms --itl 2ms --jitter 0.3",
+        "--out",
+        &format!("influxdb={}/periscope", influx.base),
+        "--out",
+        &format!("influxdb2={}?org=o&bucket=periscope", vm.base),
+        "--tag",
+        "env=ci",
+        "--keep-requests",
+        "--json",
+        &json,
+    ]))
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("warning"), "{}", stderr(&out));
+    let r = read_json(&json);
+    let run_id = r["run_id"].as_str().unwrap();
+    for o in r["outputs"].as_array().unwrap() {
+        assert_eq!(o["dropped"], 0, "{o}");
+        assert!(o["written"].as_u64().unwrap() > 0, "{o}");
+    }
+    assert_eq!(r["outputs"].as_array().unwrap().len(), 2);
+    assert!(
+        r["summary"]["errors"].as_u64().unwrap() > 0,
+        "the error panels need errors"
+    );
+
+    // Every panel query of both dashboards, variables substituted, returns data.
+    let mut by_title = std::collections::BTreeMap::new();
+    let mut queries = 0;
+    for name in ["periscope-load-test.json", "periscope-llm-tokens.json"] {
+        let d = dashboard(name);
+        let vars: Vec<&str> = d["templating"]["list"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(vars, ["run_id", "scenario", "endpoint"], "{name}");
+        for v in d["templating"]["list"].as_array().unwrap() {
+            let q = v["query"].as_str().unwrap().replace("$run_id", run_id);
+            assert!(
+                !values_or_tags(&influxql(&influx.base, &q).await).is_empty(),
+                "{name}: variable {q}"
+            );
+        }
+        for panel in d["panels"].as_array().unwrap() {
+            let title = panel["title"].as_str().unwrap().to_string();
+            for t in panel["targets"].as_array().unwrap() {
+                let q = t["query"]
+                    .as_str()
+                    .unwrap()
+                    .replace("$run_id", run_id)
+                    .replace("$scenario", ".*")
+                    .replace("$endpoint", ".*")
+                    .replace("$timeFilter", "time > now() - 1h")
+                    .replace("$__interval", "1s");
+                let answer = influxql(&influx.base, &q).await;
+                let v = values(&answer);
+                assert!(!v.is_empty(), "{name} / {title}: {q}\n{answer}");
+                queries += 1;
+                by_title.insert(title.clone(), v);
+            }
+        }
+    }
+    assert!(queries >= 20, "{queries}");
+    let total = |t: &str| by_title[t].iter().sum::<f64>();
+    let summary = &r["summary"];
+    assert_eq!(total("OK"), summary["ok"].as_f64().unwrap());
+    assert_eq!(total("Requests"), summary["requests"].as_f64().unwrap());
+    assert_eq!(total("Errors"), summary["errors"].as_f64().unwrap());
+    assert_eq!(
+        total("Output tokens"),
+        summary["output_tokens"].as_f64().unwrap()
+    );
+    // ttft p95 of every request: InfluxQL's percentile() is a stored value at
+    // its rank; ours is the HDR histogram's, within its precision.
+    let mut ttft: Vec<f64> = r["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|q| q["ok"] == true)
+        .filter_map(|q| q["ttft_ms"].as_f64())
+        .collect();
+    ttft.sort_by(f64::total_cmp);
+    let (nearest, influx_rank) = ranks(&ttft, 0.95);
+    assert_eq!(by_title["ttft p95 (all requests)"], vec![influx_rank]);
+    let ours = f(&r["latency"]["ttft"]["p95"]);
+    assert!(
+        ours >= nearest - 0.002 && ours <= nearest * 1.001 + 0.002,
+        "{ours} vs {nearest}"
+    );
+
+    // VictoriaMetrics: the same points through /api/v2/write, tagged. What
+    // it ingested becomes searchable within a few seconds.
+    let want = (
+        summary["ok"].as_f64().unwrap(),
+        summary["requests"].as_u64().unwrap() as usize,
+    );
+    let mut got = (0.0, 0);
+    let mut export = String::new();
+    for _ in 0..50 {
+        (got, export) = victoria_export(&vm.base, run_id, &r).await;
+        if got == want {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(got, want, "{export:.2000}");
+}
+
+/// The run's ok count and request points in VictoriaMetrics, checking the tags.
+async fn victoria_export(base: &str, run_id: &str, r: &Value) -> ((f64, usize), String) {
+    let mut url = reqwest::Url::parse(&format!("{base}/api/v1/export")).unwrap();
+    url.query_pairs_mut().append_pair(
+        "match[]",
+        &format!(
+            "{{__name__=~\"periscope_window_ok|periscope_request_e2e_ms\",run_id=\"{run_id}\"}}"
+        ),
+    );
+    let export: String = http().get(url).send().await.unwrap().text().await.unwrap();
+    let (mut ok, mut requests) = (0.0, 0usize);
+    for line in export.lines() {
+        let series: Value = serde_json::from_str(line).unwrap();
+        let m = &series["metric"];
+        assert_eq!(m["run_id"], run_id);
+        assert_eq!(m["scenario"], "load");
+        assert_eq!(m["workload"], "completions");
+        assert_eq!(m["env"], "ci");
+        assert_eq!(m["model"], r["plan"]["model"]);
+        assert_eq!(m["endpoint"], r["plan"]["target"]);
+        let vals = series["values"].as_array().unwrap();
+        match m["__name__"].as_str().unwrap() {
+            "periscope_window_ok" => ok += vals.iter().map(|v| v.as_f64().unwrap()).sum::<f64>(),
+            _ => requests += vals.len(),
+        }
+    }
+    ((ok, requests), export)
+}
+
+/// Tag values (SHOW TAG VALUES answers strings, not numbers).
+fn values_or_tags(answer: &Value) -> Vec<Value> {
+    answer["results"][0]["series"]
+        .as_array()
+        .map(|s| {
+            s.iter()
+                .flat_map(|x| x["values"].as_array().unwrap().clone())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sink_that_is_down_costs_one_warning_and_loses_no_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = temp_json(&dir, "r.json");
+    let port = free_port(); // nothing listens there
+    let out = periscope_async(s(&[
+        "run",
+        "--mock",
+        "--vus",
+        "2",
+        "--duration",
+        "3s",
+        "--out",
+        &format!("influxdb=http://127.0.0.1:{port}/periscope"),
+        "--json",
+        &json,
+    ]))
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert_eq!(err.matches("warning:").count(), 1, "{err}");
+    assert!(stdout(&out).contains("### Summary"));
+    let r = read_json(&json);
+    let o = &r["outputs"][0];
+    assert_eq!(o["written"], 0, "{o}");
+    assert!(
+        o["dropped"].as_u64().unwrap() >= r["summary"]["requests"].as_u64().unwrap(),
+        "{o}"
+    );
+    assert!(r["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|w| w.as_str().unwrap().contains("dropped")));
+    // Bad outputs are refused before anything runs.
+    for (bad, want) in [
+        ("influxdb=http://127.0.0.1:8086", "name the database"),
+        ("graphite=http://x", "unknown output"),
+    ] {
+        let out = periscope_async(s(&["run", "--mock", "--duration", "1s", "--out", bad])).await;
+        assert_eq!(out.status.code(), Some(1), "{bad}: {}", stderr(&out));
+        assert!(stderr(&out).contains(want), "{}", stderr(&out));
+    }
+}
