@@ -31,6 +31,24 @@ async fn expect(args: Vec<String>, code: i32) -> std::process::Output {
     out
 }
 
+/// A short embeddings run's result: another workload than the chat runs.
+async fn embeddings_result(dir: &tempfile::TempDir) -> String {
+    let emb = ps(&p(dir, "emb.json"));
+    let args = [
+        "run",
+        "embeddings",
+        "--mock",
+        "--vus",
+        "1",
+        "--duration",
+        "1s",
+        "--json",
+        &emb,
+    ];
+    expect(s(&args), 0).await;
+    emb
+}
+
 /// The `<figure id="chart-ID">` of a page, up to its end.
 fn figure<'a>(dom: &'a str, id: &str) -> Option<&'a str> {
     let start = dom.find(&format!("id=\"chart-{id}\""))?;
@@ -458,22 +476,7 @@ async fn compare_flags_a_slowed_mock_and_not_the_same_mock_twice() {
     assert_eq!(compare_rows(&stdout(&out)).len(), 1);
 
     // Another workload is not comparable, unless forced.
-    let emb = ps(&p(&dir, "emb.json"));
-    expect(
-        s(&[
-            "run",
-            "embeddings",
-            "--mock",
-            "--vus",
-            "1",
-            "--duration",
-            "1s",
-            "--json",
-            &emb,
-        ]),
-        0,
-    )
-    .await;
+    let emb = embeddings_result(&dir).await;
     let out = expect(s(&["compare", &base, &emb]), 1).await;
     let err = stderr(&out);
     assert_eq!(err.trim().lines().count(), 1, "{err}");
@@ -610,22 +613,7 @@ async fn four_processes_merge_into_the_sums_and_the_union_percentiles() {
         err.contains("junk.json") && err.contains("not a periscope result"),
         "{err}"
     );
-    let emb = ps(&p(&dir, "emb.json"));
-    expect(
-        s(&[
-            "run",
-            "embeddings",
-            "--mock",
-            "--vus",
-            "1",
-            "--duration",
-            "1s",
-            "--json",
-            &emb,
-        ]),
-        0,
-    )
-    .await;
+    let emb = embeddings_result(&dir).await;
     let out = expect(s(&["merge", &parts[1], &emb, "-o", &merged]), 1).await;
     assert!(
         stderr(&out).contains("workload differs"),
