@@ -274,7 +274,17 @@ pub struct RunArgs {
     /// Print a plain progress line every N seconds instead of the live bar.
     #[arg(long, value_name = "N")]
     pub progress_every: Option<u64>,
-    /// Tag the run, repeatable: --tag env=staging.
+    #[command(flatten)]
+    pub sink: SinkArgs,
+    /// Print the resolved plan and the planned load, and send nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// Tags and live outputs (`run`, `sweep`).
+#[derive(Debug, Clone, Default, ClapArgs)]
+pub struct SinkArgs {
+    /// Tag the run's points and result, repeatable: --tag env=staging.
     #[arg(long = "tag", value_name = "K=V", value_parser = parse_tag)]
     pub tags: Vec<(String, String)>,
     /// Stream live metrics, repeatable: influxdb=http://localhost:8086/periscope
@@ -291,9 +301,6 @@ pub struct RunArgs {
     /// Share of requests written as periscope_request points, 0 to 1 (default 1).
     #[arg(long, value_name = "RATIO")]
     pub influx_request_sample: Option<f64>,
-    /// Print the resolved plan and the planned load, and send nothing.
-    #[arg(long)]
-    pub dry_run: bool,
 }
 
 /// A prompt corpus: labelled cases cycled as the prompts of the requests.
@@ -417,6 +424,8 @@ pub struct SweepArgs {
     /// Write a self-contained HTML report (latency, ok_rps and overhead by level).
     #[arg(long, value_name = "PATH")]
     pub html: Option<PathBuf>,
+    #[command(flatten)]
+    pub sink: SinkArgs,
     /// Print a plain progress line every N seconds instead of the live bar.
     #[arg(long, value_name = "N")]
     pub progress_every: Option<u64>,

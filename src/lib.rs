@@ -328,7 +328,7 @@ pub async fn execute(plan: &Plan, keep_samples: bool) -> Result<Executed> {
     let (collector, live) = Collector::new(rx, origin, plan.load.is_open(), gauges.clone());
     let soft = CancellationToken::new();
     let hard = CancellationToken::new();
-    let run_id = new_run_id();
+    let run_id = plan.run_id.clone().unwrap_or_else(new_run_id);
     let feed = (!plan.outputs.is_empty()).then(|| {
         let mut tags = vec![
             ("run_id".to_string(), run_id.clone()),

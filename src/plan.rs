@@ -84,6 +84,8 @@ pub struct Plan {
     pub request_sample: f64,
     /// The `endpoint` tag of live points (the sweep's endpoint name; else the target).
     pub endpoint_tag: Option<String>,
+    /// The run's id when a caller sets it (a sweep's runs share one); else new.
+    pub run_id: Option<String>,
     pub html: Option<PathBuf>,
     pub csv: Option<PathBuf>,
     /// Keep one row per request in the result.
@@ -334,9 +336,9 @@ impl Plan {
             .tags
             .iter()
             .map(|(k, v)| (k.clone(), v.0.clone()))
-            .filter(|(k, _)| !a.tags.iter().any(|(ak, _)| ak == k))
+            .filter(|(k, _)| !a.sink.tags.iter().any(|(ak, _)| ak == k))
             .collect();
-        tags.extend(a.tags.iter().cloned());
+        tags.extend(a.sink.tags.iter().cloned());
         let default_prompt = match name.as_str() {
             "embeddings" | "batch-embeddings" => DEFAULT_EMBEDDING_INPUT,
             _ => DEFAULT_PROMPT,
@@ -392,13 +394,13 @@ impl Plan {
             strict_schedule: a.strict_schedule,
             preflight: !a.no_preflight && f.preflight != Some(false),
             json: a.json.clone(),
-            outputs: a.outs.clone(),
+            outputs: a.sink.outs.clone(),
             sink_credentials: crate::sink::Credentials {
-                user: a.influx_user.clone(),
-                password: a.influx_password.clone(),
+                user: a.sink.influx_user.clone(),
+                password: a.sink.influx_password.clone(),
                 token: env_var("INFLUX_TOKEN"),
             },
-            request_sample: match a.influx_request_sample {
+            request_sample: match a.sink.influx_request_sample {
                 Some(x) if !(0.0..=1.0).contains(&x) => {
                     return Err(usage!(
                         "--influx-request-sample must be between 0 and 1 (0.1 keeps one request in ten)"
@@ -408,6 +410,7 @@ impl Plan {
                 None => 1.0,
             },
             endpoint_tag: None,
+            run_id: None,
             html: a.html.clone(),
             csv: a.csv.clone(),
             keep_requests: a.keep_requests || a.csv.is_some(),

@@ -19,7 +19,7 @@
 
 use std::fmt::Write as _;
 use std::io::Write as _;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -167,7 +167,6 @@ impl Tags {
 struct Counters {
     written: AtomicU64,
     dropped: AtomicU64,
-    warned: AtomicBool,
 }
 
 /// One output's writer task.
@@ -209,8 +208,12 @@ pub struct SinkReport {
     pub error: Option<String>,
 }
 
-fn warn_once(c: &Counters, label: &str, msg: &str) {
-    if !c.warned.swap(true, Ordering::Relaxed) {
+/// Warns once per output and process: a sweep's many runs share the warning.
+fn warn_once(label: &str, msg: &str) {
+    static WARNED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let mut warned = WARNED.lock().unwrap_or_else(|e| e.into_inner());
+    if !warned.iter().any(|l| l == label) {
+        warned.push(label.to_string());
         eprintln!("\nwarning: {label}: {msg}; the run goes on, points are dropped and counted");
     }
 }
@@ -299,7 +302,7 @@ async fn write_loop(
             }
             Some(msg) => {
                 counters.dropped.fetch_add(batch.points, Ordering::Relaxed);
-                warn_once(&counters, &label, &format!("write failed ({msg})"));
+                warn_once(&label, &format!("write failed ({msg})"));
                 first_error.get_or_insert(msg);
             }
         }
@@ -433,11 +436,7 @@ impl Feed {
                 w.counters
                     .dropped
                     .fetch_add(batch.points, Ordering::Relaxed);
-                warn_once(
-                    &w.counters,
-                    &w.label,
-                    "it does not keep up (its queue is full)",
-                );
+                warn_once(&w.label, "it does not keep up (its queue is full)");
             }
         }
     }

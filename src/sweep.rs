@@ -108,6 +108,12 @@ pub struct SweepResult {
     /// Stopped by Ctrl-C: the rows are the levels that ran.
     #[serde(default)]
     pub interrupted: bool,
+    /// The `run_id` tag of every live point of the sweep.
+    #[serde(default)]
+    pub run_id: String,
+    /// What the live outputs (`--out`) wrote, summed over the sweep's runs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outputs: Vec<crate::sink::SinkReport>,
 }
 
 /// What the sweep was asked to do.
@@ -124,6 +130,22 @@ pub struct SweepInputs {
     pub bootstrap: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dataset: Option<crate::dataset::Selection>,
+}
+
+/// Adds one run's output counts to the sweep's, output by output.
+fn add_outputs(total: &mut Vec<crate::sink::SinkReport>, run: &[crate::sink::SinkReport]) {
+    for r in run {
+        match total.iter_mut().find(|t| t.label == r.label) {
+            Some(t) => {
+                t.written += r.written;
+                t.dropped += r.dropped;
+                if t.error.is_none() {
+                    t.error.clone_from(&r.error);
+                }
+            }
+            None => total.push(r.clone()),
+        }
+    }
 }
 
 /// The exact q-quantile of sorted values (nearest rank).
@@ -413,10 +435,25 @@ fn overhead_table(o: &[&Overhead]) -> String {
     )
 }
 
-fn plan_for(a: &SweepArgs, url: &str, level: Level, requests: u64, first: bool) -> Result<Plan> {
+/// Where a sweep's run is sent and how its live points are tagged.
+struct Leg<'a> {
+    name: &'a str,
+    url: &'a str,
+    /// Live points carry the endpoint's name (direct, proxy), not its URL.
+    named: bool,
+    run_id: &'a str,
+}
+
+fn plan_for(a: &SweepArgs, leg: &Leg, level: Level, requests: u64, first: bool) -> Result<Plan> {
+    let mut sink = a.sink.clone();
+    sink.tags.push((
+        "level".into(),
+        format!("{}={}", level_name(level), level.label()),
+    ));
     let mut ra = RunArgs {
         workload: Some("completions".into()),
-        target: Some(url.to_string()),
+        target: Some(leg.url.to_string()),
+        sink,
         request: a.request.clone(),
         no_stream: a.no_stream,
         dataset: a.dataset.clone(),
@@ -435,7 +472,10 @@ fn plan_for(a: &SweepArgs, url: &str, level: Level, requests: u64, first: bool) 
             ra.duration = Some(Duration::from_secs_f64(requests as f64 / rate));
         }
     }
-    Plan::from_args(&ra)
+    let mut plan = Plan::from_args(&ra)?;
+    plan.endpoint_tag = leg.named.then(|| leg.name.to_string());
+    plan.run_id = Some(leg.run_id.to_string());
+    Ok(plan)
 }
 
 /// `periscope sweep`.
@@ -471,8 +511,18 @@ pub async fn run(a: SweepArgs) -> Result<i32> {
         return Err(usage!("--requests must be at least 1"));
     }
     // Every plan is checked before anything is sent.
-    for (_, url) in &endpoints {
-        plan_for(&a, url, levels[0], a.requests, true)?;
+    let run_id = crate::new_run_id();
+    let legs: Vec<Leg> = endpoints
+        .iter()
+        .map(|(name, url)| Leg {
+            name,
+            url,
+            named: endpoints.len() > 1,
+            run_id: &run_id,
+        })
+        .collect();
+    for leg in &legs {
+        plan_for(&a, leg, levels[0], a.requests, true)?;
     }
     let stream = !a.no_stream;
     let json_out = a
@@ -502,6 +552,7 @@ pub async fn run(a: SweepArgs) -> Result<i32> {
     let mut rows: Vec<Row> = Vec::new();
     let mut overheads: Vec<Overhead> = Vec::new();
     let mut interrupted = false;
+    let mut outputs: Vec<crate::sink::SinkReport> = Vec::new();
     for (i, level) in levels.iter().enumerate() {
         // Blocks of requests, the endpoints taking turns (ABBA…), so drift
         // over the level hits both alike.
@@ -514,8 +565,9 @@ pub async fn run(a: SweepArgs) -> Result<i32> {
                 order.reverse();
             }
             for k in order {
-                let plan = plan_for(&a, endpoints[k].1, *level, n, i == 0 && j == 0)?;
+                let plan = plan_for(&a, &legs[k], *level, n, i == 0 && j == 0)?;
                 let ex = crate::execute(&plan, true).await?;
+                add_outputs(&mut outputs, &ex.result.outputs);
                 interrupted = ex.result.interrupted_by_user;
                 parts[k].push(ex);
                 if interrupted {
@@ -580,6 +632,15 @@ pub async fn run(a: SweepArgs) -> Result<i32> {
     if interrupted {
         out.push_str("**stopped by Ctrl-C**: the levels above are all that ran.\n\n");
     }
+    for o in &outputs {
+        out.push_str(&format!(
+            "- {}: {} points written, {} dropped (run_id {run_id})\n",
+            o.label, o.written, o.dropped
+        ));
+    }
+    if !outputs.is_empty() {
+        out.push('\n');
+    }
     crate::print_stdout(&out);
     summary_md.push_str(&out);
     crate::report::append_step_summary(&summary_md);
@@ -604,6 +665,8 @@ pub async fn run(a: SweepArgs) -> Result<i32> {
         overhead: overheads,
         saturation: sat,
         interrupted,
+        run_id,
+        outputs,
     };
     if let Some(j) = json_out {
         j.write(&doc)?;

@@ -260,3 +260,82 @@ async fn a_sink_that_is_down_costs_one_warning_and_loses_no_result() {
         assert!(stderr(&out).contains(want), "{}", stderr(&out));
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sweep_writes_one_run_id_with_direct_and_proxy_endpoints() {
+    let Some(influx) = Server::influxdb() else {
+        return;
+    };
+    let direct = MockProc::start(&["--ttft", "5ms", "--itl", "1ms"]);
+    let upstream = format!("http://{}", direct.addr);
+    let proxy = MockProc::start(&["--upstream", &upstream, "--added-latency", "2ms"]);
+    let dir = tempfile::tempdir().unwrap();
+    let json = temp_json(&dir, "sweep.json");
+    let out = periscope_async(s(&[
+        "sweep",
+        "--direct-url",
+        &direct.base(),
+        "--proxy-url",
+        &proxy.base(),
+        "--concurrency-list",
+        "1,3",
+        "--requests",
+        "12",
+        "--blocks",
+        "2",
+        "--max-tokens",
+        "8",
+        "--out",
+        &format!("influxdb={}/periscope", influx.base),
+        "--tag",
+        "env=ci",
+        "--output-json",
+        &json,
+    ]))
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let r = read_json(&json);
+    let run_id = r["run_id"].as_str().unwrap().to_string();
+    assert!(!run_id.is_empty(), "{r}");
+    assert_eq!(r["outputs"][0]["dropped"], 0, "{}", r["outputs"]);
+    assert!(stdout(&out).contains(&format!("points written, 0 dropped (run_id {run_id})")));
+    // Each endpoint and level's ok requests, as the sweep counted them…
+    let mut want: Vec<(String, String, f64)> = r["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| {
+            let level = format!("concurrency={}", row["level"]["concurrency"]);
+            let ep = row["endpoint"].as_str().unwrap().to_string();
+            (ep, level, row["ok"].as_f64().unwrap())
+        })
+        .collect();
+    want.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    // …and as InfluxDB holds them, all under the sweep's one run_id.
+    let answer = influxql(
+        &influx.base,
+        &format!(
+            "SELECT sum(\"ok\") FROM periscope_window WHERE run_id = '{run_id}' AND env = 'ci' GROUP BY endpoint, level"
+        ),
+    )
+    .await;
+    let mut got: Vec<(String, String, f64)> = answer["results"][0]["series"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{answer}"))
+        .iter()
+        .map(|sr| {
+            let t = &sr["tags"];
+            (
+                t["endpoint"].as_str().unwrap().to_string(),
+                t["level"].as_str().unwrap().to_string(),
+                sr["values"][0][1].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    got.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    assert_eq!(got, want, "{answer}");
+    assert_eq!(
+        got.iter().map(|g| g.0.as_str()).collect::<Vec<_>>(),
+        ["direct", "direct", "proxy", "proxy"]
+    );
+}
