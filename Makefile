@@ -1,12 +1,68 @@
 # periscope — make targets. `make help` lists them.
+#
+# The test-* targets keep the names of the k6 suite periscope replaces. They
+# run against OPENAI_BASE_URL, or the built-in mock when it is not set, write
+# each result to $(RESULTS)/WORKLOAD-SCENARIO.{json,html}, and stream live to
+# InfluxDB when `make start` is up (without it they still run).
 SHELL := /bin/bash
+.NOTPARALLEL:
 CARGO ?= cargo
 BIN := target/release/periscope
+# The binary the test-* targets run; built here unless you name another one
+# (make test-completions PERISCOPE=periscope).
+PERISCOPE ?= $(BIN)
+RESULTS ?= results
+# Extra flags for every run: make test-completions ARGS='--duration 5m'
+ARGS ?=
+INFLUX_PORT ?= 8086
+GRAFANA_PORT ?= 3000
+INFLUX_URL ?= http://127.0.0.1:$(INFLUX_PORT)
+INFLUX_DB ?= periscope
 
-.PHONY: help build test lint bench bench-mock report-demo
+# Settings the runs read from the environment; given as variables or
+# arguments (make test-completions OPENAI_COMPLETION_MODEL=gpt-4 MAX_TOKENS=128)
+# they reach periscope too. Only those set are passed on.
+PASS_ENV := OPENAI_API_KEY OPENAI_BASE_URL OPENAI_COMPLETION_MODEL \
+  OPENAI_EMBEDDING_MODEL OPENAI_CODING_MODEL MAX_TOKENS MAX_OUTPUT_TOKENS VUS \
+  DURATION ENABLE_BATCH_MODE SOAK_DURATION INFLUX_TOKEN INFLUX_USERNAME \
+  INFLUX_PASSWORD STACK STACK_DIR INFLUX_PORT GRAFANA_PORT
+$(foreach v,$(PASS_ENV),$(if $(strip $(value $(v))),$(eval export $(v))))
 
-help: ## List the targets
-	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-22s %s\n", $$1, $$2}'
+# The target: OPENAI_BASE_URL, else the built-in mock.
+target_flag = $(if $(strip $(OPENAI_BASE_URL)),,--mock)
+# Live metrics when InfluxDB answers (make start).
+influx_out = $(shell curl -fsS -m 2 -o /dev/null $(INFLUX_URL)/ping 2>/dev/null && echo --out influxdb=$(INFLUX_URL)/$(INFLUX_DB))
+# $(call periscope,WORKLOAD,SCENARIO): one run, its result in $(RESULTS)/.
+periscope = $(PERISCOPE) run $(1) --scenario $(2) $(target_flag) $(influx_out) \
+  --json $(RESULTS)/$(1)-$(2).json --html $(RESULTS)/$(1)-$(2).html $(ARGS)
+RUN_DEPS := $(if $(filter $(BIN),$(PERISCOPE)),build) | $(RESULTS)
+
+.PHONY: help build test lint bench bench-mock report-demo \
+  setup start stop restart status logs clean purge grafana-dashboard run \
+  test-completions test-embeddings test-prefix-caching test-benchmark test-all \
+  test-completions-smoke test-completions-stress test-completions-spike \
+  test-completions-soak test-completions-recovery \
+  test-embeddings-smoke test-embeddings-stress test-embeddings-spike \
+  test-embeddings-soak test-embeddings-recovery \
+  test-smoke-all test-stress-all test-spike-all test-soak-all test-recovery-all \
+  test-completions-prefill-heavy test-completions-decode-heavy \
+  test-completions-heavy-all
+
+help: ## List the targets and the variables they read
+	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-32s %s\n", $$1, $$2}'
+	@echo
+	@echo "Variables (as arguments or from the environment):"
+	@echo "  OPENAI_BASE_URL      the target (unset: the built-in mock)"
+	@echo "  OPENAI_API_KEY       API key (never printed or stored)"
+	@echo "  OPENAI_COMPLETION_MODEL, OPENAI_EMBEDDING_MODEL, OPENAI_CODING_MODEL"
+	@echo "  MAX_TOKENS, MAX_OUTPUT_TOKENS (decode-heavy), VUS, DURATION, SOAK_DURATION"
+	@echo "  ENABLE_BATCH_MODE    true: embeddings send batches"
+	@echo "  ARGS                 extra periscope run flags, e.g. ARGS='--threshold ttft.p95<2s'"
+	@echo "  RESULTS              where results go (results/); PERISCOPE: the binary to run"
+	@echo "  STACK                docker or native (InfluxDB only, Debian's influxd); default: docker if it runs"
+	@echo "  INFLUX_PORT, GRAFANA_PORT  the stack's loopback ports (8086, 3000)"
+
+# — The project —
 
 build: ## Build the release binary (target/release/periscope)
 	$(CARGO) build --release --locked
@@ -26,3 +82,110 @@ bench: build ## periscope vs oha on nginx-served bodies; periscope's RSS with 10
 
 bench-mock: build ## The mock's req/s vs nginx serving the same body, same load client
 	scripts/bench-mock.sh
+
+# — The metrics stack: InfluxDB 1.8 and Grafana (scripts/stack.sh) —
+
+setup: build ## Build periscope and get the stack's images (Docker) or Debian's influxd (native)
+	scripts/stack.sh setup
+
+start: ## Start InfluxDB and Grafana on loopback (docker compose; STACK=native: InfluxDB only)
+	scripts/stack.sh start
+
+stop: ## Stop the stack, keeping its data
+	scripts/stack.sh stop
+
+restart: stop start ## Stop and start the stack
+
+status: ## Whether InfluxDB and Grafana answer
+	scripts/stack.sh status
+
+logs: ## The stack's recent logs
+	scripts/stack.sh logs
+
+clean: ## Stop the stack and remove its containers (data is kept)
+	scripts/stack.sh clean
+
+purge: ## Remove the stack with its data, and the results/ folder
+	scripts/stack.sh purge
+	rm -rf $(RESULTS)
+
+grafana-dashboard: ## Open the Grafana dashboards (prints their URLs)
+	scripts/stack.sh dashboard
+
+$(RESULTS):
+	mkdir -p $@
+
+# — Load tests (the k6 suite's names) —
+
+test-completions: $(RUN_DEPS) ## Chat completions at a steady load (scenario load)
+	$(call periscope,completions,load)
+
+test-embeddings: $(RUN_DEPS) ## Embeddings at a steady load (ENABLE_BATCH_MODE=true: batches)
+	$(call periscope,embeddings,load)
+
+test-prefix-caching: $(RUN_DEPS) ## IDE-style growing code buffer: ttft by turn (OPENAI_CODING_MODEL)
+	$(call periscope,prefix-caching,load)
+
+test-benchmark: $(RUN_DEPS) ## Chat completions at 1, 2, 4, 8, 16 VUs: where throughput peaks
+	$(call periscope,completions,benchmark)
+
+test-all: test-completions test-embeddings test-prefix-caching test-benchmark ## The four above, one after another
+
+test-completions-smoke: $(RUN_DEPS) ## Chat completions: 1 VU, 5 requests, no error allowed
+	$(call periscope,completions,smoke)
+
+test-completions-stress: $(RUN_DEPS) ## Chat completions: VU steps up to the peak; capacity
+	$(call periscope,completions,stress)
+
+test-completions-spike: $(RUN_DEPS) ## Chat completions: a sudden jump in VUs and back
+	$(call periscope,completions,spike)
+
+test-completions-soak: $(RUN_DEPS) ## Chat completions: steady load for SOAK_DURATION (1h); drift
+	$(call periscope,completions,soak)
+
+test-completions-recovery: $(RUN_DEPS) ## Chat completions: overload, then time to recover
+	$(call periscope,completions,recovery)
+
+test-embeddings-smoke: $(RUN_DEPS) ## Embeddings: 1 VU, 5 requests, no error allowed
+	$(call periscope,embeddings,smoke)
+
+test-embeddings-stress: $(RUN_DEPS) ## Embeddings: VU steps up to the peak; capacity
+	$(call periscope,embeddings,stress)
+
+test-embeddings-spike: $(RUN_DEPS) ## Embeddings: a sudden jump in VUs and back
+	$(call periscope,embeddings,spike)
+
+test-embeddings-soak: $(RUN_DEPS) ## Embeddings: steady load for SOAK_DURATION (1h); drift
+	$(call periscope,embeddings,soak)
+
+test-embeddings-recovery: $(RUN_DEPS) ## Embeddings: overload, then time to recover
+	$(call periscope,embeddings,recovery)
+
+test-smoke-all: test-completions-smoke test-embeddings-smoke ## Smoke tests of completions and embeddings
+
+test-stress-all: test-completions-stress test-embeddings-stress ## Stress tests of completions and embeddings
+
+test-spike-all: test-completions-spike test-embeddings-spike ## Spike tests of completions and embeddings
+
+test-soak-all: test-completions-soak test-embeddings-soak ## Soak tests of completions and embeddings
+
+test-recovery-all: test-completions-recovery test-embeddings-recovery ## Recovery tests of completions and embeddings
+
+test-completions-prefill-heavy: $(RUN_DEPS) ## Long prompts, short answers: the prefill rate
+	$(call periscope,prefill-heavy,load)
+
+test-completions-decode-heavy: $(RUN_DEPS) ## Short prompts, long answers (MAX_OUTPUT_TOKENS): the decode rate
+	$(call periscope,decode-heavy,load)
+
+test-completions-heavy-all: test-completions-prefill-heavy test-completions-decode-heavy ## Both heavy workloads
+
+# A scenario file (the k6 suite's `make test script=…`), or a built-in one by name.
+run: $(RUN_DEPS) ## Run a scenario: make run SCENARIO=my.yaml (or SCENARIO=stress WORKLOAD=embeddings)
+	$(if $(strip $(SCENARIO)),,$(error give the scenario: make run SCENARIO=file.yaml (or a built-in name such as stress)))
+	$(PERISCOPE) run $(scenario_args) $(influx_out) --json $(RESULTS)/$(scenario_name).json --html $(RESULTS)/$(scenario_name).html $(ARGS)
+
+# A file names its own target, else OPENAI_BASE_URL or the mock; a built-in
+# scenario runs WORKLOAD (completions by default).
+scenario_args = $(if $(filter %.yaml %.yml,$(SCENARIO)),$(SCENARIO) $(file_target),$(WORKLOAD) --scenario $(SCENARIO) $(target_flag))
+file_target = $(if $(strip $(OPENAI_BASE_URL)),,$(shell grep -qE '^target:' $(SCENARIO) 2>/dev/null || echo --mock))
+scenario_name = $(if $(strip $(WORKLOAD)),$(WORKLOAD)-)$(basename $(notdir $(SCENARIO)))

@@ -16,6 +16,8 @@ need chromium chromium >&2
 #   test starts its own on free loopback ports, data in a temporary folder).
 need influxd influxdb >&2
 need victoria-metrics victoria-metrics >&2
+# - curl: the Makefile asks it whether InfluxDB is up (make start).
+need curl curl >&2
 VENV=.venv-test
 if [ ! -x "$VENV/bin/python" ]; then
   python3 -m venv "$VENV" >&2

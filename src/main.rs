@@ -6,7 +6,22 @@ use clap::Parser;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Environment variables the flags read: a blank one (`export OPENAI_BASE_URL=`)
+/// means unset, not an empty value that conflicts with `--mock`.
+const FLAG_ENV: [&str; 4] = [
+    "OPENAI_BASE_URL",
+    "OPENAI_API_KEY",
+    "INFLUX_USERNAME",
+    "INFLUX_PASSWORD",
+];
+
 fn main() {
+    for name in FLAG_ENV {
+        if std::env::var_os(name).is_some_and(|v| v.to_string_lossy().trim().is_empty()) {
+            // Single-threaded here: nothing else reads the environment yet.
+            std::env::remove_var(name);
+        }
+    }
     let args = match periscope::cli::Args::try_parse() {
         Ok(a) => a,
         Err(e) => match e.kind() {

@@ -352,7 +352,7 @@ impl Drop for Server {
     }
 }
 
-fn installed(bin: &str, package: &str) -> bool {
+pub fn installed(bin: &str, package: &str) -> bool {
     if Command::new("sh")
         .args(["-c", &format!("command -v {bin}")])
         .output()
