@@ -193,9 +193,13 @@ pub struct RunArgs {
     /// Inputs per request of batch-embeddings, one stage per size.
     #[arg(long, value_delimiter = ',', value_name = "N,N,…")]
     pub batch_sizes: Vec<u32>,
-    /// Endpoint of the http workload, repeatable: METHOD:PATH[:WEIGHT], e.g. GET:/health:3.
-    #[arg(long = "endpoint", value_name = "METHOD:PATH[:WEIGHT]", value_parser = crate::workload::parse_endpoint)]
-    pub endpoints: Vec<crate::workload::Endpoint>,
+    /// Endpoint of the http workload, repeatable: METHOD:PATH[:WEIGHT], e.g.
+    /// GET:/health:3; of otlp-traces, the OTLP/HTTP traces URL
+    /// (http://host:4318/v1/traces).
+    #[arg(long = "endpoint", value_name = "METHOD:PATH[:WEIGHT]|URL")]
+    pub endpoints: Vec<String>,
+    #[command(flatten)]
+    pub otlp: OtlpArgs,
     #[command(flatten)]
     pub request: RequestArgs,
     #[command(flatten)]
@@ -279,6 +283,29 @@ pub struct RunArgs {
     /// Print the resolved plan and the planned load, and send nothing.
     #[arg(long)]
     pub dry_run: bool,
+}
+
+/// The otlp-traces workload.
+#[derive(Debug, Clone, Default, ClapArgs)]
+pub struct OtlpArgs {
+    /// otlp-traces: megabytes (10^6 bytes) of encoded traces per second;
+    /// arrivals are paced by each trace's size (instead of --rate).
+    #[arg(long, value_name = "MB")]
+    pub mb_per_s: Option<f64>,
+    /// otlp-traces: trace scenarios and weights, e.g.
+    /// simple_query:40,single_service_search:30,delegated_booking:20,multi_service_complex:10
+    /// (the default); size profiles small, medium, large, xlarge.
+    #[arg(long, value_name = "NAME:W,…")]
+    pub mix: Option<String>,
+    /// otlp-traces: dress the spans and headers for a backend.
+    #[arg(long, value_enum, value_name = "PLATFORM")]
+    pub platform: Option<crate::otlp::Platform>,
+    /// otlp-traces: send OTLP/JSON instead of protobuf.
+    #[arg(long)]
+    pub otlp_json: bool,
+    /// otlp-traces: the backend's project (Phoenix, LangSmith, Braintrust; default periscope).
+    #[arg(long, value_name = "NAME")]
+    pub project: Option<String>,
 }
 
 /// Tags and live outputs (`run`, `sweep`).
@@ -530,6 +557,10 @@ pub struct MockArgs {
     /// Share of streams with one chunk that is not JSON.
     #[arg(long, default_value_t = 0.0)]
     pub malformed_rate: f64,
+    /// Share of the spans of each OTLP export (POST /v1/traces) rejected
+    /// with a partial success.
+    #[arg(long, default_value_t = 0.0)]
+    pub otlp_reject_rate: f64,
     /// Delay before the response headers are sent.
     #[arg(long, default_value = "0ms", value_parser = parse_duration)]
     pub slow_headers: Duration,

@@ -19,6 +19,7 @@ pub mod error;
 pub mod executor;
 pub mod metrics;
 pub mod mock;
+pub mod otlp;
 pub mod plan;
 pub mod probe;
 pub mod progress;
@@ -142,8 +143,13 @@ async fn run_load(a: RunArgs) -> Result<i32> {
         };
         let view = plan.view(&target_label);
         let json = serde_json::to_string_pretty(&view).map_err(anyhow::Error::from)?;
+        let traces = plan
+            .otlp_view
+            .as_ref()
+            .map(|o| format!("planned traces: {}\n", o.planned(plan.load.mean_rate())))
+            .unwrap_or_default();
         print_stdout(&format!(
-            "{json}\n\nplanned load: {}\n--dry-run: nothing was sent.\n",
+            "{json}\n\nplanned load: {}\n{traces}--dry-run: nothing was sent.\n",
             describe_load(&plan.load)
         ));
         return Ok(exit::OK);

@@ -86,6 +86,8 @@ pub struct Plan {
     pub endpoint_tag: Option<String>,
     /// The run's id when a caller sets it (a sweep's runs share one); else new.
     pub run_id: Option<String>,
+    /// otlp-traces: where exports go and what the mix sends.
+    pub otlp_view: Option<crate::otlp::OtlpView>,
     pub html: Option<PathBuf>,
     pub csv: Option<PathBuf>,
     /// Keep one row per request in the result.
@@ -174,10 +176,15 @@ impl Plan {
             .or(f.input_tokens_stddev.as_ref().map(|v| v.0))
             .unwrap_or(0.0);
         let turns = a.turns.or(f.turns.as_ref().map(|v| v.0));
-        let endpoints = if a.endpoints.is_empty() {
+        let endpoints: Vec<workload::Endpoint> = if a.endpoints.is_empty() {
             f.endpoints.iter().map(|v| v.0.clone()).collect()
+        } else if name == "otlp-traces" {
+            Vec::new()
         } else {
-            a.endpoints.clone()
+            a.endpoints
+                .iter()
+                .map(|e| workload::parse_endpoint(e).map_err(|m| usage!("--endpoint {m}")))
+                .collect::<Result<_>>()?
         };
         let temperature = a
             .request
@@ -248,12 +255,42 @@ impl Plan {
             return Err(usage!("--endpoint applies to the http workload: `periscope run http --endpoint GET:/health`"));
         }
 
+        let otlp = if name == "otlp-traces" {
+            if a.endpoints.len() > 1 {
+                return Err(usage!("otlp-traces sends to one --endpoint URL"));
+            }
+            Some(
+                crate::otlp::resolve(
+                    &a.otlp,
+                    f.otlp.as_ref(),
+                    a.endpoints.first().map(String::as_str),
+                    a.target.as_deref().or(f.target.as_deref()),
+                    a.mock,
+                )
+                .map_err(Error::Usage)?,
+            )
+        } else {
+            let o = &a.otlp;
+            if o.mb_per_s.is_some()
+                || o.mix.is_some()
+                || o.platform.is_some()
+                || o.otlp_json
+                || o.project.is_some()
+                || f.otlp.is_some()
+            {
+                return Err(usage!(
+                    "--mb-per-s, --mix, --platform, --otlp-json and --project apply to otlp-traces: `periscope run otlp-traces --endpoint URL …`"
+                ));
+            }
+            None
+        };
         let (target, mock_args) = if a.mock {
             let cfg = MockConfig::from_flag_string(a.mock_args.as_deref().unwrap_or(""))
                 .map_err(Error::Usage)?;
             (Target::Mock(Box::new(cfg)), a.mock_args.clone())
         } else {
-            match a.target.as_ref().or(f.target.as_ref()) {
+            let otlp_origin = otlp.as_ref().map(|o| o.url.clone());
+            match otlp_origin.as_ref().or(a.target.as_ref()).or(f.target.as_ref()) {
                 Some(t) => (Target::Remote(normalize_base(t).map_err(Error::Usage)?), None),
                 None => {
                     return Err(usage!(
@@ -286,7 +323,24 @@ impl Plan {
         } else {
             batch_sizes
         };
-        let (mut load, mut phases) = resolve_load(a, &sc)?;
+        let (mut load, mut phases) = match otlp.as_ref().and_then(|o| o.rate) {
+            Some(rate) => {
+                if a.rate.is_some() || f.rate.is_some() {
+                    return Err(usage!("--mb-per-s sets the rate: drop --rate"));
+                }
+                if a.vus.is_some() || a.stages.is_some() {
+                    return Err(usage!(
+                        "--mb-per-s is an arrival rate (open model): drop --vus and --stages"
+                    ));
+                }
+                let paced = RunArgs {
+                    rate: Some(rate),
+                    ..a.clone()
+                };
+                resolve_load(&paced, &sc)?
+            }
+            None => resolve_load(a, &sc)?,
+        };
         let shaped = load.stages().stages.len() > 1;
         if name == "batch-embeddings" && !(shaped && batch_sizes.len() == 1) {
             if shaped {
@@ -331,6 +385,9 @@ impl Plan {
             .iter()
             .map(|h| (h.0 .0.clone(), h.0 .1.clone()))
             .collect();
+        if let Some(o) = &otlp {
+            headers.splice(0..0, o.headers.iter().cloned());
+        }
         headers.extend(a.request.headers.iter().cloned());
         let mut tags: Vec<(String, String)> = f
             .tags
@@ -375,7 +432,9 @@ impl Plan {
                 dataset: dataset.map(|(_, cases)| {
                     std::sync::Arc::new(cases.into_iter().map(|c| c.text).collect())
                 }),
+                otlp: otlp.as_ref().map(|o| o.spec.clone()),
             },
+            otlp_view: otlp.map(|o| o.view),
             dataset_view,
             target,
             mock_args,
@@ -478,6 +537,17 @@ impl Plan {
             batch_sizes: (self.workload.name == "batch-embeddings")
                 .then(|| self.workload.batch_sizes.clone()),
             endpoints: self.workload.endpoints.clone(),
+            otlp: self.otlp_view.clone().map(|mut o| {
+                // The mock's port is known once it listens: its origin, the
+                // spec's path.
+                if let (Target::Mock(_), Some(w)) = (&self.target, &self.workload.otlp) {
+                    if let Ok(mut u) = reqwest::Url::parse(target_url) {
+                        u.set_path(&w.path);
+                        o.url = u.to_string();
+                    }
+                }
+                o
+            }),
             dataset: self.dataset_view.clone(),
             thresholds: self.thresholds.iter().map(|t| t.expr.clone()).collect(),
             abort_on_fail: self.abort_on_fail,
@@ -845,6 +915,8 @@ pub struct PlanView {
     pub batch_sizes: Option<Vec<u32>>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub endpoints: Vec<crate::workload::Endpoint>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub otlp: Option<crate::otlp::OtlpView>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dataset: Option<DatasetView>,
     pub thresholds: Vec<String>,

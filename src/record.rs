@@ -62,6 +62,8 @@ pub enum Group {
     Batch(u32),
     /// A plain HTTP endpoint, `METHOD /path`.
     Endpoint(std::sync::Arc<str>),
+    /// A synthetic trace's scenario (`otlp-traces`).
+    TraceScenario(&'static str),
 }
 
 impl Group {
@@ -71,6 +73,7 @@ impl Group {
             Group::Turn(_) => "turn",
             Group::Batch(_) => "batch",
             Group::Endpoint(_) => "endpoint",
+            Group::TraceScenario(_) => "trace_scenario",
         }
     }
 
@@ -80,6 +83,9 @@ impl Group {
             "turn" => label.parse().ok().map(Group::Turn),
             "batch" => label.parse().ok().map(Group::Batch),
             "endpoint" => Some(Group::Endpoint(label.into())),
+            "trace_scenario" => {
+                crate::otlp::Kind::parse(label).map(|k| Group::TraceScenario(k.name()))
+            }
             _ => None,
         }
     }
@@ -88,6 +94,7 @@ impl Group {
         match self {
             Group::Turn(n) | Group::Batch(n) => n.to_string(),
             Group::Endpoint(e) => e.to_string(),
+            Group::TraceScenario(s) => s.to_string(),
         }
     }
 }
@@ -123,6 +130,41 @@ impl TokenSource {
             TokenSource::Tokenizer => "tokenizer",
             TokenSource::Chunks => "chunks",
         }
+    }
+}
+
+/// What a request carried, for workloads that send data rather than ask
+/// for it (`otlp-traces`); summed over many requests in an aggregate.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Payload {
+    /// Encoded payload bytes, before compression (every request sent).
+    pub sent_bytes: u64,
+    /// Bytes on the wire, after compression (every request sent).
+    pub wire_bytes: u64,
+    /// Spans of accepted exports.
+    pub spans: u64,
+    /// Spans the backend said it rejected (OTLP partial success).
+    pub rejected_spans: u64,
+    /// Model tokens the accepted traces record.
+    pub tokens: u64,
+}
+
+impl Payload {
+    pub fn is_empty(&self) -> bool {
+        *self == Payload::default()
+    }
+
+    pub fn add(&mut self, o: &Payload) {
+        self.sent_bytes += o.sent_bytes;
+        self.wire_bytes += o.wire_bytes;
+        self.spans += o.spans;
+        self.rejected_spans += o.rejected_spans;
+        self.tokens += o.tokens;
+    }
+
+    /// Spans the backend kept.
+    pub fn accepted_spans(&self) -> u64 {
+        self.spans.saturating_sub(self.rejected_spans)
     }
 }
 
@@ -177,6 +219,8 @@ pub struct RequestRecord {
     pub output_text: Option<String>,
     /// The path the request was sent to.
     pub path: std::borrow::Cow<'static, str>,
+    /// What it carried (`otlp-traces`).
+    pub payload: Payload,
 }
 
 impl RequestRecord {
@@ -207,6 +251,7 @@ impl RequestRecord {
             dims: None,
             output_text: None,
             path: std::borrow::Cow::Borrowed(""),
+            payload: Payload::default(),
         }
     }
 

@@ -280,6 +280,8 @@ pub struct ScenarioFile {
     pub batch_sizes: Vec<Val<u32>>,
     #[serde(default)]
     pub endpoints: Vec<Val<Endpoint>>,
+    /// Settings of otlp-traces.
+    pub otlp: Option<OtlpEntry>,
     pub dataset: Option<DatasetEntry>,
 
     #[serde(default)]
@@ -289,6 +291,19 @@ pub struct ScenarioFile {
     pub slos: Vec<Val<Slo>>,
     #[serde(default)]
     pub tags: BTreeMap<String, Val<String>>,
+}
+
+/// otlp-traces settings, as the `--mb-per-s`, `--mix`, … flags.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OtlpEntry {
+    /// The OTLP/HTTP traces URL (else `target`).
+    pub endpoint: Option<String>,
+    pub mb_per_s: Option<Val<f64>>,
+    pub mix: Option<String>,
+    pub platform: Option<String>,
+    pub json: Option<bool>,
+    pub project: Option<String>,
 }
 
 /// A scenario's prompt corpus, as the `--dataset-*` flags.

@@ -48,6 +48,11 @@ pub struct Prepared {
     pub texts: u32,
     /// Return the generated text in the record (for multi-turn workloads).
     pub keep_text: bool,
+    /// What the request carries (`otlp-traces`): copied into its record.
+    pub payload: crate::record::Payload,
+    /// Its share of the open model's schedule: 1 for every request, the
+    /// trace's size over the mean when arrivals are paced by bytes.
+    pub weight: f64,
 }
 
 /// What a successful answer looks like.
@@ -59,6 +64,8 @@ pub enum Expect {
     Embeddings,
     /// Any answer below 400 (plain HTTP endpoints).
     Status,
+    /// An OTLP export: 2xx, maybe with a partial success to count.
+    Otlp,
 }
 
 impl Prepared {
@@ -74,6 +81,8 @@ impl Prepared {
             group: None,
             texts: 0,
             keep_text: false,
+            payload: crate::record::Payload::default(),
+            weight: 1.0,
         }
     }
 }
@@ -340,6 +349,7 @@ impl Client {
         };
         rec.status = Some(status);
         rec.group = req.group.clone();
+        rec.payload = req.payload;
         rec.texts = req.texts;
         let mut st = StreamState::default();
         let success = match req.expect {
@@ -408,6 +418,12 @@ impl Client {
                         }
                         Expect::Status => {
                             rec.end_us = self.us(at);
+                            return rec;
+                        }
+                        Expect::Otlp => {
+                            rec.end_us = self.us(at);
+                            rec.payload.rejected_spans =
+                                crate::otlp::rejected_spans(&bytes).min(rec.payload.spans);
                             return rec;
                         }
                     }

@@ -184,10 +184,15 @@ pub struct Context {
 impl Context {
     /// Where the load is now, for a VU's next request.
     pub fn turn(&self, vu: u64, iteration: u64) -> Turn {
+        self.turn_at(vu, iteration, self.origin.elapsed())
+    }
+
+    /// The turn of a request due `at` after the origin.
+    pub fn turn_at(&self, vu: u64, iteration: u64, at: Duration) -> Turn {
         Turn {
             vu,
             iteration,
-            stage: self.stages.index_at(self.origin.elapsed()),
+            stage: self.stages.index_at(at),
         }
     }
 }

@@ -45,6 +45,14 @@ pub(super) async fn run(
             break;
         }
         let scheduled = ctx.origin + Duration::from_secs_f64(t);
+        // Built before its time comes, so building it (a large trace takes
+        // milliseconds) does not make it late.
+        let due = Duration::from_secs_f64(t);
+        let req = ctx
+            .workload
+            .session(index)
+            .next(ctx.turn_at(index, index, due));
+        let weight = req.weight;
         tokio::select! {
             biased;
             _ = ctx.soft.cancelled() => break,
@@ -83,7 +91,6 @@ pub(super) async fn run(
         };
         report.dispatched += 1;
         let scheduled_us = Duration::from_secs_f64(t).as_micros() as u64;
-        let req = ctx.workload.session(index).next(ctx.turn(index, index));
         let ctx2 = ctx.clone();
         workers.spawn(tracker, async move {
             let mut rec = send_one(&ctx2, &req, Some(scheduled_us)).await;
@@ -96,8 +103,8 @@ pub(super) async fn run(
         });
         index += 1;
         let gap = match arrival {
-            Arrival::Constant => 1.0 / r,
-            Arrival::Poisson => -(1.0 - rng.f64()).ln() / r,
+            Arrival::Constant => weight / r,
+            Arrival::Poisson => -(1.0 - rng.f64()).ln() * weight / r,
         };
         t += gap;
     }

@@ -41,6 +41,8 @@ pub struct Counts {
     pub texts: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dims: Option<u32>,
+    #[serde(default, skip_serializing_if = "crate::record::Payload::is_empty")]
+    pub payload: crate::record::Payload,
     pub prefill_tokens: u64,
     pub prefill_us: u64,
     pub decode_tokens: u64,
@@ -110,6 +112,7 @@ impl Aggregate {
             queued: self.queued,
             texts: self.texts,
             dims: self.dims,
+            payload: self.payload,
             prefill_tokens: self.prefill_tokens,
             prefill_us: self.prefill_us,
             decode_tokens: self.decode_tokens,
@@ -162,6 +165,7 @@ impl Aggregate {
             queued: c.queued,
             texts: c.texts,
             dims: c.dims,
+            payload: c.payload,
             prefill_tokens: c.prefill_tokens,
             prefill_us: c.prefill_us,
             decode_tokens: c.decode_tokens,

@@ -108,6 +108,8 @@ pub struct Aggregate {
     pub statuses: BTreeMap<u16, u64>,
     /// Inputs embedded by ok embeddings requests.
     pub texts: u64,
+    /// Data sent (every request) and spans accepted (ok requests).
+    pub payload: crate::record::Payload,
     /// Length of the embedding vectors last seen.
     pub dims: Option<u32>,
     /// Sums over ok requests with a ttft, for the prefill and decode rates.
@@ -143,6 +145,7 @@ impl Default for Aggregate {
             hist: LATENCY_METRICS.iter().map(|m| (*m, histogram())).collect(),
             statuses: BTreeMap::new(),
             texts: 0,
+            payload: crate::record::Payload::default(),
             dims: None,
             prefill_tokens: 0,
             prefill_us: 0,
@@ -188,6 +191,10 @@ impl Aggregate {
                 self.rec("queue_wait", r.queue_wait_us);
             }
         }
+        if r.outcome != Outcome::Interrupted {
+            self.payload.sent_bytes += r.payload.sent_bytes;
+            self.payload.wire_bytes += r.payload.wire_bytes;
+        }
         match r.outcome {
             Outcome::Interrupted => {
                 self.interrupted += 1;
@@ -204,6 +211,9 @@ impl Aggregate {
                 self.ok += 1;
                 self.good += good as u64;
                 self.texts += r.texts as u64;
+                self.payload.spans += r.payload.spans;
+                self.payload.rejected_spans += r.payload.rejected_spans;
+                self.payload.tokens += r.payload.tokens;
                 if r.dims.is_some() {
                     self.dims = r.dims;
                 }
@@ -282,6 +292,7 @@ impl Aggregate {
             *self.statuses.entry(*k).or_default() += v;
         }
         self.texts += other.texts;
+        self.payload.add(&other.payload);
         self.dims = self.dims.or(other.dims);
         self.prefill_tokens += other.prefill_tokens;
         self.prefill_us += other.prefill_us;

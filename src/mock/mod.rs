@@ -15,6 +15,7 @@
 
 mod body;
 pub mod openai;
+mod otlp;
 mod proxy;
 pub mod stats;
 
@@ -124,6 +125,7 @@ pub struct Faults {
     pub rate_limit: Option<f64>,
     pub cut_stream_rate: f64,
     pub malformed_rate: f64,
+    pub otlp_reject_rate: f64,
 }
 
 /// Everything the mock is told to do.
@@ -227,6 +229,7 @@ impl MockConfig {
                 rate_limit: a.rate_limit,
                 cut_stream_rate: rate("cut-stream-rate", a.cut_stream_rate)?,
                 malformed_rate: rate("malformed-rate", a.malformed_rate)?,
+                otlp_reject_rate: rate("otlp-reject-rate", a.otlp_reject_rate)?,
             },
             prefix_cache: a.prefix_cache,
             dims: a.dims,
@@ -396,6 +399,7 @@ impl State {
             output_tokens: 0,
             prompt_tokens: 0,
             cached_tokens: 0,
+            otlp: None,
         }
     }
 }
@@ -532,6 +536,7 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Resp, Infal
         "/embeddings" => Endpoint::Embeddings,
         "/models" => Endpoint::Models,
         "/health" => Endpoint::Health,
+        "/traces" => Endpoint::Traces,
         _ => Endpoint::Other,
     };
     if path == "/mock/stats" {
@@ -624,6 +629,7 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Resp, Infal
             return Ok(bad_request(&e));
         }
     };
+    let headers = req.headers().clone();
     let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
         Ok(b) => b.to_bytes(),
         Err(_) => {
@@ -654,6 +660,7 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Resp, Infal
         Endpoint::Text => {
             completion(&state, Api::Text, &body, latency, arrival, id, &mut rng).await
         }
+        Endpoint::Traces => otlp::traces(&state, &headers, &body, arrival, &mut rng),
         _ => embeddings(&state, &body, latency, arrival, &mut rng).await,
     };
     Ok(match result {

@@ -27,6 +27,8 @@ pub enum Endpoint {
     Models,
     Health,
     Proxy,
+    /// OTLP/HTTP trace exports (`POST /v1/traces`).
+    Traces,
     Other,
 }
 
@@ -67,6 +69,34 @@ pub struct MockRecord {
     pub output_tokens: u32,
     pub prompt_tokens: u32,
     pub cached_tokens: u32,
+    /// What an OTLP export held.
+    pub otlp: Option<OtlpReceived>,
+}
+
+/// One OTLP export as the mock decoded it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OtlpReceived {
+    /// Distinct trace ids.
+    pub traces: u64,
+    pub spans: u64,
+    pub rejected_spans: u64,
+    /// Decoded payload bytes (before compression).
+    pub payload_bytes: u64,
+}
+
+/// OTLP exports received (`GET /mock/stats`).
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
+pub struct OtlpStats {
+    pub exports: u64,
+    pub traces: u64,
+    pub spans: u64,
+    pub rejected_spans: u64,
+    pub payload_bytes: u64,
+    /// Payload bytes of the last export received.
+    pub last_payload_bytes: u64,
+    /// First arrival → last arrival, µs: with the bytes before the last
+    /// export, the byte rate the sender kept.
+    pub arrival_span_us: u64,
 }
 
 /// The sending side, cloned into every request.
@@ -153,6 +183,8 @@ struct Stats {
     first_token_lag: Histogram<u64>,
     token_lag: Histogram<u64>,
     hold: Histogram<u64>,
+    otlp: OtlpStats,
+    otlp_first: Option<Instant>,
 }
 
 impl Default for Stats {
@@ -173,6 +205,8 @@ impl Default for Stats {
             first_token_lag: hist(),
             token_lag: hist(),
             hold: hist(),
+            otlp: OtlpStats::default(),
+            otlp_first: None,
         }
     }
 }
@@ -199,6 +233,17 @@ impl Stats {
         }
         if let Some(f) = r.forwarded_at {
             let _ = self.hold.record(us(r.arrival, f));
+        }
+        if let Some(o) = &r.otlp {
+            let first = *self.otlp_first.get_or_insert(r.arrival);
+            let s = &mut self.otlp;
+            s.exports += 1;
+            s.traces += o.traces;
+            s.spans += o.spans;
+            s.rejected_spans += o.rejected_spans;
+            s.payload_bytes += o.payload_bytes;
+            s.last_payload_bytes = o.payload_bytes;
+            s.arrival_span_us = s.arrival_span_us.max(us(first, r.arrival));
         }
         for g in &r.itl_gaps {
             let _ = self.itl.record(*g as u64);
@@ -237,6 +282,7 @@ impl Stats {
             first_token_lag_us: Summary::of(&self.first_token_lag),
             token_lag_us: Summary::of(&self.token_lag),
             proxy_hold_us: Summary::of(&self.hold),
+            otlp: self.otlp.clone(),
         }
     }
 }
@@ -311,4 +357,7 @@ pub struct StatsSnapshot {
     pub token_lag_us: Summary,
     /// Proxy mode: request arrival → sent upstream (the added latency, as kept).
     pub proxy_hold_us: Summary,
+    /// OTLP exports received.
+    #[serde(default)]
+    pub otlp: OtlpStats,
 }

@@ -228,6 +228,74 @@ fn groups(r: &RunResult) -> String {
     out
 }
 
+/// What the trace backend took in, by scenario, and the data volume: the
+/// end of an otlp-traces report.
+fn otlp(o: &super::result::OtlpFigures) -> String {
+    let mut out = String::from("### OTLP ingestion\n\n");
+    out.push_str(&table(
+        &[
+            "traces",
+            "traces/s",
+            "spans accepted",
+            "spans/s",
+            "rejected spans",
+            "failed exports",
+            "payload MB/s",
+            "wire MB/s",
+        ],
+        vec![vec![
+            o.traces.to_string(),
+            f2(o.traces_per_s),
+            o.spans_accepted.to_string(),
+            f1(o.spans_per_s),
+            o.rejected_spans.to_string(),
+            o.failed_exports.to_string(),
+            format!("{:.3}", o.payload_mb_per_s),
+            format!("{:.3}", o.wire_mb_per_s),
+        ]],
+    ));
+    out.push_str("\n\n### Trace mix\n\n");
+    let rows = o
+        .mix
+        .iter()
+        .map(|m| {
+            vec![
+                m.scenario.clone(),
+                m.traces.to_string(),
+                format!("{:.1}%", m.share * 100.0),
+                f2(m.p50_ms),
+                f2(m.p95_ms),
+                format!("{:.1}", m.mean_bytes / 1e3),
+                f1(m.spans_per_trace),
+                m.spans.to_string(),
+                m.tokens.to_string(),
+            ]
+        })
+        .collect();
+    out.push_str(&table(
+        &[
+            "scenario",
+            "traces",
+            "share",
+            "p50 (ms)",
+            "p95 (ms)",
+            "mean size (KB)",
+            "spans/trace",
+            "spans",
+            "tokens",
+        ],
+        rows,
+    ));
+    out.push_str(&format!(
+        "\n\n**Data volume: {:.2} MB** encoded ({:.2} MB on the wire, gzip), {} spans accepted, {} model tokens recorded.\n\n",
+        o.payload_bytes as f64 / 1e6,
+        o.wire_bytes as f64 / 1e6,
+        o.spans_accepted,
+        o.tokens
+    ));
+    out
+}
+
 /// One row per stage of a multi-stage load.
 fn stages(r: &RunResult) -> String {
     if r.stages.is_empty() {
@@ -373,26 +441,47 @@ pub fn render(r: &RunResult) -> String {
     let _ = writeln!(
         out,
         "## periscope: {} → {} ({})\n",
-        p.workload, p.target, p.target_kind
+        p.workload,
+        p.otlp.as_ref().map_or(&p.target, |o| &o.url),
+        p.target_kind
     );
-    let _ = writeln!(
-        out,
-        "model `{}` · {} · {} · max_tokens {} · run `{}`{}\n",
-        p.model,
-        describe_load(&p.load),
-        if p.stream {
-            "streaming"
-        } else {
-            "not streaming"
-        },
-        p.max_tokens,
-        r.run_id,
-        if r.interrupted_by_user {
-            " · **stopped by Ctrl-C**"
-        } else {
-            ""
+    let stopped = if r.interrupted_by_user {
+        " · **stopped by Ctrl-C**"
+    } else {
+        ""
+    };
+    match &p.otlp {
+        Some(o) => {
+            let _ = writeln!(
+                out,
+                "traces to `{}` · platform `{}` · {} + gzip · mix `{}` · {}{} · run `{}`{stopped}\n",
+                o.url,
+                o.platform,
+                if o.json { "OTLP/JSON" } else { "protobuf" },
+                o.mix,
+                describe_load(&p.load),
+                o.mb_per_s
+                    .map(|m| format!(" paced to {m} MB/s"))
+                    .unwrap_or_default(),
+                r.run_id,
+            );
         }
-    );
+        None => {
+            let _ = writeln!(
+                out,
+                "model `{}` · {} · {} · max_tokens {} · run `{}`{stopped}\n",
+                p.model,
+                describe_load(&p.load),
+                if p.stream {
+                    "streaming"
+                } else {
+                    "not streaming"
+                },
+                p.max_tokens,
+                r.run_id,
+            );
+        }
+    }
 
     if r.plan.scenario != crate::scenario::DEFAULT || r.plan.kind != crate::scenario::Kind::Load {
         out.push_str(&scenario(r));
@@ -603,6 +692,9 @@ pub fn render(r: &RunResult) -> String {
         .filter(|(name, _)| r.latency.contains_key(*name))
         .map(|(name, d)| format!("`{name}`: {d}"))
         .collect();
+    if let Some(o) = &r.otlp {
+        out.push_str(&otlp(o));
+    }
     let _ = writeln!(out, "<sub>Definitions: {}. Latency in HDR histograms (µs, 3 significant digits); errors and interrupted requests are excluded from latency.</sub>", defs.join("; "));
     out
 }

@@ -77,6 +77,9 @@ pub struct RunResult {
     /// The run ids this result was merged from (`periscope merge`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub merged_from: Vec<String>,
+    /// otlp-traces: what the backend took in, and by scenario.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub otlp: Option<OtlpFigures>,
     /// The exact sums behind every figure, so that results merge exactly.
     pub raw: Raw,
 }
@@ -165,6 +168,97 @@ pub struct GroupRow {
     pub texts_per_s: Option<f64>,
     /// Answers by HTTP status.
     pub statuses: BTreeMap<String, u64>,
+}
+
+/// What an otlp-traces run sent and the backend accepted.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OtlpFigures {
+    /// Exports the backend accepted (2xx), one trace each.
+    pub traces: u64,
+    pub traces_per_s: f64,
+    /// Spans of accepted exports, less those it said it rejected.
+    pub spans_accepted: u64,
+    pub spans_per_s: f64,
+    /// Spans rejected in partial successes.
+    pub rejected_spans: u64,
+    /// Exports answered with an HTTP error or not answered.
+    pub failed_exports: u64,
+    /// Encoded payload sent (before compression), bytes and MB/s.
+    pub payload_bytes: u64,
+    pub payload_mb_per_s: f64,
+    /// Bytes on the wire (gzip), and MB/s.
+    pub wire_bytes: u64,
+    pub wire_mb_per_s: f64,
+    /// Model tokens the accepted traces record.
+    pub tokens: u64,
+    /// One row per trace scenario.
+    pub mix: Vec<MixRow>,
+}
+
+/// One trace scenario of the mix.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MixRow {
+    pub scenario: String,
+    /// Exports sent, and accepted.
+    pub sent: u64,
+    pub traces: u64,
+    /// Share of the exports sent.
+    pub share: f64,
+    /// Export latency, ms.
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+    /// Mean encoded size of a trace, bytes.
+    pub mean_bytes: f64,
+    /// Spans accepted, and per trace.
+    pub spans: u64,
+    pub spans_per_trace: f64,
+    pub tokens: u64,
+}
+
+impl OtlpFigures {
+    fn of(t: &Aggregate, by_group: &BTreeMap<Group, Aggregate>, dur: f64) -> Self {
+        let p = &t.payload;
+        // In the order of the mix: simple to complex, then the size profiles.
+        let mut groups: Vec<(&Group, &Aggregate)> = by_group
+            .iter()
+            .filter(|(g, _)| g.kind() == "trace_scenario")
+            .collect();
+        groups.sort_by_key(|(g, _)| crate::otlp::Kind::parse(&g.label()));
+        let scenarios = || groups.iter().copied();
+        let sent_total: u64 = scenarios().map(|(_, a)| a.ok + a.errors).sum();
+        let mix = scenarios()
+            .map(|(g, a)| {
+                let e2e = a.stats("e2e");
+                let sent = a.ok + a.errors;
+                MixRow {
+                    scenario: g.label(),
+                    sent,
+                    traces: a.ok,
+                    share: sent as f64 / sent_total.max(1) as f64,
+                    p50_ms: e2e.p50,
+                    p95_ms: e2e.p95,
+                    mean_bytes: a.payload.sent_bytes as f64 / sent.max(1) as f64,
+                    spans: a.payload.accepted_spans(),
+                    spans_per_trace: a.payload.spans as f64 / a.ok.max(1) as f64,
+                    tokens: a.payload.tokens,
+                }
+            })
+            .collect();
+        OtlpFigures {
+            traces: t.ok,
+            traces_per_s: t.ok as f64 / dur,
+            spans_accepted: p.accepted_spans(),
+            spans_per_s: p.accepted_spans() as f64 / dur,
+            rejected_spans: p.rejected_spans,
+            failed_exports: t.errors,
+            payload_bytes: p.sent_bytes,
+            payload_mb_per_s: p.sent_bytes as f64 / dur / 1e6,
+            wire_bytes: p.wire_bytes,
+            wire_mb_per_s: p.wire_bytes as f64 / dur / 1e6,
+            tokens: p.tokens,
+            mix,
+        }
+    }
 }
 
 /// One stage of the load shape.
@@ -434,7 +528,13 @@ impl RunResult {
             let load_s = i.exec.load_elapsed.as_secs_f64().max(1e-9);
             let achieved = i.exec.dispatched as f64 / load_s;
             let lag_behind = lag.p99 > 10.0;
-            let rate_behind = achieved < 0.95 * requested && t.queued == 0 && !i.interrupted_by_user;
+            // Paced by bytes, the trace count follows the mix's draws: the
+            // byte rate is what was asked for.
+            let short = match i.plan.otlp.as_ref().and_then(|o| o.mb_per_s) {
+                Some(mb) => (t.payload.sent_bytes as f64 / load_s) < 0.95 * mb * 1e6,
+                None => achieved < 0.95 * requested,
+            };
+            let rate_behind = short && t.queued == 0 && !i.interrupted_by_user;
             let behind = lag_behind || rate_behind;
             if lag_behind {
                 warnings.push(format!(
@@ -591,6 +691,7 @@ impl RunResult {
             scenario,
             requests,
             merged_from: i.merged_from,
+            otlp: (!t.payload.is_empty()).then(|| OtlpFigures::of(t, i.by_group, dur)),
             outputs: i.outputs,
             raw,
         }

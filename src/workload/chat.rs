@@ -217,6 +217,7 @@ pub(crate) mod tests {
             batch_sizes: vec![],
             endpoints: vec![],
             dataset: None,
+            otlp: None,
         }
     }
 

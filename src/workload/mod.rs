@@ -78,6 +78,9 @@ pub struct WorkloadSpec {
     /// Prompts from a dataset, cycled.
     #[serde(skip)]
     pub dataset: Option<Arc<Vec<String>>>,
+    /// What `otlp-traces` sends.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub otlp: Option<crate::otlp::OtlpSpec>,
 }
 
 /// The workload a spec names.
@@ -91,6 +94,11 @@ pub fn build(spec: &WorkloadSpec) -> Arc<dyn Workload> {
         "prefix-caching" => Arc::new(MultiTurn::new(spec, MultiTurnKind::PrefixCaching)),
         "conversation" => Arc::new(MultiTurn::new(spec, MultiTurnKind::Conversation)),
         "http" => Arc::new(Http::new(spec)),
+        "otlp-traces" => Arc::new(crate::otlp::OtlpTraces::new(
+            spec.otlp
+                .clone()
+                .expect("the plan sets the OTLP spec of otlp-traces"),
+        )),
         _ => Arc::new(Chat::new(spec, ChatKind::Chat)),
     }
 }
@@ -132,6 +140,10 @@ pub const NAMES: &[(&str, &str)] = &[
     (
         "http",
         "plain HTTP endpoints with weights (--endpoint GET:/health:3); status codes per endpoint",
+    ),
+    (
+        "otlp-traces",
+        "synthetic GenAI agent traces over OTLP/HTTP (--endpoint URL, --rate or --mb-per-s, --mix); traces/s, spans/s, MB/s",
     ),
 ];
 
