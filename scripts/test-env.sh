@@ -25,4 +25,19 @@ fi
 if ! "$VENV/bin/python" -c "import openai" 2>/dev/null; then
   "$VENV/bin/pip" install --quiet --disable-pip-version-check "openai>=1.40,<4" >&2
 fi
+# - Arize Phoenix from PyPI, a real OTLP trace backend (tests/otlp.rs starts
+#   it on a free port, data in a temporary folder). Its install takes minutes,
+#   so it runs in the background while the tests build; the test waits for
+#   .venv-phoenix/.ready (or .failed, with install.log).
+PHX=.venv-phoenix
+if [ ! -f "$PHX/.ready" ]; then
+  rm -f "$PHX/.failed"
+  mkdir -p "$PHX"
+  nohup bash -c "
+    { python3 -m venv '$PHX' &&
+      '$PHX/bin/pip' install --quiet --disable-pip-version-check 'arize-phoenix>=12,<30'; } \
+      >'$PHX/install.log' 2>&1 && touch '$PHX/.ready' || touch '$PHX/.failed'
+  " >/dev/null 2>&1 &
+  echo "installing Arize Phoenix into $PHX in the background" >&2
+fi
 echo "export PERISCOPE_PYTHON=$PWD/$VENV/bin/python"

@@ -85,7 +85,7 @@ pub async fn run(args: Args) -> Result<i32> {
         Command::Scenarios => {
             let mut out = String::from("Workloads (periscope run WORKLOAD):\n");
             for (name, what) in workload::NAMES {
-                out.push_str(&format!("  {name:<18} {what}\n"));
+                out.push_str(&format!("  {name:<20} {what}\n"));
             }
             out.push_str(
                 "\nScenarios (periscope run WORKLOAD --scenario NAME; `load` is the default):\n",

@@ -33,6 +33,22 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("soak", include_str!("../scenarios/soak.yaml")),
     ("recovery", include_str!("../scenarios/recovery.yaml")),
     ("benchmark", include_str!("../scenarios/benchmark.yaml")),
+    (
+        "otlp-1x-demo",
+        include_str!("../scenarios/otlp-1x-demo.yaml"),
+    ),
+    (
+        "otlp-1x-extra-small",
+        include_str!("../scenarios/otlp-1x-extra-small.yaml"),
+    ),
+    (
+        "otlp-1x-small",
+        include_str!("../scenarios/otlp-1x-small.yaml"),
+    ),
+    (
+        "otlp-1x-medium",
+        include_str!("../scenarios/otlp-1x-medium.yaml"),
+    ),
 ];
 
 /// The scenario a run without `--scenario` uses.
@@ -522,7 +538,7 @@ pub fn listing() -> String {
             .and_then(|s| s.file.description)
             .unwrap_or_default();
         out.push_str(&format!(
-            "  {name:<18} {}\n",
+            "  {name:<20} {}\n",
             desc.split_whitespace().collect::<Vec<_>>().join(" ")
         ));
     }

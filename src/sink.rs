@@ -367,6 +367,12 @@ impl Feed {
             Outcome::Interrupted => "interrupted",
             Outcome::Error(c) => c.as_str(),
         });
+        if let Some(g) = &r.group {
+            b.push(',');
+            b.push_str(g.kind());
+            b.push('=');
+            tag_escape(&g.label(), b);
+        }
         let _ = write!(
             b,
             ",stage={},status={} ok={},e2e_ms={}",
@@ -380,6 +386,16 @@ impl Feed {
         }
         if let Some(t) = r.tpot_us() {
             let _ = write!(b, ",tpot_ms={}", t as f64 / 1000.0);
+        }
+        if !r.payload.is_empty() {
+            let _ = write!(
+                b,
+                ",payload_bytes={}i,wire_bytes={}i,spans={}i,rejected_spans={}i",
+                r.payload.sent_bytes,
+                r.payload.wire_bytes,
+                if r.is_ok() { r.payload.spans } else { 0 },
+                r.payload.rejected_spans
+            );
         }
         let _ = writeln!(
             b,
@@ -402,6 +418,13 @@ impl Feed {
             " rps={}i,ok={}i,err={}i,active_vus={}i,in_flight={}i,tokens_per_s={}i,input_tokens_per_s={}i",
             w.requests, w.ok, w.errors, w.active_vus, w.in_flight, w.output_tokens, w.input_tokens
         );
+        if w.payload_bytes > 0 || w.spans > 0 {
+            let _ = write!(
+                b,
+                ",payload_bytes_per_s={}i,spans_per_s={}i",
+                w.payload_bytes, w.spans
+            );
+        }
         for (name, v) in [
             ("ttft_p50", w.ttft_p50),
             ("ttft_p95", w.ttft_p95),

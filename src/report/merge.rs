@@ -163,6 +163,8 @@ fn add_window(into: &mut WindowSummary, w: &WindowSummary) {
     into.errors += w.errors;
     into.output_tokens += w.output_tokens;
     into.input_tokens += w.input_tokens;
+    into.payload_bytes += w.payload_bytes;
+    into.spans += w.spans;
     into.active_vus += w.active_vus;
     into.in_flight += w.in_flight;
     into.rss_mib = match (into.rss_mib, w.rss_mib) {

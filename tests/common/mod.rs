@@ -382,6 +382,9 @@ fn wait_ready(url: &str, child: &mut Child) {
     panic!("nothing answers at {url}");
 }
 
+#[allow(unused_imports)]
+pub use plain_http::blocking_get;
+
 mod plain_http {
     /// A GET's status, without an async runtime.
     pub fn blocking_get(url: &str) -> std::io::Result<u16> {

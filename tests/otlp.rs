@@ -1,0 +1,588 @@
+//! otlp-traces against receivers that decode what periscope sends: a
+//! capture server here (the same OpenTelemetry protobuf types), periscope's
+//! mock (its own counts and arrival stamps), and Arize Phoenix (its REST API).
+
+mod common;
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Read as _;
+use std::sync::{Arc, Mutex};
+
+use common::*;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::any_value::Value as Any;
+use opentelemetry_proto::tonic::trace::v1::Span;
+use prost::Message;
+use serde_json::Value;
+
+/// One trace as it arrived.
+#[derive(Debug, Clone)]
+struct Got {
+    scenario: String,
+    spans: Vec<Span>,
+    /// Encoded bytes (after gunzip).
+    bytes: usize,
+}
+
+/// A plain OTLP/HTTP receiver: gunzips and decodes every export.
+async fn capture() -> (String, Arc<Mutex<Vec<Got>>>) {
+    use http_body_util::BodyExt;
+    let got: Arc<Mutex<Vec<Got>>> = Arc::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let store = got.clone();
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            let store = store.clone();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(
+                    move |req: hyper::Request<hyper::body::Incoming>| {
+                        let store = store.clone();
+                        async move {
+                            let gz = req
+                                .headers()
+                                .get("content-encoding")
+                                .map(|v| v.as_bytes() == b"gzip");
+                            assert_eq!(gz, Some(true), "exports are gzip-compressed");
+                            assert_eq!(
+                                req.headers().get("content-type").unwrap(),
+                                "application/x-protobuf"
+                            );
+                            let body = req.into_body().collect().await.unwrap().to_bytes();
+                            let mut raw = Vec::new();
+                            flate2::read::GzDecoder::new(&body[..])
+                                .read_to_end(&mut raw)
+                                .unwrap();
+                            let export = ExportTraceServiceRequest::decode(raw.as_slice()).unwrap();
+                            let spans: Vec<Span> = export
+                                .resource_spans
+                                .iter()
+                                .flat_map(|r| r.scope_spans.iter().flat_map(|s| s.spans.clone()))
+                                .collect();
+                            if !spans.is_empty() {
+                                let scenario =
+                                    attr(&spans[0], "periscope.scenario").unwrap_or_default();
+                                store.lock().unwrap().push(Got {
+                                    scenario,
+                                    spans,
+                                    bytes: raw.len(),
+                                });
+                            }
+                            Ok::<_, std::convert::Infallible>(hyper::Response::new(
+                                http_body_util::Full::new(bytes::Bytes::new()),
+                            ))
+                        }
+                    },
+                );
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    (format!("http://{addr}/v1/traces"), got)
+}
+
+fn attr(span: &Span, key: &str) -> Option<String> {
+    span.attributes
+        .iter()
+        .find(|kv| kv.key == key)
+        .and_then(|kv| match kv.value.as_ref()?.value.as_ref()? {
+            Any::StringValue(s) => Some(s.clone()),
+            Any::IntValue(i) => Some(i.to_string()),
+            _ => Some(String::new()),
+        })
+}
+
+/// Levels of a trace's tree (the root is level 1).
+fn depth(spans: &[Span]) -> usize {
+    let parent: HashMap<&[u8], &[u8]> = spans
+        .iter()
+        .map(|s| (s.span_id.as_slice(), s.parent_span_id.as_slice()))
+        .collect();
+    spans
+        .iter()
+        .map(|s| {
+            let mut d = 1;
+            let mut p = s.parent_span_id.as_slice();
+            while !p.is_empty() {
+                d += 1;
+                p = parent.get(p).copied().unwrap_or(&[]);
+            }
+            d
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+/// (spans, depth, target bytes, share of the default mix) of a scenario.
+type Shape = ((usize, usize), (usize, usize), f64, f64);
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_scenario_arrives_with_its_spans_depth_size_and_genai_attributes() {
+    let (url, got) = capture().await;
+    let dir = tempfile::tempdir().unwrap();
+    let json = temp_json(&dir, "r.json");
+    let out = periscope_async(s(&[
+        "run",
+        "otlp-traces",
+        "--endpoint",
+        &url,
+        "--vus",
+        "4",
+        "--iterations",
+        "1000",
+        "--duration",
+        "5m",
+        "--json",
+        &json,
+    ]))
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let got = got.lock().unwrap().clone();
+    assert_eq!(got.len(), 1000);
+    // (spans, depth, target bytes) of each scenario.
+    let shapes: BTreeMap<&str, Shape> = [
+        ("simple_query", ((5, 5), (2, 3), 35e3, 0.40)),
+        ("single_service_search", ((11, 13), (3, 4), 270e3, 0.30)),
+        ("delegated_booking", ((23, 27), (4, 5), 470e3, 0.20)),
+        ("multi_service_complex", ((72, 88), (5, 8), 2.3e6, 0.10)),
+    ]
+    .into();
+    let mut count: BTreeMap<&str, usize> = BTreeMap::new();
+    for t in &got {
+        let (spans, levels, bytes, _) = shapes[t.scenario.as_str()];
+        *count
+            .entry(shapes.get_key_value(t.scenario.as_str()).unwrap().0)
+            .or_default() += 1;
+        let n = t.spans.len();
+        assert!(
+            (spans.0..=spans.1).contains(&n),
+            "{}: {n} spans",
+            t.scenario
+        );
+        let d = depth(&t.spans);
+        assert!(
+            (levels.0..=levels.1).contains(&d),
+            "{}: depth {d}",
+            t.scenario
+        );
+        let off = t.bytes as f64 / bytes - 1.0;
+        assert!(
+            off.abs() <= 0.15,
+            "{}: {} bytes, {:+.0}% off",
+            t.scenario,
+            t.bytes,
+            off * 100.0
+        );
+        // One trace id, one root.
+        assert!(t.spans.iter().all(|s| s.trace_id == t.spans[0].trace_id));
+        assert_eq!(
+            t.spans
+                .iter()
+                .filter(|s| s.parent_span_id.is_empty())
+                .count(),
+            1
+        );
+        // The GenAI semantic conventions, by operation.
+        for s in &t.spans {
+            let op = attr(s, "gen_ai.operation.name");
+            let need: &[&str] = match op.as_deref() {
+                Some("chat") => &[
+                    "gen_ai.request.model",
+                    "gen_ai.provider.name",
+                    "gen_ai.usage.input_tokens",
+                    "gen_ai.usage.output_tokens",
+                    "gen_ai.input.messages",
+                    "gen_ai.output.messages",
+                ],
+                Some("execute_tool") => &[
+                    "gen_ai.tool.name",
+                    "gen_ai.tool.call.id",
+                    "gen_ai.tool.call.arguments",
+                    "gen_ai.tool.call.result",
+                ],
+                Some("invoke_agent") => &["gen_ai.agent.name", "gen_ai.conversation.id"],
+                // Downstream calls of tools: plain HTTP client spans.
+                _ => &["http.request.method", "server.address"],
+            };
+            for k in need {
+                assert!(
+                    attr(s, k).is_some(),
+                    "{} span {:?} lacks {k}",
+                    t.scenario,
+                    s.name
+                );
+            }
+        }
+        let ops: Vec<String> = t
+            .spans
+            .iter()
+            .filter_map(|s| attr(s, "gen_ai.operation.name"))
+            .collect();
+        assert!(
+            ops.iter().any(|o| o == "invoke_agent"),
+            "{}: no agent",
+            t.scenario
+        );
+        assert!(
+            ops.iter().any(|o| o == "chat"),
+            "{}: no model call",
+            t.scenario
+        );
+    }
+    // The mix, within 4.5 standard deviations of each share.
+    for (name, (_, _, _, share)) in &shapes {
+        let n = *count.get(name).unwrap_or(&0) as f64;
+        let sd = (1000.0 * share * (1.0 - share)).sqrt();
+        assert!((n - 1000.0 * share).abs() < 4.5 * sd, "{name}: {n} of 1000");
+    }
+    // The result says what arrived.
+    let r = read_json(&json);
+    let o = &r["otlp"];
+    let spans: usize = got.iter().map(|t| t.spans.len()).sum();
+    let bytes: usize = got.iter().map(|t| t.bytes).sum();
+    assert_eq!(o["traces"], 1000);
+    assert_eq!(o["spans_accepted"], spans);
+    assert_eq!(o["payload_bytes"], bytes);
+    let mix = o["mix"].as_array().unwrap();
+    for row in mix {
+        let name = row["scenario"].as_str().unwrap();
+        assert_eq!(row["traces"], count[name], "{row}");
+    }
+    // The report ends with the mix table and the data volume (then the
+    // definitions' footnote).
+    let text = stdout(&out);
+    let tail = text.rsplit("### Trace mix").next().unwrap();
+    let volume = format!("**Data volume: {:.2} MB** encoded", bytes as f64 / 1e6);
+    assert!(tail.contains(&volume), "{tail}");
+    let after: Vec<&str> = tail
+        .split(&volume)
+        .nth(1)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    assert_eq!(after.len(), 2, "{tail}");
+    assert!(after[1].starts_with("<sub>Definitions"), "{tail}");
+    for row in mix {
+        let name = row["scenario"].as_str().unwrap();
+        assert!(tail.contains(&format!("| {name} ")), "{tail}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mb_per_s_holds_the_byte_rate_by_the_receivers_stamps() {
+    let mock = MockProc::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let json = temp_json(&dir, "r.json");
+    let out = periscope_async(s(&[
+        "run",
+        "otlp-traces",
+        "--endpoint",
+        &mock.url("/v1/traces"),
+        "--mb-per-s",
+        "1",
+        "--duration",
+        "20s",
+        "--no-preflight",
+        "--json",
+        &json,
+    ]))
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let st = mock.stats().await;
+    let o = &st["otlp"];
+    // Arrival k is due when the bytes before it are sent at the rate: from
+    // the first arrival to the last, all bytes but the last export's.
+    let bytes = o["payload_bytes"].as_f64().unwrap() - o["last_payload_bytes"].as_f64().unwrap();
+    let secs = o["arrival_span_us"].as_f64().unwrap() / 1e6;
+    let rate = bytes / secs / 1e6;
+    assert!((rate - 1.0).abs() <= 0.05, "{rate:.3} MB/s over {secs:.1}s");
+    assert!(secs > 15.0, "{secs}");
+    // periscope's figures are the receiver's.
+    let r = read_json(&json);
+    assert_eq!(r["otlp"]["payload_bytes"], o["payload_bytes"]);
+    assert_eq!(r["otlp"]["spans_accepted"], o["spans"]);
+    assert_eq!(r["otlp"]["traces"], o["exports"]);
+    assert!(
+        r["warnings"].as_array().unwrap().is_empty(),
+        "{}",
+        r["warnings"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn failed_exports_and_partial_successes_are_counted_not_crashed_on() {
+    let mock = MockProc::start(&[
+        "--error-rate",
+        "0.2",
+        "--error-status",
+        "503",
+        "--otlp-reject-rate",
+        "0.1",
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let json = temp_json(&dir, "r.json");
+    let out = periscope_async(s(&[
+        "run",
+        "otlp-traces",
+        "--endpoint",
+        &mock.url("/v1/traces"),
+        "--mix",
+        "simple_query:3,small:1",
+        "--vus",
+        "2",
+        "--iterations",
+        "300",
+        "--duration",
+        "2m",
+        "--no-preflight",
+        "--json",
+        &json,
+    ]))
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let st = mock.stats().await;
+    let r = read_json(&json);
+    let o = &r["otlp"];
+    assert_eq!(o["failed_exports"], st["by_status"]["503"], "{st}");
+    assert!(o["failed_exports"].as_u64().unwrap() > 20, "{o}");
+    assert_eq!(o["rejected_spans"], st["otlp"]["rejected_spans"]);
+    assert!(o["rejected_spans"].as_u64().unwrap() > 0);
+    let received = st["otlp"]["spans"].as_u64().unwrap();
+    let rejected = st["otlp"]["rejected_spans"].as_u64().unwrap();
+    assert_eq!(o["spans_accepted"], received - rejected);
+    assert_eq!(r["summary"]["requests"], 300);
+    let text = stdout(&out);
+    assert!(text.contains("### Errors"), "{text}");
+    assert!(
+        text.contains("small") && text.contains("simple_query"),
+        "{text}"
+    );
+}
+
+#[test]
+fn dry_run_plans_traces_spans_and_megabytes_per_second_and_bad_input_says_what_to_fix() {
+    let out = periscope(&[
+        "run",
+        "otlp-traces",
+        "--endpoint",
+        "http://127.0.0.1:4318",
+        "--mb-per-s",
+        "1.2",
+        "--duration",
+        "10s",
+        "--dry-run",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("planned traces:"))
+        .unwrap();
+    assert!(line.contains("1.200 MB/s"), "{line}");
+    assert!(
+        text.contains("\"url\": \"http://127.0.0.1:4318/v1/traces\""),
+        "{text}"
+    );
+    for (args, want) in [
+        (vec!["--mix", "simple:3"], "unknown trace scenario 'simple'"),
+        (vec!["--mb-per-s", "0"], "--mb-per-s must be more than 0"),
+        (vec!["--mb-per-s", "1", "--vus", "3"], "drop --vus"),
+        (vec!["--endpoint", "4318"], "is not a URL"),
+    ] {
+        let mut a = vec!["run", "otlp-traces", "--dry-run"];
+        if !args.contains(&"--endpoint") {
+            a.extend(["--endpoint", "http://127.0.0.1:4318"]);
+        }
+        a.extend(args.iter().copied());
+        let out = periscope(&a);
+        assert_eq!(out.status.code(), Some(1), "{a:?}");
+        let err = stderr(&out);
+        assert!(
+            err.contains(want) && err.lines().count() == 1,
+            "{a:?}: {err}"
+        );
+    }
+    let out = periscope(&[
+        "run",
+        "completions",
+        "--mock",
+        "--mix",
+        "simple_query",
+        "--dry-run",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("apply to otlp-traces"));
+}
+
+#[test]
+fn otel_environment_variables_set_the_url_headers_and_service_and_secrets_stay_hidden() {
+    let out = std::process::Command::new(BIN)
+        .args(["run", "otlp-traces", "--dry-run", "--platform", "langsmith"])
+        .env_remove("OPENAI_BASE_URL")
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318/otel")
+        .env(
+            "OTEL_EXPORTER_OTLP_HEADERS",
+            "api-key=sk-secret-123,x-team=obs%20team",
+        )
+        .env("LANGSMITH_API_KEY", "ls-secret-456")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("http://127.0.0.1:4318/otel/v1/traces"),
+        "{text}"
+    );
+    assert!(text.contains("obs team"), "{text}");
+    assert!(text.contains("Langsmith-Project"), "{text}");
+    assert!(
+        !text.contains("sk-secret-123") && !text.contains("ls-secret-456"),
+        "{text}"
+    );
+    assert!(text.contains("<redacted>"), "{text}");
+}
+
+/// Arize Phoenix from PyPI (scripts/test-env.sh installs it in the
+/// background into .venv-phoenix while the tests build).
+struct Phoenix {
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+    base: String,
+}
+
+impl Drop for Phoenix {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn phoenix() -> Option<Phoenix> {
+    let venv = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv-phoenix");
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    // The install may still be running: wait for its end (up to 15 min).
+    for _ in 0..1800 {
+        if venv.join(".ready").exists() || venv.join(".failed").exists() {
+            break;
+        }
+        if !venv.exists() && !ci {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    if !venv.join(".ready").exists() {
+        let log = std::fs::read_to_string(venv.join("install.log")).unwrap_or_default();
+        if ci {
+            panic!("Arize Phoenix is not installed in .venv-phoenix (scripts/test-env.sh): CI=true makes it a failure\n{log}");
+        }
+        eprintln!("note: Arize Phoenix is not installed; skipping");
+        return None;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let child = std::process::Command::new(venv.join("bin/phoenix"))
+        .arg("serve")
+        .env("PHOENIX_WORKING_DIR", dir.path())
+        .env("PHOENIX_HOST", "127.0.0.1")
+        .env("PHOENIX_PORT", port.to_string())
+        .env("PHOENIX_GRPC_PORT", free_port().to_string())
+        .env("PHOENIX_TELEMETRY_ENABLED", "false")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start phoenix");
+    let base = format!("http://127.0.0.1:{port}");
+    let mut p = Phoenix {
+        child,
+        _dir: dir,
+        base,
+    };
+    for _ in 0..600 {
+        if let Ok(Some(status)) = p.child.try_wait() {
+            panic!("phoenix exited: {status}");
+        }
+        if blocking_get(&format!("{}/v1/projects", p.base)).is_ok_and(|s| s == 200) {
+            return Some(p);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    panic!("phoenix did not answer at {} within 2 min", p.base);
+}
+
+/// Every item of a Phoenix list endpoint, following its cursor.
+async fn phoenix_list(base: &str, path: &str) -> Vec<Value> {
+    let mut items = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut url = reqwest::Url::parse(&format!("{base}{path}")).unwrap();
+        url.query_pairs_mut().append_pair("limit", "1000");
+        if let Some(c) = &cursor {
+            url.query_pairs_mut().append_pair("cursor", c);
+        }
+        let page: Value = http().get(url).send().await.unwrap().json().await.unwrap();
+        items.extend(page["data"].as_array().unwrap().iter().cloned());
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => return items,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn phoenix_lists_exactly_the_traces_and_spans_periscope_reported_accepted() {
+    let Some(px) = tokio::task::spawn_blocking(phoenix).await.unwrap() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let json = temp_json(&dir, "r.json");
+    let out = periscope_async(s(&[
+        "run",
+        "otlp-traces",
+        "--endpoint",
+        &format!("{}/v1/traces", px.base),
+        "--platform",
+        "phoenix",
+        "--project",
+        "periscope-ci",
+        // Phoenix stores every attribute in SQLite from Python: the smaller
+        // scenarios keep its ingestion (not periscope) out of the test's time.
+        "--mix",
+        "simple_query:4,single_service_search:1",
+        "--rate",
+        "10",
+        "--duration",
+        "20s",
+        "--json",
+        &json,
+    ]))
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let r = read_json(&json);
+    let o = &r["otlp"];
+    let traces = o["traces"].as_u64().unwrap();
+    assert!((190..=210).contains(&traces), "{o}");
+    assert_eq!(o["failed_exports"], 0, "{o}");
+    // Phoenix writes in the background: wait until the counts settle.
+    let (mut t, mut sp) = (Vec::new(), Vec::new());
+    for _ in 0..60 {
+        t = phoenix_list(&px.base, "/v1/projects/periscope-ci/traces").await;
+        sp = phoenix_list(&px.base, "/v1/projects/periscope-ci/spans").await;
+        if t.len() as u64 >= traces && sp.len() as u64 >= o["spans_accepted"].as_u64().unwrap() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    assert_eq!(t.len() as u64, traces);
+    assert_eq!(sp.len() as u64, o["spans_accepted"].as_u64().unwrap());
+    // Dressed for Phoenix: OpenInference span kinds.
+    let kinds: std::collections::BTreeSet<&str> =
+        sp.iter().filter_map(|s| s["span_kind"].as_str()).collect();
+    assert!(
+        kinds.contains("LLM") && kinds.contains("TOOL") && kinds.contains("AGENT"),
+        "{kinds:?}"
+    );
+}
