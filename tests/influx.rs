@@ -217,6 +217,47 @@ fn values_or_tags(answer: &Value) -> Vec<Value> {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn influxdb_stopped_mid_run_costs_dropped_points_not_the_run() {
+    let Some(mut influx) = Server::influxdb() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let json = temp_json(&dir, "r.json");
+    let args = s(&[
+        "run",
+        "--mock",
+        "--vus",
+        "2",
+        "--duration",
+        "6s",
+        "--out",
+        &format!("influxdb={}/periscope", influx.base),
+        "--json",
+        &json,
+    ]);
+    let run = tokio::spawn(periscope_async(args));
+    // Let points reach it for a while, then take it away.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    influx.stop();
+    let out = run.await.unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert_eq!(err.matches("warning:").count(), 1, "{err}");
+    let r = read_json(&json);
+    let o = &r["outputs"][0];
+    assert!(o["written"].as_u64().unwrap() > 0, "{o}");
+    assert!(o["dropped"].as_u64().unwrap() > 0, "{o}");
+    let text = stdout(&out);
+    assert!(
+        text.contains(&format!(
+            "{} points written, {} dropped",
+            o["written"], o["dropped"]
+        )),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_sink_that_is_down_costs_one_warning_and_loses_no_result() {
     let dir = tempfile::tempdir().unwrap();
     let json = temp_json(&dir, "r.json");

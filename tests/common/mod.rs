@@ -403,6 +403,12 @@ mod plain_http {
 }
 
 impl Server {
+    /// Kill the server now (a backend that goes away mid-run).
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// InfluxDB 1.x (`influxd`).
     pub fn influxdb() -> Option<Server> {
         if !installed("influxd", "influxdb") {
