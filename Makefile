@@ -72,7 +72,12 @@ lint: ## cargo fmt --check and clippy with warnings as errors
 	$(CARGO) clippy --all-targets --locked -- -D warnings
 
 test: lint ## The whole suite: lint, then every test (installs what the tests need first)
-	eval "$$(scripts/test-env.sh)" && $(CARGO) test --profile ci --locked
+	eval "$$(scripts/test-env.sh)" && \
+	if $(CARGO) nextest --version >/dev/null 2>&1; then \
+	  $(CARGO) nextest run --cargo-profile ci --locked; \
+	else \
+	  $(CARGO) test --profile ci --locked; \
+	fi
 
 report-demo: build ## A mock run's HTML report (target/report-demo/) and its screenshot docs/report.png
 	scripts/report-demo.sh
