@@ -47,6 +47,17 @@ pub struct OtlpSpec {
     pub pace_mean_bytes: Option<f64>,
 }
 
+impl OtlpSpec {
+    /// What every trace of the run is dressed with.
+    fn dress(&self) -> Dress {
+        Dress {
+            platform: self.platform,
+            service_name: self.service_name.clone(),
+            project: self.project.clone(),
+        }
+    }
+}
+
 /// Parse `simple_query:40,multi_service_complex:10` (a bare name weighs 1).
 pub fn parse_mix(s: &str) -> Result<Vec<(Kind, u32)>, String> {
     let names = || {
@@ -128,11 +139,7 @@ impl OtlpTraces {
                 (total, *k)
             })
             .collect();
-        let dress = Dress {
-            platform: spec.platform,
-            service_name: spec.service_name.clone(),
-            project: spec.project.clone(),
-        };
+        let dress = spec.dress();
         OtlpTraces {
             spec: Arc::new(spec),
             cumulative: Arc::new(cumulative),
@@ -461,14 +468,7 @@ pub fn resolve(
 /// What the mix sends on average: (encoded bytes, spans) per trace, from a
 /// few traces of each scenario weighted by the mix.
 pub fn expected(spec: &OtlpSpec) -> (f64, f64) {
-    let mut g = Generator::new(
-        0x5eed,
-        Dress {
-            platform: spec.platform,
-            service_name: spec.service_name.clone(),
-            project: spec.project.clone(),
-        },
-    );
+    let mut g = Generator::new(0x5eed, spec.dress());
     let total: u32 = spec.mix.iter().map(|(_, w)| w).sum();
     let (mut bytes, mut spans) = (0.0, 0.0);
     const EACH: usize = 4;
