@@ -328,6 +328,12 @@ pub struct SinkArgs {
     /// Share of requests written as periscope_request points, 0 to 1 (default 1).
     #[arg(long, value_name = "RATIO")]
     pub influx_request_sample: Option<f64>,
+    /// Export every request as an OpenTelemetry client span (GenAI conventions,
+    /// ttft as an event) to this OTLP/HTTP traces URL, e.g.
+    /// http://localhost:4318/v1/traces, and send each span's W3C traceparent
+    /// to the target so its server-side spans join (--platform and --project dress them).
+    #[arg(long, value_name = "OTLP_URL")]
+    pub trace_requests: Option<String>,
 }
 
 /// A prompt corpus: labelled cases cycled as the prompts of the requests.

@@ -355,7 +355,26 @@ pub async fn execute(plan: &Plan, keep_samples: bool) -> Result<Executed> {
             plan.request_sample,
         )
     });
+    let tracer = plan.trace_requests.as_ref().map(|t| {
+        client.set_tracing(true);
+        let server = reqwest::Url::parse(&base)
+            .ok()
+            .and_then(|u| Some((u.host_str()?.to_string(), u.port_or_known_default()?)));
+        otlp::tracer::Tracer::start(
+            t,
+            otlp::tracer::RunContext {
+                model: plan.workload.model.clone(),
+                run_id: run_id.clone(),
+                scenario: plan.scenario.clone(),
+                workload: plan.workload_name().to_string(),
+                server,
+                max_tokens: Some(plan.workload.max_tokens),
+            },
+            started_at,
+        )
+    });
     let collector = collector
+        .with_tracer(tracer)
         .with_slos(plan.slos.clone())
         .with_samples(keep_samples || plan.keep_requests)
         .with_feed(feed);
@@ -385,10 +404,13 @@ pub async fn execute(plan: &Plan, keep_samples: bool) -> Result<Executed> {
         .await
         .map_err(|e| anyhow::anyhow!("the metrics collector failed: {e}"))?;
     let _ = progress.await;
-    let outputs = match collected.feed.take() {
+    let mut outputs = match collected.feed.take() {
         Some(f) => f.finish(std::time::Duration::from_secs(10)).await,
         None => Vec::new(),
     };
+    if let Some(t) = collected.tracer.take() {
+        outputs.push(t.finish(std::time::Duration::from_secs(10)).await);
+    }
     let duration_s = origin.elapsed().as_secs_f64();
 
     let mut samples = collected.samples;

@@ -88,6 +88,8 @@ pub struct Plan {
     pub run_id: Option<String>,
     /// otlp-traces: where exports go and what the mix sends.
     pub otlp_view: Option<crate::otlp::OtlpView>,
+    /// Where request spans go (`--trace-requests`).
+    pub trace_requests: Option<crate::otlp::tracer::TraceTarget>,
     pub html: Option<PathBuf>,
     pub csv: Option<PathBuf>,
     /// Keep one row per request in the result.
@@ -271,19 +273,33 @@ impl Plan {
             )
         } else {
             let o = &a.otlp;
+            let dressing =
+                (o.platform.is_some() || o.project.is_some()) && a.sink.trace_requests.is_none();
             if o.mb_per_s.is_some()
                 || o.mix.is_some()
-                || o.platform.is_some()
                 || o.otlp_json
-                || o.project.is_some()
+                || dressing
                 || f.otlp.is_some()
             {
                 return Err(usage!(
-                    "--mb-per-s, --mix, --platform, --otlp-json and --project apply to otlp-traces: `periscope run otlp-traces --endpoint URL …`"
+                    "--mb-per-s, --mix, --platform, --otlp-json and --project apply to otlp-traces: `periscope run otlp-traces --endpoint URL …` (--platform and --project also dress --trace-requests)"
                 ));
             }
             None
         };
+        let trace_requests = a
+            .sink
+            .trace_requests
+            .as_deref()
+            .map(|u| {
+                crate::otlp::tracer::TraceTarget::resolve(
+                    u,
+                    a.otlp.platform.unwrap_or_default(),
+                    a.otlp.project.clone(),
+                )
+            })
+            .transpose()
+            .map_err(Error::Usage)?;
         let (target, mock_args) = if a.mock {
             let cfg = MockConfig::from_flag_string(a.mock_args.as_deref().unwrap_or(""))
                 .map_err(Error::Usage)?;
@@ -435,6 +451,7 @@ impl Plan {
                 otlp: otlp.as_ref().map(|o| o.spec.clone()),
             },
             otlp_view: otlp.map(|o| o.view),
+            trace_requests,
             dataset_view,
             target,
             mock_args,
@@ -552,7 +569,12 @@ impl Plan {
             thresholds: self.thresholds.iter().map(|t| t.expr.clone()).collect(),
             abort_on_fail: self.abort_on_fail,
             slos: self.slos.iter().map(|s| s.expr.clone()).collect(),
-            outputs: self.outputs.iter().map(|o| o.label()).collect(),
+            outputs: self
+                .outputs
+                .iter()
+                .map(|o| o.label())
+                .chain(self.trace_requests.iter().map(|t| t.label()))
+                .collect(),
         }
     }
 }

@@ -221,6 +221,8 @@ pub struct RequestRecord {
     pub path: std::borrow::Cow<'static, str>,
     /// What it carried (`otlp-traces`).
     pub payload: Payload,
+    /// Its client span's ids, sent as `traceparent` (`--trace-requests`).
+    pub trace: Option<crate::otlp::tracer::TraceIds>,
 }
 
 impl RequestRecord {
@@ -252,6 +254,7 @@ impl RequestRecord {
             output_text: None,
             path: std::borrow::Cow::Borrowed(""),
             payload: Payload::default(),
+            trace: None,
         }
     }
 

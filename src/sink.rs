@@ -164,9 +164,9 @@ impl Tags {
 
 /// Counts of one output, shared with its writer.
 #[derive(Debug, Default)]
-struct Counters {
-    written: AtomicU64,
-    dropped: AtomicU64,
+pub(crate) struct Counters {
+    pub(crate) written: AtomicU64,
+    pub(crate) dropped: AtomicU64,
 }
 
 /// One output's writer task.
@@ -208,8 +208,23 @@ pub struct SinkReport {
     pub error: Option<String>,
 }
 
+impl SinkReport {
+    /// `LABEL: N points written, M dropped` (spans for `--trace-requests`).
+    pub fn summary(&self) -> String {
+        let unit = if self.label.starts_with("trace-requests=") {
+            "spans"
+        } else {
+            "points"
+        };
+        format!(
+            "{}: {} {unit} written, {} dropped",
+            self.label, self.written, self.dropped
+        )
+    }
+}
+
 /// Warns once per output and process: a sweep's many runs share the warning.
-fn warn_once(label: &str, msg: &str) {
+pub(crate) fn warn_once(label: &str, msg: &str) {
     static WARNED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
     let mut warned = WARNED.lock().unwrap_or_else(|e| e.into_inner());
     if !warned.iter().any(|l| l == label) {

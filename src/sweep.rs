@@ -633,10 +633,7 @@ pub async fn run(a: SweepArgs) -> Result<i32> {
         out.push_str("**stopped by Ctrl-C**: the levels above are all that ran.\n\n");
     }
     for o in &outputs {
-        out.push_str(&format!(
-            "- {}: {} points written, {} dropped (run_id {run_id})\n",
-            o.label, o.written, o.dropped
-        ));
+        out.push_str(&format!("- {} (run_id {run_id})\n", o.summary()));
     }
     if !outputs.is_empty() {
         out.push('\n');

@@ -346,6 +346,165 @@ async fn failed_exports_and_partial_successes_are_counted_not_crashed_on() {
     );
 }
 
+/// `00-TRACEID-SPANID-01` of a span, as the target should have received it.
+fn traceparent_of(span: &Span) -> String {
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    format!("00-{}-{}-01", hex(&span.trace_id), hex(&span.span_id))
+}
+
+/// The `traceparent` headers a mock received.
+async fn received_traceparents(mock: &MockProc) -> Vec<String> {
+    let v: Value = http()
+        .get(mock.url("/mock/traceparents"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        v["received"].as_u64().unwrap() as usize,
+        v["recent"].as_array().unwrap().len()
+    );
+    v["recent"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn trace_requests_export_one_client_span_per_request_with_the_traceparent_the_target_got() {
+    let (traces_url, got) = capture().await;
+    let mock = MockProc::start(&[
+        "--ttft",
+        "30ms",
+        "--itl",
+        "2ms",
+        "--error-rate",
+        "0.2",
+        "--error-status",
+        "503",
+    ]);
+    let (out, r) = run_ok(&[
+        "run",
+        "completions",
+        "--target",
+        &mock.base(),
+        "--model",
+        "m-traced",
+        "--vus",
+        "4",
+        "--iterations",
+        "80",
+        "--max-tokens",
+        "8",
+        "--no-preflight",
+        "--trace-requests",
+        // No path: /v1/traces is added, as OTLP exporters do.
+        traces_url.trim_end_matches("/v1/traces"),
+    ])
+    .await;
+    let spans: Vec<Span> = got
+        .lock()
+        .unwrap()
+        .iter()
+        .flat_map(|g| g.spans.clone())
+        .collect();
+    let sum = &r["summary"];
+    assert_eq!(sum["requests"], 80);
+    assert_eq!(spans.len(), 80, "one span per request");
+    // The traceparent of every span is one the target received, and back.
+    let mut sent: Vec<String> = spans.iter().map(traceparent_of).collect();
+    let mut received = received_traceparents(&mock).await;
+    sent.sort();
+    received.sort();
+    assert_eq!(sent, received);
+    let errors: Vec<&Span> = spans
+        .iter()
+        .filter(|s| s.status.as_ref().is_some_and(|st| st.code == 2))
+        .collect();
+    assert_eq!(errors.len() as u64, sum["errors"].as_u64().unwrap());
+    assert!(!errors.is_empty(), "the mock's 503s are error spans");
+    for e in &errors {
+        assert_eq!(attr(e, "error.type").as_deref(), Some("http_5xx"));
+        assert_eq!(attr(e, "http.response.status_code").as_deref(), Some("503"));
+        assert!(e.events.is_empty());
+    }
+    let mut ttft_event_ms = Vec::new();
+    for sp in spans
+        .iter()
+        .filter(|s| s.status.as_ref().is_none_or(|st| st.code != 2))
+    {
+        assert_eq!(sp.name, "chat m-traced");
+        assert_eq!(sp.kind, 3, "client span");
+        assert!(sp.parent_span_id.is_empty());
+        assert_eq!(attr(sp, "gen_ai.operation.name").as_deref(), Some("chat"));
+        assert_eq!(
+            attr(sp, "gen_ai.request.model").as_deref(),
+            Some("m-traced")
+        );
+        assert_eq!(attr(sp, "gen_ai.usage.output_tokens").as_deref(), Some("8"));
+        assert!(attr(sp, "gen_ai.usage.input_tokens").is_some());
+        assert_eq!(
+            attr(sp, "periscope.run_id"),
+            r["run_id"].as_str().map(String::from)
+        );
+        assert_eq!(sp.events.len(), 1, "{sp:?}");
+        assert_eq!(sp.events[0].name, "gen_ai.content.first_token");
+        ttft_event_ms.push((sp.events[0].time_unix_nano - sp.start_time_unix_nano) as f64 / 1e6);
+        assert!(sp.end_time_unix_nano > sp.events[0].time_unix_nano);
+    }
+    // The first-token events say what the report says.
+    ttft_event_ms.sort_by(f64::total_cmp);
+    let p50 = ttft_event_ms[(ttft_event_ms.len() - 1) / 2];
+    let reported = f(&latency(&r, "ttft")["p50"]);
+    assert!(
+        (p50 - reported).abs() < 1.0,
+        "events p50 {p50} ms, report {reported} ms"
+    );
+    // Spans are counted among the outputs: all written.
+    let o = &r["outputs"][0];
+    assert!(
+        o["label"]
+            .as_str()
+            .unwrap()
+            .starts_with("trace-requests=http://127.0.0.1:"),
+        "{o}"
+    );
+    assert_eq!(o["written"], 80);
+    assert_eq!(o["dropped"], 0);
+    assert!(stdout(&out).contains("80 spans written, 0 dropped"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_absent_trace_backend_costs_spans_not_the_run() {
+    let mock = MockProc::start(&[]);
+    let dead = format!("http://127.0.0.1:{}", free_port());
+    let (out, r) = run_ok(&[
+        "run",
+        "embeddings",
+        "--target",
+        &mock.base(),
+        "--vus",
+        "2",
+        "--iterations",
+        "20",
+        "--trace-requests",
+        &dead,
+    ])
+    .await;
+    assert_eq!(r["summary"]["ok"], 20);
+    let o = &r["outputs"][0];
+    assert_eq!(o["written"], 0, "{o}");
+    assert_eq!(o["dropped"], 20, "{o}");
+    let err = stderr(&out);
+    assert_eq!(err.matches("warning: trace-requests=").count(), 1, "{err}");
+    // The target still got every traceparent.
+    assert_eq!(received_traceparents(&mock).await.len(), 20);
+}
+
 #[test]
 fn dry_run_plans_traces_spans_and_megabytes_per_second_and_bad_input_says_what_to_fix() {
     let out = periscope(&[
@@ -496,7 +655,8 @@ fn phoenix() -> Option<Phoenix> {
     panic!("phoenix did not answer at {} within 2 min", p.base);
 }
 
-/// Every item of a Phoenix list endpoint, following its cursor.
+/// Every item of a Phoenix list endpoint, following its cursor (none
+/// while the project does not exist).
 async fn phoenix_list(base: &str, path: &str) -> Vec<Value> {
     let mut items = Vec::new();
     let mut cursor: Option<String> = None;
@@ -506,7 +666,12 @@ async fn phoenix_list(base: &str, path: &str) -> Vec<Value> {
         if let Some(c) = &cursor {
             url.query_pairs_mut().append_pair("cursor", c);
         }
-        let page: Value = http().get(url).send().await.unwrap().json().await.unwrap();
+        let resp = http().get(url).send().await.unwrap();
+        if resp.status() == 404 {
+            // The project appears with its first span.
+            return items;
+        }
+        let page: Value = resp.json().await.unwrap();
         items.extend(page["data"].as_array().unwrap().iter().cloned());
         match page["next_cursor"].as_str() {
             Some(c) => cursor = Some(c.to_string()),
@@ -562,4 +727,58 @@ async fn phoenix_lists_exactly_the_traces_and_spans_periscope_reported_accepted(
         kinds.contains("LLM") && kinds.contains("TOOL") && kinds.contains("AGENT"),
         "{kinds:?}"
     );
+
+    // --trace-requests: one span per LLM request, with its first-token
+    // event, joined to the traceparent the target received.
+    let mock = MockProc::start(&["--ttft", "20ms", "--itl", "2ms"]);
+    let (_, rr) = run_ok(&[
+        "run",
+        "completions",
+        "--target",
+        &mock.base(),
+        "--vus",
+        "2",
+        "--iterations",
+        "30",
+        "--max-tokens",
+        "6",
+        "--no-preflight",
+        "--trace-requests",
+        &px.base,
+        "--platform",
+        "phoenix",
+        "--project",
+        "periscope-requests",
+    ])
+    .await;
+    assert_eq!(rr["outputs"][0]["written"], 30, "{}", rr["outputs"]);
+    let mut spans = Vec::new();
+    for _ in 0..60 {
+        spans = phoenix_list(&px.base, "/v1/projects/periscope-requests/spans").await;
+        if spans.len() >= 30 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    assert_eq!(spans.len(), 30);
+    let received: std::collections::BTreeSet<String> =
+        received_traceparents(&mock).await.into_iter().collect();
+    assert_eq!(received.len(), 30);
+    for sp in &spans {
+        let tp = format!(
+            "00-{}-{}-01",
+            sp["context"]["trace_id"].as_str().unwrap(),
+            sp["context"]["span_id"].as_str().unwrap()
+        );
+        assert!(received.contains(&tp), "{tp} was not sent to the target");
+        assert_eq!(sp["span_kind"], "LLM", "{sp}");
+        assert!(sp["parent_id"].is_null(), "{sp}");
+        let events = sp["events"].as_array().unwrap();
+        assert!(
+            events
+                .iter()
+                .any(|e| e["name"] == "gen_ai.content.first_token"),
+            "{sp}"
+        );
+    }
 }

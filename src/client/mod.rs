@@ -16,6 +16,7 @@ use futures_util::StreamExt;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE, HOST};
 use reqwest::Method;
 
+use crate::otlp::tracer::TraceIds;
 use crate::record::{ErrorClass, Outcome, RequestRecord, TokenSource};
 use crate::tokenizer;
 use parse::StreamState;
@@ -109,6 +110,8 @@ pub fn normalize_base(url: &str) -> Result<String, String> {
     }
 }
 
+const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+
 /// API paths whose URLs are parsed once, not per request.
 const KNOWN_PATHS: &[&str] = &["chat/completions", "completions", "embeddings", "models"];
 
@@ -154,6 +157,8 @@ pub struct Client {
     timeout: Duration,
     origin: Instant,
     usage_checks: std::sync::atomic::AtomicU64,
+    /// Give every request a client span's ids and send them as `traceparent`.
+    tracing: bool,
 }
 
 impl Client {
@@ -237,12 +242,19 @@ impl Client {
             timeout,
             origin,
             usage_checks: std::sync::atomic::AtomicU64::new(0),
+            tracing: false,
         })
     }
 
     /// Count times from `origin` (the start of the load) from now on.
     pub fn set_origin(&mut self, origin: Instant) {
         self.origin = origin;
+    }
+
+    /// Send a W3C `traceparent` with every request from now on, and keep
+    /// its ids in the record (`--trace-requests`).
+    pub fn set_tracing(&mut self, on: bool) {
+        self.tracing = on;
     }
 
     pub fn base(&self) -> &str {
@@ -263,7 +275,9 @@ impl Client {
     async fn start(
         &self,
         req: &Prepared,
+        trace: Option<TraceIds>,
     ) -> Result<(u16, BodyStream, Option<h1::Sender>), (ErrorClass, String)> {
+        let traceparent = trace.and_then(|t| HeaderValue::from_str(&t.traceparent()).ok());
         let connect = |e: String| (ErrorClass::Connect, e);
         match &self.transport {
             Transport::Hyper {
@@ -280,6 +294,9 @@ impl Client {
                 *r.method_mut() = req.method.clone();
                 *r.uri_mut() = uri;
                 *r.headers_mut() = headers.clone();
+                if let Some(tp) = traceparent {
+                    r.headers_mut().insert(TRACEPARENT, tp);
+                }
                 let (resp, sender) = pool.send(r).await.map_err(|e| connect(error_chain(&e)))?;
                 let status = resp.status().as_u16();
                 let body = http_body_util::BodyExt::into_data_stream(resp.into_body())
@@ -300,12 +317,11 @@ impl Client {
                             .map_err(|e| connect(format!("bad URL: {e}")))?,
                     },
                 };
-                let resp = http
-                    .request(req.method.clone(), url)
-                    .body(req.body.clone())
-                    .send()
-                    .await
-                    .map_err(|e| connect(error_chain(&e)))?;
+                let mut builder = http.request(req.method.clone(), url).body(req.body.clone());
+                if let Some(tp) = traceparent {
+                    builder = builder.header(TRACEPARENT, tp);
+                }
+                let resp = builder.send().await.map_err(|e| connect(error_chain(&e)))?;
                 let status = resp.status().as_u16();
                 let body = resp.bytes_stream().map(|r| r.map_err(|e| error_chain(&e)));
                 Ok((status, Box::pin(body), None))
@@ -327,6 +343,7 @@ impl Client {
         let mut rec = RequestRecord::new(scheduled_us.unwrap_or(start_us).min(start_us), start_us);
         rec.input_tokens = req.prompt_tokens;
         rec.path = req.path.clone();
+        rec.trace = self.tracing.then(TraceIds::random);
         let deadline = tokio::time::sleep(self.timeout);
         tokio::pin!(deadline);
         let timed_out = || {
@@ -337,7 +354,7 @@ impl Client {
         };
         let started = tokio::select! {
             biased;
-            r = self.start(req) => r,
+            r = self.start(req, rec.trace) => r,
             _ = &mut deadline => Err(timed_out()),
         };
         let (status, mut body, sender) = match started {

@@ -159,6 +159,8 @@ pub struct Collected {
     pub aborted: Option<(String, u64)>,
     /// The live outputs, to be finished.
     pub feed: Option<crate::sink::Feed>,
+    /// The request spans' exporter, to be finished.
+    pub tracer: Option<crate::otlp::tracer::Tracer>,
 }
 
 pub struct Collector {
@@ -173,6 +175,8 @@ pub struct Collector {
     keep_samples: bool,
     /// Live outputs (`--out`).
     feed: Option<crate::sink::Feed>,
+    /// Request spans (`--trace-requests`).
+    tracer: Option<crate::otlp::tracer::Tracer>,
 }
 
 /// A window still open: the same aggregate as the total, per second.
@@ -203,6 +207,7 @@ impl Collector {
                 abort: None,
                 keep_samples: false,
                 feed: None,
+                tracer: None,
             },
             live_rx,
         )
@@ -217,6 +222,12 @@ impl Collector {
     /// Stream points to live outputs.
     pub fn with_feed(mut self, feed: Option<crate::sink::Feed>) -> Self {
         self.feed = feed;
+        self
+    }
+
+    /// Export every traced request as a span.
+    pub fn with_tracer(mut self, tracer: Option<crate::otlp::tracer::Tracer>) -> Self {
+        self.tracer = tracer;
         self
     }
 
@@ -265,6 +276,9 @@ impl Collector {
                         if let Some(f) = &mut self.feed {
                             f.request(&r);
                         }
+                        if let Some(t) = &mut self.tracer {
+                            t.record(&r);
+                        }
                         total.add_judged(&r, self.open_model, good);
                         if let Some(g) = &r.group {
                             by_group.entry(g.clone()).or_default().add_judged(
@@ -299,6 +313,9 @@ impl Collector {
                 self.publish(&total, &summary);
                 if let Some(f) = &mut self.feed {
                     f.window(&summary);
+                }
+                if let Some(t) = &mut self.tracer {
+                    t.flush();
                 }
                 closed.push(summary);
                 if let (Some((thresholds, stop)), None) = (&self.abort, &aborted) {
@@ -340,6 +357,7 @@ impl Collector {
             by_stage,
             aborted,
             feed: self.feed.take(),
+            tracer: self.tracer.take(),
         }
     }
 

@@ -318,6 +318,30 @@ struct State {
     proxy: Option<reqwest::Client>,
     counter: AtomicU64,
     auth: Option<HeaderValue>,
+    /// W3C `traceparent` headers received (only requests that carry one
+    /// take this lock).
+    traceparents: Mutex<Traceparents>,
+}
+
+/// The `traceparent` headers received, the most recent kept.
+#[derive(Default, serde::Serialize)]
+struct Traceparents {
+    received: u64,
+    recent: std::collections::VecDeque<String>,
+}
+
+/// How many `traceparent` values `GET /mock/traceparents` keeps.
+const TRACEPARENTS_KEPT: usize = 100_000;
+
+impl Traceparents {
+    fn note(&mut self, v: &HeaderValue) {
+        self.received += 1;
+        if self.recent.len() == TRACEPARENTS_KEPT {
+            self.recent.pop_front();
+        }
+        self.recent
+            .push_back(String::from_utf8_lossy(v.as_bytes()).into_owned());
+    }
 }
 
 impl State {
@@ -361,6 +385,7 @@ impl State {
             proxy,
             counter: AtomicU64::new(0),
             auth,
+            traceparents: Mutex::default(),
             config,
         })
     }
@@ -524,8 +549,13 @@ fn bad_request(message: &str) -> Resp {
 
 async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Resp, Infallible> {
     let arrival = Instant::now();
+    if let Some(tp) = req.headers().get("traceparent") {
+        if let Ok(mut t) = state.traceparents.lock() {
+            t.note(tp);
+        }
+    }
     // The proxy answers for its own stamps; everything else goes upstream.
-    if state.proxy.is_some() && req.uri().path() != "/mock/stats" {
+    if state.proxy.is_some() && !req.uri().path().starts_with("/mock/") {
         return Ok(proxy::forward(&state, req, arrival).await);
     }
     let path = req.uri().path();
@@ -550,6 +580,9 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Resp, Infal
             }
             Method::DELETE => {
                 state.stats.reset();
+                if let Ok(mut t) = state.traceparents.lock() {
+                    *t = Traceparents::default();
+                }
                 json_response(StatusCode::OK, Bytes::from_static(b"{\"reset\":true}"))
             }
             _ => error_response(
@@ -559,6 +592,13 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Resp, Infal
                 None,
             ),
         });
+    }
+    if path == "/mock/traceparents" {
+        let body = match state.traceparents.lock() {
+            Ok(t) => serde_json::to_vec(&*t).expect("json"),
+            Err(_) => b"{}".to_vec(),
+        };
+        return Ok(json_response(StatusCode::OK, Bytes::from(body)));
     }
     let expected_method = match endpoint {
         Endpoint::Models | Endpoint::Health => Method::GET,

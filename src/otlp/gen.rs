@@ -254,18 +254,54 @@ const WORDS: [&str; 48] = [
     "itinerary",
 ];
 
-fn kv(key: &str, v: any_value::Value) -> KeyValue {
+pub(crate) fn kv(key: &str, v: any_value::Value) -> KeyValue {
     KeyValue {
         key: key.to_string(),
         value: Some(AnyValue { value: Some(v) }),
         ..Default::default()
     }
 }
-fn s(key: &str, v: impl Into<String>) -> KeyValue {
+pub(crate) fn s(key: &str, v: impl Into<String>) -> KeyValue {
     kv(key, any_value::Value::StringValue(v.into()))
 }
-fn i(key: &str, v: i64) -> KeyValue {
+pub(crate) fn i(key: &str, v: i64) -> KeyValue {
     kv(key, any_value::Value::IntValue(v))
+}
+
+/// One export of `spans` from a resource dressed for the platform, under
+/// the instrumentation scope `scope`.
+pub(crate) fn export_request(
+    dress: &Dress,
+    scope: &str,
+    spans: Vec<Span>,
+) -> ExportTraceServiceRequest {
+    let mut resource = vec![
+        s("service.name", dress.service_name.clone()),
+        s("telemetry.sdk.name", "periscope"),
+        s("telemetry.sdk.language", "rust"),
+        s("telemetry.sdk.version", env!("CARGO_PKG_VERSION")),
+    ];
+    if dress.platform == Platform::Phoenix {
+        resource.push(s("openinference.project.name", dress.project.clone()));
+    }
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(Resource {
+                attributes: resource,
+                ..Default::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                scope: Some(InstrumentationScope {
+                    name: scope.into(),
+                    version: env!("CARGO_PKG_VERSION").into(),
+                    ..Default::default()
+                }),
+                spans,
+                schema_url: "https://opentelemetry.io/schemas/1.37.0".into(),
+            }],
+            schema_url: String::new(),
+        }],
+    }
 }
 
 /// Builds traces; one per VU (its own random stream).
@@ -348,7 +384,7 @@ impl Generator {
                 ..Default::default()
             });
         }
-        let mut request = self.wrap(spans);
+        let mut request = export_request(&self.dress, "periscope.otlp-traces", spans);
         let tokens = match shape.bytes {
             Some(target) => {
                 // Aim within ±10% of the target, so every trace lands inside
@@ -642,36 +678,6 @@ impl Generator {
             }
         }
         (name, kind_, a)
-    }
-
-    fn wrap(&self, spans: Vec<Span>) -> ExportTraceServiceRequest {
-        let mut resource = vec![
-            s("service.name", self.dress.service_name.clone()),
-            s("telemetry.sdk.name", "periscope"),
-            s("telemetry.sdk.language", "rust"),
-            s("telemetry.sdk.version", env!("CARGO_PKG_VERSION")),
-        ];
-        if self.dress.platform == Platform::Phoenix {
-            resource.push(s("openinference.project.name", self.dress.project.clone()));
-        }
-        ExportTraceServiceRequest {
-            resource_spans: vec![ResourceSpans {
-                resource: Some(Resource {
-                    attributes: resource,
-                    ..Default::default()
-                }),
-                scope_spans: vec![ScopeSpans {
-                    scope: Some(InstrumentationScope {
-                        name: "periscope.otlp-traces".into(),
-                        version: env!("CARGO_PKG_VERSION").into(),
-                        ..Default::default()
-                    }),
-                    spans,
-                    schema_url: "https://opentelemetry.io/schemas/1.37.0".into(),
-                }],
-                schema_url: String::new(),
-            }],
-        }
     }
 
     /// Adds the messages and tool payloads, sized so the encoded request is

@@ -9,6 +9,7 @@
 //! its size asks for, so the byte rate holds whatever the mix draws.
 
 pub mod gen;
+pub mod tracer;
 
 use std::io::Write as _;
 use std::sync::Arc;
@@ -372,16 +373,12 @@ pub fn resolve(
         (None, None) => Platform::Otlp,
     };
     let json = a.otlp_json || f.and_then(|f| f.json).unwrap_or(false);
-    let project = a
-        .project
-        .clone()
-        .or_else(|| f.and_then(|f| f.project.clone()))
-        .or_else(|| match platform {
-            Platform::Langsmith => env("LANGSMITH_PROJECT"),
-            Platform::Phoenix => env("PHOENIX_PROJECT_NAME"),
-            _ => None,
-        })
-        .unwrap_or_else(|| "periscope".into());
+    let project = project_name(
+        a.project
+            .clone()
+            .or_else(|| f.and_then(|f| f.project.clone())),
+        platform,
+    );
     let mb = a
         .mb_per_s
         .or(f.and_then(|f| f.mb_per_s.as_ref().map(|v| v.0)));
@@ -393,41 +390,7 @@ pub fn resolve(
     let path = reqwest::Url::parse(&url)
         .map(|u| u.path().to_string())
         .unwrap_or_else(|_| TRACES_PATH.into());
-    let mut headers = vec![
-        (
-            "Content-Type".to_string(),
-            if json {
-                "application/json"
-            } else {
-                "application/x-protobuf"
-            }
-            .to_string(),
-        ),
-        ("Content-Encoding".to_string(), "gzip".to_string()),
-    ];
-    match platform {
-        Platform::Langsmith => {
-            if let Some(k) = env("LANGSMITH_API_KEY") {
-                headers.push(("x-api-key".into(), k));
-            }
-            headers.push(("Langsmith-Project".into(), project.clone()));
-        }
-        Platform::Braintrust => {
-            if let Some(k) = env("BRAINTRUST_API_KEY") {
-                headers.push(("Authorization".into(), format!("Bearer {k}")));
-            }
-            headers.push(("x-bt-parent".into(), format!("project_name:{project}")));
-        }
-        Platform::Phoenix => {
-            if let Some(k) = env("PHOENIX_API_KEY") {
-                headers.push(("Authorization".into(), format!("Bearer {k}")));
-            }
-        }
-        Platform::Otlp => {}
-    }
-    if let Some(h) = env("OTEL_EXPORTER_OTLP_HEADERS") {
-        headers.extend(parse_otel_headers(&h)?);
-    }
+    let headers = export_headers(platform, &project, json)?;
     let mut spec = OtlpSpec {
         mix,
         platform,
@@ -463,6 +426,64 @@ pub fn resolve(
         rate,
         view,
     })
+}
+
+/// The project spans go to: the one given, else the platform's usual
+/// environment variable, else `periscope`.
+pub fn project_name(given: Option<String>, platform: Platform) -> String {
+    given
+        .or_else(|| match platform {
+            Platform::Langsmith => env("LANGSMITH_PROJECT"),
+            Platform::Phoenix => env("PHOENIX_PROJECT_NAME"),
+            _ => None,
+        })
+        .unwrap_or_else(|| "periscope".into())
+}
+
+/// The headers of an export: content type and encoding, the platform's
+/// (keys from their usual environment variables), and
+/// `OTEL_EXPORTER_OTLP_HEADERS`.
+pub fn export_headers(
+    platform: Platform,
+    project: &str,
+    json: bool,
+) -> Result<Vec<(String, String)>, String> {
+    let mut headers = vec![
+        (
+            "Content-Type".to_string(),
+            if json {
+                "application/json"
+            } else {
+                "application/x-protobuf"
+            }
+            .to_string(),
+        ),
+        ("Content-Encoding".to_string(), "gzip".to_string()),
+    ];
+    match platform {
+        Platform::Langsmith => {
+            if let Some(k) = env("LANGSMITH_API_KEY") {
+                headers.push(("x-api-key".into(), k));
+            }
+            headers.push(("Langsmith-Project".into(), project.to_string()));
+        }
+        Platform::Braintrust => {
+            if let Some(k) = env("BRAINTRUST_API_KEY") {
+                headers.push(("Authorization".into(), format!("Bearer {k}")));
+            }
+            headers.push(("x-bt-parent".into(), format!("project_name:{project}")));
+        }
+        Platform::Phoenix => {
+            if let Some(k) = env("PHOENIX_API_KEY") {
+                headers.push(("Authorization".into(), format!("Bearer {k}")));
+            }
+        }
+        Platform::Otlp => {}
+    }
+    if let Some(h) = env("OTEL_EXPORTER_OTLP_HEADERS") {
+        headers.extend(parse_otel_headers(&h)?);
+    }
+    Ok(headers)
 }
 
 /// What the mix sends on average: (encoded bytes, spans) per trace, from a

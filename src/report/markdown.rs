@@ -677,10 +677,7 @@ pub fn render(r: &RunResult) -> String {
         }
     ));
     for o in &r.outputs {
-        notes.push(format!(
-            "{}: {} points written, {} dropped",
-            o.label, o.written, o.dropped
-        ));
+        notes.push(o.summary());
     }
     let _ = writeln!(out, "### Notes\n");
     for n in notes {

@@ -596,10 +596,8 @@ impl RunResult {
         for o in &i.outputs {
             if o.dropped > 0 || o.error.is_some() {
                 warnings.push(format!(
-                    "{}: {} points written, {} dropped{}",
-                    o.label,
-                    o.written,
-                    o.dropped,
+                    "{}{}",
+                    o.summary(),
                     o.error
                         .as_ref()
                         .map(|e| format!(" (first failure: {e})"))
