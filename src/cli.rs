@@ -306,6 +306,20 @@ pub struct OtlpArgs {
     /// otlp-traces: the backend's project (Phoenix, LangSmith, Braintrust; default periscope).
     #[arg(long, value_name = "NAME")]
     pub project: Option<String>,
+    /// otlp-traces: the trace backend's query API, queried alongside
+    /// ingestion, e.g. Tempo's http://tempo:3200 (with --mock: the mock's).
+    #[arg(long, value_name = "URL")]
+    pub query_endpoint: Option<String>,
+    /// otlp-traces: queries per second to the query endpoint (open model).
+    #[arg(long, value_name = "N")]
+    pub queries_per_s: Option<f64>,
+    /// otlp-traces: a query path under --query-endpoint, repeatable (sent in
+    /// turn), with placeholders {{service}}, {{project}}, {{trace_id}} (a trace
+    /// of the run), {{start}}/{{end}} (Unix s; _ms, _ns), e.g.
+    /// '/api/search?q={ resource.service.name = "{{service}}" }'. Default: Tempo's
+    /// search and trace by id (Phoenix: its span and trace lists).
+    #[arg(long = "query", value_name = "TEMPLATE")]
+    pub queries: Vec<String>,
 }
 
 /// Tags and live outputs (`run`, `sweep`).
@@ -540,6 +554,9 @@ pub struct MockArgs {
     /// Added latency per input text of an embeddings request.
     #[arg(long, default_value = "0ms", value_parser = parse_duration)]
     pub embed_per_text: Duration,
+    /// Latency of a trace query (GET /api/search, /api/traces/ID).
+    #[arg(long, default_value = "0ms", value_parser = parse_duration)]
+    pub query_latency: Duration,
     /// Dimensions of embedding vectors.
     #[arg(long, default_value_t = 1536)]
     pub dims: usize,

@@ -146,7 +146,16 @@ async fn run_load(a: RunArgs) -> Result<i32> {
         let traces = plan
             .otlp_view
             .as_ref()
-            .map(|o| format!("planned traces: {}\n", o.planned(plan.load.mean_rate())))
+            .map(|o| {
+                let queries = o
+                    .planned_queries()
+                    .map(|q| format!("planned queries: {q}\n"))
+                    .unwrap_or_default();
+                format!(
+                    "planned traces: {}\n{queries}",
+                    o.planned(plan.load.mean_rate())
+                )
+            })
             .unwrap_or_default();
         print_stdout(&format!(
             "{json}\n\nplanned load: {}\n{traces}--dry-run: nothing was sent.\n",
@@ -375,6 +384,12 @@ pub async fn execute(plan: &Plan, keep_samples: bool) -> Result<Executed> {
     });
     let collector = collector
         .with_tracer(tracer)
+        .with_accepted_traces(
+            plan.otlp_queries
+                .as_ref()
+                .and(plan.workload.otlp.as_ref())
+                .map(|o| o.recent.clone()),
+        )
         .with_slos(plan.slos.clone())
         .with_samples(keep_samples || plan.keep_requests)
         .with_feed(feed);
@@ -397,7 +412,18 @@ pub async fn execute(plan: &Plan, keep_samples: bool) -> Result<Executed> {
         origin,
         stages: plan.load.stages().clone(),
     });
+    let queries = match &plan.otlp_queries {
+        Some(q) => Some(start_queries(q.clone(), plan, &base, &ctx, started_at)?),
+        None => None,
+    };
     let exec = executor::run(&plan.load, ctx, plan.grace).await;
+    if let Some((stop, mut task, hard)) = queries {
+        stop.cancel();
+        if tokio::time::timeout(plan.grace, &mut task).await.is_err() {
+            hard.cancel();
+            let _ = task.await;
+        }
+    }
     let interrupted_by_user = ctrl_c.is_finished() || soft_stopped_by_user(&ctrl_c);
     ctrl_c.abort();
     let mut collected = collector
@@ -445,6 +471,62 @@ pub async fn execute(plan: &Plan, keep_samples: bool) -> Result<Executed> {
         m.shutdown().await;
     }
     Ok(Executed { result, samples })
+}
+
+/// The query load of an otlp-traces run, on its own task until the load
+/// ends: (its stop, the task, what cancels queries in flight).
+fn start_queries(
+    q: Arc<otlp::query::QueryPlan>,
+    plan: &Plan,
+    base: &str,
+    ctx: &executor::Context,
+    started_at: SystemTime,
+) -> Result<(
+    CancellationToken,
+    tokio::task::JoinHandle<()>,
+    CancellationToken,
+)> {
+    // The in-process mock answers queries at its origin.
+    let endpoint = q.endpoint.clone().unwrap_or_else(|| {
+        reqwest::Url::parse(base)
+            .map(|mut u| {
+                u.set_path("");
+                u.to_string().trim_end_matches('/').to_string()
+            })
+            .unwrap_or_else(|_| base.to_string())
+    });
+    let pool = (q.rate.ceil() as usize).clamp(4, 256);
+    let client = client::Client::with_engine(
+        &endpoint,
+        None,
+        &q.headers,
+        plan.timeout,
+        pool,
+        ctx.origin,
+        plan.http_engine,
+    )
+    .map_err(|e| Error::Usage(format!("--query-endpoint {endpoint}: {e:#}")))?;
+    let recent = plan
+        .workload
+        .otlp
+        .as_ref()
+        .map(|o| o.recent.clone())
+        .unwrap_or_default();
+    let stop = CancellationToken::new();
+    let start_ns = started_at
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let task = tokio::spawn(otlp::query::run(
+        q,
+        Arc::new(client),
+        recent,
+        ctx.records.clone(),
+        ctx.origin,
+        start_ns,
+        stop.clone(),
+        ctx.hard.clone(),
+    ));
+    Ok((stop, task, ctx.hard.clone()))
 }
 
 fn soft_stopped_by_user(task: &tokio::task::JoinHandle<bool>) -> bool {

@@ -88,6 +88,8 @@ pub struct Plan {
     pub run_id: Option<String>,
     /// otlp-traces: where exports go and what the mix sends.
     pub otlp_view: Option<crate::otlp::OtlpView>,
+    /// otlp-traces: the query load sent alongside ingestion.
+    pub otlp_queries: Option<std::sync::Arc<crate::otlp::query::QueryPlan>>,
     /// Where request spans go (`--trace-requests`).
     pub trace_requests: Option<crate::otlp::tracer::TraceTarget>,
     pub html: Option<PathBuf>,
@@ -279,10 +281,13 @@ impl Plan {
                 || o.mix.is_some()
                 || o.otlp_json
                 || dressing
+                || o.query_endpoint.is_some()
+                || o.queries_per_s.is_some()
+                || !o.queries.is_empty()
                 || f.otlp.is_some()
             {
                 return Err(usage!(
-                    "--mb-per-s, --mix, --platform, --otlp-json and --project apply to otlp-traces: `periscope run otlp-traces --endpoint URL …` (--platform and --project also dress --trace-requests)"
+                    "--mb-per-s, --mix, --platform, --otlp-json, --project and the --query flags apply to otlp-traces: `periscope run otlp-traces --endpoint URL …` (--platform and --project also dress --trace-requests)"
                 ));
             }
             None
@@ -450,6 +455,10 @@ impl Plan {
                 }),
                 otlp: otlp.as_ref().map(|o| o.spec.clone()),
             },
+            otlp_queries: otlp
+                .as_ref()
+                .and_then(|o| o.queries.clone())
+                .map(std::sync::Arc::new),
             otlp_view: otlp.map(|o| o.view),
             trace_requests,
             dataset_view,
@@ -561,6 +570,14 @@ impl Plan {
                     if let Ok(mut u) = reqwest::Url::parse(target_url) {
                         u.set_path(&w.path);
                         o.url = u.to_string();
+                        let on_mock = self
+                            .otlp_queries
+                            .as_ref()
+                            .is_some_and(|q| q.endpoint.is_none());
+                        if let (true, Some(q)) = (on_mock, o.queries.as_mut()) {
+                            u.set_path("");
+                            q.endpoint = Some(u.to_string().trim_end_matches('/').to_string());
+                        }
                     }
                 }
                 o

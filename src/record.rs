@@ -64,6 +64,9 @@ pub enum Group {
     Endpoint(std::sync::Arc<str>),
     /// A synthetic trace's scenario (`otlp-traces`).
     TraceScenario(&'static str),
+    /// A query template of the trace backend's query load (`otlp-traces
+    /// --queries-per-s`): counted on its own, never in the run's totals.
+    Query(std::sync::Arc<str>),
 }
 
 impl Group {
@@ -74,7 +77,14 @@ impl Group {
             Group::Batch(_) => "batch",
             Group::Endpoint(_) => "endpoint",
             Group::TraceScenario(_) => "trace_scenario",
+            Group::Query(_) => "query",
         }
+    }
+
+    /// Requests of a side load (trace queries): they have their own table
+    /// and stay out of the run's totals, windows and stages.
+    pub fn is_side(&self) -> bool {
+        matches!(self, Group::Query(_))
     }
 
     /// The group back from its `kind` and `label` (a result's rows).
@@ -83,6 +93,7 @@ impl Group {
             "turn" => label.parse().ok().map(Group::Turn),
             "batch" => label.parse().ok().map(Group::Batch),
             "endpoint" => Some(Group::Endpoint(label.into())),
+            "query" => Some(Group::Query(label.into())),
             "trace_scenario" => {
                 crate::otlp::Kind::parse(label).map(|k| Group::TraceScenario(k.name()))
             }
@@ -93,7 +104,7 @@ impl Group {
     pub fn label(&self) -> String {
         match self {
             Group::Turn(n) | Group::Batch(n) => n.to_string(),
-            Group::Endpoint(e) => e.to_string(),
+            Group::Endpoint(e) | Group::Query(e) => e.to_string(),
             Group::TraceScenario(s) => s.to_string(),
         }
     }
@@ -223,6 +234,8 @@ pub struct RequestRecord {
     pub payload: Payload,
     /// Its client span's ids, sent as `traceparent` (`--trace-requests`).
     pub trace: Option<crate::otlp::tracer::TraceIds>,
+    /// The id of the trace an `otlp-traces` export carried.
+    pub exported_trace: Option<[u8; 16]>,
 }
 
 impl RequestRecord {
@@ -255,6 +268,7 @@ impl RequestRecord {
             path: std::borrow::Cow::Borrowed(""),
             payload: Payload::default(),
             trace: None,
+            exported_trace: None,
         }
     }
 

@@ -320,6 +320,11 @@ pub struct OtlpEntry {
     pub platform: Option<String>,
     pub json: Option<bool>,
     pub project: Option<String>,
+    /// The trace backend's query API, and the query load sent to it.
+    pub query_endpoint: Option<String>,
+    pub queries_per_s: Option<Val<f64>>,
+    #[serde(default)]
+    pub queries: Vec<String>,
 }
 
 /// A scenario's prompt corpus, as the `--dataset-*` flags.

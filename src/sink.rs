@@ -189,6 +189,8 @@ pub struct Feed {
     writers: Vec<Writer>,
     window_tags: String,
     request_tags: String,
+    /// The same, for trace queries (`periscope_query`).
+    query_tags: String,
     /// Wall-clock ns of the load's origin.
     origin_ns: u128,
     sample: f64,
@@ -357,6 +359,7 @@ impl Feed {
             writers,
             window_tags: format!("periscope_window{tags}"),
             request_tags: format!("periscope_request{tags}"),
+            query_tags: format!("periscope_query{tags}"),
             origin_ns: ns_since_epoch(origin),
             sample: request_sample.clamp(0.0, 1.0),
             rng: fastrand::Rng::new(),
@@ -375,7 +378,12 @@ impl Feed {
         self.seq += 1;
         let ts = self.origin_ns + r.start_us as u128 * 1000 + (self.seq % 1000) as u128;
         let b = &mut self.batch.body;
-        b.push_str(&self.request_tags);
+        let side = r.group.as_ref().is_some_and(crate::record::Group::is_side);
+        b.push_str(if side {
+            &self.query_tags
+        } else {
+            &self.request_tags
+        });
         b.push_str(",error_class=");
         b.push_str(match r.outcome {
             Outcome::Ok => "none",
@@ -396,6 +404,10 @@ impl Feed {
             r.is_ok(),
             r.e2e_us() as f64 / 1000.0
         );
+        if side {
+            // Queries leave on a schedule: their latency counts from it.
+            let _ = write!(b, ",latency_ms={}", r.latency_us() as f64 / 1000.0);
+        }
         if let Some(t) = r.ttft_us {
             let _ = write!(b, ",ttft_ms={}", t as f64 / 1000.0);
         }
@@ -584,6 +596,20 @@ mod tests {
             "periscope_request,run_id=r1,error_class=none,stage=0,status=200 ok=true,e2e_ms=100,ttft_ms=20,tpot_ms=20,input_tokens=0i,output_tokens=5i 1700000000001500001"
         );
         assert!(lines[1].ends_with(" 1700000000001500002"), "{}", lines[1]);
+        // A trace query is a point of its own measurement, with its latency
+        // from the schedule.
+        let mut q = RequestRecord::new(1000, 1500);
+        q.end_us = 21_500;
+        q.status = Some(200);
+        q.group = Some(crate::record::Group::Query("/api/search?q=a b".into()));
+        feed.request(&q);
+        let last = feed.batch.body.lines().last().unwrap().to_string();
+        assert!(
+            last.starts_with(
+                "periscope_query,run_id=r1,error_class=none,query=/api/search?q\\=a\\ b,stage=0,status=200 ok=true,e2e_ms=20,latency_ms=20.5,"
+            ),
+            "{last}"
+        );
         feed.window(&w);
         // With no writer the batch is simply handed over (to no one).
         assert!(feed.batch.body.is_empty());

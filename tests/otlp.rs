@@ -505,6 +505,218 @@ async fn an_absent_trace_backend_costs_spans_not_the_run() {
     assert_eq!(received_traceparents(&mock).await.len(), 20);
 }
 
+/// One query as a query server saw it: path and query, arrival, answer.
+type Seen = (String, std::time::Instant, std::time::Instant);
+
+/// A trace backend's query API: answers every GET after `hold`, stamping
+/// when each query arrived and when it was answered.
+async fn query_server(hold: std::time::Duration) -> (String, Arc<Mutex<Vec<Seen>>>) {
+    let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let store = seen.clone();
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            let store = store.clone();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(
+                    move |req: hyper::Request<hyper::body::Incoming>| {
+                        let store = store.clone();
+                        async move {
+                            let at = std::time::Instant::now();
+                            assert_eq!(req.method(), hyper::Method::GET);
+                            tokio::time::sleep_until((at + hold).into()).await;
+                            let uri = req.uri().path_and_query().unwrap().to_string();
+                            store
+                                .lock()
+                                .unwrap()
+                                .push((uri, at, std::time::Instant::now()));
+                            Ok::<_, std::convert::Infallible>(hyper::Response::new(
+                                http_body_util::Full::new(bytes::Bytes::from_static(
+                                    b"{\"traces\":[]}",
+                                )),
+                            ))
+                        }
+                    },
+                );
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    (format!("http://{addr}"), seen)
+}
+
+fn pct(v: &mut [f64], q: f64) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[((v.len() - 1) as f64 * q).round() as usize]
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn queries_go_alongside_ingestion_at_their_rate_with_their_own_latency_table() {
+    let (traces_url, got) = capture().await;
+    let (query_url, seen) = query_server(std::time::Duration::from_millis(20)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let json = temp_json(&dir, "r.json");
+    let (t, q, j) = (traces_url.clone(), query_url.clone(), json.clone());
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(BIN)
+        .args(["run", "otlp-traces", "--endpoint", &t])
+        .args(["--mix", "simple_query", "--rate", "20", "--duration", "10s"])
+        .args(["--query-endpoint", &format!("{q}/tempo/")])
+        .args(["--queries-per-s", "10"])
+        .args([
+            "--query",
+            "/api/search?q={ resource.service.name = \"{{service}}\" }&start={{start}}&end={{end}}",
+            "--query",
+            "/api/traces/{{trace_id}}",
+        ])
+        .args(["--json", &j])
+        .env("OTEL_SERVICE_NAME", "agent one")
+        .output()
+        .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let r = read_json(&json);
+    let seen = seen.lock().unwrap().clone();
+    let rows = r["otlp"]["queries"].as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    let sent: u64 = rows.iter().map(|q| q["sent"].as_u64().unwrap()).sum();
+    assert_eq!(
+        sent as usize,
+        seen.len(),
+        "every query answered is counted once"
+    );
+    assert!((95..=100).contains(&sent), "{sent} queries in 10 s at 10/s");
+    // Queries stay out of the export figures.
+    let exports = got.lock().unwrap().len() as u64;
+    assert_eq!(r["summary"]["requests"], exports);
+    assert_eq!(r["otlp"]["traces"], exports);
+    // The rate, by the server's arrival stamps.
+    let first = seen.iter().map(|s| s.1).min().unwrap();
+    let last = seen.iter().map(|s| s.1).max().unwrap();
+    let gap = (last - first).as_secs_f64() / (seen.len() - 1) as f64;
+    assert!((gap - 0.1).abs() < 0.005, "mean gap {gap} s");
+    // Placeholders: the service (encoded with TraceQL's braces), the run's
+    // times, and trace ids the run exported.
+    let exported: std::collections::HashSet<String> = got
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            g.spans[0]
+                .trace_id
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect()
+        })
+        .collect();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let (mut searches, mut lookups) = (0, 0);
+    for (uri, ..) in &seen {
+        if let Some(id) = uri.strip_prefix("/tempo/api/traces/") {
+            lookups += 1;
+            assert!(exported.contains(id), "{id} was not exported");
+        } else {
+            searches += 1;
+            let q = uri
+                .strip_prefix("/tempo/api/search?q=%7B%20resource.service.name%20=%20%22agent%20one%22%20%7D&start=")
+                .unwrap_or_else(|| panic!("{uri}"));
+            let (start, end) = q.split_once("&end=").unwrap();
+            let (start, end): (u64, u64) = (start.parse().unwrap(), end.parse().unwrap());
+            assert!(start <= end && end <= now + 1 && now - start < 60, "{uri}");
+        }
+    }
+    assert!(
+        (searches as i64 - lookups as i64).abs() <= 1,
+        "templates in turn"
+    );
+    // Latency: what the server held each query, plus little.
+    let mut held: Vec<f64> = seen
+        .iter()
+        .map(|s| (s.2 - s.1).as_secs_f64() * 1e3)
+        .collect();
+    let held_p50 = pct(&mut held, 0.5);
+    for row in rows {
+        let p50 = f(&row["latency"]["p50"]);
+        assert!(
+            p50 >= held_p50 - 0.5 && p50 < held_p50 + 5.0,
+            "query p50 {p50} ms, server held {held_p50} ms"
+        );
+        assert_eq!(row["errors"], 0);
+    }
+    let text = stdout(&out);
+    assert!(text.contains("### Trace queries"), "{text}");
+    let at = |s: &str| text.find(s).unwrap();
+    assert!(at("### Trace queries") < at("### Trace mix"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_mock_answers_trace_queries_about_the_traces_it_received() {
+    let mock = MockProc::start(&["--query-latency", "5ms"]);
+    let (out, r) = otlp_run(
+        &mock.url("/v1/traces"),
+        &[
+            "--mix",
+            "simple_query",
+            "--rate",
+            "20",
+            "--duration",
+            "3s",
+            "--query-endpoint",
+            &format!("http://{}", mock.addr),
+            "--queries-per-s",
+            "10",
+        ],
+    )
+    .await;
+    // Tempo's search and trace-by-id (the default templates) find the
+    // traces just exported.
+    let rows = r["otlp"]["queries"].as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{}", stdout(&out));
+    for row in rows {
+        assert!(row["sent"].as_u64().unwrap() >= 14, "{row}");
+        assert_eq!(row["errors"], 0, "{row}");
+        assert!(f(&row["latency"]["p50"]) >= 5.0, "{row}");
+    }
+    let st = mock.stats().await;
+    let answered: u64 = rows.iter().map(|q| q["sent"].as_u64().unwrap()).sum();
+    assert_eq!(st["by_endpoint"]["trace_query"].as_u64().unwrap(), answered);
+    let search: Value = http()
+        .get(mock.url("/api/search?limit=5&tags=service.name%3Dperiscope-agent"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let traces = search["traces"].as_array().unwrap();
+    assert_eq!(traces.len(), 5, "{search}");
+    let id = traces[0]["traceID"].as_str().unwrap();
+    assert_eq!(id.len(), 32);
+    assert_eq!(traces[0]["rootServiceName"], "periscope-agent");
+    assert_eq!(traces[0]["spanCount"], 5);
+    let one = http()
+        .get(mock.url(&format!("/api/traces/{id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(one.status(), 200);
+    let none = http()
+        .get(mock.url(&format!("/api/traces/{}", "0".repeat(32))))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(none.status(), 404);
+}
+
 #[test]
 fn dry_run_plans_traces_spans_and_megabytes_per_second_and_bad_input_says_what_to_fix() {
     let out = periscope(&[
@@ -534,6 +746,38 @@ fn dry_run_plans_traces_spans_and_megabytes_per_second_and_bad_input_says_what_t
         (vec!["--mb-per-s", "0"], "--mb-per-s must be more than 0"),
         (vec!["--mb-per-s", "1", "--vus", "3"], "drop --vus"),
         (vec!["--endpoint", "4318"], "is not a URL"),
+        (vec!["--queries-per-s", "5"], "needs --query-endpoint URL"),
+        (
+            vec!["--query-endpoint", "http://t:3200"],
+            "add --queries-per-s",
+        ),
+        (
+            vec!["--queries-per-s", "5", "--query-endpoint", "tempo"],
+            "--query-endpoint 'tempo' is not a URL",
+        ),
+        (
+            vec![
+                "--queries-per-s",
+                "5",
+                "--query-endpoint",
+                "http://t",
+                "--query",
+                "/s?{{svc}}",
+            ],
+            "unknown placeholder {{svc}}",
+        ),
+        (
+            vec![
+                "--queries-per-s",
+                "5",
+                "--query-endpoint",
+                "http://t",
+                "--platform",
+                "langsmith",
+            ],
+            "give the backend's query path with --query",
+        ),
+        (vec!["--trace-requests", "x"], "--trace-requests"),
     ] {
         let mut a = vec!["run", "otlp-traces", "--dry-run"];
         if !args.contains(&"--endpoint") {
@@ -558,6 +802,31 @@ fn dry_run_plans_traces_spans_and_megabytes_per_second_and_bad_input_says_what_t
     ]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("apply to otlp-traces"));
+    // The sizing ladder's query rate: planned with an endpoint, said to be
+    // unsent without one.
+    for (extra, want) in [
+        (
+            vec!["--query-endpoint", "http://127.0.0.1:3200"],
+            "planned queries: 25 queries/s to http://127.0.0.1:3200, in turn: /api/search?",
+        ),
+        (
+            vec![],
+            "planned queries: none: the scenario's 25 queries/s need --query-endpoint",
+        ),
+    ] {
+        let mut a = vec![
+            "run",
+            "--scenario",
+            "otlp-1x-small",
+            "--endpoint",
+            "http://127.0.0.1:4318",
+            "--dry-run",
+        ];
+        a.extend(extra);
+        let out = periscope(&a);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(stdout(&out).contains(want), "{}", stdout(&out));
+    }
 }
 
 #[test]
@@ -701,10 +970,23 @@ async fn phoenix_lists_exactly_the_traces_and_spans_periscope_reported_accepted(
             "10",
             "--duration",
             "20s",
+            // Phoenix's own span and trace lists, queried alongside.
+            "--query-endpoint",
+            &px.base,
+            "--queries-per-s",
+            "2",
         ],
     )
     .await;
     let o = &r["otlp"];
+    let queries = o["queries"].as_array().unwrap();
+    assert_eq!(queries.len(), 2, "{o}");
+    let answered: u64 = queries.iter().map(|q| q["sent"].as_u64().unwrap()).sum();
+    let ok: u64 = queries.iter().map(|q| q["ok"].as_u64().unwrap()).sum();
+    assert!((38..=40).contains(&answered), "{queries:?}");
+    // The project exists once its first spans are stored: only the first
+    // queries may find nothing.
+    assert!(ok + 4 >= answered, "{queries:?}");
     let traces = o["traces"].as_u64().unwrap();
     assert!((190..=210).contains(&traces), "{o}");
     assert_eq!(o["failed_exports"], 0, "{o}");

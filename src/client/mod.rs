@@ -54,6 +54,8 @@ pub struct Prepared {
     /// Its share of the open model's schedule: 1 for every request, the
     /// trace's size over the mean when arrivals are paced by bytes.
     pub weight: f64,
+    /// The id of the trace an OTLP export carries: copied into its record.
+    pub exported_trace: Option<[u8; 16]>,
 }
 
 /// What a successful answer looks like.
@@ -84,6 +86,7 @@ impl Prepared {
             keep_text: false,
             payload: crate::record::Payload::default(),
             weight: 1.0,
+            exported_trace: None,
         }
     }
 }
@@ -367,6 +370,7 @@ impl Client {
         rec.status = Some(status);
         rec.group = req.group.clone();
         rec.payload = req.payload;
+        rec.exported_trace = req.exported_trace;
         rec.texts = req.texts;
         let mut st = StreamState::default();
         let success = match req.expect {

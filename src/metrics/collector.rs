@@ -177,6 +177,8 @@ pub struct Collector {
     feed: Option<crate::sink::Feed>,
     /// Request spans (`--trace-requests`).
     tracer: Option<crate::otlp::tracer::Tracer>,
+    /// Where the ids of accepted trace exports go, for trace queries.
+    accepted_traces: Option<Arc<crate::otlp::query::RecentTraces>>,
 }
 
 /// A window still open: the same aggregate as the total, per second.
@@ -208,6 +210,7 @@ impl Collector {
                 keep_samples: false,
                 feed: None,
                 tracer: None,
+                accepted_traces: None,
             },
             live_rx,
         )
@@ -228,6 +231,15 @@ impl Collector {
     /// Export every traced request as a span.
     pub fn with_tracer(mut self, tracer: Option<crate::otlp::tracer::Tracer>) -> Self {
         self.tracer = tracer;
+        self
+    }
+
+    /// Keep the ids of the trace exports the backend accepted.
+    pub fn with_accepted_traces(
+        mut self,
+        recent: Option<Arc<crate::otlp::query::RecentTraces>>,
+    ) -> Self {
+        self.accepted_traces = recent;
         self
     }
 
@@ -268,6 +280,17 @@ impl Collector {
             let mut disconnected = false;
             loop {
                 match self.rx.try_recv() {
+                    Ok(r) if r.group.as_ref().is_some_and(Group::is_side) => {
+                        if let Some(f) = &mut self.feed {
+                            f.request(&r);
+                        }
+                        if let Some(g) = &r.group {
+                            by_group
+                                .entry(g.clone())
+                                .or_default()
+                                .add_judged(&r, true, r.is_ok());
+                        }
+                    }
                     Ok(r) => {
                         let good = r.is_ok() && self.slos.iter().all(|s| s.met(&r));
                         if self.keep_samples {
@@ -278,6 +301,11 @@ impl Collector {
                         }
                         if let Some(t) = &mut self.tracer {
                             t.record(&r);
+                        }
+                        if let (Some(keep), Some(id), true) =
+                            (&self.accepted_traces, r.exported_trace, r.is_ok())
+                        {
+                            keep.push(id);
                         }
                         total.add_judged(&r, self.open_model, good);
                         if let Some(g) = &r.group {

@@ -66,6 +66,8 @@ pub struct Latency {
     pub output_tokens: Option<TokenRange>,
     pub embed_latency: Duration,
     pub embed_per_text: Duration,
+    /// Latency of a trace query.
+    pub query_latency: Duration,
     pub slow_headers: Duration,
     /// Whether `usage` is sent at all.
     pub usage: bool,
@@ -216,6 +218,7 @@ impl MockConfig {
                 output_tokens: a.output_tokens,
                 embed_latency: a.embed_latency,
                 embed_per_text: a.embed_per_text,
+                query_latency: a.query_latency,
                 slow_headers: a.slow_headers,
                 usage: !a.no_usage,
             },
@@ -321,6 +324,8 @@ struct State {
     /// W3C `traceparent` headers received (only requests that carry one
     /// take this lock).
     traceparents: Mutex<Traceparents>,
+    /// Traces received over OTLP, for the trace query API.
+    received: Mutex<otlp::Received>,
 }
 
 /// The `traceparent` headers received, the most recent kept.
@@ -386,6 +391,7 @@ impl State {
             counter: AtomicU64::new(0),
             auth,
             traceparents: Mutex::default(),
+            received: Mutex::default(),
             config,
         })
     }
@@ -567,6 +573,7 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Resp, Infal
         "/models" => Endpoint::Models,
         "/health" => Endpoint::Health,
         "/traces" => Endpoint::Traces,
+        _ if path == "/api/search" || path.starts_with("/api/traces/") => Endpoint::TraceQuery,
         _ => Endpoint::Other,
     };
     if path == "/mock/stats" {
@@ -601,7 +608,7 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Resp, Infal
         return Ok(json_response(StatusCode::OK, Bytes::from(body)));
     }
     let expected_method = match endpoint {
-        Endpoint::Models | Endpoint::Health => Method::GET,
+        Endpoint::Models | Endpoint::Health | Endpoint::TraceQuery => Method::GET,
         Endpoint::Other => {
             let r = error_response(
                 StatusCode::NOT_FOUND,
@@ -653,6 +660,16 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Resp, Infal
                 Some("invalid_api_key"),
             ));
         }
+    }
+    if endpoint == Endpoint::TraceQuery {
+        if !state.config.latency.query_latency.is_zero() {
+            crate::timer::sleep_until(arrival + state.config.latency.query_latency).await;
+        }
+        let (status, body) = otlp::query(&state, path, req.uri().query().unwrap_or(""));
+        state
+            .stats
+            .record(state.simple_record(endpoint, status.as_u16(), Fault::None, arrival));
+        return Ok(json_response(status, body));
     }
     if endpoint == Endpoint::Models {
         state

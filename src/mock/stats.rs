@@ -29,6 +29,8 @@ pub enum Endpoint {
     Proxy,
     /// OTLP/HTTP trace exports (`POST /v1/traces`).
     Traces,
+    /// Trace queries (`GET /api/search`, `/api/traces/ID`).
+    TraceQuery,
     Other,
 }
 

@@ -133,6 +133,7 @@ pub struct Dress {
 /// One generated trace and what it holds.
 pub struct Trace {
     pub request: ExportTraceServiceRequest,
+    pub trace_id: [u8; 16],
     pub spans: u32,
     pub depth: u32,
     /// Model tokens the trace records (`gen_ai.usage.*`).
@@ -396,6 +397,7 @@ impl Generator {
         };
         Trace {
             request,
+            trace_id,
             spans: tree.nodes.len() as u32,
             depth: tree.depth() as u32,
             tokens,

@@ -9,6 +9,7 @@
 //! its size asks for, so the byte rate holds whatever the mix draws.
 
 pub mod gen;
+pub mod query;
 pub mod tracer;
 
 use std::io::Write as _;
@@ -46,6 +47,10 @@ pub struct OtlpSpec {
     /// Mean encoded bytes of a trace of the mix, measured before the run;
     /// set when arrivals are paced by bytes (`--mb-per-s`).
     pub pace_mean_bytes: Option<f64>,
+    /// Trace ids accepted by the backend (the collector keeps them), for
+    /// the query load's `{{trace_id}}`.
+    #[serde(skip)]
+    pub recent: Arc<query::RecentTraces>,
 }
 
 impl OtlpSpec {
@@ -188,6 +193,7 @@ impl Session for OtlpSession {
         let wire = body.len() as u64;
         let mut p = post(&self.spec, body);
         p.group = Some(Group::TraceScenario(kind.name()));
+        p.exported_trace = Some(t.trace_id);
         p.payload = Payload {
             sent_bytes: raw as u64,
             wire_bytes: wire,
@@ -249,6 +255,8 @@ pub struct Resolved {
     pub headers: Vec<(String, String)>,
     /// Traces per second when `--mb-per-s` sets the rate.
     pub rate: Option<f64>,
+    /// The query load sent alongside ingestion.
+    pub queries: Option<query::QueryPlan>,
     /// What the run is planned to send.
     pub view: OtlpView,
 }
@@ -265,6 +273,19 @@ pub struct OtlpView {
     /// Mean encoded bytes and spans of a trace of the mix.
     pub mean_trace_bytes: f64,
     pub mean_trace_spans: f64,
+    /// The query load, planned or (without an endpoint) not sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queries: Option<QueryView>,
+}
+
+/// The query load of the plan.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct QueryView {
+    /// Where queries go; none when no query endpoint was given (not sent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    pub per_s: f64,
+    pub templates: Vec<String>,
 }
 
 impl OtlpView {
@@ -284,6 +305,22 @@ impl OtlpView {
             ),
             None => format!("as fast as the VUs go ({per})"),
         }
+    }
+
+    /// `planned queries: …` for `--dry-run`.
+    pub fn planned_queries(&self) -> Option<String> {
+        let q = self.queries.as_ref()?;
+        Some(match &q.endpoint {
+            Some(e) => format!(
+                "{} queries/s to {e}, in turn: {}",
+                q.per_s,
+                q.templates.join("; ")
+            ),
+            None => format!(
+                "none: the scenario's {} queries/s need --query-endpoint URL (the backend's query API)",
+                q.per_s
+            ),
+        })
     }
 }
 
@@ -391,14 +428,18 @@ pub fn resolve(
         .map(|u| u.path().to_string())
         .unwrap_or_else(|_| TRACES_PATH.into());
     let headers = export_headers(platform, &project, json)?;
+    let service_name = env("OTEL_SERVICE_NAME").unwrap_or_else(|| "periscope-agent".into());
+    let (queries, query_view) =
+        resolve_queries(a, f, mock, platform, &headers, &service_name, &project)?;
     let mut spec = OtlpSpec {
         mix,
         platform,
         json,
-        service_name: env("OTEL_SERVICE_NAME").unwrap_or_else(|| "periscope-agent".into()),
+        service_name,
         project,
         path,
         pace_mean_bytes: None,
+        recent: Arc::default(),
     };
     let (mean_bytes, mean_spans) = expected(&spec);
     let rate = mb.map(|m| {
@@ -418,14 +459,124 @@ pub fn resolve(
         mb_per_s: mb,
         mean_trace_bytes: mean_bytes,
         mean_trace_spans: mean_spans,
+        queries: query_view,
     };
     Ok(Resolved {
         spec,
         url,
         headers,
         rate,
+        queries,
         view,
     })
+}
+
+/// The query load: flags over the scenario file; none without a rate, and
+/// none (noted in the view) when a file's rate has no endpoint to go to.
+#[allow(clippy::too_many_arguments)]
+fn resolve_queries(
+    a: &crate::cli::OtlpArgs,
+    f: Option<&crate::scenario::OtlpEntry>,
+    mock: bool,
+    platform: Platform,
+    export_headers: &[(String, String)],
+    service: &str,
+    project: &str,
+) -> Result<(Option<query::QueryPlan>, Option<QueryView>), String> {
+    let rate = a
+        .queries_per_s
+        .or(f.and_then(|f| f.queries_per_s.as_ref().map(|v| v.0)));
+    let endpoint = a
+        .query_endpoint
+        .clone()
+        .or_else(|| f.and_then(|f| f.query_endpoint.clone()));
+    let given: Vec<String> = if a.queries.is_empty() {
+        f.map(|f| f.queries.clone()).unwrap_or_default()
+    } else {
+        a.queries.clone()
+    };
+    if let Some(r) = rate {
+        if !(r > 0.0 && r.is_finite()) {
+            return Err("--queries-per-s must be more than 0".into());
+        }
+    }
+    let Some(rate) = rate else {
+        if endpoint.is_some() || !a.queries.is_empty() {
+            return Err("--query-endpoint and --query need a rate: add --queries-per-s N".into());
+        }
+        return Ok((None, None));
+    };
+    let templates = if given.is_empty() {
+        query::default_templates(platform).ok_or_else(|| {
+            format!(
+                "--platform {}: no default query; give the backend's query path with --query TEMPLATE",
+                format!("{platform:?}").to_lowercase()
+            )
+        })?
+    } else {
+        given
+    };
+    for t in &templates {
+        query::check_template(t)?;
+    }
+    let (endpoint, prefix) = match endpoint {
+        Some(e) => {
+            let u = reqwest::Url::parse(e.trim()).map_err(|err| {
+                format!("--query-endpoint '{e}' is not a URL ({err}): expected e.g. http://tempo:3200")
+            })?;
+            if !matches!(u.scheme(), "http" | "https") || u.host_str().is_none() {
+                return Err(format!(
+                    "--query-endpoint '{e}' must be an http:// or https:// URL with a host"
+                ));
+            }
+            let prefix = u.path().trim_end_matches('/').to_string();
+            (Some(e.trim().trim_end_matches('/').to_string()), prefix)
+        }
+        None if mock => (None, String::new()),
+        None if a.queries_per_s.is_some() => {
+            return Err(
+                "--queries-per-s needs --query-endpoint URL: the backend's query API, e.g. http://tempo:3200"
+                    .into(),
+            )
+        }
+        None => {
+            // A profile's query rate, with nowhere to send it.
+            let view = QueryView {
+                endpoint: None,
+                per_s: rate,
+                templates,
+            };
+            return Ok((None, Some(view)));
+        }
+    };
+    let view = QueryView {
+        endpoint: Some(
+            endpoint
+                .clone()
+                .unwrap_or_else(|| "http://127.0.0.1 (built-in mock)".into()),
+        ),
+        per_s: rate,
+        templates: templates.clone(),
+    };
+    let headers = export_headers
+        .iter()
+        .filter(|(k, _)| {
+            !k.eq_ignore_ascii_case("content-type") && !k.eq_ignore_ascii_case("content-encoding")
+        })
+        .cloned()
+        .collect();
+    Ok((
+        Some(query::QueryPlan {
+            endpoint,
+            prefix,
+            rate,
+            templates,
+            headers,
+            service: service.to_string(),
+            project: project.to_string(),
+        }),
+        Some(view),
+    ))
 }
 
 /// The project spans go to: the one given, else the platform's usual
@@ -522,6 +673,7 @@ mod tests {
             project: "p".into(),
             path: TRACES_PATH.into(),
             pace_mean_bytes: None,
+            recent: Arc::default(),
         }
     }
 

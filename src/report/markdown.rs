@@ -254,6 +254,38 @@ fn otlp(o: &super::result::OtlpFigures) -> String {
             format!("{:.3}", o.wire_mb_per_s),
         ]],
     ));
+    if !o.queries.is_empty() {
+        out.push_str("\n\n### Trace queries\n\n");
+        let rows = o
+            .queries
+            .iter()
+            .map(|q| {
+                vec![
+                    format!("`{}`", q.query.replace('|', "\\|")),
+                    q.sent.to_string(),
+                    q.ok.to_string(),
+                    q.errors.to_string(),
+                    q.statuses
+                        .iter()
+                        .map(|(k, v)| format!("{k}: {v}"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    f2(q.per_s),
+                    f2(q.latency.p50),
+                    f2(q.latency.p95),
+                    f2(q.latency.p99),
+                    f2(q.latency.max),
+                ]
+            })
+            .collect();
+        out.push_str(&table(
+            &[
+                "query", "sent", "ok", "err", "statuses", "q/s", "p50 (ms)", "p95 (ms)",
+                "p99 (ms)", "max (ms)",
+            ],
+            rows,
+        ));
+    }
     out.push_str("\n\n### Trace mix\n\n");
     let rows = o
         .mix

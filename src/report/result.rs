@@ -193,6 +193,25 @@ pub struct OtlpFigures {
     pub tokens: u64,
     /// One row per trace scenario.
     pub mix: Vec<MixRow>,
+    /// The query load: one row per query template.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub queries: Vec<QueryRow>,
+}
+
+/// One query template of the query load.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct QueryRow {
+    pub query: String,
+    /// Queries answered (ok or not).
+    pub sent: u64,
+    pub ok: u64,
+    pub errors: u64,
+    /// Answered queries per second, over the time they were sent.
+    pub per_s: f64,
+    /// Scheduled send → end of the answer, ms (ok queries).
+    pub latency: LatencyStats,
+    /// How many of each status.
+    pub statuses: BTreeMap<String, u64>,
 }
 
 /// One trace scenario of the mix.
@@ -257,6 +276,23 @@ impl OtlpFigures {
             wire_mb_per_s: p.wire_bytes as f64 / dur / 1e6,
             tokens: p.tokens,
             mix,
+            queries: by_group
+                .iter()
+                .filter(|(g, _)| g.kind() == "query")
+                .map(|(g, a)| QueryRow {
+                    query: g.label(),
+                    sent: a.ok + a.errors,
+                    ok: a.ok,
+                    errors: a.errors,
+                    per_s: (a.ok + a.errors) as f64 / dur,
+                    latency: a.stats("latency"),
+                    statuses: a
+                        .statuses
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), *v))
+                        .collect(),
+                })
+                .collect(),
         }
     }
 }
@@ -530,8 +566,10 @@ impl RunResult {
             let lag_behind = lag.p99 > 10.0;
             // Paced by bytes, the trace count follows the mix's draws: the
             // byte rate is what was asked for.
-            let short = match i.plan.otlp.as_ref().and_then(|o| o.mb_per_s) {
-                Some(mb) => (t.payload.sent_bytes as f64 / load_s) < 0.95 * mb * 1e6,
+            let paced_mb = i.plan.otlp.as_ref().and_then(|o| o.mb_per_s);
+            let sent_mb = t.payload.sent_bytes as f64 / load_s / 1e6;
+            let short = match paced_mb {
+                Some(mb) => sent_mb < 0.95 * mb,
                 None => achieved < 0.95 * requested,
             };
             let rate_behind = short && t.queued == 0 && !i.interrupted_by_user;
@@ -543,9 +581,14 @@ impl RunResult {
                 ));
             }
             if rate_behind {
-                warnings.push(format!(
-                    "the generator fell behind its schedule: it sent {achieved:.1} req/s of the {requested:.1} requested (< 95%); figures are suspect"
-                ));
+                warnings.push(match paced_mb {
+                    Some(mb) => format!(
+                        "the generator fell behind its schedule: it sent {sent_mb:.3} MB/s of the {mb:.3} requested (< 95%); figures are suspect"
+                    ),
+                    None => format!(
+                        "the generator fell behind its schedule: it sent {achieved:.1} req/s of the {requested:.1} requested (< 95%); figures are suspect"
+                    ),
+                });
             }
             if t.queued > 0 {
                 warnings.push(format!(
