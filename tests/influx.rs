@@ -14,7 +14,7 @@ async fn influxql(base: &str, q: &str) -> Value {
         .append_pair("db", "periscope")
         .append_pair("q", q)
         .append_pair("epoch", "ms");
-    http().get(url).send().await.unwrap().json().await.unwrap()
+    get_json(url.as_str()).await
 }
 
 /// Every value of every series of a query's answer.

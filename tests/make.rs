@@ -320,7 +320,7 @@ fn influx_query(port: &str, q: &str) -> Value {
         .enable_all()
         .build()
         .unwrap()
-        .block_on(async { http().get(url).send().await.unwrap().json().await.unwrap() })
+        .block_on(async { get_json(url.as_str()).await })
 }
 
 /// docker-compose.yaml and Grafana's provisioning: every file they mount or

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{chat, fire, http, sse_data, MockProc};
+use common::{chat, fire, get_json, http, sse_data, MockProc};
 use periscope::tokenizer;
 use serde_json::{json, Value};
 
@@ -155,24 +155,10 @@ async fn whole_responses_text_completions_embeddings_models_health() {
     assert_eq!(raw.len(), 8 * 4);
     assert_eq!(v["usage"]["prompt_tokens"], 3);
 
-    let v: Value = c
-        .get(mock.url("/v1/models"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: Value = get_json(&mock.url("/v1/models")).await;
     assert_eq!(v["object"], "list");
     assert_eq!(v["data"][0]["object"], "model");
-    let v: Value = c
-        .get(mock.url("/health"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: Value = get_json(&mock.url("/health")).await;
     assert_eq!(v["status"], "ok");
 }
 

@@ -24,63 +24,77 @@ struct Got {
     bytes: usize,
 }
 
-/// A plain OTLP/HTTP receiver: gunzips and decodes every export.
-async fn capture() -> (String, Arc<Mutex<Vec<Got>>>) {
-    use http_body_util::BodyExt;
-    let got: Arc<Mutex<Vec<Got>>> = Arc::default();
+/// A server on a free loopback port that answers every request with
+/// `handler`; its address.
+async fn serve<F, Fut>(handler: F) -> std::net::SocketAddr
+where
+    F: Fn(hyper::Request<hyper::body::Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = bytes::Bytes> + Send + 'static,
+{
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let store = got.clone();
     tokio::spawn(async move {
         loop {
             let (stream, _) = listener.accept().await.unwrap();
-            let store = store.clone();
+            let handler = handler.clone();
             tokio::spawn(async move {
-                let svc = hyper::service::service_fn(
-                    move |req: hyper::Request<hyper::body::Incoming>| {
-                        let store = store.clone();
-                        async move {
-                            let gz = req
-                                .headers()
-                                .get("content-encoding")
-                                .map(|v| v.as_bytes() == b"gzip");
-                            assert_eq!(gz, Some(true), "exports are gzip-compressed");
-                            assert_eq!(
-                                req.headers().get("content-type").unwrap(),
-                                "application/x-protobuf"
-                            );
-                            let body = req.into_body().collect().await.unwrap().to_bytes();
-                            let mut raw = Vec::new();
-                            flate2::read::GzDecoder::new(&body[..])
-                                .read_to_end(&mut raw)
-                                .unwrap();
-                            let export = ExportTraceServiceRequest::decode(raw.as_slice()).unwrap();
-                            let spans: Vec<Span> = export
-                                .resource_spans
-                                .iter()
-                                .flat_map(|r| r.scope_spans.iter().flat_map(|s| s.spans.clone()))
-                                .collect();
-                            if !spans.is_empty() {
-                                let scenario =
-                                    attr(&spans[0], "periscope.scenario").unwrap_or_default();
-                                store.lock().unwrap().push(Got {
-                                    scenario,
-                                    spans,
-                                    bytes: raw.len(),
-                                });
-                            }
-                            Ok::<_, std::convert::Infallible>(hyper::Response::new(
-                                http_body_util::Full::new(bytes::Bytes::new()),
-                            ))
-                        }
-                    },
-                );
+                let svc = hyper::service::service_fn(move |req| {
+                    let answer = handler(req);
+                    async move {
+                        Ok::<_, std::convert::Infallible>(hyper::Response::new(
+                            http_body_util::Full::new(answer.await),
+                        ))
+                    }
+                });
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
                     .await;
             });
         }
     });
+    addr
+}
+
+/// A plain OTLP/HTTP receiver: gunzips and decodes every export.
+async fn capture() -> (String, Arc<Mutex<Vec<Got>>>) {
+    use http_body_util::BodyExt;
+    let got: Arc<Mutex<Vec<Got>>> = Arc::default();
+    let store = got.clone();
+    let addr = serve(move |req: hyper::Request<hyper::body::Incoming>| {
+        let store = store.clone();
+        async move {
+            let gz = req
+                .headers()
+                .get("content-encoding")
+                .map(|v| v.as_bytes() == b"gzip");
+            assert_eq!(gz, Some(true), "exports are gzip-compressed");
+            assert_eq!(
+                req.headers().get("content-type").unwrap(),
+                "application/x-protobuf"
+            );
+            let body = req.into_body().collect().await.unwrap().to_bytes();
+            let mut raw = Vec::new();
+            flate2::read::GzDecoder::new(&body[..])
+                .read_to_end(&mut raw)
+                .unwrap();
+            let export = ExportTraceServiceRequest::decode(raw.as_slice()).unwrap();
+            let spans: Vec<Span> = export
+                .resource_spans
+                .iter()
+                .flat_map(|r| r.scope_spans.iter().flat_map(|s| s.spans.clone()))
+                .collect();
+            if !spans.is_empty() {
+                let scenario = attr(&spans[0], "periscope.scenario").unwrap_or_default();
+                store.lock().unwrap().push(Got {
+                    scenario,
+                    spans,
+                    bytes: raw.len(),
+                });
+            }
+            bytes::Bytes::new()
+        }
+    })
+    .await;
     (format!("http://{addr}/v1/traces"), got)
 }
 
@@ -354,14 +368,7 @@ fn traceparent_of(span: &Span) -> String {
 
 /// The `traceparent` headers a mock received.
 async fn received_traceparents(mock: &MockProc) -> Vec<String> {
-    let v: Value = http()
-        .get(mock.url("/mock/traceparents"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v = get_json(&mock.url("/mock/traceparents")).await;
     assert_eq!(
         v["received"].as_u64().unwrap() as usize,
         v["recent"].as_array().unwrap().len()
@@ -512,40 +519,22 @@ type Seen = (String, std::time::Instant, std::time::Instant);
 /// when each query arrived and when it was answered.
 async fn query_server(hold: std::time::Duration) -> (String, Arc<Mutex<Vec<Seen>>>) {
     let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
     let store = seen.clone();
-    tokio::spawn(async move {
-        loop {
-            let (stream, _) = listener.accept().await.unwrap();
-            let store = store.clone();
-            tokio::spawn(async move {
-                let svc = hyper::service::service_fn(
-                    move |req: hyper::Request<hyper::body::Incoming>| {
-                        let store = store.clone();
-                        async move {
-                            let at = std::time::Instant::now();
-                            assert_eq!(req.method(), hyper::Method::GET);
-                            tokio::time::sleep_until((at + hold).into()).await;
-                            let uri = req.uri().path_and_query().unwrap().to_string();
-                            store
-                                .lock()
-                                .unwrap()
-                                .push((uri, at, std::time::Instant::now()));
-                            Ok::<_, std::convert::Infallible>(hyper::Response::new(
-                                http_body_util::Full::new(bytes::Bytes::from_static(
-                                    b"{\"traces\":[]}",
-                                )),
-                            ))
-                        }
-                    },
-                );
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
-                    .await;
-            });
+    let addr = serve(move |req: hyper::Request<hyper::body::Incoming>| {
+        let store = store.clone();
+        async move {
+            let at = std::time::Instant::now();
+            assert_eq!(req.method(), hyper::Method::GET);
+            tokio::time::sleep_until((at + hold).into()).await;
+            let uri = req.uri().path_and_query().unwrap().to_string();
+            store
+                .lock()
+                .unwrap()
+                .push((uri, at, std::time::Instant::now()));
+            bytes::Bytes::from_static(b"{\"traces\":[]}")
         }
-    });
+    })
+    .await;
     (format!("http://{addr}"), seen)
 }
 
@@ -689,14 +678,8 @@ async fn the_mock_answers_trace_queries_about_the_traces_it_received() {
     let st = mock.stats().await;
     let answered: u64 = rows.iter().map(|q| q["sent"].as_u64().unwrap()).sum();
     assert_eq!(st["by_endpoint"]["trace_query"].as_u64().unwrap(), answered);
-    let search: Value = http()
-        .get(mock.url("/api/search?limit=5&tags=service.name%3Dperiscope-agent"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let search =
+        get_json(&mock.url("/api/search?limit=5&tags=service.name%3Dperiscope-agent")).await;
     let traces = search["traces"].as_array().unwrap();
     assert_eq!(traces.len(), 5, "{search}");
     let id = traces[0]["traceID"].as_str().unwrap();

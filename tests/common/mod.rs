@@ -56,14 +56,7 @@ impl MockProc {
 
     /// The mock's own send stamps.
     pub async fn stats(&self) -> serde_json::Value {
-        http()
-            .get(self.url("/mock/stats"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        get_json(&self.url("/mock/stats")).await
     }
 
     pub async fn reset(&self) {
@@ -196,6 +189,11 @@ pub async fn fire(url: String, body: Value, n: usize, conc: usize) -> Vec<(u16, 
         all.extend(t.await.unwrap());
     }
     all
+}
+
+/// GET a URL and read its JSON answer.
+pub async fn get_json(url: &str) -> Value {
+    http().get(url).send().await.unwrap().json().await.unwrap()
 }
 
 /// Run periscope with `args` plus `--json` to a temporary file; assert it
