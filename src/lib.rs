@@ -486,15 +486,7 @@ fn start_queries(
     tokio::task::JoinHandle<()>,
     CancellationToken,
 )> {
-    // The in-process mock answers queries at its origin.
-    let endpoint = q.endpoint.clone().unwrap_or_else(|| {
-        reqwest::Url::parse(base)
-            .map(|mut u| {
-                u.set_path("");
-                u.to_string().trim_end_matches('/').to_string()
-            })
-            .unwrap_or_else(|_| base.to_string())
-    });
+    let endpoint = q.endpoint_for(base);
     let pool = (q.rate.ceil() as usize).clamp(4, 256);
     let client = client::Client::with_engine(
         &endpoint,

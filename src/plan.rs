@@ -570,14 +570,9 @@ impl Plan {
                     if let Ok(mut u) = reqwest::Url::parse(target_url) {
                         u.set_path(&w.path);
                         o.url = u.to_string();
-                        let on_mock = self
-                            .otlp_queries
-                            .as_ref()
-                            .is_some_and(|q| q.endpoint.is_none());
-                        if let (true, Some(q)) = (on_mock, o.queries.as_mut()) {
-                            u.set_path("");
-                            q.endpoint = Some(u.to_string().trim_end_matches('/').to_string());
-                        }
+                    }
+                    if let (Some(plan), Some(view)) = (&self.otlp_queries, o.queries.as_mut()) {
+                        view.endpoint = Some(plan.endpoint_for(target_url));
                     }
                 }
                 o

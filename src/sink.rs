@@ -211,6 +211,33 @@ pub struct SinkReport {
 }
 
 impl SinkReport {
+    /// Wait (up to `wait`) for an output's task to end, and report its
+    /// counts and first failure. `names` are the task's noun and verb
+    /// ("writer", "writing").
+    pub(crate) async fn of_task(
+        label: String,
+        task: tokio::task::JoinHandle<Option<String>>,
+        counters: &Counters,
+        wait: Duration,
+        names: (&str, &str),
+    ) -> SinkReport {
+        let error = match tokio::time::timeout(wait, task).await {
+            Ok(Ok(e)) => e,
+            Ok(Err(e)) => Some(format!("the {} failed: {e}", names.0)),
+            Err(_) => Some(format!(
+                "still {} after {}s at the end of the run",
+                names.1,
+                wait.as_secs()
+            )),
+        };
+        SinkReport {
+            label,
+            written: counters.written.load(Ordering::Relaxed),
+            dropped: counters.dropped.load(Ordering::Relaxed),
+            error,
+        }
+    }
+
     /// `LABEL: N points written, M dropped` (spans for `--trace-requests`).
     pub fn summary(&self) -> String {
         let unit = if self.label.starts_with("trace-requests=") {
@@ -233,6 +260,17 @@ pub(crate) fn warn_once(label: &str, msg: &str) {
         warned.push(label.to_string());
         eprintln!("\nwarning: {label}: {msg}; the run goes on, points are dropped and counted");
     }
+}
+
+/// `STATUS: the first 200 characters of the body`, of an answer that
+/// refused a write.
+pub(crate) async fn refusal(resp: reqwest::Response) -> String {
+    let status = resp.status();
+    let text = resp.text().await.unwrap_or_default();
+    format!(
+        "{status}: {}",
+        text.trim().chars().take(200).collect::<String>()
+    )
 }
 
 async fn write_loop(
@@ -303,14 +341,7 @@ async fn write_loop(
             .unwrap_or_default();
         let failure = match request(body).send().await {
             Ok(resp) if resp.status().is_success() => None,
-            Ok(resp) => {
-                let status = resp.status();
-                let text = resp.text().await.unwrap_or_default();
-                Some(format!(
-                    "{status}: {}",
-                    text.trim().chars().take(200).collect::<String>()
-                ))
-            }
+            Ok(resp) => Some(refusal(resp).await),
             Err(e) => Some(format!("{e}")),
         };
         match failure {
@@ -497,23 +528,10 @@ impl Feed {
         let mut reports = Vec::new();
         for w in self.writers {
             drop(w.tx);
-            let queued_lost = tokio::time::timeout(wait, w.task).await;
-            let error = match queued_lost {
-                Ok(Ok(e)) => e,
-                Ok(Err(e)) => Some(format!("the writer failed: {e}")),
-                Err(_) => Some(format!(
-                    "still writing after {}s at the end of the run",
-                    wait.as_secs()
-                )),
-            };
-            let written = w.counters.written.load(Ordering::Relaxed);
-            let dropped = w.counters.dropped.load(Ordering::Relaxed);
-            reports.push(SinkReport {
-                label: w.label,
-                written,
-                dropped,
-                error,
-            });
+            reports.push(
+                SinkReport::of_task(w.label, w.task, &w.counters, wait, ("writer", "writing"))
+                    .await,
+            );
         }
         reports
     }

@@ -88,13 +88,9 @@ impl Received {
     }
 }
 
-fn hex(id: &[u8]) -> String {
-    id.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn trace_json(id: &[u8; 16], t: &TraceInfo) -> serde_json::Value {
     serde_json::json!({
-        "traceID": hex(id),
+        "traceID": crate::otlp::hex(id),
         "rootServiceName": t.service,
         "rootTraceName": t.root_name,
         "startTimeUnixNano": t.start_ns.to_string(),

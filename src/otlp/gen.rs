@@ -268,6 +268,9 @@ pub(crate) fn s(key: &str, v: impl Into<String>) -> KeyValue {
 pub(crate) fn i(key: &str, v: i64) -> KeyValue {
     kv(key, any_value::Value::IntValue(v))
 }
+pub(crate) fn d(key: &str, v: f64) -> KeyValue {
+    kv(key, any_value::Value::DoubleValue(v))
+}
 
 /// One export of `spans` from a resource dressed for the platform, under
 /// the instrumentation scope `scope`.

@@ -121,6 +121,11 @@ pub fn encode(
     (Bytes::from(body), raw.len())
 }
 
+/// Lowercase hex of an id, as OTLP/JSON and trace APIs write trace ids.
+pub fn hex(id: &[u8]) -> String {
+    id.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Nanoseconds since the Unix epoch, now.
 pub fn now_unix_ns() -> u64 {
     SystemTime::now()
@@ -473,7 +478,6 @@ pub fn resolve(
 
 /// The query load: flags over the scenario file; none without a rate, and
 /// none (noted in the view) when a file's rate has no endpoint to go to.
-#[allow(clippy::too_many_arguments)]
 fn resolve_queries(
     a: &crate::cli::OtlpArgs,
     f: Option<&crate::scenario::OtlpEntry>,

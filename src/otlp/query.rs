@@ -122,6 +122,21 @@ pub struct QueryPlan {
     pub project: String,
 }
 
+impl QueryPlan {
+    /// Where queries go: the endpoint given, else the origin of the target
+    /// `base` (the in-process mock answers them there).
+    pub fn endpoint_for(&self, base: &str) -> String {
+        self.endpoint.clone().unwrap_or_else(|| {
+            reqwest::Url::parse(base)
+                .map(|mut u| {
+                    u.set_path("");
+                    u.to_string().trim_end_matches('/').to_string()
+                })
+                .unwrap_or_else(|_| base.to_string())
+        })
+    }
+}
+
 /// The values placeholders take for one query.
 struct Values<'a> {
     service: &'a str,
@@ -149,7 +164,7 @@ fn render(t: &str, v: &Values) -> String {
         let value = match after[..j].trim() {
             "service" => enc(v.service),
             "project" => enc(v.project),
-            "trace_id" => v.trace_id.iter().map(|b| format!("{b:02x}")).collect(),
+            "trace_id" => super::hex(&v.trace_id),
             "start" => (v.start_ns / 1_000_000_000).to_string(),
             "end" => v.now_ns.div_ceil(1_000_000_000).to_string(),
             "start_ms" => (v.start_ns / 1_000_000).to_string(),
@@ -261,15 +276,19 @@ pub async fn run(
 mod tests {
     use super::*;
 
-    #[test]
-    fn templates_render_their_placeholders_percent_encoded() {
-        let v = Values {
-            service: "my agent",
-            project: "p/1",
+    fn values<'a>(service: &'a str, project: &'a str) -> Values<'a> {
+        Values {
+            service,
+            project,
             trace_id: [0xab; 16],
             start_ns: 1_700_000_000_123_456_789,
             now_ns: 1_700_000_060_000_000_001,
-        };
+        }
+    }
+
+    #[test]
+    fn templates_render_their_placeholders_percent_encoded() {
+        let v = values("my agent", "p/1");
         assert_eq!(
             render(
                 "/api/search?tags=service.name%3D{{service}}&start={{start}}&end={{end}}",
@@ -303,15 +322,8 @@ mod tests {
         // TraceQL's own braces are not placeholders, and leave encoded.
         let q = "/api/search?q={ span.http.status_code = 500 }";
         assert!(check_template(q).is_ok());
-        let v = Values {
-            service: "",
-            project: "",
-            trace_id: [0; 16],
-            start_ns: 0,
-            now_ns: 0,
-        };
         assert_eq!(
-            render(q, &v),
+            render(q, &values("", "")),
             "/api/search?q=%7B%20span.http.status_code%20=%20500%20%7D"
         );
     }

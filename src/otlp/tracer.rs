@@ -13,12 +13,11 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use opentelemetry_proto::tonic::common::v1::any_value;
 use opentelemetry_proto::tonic::trace::v1::span::{Event, SpanKind};
 use opentelemetry_proto::tonic::trace::v1::{status::StatusCode, Span, Status};
 use tokio::sync::mpsc;
 
-use super::gen::{export_request, i, kv, s};
+use super::gen::{d, export_request, i, s};
 use super::{Dress, Platform};
 use crate::record::{Outcome, RequestRecord};
 use crate::sink::{Counters, SinkReport};
@@ -178,20 +177,14 @@ impl Tracer {
     pub async fn finish(mut self, wait: Duration) -> SinkReport {
         self.flush();
         drop(self.tx);
-        let error = match tokio::time::timeout(wait, self.task).await {
-            Ok(Ok(e)) => e,
-            Ok(Err(e)) => Some(format!("the exporter failed: {e}")),
-            Err(_) => Some(format!(
-                "still exporting after {}s at the end of the run",
-                wait.as_secs()
-            )),
-        };
-        SinkReport {
-            label: self.label,
-            written: self.counters.written.load(Ordering::Relaxed),
-            dropped: self.counters.dropped.load(Ordering::Relaxed),
-            error,
-        }
+        SinkReport::of_task(
+            self.label,
+            self.task,
+            &self.counters,
+            wait,
+            ("exporter", "exporting"),
+        )
+        .await
     }
 }
 
@@ -203,10 +196,6 @@ fn operation(path: &str) -> Option<(&'static str, &'static str)> {
         "embeddings" => Some(("embeddings", "EMBEDDING")),
         _ => None,
     }
-}
-
-fn f(key: &str, v: f64) -> opentelemetry_proto::tonic::common::v1::KeyValue {
-    kv(key, any_value::Value::DoubleValue(v))
 }
 
 /// One request as a client span, following the GenAI semantic conventions.
@@ -254,13 +243,13 @@ pub fn span_of(
     }
     let lag = r.start_us.saturating_sub(r.scheduled_us);
     if lag > 0 {
-        a.push(f("periscope.schedule_lag_ms", lag as f64 / 1e3));
+        a.push(d("periscope.schedule_lag_ms", lag as f64 / 1e3));
     }
     if let Some(t) = r.ttft_us {
-        a.push(f("periscope.ttft_ms", t as f64 / 1e3));
+        a.push(d("periscope.ttft_ms", t as f64 / 1e3));
     }
     if let Some(t) = r.tpot_us() {
-        a.push(f("periscope.tpot_ms", t as f64 / 1e3));
+        a.push(d("periscope.tpot_ms", t as f64 / 1e3));
     }
     if platform == Platform::Phoenix {
         if let Some((_, kind)) = op {
@@ -303,7 +292,7 @@ pub fn span_of(
         .map(|t| Event {
             time_unix_nano: at(r.start_us + t),
             name: "gen_ai.content.first_token".into(),
-            attributes: vec![f("gen_ai.response.time_to_first_token", t as f64 / 1e6)],
+            attributes: vec![d("gen_ai.response.time_to_first_token", t as f64 / 1e6)],
             dropped_attributes_count: 0,
         })
         .into_iter()
@@ -355,12 +344,7 @@ async fn export_loop(
             }
             Ok(resp) => {
                 counters.dropped.fetch_add(n, Ordering::Relaxed);
-                let status = resp.status();
-                let text = resp.text().await.unwrap_or_default();
-                Some(format!(
-                    "{status}: {}",
-                    text.trim().chars().take(200).collect::<String>()
-                ))
+                Some(crate::sink::refusal(resp).await)
             }
             Err(e) => {
                 counters.dropped.fetch_add(n, Ordering::Relaxed);
@@ -379,6 +363,7 @@ async fn export_loop(
 mod tests {
     use super::*;
     use crate::record::ErrorClass;
+    use opentelemetry_proto::tonic::common::v1::any_value;
 
     fn run() -> RunContext {
         RunContext {
