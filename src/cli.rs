@@ -94,6 +94,10 @@ pub struct MergeArgs {
     /// Also write the merged HTML report.
     #[arg(long, value_name = "PATH")]
     pub html: Option<PathBuf>,
+    /// Wait up to this long for every input to be a whole result (segments
+    /// still running elsewhere, e.g. a Kubernetes merge Job), checking every 2s.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub wait: Option<Duration>,
 }
 
 /// `10%` → 0.10. The % sign is required, so `10` and `0.1` are never confused.
@@ -280,9 +284,39 @@ pub struct RunArgs {
     pub progress_every: Option<u64>,
     #[command(flatten)]
     pub sink: SinkArgs,
+    #[command(flatten)]
+    pub segments: SegmentArgs,
     /// Print the resolved plan and the planned load, and send nothing.
     #[arg(long)]
     pub dry_run: bool,
+}
+
+/// One plan run by several processes (machines, pods), each driving its share.
+#[derive(Debug, Clone, Default, ClapArgs)]
+pub struct SegmentArgs {
+    /// Run segment I of N of the plan: its share of the VUs, arrivals,
+    /// iterations and dataset cases. Every segment needs the same plan, --run-id
+    /// and --start-at; `periscope merge` joins their results.
+    #[arg(long, env = "PERISCOPE_SEGMENT", value_name = "I/N", value_parser = crate::executor::Segment::parse)]
+    pub segment: Option<crate::executor::Segment>,
+    /// The number of segments, this one's index taken from JOB_COMPLETION_INDEX
+    /// (from 0, set by a Kubernetes Indexed Job).
+    #[arg(long, value_name = "N")]
+    pub segments: Option<u32>,
+    /// The run's id, shared by every segment (tags, results, the Poisson
+    /// arrivals' seed); default: a new random one. Letters, digits, '.', '_', '-'.
+    #[arg(long, env = "PERISCOPE_RUN_ID", value_name = "ID")]
+    pub run_id: Option<String>,
+    /// Start the load at this wall-clock time (RFC 3339 in UTC, e.g.
+    /// 2026-11-23T12:00:00Z), after the preflight: the start barrier of segments.
+    #[arg(long, env = "PERISCOPE_START_AT", value_name = "TIME", value_parser = parse_rfc3339)]
+    pub start_at: Option<std::time::SystemTime>,
+}
+
+/// An RFC 3339 time in UTC: 2026-11-23T12:00:00Z (fractions allowed).
+pub fn parse_rfc3339(s: &str) -> Result<std::time::SystemTime, String> {
+    humantime::parse_rfc3339_weak(s.trim())
+        .map_err(|e| format!("'{s}' is not an RFC 3339 time ({e}): e.g. 2026-11-23T12:00:00Z"))
 }
 
 /// The otlp-traces workload.

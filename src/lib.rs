@@ -81,7 +81,7 @@ pub async fn run(args: Args) -> Result<i32> {
         Command::Probe(a) => probe::run(*a).await,
         Command::Report(a) => report_cmd(*a),
         Command::Compare(a) => compare_cmd(*a),
-        Command::Merge(a) => merge_cmd(*a),
+        Command::Merge(a) => merge_cmd(*a).await,
         Command::Scenarios => {
             let mut out = String::from("Workloads (periscope run WORKLOAD):\n");
             for (name, what) in workload::NAMES {
@@ -158,8 +158,9 @@ async fn run_load(a: RunArgs) -> Result<i32> {
             })
             .unwrap_or_default();
         print_stdout(&format!(
-            "{json}\n\nplanned load: {}\n{traces}--dry-run: nothing was sent.\n",
-            describe_load(&plan.load)
+            "{json}\n\nplanned load: {}\n{}{traces}--dry-run: nothing was sent.\n",
+            describe_load(&plan.load),
+            describe_segment(&plan),
         ));
         return Ok(exit::OK);
     }
@@ -180,7 +181,66 @@ async fn run_load(a: RunArgs) -> Result<i32> {
     if let Some(path) = csv_out {
         report::csv::write(&result, &path, None)?;
     }
+    if !plan.segment.is_whole() {
+        // A segment's share is not the plan: the verdict is the merge's.
+        if !result.thresholds.is_empty() {
+            eprintln!(
+                "segment {}: thresholds are judged on the whole run: `periscope merge` the {} segments' results",
+                plan.segment, plan.segment.count
+            );
+        }
+        return Ok(exit::OK);
+    }
     verdict(&result, plan.strict_schedule)
+}
+
+/// What a segment of the plan runs, for `--dry-run`.
+fn describe_segment(plan: &Plan) -> String {
+    let seg = plan.segment;
+    if seg.is_whole() {
+        return String::new();
+    }
+    let n = seg.count;
+    let mut parts = vec![match &plan.load {
+        executor::Load::Closed { vus, iterations } => {
+            let peak = vus.peak().round() as u64;
+            let iters = iterations
+                .map(|i| format!(", {} of the {i} iterations", seg.share(i)))
+                .unwrap_or_default();
+            format!(
+                "the VUs at stack positions k with k mod {n} = {} ({} of the peak {peak}){iters}",
+                seg.index - 1,
+                seg.share(peak)
+            )
+        }
+        executor::Load::Open { .. }
+            if plan
+                .otlp_view
+                .as_ref()
+                .is_some_and(|o| o.mb_per_s.is_some()) =>
+        {
+            format!(
+                "1/{n} of the bytes per second, its first arrival shifted by {}/{n} of a mean gap",
+                seg.index - 1
+            )
+        }
+        executor::Load::Open { .. } => format!(
+            "the arrivals k with k mod {n} = {} (1/{n} of the rate)",
+            seg.index - 1
+        ),
+    }];
+    if let Some(d) = &plan.workload.dataset {
+        parts.push(format!("{} dataset case(s) of its own", d.len()));
+    }
+    let start = plan
+        .start_at
+        .map(|t| format!(" from {}", humantime::format_rfc3339_millis(t)))
+        .unwrap_or_default();
+    format!(
+        "this process: segment {seg}{start}, run `{}`: {}\n",
+        plan.run_id.as_deref().unwrap_or("?"),
+        parts.join("; ")
+    )
 }
 
 fn open_html(path: Option<&std::path::Path>) -> Result<Option<JsonOutput>> {
@@ -281,12 +341,15 @@ fn compare_cmd(a: cli::CompareArgs) -> Result<i32> {
 }
 
 /// `periscope merge`: the merged result, its tables, and its thresholds' verdict.
-fn merge_cmd(a: cli::MergeArgs) -> Result<i32> {
-    let results = a
-        .inputs
-        .iter()
-        .map(|p| report::read::run_result(p).map(|r| (p.clone(), r)))
-        .collect::<Result<Vec<_>>>()?;
+async fn merge_cmd(a: cli::MergeArgs) -> Result<i32> {
+    let results = match a.wait {
+        Some(limit) => wait_for_results(&a.inputs, limit).await?,
+        None => a
+            .inputs
+            .iter()
+            .map(|p| report::read::run_result(p).map(|r| (p.clone(), r)))
+            .collect::<Result<Vec<_>>>()?,
+    };
     let out = JsonOutput::open_for(&a.output, "--output")?;
     let html_out = open_html(a.html.as_deref())?;
     let merged = report::merge::merge(&results, a.force)?;
@@ -298,6 +361,45 @@ fn merge_cmd(a: cli::MergeArgs) -> Result<i32> {
         h.write_str(&report::html::render(&merged))?;
     }
     verdict(&merged, false)
+}
+
+/// Read every input once it is a whole result, within `limit`: the error
+/// at the deadline names what is still missing and why.
+async fn wait_for_results(
+    inputs: &[std::path::PathBuf],
+    limit: std::time::Duration,
+) -> Result<Vec<(std::path::PathBuf, RunResult)>> {
+    let deadline = Instant::now() + limit;
+    let mut done: Vec<Option<RunResult>> = vec![None; inputs.len()];
+    loop {
+        let mut missing = Vec::new();
+        for (slot, path) in done.iter_mut().zip(inputs) {
+            if slot.is_none() {
+                match report::read::run_result(path) {
+                    Ok(r) => *slot = Some(r),
+                    Err(e) => missing.push(e.to_string()),
+                }
+            }
+        }
+        if missing.is_empty() {
+            break;
+        }
+        if Instant::now() >= deadline {
+            return Err(Error::Usage(format!(
+                "--wait {}: {} of {} result(s) still not there: {}",
+                plan::fmt_dur(limit),
+                missing.len(),
+                inputs.len(),
+                missing.join("; ")
+            )));
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(2).min(limit)).await;
+    }
+    Ok(inputs
+        .iter()
+        .cloned()
+        .zip(done.into_iter().flatten())
+        .collect())
 }
 
 /// What one run measured.
@@ -326,7 +428,9 @@ pub async fn execute(plan: &Plan, keep_samples: bool) -> Result<Executed> {
         plan.token.as_deref(),
         &plan.headers,
         plan.timeout,
-        plan.load.max_concurrency(),
+        plan.segment
+            .share(plan.load.max_concurrency() as u64)
+            .max(1) as usize,
         Instant::now(),
         plan.http_engine,
     )?;
@@ -334,9 +438,12 @@ pub async fn execute(plan: &Plan, keep_samples: bool) -> Result<Executed> {
         preflight(&client, workload.as_ref()).await?;
     }
 
-    // The load starts now: every time in the result counts from here.
-    let origin = Instant::now();
-    let started_at = SystemTime::now();
+    // The load starts now (or at --start-at): every time in the result
+    // counts from here.
+    let (origin, started_at) = match plan.start_at {
+        Some(at) => wait_for_start(at).await?,
+        None => (Instant::now(), SystemTime::now()),
+    };
     client.set_origin(origin);
     let (tx, rx) = std::sync::mpsc::channel();
     let gauges = Arc::new(Gauges::default());
@@ -345,8 +452,11 @@ pub async fn execute(plan: &Plan, keep_samples: bool) -> Result<Executed> {
     let hard = CancellationToken::new();
     let run_id = plan.run_id.clone().unwrap_or_else(new_run_id);
     let feed = (!plan.outputs.is_empty()).then(|| {
-        let mut tags = vec![
-            ("run_id".to_string(), run_id.clone()),
+        let mut tags = vec![("run_id".to_string(), run_id.clone())];
+        if !plan.segment.is_whole() {
+            tags.push(("segment".to_string(), plan.segment.index.to_string()));
+        }
+        tags.extend([
             ("scenario".to_string(), plan.scenario.clone()),
             ("workload".to_string(), plan.workload_name().to_string()),
             (
@@ -354,7 +464,7 @@ pub async fn execute(plan: &Plan, keep_samples: bool) -> Result<Executed> {
                 plan.endpoint_tag.clone().unwrap_or_else(|| base.clone()),
             ),
             ("model".to_string(), plan.workload.model.clone()),
-        ];
+        ]);
         tags.extend(plan.tags.iter().cloned());
         sink::Feed::start(
             &plan.outputs,
@@ -378,6 +488,7 @@ pub async fn execute(plan: &Plan, keep_samples: bool) -> Result<Executed> {
                 workload: plan.workload_name().to_string(),
                 server,
                 max_tokens: Some(plan.workload.max_tokens),
+                segment: (!plan.segment.is_whole()).then(|| plan.segment.to_string()),
             },
             started_at,
         )
@@ -411,6 +522,8 @@ pub async fn execute(plan: &Plan, keep_samples: bool) -> Result<Executed> {
         hard,
         origin,
         stages: plan.load.stages().clone(),
+        segment: plan.segment,
+        seed: executor::segment::seed_of(&run_id),
     });
     let queries = match &plan.otlp_queries {
         Some(q) => Some(start_queries(q.clone(), plan, &base, &ctx, started_at)?),
@@ -453,7 +566,10 @@ pub async fn execute(plan: &Plan, keep_samples: bool) -> Result<Executed> {
         run_id,
         started_at,
         duration_s,
-        requested_rate: plan.load.mean_rate(),
+        requested_rate: plan
+            .load
+            .mean_rate()
+            .map(|r| r / f64::from(plan.segment.count)),
         includes_mock: mock_server.is_some(),
         interrupted_by_user,
         thresholds: &plan.thresholds,
@@ -504,7 +620,9 @@ fn start_queries(
         .as_ref()
         .map(|o| o.recent.clone())
         .unwrap_or_default();
-    let stop = CancellationToken::new();
+    // Queries stop with the load (its end, Ctrl-C, --abort-on-fail), not
+    // after the grace given to the requests in flight.
+    let stop = ctx.soft.child_token();
     let start_ns = started_at
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
@@ -519,6 +637,36 @@ fn start_queries(
         ctx.hard.clone(),
     ));
     Ok((stop, task, ctx.hard.clone()))
+}
+
+/// Sleep until `at` (the origin of the load, as an instant and a wall-clock
+/// time); a time already past by more than a second is an error, since the
+/// segments would not start together. Ctrl-C while waiting stops the run.
+async fn wait_for_start(at: SystemTime) -> Result<(Instant, SystemTime)> {
+    let (now, wall) = (Instant::now(), SystemTime::now());
+    let stamp = humantime::format_rfc3339_millis(at);
+    match at.duration_since(wall) {
+        Ok(ahead) => {
+            eprintln!(
+                "waiting {} for --start-at {stamp}",
+                plan::fmt_dur(ahead)
+            );
+            let origin = now + ahead;
+            tokio::select! {
+                _ = timer::sleep_until(origin) => Ok((origin, at)),
+                _ = tokio::signal::ctrl_c() => Err(Error::Start(format!(
+                    "interrupted while waiting for --start-at {stamp}: nothing was sent"
+                ))),
+            }
+        }
+        Err(e) if e.duration() <= std::time::Duration::from_secs(1) => {
+            Ok((now - e.duration(), at))
+        }
+        Err(e) => Err(Error::Start(format!(
+            "--start-at {stamp} passed {} ago (after the preflight): give a later time, so that every segment starts together",
+            plan::fmt_dur(e.duration())
+        ))),
+    }
 }
 
 fn soft_stopped_by_user(task: &tokio::task::JoinHandle<bool>) -> bool {

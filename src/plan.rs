@@ -84,8 +84,13 @@ pub struct Plan {
     pub request_sample: f64,
     /// The `endpoint` tag of live points (the sweep's endpoint name; else the target).
     pub endpoint_tag: Option<String>,
-    /// The run's id when a caller sets it (a sweep's runs share one); else new.
+    /// The run's id when a caller sets it (`--run-id`; a sweep's runs share
+    /// one); else new.
     pub run_id: Option<String>,
+    /// This process's share of the plan (`--segment i/n`).
+    pub segment: crate::executor::Segment,
+    /// When the load starts (`--start-at`), else as soon as it is ready.
+    pub start_at: Option<std::time::SystemTime>,
     /// otlp-traces: where exports go and what the mix sends.
     pub otlp_view: Option<crate::otlp::OtlpView>,
     /// otlp-traces: the query load sent alongside ingestion.
@@ -417,6 +422,26 @@ impl Plan {
             .filter(|(k, _)| !a.sink.tags.iter().any(|(ak, _)| ak == k))
             .collect();
         tags.extend(a.sink.tags.iter().cloned());
+        let (segment, run_id) = resolve_segment(&a.segments, abort_on_fail, &load)?;
+        let dataset = match (dataset, segment.is_whole()) {
+            (Some((sel, cases)), false) => {
+                let n = cases.len();
+                let mine: Vec<_> = cases
+                    .into_iter()
+                    .enumerate()
+                    .filter(|(k, _)| segment.owns(*k as u64))
+                    .map(|(_, c)| c)
+                    .collect();
+                if mine.is_empty() {
+                    return Err(usage!(
+                        "--segment {segment}: the dataset has {n} case(s), fewer than the {} segments; use at most {n} segments",
+                        segment.count
+                    ));
+                }
+                Some((sel, mine))
+            }
+            (d, _) => d,
+        };
         let default_prompt = match name.as_str() {
             "embeddings" | "batch-embeddings" => DEFAULT_EMBEDDING_INPUT,
             _ => DEFAULT_PROMPT,
@@ -495,7 +520,9 @@ impl Plan {
                 None => 1.0,
             },
             endpoint_tag: None,
-            run_id: None,
+            run_id,
+            segment,
+            start_at: a.segments.start_at,
             html: a.html.clone(),
             csv: a.csv.clone(),
             keep_requests: a.keep_requests || a.csv.is_some(),
@@ -587,6 +614,7 @@ impl Plan {
                 .map(|o| o.label())
                 .chain(self.trace_requests.iter().map(|t| t.label()))
                 .collect(),
+            segment: (!self.segment.is_whole()).then_some(self.segment),
         }
     }
 }
@@ -626,6 +654,82 @@ fn split_evenly(load: Load, n: usize) -> Load {
 
 /// The load and each stage's phase, from the flags, the environment and the
 /// scenario (in that order of precedence).
+/// This process's segment and the run id, from --segment, or --segments
+/// with Kubernetes' JOB_COMPLETION_INDEX, and --run-id.
+fn resolve_segment(
+    a: &crate::cli::SegmentArgs,
+    abort_on_fail: bool,
+    load: &Load,
+) -> Result<(crate::executor::Segment, Option<String>)> {
+    use crate::executor::Segment;
+    let segment = match (a.segment, a.segments) {
+        (Some(_), Some(_)) => {
+            return Err(usage!(
+                "give --segment I/N (or PERISCOPE_SEGMENT) or --segments N with JOB_COMPLETION_INDEX, not both"
+            ))
+        }
+        (Some(s), None) => s,
+        (None, Some(n)) => {
+            let Some(index) = env_var("JOB_COMPLETION_INDEX") else {
+                return Err(usage!(
+                    "--segments {n} takes this process's index from JOB_COMPLETION_INDEX (set by a Kubernetes Indexed Job), which is not set: elsewhere give --segment I/{n}"
+                ));
+            };
+            let i: u32 = index.trim().parse().map_err(|_| {
+                usage!("JOB_COMPLETION_INDEX='{index}' is not a whole number")
+            })?;
+            Segment::new(i.saturating_add(1), n).ok_or_else(|| {
+                usage!(
+                    "JOB_COMPLETION_INDEX={i} does not fit --segments {n}: the indices of {n} segments run from 0 to {}",
+                    n.saturating_sub(1)
+                )
+            })?
+        }
+        (None, None) => Segment::WHOLE,
+    };
+    let run_id = a.run_id.as_deref().map(str::trim).map(|id| {
+        let ok = (1..=64).contains(&id.len())
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+        if ok {
+            Ok(id.to_string())
+        } else {
+            Err(usage!(
+                "--run-id '{id}': use 1 to 64 letters, digits, '.', '_' or '-'"
+            ))
+        }
+    });
+    let run_id = run_id.transpose()?;
+    if !segment.is_whole() {
+        if run_id.is_none() {
+            return Err(usage!(
+                "--segment {segment} needs --run-id ID, the same for every segment: it ties their results and points together and seeds their shared arrivals"
+            ));
+        }
+        if let Load::Closed { vus, .. } = load {
+            let peak = vus.peak().round() as u64;
+            if peak < u64::from(segment.count) {
+                return Err(usage!(
+                    "--segment {segment}: the plan peaks at {peak} VUs, fewer than its {} segments; use at most {peak} segments",
+                    segment.count
+                ));
+            }
+        }
+        if abort_on_fail {
+            return Err(usage!(
+                "--abort-on-fail judges one process's requests: with --segment it would stop one segment, not the run; drop it (the merge judges the thresholds)"
+            ));
+        }
+        if a.start_at.is_none() {
+            eprintln!(
+                "warning: --segment {segment} without --start-at: each segment starts when it is ready, not together with the others"
+            );
+        }
+    }
+    Ok((segment, run_id))
+}
+
 fn resolve_load(a: &RunArgs, sc: &Scenario) -> Result<(Load, Vec<Option<String>>)> {
     let f = &sc.file;
     let env_vus = match env_var("VUS") {
@@ -959,6 +1063,10 @@ pub struct PlanView {
     /// Live outputs (`--out`), without credentials.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub outputs: Vec<String>,
+    /// The part of the plan this process ran (`--segment i/n`); `load` is
+    /// the whole plan's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segment: Option<crate::executor::Segment>,
 }
 
 /// The prompt corpus of a run: what was selected, and how many cases.

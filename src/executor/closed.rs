@@ -1,7 +1,9 @@
 //! The closed model: N virtual users, each sending its next request when the
 //! previous one ends. A controller follows the stages every 10 ms, starting
 //! VUs or asking the newest ones to stop after their current request (k6's
-//! graceful ramp-down).
+//! graceful ramp-down). A segment (`--segment i/n`) keeps the same stack of
+//! VUs but runs only the positions it owns, so the segments' VUs add up to
+//! the target at every moment.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -20,10 +22,12 @@ pub(super) async fn run(
     tracker: &TaskTracker,
     workers: &Workers,
 ) -> ExecReport {
-    let remaining = iterations.map(|n| Arc::new(AtomicU64::new(n)));
+    let segment = ctx.segment;
+    let remaining = iterations.map(|n| Arc::new(AtomicU64::new(segment.share(n))));
     let dispatched = Arc::new(AtomicU64::new(0));
     let total = vus.total();
-    let mut running: Vec<Arc<AtomicBool>> = Vec::new();
+    // The whole stack of VUs: each position is this segment's or another's.
+    let mut running: Vec<Option<Arc<AtomicBool>>> = Vec::new();
     let mut next_id = 0u64;
     let mut tick = tokio::time::interval(Duration::from_millis(10));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -34,17 +38,21 @@ pub(super) async fn run(
         }
         let target = vus.at(elapsed).round() as usize;
         while running.len() < target {
+            let id = next_id;
+            next_id += 1;
+            if !segment.owns(running.len() as u64) {
+                running.push(None);
+                continue;
+            }
             let stop = Arc::new(AtomicBool::new(false));
-            running.push(stop.clone());
+            running.push(Some(stop.clone()));
             let ctx = ctx.clone();
             let remaining = remaining.clone();
             let dispatched = dispatched.clone();
-            let id = next_id;
-            next_id += 1;
             workers.spawn(tracker, vu(id, stop, ctx, remaining, dispatched));
         }
         while running.len() > target {
-            if let Some(stop) = running.pop() {
+            if let Some(Some(stop)) = running.pop() {
                 stop.store(true, Ordering::Relaxed);
             }
         }

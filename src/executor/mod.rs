@@ -12,7 +12,10 @@
 
 mod closed;
 mod open;
+pub mod segment;
 pub mod workers;
+
+pub use segment::Segment;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -179,6 +182,11 @@ pub struct Context {
     pub origin: Instant,
     /// The load's stages, to tell which one a request belongs to.
     pub stages: Stages,
+    /// This process's share of the plan (`--segment i/n`).
+    pub segment: Segment,
+    /// Seeds the open model's Poisson gaps: every segment of a run computes
+    /// the same arrivals (`segment::seed_of` the run id).
+    pub seed: u64,
 }
 
 impl Context {

@@ -7,6 +7,13 @@
 //! the target's backlog (`queue_wait`), kept apart from the generator's own
 //! lateness (`schedule_lag`), so a slow server shows in latency-from-schedule
 //! and a slow generator shows in the lag.
+//!
+//! A segment (`--segment i/n`) computes every arrival of the plan, with the
+//! Poisson gaps seeded from the run id, and sends those of index k with
+//! k mod n = i − 1: the segments' union is the requested arrival process.
+//! A byte-paced plan (`--mb-per-s`) spaces arrivals by each request's size,
+//! which differs from process to process; there each segment paces 1/n of
+//! the bytes, its first arrival shifted by (i − 1)/n of a mean gap.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,9 +34,17 @@ pub(super) async fn run(
     tracker: &TaskTracker,
     workers: &Workers,
 ) -> ExecReport {
-    let slots = max_in_flight.map(|n| Arc::new(Semaphore::new(n as usize)));
+    let segment = ctx.segment;
+    let slots = max_in_flight.map(|n| Arc::new(Semaphore::new(segment.share(n).max(1) as usize)));
     let total = rate.total().as_secs_f64();
-    let mut rng = fastrand::Rng::new();
+    let mut rng = fastrand::Rng::with_seed(ctx.seed);
+    // Byte pacing: this segment's 1/n of the bytes, phase-shifted.
+    let by_bytes = !segment.is_whole() && ctx.workload.paced_by_weight();
+    let scale = if by_bytes {
+        f64::from(segment.count)
+    } else {
+        1.0
+    };
     let mut report = ExecReport::default();
     let mut t = 0.0f64;
     let mut index = 0u64;
@@ -41,8 +56,17 @@ pub(super) async fn run(
             t += 0.001;
             r = rate.at(Duration::from_secs_f64(t));
         }
+        if index == 0 && by_bytes {
+            t += f64::from(segment.index - 1) / r.max(1e-9);
+        }
         if t >= total {
             break;
+        }
+        if !by_bytes && !segment.owns(index) {
+            // Another segment's arrival: only its gap matters here.
+            index += 1;
+            t += gap(arrival, &mut rng, 1.0, r);
+            continue;
         }
         let scheduled = ctx.origin + Duration::from_secs_f64(t);
         // Built before its time comes, so building it (a large trace takes
@@ -52,7 +76,7 @@ pub(super) async fn run(
             .workload
             .session(index)
             .next(ctx.turn_at(index, index, due));
-        let weight = req.weight;
+        let weight = req.weight * scale;
         tokio::select! {
             biased;
             _ = ctx.soft.cancelled() => break,
@@ -102,11 +126,15 @@ pub(super) async fn run(
             drop(permit);
         });
         index += 1;
-        let gap = match arrival {
-            Arrival::Constant => weight / r,
-            Arrival::Poisson => -(1.0 - rng.f64()).ln() * weight / r,
-        };
-        t += gap;
+        t += gap(arrival, &mut rng, weight, r);
     }
     report
+}
+
+/// The time to the next arrival, for a request of `weight` at rate `r`.
+fn gap(arrival: Arrival, rng: &mut fastrand::Rng, weight: f64, r: f64) -> f64 {
+    match arrival {
+        Arrival::Constant => weight / r,
+        Arrival::Poisson => -(1.0 - rng.f64()).ln() * weight / r,
+    }
 }

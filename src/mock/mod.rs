@@ -6,7 +6,8 @@
 //! with a latency model (ttft = base + prefill per prompt token, a gap per
 //! output token, jitter), injects faults on request, emulates a guardrail,
 //! and records when it actually sent each response's headers, first token
-//! and last byte (`GET /mock/stats`, `DELETE /mock/stats` to reset). With
+//! and last byte (`GET /mock/stats`, `DELETE /mock/stats` to reset) and
+//! when each request arrived (`GET /mock/arrivals`). With
 //! `--upstream` it is instead a proxy that adds a known delay.
 //!
 //! Built on hyper directly: routing is a match on the path, responses come
@@ -599,6 +600,13 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Resp, Infal
                 None,
             ),
         });
+    }
+    if path == "/mock/arrivals" {
+        let a = state.stats.arrivals().await;
+        return Ok(json_response(
+            StatusCode::OK,
+            Bytes::from(serde_json::to_vec(&a).expect("json")),
+        ));
     }
     if path == "/mock/traceparents" {
         let body = match state.traceparents.lock() {

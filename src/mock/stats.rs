@@ -111,6 +111,19 @@ pub struct StatsHandle {
 struct Collector {
     rx: mpsc::Receiver<Box<MockRecord>>,
     stats: Stats,
+    started: Instant,
+}
+
+/// How many arrival stamps `GET /mock/arrivals` keeps.
+pub const ARRIVALS_KEPT: usize = 100_000;
+
+/// The body of `GET /mock/arrivals`: when requests arrived, by the mock's clock.
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
+pub struct Arrivals {
+    /// Requests answered since the start or the last reset.
+    pub received: u64,
+    /// The last (up to 100 000) arrivals, µs since the mock started, sorted.
+    pub arrivals_us: Vec<u64>,
 }
 
 impl Collector {
@@ -128,6 +141,7 @@ impl StatsHandle {
         let shared = Arc::new(Mutex::new(Collector {
             rx,
             stats: Stats::default(),
+            started: Instant::now(),
         }));
         let weak = Arc::downgrade(&shared);
         tokio::spawn(async move {
@@ -154,6 +168,22 @@ impl StatsHandle {
                 c.stats.snapshot()
             }
             Err(_) => StatsSnapshot::default(),
+        }
+    }
+
+    pub async fn arrivals(&self) -> Arrivals {
+        match self.shared.lock() {
+            Ok(mut c) => {
+                c.drain();
+                let mut arrivals_us: Vec<u64> =
+                    c.stats.arrivals.iter().map(|a| us(c.started, *a)).collect();
+                arrivals_us.sort_unstable();
+                Arrivals {
+                    received: c.stats.requests,
+                    arrivals_us,
+                }
+            }
+            Err(_) => Arrivals::default(),
         }
     }
 
@@ -187,6 +217,8 @@ struct Stats {
     hold: Histogram<u64>,
     otlp: OtlpStats,
     otlp_first: Option<Instant>,
+    /// The last arrivals, in the order their responses ended.
+    arrivals: std::collections::VecDeque<Instant>,
 }
 
 impl Default for Stats {
@@ -209,6 +241,7 @@ impl Default for Stats {
             hold: hist(),
             otlp: OtlpStats::default(),
             otlp_first: None,
+            arrivals: std::collections::VecDeque::new(),
         }
     }
 }
@@ -220,6 +253,10 @@ fn us(a: Instant, b: Instant) -> u64 {
 impl Stats {
     fn add(&mut self, r: &MockRecord) {
         self.requests += 1;
+        if self.arrivals.len() == ARRIVALS_KEPT {
+            self.arrivals.pop_front();
+        }
+        self.arrivals.push_back(r.arrival);
         *self.by_status.entry(r.status).or_default() += 1;
         *self.by_fault.entry(r.fault).or_default() += 1;
         *self.by_endpoint.entry(r.endpoint).or_default() += 1;

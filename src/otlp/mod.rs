@@ -222,6 +222,10 @@ impl Workload for OtlpTraces {
         Box::new(self.session_seeded(vu ^ fastrand::u64(..)))
     }
 
+    fn paced_by_weight(&self) -> bool {
+        self.spec.pace_mean_bytes.is_some()
+    }
+
     /// An export with no spans: it checks the endpoint and adds no data.
     fn preflight(&self) -> Prepared {
         let empty =

@@ -108,6 +108,8 @@ pub struct RunContext {
     /// The target's host and port (`server.address`, `server.port`).
     pub server: Option<(String, u16)>,
     pub max_tokens: Option<u32>,
+    /// This process's segment of the plan (`--segment i/n`).
+    pub segment: Option<String>,
 }
 
 /// The collector's side: turns records into spans and hands batches to the
@@ -235,6 +237,9 @@ pub fn span_of(
         a.push(i("http.response.status_code", st as i64));
     }
     a.push(s("periscope.run_id", run.run_id.clone()));
+    if let Some(seg) = &run.segment {
+        a.push(s("periscope.segment", seg.clone()));
+    }
     a.push(s("periscope.scenario", run.scenario.clone()));
     a.push(s("periscope.workload", run.workload.clone()));
     a.push(i("periscope.stage", r.stage as i64));
@@ -373,6 +378,7 @@ mod tests {
             workload: "completions".into(),
             server: Some(("127.0.0.1".into(), 8089)),
             max_tokens: Some(32),
+            segment: Some("2/4".into()),
         }
     }
 
@@ -437,6 +443,10 @@ mod tests {
         assert_eq!(
             attr(&sp, "periscope.schedule_lag_ms"),
             Some(&any_value::Value::DoubleValue(0.5))
+        );
+        assert_eq!(
+            attr(&sp, "periscope.segment"),
+            Some(&any_value::Value::StringValue("2/4".into()))
         );
         assert_eq!(sp.status, Some(Status::default()));
     }

@@ -33,18 +33,41 @@ impl JsonOutput {
 
     /// Write `text` as the file's whole content.
     pub fn write_str(self, text: &str) -> anyhow::Result<()> {
-        let mut w = BufWriter::new(self.file);
-        w.write_all(text.as_bytes())
-            .and_then(|_| w.flush())
-            .with_context(|| format!("writing {}", self.path.display()))
+        self.replace_with(|w| w.write_all(text.as_bytes()))
     }
 
     pub fn write<T: serde::Serialize>(self, result: &T) -> anyhow::Result<()> {
-        let mut w = BufWriter::new(self.file);
-        serde_json::to_writer_pretty(&mut w, result)
-            .and_then(|_| w.write_all(b"\n").map_err(serde_json::Error::io))
+        self.replace_with(|w| {
+            serde_json::to_writer_pretty(&mut *w, result)?;
+            w.write_all(b"\n")
+        })
+    }
+
+    /// Write the content beside the file, then rename it over the file: a
+    /// reader polling the path (`periscope merge --wait`) never sees half
+    /// of it. A path that is not a regular file (`/dev/stdout`), or one with
+    /// no room beside it, is written in place.
+    fn replace_with(
+        self,
+        fill: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()>,
+    ) -> anyhow::Result<()> {
+        let mut partial = self.path.clone().into_os_string();
+        partial.push(".partial");
+        let partial = PathBuf::from(partial);
+        let regular = std::fs::symlink_metadata(&self.path).is_ok_and(|m| m.is_file());
+        let (file, staged) = match regular.then(|| File::create(&partial)) {
+            Some(Ok(f)) => (f, true),
+            _ => (self.file, false),
+        };
+        let mut w = BufWriter::new(file);
+        fill(&mut w)
+            .and_then(|_| w.flush())
             .with_context(|| format!("writing {}", self.path.display()))?;
-        w.flush()
-            .with_context(|| format!("writing {}", self.path.display()))
+        drop(w);
+        if staged {
+            std::fs::rename(&partial, &self.path)
+                .with_context(|| format!("writing {}", self.path.display()))?;
+        }
+        Ok(())
     }
 }

@@ -482,6 +482,12 @@ pub fn render(r: &RunResult) -> String {
     } else {
         ""
     };
+    let part = match (&p.segment, r.merged_from.len()) {
+        (Some(seg), _) => format!(" · segment {seg} of the plan"),
+        (None, 0) => String::new(),
+        (None, n) => format!(" · merged from {n} results"),
+    };
+    let stopped = format!("{part}{stopped}");
     match &p.otlp {
         Some(o) => {
             let _ = writeln!(

@@ -178,6 +178,70 @@ fn started(path: &std::path::Path, r: &RunResult) -> Result<SystemTime, Error> {
         .map_err(|e| bad(path, format!("started_at '{}': {e}", r.started_at)))
 }
 
+/// Whether the parts are segments of one run (`--segment i/n`): then they
+/// share the count and the run id, no segment comes twice, and a missing one
+/// is a warning. Mixing segments with whole runs is refused.
+fn check_segments(results: &[(PathBuf, RunResult)], force: bool) -> Result<bool, Error> {
+    let (first_path, first) = &results[0];
+    let Some(seg0) = results.iter().find_map(|(_, r)| r.plan.segment) else {
+        return Ok(false);
+    };
+    let mut seen: BTreeMap<u32, &PathBuf> = BTreeMap::new();
+    for (path, r) in results {
+        let Some(seg) = r.plan.segment else {
+            return Err(bad(
+                path,
+                "a whole run cannot be merged with segments (--segment i/n) of one",
+            ));
+        };
+        if !force {
+            if seg.count != seg0.count {
+                return Err(bad(
+                    path,
+                    format!(
+                        "segment {seg} is not of the same {} segments as the others (--force merges anyway)",
+                        seg0.count
+                    ),
+                ));
+            }
+            if r.run_id != first.run_id {
+                return Err(bad(
+                    path,
+                    format!(
+                        "segment {seg} belongs to run '{}', not '{}' of {} (--force merges anyway)",
+                        r.run_id,
+                        first.run_id,
+                        first_path.display()
+                    ),
+                ));
+            }
+        }
+        if let Some(other) = seen.insert(seg.index, path) {
+            return Err(bad(
+                path,
+                format!(
+                    "segment {seg} was given twice (also {}): its requests would count twice",
+                    other.display()
+                ),
+            ));
+        }
+    }
+    let missing: Vec<String> = (1..=seg0.count)
+        .filter(|i| !seen.contains_key(i))
+        .map(|i| format!("{i}/{}", seg0.count))
+        .collect();
+    if !missing.is_empty() {
+        eprintln!(
+            "warning: segment(s) {} of run '{}' missing: the merged result covers {} of {} segments, not the whole plan",
+            missing.join(", "),
+            first.run_id,
+            seen.len(),
+            seg0.count
+        );
+    }
+    Ok(true)
+}
+
 /// Merge `results` (path, result) into one.
 pub fn merge(results: &[(PathBuf, RunResult)], force: bool) -> Result<RunResult, Error> {
     let Some((first_path, first)) = results.first() else {
@@ -196,6 +260,7 @@ pub fn merge(results: &[(PathBuf, RunResult)], force: bool) -> Result<RunResult,
             }
         }
     }
+    let segmented = check_segments(results, force)?;
     let starts = results
         .iter()
         .map(|(p, r)| started(p, r))
@@ -223,7 +288,8 @@ pub fn merge(results: &[(PathBuf, RunResult)], force: bool) -> Result<RunResult,
     };
     let mut aborted = None;
     for (i, ((path, r), off)) in results.iter().zip(&offsets).enumerate() {
-        if i > 0 {
+        // Segments each carry the whole plan's load; other parts add up.
+        if i > 0 && !segmented {
             same_shape &= add_load(&mut plan.load, &r.plan.load);
         }
         let p = parts(path, r)?;
@@ -272,6 +338,7 @@ pub fn merge(results: &[(PathBuf, RunResult)], force: bool) -> Result<RunResult,
         .map(|t| Threshold::parse(t))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| bad(first_path, format!("plan.thresholds: {e}")))?;
+    plan.segment = None;
     let ids: Vec<String> = results.iter().map(|(_, r)| r.run_id.clone()).collect();
     let run_id = if ids.iter().all(|id| *id == ids[0]) {
         ids[0].clone()
@@ -301,7 +368,13 @@ pub fn merge(results: &[(PathBuf, RunResult)], force: bool) -> Result<RunResult,
         aborted,
         generator,
         requests,
-        merged_from: ids,
+        merged_from: results
+            .iter()
+            .map(|(_, r)| match r.plan.segment {
+                Some(seg) => format!("{} (segment {seg})", r.run_id),
+                None => r.run_id.clone(),
+            })
+            .collect(),
         outputs: Vec::new(),
     }))
 }

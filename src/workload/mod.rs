@@ -50,6 +50,11 @@ pub trait Workload: Send + Sync {
     /// A cheap request to check the target before the load (one output token,
     /// not streamed).
     fn preflight(&self) -> Prepared;
+    /// Whether arrivals are spaced by each request's weight (its size, with
+    /// `--mb-per-s`) rather than one per 1/rate.
+    fn paced_by_weight(&self) -> bool {
+        false
+    }
 }
 
 /// Everything a workload may be told, resolved from flags, environment and
