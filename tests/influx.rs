@@ -7,48 +7,6 @@ mod common;
 use common::*;
 use serde_json::Value;
 
-/// InfluxQL through `/query`.
-async fn influxql(base: &str, q: &str) -> Value {
-    let mut url = reqwest::Url::parse(&format!("{base}/query")).unwrap();
-    url.query_pairs_mut()
-        .append_pair("db", "periscope")
-        .append_pair("q", q)
-        .append_pair("epoch", "ms");
-    get_json(url.as_str()).await
-}
-
-/// Every value of every series of a query's answer.
-fn values(answer: &Value) -> Vec<f64> {
-    answer["results"][0]["series"]
-        .as_array()
-        .map(|series| {
-            series
-                .iter()
-                .flat_map(|s| s["values"].as_array().unwrap().iter())
-                .flat_map(|row| {
-                    row.as_array().unwrap()[1..]
-                        .iter()
-                        .filter_map(Value::as_f64)
-                        .collect::<Vec<_>>()
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn dashboard(name: &str) -> Value {
-    let path = format!("{}/grafana/dashboards/{name}", env!("CARGO_MANIFEST_DIR"));
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
-/// The exact nearest-rank quantile, and InfluxQL's percentile() rank.
-fn ranks(sorted: &[f64], q: f64) -> (f64, f64) {
-    let n = sorted.len() as f64;
-    let nearest = ((q * n).ceil() as usize).clamp(1, sorted.len());
-    let influx = ((n * q + 0.5).floor() as usize).clamp(1, sorted.len());
-    (sorted[nearest - 1], sorted[influx - 1])
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn dashboards_queries_agree_with_the_result_and_victoria_metrics_gets_the_points() {
     let (Some(influx), Some(vm)) = (Server::influxdb(), Server::victoria_metrics()) else {
@@ -102,8 +60,17 @@ async fn dashboards_queries_agree_with_the_result_and_victoria_metrics_gets_the_
             .iter()
             .map(|v| v["name"].as_str().unwrap())
             .collect();
-        assert_eq!(vars, ["run_id", "scenario", "endpoint"], "{name}");
+        assert_eq!(
+            vars,
+            ["run_id", "scenario", "endpoint", "segment"],
+            "{name}"
+        );
+        // A run without segments has no segment tag: its variable is empty,
+        // and "All" (.*) still matches the run's points.
         for v in d["templating"]["list"].as_array().unwrap() {
+            if v["name"] == "segment" {
+                continue;
+            }
             let q = v["query"].as_str().unwrap().replace("$run_id", run_id);
             assert!(
                 !values_or_tags(&influxql(&influx.base, &q).await).is_empty(),
@@ -119,6 +86,7 @@ async fn dashboards_queries_agree_with_the_result_and_victoria_metrics_gets_the_
                     .replace("$run_id", run_id)
                     .replace("$scenario", ".*")
                     .replace("$endpoint", ".*")
+                    .replace("$segment", ".*")
                     .replace("$timeFilter", "time > now() - 1h")
                     .replace("$__interval", "1s");
                 let answer = influxql(&influx.base, &q).await;
@@ -202,18 +170,6 @@ async fn victoria_export(base: &str, run_id: &str, r: &Value) -> ((f64, usize), 
         }
     }
     ((ok, requests), export)
-}
-
-/// Tag values (SHOW TAG VALUES answers strings, not numbers).
-fn values_or_tags(answer: &Value) -> Vec<Value> {
-    answer["results"][0]["series"]
-        .as_array()
-        .map(|s| {
-            s.iter()
-                .flat_map(|x| x["values"].as_array().unwrap().clone())
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 #[tokio::test(flavor = "multi_thread")]

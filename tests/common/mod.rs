@@ -463,3 +463,59 @@ impl Server {
         })
     }
 }
+
+// InfluxDB and the Grafana dashboards.
+
+/// InfluxQL through `/query`.
+pub async fn influxql(base: &str, q: &str) -> Value {
+    let mut url = reqwest::Url::parse(&format!("{base}/query")).unwrap();
+    url.query_pairs_mut()
+        .append_pair("db", "periscope")
+        .append_pair("q", q)
+        .append_pair("epoch", "ms");
+    get_json(url.as_str()).await
+}
+
+/// Every value of every series of a query's answer.
+pub fn values(answer: &Value) -> Vec<f64> {
+    answer["results"][0]["series"]
+        .as_array()
+        .map(|series| {
+            series
+                .iter()
+                .flat_map(|s| s["values"].as_array().unwrap().iter())
+                .flat_map(|row| {
+                    row.as_array().unwrap()[1..]
+                        .iter()
+                        .filter_map(Value::as_f64)
+                        .collect::<Vec<_>>()
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+pub fn dashboard(name: &str) -> Value {
+    let path = format!("{}/grafana/dashboards/{name}", env!("CARGO_MANIFEST_DIR"));
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// The exact nearest-rank quantile, and InfluxQL's percentile() rank.
+pub fn ranks(sorted: &[f64], q: f64) -> (f64, f64) {
+    let n = sorted.len() as f64;
+    let nearest = ((q * n).ceil() as usize).clamp(1, sorted.len());
+    let influx = ((n * q + 0.5).floor() as usize).clamp(1, sorted.len());
+    (sorted[nearest - 1], sorted[influx - 1])
+}
+
+/// Tag values (SHOW TAG VALUES answers strings, not numbers).
+pub fn values_or_tags(answer: &Value) -> Vec<Value> {
+    answer["results"][0]["series"]
+        .as_array()
+        .map(|s| {
+            s.iter()
+                .flat_map(|x| x["values"].as_array().unwrap().clone())
+                .collect()
+        })
+        .unwrap_or_default()
+}
