@@ -37,7 +37,7 @@ periscope = $(PERISCOPE) run $(1) --scenario $(2) $(target_flag) $(influx_out) \
   --json $(RESULTS)/$(1)-$(2).json --html $(RESULTS)/$(1)-$(2).html $(ARGS)
 RUN_DEPS := $(if $(filter $(BIN),$(PERISCOPE)),build) | $(RESULTS)
 
-.PHONY: help build test lint bench bench-mock report-demo \
+.PHONY: help build test lint bench bench-mock sizing report-demo \
   setup start stop restart status logs clean purge grafana-dashboard run \
   test-completions test-embeddings test-prefix-caching test-benchmark test-all \
   test-completions-smoke test-completions-stress test-completions-spike \
@@ -87,6 +87,9 @@ bench: build ## periscope vs oha on nginx-served bodies; periscope's RSS with 10
 
 bench-mock: build ## The mock's req/s vs nginx serving the same body, same load client
 	scripts/bench-mock.sh
+
+sizing: build ## One segment's connections, file descriptors, CPU and RSS by load, on the mock
+	scripts/sizing.sh
 
 # — The metrics stack: InfluxDB 1.8 and Grafana (scripts/stack.sh) —
 
