@@ -473,38 +473,18 @@ async fn merge_refuses_what_is_not_one_runs_segments_and_waits_for_late_ones() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("give a later time"), "{}", stderr(&o));
     // Kubernetes' index: JOB_COMPLETION_INDEX from 0, with --segments.
-    let o = Command::new(BIN)
-        .args([
-            "run",
-            "--mock",
-            "--vus",
-            "4",
-            "--segments",
-            "4",
-            "--run-id",
-            "k",
-        ])
-        .args(["--dry-run"])
-        .env("JOB_COMPLETION_INDEX", "3")
-        .output()
-        .unwrap();
+    let indexed = |index: &str| {
+        Command::new(BIN)
+            .args(["run", "--mock", "--vus", "4", "--segments", "4"])
+            .args(["--run-id", "k", "--dry-run"])
+            .env("JOB_COMPLETION_INDEX", index)
+            .output()
+            .unwrap()
+    };
+    let o = indexed("3");
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains("segment 4/4"), "{}", stdout(&o));
-    let o = Command::new(BIN)
-        .args([
-            "run",
-            "--mock",
-            "--vus",
-            "4",
-            "--segments",
-            "4",
-            "--run-id",
-            "k",
-        ])
-        .args(["--dry-run"])
-        .env("JOB_COMPLETION_INDEX", "4")
-        .output()
-        .unwrap();
+    let o = indexed("4");
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("from 0 to 3"), "{}", stderr(&o));
 }

@@ -610,6 +610,12 @@ pub fn render(r: &RunResult) -> String {
         ("SLOs", p.slos.join(", ")),
         ("mock", p.mock_args.clone().unwrap_or_default()),
         (
+            "segment",
+            p.segment
+                .map(|s| format!("{s} of the plan (its share; the load above is the whole plan's)"))
+                .unwrap_or_default(),
+        ),
+        (
             "merged from",
             if r.merged_from.is_empty() {
                 String::new()
