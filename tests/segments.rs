@@ -91,17 +91,55 @@ fn union_quantile(parts: &[Value], metric: &str, q: f64) -> f64 {
     ranks(&all, q).0
 }
 
+/// The merge is exact: its totals are the parts' sums, and its percentiles
+/// those of the union of the parts' requests, within histogram precision.
+fn assert_exact_merge(parts: &[Value], merged: &Value) {
+    for key in ["requests", "ok", "errors", "output_tokens"] {
+        let sum: u64 = parts.iter().map(|r| u(&r["summary"][key])).sum();
+        assert_eq!(u(&merged["summary"][key]), sum, "{key}");
+    }
+    for (metric, key) in [("ttft", "ttft_ms"), ("e2e", "e2e_ms")] {
+        for (stat, q) in [("p50", 0.5), ("p95", 0.95), ("p99", 0.99)] {
+            let exact = union_quantile(parts, key, q);
+            let ours = f(&merged["latency"][metric][stat]);
+            assert!(
+                ours >= exact - 0.002 && ours <= exact * 1.001 + 0.002,
+                "{metric}.{stat}: merged {ours} vs union {exact}"
+            );
+        }
+    }
+}
+
+/// Each threshold and whether it passed.
+fn verdicts(r: &Value) -> Vec<(String, bool)> {
+    r["thresholds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["threshold"].as_str().unwrap().to_string(),
+                t["pass"].as_bool().unwrap(),
+            )
+        })
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn four_segments_are_the_same_run_as_one_process_merged_and_judged_once() {
     let mock = MockProc::start(&["--ttft", "20ms", "--itl", "2ms", "--output-tokens", "8"]);
-    let influx = Server::influxdb();
     let dir = tempfile::tempdir().unwrap();
-    // A ramp and a hold: VUs split by stack position add up at every moment.
+    // The same plan as 4 segments and as one process. An arrival rate fixes
+    // the number of requests by the plan, whatever else runs on this machine
+    // (a closed model's count follows its latency, which a loaded machine
+    // changes from one run to the next).
     let plan = s(&[
         "--target",
         &mock.base(),
-        "--stages",
-        "1s:8,4s:8",
+        "--rate",
+        "150",
+        "--duration",
+        "4s",
         "--no-preflight",
         "--keep-requests",
         "--threshold",
@@ -109,15 +147,70 @@ async fn four_segments_are_the_same_run_as_one_process_merged_and_judged_once() 
         "--threshold",
         "e2e.p50<1ms",
     ]);
-    let mut seg_plan = plan.clone();
-    if let Some(i) = &influx {
-        seg_plan.extend(s(&["--out", &format!("influxdb={}/periscope", i.base)]));
-    }
-    let parts = segments(&dir, 4, "segrun1", &seg_plan).await;
+    let parts = segments(&dir, 4, "segrun1", &plan).await;
     for (i, r) in parts.iter().enumerate() {
         assert_eq!(r["run_id"], "segrun1");
         assert_eq!(r["plan"]["segment"]["index"], i + 1);
         assert_eq!(r["plan"]["segment"]["count"], 4);
+    }
+    let starts: Vec<&str> = parts
+        .iter()
+        .map(|r| r["started_at"].as_str().unwrap())
+        .collect();
+    assert!(starts.iter().all(|s| *s == starts[0]), "{starts:?}");
+    let (out, merged_path) = merge(&dir, 4, &[]);
+    assert_eq!(out.status.code(), Some(99), "{}", stderr(&out));
+    assert!(stderr(&out).contains("e2e.p50<1ms"), "{}", stderr(&out));
+    assert!(stdout(&out).contains("merged from 4 results"));
+    let merged = read_json(&merged_path);
+    assert!(merged["plan"].get("segment").is_none());
+    assert_eq!(merged["run_id"], "segrun1");
+    assert_eq!(merged["plan"]["load"], parts[0]["plan"]["load"]);
+    assert_exact_merge(&parts, &merged);
+
+    let whole_path = temp_json(&dir, "whole.json");
+    let mut args = s(&["run"]);
+    args.extend(plan.iter().cloned());
+    args.extend(s(&["--run-id", "wholerun1", "--json", &whole_path]));
+    let whole_out = periscope_async(args).await;
+    assert_eq!(whole_out.status.code(), Some(99), "{}", stderr(&whole_out));
+    let whole = read_json(&whole_path);
+    // Total requests within 1%, and the same verdict, threshold by threshold.
+    let (m, w) = (
+        u(&merged["summary"]["requests"]) as f64,
+        u(&whole["summary"]["requests"]) as f64,
+    );
+    assert!((m - w).abs() <= 0.01 * w, "merged {m} vs one process {w}");
+    eprintln!("requests: 4 segments merged {m}, one process {w}");
+    assert_eq!(verdicts(&merged), verdicts(&whole));
+    assert_eq!(
+        verdicts(&merged),
+        [
+            ("ttft.p95<2s".to_string(), true),
+            ("e2e.p50<1ms".to_string(), false)
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn closed_model_segments_add_up_to_the_plans_vus_live_and_merged() {
+    let mock = MockProc::start(&["--ttft", "20ms", "--itl", "2ms", "--output-tokens", "8"]);
+    let influx = Server::influxdb();
+    let dir = tempfile::tempdir().unwrap();
+    // A ramp and a hold: VUs split by stack position add up at every moment.
+    let mut plan = s(&[
+        "--target",
+        &mock.base(),
+        "--stages",
+        "1s:8,3s:8",
+        "--no-preflight",
+        "--keep-requests",
+    ]);
+    if let Some(i) = &influx {
+        plan.extend(s(&["--out", &format!("influxdb={}/periscope", i.base)]));
+    }
+    let parts = segments(&dir, 4, "segrun2", &plan).await;
+    for (i, r) in parts.iter().enumerate() {
         // Each segment drives 2 of the 8 VUs.
         let peak = r["series"]
             .as_array()
@@ -128,81 +221,18 @@ async fn four_segments_are_the_same_run_as_one_process_merged_and_judged_once() 
             .unwrap();
         assert_eq!(peak, 2, "segment {}", i + 1);
     }
-    let starts: Vec<&str> = parts
-        .iter()
-        .map(|r| r["started_at"].as_str().unwrap())
-        .collect();
-    assert!(starts.iter().all(|s| *s == starts[0]), "{starts:?}");
-
     let (out, merged_path) = merge(&dir, 4, &[]);
-    assert_eq!(out.status.code(), Some(99), "{}", stderr(&out));
-    assert!(stderr(&out).contains("e2e.p50<1ms"), "{}", stderr(&out));
-    assert!(stdout(&out).contains("merged from 4 results"));
+    assert!(out.status.success(), "{}", stderr(&out));
     let merged = read_json(&merged_path);
-    assert!(merged["plan"].get("segment").is_none());
-    assert_eq!(merged["run_id"], "segrun1");
-    assert_eq!(merged["plan"]["load"], parts[0]["plan"]["load"]);
-
-    // The same plan as one process.
-    let whole_path = temp_json(&dir, "whole.json");
-    let mut args = s(&["run"]);
-    args.extend(plan.iter().cloned());
-    args.extend(s(&["--run-id", "wholerun1", "--json", &whole_path]));
-    let whole_out = periscope_async(args).await;
-    assert_eq!(whole_out.status.code(), Some(99), "{}", stderr(&whole_out));
-    let whole = read_json(&whole_path);
-
-    // Totals: the merge is the parts' sum, and the same run as one process within 1%.
-    let total = |r: &Value| u(&r["summary"]["requests"]);
-    let sum: u64 = parts.iter().map(total).sum();
-    assert_eq!(total(&merged), sum);
-    let (m, w) = (total(&merged) as f64, total(&whole) as f64);
-    assert!((m - w).abs() <= 0.01 * w, "merged {m} vs one process {w}");
-    eprintln!("requests: 4 segments merged {m}, one process {w}");
+    assert_exact_merge(&parts, &merged);
     assert_eq!(merged["summary"]["errors"], 0);
     // Every second of the hold, the segments' VUs add up to the plan's 8.
     for wdw in merged["series"].as_array().unwrap() {
         let t = u(&wdw["t"]);
-        if (2..=3).contains(&t) {
+        if (1..=2).contains(&t) {
             assert_eq!(u(&wdw["active_vus"]), 8, "second {t}: {wdw}");
         }
     }
-
-    // Percentiles: those of the union of the segments' requests, within
-    // the histograms' precision.
-    for (metric, key) in [("ttft", "ttft_ms"), ("e2e", "e2e_ms")] {
-        for (stat, q) in [("p50", 0.5), ("p95", 0.95), ("p99", 0.99)] {
-            let exact = union_quantile(&parts, key, q);
-            let ours = f(&merged["latency"][metric][stat]);
-            assert!(
-                ours >= exact - 0.002 && ours <= exact * 1.001 + 0.002,
-                "{metric}.{stat}: merged {ours} vs union {exact}"
-            );
-        }
-    }
-
-    // The same verdict, threshold by threshold.
-    let verdicts = |r: &Value| -> Vec<(String, bool)> {
-        r["thresholds"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|t| {
-                (
-                    t["threshold"].as_str().unwrap().to_string(),
-                    t["pass"].as_bool().unwrap(),
-                )
-            })
-            .collect()
-    };
-    assert_eq!(verdicts(&merged), verdicts(&whole));
-    assert_eq!(
-        verdicts(&merged),
-        [
-            ("ttft.p95<2s".to_string(), true),
-            ("e2e.p50<1ms".to_string(), false)
-        ]
-    );
 
     // The dashboards add the segments up by run id, and drill down by segment.
     if let Some(i) = &influx {
@@ -213,7 +243,7 @@ async fn four_segments_are_the_same_run_as_one_process_merged_and_judged_once() 
             .iter()
             .find(|v| v["name"] == "segment")
             .unwrap();
-        let q = var["query"].as_str().unwrap().replace("$run_id", "segrun1");
+        let q = var["query"].as_str().unwrap().replace("$run_id", "segrun2");
         let tags: Vec<String> = values_or_tags(&influxql(&i.base, &q).await)
             .iter()
             .map(|v| v[1].as_str().unwrap().to_string())
@@ -232,7 +262,7 @@ async fn four_segments_are_the_same_run_as_one_process_merged_and_judged_once() 
         };
         let requests = |segment: &str| {
             panel("Requests")
-                .replace("$run_id", "segrun1")
+                .replace("$run_id", "segrun2")
                 .replace("$scenario", ".*")
                 .replace("$endpoint", ".*")
                 .replace("$segment", segment)
@@ -241,11 +271,11 @@ async fn four_segments_are_the_same_run_as_one_process_merged_and_judged_once() 
         let all: f64 = values(&influxql(&i.base, &requests(".*")).await)
             .iter()
             .sum();
-        assert_eq!(all as u64, total(&merged));
+        assert_eq!(all as u64, u(&merged["summary"]["requests"]));
         let second: f64 = values(&influxql(&i.base, &requests("2")).await)
             .iter()
             .sum();
-        assert_eq!(second as u64, total(&parts[1]));
+        assert_eq!(second as u64, u(&parts[1]["summary"]["requests"]));
     }
 }
 
@@ -304,13 +334,22 @@ async fn open_model_segments_make_the_requested_arrival_process_without_bursts()
         "{:.0}% of the gaps under 0.5 ms",
         close * 100.0
     );
+    // No burst anywhere, the start included: no 100 ms holds more than
+    // 1.5 × its 40 arrivals (a process the machine woke late catches up on
+    // its schedule, which is what the open model must do).
+    let mut densest = 0;
+    let mut lo = 0;
+    for (hi, t) in stamps.iter().enumerate() {
+        while *t - stamps[lo] >= 100_000 {
+            lo += 1;
+        }
+        densest = densest.max(hi + 1 - lo);
+    }
+    assert!(densest <= 60, "{densest} arrivals within 100 ms");
     eprintln!(
-        "constant 400/s: {sent} arrivals, union rate {rate:.1}/s, median gap {median:.2} ms, {:.1}% of gaps under 0.5 ms",
+        "constant 400/s: {sent} arrivals, union rate {rate:.1}/s, median gap {median:.2} ms, {:.1}% of gaps under 0.5 ms, at most {densest} in 100 ms",
         close * 100.0
     );
-    // No burst at the start: the first 100 ms hold their 40 arrivals.
-    let first = stamps.iter().filter(|t| **t - stamps[0] < 100_000).count();
-    assert!(first <= 46, "{first} arrivals in the first 100 ms");
 
     // Poisson arrivals: the gaps come from the run id, so the segments'
     // union is the very process one process draws with the same id.
@@ -345,16 +384,22 @@ async fn open_model_segments_make_the_requested_arrival_process_without_bursts()
     let sent: u64 = parts.iter().map(|r| u(&r["summary"]["requests"])).sum();
     assert_eq!(sent, u(&read_json(&whole_path)["summary"]["requests"]));
     assert_eq!(union.len(), one.len());
-    let mut diffs: Vec<f64> = union
+    // The two runs' clocks differ by an offset (when each woke at its
+    // start); past that, arrival k of the union is arrival k of the one process.
+    let offsets: Vec<f64> = union
         .iter()
         .zip(&one)
-        .map(|(a, b)| ((a - union[0]) as f64 - (b - one[0]) as f64).abs() / 1000.0)
+        .map(|(a, b)| (*a as f64 - *b as f64) / 1000.0)
         .collect();
+    let mut sorted = offsets.clone();
+    sorted.sort_by(f64::total_cmp);
+    let offset = sorted[sorted.len() / 2];
+    let mut diffs: Vec<f64> = offsets.iter().map(|d| (d - offset).abs()).collect();
     diffs.sort_by(f64::total_cmp);
     let p50 = diffs[diffs.len() / 2];
     let p90 = diffs[diffs.len() * 9 / 10];
     assert!(
-        p50 < 2.0 && p90 < 5.0,
+        p50 < 1.0 && p90 < 3.0,
         "arrival time differences p50 {p50} ms, p90 {p90} ms"
     );
     eprintln!(
