@@ -533,3 +533,46 @@ async fn merge_refuses_what_is_not_one_runs_segments_and_waits_for_late_ones() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("from 0 to 3"), "{}", stderr(&o));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn byte_paced_segments_share_the_byte_rate_by_the_receivers_stamps() {
+    let mock = MockProc::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let plan = s(&[
+        "otlp-traces",
+        "--endpoint",
+        &mock.url("/v1/traces"),
+        "--mb-per-s",
+        "1",
+        "--duration",
+        "10s",
+        "--no-preflight",
+        // Small traces, many exports: one export more or less (each
+        // segment's last) is a small part of the bytes.
+        "--mix",
+        "simple_query",
+    ]);
+    let parts = segments(&dir, 2, "bytes1", &plan).await;
+    let o = &mock.stats().await["otlp"];
+    // From the first arrival to the last, all bytes but the last export's
+    // were due at the rate: 1 MB/s for the two segments together.
+    let bytes = o["payload_bytes"].as_f64().unwrap() - o["last_payload_bytes"].as_f64().unwrap();
+    let secs = o["arrival_span_us"].as_f64().unwrap() / 1e6;
+    let rate = bytes / secs / 1e6;
+    assert!((rate - 1.0).abs() <= 0.05, "{rate:.3} MB/s over {secs:.1}s");
+    assert!(secs > 8.0, "{secs}");
+    // Each segment paced its half, and sent what the receiver got.
+    let sent: Vec<f64> = parts
+        .iter()
+        .map(|r| r["otlp"]["payload_bytes"].as_f64().unwrap())
+        .collect();
+    assert_eq!(
+        sent.iter().sum::<f64>(),
+        o["payload_bytes"].as_f64().unwrap()
+    );
+    for b in &sent {
+        let share = b / (sent[0] + sent[1]);
+        assert!((share - 0.5).abs() <= 0.05, "{sent:?}");
+    }
+    eprintln!("--mb-per-s 1 in 2 segments: {rate:.3} MB/s by the receiver over {secs:.1}s, split {sent:?}");
+}
