@@ -92,12 +92,14 @@ async fn mock_keeps_schedule_with_256_streams() {
     let _serial = SERIAL.lock().await;
     // Issue 2's timing point: 256 concurrent streams at ttft 100 ms, itl 20 ms
     // (12,800 tokens/s), the VUs ramped up over a second so their streams
-    // overlap as real users' do. The load client shares the machine's two
-    // cores with the mock, and both spend most of that CPU on a wake-up per
-    // token; on this machine the first-token lag is ~0.1 ms at p50 and
-    // 0.3–2 ms at p99 (issue 2 asks for 1 ms at p99: still open). This test
-    // guards against regressions well beyond that noise.
-    let mock = MockProc::start(&["--ttft", "100ms", "--itl", "20ms", "--output-tokens", "16"]);
+    // overlap as real users' do: first tokens leave within 1 ms of their
+    // schedule at p99 by the mock's own stamps. The load client shares the
+    // machine's two cores with the mock, so the mock runs ahead of it
+    // (nice -10, as the README advises), and nextest runs this test alone
+    // (.config/nextest.toml). Measured here: p50 ≈ 0.05 ms, p99 0.3–0.5 ms
+    // (at equal priority, p99 0.5–1 ms).
+    let mock =
+        MockProc::start_ahead(&["--ttft", "100ms", "--itl", "20ms", "--output-tokens", "16"]);
     let (_, r) = run_ok(&[
         "run",
         "--target",
@@ -123,8 +125,8 @@ async fn mock_keeps_schedule_with_256_streams() {
         "first tokens left late at p50: {lag}"
     );
     assert!(
-        f(&lag["p99"]) <= 5000.0,
-        "first tokens left late at p99: {lag}"
+        f(&lag["p99"]) <= 1000.0,
+        "first tokens left more than 1 ms late at p99: {lag}"
     );
     // The client's view agrees with the stamps.
     let ttft = f(&latency(&r, "ttft")["p50"]);

@@ -1,7 +1,7 @@
 //! What the mock actually did: send stamps per response, aggregated.
 //!
 //! Each response sends one [`MockRecord`] over a lock-free channel when it
-//! ends, without waking anyone: a background task drains the channel into
+//! ends, without waking anyone: a background thread drains the channel into
 //! the histograms every 100 ms, and `GET /mock/stats` drains it before it
 //! answers, so it sees every record sent before it. At tens of thousands of
 //! requests a second, a wake-up per record (a tokio channel) cost more than
@@ -135,7 +135,7 @@ impl Collector {
 }
 
 impl StatsHandle {
-    /// Start the collector (a task that drains the channel every 100 ms).
+    /// Start the collector (a thread that drains the channel every 100 ms).
     pub fn spawn() -> Self {
         let (tx, rx) = mpsc::channel();
         let shared = Arc::new(Mutex::new(Collector {
@@ -144,16 +144,22 @@ impl StatsHandle {
             started: Instant::now(),
         }));
         let weak = Arc::downgrade(&shared);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_millis(100));
-            loop {
-                tick.tick().await;
+        // On its own thread: a drain adds a few thousand records to the
+        // histograms, a millisecond or more of work that must not hold up a
+        // runtime worker whose tasks have tokens due.
+        let drainer = std::thread::Builder::new()
+            .name("mock-stats".into())
+            .spawn(move || loop {
+                std::thread::sleep(Duration::from_millis(100));
                 let Some(shared) = weak.upgrade() else { return };
                 if let Ok(mut c) = shared.lock() {
                     c.drain();
                 };
-            }
-        });
+            });
+        if let Err(e) = drainer {
+            // Without it, `GET /mock/stats` still drains before it answers.
+            eprintln!("warning: mock: no stats thread ({e}); records are drained when read");
+        }
         StatsHandle { tx, shared }
     }
 
