@@ -172,6 +172,7 @@ main() {
       local url=$GRAFANA_URL/d/periscope-load-test
       echo "periscope — load test:  $url"
       echo "periscope — LLM tokens: $GRAFANA_URL/d/periscope-llm-tokens"
+      echo "periscope — OTLP traces: $GRAFANA_URL/d/periscope-otlp-traces"
       up "$GRAFANA_URL/api/health" || echo "Grafana does not answer at $GRAFANA_URL: make start (needs Docker)"
       if [ -z "${CI:-}" ]; then
         if command -v xdg-open >/dev/null 2>&1; then

@@ -34,7 +34,7 @@ if [ ! -x "$VENV/bin/kubernetes-validate" ] || [ ! -x "$VENV/bin/hadolint" ]; th
 fi
 # - envsubst (gettext-base), which deploy/k8s/render.sh uses.
 need envsubst gettext-base >&2
-# - Arize Phoenix from PyPI, a real OTLP trace backend (tests/otlp.rs starts
+# - Arize Phoenix from PyPI, a real OTLP trace backend (tests/it/otlp.rs starts
 #   it on a free port, data in a temporary folder). Its install takes minutes,
 #   so it runs in the background while the tests build; the test waits for
 #   .venv-phoenix/.ready (or .failed, with install.log).

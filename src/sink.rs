@@ -8,9 +8,10 @@
 //!   `/api/v2/write` (InfluxDB 2.x and 3.x, cloud, VictoriaMetrics) with
 //!   `INFLUX_TOKEN`.
 //!
-//! Two measurements: `periscope_window` (one point per second of the run)
-//! and `periscope_request` (one per request, thinned by
-//! `--influx-request-sample`). The collector formats points into a batch
+//! Three measurements: `periscope_window` (one point per second of the
+//! run), `periscope_request` (one per request, thinned by
+//! `--influx-request-sample`) and `periscope_query` (one per trace query of
+//! an otlp-traces run's query load, thinned alike). The collector formats points into a batch
 //! ([`Feed`]); batches go through a bounded channel to one writer task per
 //! output, which gzips and POSTs them. A sink that is down or slow never
 //! holds the run up: when its channel is full, or a write fails, the points
@@ -448,11 +449,12 @@ impl Feed {
         if !r.payload.is_empty() {
             let _ = write!(
                 b,
-                ",payload_bytes={}i,wire_bytes={}i,spans={}i,rejected_spans={}i",
+                ",payload_bytes={}i,wire_bytes={}i,spans={}i,rejected_spans={}i,trace_tokens={}i",
                 r.payload.sent_bytes,
                 r.payload.wire_bytes,
                 if r.is_ok() { r.payload.spans } else { 0 },
-                r.payload.rejected_spans
+                r.payload.rejected_spans,
+                if r.is_ok() { r.payload.tokens } else { 0 }
             );
         }
         let _ = writeln!(
@@ -479,8 +481,8 @@ impl Feed {
         if w.payload_bytes > 0 || w.spans > 0 {
             let _ = write!(
                 b,
-                ",payload_bytes_per_s={}i,spans_per_s={}i",
-                w.payload_bytes, w.spans
+                ",payload_bytes_per_s={}i,wire_bytes_per_s={}i,spans_per_s={}i,rejected_spans_per_s={}i",
+                w.payload_bytes, w.wire_bytes, w.spans, w.rejected_spans
             );
         }
         for (name, v) in [

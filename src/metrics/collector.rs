@@ -54,11 +54,16 @@ pub struct WindowSummary {
     pub e2e_p50: Option<f64>,
     pub e2e_p95: Option<f64>,
     pub e2e_p99: Option<f64>,
-    /// otlp-traces: payload bytes sent and spans accepted in the window.
+    /// otlp-traces: payload bytes sent (encoded, and on the wire), spans
+    /// accepted, and spans the backend rejected in the window.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub payload_bytes: u64,
     #[serde(default, skip_serializing_if = "is_zero")]
+    pub wire_bytes: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub spans: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub rejected_spans: u64,
     /// The generator's resident memory at the end of the window, MiB.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rss_mib: Option<f64>,
@@ -415,7 +420,9 @@ impl Collector {
             e2e_p95: p(h("e2e"), 0.95),
             e2e_p99: p(h("e2e"), 0.99),
             payload_bytes: agg.payload.sent_bytes,
+            wire_bytes: agg.payload.wire_bytes,
             spans: agg.payload.accepted_spans(),
+            rejected_spans: agg.payload.rejected_spans,
             rss_mib: super::current_rss_mib(),
         }
     }

@@ -164,7 +164,9 @@ fn add_window(into: &mut WindowSummary, w: &WindowSummary) {
     into.output_tokens += w.output_tokens;
     into.input_tokens += w.input_tokens;
     into.payload_bytes += w.payload_bytes;
+    into.wire_bytes += w.wire_bytes;
     into.spans += w.spans;
+    into.rejected_spans += w.rejected_spans;
     into.active_vus += w.active_vus;
     into.in_flight += w.in_flight;
     into.rss_mib = match (into.rss_mib, w.rss_mib) {

@@ -2,9 +2,7 @@
 //! query of both Grafana dashboards, and VictoriaMetrics (Debian's
 //! `victoria-metrics`) through the InfluxDB 2.x write path.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 #[tokio::test(flavor = "multi_thread")]
@@ -80,15 +78,7 @@ async fn dashboards_queries_agree_with_the_result_and_victoria_metrics_gets_the_
         for panel in d["panels"].as_array().unwrap() {
             let title = panel["title"].as_str().unwrap().to_string();
             for t in panel["targets"].as_array().unwrap() {
-                let q = t["query"]
-                    .as_str()
-                    .unwrap()
-                    .replace("$run_id", run_id)
-                    .replace("$scenario", ".*")
-                    .replace("$endpoint", ".*")
-                    .replace("$segment", ".*")
-                    .replace("$timeFilter", "time > now() - 1h")
-                    .replace("$__interval", "1s");
+                let q = panel_query(t["query"].as_str().unwrap(), run_id);
                 let answer = influxql(&influx.base, &q).await;
                 let v = values(&answer);
                 assert!(!v.is_empty(), "{name} / {title}: {q}\n{answer}");
@@ -141,6 +131,137 @@ async fn dashboards_queries_agree_with_the_result_and_victoria_metrics_gets_the_
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
     assert_eq!(got, want, "{export:.2000}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_otlp_dashboard_agrees_with_the_otlp_result() {
+    let Some(influx) = Server::influxdb() else {
+        return;
+    };
+    let mock = MockProc::start(&[
+        "--error-rate",
+        "0.1",
+        "--error-status",
+        "503",
+        "--otlp-reject-rate",
+        "0.2",
+        "--query-latency",
+        "2ms",
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let json = temp_json(&dir, "r.json");
+    let out = periscope_async(s(&[
+        "run",
+        "otlp-traces",
+        "--endpoint",
+        &mock.url("/v1/traces"),
+        "--mix",
+        "simple_query:3,small:1",
+        "--rate",
+        "25",
+        "--duration",
+        "4s",
+        "--no-preflight",
+        "--query-endpoint",
+        &format!("http://{}", mock.addr),
+        "--queries-per-s",
+        "10",
+        "--out",
+        &format!("influxdb={}/periscope", influx.base),
+        "--json",
+        &json,
+    ]))
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let r = read_json(&json);
+    let run_id = r["run_id"].as_str().unwrap();
+    assert_eq!(r["outputs"][0]["dropped"], 0, "{}", r["outputs"]);
+    let o = &r["otlp"];
+    assert!(o["failed_exports"].as_u64().unwrap() > 0, "{o}");
+    assert!(o["rejected_spans"].as_u64().unwrap() > 0, "{o}");
+
+    let d = dashboard("periscope-otlp-traces.json");
+    let mut by_title: std::collections::BTreeMap<String, Vec<_>> = Default::default();
+    for v in d["templating"]["list"].as_array().unwrap() {
+        if v["name"] == "segment" {
+            continue;
+        }
+        let q = v["query"].as_str().unwrap().replace("$run_id", run_id);
+        let tags = values_or_tags(&influxql(&influx.base, &q).await);
+        assert!(!tags.is_empty(), "variable {q}");
+        if v["name"] == "run_id" {
+            // Only otlp-traces runs are offered.
+            assert!(tags.iter().any(|t| t[1] == run_id), "{tags:?}");
+        }
+    }
+    for panel in d["panels"].as_array().unwrap() {
+        let title = panel["title"].as_str().unwrap().to_string();
+        for t in panel["targets"].as_array().unwrap() {
+            let q = panel_query(t["query"].as_str().unwrap(), run_id);
+            let answer = influxql(&influx.base, &q).await;
+            let cols = columns(&answer);
+            assert!(!cols.is_empty(), "{title}: {q}\n{answer}");
+            by_title.entry(title.clone()).or_default().extend(cols);
+        }
+    }
+    // The totals, as the result has them.
+    let total = |title: &str, col: &str| -> f64 {
+        by_title[title]
+            .iter()
+            .flat_map(|(_, c)| c.get(col).into_iter().flatten())
+            .sum()
+    };
+    for (title, col, key) in [
+        ("Traces accepted", "sum", "traces"),
+        ("Spans accepted", "sum", "spans_accepted"),
+        ("Data sent", "sum", "payload_bytes"),
+        ("Failed exports", "sum", "failed_exports"),
+        ("Rejected spans", "sum", "rejected_spans"),
+        ("Traces per second", "accepted", "traces"),
+        ("Traces per second", "failed", "failed_exports"),
+        ("Spans per second", "accepted", "spans_accepted"),
+        ("Spans per second", "rejected", "rejected_spans"),
+        ("Data rate", "payload", "payload_bytes"),
+        ("Data rate", "on the wire (gzip)", "wire_bytes"),
+        ("Failed exports by HTTP status", "count", "failed_exports"),
+    ] {
+        assert_eq!(total(title, col), f(&o[key]), "{title} / {col}");
+    }
+    // The mix table: one row per trace scenario, as the report's.
+    let mix = &by_title["Mix"];
+    for row in o["mix"].as_array().unwrap() {
+        let tag = format!("trace_scenario={}", row["scenario"].as_str().unwrap());
+        let cols: Vec<_> = mix.iter().filter(|(t, _)| *t == tag).collect();
+        assert_eq!(cols.len(), 2, "{tag}: {mix:?}");
+        let got = |c: &str| cols.iter().find_map(|(_, m)| m.get(c)).unwrap()[0];
+        assert_eq!(got("exports"), f(&row["sent"]), "{tag}");
+        assert_eq!(got("spans accepted"), f(&row["spans"]), "{tag}");
+        assert_eq!(got("tokens"), f(&row["tokens"]), "{tag}");
+        assert!(
+            (got("mean bytes") - f(&row["mean_bytes"])).abs() < 0.5,
+            "{tag}"
+        );
+        let p50 = got("p50 ms");
+        assert!(
+            (p50 - f(&row["p50_ms"])).abs() <= f(&row["p50_ms"]) * 0.2 + 0.5,
+            "{tag}: {p50} vs {}",
+            row["p50_ms"]
+        );
+    }
+    // The query load: every query answered, by template and status.
+    let sent: f64 = o["queries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| f(&q["sent"]))
+        .sum();
+    assert!(sent >= 20.0, "{}", o["queries"]);
+    assert_eq!(total("Queries per second by status", "count"), sent);
+    let templates: Vec<&String> = by_title["Query latency p95 by template"]
+        .iter()
+        .map(|(t, _)| t)
+        .collect();
+    assert_eq!(templates.len(), o["queries"].as_array().unwrap().len());
 }
 
 /// The run's ok count and request points in VictoriaMetrics, checking the tags.

@@ -2,9 +2,7 @@
 //! `scripts/test-env.sh` installs it in a venv and sets PERISCOPE_PYTHON;
 //! under CI=true a missing client is a failure, not a skip.
 
-mod common;
-
-use common::MockProc;
+use crate::common::MockProc;
 
 #[test]
 fn the_official_openai_client_parses_the_mock() {
@@ -23,7 +21,7 @@ fn the_official_openai_client_parses_the_mock() {
         return;
     }
     let mock = MockProc::start(&["--ttft", "1ms", "--itl", "0ms"]);
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/openai_sdk.py");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/openai_sdk.py");
     let out = std::process::Command::new(&python)
         .args([script, &mock.base()])
         .output()

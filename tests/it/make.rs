@@ -1,9 +1,7 @@
 //! The Makefile (the k6 suite's target names), the metrics stack it starts,
 //! and the files docker compose and Grafana read.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -368,7 +366,7 @@ fn compose_and_provisioning_reference_files_that_exist() {
         .unwrap();
     assert!(on_host(home).is_file(), "home dashboard {home} is missing");
 
-    // The dashboards provider points at the folder with both dashboards.
+    // The dashboards provider points at the folder with the dashboards.
     let provisioning = on_host("/etc/grafana/provisioning");
     let providers = yaml(&provisioning.join("dashboards/periscope.yaml"));
     let path = providers["providers"][0]["options"]["path"]
@@ -376,7 +374,11 @@ fn compose_and_provisioning_reference_files_that_exist() {
         .unwrap();
     let folder = on_host(path);
     let mut uids = Vec::new();
-    for name in ["periscope-load-test.json", "periscope-llm-tokens.json"] {
+    for name in [
+        "periscope-load-test.json",
+        "periscope-llm-tokens.json",
+        "periscope-otlp-traces.json",
+    ] {
         let file = folder.join(name);
         assert!(file.is_file(), "{} is missing", file.display());
         let d: Value = serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();

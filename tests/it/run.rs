@@ -1,9 +1,7 @@
 //! The core run (issue 3) against the built-in mock, in its own process: the
 //! figures periscope reports are compared with the mock's own send stamps.
 
-mod common;
-
-use common::{
+use crate::common::{
     f, latency, periscope, periscope_async, read_json, run_ok, s, stderr, stdout, temp_json,
     MockProc,
 };
@@ -136,7 +134,7 @@ async fn ctrl_c_prints_the_summary_and_writes_the_result() {
     let mock = MockProc::start(&["--ttft", "50ms", "--itl", "10ms", "--output-tokens", "20"]);
     let dir = tempfile::tempdir().unwrap();
     let json = temp_json(&dir, "r.json");
-    let child = std::process::Command::new(common::BIN)
+    let child = std::process::Command::new(crate::common::BIN)
         .args([
             "run",
             "--target",

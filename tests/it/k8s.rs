@@ -4,12 +4,10 @@
 //! here: the segment pods' and the merge pod's own arguments and environment
 //! run as local processes against the mock.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use common::*;
+use crate::common::*;
 use serde::Deserialize;
 use serde_json::Value;
 

@@ -1,9 +1,7 @@
 //! The built-in mock (issue 2): shapes, usage, auth, faults, guardrail,
 //! proxy mode, send stamps and bad input, driven by a real HTTP client.
 
-mod common;
-
-use common::{chat, fire, get_json, http, sse_data, MockProc};
+use crate::common::{chat, fire, get_json, http, sse_data, MockProc};
 use periscope::tokenizer;
 use serde_json::{json, Value};
 

@@ -2,6 +2,7 @@
 //! a small HTTP client.
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Output, Stdio};
 
@@ -529,6 +530,54 @@ pub fn values(answer: &Value) -> Vec<f64> {
 pub fn dashboard(name: &str) -> Value {
     let path = format!("{}/grafana/dashboards/{name}", env!("CARGO_MANIFEST_DIR"));
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// A dashboard's query with its variables at "All" for one run, over the
+/// last hour at 1 s resolution.
+pub fn panel_query(q: &str, run_id: &str) -> String {
+    q.replace("$run_id", run_id)
+        .replace("$scenario", ".*")
+        .replace("$endpoint", ".*")
+        .replace("$segment", ".*")
+        .replace("$timeFilter", "time > now() - 1h")
+        .replace("$__interval", "1s")
+}
+
+/// Every series of a query's answer: its tags (`k=v,…`, empty when
+/// ungrouped) and each column's values by name.
+pub fn columns(answer: &Value) -> Vec<(String, BTreeMap<String, Vec<f64>>)> {
+    let Some(series) = answer["results"][0]["series"].as_array() else {
+        return Vec::new();
+    };
+    series
+        .iter()
+        .map(|s| {
+            let tags = s["tags"]
+                .as_object()
+                .map(|t| {
+                    t.iter()
+                        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
+                .unwrap_or_default();
+            let names: Vec<&str> = s["columns"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c.as_str().unwrap())
+                .collect();
+            let mut cols: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+            for row in s["values"].as_array().unwrap() {
+                for (name, v) in names.iter().zip(row.as_array().unwrap()).skip(1) {
+                    if let Some(v) = v.as_f64() {
+                        cols.entry(name.to_string()).or_default().push(v);
+                    }
+                }
+            }
+            (tags, cols)
+        })
+        .collect()
 }
 
 /// The exact nearest-rank quantile, and InfluxQL's percentile() rank.

@@ -1,11 +1,12 @@
 //! Timing accuracy: periscope's figures against the mock's own send stamps,
 //! the open model's schedule, the proxy's added delay and the rate limiter.
-//! These tests hold a lock so they never run beside each other (test
-//! binaries run one after another, so nothing else runs beside them either).
+//! Under `cargo test` (one process) these tests hold a lock so they never
+//! run beside each other; nextest runs each in its own process, the
+//! 256-stream schedule test alone (`.config/nextest.toml`). Their bounds
+//! compare periscope with the mock's own stamps, so they hold on a loaded
+//! machine.
 
-mod common;
-
-use common::{chat, f, fire, http, latency, run_ok, sse_data, stdout, MockProc};
+use crate::common::{chat, f, fire, http, latency, run_ok, sse_data, stdout, MockProc};
 use serde_json::{json, Value};
 
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());

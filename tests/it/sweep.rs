@@ -1,9 +1,7 @@
 //! `periscope sweep` against the mock, the mock's own proxy and nginx; and
 //! `periscope probe` against the mock's guardrail.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 /// Sweeps measure latency: one at a time.

@@ -2,12 +2,10 @@
 //! CSV against the JSON, compare's verdicts, merge's exactness, and the
 //! refusals of what is not a result.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 fn p(dir: &tempfile::TempDir, name: &str) -> PathBuf {

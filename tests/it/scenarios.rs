@@ -2,11 +2,9 @@
 //! the figure it exists for; scenario files are read strictly; `--dry-run`
 //! sends nothing; the README's CI smoke command passes against the mock.
 
-mod common;
-
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 /// These runs measure latency against the mock: one at a time, so one

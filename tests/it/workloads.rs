@@ -1,9 +1,7 @@
 //! Each workload, run for a few seconds against the built-in mock, shows the
 //! figure it exists for.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 fn groups<'a>(r: &'a Value, kind: &str) -> Vec<&'a Value> {

@@ -2,12 +2,10 @@
 //! merged exactly, judged once; the open model's union is the requested
 //! arrival process by the mock's arrival stamps.
 
-mod common;
-
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, SystemTime};
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 /// An RFC 3339 time `lead` from now, in whole seconds: every segment's start.

@@ -2,13 +2,11 @@
 //! capture server here (the same OpenTelemetry protobuf types), periscope's
 //! mock (its own counts and arrival stamps), and Arize Phoenix (its REST API).
 
-mod common;
-
 use std::collections::{BTreeMap, HashMap};
 use std::io::Read as _;
 use std::sync::{Arc, Mutex};
 
-use common::*;
+use crate::common::*;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value as Any;
 use opentelemetry_proto::tonic::trace::v1::Span;

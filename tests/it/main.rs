@@ -1,0 +1,21 @@
+//! The integration tests, in one binary: they run periscope's own binary
+//! against the mock and real servers (InfluxDB, VictoriaMetrics, nginx,
+//! Arize Phoenix, the official OpenAI client). One binary links once and
+//! compiles the shared helpers once; nextest still runs every test in its
+//! own process (`make test`).
+
+mod common;
+
+mod influx;
+mod k8s;
+mod make;
+mod mock;
+mod openai_sdk;
+mod otlp;
+mod reports;
+mod run;
+mod scenarios;
+mod segments;
+mod sweep;
+mod timing;
+mod workloads;
