@@ -347,11 +347,12 @@ pub struct OtlpArgs {
     /// otlp-traces: queries per second to the query endpoint (open model).
     #[arg(long, value_name = "N")]
     pub queries_per_s: Option<f64>,
-    /// otlp-traces: a query path under --query-endpoint, repeatable (sent in
-    /// turn), with placeholders {{service}}, {{project}}, {{trace_id}} (a trace
-    /// of the run), {{start}}/{{end}} (Unix s; _ms, _ns), e.g.
-    /// '/api/search?q={ resource.service.name = "{{service}}" }'. Default: Tempo's
-    /// search and trace by id (Phoenix: its span and trace lists).
+    /// otlp-traces: a query under --query-endpoint, repeatable (sent in
+    /// turn): a path (GET), or 'POST PATH JSON'; placeholders {{service}},
+    /// {{project}}, {{trace_id}} (a trace of the run), {{start}}/{{end}} (Unix
+    /// s; _ms, _ns), e.g. '/api/search?q={ resource.service.name = "{{service}}" }'
+    /// or 'POST /graphql {"query": "…"}'. Default: Tempo's search and trace by
+    /// id (Phoenix: its span and trace lists).
     #[arg(long = "query", value_name = "TEMPLATE")]
     pub queries: Vec<String>,
 }

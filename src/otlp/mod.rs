@@ -524,9 +524,10 @@ fn resolve_queries(
     } else {
         given
     };
-    for t in &templates {
-        query::check_template(t)?;
-    }
+    let parsed = templates
+        .iter()
+        .map(|t| query::parse_template(t))
+        .collect::<Result<Vec<_>, _>>()?;
     let (endpoint, prefix) = match endpoint {
         Some(e) => {
             let u = reqwest::Url::parse(e.trim()).map_err(|err| {
@@ -578,7 +579,7 @@ fn resolve_queries(
             endpoint,
             prefix,
             rate,
-            templates,
+            templates: parsed,
             headers,
             service: service.to_string(),
             project: project.to_string(),

@@ -48,8 +48,21 @@ pub fn default_templates(platform: Platform) -> Option<Vec<String>> {
     }
 }
 
-/// Check a template's placeholders: each one known, every `{{` closed.
-pub fn check_template(t: &str) -> Result<(), String> {
+/// A query template, parsed: `PATH` (a GET, spaces allowed, as TraceQL
+/// has them), `GET PATH`, or `POST PATH [BODY]` with a JSON body (GraphQL,
+/// LangSmith's run queries, Braintrust's BTQL).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Template {
+    /// As given: the label of its rows and points.
+    pub text: String,
+    pub method: reqwest::Method,
+    pub path: String,
+    pub body: Option<String>,
+}
+
+/// Parse a template and check its placeholders (each one known, every `{{`
+/// closed), its path and its body (JSON once filled in).
+pub fn parse_template(t: &str) -> Result<Template, String> {
     let mut rest = t;
     while let Some(i) = rest.find("{{") {
         let after = &rest[i + 2..];
@@ -69,12 +82,40 @@ pub fn check_template(t: &str) -> Result<(), String> {
         }
         rest = &after[j + 2..];
     }
-    if !t.starts_with('/') {
+    let trimmed = t.trim();
+    let (method, path, body) = if let Some(r) = trimmed.strip_prefix("POST ") {
+        let r = r.trim_start();
+        let (path, body) = r.split_once(char::is_whitespace).unwrap_or((r, ""));
+        let body = body.trim();
+        (
+            reqwest::Method::POST,
+            path,
+            (!body.is_empty()).then(|| body.to_string()),
+        )
+    } else if let Some(r) = trimmed.strip_prefix("GET ") {
+        (reqwest::Method::GET, r.trim_start(), None)
+    } else {
+        (reqwest::Method::GET, trimmed, None)
+    };
+    if !path.starts_with('/') {
         return Err(format!(
-            "--query '{t}': expected a path under --query-endpoint, e.g. /api/search?q=…"
+            "--query '{t}': expected a path under --query-endpoint (e.g. /api/search?q=…), or POST PATH BODY"
         ));
     }
-    Ok(())
+    if let Some(b) = &body {
+        let filled = fill(b, &Values::example(), json_escape);
+        if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(&filled) {
+            return Err(format!(
+                "--query '{t}': the body is not JSON ({e}); put placeholders inside strings, e.g. {{\"project\": \"{{{{project}}}}\"}}"
+            ));
+        }
+    }
+    Ok(Template {
+        text: t.to_string(),
+        method,
+        path: path.to_string(),
+        body,
+    })
 }
 
 /// Trace ids exported in this run, the most recent kept, shared by the
@@ -115,7 +156,7 @@ pub struct QueryPlan {
     /// The endpoint's path, put before every template's.
     pub prefix: String,
     pub rate: f64,
-    pub templates: Vec<String>,
+    pub templates: Vec<Template>,
     /// Headers of every query (the platform's credentials).
     pub headers: Vec<(String, String)>,
     pub service: String,
@@ -146,12 +187,37 @@ struct Values<'a> {
     now_ns: u64,
 }
 
+impl Values<'static> {
+    /// Values of the right shapes, to check a template with.
+    fn example() -> Self {
+        Values {
+            service: "service",
+            project: "project",
+            trace_id: [0xab; 16],
+            start_ns: 1_700_000_000_000_000_000,
+            now_ns: 1_700_000_060_000_000_000,
+        }
+    }
+}
+
 fn enc(s: &str) -> String {
     percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
-/// A template with its placeholders replaced (values percent-encoded).
+/// `s` as the inside of a JSON string.
+fn json_escape(s: &str) -> String {
+    let quoted = serde_json::Value::from(s).to_string();
+    quoted[1..quoted.len() - 1].to_string()
+}
+
+/// A path template with its placeholders replaced (values percent-encoded),
+/// safe in a URI.
 fn render(t: &str, v: &Values) -> String {
+    uri_safe(&fill(t, v, enc))
+}
+
+/// A template with its placeholders replaced, text values through `esc`.
+fn fill(t: &str, v: &Values, esc: fn(&str) -> String) -> String {
     let mut out = String::with_capacity(t.len() + 32);
     let mut rest = t;
     while let Some(i) = rest.find("{{") {
@@ -162,8 +228,8 @@ fn render(t: &str, v: &Values) -> String {
             return out;
         };
         let value = match after[..j].trim() {
-            "service" => enc(v.service),
-            "project" => enc(v.project),
+            "service" => esc(v.service),
+            "project" => esc(v.project),
             "trace_id" => super::hex(&v.trace_id),
             "start" => (v.start_ns / 1_000_000_000).to_string(),
             "end" => v.now_ns.div_ceil(1_000_000_000).to_string(),
@@ -177,7 +243,7 @@ fn render(t: &str, v: &Values) -> String {
         rest = &after[j + 2..];
     }
     out.push_str(rest);
-    uri_safe(&out)
+    out
 }
 
 /// Percent-encode what may not appear in a URI as is (TraceQL's braces,
@@ -197,11 +263,17 @@ fn uri_safe(s: &str) -> String {
     out
 }
 
-/// A GET of one rendered template, under the endpoint's path.
-fn prepared(path: String, group: &Group) -> Prepared {
-    let mut p = Prepared::post("", bytes::Bytes::new(), Expect::Status);
-    p.method = reqwest::Method::GET;
-    p.path = path.into();
+/// One query of a template, its placeholders filled in, under the
+/// endpoint's path (`prefix`).
+fn prepared(t: &Template, prefix: &str, v: &Values, group: &Group) -> Prepared {
+    let body = t
+        .body
+        .as_deref()
+        .map(|b| bytes::Bytes::from(fill(b, v, json_escape)))
+        .unwrap_or_default();
+    let mut p = Prepared::post("", body, Expect::Status);
+    p.method = t.method.clone();
+    p.path = format!("{prefix}{}", render(&t.path, v)).into();
     p.group = Some(group.clone());
     p
 }
@@ -226,7 +298,7 @@ pub async fn run(
     let groups: Vec<Group> = plan
         .templates
         .iter()
-        .map(|t| Group::Query(t.as_str().into()))
+        .map(|t| Group::Query(t.text.as_str().into()))
         .collect();
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT));
     let tasks = tokio_util::task::TaskTracker::new();
@@ -242,18 +314,14 @@ pub async fn run(
         }
         let i = (k - 1) as usize % plan.templates.len();
         let now_ns = super::now_unix_ns();
-        let path = plan.prefix.clone()
-            + &render(
-                &plan.templates[i],
-                &Values {
-                    service: &plan.service,
-                    project: &plan.project,
-                    trace_id: recent.pick(&mut rng),
-                    start_ns,
-                    now_ns,
-                },
-            );
-        let req = prepared(path, &groups[i]);
+        let values = Values {
+            service: &plan.service,
+            project: &plan.project,
+            trace_id: recent.pick(&mut rng),
+            start_ns,
+            now_ns,
+        };
+        let req = prepared(&plan.templates[i], &plan.prefix, &values, &groups[i]);
         let scheduled_us = due.saturating_duration_since(origin).as_micros() as u64;
         let (client, records, slots, hard) =
             (client.clone(), records.clone(), slots.clone(), hard.clone());
@@ -308,24 +376,75 @@ mod tests {
 
     #[test]
     fn bad_templates_say_what_to_fix() {
-        assert!(check_template("/api/search?q={{service}}").is_ok());
-        assert!(check_template("http://tempo:3200/api/traces/{{trace_id}}").is_err());
-        let e = check_template("/api/search?q={{svc}}").unwrap_err();
+        assert!(parse_template("/api/search?q={{service}}").is_ok());
+        assert!(parse_template("http://tempo:3200/api/traces/{{trace_id}}").is_err());
+        let e = parse_template("/api/search?q={{svc}}").unwrap_err();
         assert!(
             e.contains("unknown placeholder {{svc}}") && e.contains("{{service}}"),
             "{e}"
         );
-        assert!(check_template("/x/{{service")
+        assert!(parse_template("/x/{{service")
             .unwrap_err()
             .contains("not closed"));
-        assert!(check_template("api/search").unwrap_err().contains("a path"));
+        assert!(parse_template("api/search").unwrap_err().contains("a path"));
         // TraceQL's own braces are not placeholders, and leave encoded.
         let q = "/api/search?q={ span.http.status_code = 500 }";
-        assert!(check_template(q).is_ok());
+        assert!(parse_template(q).is_ok());
         assert_eq!(
             render(q, &values("", "")),
             "/api/search?q=%7B%20span.http.status_code%20=%20500%20%7D"
         );
+    }
+
+    #[test]
+    fn post_templates_carry_a_json_body_with_placeholders_escaped_for_it() {
+        let t = parse_template(
+            r#"POST /graphql {"query": "{ trace(id: \"{{trace_id}}\") { spans } }", "project": "{{project}}", "from": {{start_ms}}}"#,
+        )
+        .unwrap();
+        assert_eq!(t.method, reqwest::Method::POST);
+        assert_eq!(t.path, "/graphql");
+        let v = values("a \"quoted\" agent", "p/1");
+        let p = prepared(&t, "/phoenix", &v, &Group::Query(t.text.as_str().into()));
+        assert_eq!(p.method, reqwest::Method::POST);
+        assert_eq!(p.path, "/phoenix/graphql");
+        let body: serde_json::Value = serde_json::from_slice(&p.body).unwrap();
+        assert_eq!(
+            body["query"],
+            format!("{{ trace(id: \"{}\") {{ spans }} }}", "ab".repeat(16))
+        );
+        assert_eq!(body["project"], "p/1");
+        assert_eq!(body["from"], 1_700_000_000_123u64);
+        // A service name with quotes stays inside its string.
+        let t = parse_template(r#"POST /api/v1/runs/query {"filter": "{{service}}"}"#).unwrap();
+        let p = prepared(&t, "", &v, &Group::Query("q".into()));
+        let body: serde_json::Value = serde_json::from_slice(&p.body).unwrap();
+        assert_eq!(body["filter"], "a \"quoted\" agent");
+        // Without a body, and GET spelled out.
+        let t = parse_template("POST /btql").unwrap();
+        assert_eq!((t.path.as_str(), t.body.as_deref()), ("/btql", None));
+        let t = parse_template("GET /api/traces/{{trace_id}}").unwrap();
+        assert_eq!(
+            (t.method, t.path.as_str()),
+            (reqwest::Method::GET, "/api/traces/{{trace_id}}")
+        );
+        // A GET path keeps its spaces (TraceQL).
+        let p = prepared(
+            &parse_template("/api/search?q={ .a = 1 }").unwrap(),
+            "",
+            &v,
+            &Group::Query("q".into()),
+        );
+        assert_eq!(p.method, reqwest::Method::GET);
+        assert_eq!(p.path, "/api/search?q=%7B%20.a%20=%201%20%7D");
+        assert!(p.body.is_empty());
+        // A body that is not JSON, or a placeholder outside a string.
+        let e = parse_template(r#"POST /graphql {"query": "#).unwrap_err();
+        assert!(e.contains("the body is not JSON"), "{e}");
+        let e = parse_template(r#"POST /q {"p": {{project}}}"#).unwrap_err();
+        assert!(e.contains("inside strings"), "{e}");
+        let e = parse_template("DELETE /api/traces").unwrap_err();
+        assert!(e.contains("POST PATH BODY"), "{e}");
     }
 
     #[test]

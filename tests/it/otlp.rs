@@ -360,7 +360,6 @@ async fn failed_exports_and_partial_successes_are_counted_not_crashed_on() {
 
 /// `00-TRACEID-SPANID-01` of a span, as the target should have received it.
 fn traceparent_of(span: &Span) -> String {
-    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
     format!("00-{}-{}-01", hex(&span.trace_id), hex(&span.span_id))
 }
 
@@ -510,25 +509,40 @@ async fn an_absent_trace_backend_costs_spans_not_the_run() {
     assert_eq!(received_traceparents(&mock).await.len(), 20);
 }
 
-/// One query as a query server saw it: path and query, arrival, answer.
-type Seen = (String, std::time::Instant, std::time::Instant);
+/// One query as a query server saw it: path and query, arrival, answer,
+/// method, content type and body.
+type Seen = (
+    String,
+    std::time::Instant,
+    std::time::Instant,
+    hyper::Method,
+    String,
+    bytes::Bytes,
+);
 
-/// A trace backend's query API: answers every GET after `hold`, stamping
-/// when each query arrived and when it was answered.
+/// A trace backend's query API: answers every query after `hold`, stamping
+/// when each arrived and when it was answered.
 async fn query_server(hold: std::time::Duration) -> (String, Arc<Mutex<Vec<Seen>>>) {
+    use http_body_util::BodyExt;
     let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
     let store = seen.clone();
     let addr = serve(move |req: hyper::Request<hyper::body::Incoming>| {
         let store = store.clone();
         async move {
             let at = std::time::Instant::now();
-            assert_eq!(req.method(), hyper::Method::GET);
-            tokio::time::sleep_until((at + hold).into()).await;
             let uri = req.uri().path_and_query().unwrap().to_string();
+            let method = req.method().clone();
+            let kind = req
+                .headers()
+                .get("content-type")
+                .map(|v| v.to_str().unwrap().to_string())
+                .unwrap_or_default();
+            let body = req.into_body().collect().await.unwrap().to_bytes();
+            tokio::time::sleep_until((at + hold).into()).await;
             store
                 .lock()
                 .unwrap()
-                .push((uri, at, std::time::Instant::now()));
+                .push((uri, at, std::time::Instant::now(), method, kind, body));
             bytes::Bytes::from_static(b"{\"traces\":[]}")
         }
     })
@@ -594,20 +608,15 @@ async fn queries_go_alongside_ingestion_at_their_rate_with_their_own_latency_tab
         .lock()
         .unwrap()
         .iter()
-        .map(|g| {
-            g.spans[0]
-                .trace_id
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect()
-        })
+        .map(|g| hex(&g.spans[0].trace_id))
         .collect();
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs();
     let (mut searches, mut lookups) = (0, 0);
-    for (uri, ..) in &seen {
+    for (uri, _, _, method, _, body) in &seen {
+        assert_eq!((method, body.len()), (&hyper::Method::GET, 0), "{uri}");
         if let Some(id) = uri.strip_prefix("/tempo/api/traces/") {
             lookups += 1;
             assert!(exported.contains(id), "{id} was not exported");
@@ -643,6 +652,80 @@ async fn queries_go_alongside_ingestion_at_their_rate_with_their_own_latency_tab
     assert!(text.contains("### Trace queries"), "{text}");
     let at = |s: &str| text.find(s).unwrap();
     assert!(at("### Trace queries") < at("### Trace mix"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn post_queries_carry_their_json_body_with_the_placeholders_filled_in() {
+    let (traces_url, got) = capture().await;
+    let (query_url, seen) = query_server(std::time::Duration::from_millis(5)).await;
+    let (out, r) = otlp_run(
+        &traces_url,
+        &[
+            "--mix",
+            "simple_query",
+            "--rate",
+            "20",
+            "--duration",
+            "3s",
+            "--platform",
+            "phoenix",
+            "--project",
+            "load \"tests\"",
+            "--query-endpoint",
+            &format!("{query_url}/phoenix"),
+            "--queries-per-s",
+            "10",
+            "--query",
+            r#"POST /graphql {"query": "{ trace(traceId: \"{{trace_id}}\") { spans } }", "project": "{{project}}", "since": {{start_ms}}}"#,
+            "--query",
+            "/v1/projects/{{project}}/traces?limit=20",
+        ],
+    )
+    .await;
+    let rows = r["otlp"]["queries"].as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{}", stdout(&out));
+    let seen = seen.lock().unwrap().clone();
+    let sent: u64 = rows.iter().map(|q| q["sent"].as_u64().unwrap()).sum();
+    assert_eq!(sent as usize, seen.len());
+    let exported: std::collections::HashSet<String> = got
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|g| hex(&g.spans[0].trace_id))
+        .collect();
+    let (mut posts, mut gets) = (0, 0);
+    for (uri, _, _, method, kind, body) in &seen {
+        if *method == hyper::Method::POST {
+            posts += 1;
+            assert_eq!(uri, "/phoenix/graphql");
+            assert_eq!(kind, "application/json");
+            let b: Value = serde_json::from_slice(body).unwrap();
+            assert_eq!(b["project"], "load \"tests\"", "{b}");
+            let q = b["query"].as_str().unwrap();
+            let id = q
+                .strip_prefix("{ trace(traceId: \"")
+                .and_then(|q| q.strip_suffix("\") { spans } }"))
+                .unwrap_or_else(|| panic!("{q}"));
+            assert!(exported.contains(id), "{id} was not exported");
+            assert!(b["since"].as_u64().unwrap() > 1_700_000_000_000, "{b}");
+        } else {
+            gets += 1;
+            assert_eq!(
+                uri,
+                "/phoenix/v1/projects/load%20%22tests%22/traces?limit=20"
+            );
+            assert!(body.is_empty());
+        }
+    }
+    assert!(
+        posts >= 12 && (posts as i64 - gets as i64).abs() <= 1,
+        "{posts} POST, {gets} GET"
+    );
+    for row in rows {
+        assert_eq!(row["errors"], 0, "{row}");
+    }
+    // The report names each template as given.
+    assert!(stdout(&out).contains("POST /graphql"), "{}", stdout(&out));
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -496,6 +496,11 @@ impl Server {
     }
 }
 
+/// Bytes as lowercase hex (trace and span ids).
+pub fn hex(b: &[u8]) -> String {
+    b.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 // InfluxDB and the Grafana dashboards.
 
 /// InfluxQL through `/query`.
