@@ -11,12 +11,12 @@
 //! Three measurements: `periscope_window` (one point per second of the
 //! run), `periscope_request` (one per request, thinned by
 //! `--influx-request-sample`) and `periscope_query` (one per trace query of
-//! an otlp-traces run's query load, thinned alike). The collector formats points into a batch
-//! ([`Feed`]); batches go through a bounded channel to one writer task per
-//! output, which gzips and POSTs them. A sink that is down or slow never
-//! holds the run up: when its channel is full, or a write fails, the points
-//! are dropped and counted, one warning is printed, and the end of the run
-//! reports what was written and what was lost.
+//! an otlp-traces run's query load, thinned alike). The collector formats
+//! points into a batch ([`Feed`]); batches go through a bounded channel to
+//! one writer task per output, which gzips and POSTs them. A sink that is
+//! down or slow never holds the run up: when its channel is full, or a write
+//! fails, the points are dropped and counted, one warning is printed, and
+//! the end of the run reports what was written and what was lost.
 
 use std::fmt::Write as _;
 use std::io::Write as _;

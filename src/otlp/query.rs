@@ -63,24 +63,18 @@ pub struct Template {
 /// Parse a template and check its placeholders (each one known, every `{{`
 /// closed), its path and its body (JSON once filled in).
 pub fn parse_template(t: &str) -> Result<Template, String> {
-    let mut rest = t;
-    while let Some(i) = rest.find("{{") {
-        let after = &rest[i + 2..];
-        let j = after
-            .find("}}")
-            .ok_or_else(|| format!("--query '{t}': a '{{{{' is not closed by '}}}}'"))?;
-        let name = after[..j].trim();
-        if !PLACEHOLDERS.iter().any(|(p, _)| *p == name) {
-            return Err(format!(
+    if let Err(e) = substitute(t, |name| value_of(name, &Values::example(), enc)) {
+        return Err(match e {
+            Unfilled::Unclosed => format!("--query '{t}': a '{{{{' is not closed by '}}}}'"),
+            Unfilled::Unknown(name) => format!(
                 "--query '{t}': unknown placeholder {{{{{name}}}}}: expected one of {}",
                 PLACEHOLDERS
                     .iter()
                     .map(|(p, _)| format!("{{{{{p}}}}}"))
                     .collect::<Vec<_>>()
                     .join(", ")
-            ));
-        }
-        rest = &after[j + 2..];
+            ),
+        });
     }
     let trimmed = t.trim();
     let (method, path, body) = if let Some(r) = trimmed.strip_prefix("POST ") {
@@ -216,34 +210,49 @@ fn render(t: &str, v: &Values) -> String {
     uri_safe(&fill(t, v, enc))
 }
 
-/// A template with its placeholders replaced, text values through `esc`.
+/// A checked template with its placeholders filled in, text values
+/// through `esc`.
 fn fill(t: &str, v: &Values, esc: fn(&str) -> String) -> String {
+    substitute(t, |name| value_of(name, v, esc)).unwrap_or_else(|_| t.to_string())
+}
+
+/// What keeps a template from being filled in.
+enum Unfilled {
+    Unclosed,
+    Unknown(String),
+}
+
+/// `t` with each `{{ name }}` replaced by `value(name)`.
+fn substitute(t: &str, mut value: impl FnMut(&str) -> Option<String>) -> Result<String, Unfilled> {
     let mut out = String::with_capacity(t.len() + 32);
     let mut rest = t;
     while let Some(i) = rest.find("{{") {
         out.push_str(&rest[..i]);
         let after = &rest[i + 2..];
-        let Some(j) = after.find("}}") else {
-            out.push_str(&rest[i..]);
-            return out;
-        };
-        let value = match after[..j].trim() {
-            "service" => esc(v.service),
-            "project" => esc(v.project),
-            "trace_id" => super::hex(&v.trace_id),
-            "start" => (v.start_ns / 1_000_000_000).to_string(),
-            "end" => v.now_ns.div_ceil(1_000_000_000).to_string(),
-            "start_ms" => (v.start_ns / 1_000_000).to_string(),
-            "end_ms" => v.now_ns.div_ceil(1_000_000).to_string(),
-            "start_ns" => v.start_ns.to_string(),
-            "end_ns" => v.now_ns.to_string(),
-            other => format!("{{{{{other}}}}}"),
-        };
-        out.push_str(&value);
+        let j = after.find("}}").ok_or(Unfilled::Unclosed)?;
+        let name = after[..j].trim();
+        out.push_str(&value(name).ok_or_else(|| Unfilled::Unknown(name.to_string()))?);
         rest = &after[j + 2..];
     }
     out.push_str(rest);
-    out
+    Ok(out)
+}
+
+/// A placeholder's value (one of [`PLACEHOLDERS`]), text values through
+/// `esc`; `None` for a name that is not one.
+fn value_of(name: &str, v: &Values, esc: fn(&str) -> String) -> Option<String> {
+    Some(match name {
+        "service" => esc(v.service),
+        "project" => esc(v.project),
+        "trace_id" => super::hex(&v.trace_id),
+        "start" => (v.start_ns / 1_000_000_000).to_string(),
+        "end" => v.now_ns.div_ceil(1_000_000_000).to_string(),
+        "start_ms" => (v.start_ns / 1_000_000).to_string(),
+        "end_ms" => v.now_ns.div_ceil(1_000_000).to_string(),
+        "start_ns" => v.start_ns.to_string(),
+        "end_ns" => v.now_ns.to_string(),
+        _ => return None,
+    })
 }
 
 /// Percent-encode what may not appear in a URI as is (TraceQL's braces,

@@ -65,26 +65,10 @@ async fn dashboards_queries_agree_with_the_result_and_victoria_metrics_gets_the_
         );
         // A run without segments has no segment tag: its variable is empty,
         // and "All" (.*) still matches the run's points.
-        for v in d["templating"]["list"].as_array().unwrap() {
-            if v["name"] == "segment" {
-                continue;
-            }
-            let q = v["query"].as_str().unwrap().replace("$run_id", run_id);
-            assert!(
-                !values_or_tags(&influxql(&influx.base, &q).await).is_empty(),
-                "{name}: variable {q}"
-            );
-        }
-        for panel in d["panels"].as_array().unwrap() {
-            let title = panel["title"].as_str().unwrap().to_string();
-            for t in panel["targets"].as_array().unwrap() {
-                let q = panel_query(t["query"].as_str().unwrap(), run_id);
-                let answer = influxql(&influx.base, &q).await;
-                let v = values(&answer);
-                assert!(!v.is_empty(), "{name} / {title}: {q}\n{answer}");
-                queries += 1;
-                by_title.insert(title.clone(), v);
-            }
+        variable_answers(&influx.base, name, run_id).await;
+        for (title, answers) in panel_answers(&influx.base, name, run_id).await {
+            queries += answers.len();
+            by_title.insert(title, values(&answers[0]));
         }
     }
     assert!(queries >= 20, "{queries}");
@@ -180,30 +164,19 @@ async fn the_otlp_dashboard_agrees_with_the_otlp_result() {
     assert!(o["failed_exports"].as_u64().unwrap() > 0, "{o}");
     assert!(o["rejected_spans"].as_u64().unwrap() > 0, "{o}");
 
-    let d = dashboard("periscope-otlp-traces.json");
-    let mut by_title: std::collections::BTreeMap<String, Vec<_>> = Default::default();
-    for v in d["templating"]["list"].as_array().unwrap() {
-        if v["name"] == "segment" {
-            continue;
-        }
-        let q = v["query"].as_str().unwrap().replace("$run_id", run_id);
-        let tags = values_or_tags(&influxql(&influx.base, &q).await);
-        assert!(!tags.is_empty(), "variable {q}");
-        if v["name"] == "run_id" {
+    let name = "periscope-otlp-traces.json";
+    for (var, tags) in variable_answers(&influx.base, name, run_id).await {
+        if var == "run_id" {
             // Only otlp-traces runs are offered.
             assert!(tags.iter().any(|t| t[1] == run_id), "{tags:?}");
         }
     }
-    for panel in d["panels"].as_array().unwrap() {
-        let title = panel["title"].as_str().unwrap().to_string();
-        for t in panel["targets"].as_array().unwrap() {
-            let q = panel_query(t["query"].as_str().unwrap(), run_id);
-            let answer = influxql(&influx.base, &q).await;
-            let cols = columns(&answer);
-            assert!(!cols.is_empty(), "{title}: {q}\n{answer}");
-            by_title.entry(title.clone()).or_default().extend(cols);
-        }
-    }
+    let by_title: std::collections::BTreeMap<String, Vec<_>> =
+        panel_answers(&influx.base, name, run_id)
+            .await
+            .into_iter()
+            .map(|(title, answers)| (title, answers.iter().flat_map(columns).collect()))
+            .collect();
     // The totals, as the result has them.
     let total = |title: &str, col: &str| -> f64 {
         by_title[title]

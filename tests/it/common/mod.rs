@@ -548,6 +548,41 @@ pub fn panel_query(q: &str, run_id: &str) -> String {
         .replace("$__interval", "1s")
 }
 
+/// A dashboard's variables (all but `segment`, which a run without
+/// segments leaves empty), each query's answer for one run, by name.
+pub async fn variable_answers(base: &str, name: &str, run_id: &str) -> Vec<(String, Vec<Value>)> {
+    let mut out = Vec::new();
+    for v in dashboard(name)["templating"]["list"].as_array().unwrap() {
+        if v["name"] == "segment" {
+            continue;
+        }
+        let q = v["query"].as_str().unwrap().replace("$run_id", run_id);
+        let tags = values_or_tags(&influxql(base, &q).await);
+        assert!(!tags.is_empty(), "{name}: variable {q}");
+        out.push((v["name"].as_str().unwrap().to_string(), tags));
+    }
+    out
+}
+
+/// Every panel query of a dashboard for one run, its variables at "All":
+/// each must return data. By panel title, its targets' answers in order.
+pub async fn panel_answers(base: &str, name: &str, run_id: &str) -> BTreeMap<String, Vec<Value>> {
+    let mut by_title: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    for panel in dashboard(name)["panels"].as_array().unwrap() {
+        let title = panel["title"].as_str().unwrap().to_string();
+        for t in panel["targets"].as_array().unwrap() {
+            let q = panel_query(t["query"].as_str().unwrap(), run_id);
+            let answer = influxql(base, &q).await;
+            assert!(
+                !values(&answer).is_empty(),
+                "{name} / {title}: {q}\n{answer}"
+            );
+            by_title.entry(title.clone()).or_default().push(answer);
+        }
+    }
+    by_title
+}
+
 /// Every series of a query's answer: its tags (`k=v,…`, empty when
 /// ungrouped) and each column's values by name.
 pub fn columns(answer: &Value) -> Vec<(String, BTreeMap<String, Vec<f64>>)> {
