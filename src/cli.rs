@@ -143,6 +143,19 @@ pub struct RequestArgs {
     /// Sampling temperature (omitted from requests when not set).
     #[arg(long)]
     pub temperature: Option<f32>,
+    /// What counts tokens the server's usage leaves out, and makes
+    /// synthetic prompts of exactly --input-tokens: `server` (the target's
+    /// /tokenize: llama.cpp, vLLM, SGLang), the URL of the server behind a
+    /// gateway, a Hugging Face tokenizer.json, or cl100k_base / o200k_base.
+    /// Default: the server's when its usage disagrees with cl100k at the
+    /// preflight and it answers /tokenize.
+    #[arg(long, value_name = "server|URL|PATH|ENCODING")]
+    pub tokenizer: Option<crate::tokenizer::Choice>,
+    /// Do not ask chat streams for usage (`stream_options.include_usage`),
+    /// as some gateways strip it: output tokens are then counted by the
+    /// tokenizer.
+    #[arg(long)]
+    pub no_stream_usage: bool,
 }
 
 /// Whether arrivals in the open model are evenly spaced or random.
@@ -486,6 +499,11 @@ pub struct SweepArgs {
     /// Requests per endpoint per level.
     #[arg(long, default_value_t = 100)]
     pub requests: u64,
+    /// Keep each level running (more blocks of its requests) until it has
+    /// lasted this long, so that its ok_rps is a rate and not a burst; a
+    /// level shorter than 1s is not judged for saturation.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub min_level_duration: Option<Duration>,
     /// Ask for whole (non-streamed) responses (streaming is the default).
     #[arg(long)]
     pub no_stream: bool,
@@ -579,6 +597,14 @@ pub struct MockArgs {
     /// Never send `usage` (as some gateways do).
     #[arg(long)]
     pub no_usage: bool,
+    /// Report the mock's own timings as llama.cpp's server does: `timings`
+    /// (prompt_ms, predicted_ms, prompt_n, predicted_n, cache_n) in the last
+    /// chunk of a stream and in a whole answer, from its send stamps.
+    #[arg(long)]
+    pub timings: bool,
+    /// Serve llama.cpp's `POST /tokenize {"content"}` (counted with cl100k_base).
+    #[arg(long)]
+    pub tokenize: bool,
     /// Charge prefill only for the part of a prompt that does not repeat a recent prompt's prefix.
     #[arg(long)]
     pub prefix_cache: bool,
@@ -619,6 +645,12 @@ pub struct MockArgs {
     /// with a partial success.
     #[arg(long, default_value_t = 0.0)]
     pub otlp_reject_rate: f64,
+    /// Share of responses after which the mock closes the connection,
+    /// though it advertised keep-alive (as llama.cpp's server does after
+    /// every streamed answer): the client's next request on it finds it
+    /// closed.
+    #[arg(long, default_value_t = 0.0, value_name = "RATE")]
+    pub close_after_response: f64,
     /// Delay before the response headers are sent.
     #[arg(long, default_value = "0ms", value_parser = parse_duration)]
     pub slow_headers: Duration,

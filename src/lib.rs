@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod mock;
 pub mod otlp;
 pub mod plan;
+pub mod preflight;
 pub mod probe;
 pub mod progress;
 pub mod record;
@@ -43,7 +44,6 @@ use crate::cli::{Args, Command, MockArgs, RunArgs};
 use crate::error::{exit, Error, Result};
 use crate::metrics::{Collector, Gauges};
 use crate::plan::{describe_load, Plan, Target};
-use crate::record::Outcome;
 use crate::report::json::JsonOutput;
 use crate::report::result::{Inputs, RunResult};
 
@@ -422,7 +422,6 @@ pub async fn execute(plan: &Plan, keep_samples: bool) -> Result<Executed> {
         (None, Target::Remote(url)) => url.clone(),
         (None, Target::Mock(_)) => unreachable!("the mock was started above"),
     };
-    let workload = plan.build_workload();
     let mut client = client::Client::with_engine(
         &base,
         plan.token.as_deref(),
@@ -434,9 +433,8 @@ pub async fn execute(plan: &Plan, keep_samples: bool) -> Result<Executed> {
         Instant::now(),
         plan.http_engine,
     )?;
-    if plan.preflight {
-        preflight(&client, workload.as_ref()).await?;
-    }
+    let ready = preflight::prepare(plan, &mut client).await?;
+    let workload = ready.workload;
 
     // The load starts now (or at --start-at): every time in the result
     // counts from here.
@@ -582,6 +580,7 @@ pub async fn execute(plan: &Plan, keep_samples: bool) -> Result<Executed> {
         requests,
         merged_from: Vec::new(),
         outputs,
+        tokenizer: Some(ready.tokenizer),
     });
     if let Some(m) = mock_server {
         m.shutdown().await;
@@ -695,32 +694,4 @@ async fn watch_ctrl_c(
         }
     });
     true
-}
-
-/// One request before the load: the target answers, accepts the key and knows the model.
-async fn preflight(client: &client::Client, workload: &dyn workload::Workload) -> Result<()> {
-    let rec = client.send(&workload.preflight(), None).await;
-    let base = client.base();
-    match rec.outcome {
-        Outcome::Ok | Outcome::Interrupted => Ok(()),
-        Outcome::Error(class) => {
-            let msg = rec.error_message.unwrap_or_default();
-            Err(Error::Start(match rec.status {
-                Some(status) if !(200..300).contains(&status) => {
-                    format!("{base} answered {status}: {msg}")
-                }
-                _ => match class {
-                    record::ErrorClass::Connect => format!("cannot reach {base}: {msg}"),
-                    record::ErrorClass::Timeout => {
-                        format!("{base} did not answer the preflight request in time: {msg}")
-                    }
-                    _ => {
-                        // It answered 2xx but not as the API does: say so, don't refuse to run.
-                        eprintln!("warning: the preflight answer of {base} was not well-formed ({}): {msg}", class.as_str());
-                        return Ok(());
-                    }
-                },
-            }))
-        }
-    }
 }

@@ -73,6 +73,8 @@ pub struct Plan {
     pub headers: Vec<(String, String)>,
     pub timeout: Duration,
     pub http_engine: crate::client::Engine,
+    /// What counts tokens (`--tokenizer`).
+    pub tokenizer: crate::tokenizer::Choice,
     pub load: Load,
     pub grace: Duration,
     pub strict_schedule: bool,
@@ -463,6 +465,7 @@ impl Plan {
                 max_tokens,
                 temperature,
                 stream,
+                stream_usage: !a.request.no_stream_usage,
                 input_tokens,
                 input_tokens_stddev,
                 shared_prefix: a
@@ -496,6 +499,7 @@ impl Plan {
                 .http_engine
                 .or(f.http_engine.as_ref().map(|v| v.0))
                 .unwrap_or_default(),
+            tokenizer: a.request.tokenizer.clone().unwrap_or_default(),
             load,
             grace: a
                 .grace
@@ -536,8 +540,11 @@ impl Plan {
     }
 
     /// The workload this plan runs.
-    pub fn build_workload(&self) -> std::sync::Arc<dyn Workload> {
-        workload::build(&self.workload)
+    pub fn build_workload(
+        &self,
+        tok: &std::sync::Arc<crate::tokenizer::Tokenizer>,
+    ) -> std::sync::Arc<dyn Workload> {
+        workload::build(&self.workload, tok)
     }
 
     pub fn workload_name(&self) -> &str {
@@ -570,6 +577,7 @@ impl Plan {
                 .map(|(k, v)| (k.clone(), redact_header(k, v)))
                 .collect(),
             stream: self.workload.stream,
+            stream_usage: self.workload.stream_usage,
             max_tokens: self.workload.max_tokens,
             temperature: self.workload.temperature,
             system: self.workload.system.clone(),
@@ -1034,6 +1042,9 @@ pub struct PlanView {
     /// Extra headers; values of secret-looking names are redacted.
     pub headers: Vec<(String, String)>,
     pub stream: bool,
+    /// Chat streams ask for usage (`--no-stream-usage` turns it off).
+    #[serde(default = "yes", skip_serializing_if = "is_yes")]
+    pub stream_usage: bool,
     pub max_tokens: u32,
     pub temperature: Option<f32>,
     pub system: Option<String>,
@@ -1150,6 +1161,14 @@ pub fn fmt_num(x: f64) -> String {
 /// `90s` → `1m30s`.
 pub fn fmt_dur(d: Duration) -> String {
     humantime::format_duration(Duration::from_millis(d.as_millis() as u64)).to_string()
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_yes(b: &bool) -> bool {
+    *b
 }
 
 #[cfg(test)]

@@ -179,11 +179,43 @@ impl Payload {
     }
 }
 
-/// Timing a server reported about itself (llama.cpp's `timings`).
+/// What a server reported about its own handling of one request:
+/// llama.cpp's `timings`, the usage's cached prompt tokens, TGI's timing
+/// headers. Each field is there only when the server sent it.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct ServerTiming {
-    pub prompt_ms: f64,
-    pub predicted_ms: f64,
+    /// Prompt processing (prefill) of the tokens not in its cache, ms
+    /// (llama.cpp `timings.prompt_ms`).
+    pub prompt_ms: Option<f64>,
+    /// Generating the answer's tokens, ms (llama.cpp `timings.predicted_ms`).
+    pub decode_ms: Option<f64>,
+    /// Waiting in its queue, ms (TGI `x-queue-time`).
+    pub queue_ms: Option<f64>,
+    /// The engine's whole time, ms (TGI `x-inference-time`).
+    pub inference_ms: Option<f64>,
+    /// Prompt tokens it processed (llama.cpp `timings.prompt_n`).
+    pub prompt_tokens: Option<u32>,
+    /// Prompt tokens it served from its cache (llama.cpp `timings.cache_n`,
+    /// or `usage.prompt_tokens_details.cached_tokens`).
+    pub cached_tokens: Option<u32>,
+    /// Tokens it generated, by its own count (llama.cpp
+    /// `timings.predicted_n`, TGI `x-generated-tokens`).
+    pub output_tokens: Option<u32>,
+}
+
+impl ServerTiming {
+    /// Fill what this one lacks from `o`.
+    pub fn or(self, o: ServerTiming) -> ServerTiming {
+        ServerTiming {
+            prompt_ms: self.prompt_ms.or(o.prompt_ms),
+            decode_ms: self.decode_ms.or(o.decode_ms),
+            queue_ms: self.queue_ms.or(o.queue_ms),
+            inference_ms: self.inference_ms.or(o.inference_ms),
+            prompt_tokens: self.prompt_tokens.or(o.prompt_tokens),
+            cached_tokens: self.cached_tokens.or(o.cached_tokens),
+            output_tokens: self.output_tokens.or(o.output_tokens),
+        }
+    }
 }
 
 /// Everything measured about one request.
@@ -218,6 +250,9 @@ pub struct RequestRecord {
     /// The server's message, for failed requests.
     pub error_message: Option<String>,
     pub server_timing: Option<ServerTiming>,
+    /// It found its kept-alive connection closed by the server before any
+    /// byte of an answer, and went out again on a fresh one.
+    pub reconnect: bool,
     /// The report row this request also counts in.
     pub group: Option<Group>,
     /// The stage of the load shape the request was sent in.
@@ -260,6 +295,7 @@ impl RequestRecord {
             outcome: Outcome::Ok,
             error_message: None,
             server_timing: None,
+            reconnect: false,
             group: None,
             stage: 0,
             texts: 0,
@@ -293,6 +329,14 @@ impl RequestRecord {
 
     pub fn is_ok(&self) -> bool {
         self.outcome == Outcome::Ok
+    }
+
+    /// ttft less the server's own prompt time: what the network, gateways
+    /// and queues outside the engine added to the first token.
+    pub fn ttft_outside_us(&self) -> Option<u64> {
+        let ttft = self.ttft_us?;
+        let prompt_ms = self.server_timing?.prompt_ms?;
+        Some(ttft.saturating_sub((prompt_ms * 1000.0).round() as u64))
     }
 }
 

@@ -446,6 +446,26 @@ impl Feed {
         if let Some(t) = r.tpot_us() {
             let _ = write!(b, ",tpot_ms={}", t as f64 / 1000.0);
         }
+        if r.reconnect {
+            b.push_str(",reconnect=1i");
+        }
+        if let Some(st) = &r.server_timing {
+            for (k, v) in [
+                ("server_prefill_ms", st.prompt_ms),
+                ("server_decode_ms", st.decode_ms),
+                ("server_queue_ms", st.queue_ms),
+            ] {
+                if let Some(v) = v {
+                    let _ = write!(b, ",{k}={v}");
+                }
+            }
+            if let Some(o) = r.ttft_outside_us() {
+                let _ = write!(b, ",ttft_outside_ms={}", o as f64 / 1000.0);
+            }
+            if let Some(c) = st.cached_tokens {
+                let _ = write!(b, ",cached_tokens={c}i");
+            }
+        }
         if !r.payload.is_empty() {
             let _ = write!(
                 b,
@@ -478,6 +498,9 @@ impl Feed {
             " rps={}i,ok={}i,err={}i,active_vus={}i,in_flight={}i,tokens_per_s={}i,input_tokens_per_s={}i",
             w.requests, w.ok, w.errors, w.active_vus, w.in_flight, w.output_tokens, w.input_tokens
         );
+        if w.reconnects > 0 {
+            let _ = write!(b, ",reconnects={}i", w.reconnects);
+        }
         if w.payload_bytes > 0 || w.spans > 0 {
             let _ = write!(
                 b,

@@ -25,6 +25,11 @@ use crate::usage;
 /// A level whose ok_rps grows less than this over the one before has saturated.
 const SATURATION_GAIN: f64 = 0.10;
 
+/// A level that lasted less than this is not judged for saturation: its
+/// ok_rps is dominated by what happens at its edges (a rate limiter's burst,
+/// a cache warming up), not by the rate the target sustains.
+pub const JUDGED_LEVEL_S: f64 = 1.0;
+
 /// One level of the sweep.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -57,6 +62,9 @@ pub struct Row {
     pub ok: u64,
     pub errors: u64,
     pub ok_rps: f64,
+    /// Seconds this endpoint's blocks of the level lasted, in all.
+    #[serde(default)]
+    pub duration_s: f64,
     /// e2e of ok requests, ms, from the raw samples.
     pub mean: f64,
     pub p50: f64,
@@ -231,6 +239,7 @@ fn row(endpoint: &str, level: Level, parts: Vec<crate::Executed>) -> Row {
         ok,
         errors,
         ok_rps: ok as f64 / duration.max(1e-9),
+        duration_s: duration,
         mean: mean(&e2e),
         p50: quantile(&e2e, 0.5),
         p95: quantile(&e2e, 0.95),
@@ -280,9 +289,15 @@ fn overhead(direct: &Row, proxy: &Row, resamples: u32) -> Overhead {
 }
 
 /// The level after which ok_rps stops growing (by less than 10%) while
-/// latency climbs or errors appear.
+/// latency climbs or errors appear, among the levels that lasted long
+/// enough to be judged ([`JUDGED_LEVEL_S`]).
 pub fn saturation(rows: &[&Row]) -> Option<(usize, String)> {
-    rows.windows(2).enumerate().find_map(|(i, w)| {
+    let judged: Vec<&Row> = rows
+        .iter()
+        .copied()
+        .filter(|r| r.duration_s >= JUDGED_LEVEL_S)
+        .collect();
+    judged.windows(2).enumerate().find_map(|(i, w)| {
         let (a, b) = (w[0], w[1]);
         let err = |r: &Row| r.errors as f64 / r.requests.max(1) as f64;
         let flat = b.ok_rps < a.ok_rps * (1.0 + SATURATION_GAIN);
@@ -450,11 +465,21 @@ fn plan_for(a: &SweepArgs, leg: &Leg, level: Level, requests: u64, first: bool) 
         "level".into(),
         format!("{}={}", level_name(level), level.label()),
     ));
+    let mut request = a.request.clone();
+    if request.tokenizer.is_none() {
+        // Behind a gateway the tokenizer is the model server's: the direct
+        // endpoint's `/tokenize` counts for both legs.
+        request.tokenizer = a
+            .direct_url
+            .as_deref()
+            .and_then(crate::tokenizer::origin_of)
+            .map(crate::tokenizer::Choice::AutoAt);
+    }
     let mut ra = RunArgs {
         workload: Some("completions".into()),
         target: Some(leg.url.to_string()),
         sink,
-        request: a.request.clone(),
+        request,
         no_stream: a.no_stream,
         dataset: a.dataset.clone(),
         progress_every: a.progress_every,
@@ -557,9 +582,21 @@ pub async fn run(a: SweepArgs) -> Result<i32> {
         // Blocks of requests, the endpoints taking turns (ABBA…), so drift
         // over the level hits both alike.
         let blocks = a.blocks.clamp(1, a.requests.max(1));
+        let min_s = a.min_level_duration.map_or(0.0, |d| d.as_secs_f64());
         let mut parts: Vec<Vec<crate::Executed>> = endpoints.iter().map(|_| Vec::new()).collect();
-        'blocks: for j in 0..blocks {
-            let n = a.requests / blocks + u64::from(j < a.requests % blocks);
+        // The level's requests in `blocks` blocks, then (--min-level-duration)
+        // more blocks of the same size until every endpoint's blocks lasted
+        // that long.
+        let lasted = |p: &[crate::Executed]| p.iter().map(|e| e.result.duration_s).sum::<f64>();
+        'blocks: for j in 0.. {
+            if j >= blocks && parts.iter().all(|p| lasted(p) >= min_s) {
+                break;
+            }
+            let n = if j < blocks {
+                a.requests / blocks + u64::from(j < a.requests % blocks)
+            } else {
+                (a.requests / blocks).max(1)
+            };
             let mut order: Vec<usize> = (0..endpoints.len()).collect();
             if (i as u64 + j) % 2 == 1 {
                 order.reverse();
@@ -588,6 +625,14 @@ pub async fn run(a: SweepArgs) -> Result<i32> {
             level.label(),
             results_table(&refs, stream)
         );
+        if endpoints.len() == 1 {
+            for r in refs.iter().filter(|r| r.duration_s < JUDGED_LEVEL_S) {
+                text.push_str(&format!(
+                    "**note:** this level lasted {:.2} s: too short for its ok_rps to be a rate (a rate limiter's burst or a warming cache dominates), so it is not judged for saturation; give more --requests or --min-level-duration 5s\n\n",
+                    r.duration_s
+                ));
+            }
+        }
         if let [direct, proxy] = refs[..] {
             let o = overhead(direct, proxy, a.bootstrap);
             text.push_str(&format!(
@@ -622,6 +667,11 @@ pub async fn run(a: SweepArgs) -> Result<i32> {
     let sat = if endpoints.len() == 1 {
         let msg = match saturation(&all) {
             Some((_, msg)) => msg,
+            None if all.iter().any(|r| r.duration_s < JUDGED_LEVEL_S) => format!(
+                "no saturation judged among the levels that lasted {JUDGED_LEVEL_S:.0} s or more ({} of {} lasted less: see the notes)",
+                all.iter().filter(|r| r.duration_s < JUDGED_LEVEL_S).count(),
+                all.len()
+            ),
             None => "no saturation within the levels tried: ok_rps kept growing (or latency stayed flat)".to_string(),
         };
         out.push_str(&format!("**{msg}**\n\n"));

@@ -6,8 +6,10 @@
 
 mod h1;
 pub mod parse;
+mod send;
+mod tokens;
 
-use std::sync::Once;
+use std::sync::{Arc, Once};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -17,9 +19,8 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT
 use reqwest::Method;
 
 use crate::otlp::tracer::TraceIds;
-use crate::record::{ErrorClass, Outcome, RequestRecord, TokenSource};
-use crate::tokenizer;
-use parse::StreamState;
+use crate::record::{ErrorClass, ServerTiming};
+use crate::tokenizer::Tokenizer;
 
 /// A reqwest builder with the TLS provider installed and no system proxy.
 pub fn http_builder() -> reqwest::ClientBuilder {
@@ -39,8 +40,12 @@ pub struct Prepared {
     pub path: std::borrow::Cow<'static, str>,
     pub body: Bytes,
     pub stream: bool,
-    /// Prompt tokens counted locally.
+    /// Tokens of the prompt's content (messages, prompt or inputs), counted
+    /// locally.
     pub prompt_tokens: u32,
+    /// Tokens a chat template adds around them, by OpenAI's accounting
+    /// (the client corrects it by what the preflight measured).
+    pub framing: u32,
     /// How to read the answer.
     pub expect: Expect,
     /// The report row this request also counts in.
@@ -80,6 +85,7 @@ impl Prepared {
             body,
             stream: false,
             prompt_tokens: 0,
+            framing: 0,
             expect,
             group: None,
             texts: 0,
@@ -144,6 +150,9 @@ enum Transport {
     },
     Hyper {
         pool: h1::Pool,
+        /// Connections for what the run asks besides its load (`/tokenize`),
+        /// so that they neither wait for nor reuse the load's; none is kept.
+        side: Box<h1::Pool>,
         /// The base URL's path, e.g. `/v1`.
         base_path: String,
         headers: HeaderMap,
@@ -162,6 +171,11 @@ pub struct Client {
     usage_checks: std::sync::atomic::AtomicU64,
     /// Give every request a client span's ids and send them as `traceparent`.
     tracing: bool,
+    /// What counts tokens the server's usage does not give.
+    tokenizer: Arc<Tokenizer>,
+    /// The server's chat template's tokens less OpenAI's accounting of
+    /// them (`Prepared::framing`), measured at the preflight (0 until then).
+    template_delta: i64,
 }
 
 impl Client {
@@ -217,7 +231,11 @@ impl Client {
                 );
             }
             Transport::Hyper {
-                pool: h1::Pool::new(host, port, pool, connect_timeout),
+                pool: h1::Pool::new(host, port, pool.max(1), connect_timeout),
+                // None kept: a server with a thread per connection
+                // (llama.cpp's) would hold a thread for each until its
+                // keep-alive timeout, and the load would wait for them.
+                side: Box::new(h1::Pool::new(host, port, 0, connect_timeout)),
                 base_path: url.path().trim_end_matches('/').to_string(),
                 headers,
             }
@@ -246,7 +264,35 @@ impl Client {
             origin,
             usage_checks: std::sync::atomic::AtomicU64::new(0),
             tracing: false,
+            tokenizer: crate::tokenizer::default_tokenizer(),
+            template_delta: 0,
         })
+    }
+
+    /// Count tokens the server's usage leaves out with `t` from now on.
+    pub fn set_tokenizer(&mut self, t: Arc<Tokenizer>) {
+        self.tokenizer = t;
+    }
+
+    pub fn tokenizer(&self) -> &Arc<Tokenizer> {
+        &self.tokenizer
+    }
+
+    /// How many tokens the server's chat template adds beyond OpenAI's
+    /// accounting (`Prepared::framing`), added to local prompt counts from
+    /// now on.
+    pub fn set_template_delta(&mut self, delta: i64) {
+        self.template_delta = delta;
+    }
+
+    /// A local count of a request's prompt: its content, its framing and
+    /// what the preflight measured of the server's template.
+    pub fn local_prompt_tokens(&self, req: &Prepared) -> u32 {
+        let delta = match req.expect {
+            Expect::Completion => self.template_delta,
+            _ => 0,
+        };
+        req.prompt_tokens + (req.framing as i64 + delta).max(0) as u32
     }
 
     /// Count times from `origin` (the start of the load) from now on.
@@ -274,37 +320,62 @@ impl Client {
     }
 
     /// Send the request; on an answer, its status, body and (on the hyper
-    /// path) the connection to give back once the body is read.
+    /// path) the connection to give back once the body is read, and whether
+    /// it had to be sent again on a fresh connection (a reconnect).
     async fn start(
         &self,
         req: &Prepared,
         trace: Option<TraceIds>,
-    ) -> Result<(u16, BodyStream, Option<h1::Sender>), (ErrorClass, String)> {
+        side: bool,
+    ) -> Result<Started, (ErrorClass, String)> {
         let traceparent = trace.and_then(|t| HeaderValue::from_str(&t.traceparent()).ok());
         let connect = |e: String| (ErrorClass::Connect, e);
         match &self.transport {
             Transport::Hyper {
                 pool,
+                side: side_pool,
                 base_path,
                 headers,
             } => {
+                let pool = if side { side_pool } else { pool };
                 let uri = match req.path.strip_prefix('/') {
                     Some(_) => hyper::Uri::try_from(req.path.as_ref()),
                     None => hyper::Uri::try_from(format!("{base_path}/{}", req.path)),
                 }
                 .map_err(|e| connect(format!("bad path '{}': {e}", req.path)))?;
-                let mut r = hyper::Request::new(http_body_util::Full::new(req.body.clone()));
-                *r.method_mut() = req.method.clone();
-                *r.uri_mut() = uri;
-                *r.headers_mut() = headers.clone();
-                if let Some(tp) = traceparent {
-                    r.headers_mut().insert(TRACEPARENT, tp);
-                }
-                let (resp, sender) = pool.send(r).await.map_err(|e| connect(error_chain(&e)))?;
+                let make = || {
+                    let mut r = hyper::Request::new(http_body_util::Full::new(req.body.clone()));
+                    *r.method_mut() = req.method.clone();
+                    *r.uri_mut() = uri.clone();
+                    *r.headers_mut() = headers.clone();
+                    if let Some(tp) = &traceparent {
+                        r.headers_mut().insert(TRACEPARENT, tp.clone());
+                    }
+                    r
+                };
+                let sent = pool
+                    .send(make)
+                    .await
+                    .map_err(|e| connect(error_chain(&e)))?;
+                let resp = sent.response;
                 let status = resp.status().as_u16();
+                // A server that says it will close is not surprising anyone.
+                let keep_alive = resp.version() == hyper::Version::HTTP_11
+                    && !resp
+                        .headers()
+                        .get(hyper::header::CONNECTION)
+                        .and_then(|v| v.to_str().ok())
+                        .is_some_and(|v| v.eq_ignore_ascii_case("close"));
+                let headers = server_headers(resp.headers());
                 let body = http_body_util::BodyExt::into_data_stream(resp.into_body())
                     .map(|r| r.map_err(|e| error_chain(&e)));
-                Ok((status, Box::pin(body), Some(sender)))
+                Ok(Started {
+                    status,
+                    body: Box::pin(body),
+                    conn: Some((sent.conn, keep_alive, side)),
+                    reconnect: sent.reconnect,
+                    headers,
+                })
             }
             Transport::Reqwest { http, urls } => {
                 let url = match urls.iter().find(|(p, _)| *p == req.path.as_ref()) {
@@ -320,224 +391,94 @@ impl Client {
                             .map_err(|e| connect(format!("bad URL: {e}")))?,
                     },
                 };
-                let mut builder = http.request(req.method.clone(), url).body(req.body.clone());
-                if let Some(tp) = traceparent {
-                    builder = builder.header(TRACEPARENT, tp);
-                }
-                let resp = builder.send().await.map_err(|e| connect(error_chain(&e)))?;
-                let status = resp.status().as_u16();
-                let body = resp.bytes_stream().map(|r| r.map_err(|e| error_chain(&e)));
-                Ok((status, Box::pin(body), None))
-            }
-        }
-    }
-
-    fn give_back(&self, sender: Option<h1::Sender>) {
-        if let (Some(s), Transport::Hyper { pool, .. }) = (sender, &self.transport) {
-            pool.put_back(s);
-        }
-    }
-
-    /// Send one request and measure it. `scheduled_us` is the intended send
-    /// time (the open model's schedule), or `None` to use the actual one.
-    pub async fn send(&self, req: &Prepared, scheduled_us: Option<u64>) -> RequestRecord {
-        let start = Instant::now();
-        let start_us = self.us(start);
-        let mut rec = RequestRecord::new(scheduled_us.unwrap_or(start_us).min(start_us), start_us);
-        rec.input_tokens = req.prompt_tokens;
-        rec.path = req.path.clone();
-        rec.trace = self.tracing.then(TraceIds::random);
-        let deadline = tokio::time::sleep(self.timeout);
-        tokio::pin!(deadline);
-        let timed_out = || {
-            (
-                ErrorClass::Timeout,
-                format!("no complete answer within --timeout {:?}", self.timeout),
-            )
-        };
-        let started = tokio::select! {
-            biased;
-            r = self.start(req, rec.trace) => r,
-            _ = &mut deadline => Err(timed_out()),
-        };
-        let (status, mut body, sender) = match started {
-            Ok(s) => s,
-            Err((class, msg)) => {
-                rec.end_us = self.now_us();
-                return fail(rec, class, msg);
-            }
-        };
-        rec.status = Some(status);
-        rec.group = req.group.clone();
-        rec.payload = req.payload;
-        rec.exported_trace = req.exported_trace;
-        rec.texts = req.texts;
-        let mut st = StreamState::default();
-        let success = match req.expect {
-            Expect::Status => status < 400,
-            _ => (200..300).contains(&status),
-        };
-        if success && req.stream {
-            // Events that arrive in one read share its arrival instant.
-            let mut sse = sse_parse::SseParser::new();
-            let mut clean_end = false;
-            'read: loop {
-                let chunk = tokio::select! {
-                    biased;
-                    c = body.next() => c,
-                    _ = &mut deadline => {
-                        st.failure = Some(timed_out());
-                        break;
+                let send = || {
+                    let mut builder = http
+                        .request(req.method.clone(), url.clone())
+                        .body(req.body.clone());
+                    if let Some(tp) = &traceparent {
+                        builder = builder.header(TRACEPARENT, tp.clone());
                     }
+                    builder.send()
                 };
-                let at = Instant::now();
-                match chunk {
-                    None => {
-                        clean_end = true;
-                        break;
+                // reqwest replaces pooled connections it finds closed before
+                // writing on its own; one that closes after the request was
+                // written, with no byte of an answer, is sent again here.
+                let (resp, reconnect) = match send().await {
+                    Ok(r) => (r, false),
+                    Err(e)
+                        if !e.is_connect() && !e.is_timeout() && h1::closed_before_answer(&e) =>
+                    {
+                        (send().await.map_err(|e| connect(error_chain(&e)))?, true)
                     }
-                    Some(Ok(bytes)) => {
-                        sse.feed(&bytes);
-                        while let Some(ev) = sse.next_event() {
-                            if !st.on_event(&ev.data, at) {
-                                break 'read;
-                            }
-                        }
-                    }
-                    Some(Err(e)) => {
-                        st.failure = Some((ErrorClass::StreamCut, e));
-                        break;
-                    }
-                }
-            }
-            if clean_end {
-                self.give_back(sender);
-            }
-        } else {
-            let whole = tokio::select! {
-                biased;
-                b = read_all(&mut body) => b,
-                _ = &mut deadline => Err(timed_out()),
-            };
-            let at = Instant::now();
-            match whole {
-                Ok(bytes) => {
-                    self.give_back(sender);
-                    if !success {
-                        rec.end_us = self.us(at);
-                        return fail(
-                            rec,
-                            ErrorClass::from_status(status),
-                            parse::error_message(&bytes),
-                        );
-                    }
-                    match req.expect {
-                        Expect::Completion => st.on_body(&bytes, at),
-                        Expect::Embeddings => {
-                            rec.end_us = self.us(at);
-                            return embeddings(rec, &bytes, req);
-                        }
-                        Expect::Status => {
-                            rec.end_us = self.us(at);
-                            return rec;
-                        }
-                        Expect::Otlp => {
-                            rec.end_us = self.us(at);
-                            rec.payload.rejected_spans =
-                                crate::otlp::rejected_spans(&bytes).min(rec.payload.spans);
-                            return rec;
-                        }
-                    }
-                }
-                Err(failure) => st.failure = Some(failure),
+                    Err(e) => return Err(connect(error_chain(&e))),
+                };
+                let status = resp.status().as_u16();
+                let headers = server_headers(resp.headers());
+                let body = resp.bytes_stream().map(|r| r.map_err(|e| error_chain(&e)));
+                Ok(Started {
+                    status,
+                    body: Box::pin(body),
+                    conn: None,
+                    reconnect,
+                    headers,
+                })
             }
         }
-        rec.end_us = self.now_us();
-        if !success {
-            let msg = st.failure.map(|f| f.1).unwrap_or_default();
-            return fail(rec, ErrorClass::from_status(status), msg);
-        }
-        self.finish(rec, st, req)
     }
 
-    fn finish(&self, mut rec: RequestRecord, st: StreamState, req: &Prepared) -> RequestRecord {
-        rec.ttft_us = st
-            .first_output
-            .map(|t| self.us(t).saturating_sub(rec.start_us));
-        rec.ttfo_us = st
-            .first_visible
-            .map(|t| self.us(t).saturating_sub(rec.start_us));
-        rec.server_timing = st.server_timing;
-        match st.usage.and_then(|u| u.completion_tokens) {
-            Some(n) => {
-                rec.output_tokens = n;
-                rec.output_source = TokenSource::Usage;
-                let k = self
-                    .usage_checks
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if k < USAGE_CHECK_FIRST || k % USAGE_CHECK_EVERY == 0 {
-                    let local = tokenizer::count(&st.text);
-                    let diff = (n as f64 - local as f64).abs();
-                    rec.usage_checked = true;
-                    rec.usage_mismatch = diff > 0.10 * (n.max(1) as f64);
-                }
-            }
-            None => {
-                let local = tokenizer::count(&st.text);
-                if local == 0 && st.output_chunks > 0 {
-                    rec.output_tokens = st.output_chunks;
-                    rec.output_source = TokenSource::Chunks;
-                } else {
-                    rec.output_tokens = local;
-                    rec.output_source = TokenSource::Tokenizer;
-                }
-            }
+    fn give_back(&self, conn: Option<(h1::Conn, bool, bool)>) {
+        if let (Some((c, keep_alive, side)), Transport::Hyper { pool, side: s, .. }) =
+            (conn, &self.transport)
+        {
+            if side { s } else { pool }.put_back(c, keep_alive);
         }
-        if let Some(p) = st.usage.and_then(|u| u.prompt_tokens) {
-            rec.input_tokens = p;
-            rec.input_source = TokenSource::Usage;
-        } else {
-            rec.input_tokens = req.prompt_tokens;
-            rec.input_source = TokenSource::Tokenizer;
-        }
-        rec.reasoning_tokens = st
-            .usage
-            .and_then(|u| u.completion_tokens_details)
-            .and_then(|d| d.reasoning_tokens);
-        if let Some((class, msg)) = st.end_class() {
-            return fail(rec, class, msg);
-        }
-        rec.itl_us = st.gaps_us;
-        if req.keep_text {
-            rec.output_text = Some(st.text);
-        }
-        rec
+    }
+
+    /// POST `body` to `path` (from the origin's root when it starts with
+    /// `/`) and read the whole answer, unmeasured: for what the run asks
+    /// the server besides its load (its `/tokenize`).
+    pub async fn post_raw(&self, path: &'static str, body: Bytes) -> Result<(u16, Bytes), String> {
+        let req = Prepared::post(path, body, Expect::Status);
+        let call = async {
+            let mut s = self.start(&req, None, true).await.map_err(|(_, m)| m)?;
+            let bytes = read_all(&mut s.body).await.map_err(|(_, m)| m)?;
+            self.give_back(s.conn);
+            Ok((s.status, bytes))
+        };
+        tokio::time::timeout(self.timeout, call)
+            .await
+            .map_err(|_| format!("no answer from {path} within --timeout {:?}", self.timeout))?
     }
 }
 
-/// Check an embeddings answer: one vector per input; note their length.
-fn embeddings(mut rec: RequestRecord, body: &[u8], req: &Prepared) -> RequestRecord {
-    match parse::embeddings(body) {
-        Ok(e) => {
-            if e.vectors != req.texts {
-                return fail(
-                    rec,
-                    ErrorClass::BadBody,
-                    format!("{} vectors for {} inputs", e.vectors, req.texts),
-                );
-            }
-            rec.dims = e.dims;
-            match e.prompt_tokens {
-                Some(n) => {
-                    rec.input_tokens = n;
-                    rec.input_source = TokenSource::Usage;
-                }
-                None => rec.input_source = TokenSource::Tokenizer,
-            }
-            rec
-        }
-        Err(msg) => fail(rec, ErrorClass::BadBody, msg),
+/// An answer's head: what [`Client::start`] returns.
+struct Started {
+    status: u16,
+    body: BodyStream,
+    /// The hyper path's connection, whether it may be kept alive, and
+    /// whether it is the side pool's.
+    conn: Option<(h1::Conn, bool, bool)>,
+    /// The request went out again on a fresh connection.
+    reconnect: bool,
+    /// Timings the server put in its headers (TGI's `x-queue-time`, …).
+    headers: Option<ServerTiming>,
+}
+
+/// TGI's timing headers: `x-queue-time`, `x-inference-time` (ms) and
+/// `x-generated-tokens`; None when the answer carries none.
+fn server_headers(h: &HeaderMap) -> Option<ServerTiming> {
+    let get = |k: &str| h.get(k)?.to_str().ok()?.trim().parse::<f64>().ok();
+    let queue = get("x-queue-time");
+    let inference = get("x-inference-time");
+    if queue.is_none() && inference.is_none() {
+        return None;
     }
+    Some(ServerTiming {
+        queue_ms: queue,
+        inference_ms: inference,
+        output_tokens: get("x-generated-tokens").map(|n| n as u32),
+        ..ServerTiming::default()
+    })
 }
 
 /// Read a body to its end. The error is a stream cut (the class the caller
@@ -562,12 +503,6 @@ async fn read_all(body: &mut BodyStream) -> Result<Bytes, (ErrorClass, String)> 
     } else {
         Bytes::from(rest)
     })
-}
-
-fn fail(mut rec: RequestRecord, class: ErrorClass, message: String) -> RequestRecord {
-    rec.outcome = Outcome::Error(class);
-    rec.error_message = Some(message);
-    rec
 }
 
 /// An error with its sources, on one line ("error sending request: connection refused").

@@ -61,6 +61,14 @@ pub struct UsageIn {
     pub completion_tokens: Option<u32>,
     #[serde(default)]
     pub completion_tokens_details: Option<DetailsIn>,
+    #[serde(default)]
+    pub prompt_tokens_details: Option<PromptDetailsIn>,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy)]
+pub struct PromptDetailsIn {
+    #[serde(default)]
+    pub cached_tokens: Option<u32>,
 }
 
 #[derive(Debug, Deserialize, Clone, Copy)]
@@ -69,12 +77,19 @@ pub struct DetailsIn {
     pub reasoning_tokens: Option<u32>,
 }
 
+/// llama.cpp's `timings` (its last chunk, or a whole answer).
 #[derive(Debug, Deserialize, Clone, Copy)]
 struct TimingsIn {
     #[serde(default)]
     prompt_ms: Option<f64>,
     #[serde(default)]
     predicted_ms: Option<f64>,
+    #[serde(default)]
+    prompt_n: Option<u32>,
+    #[serde(default)]
+    predicted_n: Option<u32>,
+    #[serde(default)]
+    cache_n: Option<u32>,
 }
 
 /// What one response told us.
@@ -154,9 +169,18 @@ impl StreamState {
             self.usage = Some(u);
         }
         if let Some(t) = chunk.timings {
-            self.server_timing = Some(ServerTiming {
-                prompt_ms: t.prompt_ms.unwrap_or(0.0),
-                predicted_ms: t.predicted_ms.unwrap_or(0.0),
+            let body = ServerTiming {
+                prompt_ms: t.prompt_ms,
+                decode_ms: t.predicted_ms,
+                prompt_tokens: t.prompt_n,
+                output_tokens: t.predicted_n,
+                cached_tokens: t.cache_n,
+                ..ServerTiming::default()
+            };
+            // What the body says wins over the headers (sent before it).
+            self.server_timing = Some(match self.server_timing {
+                Some(h) => body.or(h),
+                None => body,
             });
         }
         let mut carries_output = false;
@@ -422,7 +446,8 @@ mod tests {
                 .reasoning_tokens,
             Some(2)
         );
-        assert_eq!(st.server_timing.unwrap().prompt_ms, 12.5);
+        assert_eq!(st.server_timing.unwrap().prompt_ms, Some(12.5));
+        assert_eq!(st.server_timing.unwrap().decode_ms, Some(40.0));
         assert!(st.end_class().is_none());
     }
 

@@ -64,6 +64,10 @@ pub struct WindowSummary {
     pub spans: u64,
     #[serde(default, skip_serializing_if = "is_zero")]
     pub rejected_spans: u64,
+    /// Requests sent again on a fresh connection (the server had closed
+    /// their kept-alive one).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub reconnects: u64,
     /// The generator's resident memory at the end of the window, MiB.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rss_mib: Option<f64>,
@@ -117,6 +121,24 @@ pub struct Sample {
     pub latency_ms: Option<f64>,
     pub input_tokens: u32,
     pub output_tokens: u32,
+    /// Where the output count came from: `usage`, `tokenizer`, `chunks`.
+    #[serde(default)]
+    pub output_source: crate::record::TokenSource,
+    /// It went out again on a fresh connection (the server had closed the
+    /// kept-alive one).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reconnect: bool,
+    /// The server's own prompt (prefill) and generation time, ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_prompt_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_decode_ms: Option<f64>,
+    /// Prompt tokens it served from its cache.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cached_tokens: Option<u32>,
+    /// The tokens it generated, by its own count.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_output_tokens: Option<u32>,
 }
 
 impl Sample {
@@ -141,6 +163,12 @@ impl Sample {
             latency_ms: open_model.then(|| ms(r.latency_us())),
             input_tokens: r.input_tokens,
             output_tokens: r.output_tokens,
+            output_source: r.output_source,
+            reconnect: r.reconnect,
+            server_prompt_ms: r.server_timing.and_then(|t| t.prompt_ms),
+            server_decode_ms: r.server_timing.and_then(|t| t.decode_ms),
+            cached_tokens: r.server_timing.and_then(|t| t.cached_tokens),
+            server_output_tokens: r.server_timing.and_then(|t| t.output_tokens),
         }
     }
 
@@ -419,6 +447,7 @@ impl Collector {
             e2e_p50: p(h("e2e"), 0.5),
             e2e_p95: p(h("e2e"), 0.95),
             e2e_p99: p(h("e2e"), 0.99),
+            reconnects: agg.reconnects,
             payload_bytes: agg.payload.sent_bytes,
             wire_bytes: agg.payload.wire_bytes,
             spans: agg.payload.accepted_spans(),

@@ -53,6 +53,13 @@ pub struct Counts {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_start_us: Option<u64>,
     pub last_end_us: u64,
+    /// Requests sent again on a fresh connection (the kept-alive one was
+    /// closed by the server).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub reconnects: u64,
+    /// What the server reported about itself.
+    #[serde(default, skip_serializing_if = "super::ServerCounts::is_empty")]
+    pub server: super::ServerCounts,
     #[serde(default)]
     pub statuses: BTreeMap<u16, u64>,
     #[serde(default)]
@@ -64,6 +71,10 @@ pub struct Counts {
     /// Non-empty histograms (µs), as [`encode_histogram`] writes them.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub histograms: BTreeMap<String, String>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Serialize a histogram in HdrHistogram's standard V2 deflate form, base64.
@@ -120,6 +131,8 @@ impl Aggregate {
             good: self.good,
             first_start_us: self.first_start_us,
             last_end_us: self.last_end_us,
+            reconnects: self.reconnects,
+            server: self.server,
             statuses: self.statuses.clone(),
             output_sources: self.output_sources.clone(),
             input_sources: self.input_sources.clone(),
@@ -173,6 +186,8 @@ impl Aggregate {
             good: c.good,
             first_start_us: c.first_start_us,
             last_end_us: c.last_end_us,
+            reconnects: c.reconnects,
+            server: c.server,
             statuses: c.statuses.clone(),
             output_sources: c.output_sources.clone(),
             input_sources: c.input_sources.clone(),

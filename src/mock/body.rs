@@ -16,7 +16,7 @@ use bytes::{Bytes, BytesMut};
 use futures_util::Stream;
 use hyper::body::{Body, Frame, SizeHint};
 
-use super::openai::{token_text, Api, Templates, Usage};
+use super::openai::{token_text, Api, Templates, Timings, Usage};
 use super::stats::{Fault, MockRecord, StatsHandle};
 use crate::timer::{self, Sleep};
 
@@ -82,6 +82,8 @@ pub struct StreamPlan {
     pub malformed_at: Option<u32>,
     pub finish_reason: &'static str,
     pub usage: Option<Usage>,
+    /// Send llama.cpp-style `timings` in the finish chunk.
+    pub timings: bool,
     pub rng: fastrand::Rng,
 }
 
@@ -136,6 +138,22 @@ impl TokenStream {
             }
             self.stats.record(r);
         }
+    }
+
+    /// The stream's own timings, by its send stamps: arrival → first token,
+    /// first → last token.
+    fn timings(&self) -> Option<Timings> {
+        let r = self.record.as_ref().filter(|_| self.plan.timings)?;
+        let first = r.first_token.map_or(r.arrival, |(sent, _)| sent);
+        let last = self.last_sent.unwrap_or(first);
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        Some(Timings {
+            prompt_ms: ms(first.saturating_duration_since(r.arrival)),
+            predicted_ms: ms(last.saturating_duration_since(first)),
+            prompt_n: r.prompt_tokens.saturating_sub(r.cached_tokens),
+            predicted_n: r.output_tokens,
+            cache_n: r.cached_tokens,
+        })
     }
 
     /// Send every chunk that is due, coalesced into one frame: when several
@@ -233,10 +251,12 @@ impl TokenStream {
                 }
                 Phase::Finish => {
                     self.phase = Phase::Done;
+                    let timings = self.timings();
                     self.plan.templates.put_finish(
                         &mut out,
                         self.plan.finish_reason,
                         self.plan.usage,
+                        timings,
                     );
                     self.finish_record(None);
                     return ready(out);

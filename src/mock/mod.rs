@@ -15,6 +15,7 @@
 //! lock unless `--prefix-cache` is on.
 
 mod body;
+mod conn;
 pub mod openai;
 mod otlp;
 mod proxy;
@@ -35,7 +36,6 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::header::{HeaderMap, HeaderValue, CONTENT_TYPE, RETRY_AFTER};
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use regex::Regex;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -129,6 +129,8 @@ pub struct Faults {
     pub cut_stream_rate: f64,
     pub malformed_rate: f64,
     pub otlp_reject_rate: f64,
+    /// Close the connection after this share of responses.
+    pub close_after_response: f64,
 }
 
 /// Everything the mock is told to do.
@@ -148,6 +150,10 @@ pub struct MockConfig {
     pub max_concurrency: Option<usize>,
     /// Proxy mode: answers are read whole before they are sent on.
     pub buffer_responses: bool,
+    /// Send llama.cpp-style `timings`.
+    pub timings: bool,
+    /// Serve `POST /tokenize`.
+    pub tokenize: bool,
 }
 
 fn rate(name: &str, v: f64) -> Result<f64, String> {
@@ -234,6 +240,7 @@ impl MockConfig {
                 cut_stream_rate: rate("cut-stream-rate", a.cut_stream_rate)?,
                 malformed_rate: rate("malformed-rate", a.malformed_rate)?,
                 otlp_reject_rate: rate("otlp-reject-rate", a.otlp_reject_rate)?,
+                close_after_response: rate("close-after-response", a.close_after_response)?,
             },
             prefix_cache: a.prefix_cache,
             dims: a.dims,
@@ -243,6 +250,8 @@ impl MockConfig {
             seed: a.seed,
             max_concurrency: a.max_concurrency,
             buffer_responses: a.buffer_responses,
+            timings: a.timings,
+            tokenize: a.tokenize,
         })
     }
 
@@ -312,15 +321,17 @@ impl PrefixCache {
 }
 
 /// Shared state of a running mock.
-struct State {
-    config: MockConfig,
+pub(super) struct State {
+    pub(super) config: MockConfig,
     limiter: Option<DefaultDirectRateLimiter>,
     /// `--max-concurrency`: a slot per request being served.
     slots: Option<Arc<tokio::sync::Semaphore>>,
     prefix: Option<Mutex<PrefixCache>>,
-    stats: StatsHandle,
+    pub(super) stats: StatsHandle,
     proxy: Option<reqwest::Client>,
     counter: AtomicU64,
+    /// Draws of [`State::coin`].
+    draws: AtomicU64,
     auth: Option<HeaderValue>,
     /// W3C `traceparent` headers received (only requests that carry one
     /// take this lock).
@@ -390,6 +401,7 @@ impl State {
             stats: StatsHandle::spawn(),
             proxy,
             counter: AtomicU64::new(0),
+            draws: AtomicU64::new(0),
             auth,
             traceparents: Mutex::default(),
             received: Mutex::default(),
@@ -399,6 +411,13 @@ impl State {
 
     fn next_id(&self) -> u64 {
         self.counter.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// True with probability `p`: a fault's draw that is not tied to a
+    /// request's id (seeded with `--seed`, in the order of the draws).
+    pub(super) fn coin(&self, p: f64) -> bool {
+        let n = self.draws.fetch_add(1, Ordering::Relaxed);
+        self.rng(n ^ 0x5eed_c105e).f64() < p
     }
 
     fn rng(&self, id: u64) -> fastrand::Rng {
@@ -474,7 +493,7 @@ pub async fn start(config: MockConfig, addr: &str) -> anyhow::Result<MockServer>
     let stats = state.stats.clone();
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
-        accept_loop(listener, state, async {
+        conn::accept_loop(listener, state, async {
             let _ = rx.await;
         })
         .await
@@ -494,41 +513,8 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let state = Arc::new(State::new(config)?);
-    accept_loop(listener, state, shutdown).await;
+    conn::accept_loop(listener, state, shutdown).await;
     Ok(())
-}
-
-async fn accept_loop(
-    listener: TcpListener,
-    state: Arc<State>,
-    shutdown: impl std::future::Future<Output = ()>,
-) {
-    tokenizer::warm_up();
-    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-    tokio::pin!(shutdown);
-    loop {
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
-            _ = &mut shutdown => return,
-        };
-        let stream = match accepted {
-            Ok((s, _)) => s,
-            Err(_) => {
-                // Out of file descriptors, most likely: back off briefly.
-                tokio::time::sleep(Duration::from_millis(5)).await;
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
-        let state = state.clone();
-        let builder = builder.clone();
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req| handle(state.clone(), req));
-            let _ = builder
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
-    }
 }
 
 type Resp = Response<MockBody>;
@@ -554,7 +540,7 @@ fn bad_request(message: &str) -> Resp {
     )
 }
 
-async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Resp, Infallible> {
+pub(super) async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Resp, Infallible> {
     let arrival = Instant::now();
     if let Some(tp) = req.headers().get("traceparent") {
         if let Ok(mut t) = state.traceparents.lock() {
@@ -599,6 +585,18 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Resp, Infal
                 "invalid_request_error",
                 None,
             ),
+        });
+    }
+    if path == "/tokenize" && state.config.tokenize {
+        // llama.cpp's shape; not a request of the load, so not counted.
+        let body = Limited::new(req.into_body(), MAX_BODY)
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        return Ok(match openai::tokenize(&body) {
+            Ok(b) => json_response(StatusCode::OK, b),
+            Err(e) => bad_request(&e),
         });
     }
     if path == "/mock/arrivals" {
@@ -1027,6 +1025,13 @@ async fn completion(
             refusal: refused,
             finish_reason,
             usage: latency.usage.then_some(usage),
+            timings: state.config.timings.then(|| openai::Timings {
+                prompt_ms: first_due.saturating_duration_since(arrival).as_secs_f64() * 1000.0,
+                predicted_ms: done.saturating_duration_since(first_due).as_secs_f64() * 1000.0,
+                prompt_n: prompt_tokens.saturating_sub(cached),
+                predicted_n: n,
+                cache_n: cached,
+            }),
         }
         .body();
         crate::timer::sleep_until(done).await;
@@ -1058,6 +1063,7 @@ async fn completion(
         malformed_at,
         finish_reason,
         usage: (latency.usage && include_usage).then_some(usage),
+        timings: state.config.timings,
         rng: rng.fork(),
     };
     if latency.slow_headers > Duration::ZERO {

@@ -174,6 +174,26 @@ impl Usage {
     }
 }
 
+/// llama.cpp's `timings` object: the mock's own prompt (arrival → first
+/// token) and generation (first → last token) times.
+#[derive(Debug, Clone, Copy)]
+pub struct Timings {
+    pub prompt_ms: f64,
+    pub predicted_ms: f64,
+    pub prompt_n: u32,
+    pub predicted_n: u32,
+    pub cache_n: u32,
+}
+
+impl Timings {
+    fn json(&self) -> String {
+        format!(
+            "{{\"cache_n\":{},\"prompt_n\":{},\"prompt_ms\":{:.3},\"predicted_n\":{},\"predicted_ms\":{:.3}}}",
+            self.cache_n, self.prompt_n, self.prompt_ms, self.predicted_n, self.predicted_ms
+        )
+    }
+}
+
 /// Pre-serialized pieces of one streamed response.
 pub struct Templates {
     api: Api,
@@ -239,16 +259,28 @@ impl Templates {
         }
     }
 
-    /// The end of a stream: the finish chunk, the usage chunk when asked, `[DONE]`.
-    pub fn put_finish(&self, b: &mut BytesMut, finish_reason: &str, usage: Option<Usage>) {
-        b.reserve(self.head.len() * 2 + 256);
+    /// The end of a stream: the finish chunk (with the `timings`, as
+    /// llama.cpp's, when asked), the usage chunk when asked, `[DONE]`.
+    pub fn put_finish(
+        &self,
+        b: &mut BytesMut,
+        finish_reason: &str,
+        usage: Option<Usage>,
+        timings: Option<Timings>,
+    ) {
+        b.reserve(self.head.len() * 2 + 384);
         b.put_slice(&self.head);
         match self.api {
             Api::Chat => b.put_slice(b"{},\"logprobs\":null,\"finish_reason\":\""),
             Api::Text => b.put_slice(b"\",\"index\":0,\"logprobs\":null,\"finish_reason\":\""),
         }
         b.put_slice(finish_reason.as_bytes());
-        b.put_slice(b"\"}]}\n\n");
+        b.put_slice(b"\"}]");
+        if let Some(t) = timings {
+            b.put_slice(b",\"timings\":");
+            b.put_slice(t.json().as_bytes());
+        }
+        b.put_slice(b"}\n\n");
         if let Some(u) = usage {
             b.put_slice(&self.usage_head);
             b.put_slice(b",\"usage\":");
@@ -288,6 +320,7 @@ pub struct Completion<'a> {
     pub refusal: bool,
     pub finish_reason: &'a str,
     pub usage: Option<Usage>,
+    pub timings: Option<Timings>,
 }
 
 impl Completion<'_> {
@@ -301,8 +334,17 @@ impl Completion<'_> {
             refusal,
             finish_reason,
             usage,
+            timings,
         } = *self;
-        completion_body(api, id, created, model, text, refusal, finish_reason, usage)
+        let mut body =
+            completion_body(api, id, created, model, text, refusal, finish_reason, usage);
+        if let Some(t) = timings {
+            body.pop();
+            body.push_str(",\"timings\":");
+            body.push_str(&t.json());
+            body.push('}');
+        }
+        Bytes::from(body)
     }
 }
 
@@ -330,7 +372,7 @@ fn completion_body(
     refusal: bool,
     finish_reason: &str,
     usage: Option<Usage>,
-) -> Bytes {
+) -> String {
     use std::fmt::Write as _;
     let mut o = String::with_capacity(text.len() + model.len() + 512);
     let (prefix, object) = match api {
@@ -368,7 +410,22 @@ fn completion_body(
         o.push_str(&u.json());
     }
     o.push('}');
-    Bytes::from(o)
+    o
+}
+
+/// llama.cpp's `POST /tokenize {"content": TEXT}` → `{"tokens": [ids]}`,
+/// with `cl100k_base` ids.
+pub fn tokenize(body: &[u8]) -> Result<Bytes, String> {
+    #[derive(serde::Deserialize)]
+    struct In {
+        content: String,
+    }
+    let i: In =
+        serde_json::from_slice(body).map_err(|e| format!("expected {{\"content\": TEXT}}: {e}"))?;
+    let tokens = crate::tokenizer::encode(&i.content);
+    Ok(Bytes::from(
+        serde_json::json!({ "tokens": tokens }).to_string(),
+    ))
 }
 
 /// A deterministic unit vector of `dims` floats derived from `text`.
@@ -482,10 +539,21 @@ mod tests {
                 completion: 2,
                 cached: 0,
             }),
+            Some(Timings {
+                prompt_ms: 12.5,
+                predicted_ms: 40.0,
+                prompt_n: 5,
+                predicted_n: 2,
+                cache_n: 0,
+            }),
         );
         let s = std::str::from_utf8(&end).unwrap();
         let events: Vec<&str> = s.split("\n\n").filter(|e| !e.is_empty()).collect();
         assert_eq!(events.len(), 3);
+        let finish: serde_json::Value = serde_json::from_str(&events[0][6..]).unwrap();
+        assert_eq!(finish["choices"][0]["finish_reason"], "stop");
+        assert_eq!(finish["timings"]["prompt_ms"], 12.5);
+        assert_eq!(finish["timings"]["predicted_n"], 2);
         let usage: serde_json::Value = serde_json::from_str(&events[1][6..]).unwrap();
         assert_eq!(usage["usage"]["total_tokens"], 7);
         assert_eq!(usage["choices"].as_array().unwrap().len(), 0);
@@ -508,10 +576,18 @@ mod tests {
             refusal: false,
             finish_reason: "stop",
             usage: None,
+            timings: Some(Timings {
+                prompt_ms: 1.0,
+                predicted_ms: 2.0,
+                prompt_n: 3,
+                predicted_n: 1,
+                cache_n: 0,
+            }),
         }
         .body();
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(v["choices"][0]["text"], "hi");
+        assert_eq!(v["timings"]["predicted_ms"], 2.0);
     }
 
     #[test]

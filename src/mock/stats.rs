@@ -106,6 +106,8 @@ pub struct OtlpStats {
 pub struct StatsHandle {
     tx: mpsc::Sender<Box<MockRecord>>,
     shared: Arc<Mutex<Collector>>,
+    /// Connections closed after a response (`--close-after-response`).
+    closed: Arc<std::sync::atomic::AtomicU64>,
 }
 
 struct Collector {
@@ -160,7 +162,17 @@ impl StatsHandle {
             // Without it, `GET /mock/stats` still drains before it answers.
             eprintln!("warning: mock: no stats thread ({e}); records are drained when read");
         }
-        StatsHandle { tx, shared }
+        StatsHandle {
+            tx,
+            shared,
+            closed: Arc::default(),
+        }
+    }
+
+    /// A connection was closed after a response, keep-alive notwithstanding.
+    pub fn note_closed_after_response(&self) {
+        self.closed
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
     pub fn record(&self, r: MockRecord) {
@@ -171,7 +183,9 @@ impl StatsHandle {
         match self.shared.lock() {
             Ok(mut c) => {
                 c.drain();
-                c.stats.snapshot()
+                let mut s = c.stats.snapshot();
+                s.closed_after_response = self.closed.load(std::sync::atomic::Ordering::Relaxed);
+                s
             }
             Err(_) => StatsSnapshot::default(),
         }
@@ -194,6 +208,7 @@ impl StatsHandle {
     }
 
     pub fn reset(&self) {
+        self.closed.store(0, std::sync::atomic::Ordering::Relaxed);
         if let Ok(mut c) = self.shared.lock() {
             c.drain();
             c.stats = Stats::default();
@@ -328,6 +343,7 @@ impl Stats {
             token_lag_us: Summary::of(&self.token_lag),
             proxy_hold_us: Summary::of(&self.hold),
             otlp: self.otlp.clone(),
+            closed_after_response: 0,
         }
     }
 }
@@ -405,4 +421,8 @@ pub struct StatsSnapshot {
     /// OTLP exports received.
     #[serde(default)]
     pub otlp: OtlpStats,
+    /// Connections the mock closed after a response, though it had
+    /// advertised keep-alive (`--close-after-response`).
+    #[serde(default)]
+    pub closed_after_response: u64,
 }

@@ -35,6 +35,12 @@ const REQUEST_HEADER: &[&str] = &[
     "latency_ms",
     "input_tokens",
     "output_tokens",
+    "output_source",
+    "reconnect",
+    "server_prompt_ms",
+    "server_decode_ms",
+    "cached_tokens",
+    "server_output_tokens",
 ];
 
 fn opt(x: Option<f64>) -> String {
@@ -74,6 +80,14 @@ pub fn write_requests(r: &RunResult, path: &Path) -> anyhow::Result<()> {
             opt(s.latency_ms),
             s.input_tokens.to_string(),
             s.output_tokens.to_string(),
+            s.output_source.as_str().to_string(),
+            s.reconnect.to_string(),
+            opt(s.server_prompt_ms),
+            opt(s.server_decode_ms),
+            s.cached_tokens.map(|n| n.to_string()).unwrap_or_default(),
+            s.server_output_tokens
+                .map(|n| n.to_string())
+                .unwrap_or_default(),
         ])?;
     }
     w.flush()
@@ -98,6 +112,7 @@ pub fn summary_rows(r: &RunResult) -> Vec<(String, String, f64)> {
         ("tokens_per_s", s.tokens_per_s),
         ("input_tokens", s.input_tokens as f64),
         ("output_tokens", s.output_tokens as f64),
+        ("reconnects", s.reconnects as f64),
         ("duration_s", r.duration_s),
     ] {
         push(total, k, v);

@@ -605,6 +605,16 @@ pub fn render(r: &RunResult) -> String {
             },
         ),
         ("headers", headers),
+        (
+            "tokenizer",
+            r.tokenizer
+                .as_ref()
+                .map(|t| match t.template_tokens {
+                    Some(n) => format!("{} (chat template: {n} tokens)", t.name),
+                    None => t.name.clone(),
+                })
+                .unwrap_or_default(),
+        ),
         ("tags", tags),
         ("thresholds", p.thresholds.join(", ")),
         ("SLOs", p.slos.join(", ")),
@@ -629,8 +639,12 @@ pub fn render(r: &RunResult) -> String {
         ),
     ]);
     let title = format!("periscope: {} → {}", p.workload, p.target);
+    let reconnects = match r.summary.reconnects {
+        0 => String::new(),
+        n => format!(", {n} reconnects"),
+    };
     let subtitle = format!(
-        "run {} · started {} · {:.1}s · {} requests, {} ok, {} errors",
+        "run {} · started {} · {:.1}s · {} requests, {} ok, {} errors{reconnects}",
         r.run_id, r.started_at, r.duration_s, r.summary.requests, r.summary.ok, r.summary.errors
     );
     page(

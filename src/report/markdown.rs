@@ -526,36 +526,34 @@ pub fn render(r: &RunResult) -> String {
     }
     let s = &r.summary;
     let _ = writeln!(out, "### Summary\n");
-    let _ = writeln!(
-        out,
-        "{}\n",
-        table(
-            &[
-                "req",
-                "ok",
-                "err",
-                "interrupted",
-                "error_rate",
-                "ok_rps",
-                "tokens/s",
-                "input tokens",
-                "output tokens",
-                "duration"
-            ],
-            vec![vec![
-                s.requests.to_string(),
-                s.ok.to_string(),
-                s.errors.to_string(),
-                s.interrupted.to_string(),
-                format!("{:.2}%", s.error_rate * 100.0),
-                f2(s.ok_rps),
-                f1(s.tokens_per_s),
-                s.input_tokens.to_string(),
-                s.output_tokens.to_string(),
-                format!("{:.1}s", r.duration_s),
-            ]],
-        )
-    );
+    let mut header = vec!["req", "ok", "err", "interrupted"];
+    let mut row = vec![
+        s.requests.to_string(),
+        s.ok.to_string(),
+        s.errors.to_string(),
+        s.interrupted.to_string(),
+    ];
+    if s.reconnects > 0 {
+        header.push("reconnects");
+        row.push(s.reconnects.to_string());
+    }
+    header.extend([
+        "error_rate",
+        "ok_rps",
+        "tokens/s",
+        "input tokens",
+        "output tokens",
+        "duration",
+    ]);
+    row.extend([
+        format!("{:.2}%", s.error_rate * 100.0),
+        f2(s.ok_rps),
+        f1(s.tokens_per_s),
+        s.input_tokens.to_string(),
+        s.output_tokens.to_string(),
+        format!("{:.1}s", r.duration_s),
+    ]);
+    let _ = writeln!(out, "{}\n", table(&header, vec![row]));
 
     let rows: Vec<Vec<String>> = ROWS
         .iter()
@@ -621,6 +619,7 @@ pub fn render(r: &RunResult) -> String {
         );
     }
 
+    out.push_str(&super::timings::markdown(r));
     out.push_str(&workload_figures(r));
     out.push_str(&groups(r));
     out.push_str(&stages(r));
@@ -698,6 +697,17 @@ pub fn render(r: &RunResult) -> String {
             sources.join(", ")
         ));
     }
+    if let Some(t) = &r.tokenizer {
+        notes.push(format!(
+            "tokens the usage leaves out counted by {}{}",
+            t.name,
+            t.template_tokens
+                .map(|n| format!(
+                    "; the chat template adds {n} tokens to a prompt (measured at the preflight)"
+                ))
+                .unwrap_or_default()
+        ));
+    }
     if s.reasoning_tokens > 0 {
         notes.push(format!(
             "reasoning tokens (from usage): {}",
@@ -722,11 +732,12 @@ pub fn render(r: &RunResult) -> String {
         let _ = writeln!(out, "- {n}");
     }
     let _ = writeln!(out);
-    let defs: Vec<String> = ROWS
+    let mut defs: Vec<String> = ROWS
         .iter()
         .filter(|(name, _)| r.latency.contains_key(*name))
         .map(|(name, d)| format!("`{name}`: {d}"))
         .collect();
+    defs.extend(super::timings::definitions(r));
     if let Some(o) = &r.otlp {
         out.push_str(&otlp(o));
     }

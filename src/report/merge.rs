@@ -167,6 +167,7 @@ fn add_window(into: &mut WindowSummary, w: &WindowSummary) {
     into.wire_bytes += w.wire_bytes;
     into.spans += w.spans;
     into.rejected_spans += w.rejected_spans;
+    into.reconnects += w.reconnects;
     into.active_vus += w.active_vus;
     into.in_flight += w.in_flight;
     into.rss_mib = match (into.rss_mib, w.rss_mib) {
@@ -378,5 +379,6 @@ pub fn merge(results: &[(PathBuf, RunResult)], force: bool) -> Result<RunResult,
             })
             .collect(),
         outputs: Vec::new(),
+        tokenizer: first.tokenizer.clone(),
     }))
 }

@@ -14,6 +14,7 @@ pub mod merge;
 pub mod read;
 pub mod result;
 pub mod scenario;
+pub mod timings;
 
 pub use result::RunResult;
 

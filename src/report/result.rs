@@ -80,6 +80,16 @@ pub struct RunResult {
     /// otlp-traces: what the backend took in, and by scenario.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub otlp: Option<OtlpFigures>,
+    /// What counted the tokens the server's usage left out, and the tokens
+    /// its chat template adds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokenizer: Option<TokenizerInfo>,
+    /// What the server reported about its own handling of the requests
+    /// (llama.cpp's `timings`, cached prompt tokens, TGI's timing headers);
+    /// their latencies are `server_prefill`, `server_decode`,
+    /// `server_queue` and `ttft_outside` in `latency`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_timings: Option<ServerTimings>,
     /// The exact sums behind every figure, so that results merge exactly.
     pub raw: Raw,
 }
@@ -196,6 +206,57 @@ pub struct OtlpFigures {
     /// The query load: one row per query template.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub queries: Vec<QueryRow>,
+}
+
+/// The tokenizer of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TokenizerInfo {
+    /// `cl100k_base`, `o200k_base`, `tokenizer.json (PATH)` or
+    /// `server /tokenize (llama.cpp)`.
+    pub name: String,
+    /// Tokens the server's chat template added to the preflight request
+    /// beyond its messages' content (its `usage.prompt_tokens` less the
+    /// content's tokens): synthetic prompts of `--input-tokens N` reach the
+    /// model as N plus these.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template_tokens: Option<u32>,
+    /// What the reader should know about how tokens were counted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// The server's own account of the requests it answered.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ServerTimings {
+    /// Ok requests whose answer carried timings or counts of the server's.
+    pub requests: u64,
+    /// Prompt tokens it processed (not from its cache), where it said.
+    pub prompt_tokens: u64,
+    /// Prompt tokens it served from its cache, and their share of the
+    /// prompt tokens of the requests that said.
+    pub cached_tokens: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_hit_rate: Option<f64>,
+    /// Output tokens by its own count, and periscope's count of the same
+    /// requests' output tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_tokens: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_tokens_counted: Option<u64>,
+}
+
+impl ServerTimings {
+    fn of(s: &crate::metrics::ServerCounts) -> Option<Self> {
+        (!s.is_empty()).then(|| ServerTimings {
+            requests: s.requests,
+            prompt_tokens: s.prompt_tokens,
+            cached_tokens: s.cached_tokens,
+            cache_hit_rate: (s.cache_reported > 0 && s.prompt_tokens + s.cached_tokens > 0)
+                .then(|| s.cached_tokens as f64 / (s.prompt_tokens + s.cached_tokens) as f64),
+            output_tokens: (s.output_reported > 0).then_some(s.output_tokens),
+            output_tokens_counted: (s.output_reported > 0).then_some(s.output_tokens_ours),
+        })
+    }
 }
 
 /// One query template of the query load.
@@ -357,6 +418,11 @@ pub struct Summary {
     pub usage_checked: u64,
     /// Of those, requests whose usage and local count differ by more than 10%.
     pub usage_mismatch: u64,
+    /// Requests that found their kept-alive connection closed by the server
+    /// before any byte of an answer and went out again on a fresh one (not
+    /// errors: a client does the same; each costs a new connection).
+    #[serde(default)]
+    pub reconnects: u64,
     /// Ok requests that met every SLO, per second (only with SLOs).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub goodput: Option<f64>,
@@ -464,6 +530,8 @@ pub struct Inputs<'a> {
     pub merged_from: Vec<String>,
     /// What the live outputs wrote.
     pub outputs: Vec<crate::sink::SinkReport>,
+    /// The run's tokenizer.
+    pub tokenizer: Option<TokenizerInfo>,
 }
 
 fn group_row(g: &Group, a: &Aggregate) -> GroupRow {
@@ -614,10 +682,28 @@ impl RunResult {
                 .copied()
                 .unwrap_or(0);
         if tokenizer_count > 0 {
+            let by = i
+                .tokenizer
+                .as_ref()
+                .map_or("cl100k_base".to_string(), |t| t.name.clone());
+            let how = if by.starts_with("server") {
+                format!("counted with the server's own tokenizer ({by})")
+            } else {
+                format!("estimated locally with the {by} tokenizer")
+            };
             warnings.push(format!(
-                "the server sent no usage for {tokenizer_count} of {} ok requests: their output tokens are estimated locally (cl100k_base tokenizer)",
+                "the server sent no usage for {tokenizer_count} of {} ok requests: their output tokens are {how}",
                 t.ok
             ));
+        }
+        if t.reconnects > 0 {
+            warnings.push(format!(
+                "{} of {} requests found their kept-alive connection closed by the server and were sent again on a fresh one (reconnects, not errors): the server advertises keep-alive and then closes connections, after its answers or when idle (llama.cpp's server closes after every streamed answer); each costs the user a new connection",
+                t.reconnects, t.requests
+            ));
+        }
+        if let Some(n) = i.tokenizer.as_ref().and_then(|t| t.note.as_ref()) {
+            warnings.push(n.clone());
         }
         if t.usage_mismatch > 0 {
             warnings.push(format!(
@@ -706,6 +792,7 @@ impl RunResult {
                 input_token_sources: src(&t.input_sources),
                 usage_checked: t.usage_checked,
                 usage_mismatch: t.usage_mismatch,
+                reconnects: t.reconnects,
                 goodput: i.has_slos.then(|| t.good as f64 / dur),
                 goodput_ratio: (i.has_slos && t.ok > 0).then(|| t.good as f64 / t.ok as f64),
                 prefill_rate: t.prefill_rate(),
@@ -733,6 +820,8 @@ impl RunResult {
             requests,
             merged_from: i.merged_from,
             otlp: (!t.payload.is_empty()).then(|| OtlpFigures::of(t, i.by_group, dur)),
+            tokenizer: i.tokenizer,
+            server_timings: ServerTimings::of(&t.server),
             outputs: i.outputs,
             raw,
         }

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use super::{PromptSource, Session, Turn, Workload, WorkloadSpec};
 use crate::client::{Expect, Prepared};
-use crate::tokenizer;
+use crate::tokenizer::{self, Tokenizer};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChatKind {
@@ -35,21 +35,32 @@ const DECODE_PROMPTS: &[&str] = &[
     "Tell a long fairy tale about a fox, a crow and a stolen moon.",
 ];
 
+/// The fixed texts of these workloads, for the server's tokenizer to count
+/// before the run.
+pub(super) fn known_texts() -> Vec<String> {
+    let mut v: Vec<String> = DECODE_PROMPTS.iter().map(|s| s.to_string()).collect();
+    v.push(PREFILL_QUESTION.to_string());
+    v
+}
+
 pub struct Chat(std::sync::Arc<Inner>);
 
 struct Inner {
     kind: ChatKind,
     spec: WorkloadSpec,
     prompts: PromptSource,
-    /// Tokens added to every prompt: the system message, the chat framing,
-    /// the prefill question.
+    /// Content tokens added to every prompt: the system message, the
+    /// prefill question.
     extra_tokens: u32,
+    /// The chat template's tokens by OpenAI's accounting, until the
+    /// preflight measures the server's.
+    framing: u32,
     fixed: Option<Prepared>,
     preflight: Prepared,
 }
 
 impl Chat {
-    pub fn new(spec: &WorkloadSpec, kind: ChatKind) -> Self {
+    pub fn new(spec: &WorkloadSpec, kind: ChatKind, tok: &Tokenizer) -> Self {
         let decode: std::sync::Arc<Vec<String>> =
             std::sync::Arc::new(DECODE_PROMPTS.iter().map(|s| s.to_string()).collect());
         let prompts = match kind {
@@ -59,9 +70,10 @@ impl Chat {
                 spec.input_tokens_stddev,
                 spec.shared_prefix,
                 None,
+                tok,
             ),
             ChatKind::DecodeHeavy if spec.dataset.is_none() && spec.input_tokens.is_none() => {
-                PromptSource::new("", None, 0.0, 0, Some(&decode))
+                PromptSource::new("", None, 0.0, 0, Some(&decode), tok)
             }
             _ => PromptSource::new(
                 &spec.prompt,
@@ -69,26 +81,30 @@ impl Chat {
                 spec.input_tokens_stddev,
                 spec.shared_prefix,
                 spec.dataset.as_ref(),
+                tok,
             ),
         };
         let is_chat = kind != ChatKind::Text;
-        let mut extra_tokens = if is_chat {
-            let system = spec
-                .system
-                .as_deref()
-                .map_or(0, |s| tokenizer::PER_MESSAGE_OVERHEAD + tokenizer::count(s));
-            system + tokenizer::PER_MESSAGE_OVERHEAD + tokenizer::REPLY_PRIMING
+        let system = if is_chat {
+            spec.system.as_deref()
+        } else {
+            None
+        };
+        let mut extra_tokens = system.map_or(0, |s| tok.count_prompt(s));
+        if kind == ChatKind::PrefillHeavy {
+            extra_tokens += tok.count_prompt(PREFILL_QUESTION);
+        }
+        let framing = if is_chat {
+            tokenizer::chat_framing(1 + system.is_some() as u32)
         } else {
             0
         };
-        if kind == ChatKind::PrefillHeavy {
-            extra_tokens += tokenizer::count(PREFILL_QUESTION);
-        }
         let mut w = Inner {
             kind,
             spec: spec.clone(),
             prompts,
             extra_tokens,
+            framing,
             fixed: None,
             preflight: Prepared::post("chat/completions", Bytes::new(), Expect::Completion),
         };
@@ -124,27 +140,37 @@ impl Inner {
             messages.push(json!({"role": "user", "content": prompt}));
             (
                 "chat/completions",
-                chat_body(&s.model, messages, max_tokens, s.temperature, stream),
+                chat_body(
+                    &s.model,
+                    messages,
+                    max_tokens,
+                    s.temperature,
+                    stream,
+                    s.stream_usage,
+                ),
             )
         };
         let mut p = Prepared::post(path, Bytes::from(body.to_string()), Expect::Completion);
         p.stream = stream;
         p.prompt_tokens = prompt_tokens + self.extra_tokens;
+        p.framing = self.framing;
         p
     }
 }
 
-/// A chat completions body; streamed ones ask for usage in the stream.
+/// A chat completions body; streamed ones ask for usage in the stream
+/// unless `stream_usage` is off (`--no-stream-usage`).
 pub(super) fn chat_body(
     model: &str,
     messages: Vec<Value>,
     max_tokens: u32,
     temperature: Option<f32>,
     stream: bool,
+    stream_usage: bool,
 ) -> Value {
     let mut b =
         json!({"model": model, "messages": messages, "max_tokens": max_tokens, "stream": stream});
-    options(&mut b, temperature, stream);
+    options(&mut b, temperature, stream && stream_usage);
     b
 }
 
@@ -210,6 +236,7 @@ pub(crate) mod tests {
             max_tokens: 16,
             temperature: Some(0.5),
             stream: true,
+            stream_usage: true,
             input_tokens: None,
             input_tokens_stddev: 0.0,
             shared_prefix: 0,
@@ -219,6 +246,10 @@ pub(crate) mod tests {
             dataset: None,
             otlp: None,
         }
+    }
+
+    fn build(spec: &WorkloadSpec) -> std::sync::Arc<dyn Workload> {
+        super::super::build(spec, &tokenizer::default_tokenizer())
     }
 
     fn first(w: &dyn Workload) -> (Prepared, Value) {
@@ -233,14 +264,16 @@ pub(crate) mod tests {
 
     #[test]
     fn chat_body_asks_for_usage_in_the_stream() {
-        let w = super::super::build(&spec("completions"));
+        let w = build(&spec("completions"));
         let (r, v) = first(w.as_ref());
         assert_eq!(r.path, "chat/completions");
         assert_eq!(v["stream_options"]["include_usage"], true);
         assert_eq!(v["messages"][0]["role"], "system");
         assert_eq!(v["max_tokens"], 16);
+        // The content's tokens; the template's are the framing (OpenAI's
+        // accounting until the preflight measures the server's).
         assert_eq!(
-            r.prompt_tokens,
+            r.prompt_tokens + r.framing,
             tokenizer::count_chat(["be brief", "Hello world"])
         );
         let p: Value = serde_json::from_slice(&w.preflight().body).unwrap();
@@ -251,7 +284,7 @@ pub(crate) mod tests {
 
     #[test]
     fn text_body_has_a_prompt() {
-        let w = super::super::build(&spec("text-completions"));
+        let w = build(&spec("text-completions"));
         let (r, v) = first(w.as_ref());
         assert_eq!(r.path, "completions");
         assert_eq!(v["prompt"], "Hello world");
@@ -262,11 +295,12 @@ pub(crate) mod tests {
     fn synthetic_prompts_count_exactly_as_the_mock_does() {
         let mut s = spec("completions");
         s.input_tokens = Some(500);
-        let w = super::super::build(&s);
+        let w = build(&s);
         let (r, v) = first(w.as_ref());
         let content = v["messages"][1]["content"].as_str().unwrap();
+        assert_eq!(r.prompt_tokens, 500 + tokenizer::count("be brief"));
         assert_eq!(
-            r.prompt_tokens,
+            r.prompt_tokens + r.framing,
             tokenizer::count_chat(["be brief", content])
         );
     }
@@ -275,11 +309,14 @@ pub(crate) mod tests {
     fn prefill_heavy_sends_a_long_document_and_a_question() {
         let mut s = spec("prefill-heavy");
         s.system = None;
-        let w = super::super::build(&s);
+        let w = build(&s);
         let (r, v) = first(w.as_ref());
         let content = v["messages"][0]["content"].as_str().unwrap();
         assert!(content.ends_with(PREFILL_QUESTION));
-        assert_eq!(r.prompt_tokens, tokenizer::count_chat([content]));
+        assert_eq!(
+            r.prompt_tokens + r.framing,
+            tokenizer::count_chat([content])
+        );
         assert!(r.prompt_tokens > 4000);
     }
 }

@@ -21,7 +21,7 @@ struct Inner {
 }
 
 impl Embeddings {
-    pub fn new(spec: &WorkloadSpec, batch: bool) -> Self {
+    pub fn new(spec: &WorkloadSpec, batch: bool, tok: &crate::tokenizer::Tokenizer) -> Self {
         let sizes = if spec.batch_sizes.is_empty() {
             vec![1, 8, 32, 128]
         } else {
@@ -37,6 +37,7 @@ impl Embeddings {
                 spec.input_tokens_stddev,
                 spec.shared_prefix,
                 spec.dataset.as_ref(),
+                tok,
             ),
         }))
     }
@@ -121,7 +122,7 @@ mod tests {
     fn batches_follow_the_stage() {
         let mut spec = super::super::chat::tests::spec("batch-embeddings");
         spec.batch_sizes = vec![1, 4];
-        let w = Embeddings::new(&spec, true);
+        let w = Embeddings::new(&spec, true, &crate::tokenizer::default_tokenizer());
         let mut s = w.session(0);
         let at = |stage| Turn {
             vu: 0,
@@ -134,7 +135,9 @@ mod tests {
         assert_eq!(r.texts, 4);
         assert_eq!(r.group, Some(Group::Batch(4)));
         assert_eq!(s.next(at(0)).texts, 1);
-        let single = Embeddings::new(&spec, false).session(0).next(at(1));
+        let single = Embeddings::new(&spec, false, &crate::tokenizer::default_tokenizer())
+            .session(0)
+            .next(at(1));
         let v: serde_json::Value = serde_json::from_slice(&single.body).unwrap();
         assert!(v["input"].is_string());
         assert_eq!(single.group, None);

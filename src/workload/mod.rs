@@ -24,6 +24,7 @@ pub use prompt::{synthetic_text, PromptSource};
 
 use crate::client::Prepared;
 use crate::record::RequestRecord;
+use crate::tokenizer::Tokenizer;
 
 /// Where a VU is when it asks for its next request.
 #[derive(Debug, Clone, Copy)]
@@ -69,6 +70,8 @@ pub struct WorkloadSpec {
     pub max_tokens: u32,
     pub temperature: Option<f32>,
     pub stream: bool,
+    /// Ask chat streams for usage (`stream_options.include_usage`).
+    pub stream_usage: bool,
     /// Synthetic prompts of this many tokens (mean), new on every request.
     pub input_tokens: Option<u32>,
     pub input_tokens_stddev: f64,
@@ -88,24 +91,42 @@ pub struct WorkloadSpec {
     pub otlp: Option<crate::otlp::OtlpSpec>,
 }
 
-/// The workload a spec names.
-pub fn build(spec: &WorkloadSpec) -> Arc<dyn Workload> {
+/// The workload a spec names, its prompts counted (and synthetic ones made)
+/// with `tok`.
+pub fn build(spec: &WorkloadSpec, tok: &Arc<Tokenizer>) -> Arc<dyn Workload> {
     match spec.name.as_str() {
-        "text-completions" => Arc::new(Chat::new(spec, ChatKind::Text)),
-        "prefill-heavy" => Arc::new(Chat::new(spec, ChatKind::PrefillHeavy)),
-        "decode-heavy" => Arc::new(Chat::new(spec, ChatKind::DecodeHeavy)),
-        "embeddings" => Arc::new(Embeddings::new(spec, false)),
-        "batch-embeddings" => Arc::new(Embeddings::new(spec, true)),
-        "prefix-caching" => Arc::new(MultiTurn::new(spec, MultiTurnKind::PrefixCaching)),
-        "conversation" => Arc::new(MultiTurn::new(spec, MultiTurnKind::Conversation)),
+        "text-completions" => Arc::new(Chat::new(spec, ChatKind::Text, tok)),
+        "prefill-heavy" => Arc::new(Chat::new(spec, ChatKind::PrefillHeavy, tok)),
+        "decode-heavy" => Arc::new(Chat::new(spec, ChatKind::DecodeHeavy, tok)),
+        "embeddings" => Arc::new(Embeddings::new(spec, false, tok)),
+        "batch-embeddings" => Arc::new(Embeddings::new(spec, true, tok)),
+        "prefix-caching" => Arc::new(MultiTurn::new(spec, MultiTurnKind::PrefixCaching, tok)),
+        "conversation" => Arc::new(MultiTurn::new(spec, MultiTurnKind::Conversation, tok)),
         "http" => Arc::new(Http::new(spec)),
         "otlp-traces" => Arc::new(crate::otlp::OtlpTraces::new(
             spec.otlp
                 .clone()
                 .expect("the plan sets the OTLP spec of otlp-traces"),
         )),
-        _ => Arc::new(Chat::new(spec, ChatKind::Chat)),
+        _ => Arc::new(Chat::new(spec, ChatKind::Chat, tok)),
     }
+}
+
+/// The texts a spec's requests are built from that are known before the
+/// run (prompts, system messages, datasets), for a tokenizer that must be
+/// asked (the server's) to count them once at the start.
+pub fn known_texts(spec: &WorkloadSpec) -> Vec<String> {
+    let mut v: Vec<String> = vec![spec.prompt.clone()];
+    v.extend(spec.system.clone());
+    if let Some(d) = &spec.dataset {
+        v.extend(d.iter().cloned());
+    }
+    match spec.name.as_str() {
+        "prefill-heavy" | "decode-heavy" => v.extend(chat::known_texts()),
+        "prefix-caching" | "conversation" => v.extend(multiturn::known_texts()),
+        _ => {}
+    }
+    v
 }
 
 /// Every workload name, for `periscope scenarios` and error messages.

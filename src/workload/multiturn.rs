@@ -17,7 +17,7 @@ use super::chat::chat_body;
 use super::{PromptSource, Session, Turn, Workload, WorkloadSpec};
 use crate::client::{Expect, Prepared};
 use crate::record::{Group, RequestRecord};
-use crate::tokenizer;
+use crate::tokenizer::{self, Tokenizer};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MultiTurnKind {
@@ -64,25 +64,49 @@ struct Inner {
     kind: MultiTurnKind,
     spec: WorkloadSpec,
     questions: PromptSource,
+    tok: Arc<Tokenizer>,
+    /// Tokens of the system message (conversation) or the coder's system
+    /// message and the code seed (prefix-caching).
+    start_tokens: u32,
+}
+
+/// The texts a multi-turn session starts from, whatever the VU: for the
+/// server's tokenizer to count before the run.
+pub(super) fn known_texts() -> Vec<String> {
+    let mut v: Vec<String> = QUESTIONS.iter().map(|q| q.to_string()).collect();
+    v.extend([CODER_SYSTEM.to_string(), CODE_SEED.to_string()]);
+    v
 }
 
 impl MultiTurn {
-    pub fn new(spec: &WorkloadSpec, kind: MultiTurnKind) -> Self {
+    pub fn new(spec: &WorkloadSpec, kind: MultiTurnKind, tok: &Arc<Tokenizer>) -> Self {
         let fixed: Arc<Vec<String>> = Arc::new(QUESTIONS.iter().map(|q| q.to_string()).collect());
         let questions = match (&spec.dataset, spec.input_tokens) {
-            (None, None) => PromptSource::new("", None, 0.0, 0, Some(&fixed)),
+            (None, None) => PromptSource::new("", None, 0.0, 0, Some(&fixed), tok),
             _ => PromptSource::new(
                 &spec.prompt,
                 spec.input_tokens,
                 spec.input_tokens_stddev,
                 0,
                 spec.dataset.as_ref(),
+                tok,
             ),
+        };
+        let start_tokens = match kind {
+            // The file-name line differs by VU: counted apart, per session.
+            MultiTurnKind::PrefixCaching => {
+                tok.count_prompt(CODER_SYSTEM) + tok.count_prompt(CODE_SEED)
+            }
+            MultiTurnKind::Conversation => {
+                spec.system.as_deref().map_or(0, |s| tok.count_prompt(s))
+            }
         };
         MultiTurn(Arc::new(Inner {
             kind,
             spec: spec.clone(),
             questions,
+            tok: tok.clone(),
+            start_tokens,
         }))
     }
 }
@@ -97,13 +121,22 @@ struct MultiSession {
     code: String,
     /// conversation: the history, and the question asked last.
     history: Vec<Value>,
-    pending: Option<String>,
+    pending: Option<(String, u32)>,
+    /// Tokens of the messages' content so far: the start, and every turn's
+    /// question and answer (the answer's by the server's usage when it
+    /// gave one), so a growing prompt is never tokenized again.
+    tokens: u32,
 }
 
 impl MultiSession {
     fn reset(&mut self) {
         self.turn = 0;
-        self.code = format!("# file: service_{}.py\n{CODE_SEED}", self.vu);
+        let header = format!("# file: service_{}.py\n", self.vu);
+        self.tokens = self.w.start_tokens;
+        if self.w.kind == MultiTurnKind::PrefixCaching {
+            self.tokens += self.w.tok.count_prompt(&header);
+        }
+        self.code = format!("{header}{CODE_SEED}");
         self.history.clear();
         if let Some(s) = &self.w.spec.system {
             self.history.push(json!({"role": "system", "content": s}));
@@ -125,26 +158,31 @@ impl Session for MultiSession {
                 json!({"role": "user", "content": self.code}),
             ],
             MultiTurnKind::Conversation => {
-                let (q, _) = self.w.questions.next(&mut self.rng);
+                let (q, n) = self.w.questions.next(&mut self.rng);
                 let mut m = self.history.clone();
                 m.push(json!({"role": "user", "content": q}));
-                self.pending = Some(q);
+                self.pending = Some((q, n));
                 m
             }
         };
-        let contents: Vec<&str> = messages
-            .iter()
-            .filter_map(|m| m["content"].as_str())
-            .collect();
-        let prompt_tokens = tokenizer::count_chat(contents);
-        let body = chat_body(&s.model, messages, s.max_tokens, s.temperature, s.stream);
+        let question = self.pending.as_ref().map_or(0, |(_, n)| *n);
+        let framing = tokenizer::chat_framing(messages.len() as u32);
+        let body = chat_body(
+            &s.model,
+            messages,
+            s.max_tokens,
+            s.temperature,
+            s.stream,
+            s.stream_usage,
+        );
         let mut p = Prepared::post(
             "chat/completions",
             Bytes::from(body.to_string()),
             Expect::Completion,
         );
         p.stream = s.stream;
-        p.prompt_tokens = prompt_tokens;
+        p.prompt_tokens = self.tokens + question;
+        p.framing = framing;
         p.keep_text = true;
         p.group = Some(Group::Turn(self.turn + 1));
         p
@@ -157,13 +195,21 @@ impl Session for MultiSession {
             self.pending = None;
             return;
         };
+        let answer = match rec.output_tokens {
+            0 => self.w.tok.count_prompt(text),
+            n => n,
+        };
         match self.w.kind {
-            MultiTurnKind::PrefixCaching => self.code.push_str(text),
+            MultiTurnKind::PrefixCaching => {
+                self.code.push_str(text);
+                self.tokens += answer;
+            }
             MultiTurnKind::Conversation => {
-                if let Some(q) = self.pending.take() {
+                if let Some((q, n)) = self.pending.take() {
                     self.history.push(json!({"role": "user", "content": q}));
                     self.history
                         .push(json!({"role": "assistant", "content": text}));
+                    self.tokens += n + answer;
                 }
             }
         }
@@ -187,6 +233,7 @@ impl Workload for MultiTurn {
             code: String::new(),
             history: Vec::new(),
             pending: None,
+            tokens: 0,
         };
         s.reset();
         Box::new(s)
@@ -232,7 +279,11 @@ mod tests {
     fn the_code_buffer_grows_by_each_answer_and_starts_over() {
         let mut spec = super::super::chat::tests::spec("prefix-caching");
         spec.turns = 3;
-        let w = MultiTurn::new(&spec, MultiTurnKind::PrefixCaching);
+        let w = MultiTurn::new(
+            &spec,
+            MultiTurnKind::PrefixCaching,
+            &tokenizer::default_tokenizer(),
+        );
         let mut s = w.session(7);
         let first = s.next(T);
         assert_eq!(first.group, Some(Group::Turn(1)));
@@ -255,7 +306,11 @@ mod tests {
     #[test]
     fn a_conversation_keeps_its_history() {
         let spec = super::super::chat::tests::spec("conversation");
-        let w = MultiTurn::new(&spec, MultiTurnKind::Conversation);
+        let w = MultiTurn::new(
+            &spec,
+            MultiTurnKind::Conversation,
+            &tokenizer::default_tokenizer(),
+        );
         let mut s = w.session(0);
         s.next(T);
         s.observe(&answer("An answer."));

@@ -1,23 +1,24 @@
 //! User prompts: a fixed text, synthetic text of an exact token length, or a
 //! dataset's prompts in turn.
 //!
-//! Synthetic prompts are built from words that are one `cl100k_base` token
-//! each (with a leading space), so a prompt of n words is n tokens without
-//! tokenizing it. Each request draws new words, so no two prompts share a
-//! prefix by accident and a server's prefix cache cannot flatter it; with
-//! `--shared-prefix N` the first N tokens are the same for every request.
+//! Synthetic prompts are built from the run tokenizer's words: words that
+//! are one token each (with a leading space) and stay one each side by side
+//! (`Tokenizer::words`), so a prompt of n words is n tokens of the server's
+//! tokenizer (with `--tokenizer server`) without tokenizing it. Each request
+//! draws new words, so no two prompts share a prefix by accident and a
+//! server's prefix cache cannot flatter it; with `--shared-prefix N` the
+//! first N tokens are the same for every request.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use crate::tokenizer::{self, VOCAB};
+use crate::tokenizer::Tokenizer;
 
-/// `n` synthetic tokens drawn from `rng`, each with a leading space.
-pub fn synthetic_text(n: u32, rng: &mut fastrand::Rng) -> String {
+/// `n` synthetic tokens drawn from `words` with `rng`.
+pub fn synthetic_text(words: &[String], n: u32, rng: &mut fastrand::Rng) -> String {
     let mut s = String::with_capacity(n as usize * 6);
     for _ in 0..n {
-        s.push(' ');
-        s.push_str(VOCAB[rng.usize(..VOCAB.len())]);
+        s.push_str(&words[rng.usize(..words.len())]);
     }
     s
 }
@@ -33,6 +34,7 @@ pub enum PromptSource {
         /// The shared start, and its length in tokens.
         prefix: String,
         prefix_tokens: u32,
+        words: Arc<[String]>,
     },
     Dataset {
         prompts: Arc<Vec<String>>,
@@ -42,36 +44,41 @@ pub enum PromptSource {
 }
 
 impl PromptSource {
+    /// Prompts counted (and synthetic ones made) with `tok`.
     pub fn new(
         fixed: &str,
         input_tokens: Option<u32>,
         stddev: f64,
         shared_prefix: u32,
         dataset: Option<&Arc<Vec<String>>>,
+        tok: &Tokenizer,
     ) -> Self {
         if let Some(prompts) = dataset.filter(|d| !d.is_empty()) {
             return PromptSource::Dataset {
-                tokens: prompts.iter().map(|p| tokenizer::count(p)).collect(),
+                tokens: prompts.iter().map(|p| tok.count_prompt(p)).collect(),
                 prompts: prompts.clone(),
                 next: AtomicUsize::new(0),
             };
         }
         match input_tokens {
             Some(mean) => {
+                let words = tok.words();
                 let prefix_tokens = shared_prefix.min(mean);
                 // The same seed for every process and run: a shared prefix is
                 // shared across segments too.
-                let prefix = synthetic_text(prefix_tokens, &mut fastrand::Rng::with_seed(7));
+                let prefix =
+                    synthetic_text(&words, prefix_tokens, &mut fastrand::Rng::with_seed(7));
                 PromptSource::Synthetic {
                     mean,
                     stddev,
                     prefix,
                     prefix_tokens,
+                    words,
                 }
             }
             None => PromptSource::Fixed {
                 text: fixed.to_string(),
-                tokens: tokenizer::count(fixed),
+                tokens: tok.count_prompt(fixed),
             },
         }
     }
@@ -90,10 +97,11 @@ impl PromptSource {
                 stddev,
                 prefix,
                 prefix_tokens,
+                words,
             } => {
                 let n = sample_len(*mean, *stddev, rng).max(*prefix_tokens);
                 let mut s = prefix.clone();
-                s.push_str(&synthetic_text(n - prefix_tokens, rng));
+                s.push_str(&synthetic_text(words, n - prefix_tokens, rng));
                 (s, n)
             }
             PromptSource::Dataset {
@@ -121,10 +129,11 @@ fn sample_len(mean: u32, stddev: f64, rng: &mut fastrand::Rng) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tokenizer::{self, default_tokenizer};
 
     #[test]
     fn synthetic_prompts_have_the_exact_length_and_differ() {
-        let src = PromptSource::new("", Some(300), 0.0, 0, None);
+        let src = PromptSource::new("", Some(300), 0.0, 0, None, &default_tokenizer());
         let mut rng = fastrand::Rng::with_seed(1);
         let (a, na) = src.next(&mut rng);
         let (b, _) = src.next(&mut rng);
@@ -148,7 +157,7 @@ mod tests {
 
     #[test]
     fn a_shared_prefix_is_shared_and_the_rest_is_not() {
-        let src = PromptSource::new("", Some(100), 0.0, 40, None);
+        let src = PromptSource::new("", Some(100), 0.0, 40, None, &default_tokenizer());
         let mut rng = fastrand::Rng::with_seed(2);
         let (a, _) = src.next(&mut rng);
         let (b, _) = src.next(&mut rng);
@@ -160,7 +169,7 @@ mod tests {
 
     #[test]
     fn lengths_spread_with_a_stddev() {
-        let src = PromptSource::new("", Some(200), 50.0, 0, None);
+        let src = PromptSource::new("", Some(200), 50.0, 0, None, &default_tokenizer());
         let mut rng = fastrand::Rng::with_seed(3);
         let lens: Vec<u32> = (0..400).map(|_| src.next(&mut rng).1).collect();
         let mean = lens.iter().sum::<u32>() as f64 / lens.len() as f64;
@@ -172,7 +181,7 @@ mod tests {
     #[test]
     fn datasets_cycle() {
         let d = Arc::new(vec!["a b".to_string(), "c".to_string()]);
-        let src = PromptSource::new("", None, 0.0, 0, Some(&d));
+        let src = PromptSource::new("", None, 0.0, 0, Some(&d), &default_tokenizer());
         let mut rng = fastrand::Rng::new();
         let got: Vec<String> = (0..3).map(|_| src.next(&mut rng).0).collect();
         assert_eq!(got, ["a b", "c", "a b"]);

@@ -1,6 +1,7 @@
 //! The integration tests, in one binary: they run periscope's own binary
-//! against the mock and real servers (InfluxDB, VictoriaMetrics, nginx,
-//! Arize Phoenix, the official OpenAI client). One binary links once and
+//! against the mock and real servers (llama.cpp's server with a real model,
+//! the LiteLLM proxy, InfluxDB, VictoriaMetrics, nginx, Arize Phoenix, the
+//! official OpenAI client). One binary links once and
 //! compiles the shared helpers once; nextest still runs every test in its
 //! own process (`make test`).
 
@@ -12,10 +13,13 @@ mod make;
 mod mock;
 mod openai_sdk;
 mod otlp;
+mod real;
+mod reconnects;
 mod reports;
 mod run;
 mod scenarios;
 mod segments;
+mod server_side;
 mod sweep;
 mod timing;
 mod workloads;

@@ -117,11 +117,16 @@ async fn nginx_in_front_of_the_mock_adds_a_small_positive_overhead() {
     ])
     .await;
     for o in r["overhead"].as_array().unwrap() {
-        let mean = f(&o["mean"]);
+        // The median shift is what nginx adds (~0.1 ms here); the mean also
+        // carries the tails of a shared 2-core machine, which can push it
+        // below 0 by chance, so it is only bounded.
+        let (p50, mean) = (f(&o["p50"]), f(&o["mean"]));
+        let (p50_lo, p50_hi) = (f(&o["p50_ci"][0]), f(&o["p50_ci"][1]));
         assert!(
-            mean > 0.0 && mean < 3.0,
-            "a local nginx adds a little, well under 3 ms: {o}"
+            p50 > 0.0 && p50 < 3.0 && p50_lo > 0.0 && p50_lo <= p50 && p50 <= p50_hi,
+            "a local nginx adds a little, well under 3 ms, and the interval says so: {o}"
         );
+        assert!(mean.abs() < 3.0, "{o}");
         let (lo, hi) = (f(&o["mean_ci"][0]), f(&o["mean_ci"][1]));
         assert!(
             lo <= mean && mean <= hi && hi - lo < 3.0,
@@ -175,7 +180,10 @@ async fn a_proxy_that_buffers_streams_is_flagged() {
 async fn saturation_is_named_at_the_rate_limit() {
     let _serial = SERIAL.lock().await;
     // 150 req/s served; a VU sends one request per 20 ms (50 req/s): 1 and
-    // 2 VUs fit, 4 VUs reach the limit, 8 get no more.
+    // 2 VUs fit, 4 VUs reach the limit, 8 get no more. Each level lasts at
+    // least 3 s, so the limiter's burst (15 requests) adds at most 5 req/s
+    // to ok_rps: 4 and 8 VUs both get ~155 req/s (issue 19: levels of 0.1 s
+    // read 164 and 178, a burst, not a rate).
     let mock = MockProc::start(&[
         "--rate-limit",
         "150",
@@ -192,13 +200,47 @@ async fn saturation_is_named_at_the_rate_limit() {
         "--concurrency-list",
         "1,2,4,8",
         "--requests",
-        "300",
+        "150",
+        "--min-level-duration",
+        "3s",
         "--no-stream",
     ])
     .await;
     let sat = r["saturation"].as_str().unwrap();
     assert!(sat.starts_with("saturation at concurrency 4:"), "{sat}");
     assert!(text.contains(sat), "{text}");
+    for row in r["rows"].as_array().unwrap() {
+        assert!(f(&row["duration_s"]) >= 3.0, "{row}");
+        // No level's rate exceeds what the mock served, burst included.
+        assert!(f(&row["ok_rps"]) <= 150.0 + 15.0 / 3.0 + 1.0, "{row}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn levels_too_short_to_judge_are_named_not_judged() {
+    let _serial = SERIAL.lock().await;
+    let mock = MockProc::start(&["--ttft", "1ms", "--itl", "0ms", "--output-tokens", "1"]);
+    let (text, r) = sweep(&[
+        "--url",
+        &mock.base(),
+        "--concurrency-list",
+        "1,2",
+        "--requests",
+        "20",
+        "--no-stream",
+    ])
+    .await;
+    let sat = r["saturation"].as_str().unwrap();
+    assert!(
+        sat.starts_with("no saturation judged among the levels that lasted 1 s or more (2 of 2"),
+        "{sat}"
+    );
+    assert_eq!(
+        text.matches("too short for its ok_rps to be a rate")
+            .count(),
+        2,
+        "{text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

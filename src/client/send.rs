@@ -1,0 +1,246 @@
+//! One request, measured: send it, read its answer (SSE events or a whole
+//! body) with the instant each part arrived, and fill in its
+//! `RequestRecord` — timings, token counts with their source, the server's
+//! own timings, a reconnect, and the error class of a failure.
+
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use futures_util::StreamExt;
+
+use super::parse::{self, StreamState};
+use super::{read_all, Client, Expect, Prepared, Started, USAGE_CHECK_EVERY, USAGE_CHECK_FIRST};
+use crate::otlp::tracer::TraceIds;
+use crate::record::{ErrorClass, Outcome, RequestRecord, TokenSource};
+
+impl Client {
+    /// Send one request and measure it. `scheduled_us` is the intended send
+    /// time (the open model's schedule), or `None` to use the actual one.
+    pub async fn send(&self, req: &Prepared, scheduled_us: Option<u64>) -> RequestRecord {
+        let start = Instant::now();
+        let start_us = self.us(start);
+        let mut rec = RequestRecord::new(scheduled_us.unwrap_or(start_us).min(start_us), start_us);
+        rec.input_tokens = self.local_prompt_tokens(req);
+        rec.path = req.path.clone();
+        rec.trace = self.tracing.then(TraceIds::random);
+        let deadline = tokio::time::sleep(self.timeout);
+        tokio::pin!(deadline);
+        let timed_out = || {
+            (
+                ErrorClass::Timeout,
+                format!("no complete answer within --timeout {:?}", self.timeout),
+            )
+        };
+        let started = tokio::select! {
+            biased;
+            r = self.start(req, rec.trace, false) => r,
+            _ = &mut deadline => Err(timed_out()),
+        };
+        let Started {
+            status,
+            mut body,
+            conn,
+            reconnect,
+            headers,
+        } = match started {
+            Ok(s) => s,
+            Err((class, msg)) => {
+                rec.end_us = self.now_us();
+                return fail(rec, class, msg);
+            }
+        };
+        rec.reconnect = reconnect;
+        rec.status = Some(status);
+        rec.group = req.group.clone();
+        rec.payload = req.payload;
+        rec.exported_trace = req.exported_trace;
+        rec.texts = req.texts;
+        let mut st = StreamState {
+            server_timing: headers,
+            ..StreamState::default()
+        };
+        let success = match req.expect {
+            Expect::Status => status < 400,
+            _ => (200..300).contains(&status),
+        };
+        if success && req.stream {
+            // Events that arrive in one read share its arrival instant.
+            let mut sse = sse_parse::SseParser::new();
+            let mut clean_end = false;
+            'read: loop {
+                let chunk = tokio::select! {
+                    biased;
+                    c = body.next() => c,
+                    _ = &mut deadline => {
+                        st.failure = Some(timed_out());
+                        break;
+                    }
+                };
+                let at = Instant::now();
+                match chunk {
+                    None => {
+                        clean_end = true;
+                        break;
+                    }
+                    Some(Ok(bytes)) => {
+                        sse.feed(&bytes);
+                        while let Some(ev) = sse.next_event() {
+                            if !st.on_event(&ev.data, at) {
+                                break 'read;
+                            }
+                        }
+                    }
+                    Some(Err(e)) => {
+                        st.failure = Some((ErrorClass::StreamCut, e));
+                        break;
+                    }
+                }
+            }
+            if clean_end {
+                self.give_back(conn);
+            }
+        } else {
+            let whole = tokio::select! {
+                biased;
+                b = read_all(&mut body) => b,
+                _ = &mut deadline => Err(timed_out()),
+            };
+            let at = Instant::now();
+            match whole {
+                Ok(bytes) => {
+                    self.give_back(conn);
+                    if !success {
+                        rec.end_us = self.us(at);
+                        return fail(
+                            rec,
+                            ErrorClass::from_status(status),
+                            parse::error_message(&bytes),
+                        );
+                    }
+                    match req.expect {
+                        Expect::Completion => st.on_body(&bytes, at),
+                        Expect::Embeddings => {
+                            rec.end_us = self.us(at);
+                            return embeddings(rec, &bytes, req);
+                        }
+                        Expect::Status => {
+                            rec.end_us = self.us(at);
+                            return rec;
+                        }
+                        Expect::Otlp => {
+                            rec.end_us = self.us(at);
+                            rec.payload.rejected_spans =
+                                crate::otlp::rejected_spans(&bytes).min(rec.payload.spans);
+                            return rec;
+                        }
+                    }
+                }
+                Err(failure) => st.failure = Some(failure),
+            }
+        }
+        rec.end_us = self.now_us();
+        if !success {
+            let msg = st.failure.map(|f| f.1).unwrap_or_default();
+            return fail(rec, ErrorClass::from_status(status), msg);
+        }
+        self.finish(rec, st, req).await
+    }
+
+    /// Timings, token counts and the verdict of a 2xx answer read to its end.
+    async fn finish(
+        &self,
+        mut rec: RequestRecord,
+        st: StreamState,
+        req: &Prepared,
+    ) -> RequestRecord {
+        rec.ttft_us = st
+            .first_output
+            .map(|t| self.us(t).saturating_sub(rec.start_us));
+        rec.ttfo_us = st
+            .first_visible
+            .map(|t| self.us(t).saturating_sub(rec.start_us));
+        rec.server_timing = st.server_timing;
+        match st.usage.and_then(|u| u.completion_tokens) {
+            Some(n) => {
+                rec.output_tokens = n;
+                rec.output_source = TokenSource::Usage;
+                let k = self.usage_checks.fetch_add(1, Ordering::Relaxed);
+                if k < USAGE_CHECK_FIRST || k % USAGE_CHECK_EVERY == 0 {
+                    if let Ok(local) = self.count_tokens(&st.text).await {
+                        let diff = (n as f64 - local as f64).abs();
+                        rec.usage_checked = true;
+                        rec.usage_mismatch = diff > 0.10 * (n.max(1) as f64);
+                    }
+                }
+            }
+            None => match self.count_tokens(&st.text).await {
+                Ok(local) if local > 0 || st.output_chunks == 0 => {
+                    rec.output_tokens = local;
+                    rec.output_source = TokenSource::Tokenizer;
+                }
+                _ => {
+                    rec.output_tokens = st.output_chunks;
+                    rec.output_source = TokenSource::Chunks;
+                }
+            },
+        }
+        if let Some(p) = st.usage.and_then(|u| u.prompt_tokens) {
+            rec.input_tokens = p;
+            rec.input_source = TokenSource::Usage;
+        } else {
+            rec.input_tokens = self.local_prompt_tokens(req);
+            rec.input_source = TokenSource::Tokenizer;
+        }
+        if let Some(cached) = st
+            .usage
+            .and_then(|u| u.prompt_tokens_details)
+            .and_then(|d| d.cached_tokens)
+        {
+            let t = rec.server_timing.get_or_insert_with(Default::default);
+            t.cached_tokens = t.cached_tokens.or(Some(cached));
+        }
+        rec.reasoning_tokens = st
+            .usage
+            .and_then(|u| u.completion_tokens_details)
+            .and_then(|d| d.reasoning_tokens);
+        if let Some((class, msg)) = st.end_class() {
+            return fail(rec, class, msg);
+        }
+        rec.itl_us = st.gaps_us;
+        if req.keep_text {
+            rec.output_text = Some(st.text);
+        }
+        rec
+    }
+}
+
+/// Check an embeddings answer: one vector per input; note their length.
+fn embeddings(mut rec: RequestRecord, body: &[u8], req: &Prepared) -> RequestRecord {
+    match parse::embeddings(body) {
+        Ok(e) => {
+            if e.vectors != req.texts {
+                return fail(
+                    rec,
+                    ErrorClass::BadBody,
+                    format!("{} vectors for {} inputs", e.vectors, req.texts),
+                );
+            }
+            rec.dims = e.dims;
+            match e.prompt_tokens {
+                Some(n) => {
+                    rec.input_tokens = n;
+                    rec.input_source = TokenSource::Usage;
+                }
+                None => rec.input_source = TokenSource::Tokenizer,
+            }
+            rec
+        }
+        Err(msg) => fail(rec, ErrorClass::BadBody, msg),
+    }
+}
+
+fn fail(mut rec: RequestRecord, class: ErrorClass, message: String) -> RequestRecord {
+    rec.outcome = Outcome::Error(class);
+    rec.error_message = Some(message);
+    rec
+}

@@ -1,0 +1,274 @@
+//! Tokens the server's usage leaves out, counted with the run's tokenizer,
+//! and which tokenizer that is (`--tokenizer`): a local one, or the
+//! server's own, asked at its `/tokenize` (see `tokenizer::server`).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use futures_util::StreamExt;
+
+use super::{parse, Client};
+use crate::tokenizer::server::{self, Api};
+use crate::tokenizer::{self, Choice, Tokenizer, MIN_WORDS};
+
+/// Requests to `/tokenize` in flight at once while a run starts.
+const ASK_AT_ONCE: usize = 8;
+
+/// The tokenizer a run counts with, and what the report should say about
+/// how it was found.
+pub struct Resolved {
+    pub tokenizer: Arc<Tokenizer>,
+    /// Why `auto` fell back to `cl100k_base`, or what the server's
+    /// tokenizer could not do.
+    pub note: Option<String>,
+}
+
+impl Client {
+    /// The tokens in `text` by the run's tokenizer: counted here, or asked
+    /// of the server.
+    pub async fn count_tokens(&self, text: &str) -> Result<u32, String> {
+        if let Some(n) = self.tokenizer.count_local(text) {
+            return Ok(n);
+        }
+        match self.tokenizer.server_api() {
+            Some((api, at)) => self.ask_count(api, at, text).await,
+            None => Ok(tokenizer::count(text)),
+        }
+    }
+
+    /// The server's count of `text`: the target's `/tokenize`, or that of
+    /// the origin `at`.
+    async fn ask_count(&self, api: &Api, at: Option<&str>, text: &str) -> Result<u32, String> {
+        let (status, body) = match at {
+            None => self.post_raw(server::PATH, api.body(text)).await?,
+            Some(origin) => post_elsewhere(origin, api.body(text), self.timeout).await?,
+        };
+        if !(200..300).contains(&status) {
+            return Err(format!(
+                "{} answered {status}: {}",
+                server::PATH,
+                parse::error_message(&body)
+            ));
+        }
+        Api::parse(&body).ok_or_else(|| format!("{} answered no token count", server::PATH))
+    }
+
+    /// Counts of many texts by the server, [`ASK_AT_ONCE`] at a time.
+    async fn ask_counts(
+        &self,
+        api: &Api,
+        at: Option<&str>,
+        texts: &[String],
+    ) -> Result<Vec<u32>, String> {
+        futures_util::stream::iter(texts)
+            .map(|t| self.ask_count(api, at, t))
+            .buffered(ASK_AT_ONCE)
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect()
+    }
+
+    /// Find the tokenizer `choice` names for this target: for `server` (and
+    /// `auto`), the shape its `/tokenize` takes, its single-token words and
+    /// its counts of `known` (the texts the workload will send). Resolved
+    /// once per target, model and choice in a process (a sweep runs many
+    /// plans).
+    pub async fn resolve_tokenizer(
+        &self,
+        choice: &Choice,
+        model: &str,
+        known: &[String],
+    ) -> Result<Resolved, String> {
+        type Cache = Mutex<HashMap<(String, String, String), (Arc<Tokenizer>, Option<String>)>>;
+        static CACHE: OnceLock<Cache> = OnceLock::new();
+        let key = (
+            self.base.clone(),
+            format!("{choice:?}"),
+            format!("{model}\u{0}{}", known.len()),
+        );
+        let cache = CACHE.get_or_init(Default::default);
+        if let Some((t, note)) = cache.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+            return Ok(Resolved {
+                tokenizer: t.clone(),
+                note: note.clone(),
+            });
+        }
+        let r = self.resolve_uncached(choice, model, known).await?;
+        cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, (r.tokenizer.clone(), r.note.clone()));
+        Ok(r)
+    }
+
+    async fn resolve_uncached(
+        &self,
+        choice: &Choice,
+        model: &str,
+        known: &[String],
+    ) -> Result<Resolved, String> {
+        let local = |t: Tokenizer| Resolved {
+            tokenizer: Arc::new(t),
+            note: None,
+        };
+        match choice {
+            Choice::Tiktoken(tokenizer::Encoding::Cl100k) => {
+                return Ok(Resolved {
+                    tokenizer: tokenizer::default_tokenizer(),
+                    note: None,
+                })
+            }
+            Choice::Tiktoken(e) => return Ok(local(Tokenizer::tiktoken(*e))),
+            Choice::File(path) => return Tokenizer::from_file(path).map(local),
+            Choice::Auto | Choice::AutoAt(_) | Choice::Server | Choice::ServerAt(_) => {}
+        }
+        let strict = choice.strict();
+        let at = choice.origin();
+        let whose = at.unwrap_or(&self.base);
+        let fallback = |why: String| -> Result<Resolved, String> {
+            if strict {
+                Err(format!("--tokenizer server: {why}"))
+            } else {
+                Ok(Resolved {
+                    tokenizer: tokenizer::default_tokenizer(),
+                    note: Some(format!("tokens counted with cl100k_base: {why}")),
+                })
+            }
+        };
+        let mut tried = Vec::new();
+        let mut found = None;
+        for api in Api::candidates(model) {
+            match self.ask_count(&api, at, "Hello world, how are you?").await {
+                Ok(n) if (2..=16).contains(&n) => {
+                    found = Some(api);
+                    break;
+                }
+                Ok(n) => tried.push(format!("{}: a count of {n}", api.label())),
+                Err(e) => tried.push(format!("{}: {e}", api.label())),
+            }
+        }
+        let Some(api) = found else {
+            if !strict {
+                // The usual case for a gateway or a hosted API: say nothing loud.
+                return Ok(Resolved {
+                    tokenizer: tokenizer::default_tokenizer(),
+                    note: None,
+                });
+            }
+            return fallback(format!(
+                "{whose} does not answer {} as llama.cpp, vLLM or SGLang do ({})",
+                server::PATH,
+                tried.join("; ")
+            ));
+        };
+        let words = match self.server_words(&api, at).await {
+            Ok(w) if w.len() >= MIN_WORDS => w,
+            Ok(w) => {
+                return fallback(format!(
+                    "only {} common English words are one token each in the server's tokenizer; synthetic prompts need {MIN_WORDS}",
+                    w.len()
+                ))
+            }
+            Err(e) => return fallback(e),
+        };
+        let mut texts: Vec<String> = known.to_vec();
+        texts.sort();
+        texts.dedup();
+        let counts = match self.ask_counts(&api, at, &texts).await {
+            Ok(c) => c,
+            Err(e) => return fallback(e),
+        };
+        Ok(Resolved {
+            tokenizer: Arc::new(Tokenizer::server(
+                api,
+                at.map(String::from),
+                words,
+                texts.into_iter().zip(counts).collect(),
+            )),
+            note: None,
+        })
+    }
+
+    /// The candidate words that are one token each in the server's
+    /// tokenizer and stay one each side by side (checked on random
+    /// sequences; a word that merges with its neighbours is dropped).
+    async fn server_words(&self, api: &Api, at: Option<&str>) -> Result<Vec<String>, String> {
+        let candidates: Vec<String> = tokenizer::CANDIDATES
+            .iter()
+            .map(|w| format!(" {w}"))
+            .collect();
+        let counts = self.ask_counts(api, at, &candidates).await?;
+        let mut words: Vec<String> = candidates
+            .into_iter()
+            .zip(counts)
+            .filter(|(_, n)| *n == 1)
+            .map(|(w, _)| w)
+            .collect();
+        let mut rng = fastrand::Rng::with_seed(11);
+        for round in 0..3 {
+            if words.len() < 2 {
+                break;
+            }
+            let seqs: Vec<Vec<usize>> = (0..3)
+                .map(|_| (0..300).map(|_| rng.usize(..words.len())).collect())
+                .collect();
+            let texts: Vec<String> = seqs
+                .iter()
+                .map(|s| s.iter().map(|&i| words[i].as_str()).collect())
+                .collect();
+            let got = self.ask_counts(api, at, &texts).await?;
+            if seqs.iter().zip(&got).all(|(s, n)| s.len() == *n as usize) {
+                return Ok(words);
+            }
+            if round == 2 {
+                break;
+            }
+            // Each word beside every other one, in one text per word: a
+            // word whose text counts more than its pairs merges with some.
+            let pairs: Vec<String> = words
+                .iter()
+                .map(|w| words.iter().map(|x| format!("{w}{x}")).collect())
+                .collect();
+            let got = self.ask_counts(api, at, &pairs).await?;
+            let n = words.len();
+            let keep: Vec<bool> = got.iter().map(|c| *c as usize == 2 * n).collect();
+            let mut k = keep.iter();
+            words.retain(|_| *k.next().unwrap_or(&true));
+        }
+        Err(format!(
+            "common English words side by side do not count one token each in the server's tokenizer ({} words kept)",
+            words.len()
+        ))
+    }
+}
+
+/// POST to another origin's `/tokenize` (the model server behind a gateway),
+/// on a client of its own.
+async fn post_elsewhere(
+    origin: &str,
+    body: bytes::Bytes,
+    timeout: std::time::Duration,
+) -> Result<(u16, bytes::Bytes), String> {
+    static HTTP: OnceLock<reqwest::Client> = OnceLock::new();
+    let http = HTTP.get_or_init(|| {
+        super::http_builder()
+            .timeout(timeout)
+            .build()
+            .unwrap_or_default()
+    });
+    let url = format!("{}{}", origin.trim_end_matches('/'), server::PATH);
+    let resp = http
+        .post(&url)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| format!("{url}: {}", super::error_chain(&e)))?;
+    let status = resp.status().as_u16();
+    let bytes = resp
+        .bytes()
+        .await
+        .map_err(|e| format!("{url}: {}", super::error_chain(&e)))?;
+    Ok((status, bytes))
+}

@@ -1,0 +1,181 @@
+//! Before the load: one request checks the target (it answers, takes the
+//! key, knows the model), and its answer settles how tokens are counted.
+//!
+//! With `--tokenizer auto` (the default) the preflight's `usage` is compared
+//! with the local count of the same request (`cl100k_base` and OpenAI's chat
+//! accounting). When they agree, the server counts as OpenAI does and
+//! nothing more is asked. When they differ, or the server sent no usage,
+//! the target's `/tokenize` is tried; if it answers, the server's tokenizer
+//! counts from then on, the workload is built again with its words, and a
+//! second preflight measures what the server's chat template adds. So
+//! against a server whose tokenizer is not cl100k (llama.cpp, vLLM, SGLang
+//! with any open model), prompts of `--input-tokens N` are N of *its*
+//! tokens and local counts agree with its usage.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use crate::client::{Client, Expect, Prepared};
+use crate::error::{Error, Result};
+use crate::plan::Plan;
+use crate::record::{ErrorClass, Outcome, RequestRecord, TokenSource};
+use crate::report::result::TokenizerInfo;
+use crate::tokenizer::{self, Choice, Tokenizer};
+use crate::workload::{self, Workload};
+
+/// What the run goes on with.
+pub struct Ready {
+    pub workload: Arc<dyn Workload>,
+    pub tokenizer: TokenizerInfo,
+}
+
+/// Check the target, find the tokenizer, build the workload, and tell the
+/// client how the server's template counts.
+pub async fn prepare(plan: &Plan, client: &mut Client) -> Result<Ready> {
+    let choice = &plan.tokenizer;
+    let known = workload::known_texts(&plan.workload);
+    let model = plan.workload.model.as_str();
+    let key = (
+        client.base().to_string(),
+        format!("{choice:?}"),
+        model.to_string(),
+    );
+    if !plan.preflight {
+        // A run without its own preflight (a sweep's later blocks) counts as
+        // the last one against the same target decided.
+        if let Some(d) = decisions().get(&key).cloned() {
+            client.set_tokenizer(d.tokenizer.clone());
+            client.set_template_delta(d.delta);
+            return Ok(Ready {
+                workload: plan.build_workload(&d.tokenizer),
+                tokenizer: d.info,
+            });
+        }
+    }
+    let failed = |e: String| match choice {
+        Choice::File(_) => Error::Usage(e),
+        _ => Error::Start(e),
+    };
+    let mut note = None;
+    let mut tok = match choice {
+        // auto decides at the preflight; the rest now.
+        Choice::Auto | Choice::AutoAt(_) => tokenizer::default_tokenizer(),
+        c => {
+            let r = client
+                .resolve_tokenizer(c, model, &known)
+                .await
+                .map_err(failed)?;
+            note = r.note;
+            r.tokenizer
+        }
+    };
+    client.set_tokenizer(tok.clone());
+    let mut workload = plan.build_workload(&tok);
+    let mut template = None;
+    let mut delta = 0;
+    if plan.preflight {
+        let mut pre = workload.preflight();
+        let mut rec = check(client, &pre).await?;
+        let counted = pre.expect == Expect::Completion || pre.expect == Expect::Embeddings;
+        if !choice.strict() && counted && !agrees(client, &pre, &rec) {
+            let r = client
+                .resolve_tokenizer(choice, model, &known)
+                .await
+                .map_err(failed)?;
+            if r.tokenizer.server_api().is_some() {
+                tok = r.tokenizer;
+                client.set_tokenizer(tok.clone());
+                workload = plan.build_workload(&tok);
+                pre = workload.preflight();
+                rec = check(client, &pre).await?;
+            }
+            note = r.note.or_else(|| {
+                (tok.server_api().is_none() && rec.input_source == TokenSource::Usage).then(|| {
+                    format!(
+                        "the server counts prompts differently from {} (its preflight prompt: {} tokens, {} by the local count) and has no /tokenize: local counts are estimates; --tokenizer PATH/tokenizer.json counts as it does",
+                        tok.label(),
+                        rec.input_tokens,
+                        client.local_prompt_tokens(&pre)
+                    )
+                })
+            });
+        }
+        if counted && rec.input_source == TokenSource::Usage && rec.is_ok() {
+            let t = rec.input_tokens.saturating_sub(pre.prompt_tokens);
+            delta = t as i64 - pre.framing as i64;
+            client.set_template_delta(delta);
+            template = (pre.expect == Expect::Completion).then_some(t);
+        }
+    }
+    let info = TokenizerInfo {
+        name: tok.label(),
+        template_tokens: template,
+        note,
+    };
+    decisions().insert(
+        key,
+        Decision {
+            tokenizer: tok,
+            delta,
+            info: info.clone(),
+        },
+    );
+    Ok(Ready {
+        workload,
+        tokenizer: info,
+    })
+}
+
+/// What a preflight decided about a target's tokens.
+#[derive(Clone)]
+struct Decision {
+    tokenizer: Arc<Tokenizer>,
+    delta: i64,
+    info: TokenizerInfo,
+}
+
+type Decisions = HashMap<(String, String, String), Decision>;
+
+/// The decisions of this process, by target, `--tokenizer` and model.
+fn decisions() -> std::sync::MutexGuard<'static, Decisions> {
+    static D: OnceLock<Mutex<Decisions>> = OnceLock::new();
+    D.get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+}
+
+/// The server's usage of the preflight equals the local count of it.
+fn agrees(client: &Client, pre: &Prepared, rec: &RequestRecord) -> bool {
+    rec.input_source == TokenSource::Usage && rec.input_tokens == client.local_prompt_tokens(pre)
+}
+
+/// Send the preflight: an answer that says the run cannot work stops it.
+async fn check(client: &Client, pre: &Prepared) -> Result<RequestRecord> {
+    let rec = client.send(pre, None).await;
+    let base = client.base();
+    match rec.outcome {
+        Outcome::Ok | Outcome::Interrupted => Ok(rec),
+        Outcome::Error(class) => {
+            let msg = rec.error_message.clone().unwrap_or_default();
+            Err(Error::Start(match rec.status {
+                Some(status) if !(200..300).contains(&status) => {
+                    format!("{base} answered {status}: {msg}")
+                }
+                _ => match class {
+                    ErrorClass::Connect => format!("cannot reach {base}: {msg}"),
+                    ErrorClass::Timeout => {
+                        format!("{base} did not answer the preflight request in time: {msg}")
+                    }
+                    _ => {
+                        // It answered 2xx but not as the API does: say so, don't refuse to run.
+                        eprintln!(
+                            "warning: the preflight answer of {base} was not well-formed ({}): {msg}",
+                            class.as_str()
+                        );
+                        return Ok(rec);
+                    }
+                },
+            }))
+        }
+    }
+}

@@ -1,0 +1,254 @@
+//! The server's side of each request, as it reports it: its own timings
+//! beside the client's (llama.cpp's `timings`, served by the mock with
+//! `--timings` from its send stamps), and its own tokenizer counting what
+//! its usage leaves out (`--tokenizer server`, the mock's `--tokenize`), a
+//! Hugging Face tokenizer.json, or a tiktoken encoding.
+
+use crate::common::*;
+use serde_json::{json, Value};
+
+fn u(v: &Value) -> u64 {
+    v.as_u64().unwrap_or_else(|| panic!("not a count: {v}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_timings_stand_beside_the_clients_and_agree_with_its_stamps() {
+    let mock = MockProc::start(&[
+        "--ttft",
+        "30ms",
+        "--itl",
+        "2ms",
+        "--output-tokens",
+        "8",
+        "--timings",
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("r.csv");
+    let (out, r) = run_ok(&[
+        "run",
+        "--target",
+        &mock.base(),
+        "--vus",
+        "1",
+        "--iterations",
+        "40",
+        "--no-preflight",
+        "--csv",
+        csv.to_str().unwrap(),
+    ])
+    .await;
+    let st = mock.stats().await;
+    let lat = &r["latency"];
+    for m in ["server_prefill", "server_decode", "ttft_outside"] {
+        assert_eq!(u(&lat[m]["count"]), 40, "{m}: {lat}");
+    }
+    // The mock's prompt time is its arrival → first token, as its stamps say.
+    let mock_ttft = f(&st["ttft_us"]["p50"]) / 1000.0;
+    let prefill = f(&lat["server_prefill"]["p50"]);
+    assert!(
+        (prefill - mock_ttft).abs() < 0.5,
+        "{prefill} vs {mock_ttft}"
+    );
+    // What is left of the client's ttft is the way there and back.
+    let outside = f(&lat["ttft_outside"]["p50"]);
+    let client = f(&lat["ttft"]["p50"]);
+    assert!(
+        outside >= 0.0 && (outside - (client - mock_ttft)).abs() < 1.0,
+        "ttft_outside {outside}, ttft {client}, the mock's ttft {mock_ttft}"
+    );
+    let t = &r["server_timings"];
+    assert_eq!(u(&t["requests"]), 40);
+    assert_eq!(u(&t["output_tokens"]), 320);
+    assert_eq!(u(&t["output_tokens_counted"]), 320);
+    // The Markdown table and the per-request CSV carry them.
+    let text = stdout(&out);
+    assert!(
+        text.contains("### Server timings (as the server reported them, ms)"),
+        "{text}"
+    );
+    assert!(text.contains("| ttft_outside "), "{text}");
+    let rows = std::fs::read_to_string(&csv).unwrap();
+    let header: Vec<&str> = rows.lines().next().unwrap().split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let first: Vec<&str> = rows.lines().nth(1).unwrap().split(',').collect();
+    assert_eq!(first[col("server_output_tokens")], "8");
+    assert!(first[col("server_prompt_ms")].parse::<f64>().unwrap() > 25.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_servers_tokenizer_counts_what_its_usage_leaves_out() {
+    let mock = MockProc::start(&[
+        "--ttft",
+        "1ms",
+        "--itl",
+        "0ms",
+        "--output-tokens",
+        "12",
+        "--no-usage",
+        "--tokenize",
+    ]);
+    let (out, r) = run_ok(&[
+        "run",
+        "--target",
+        &mock.base(),
+        "--tokenizer",
+        "server",
+        "--vus",
+        "2",
+        "--iterations",
+        "10",
+        "--input-tokens",
+        "40",
+    ])
+    .await;
+    let s = &r["summary"];
+    assert_eq!(r["tokenizer"]["name"], "server /tokenize (llama.cpp)");
+    assert_eq!(u(&s["output_token_sources"]["tokenizer"]), 10);
+    // The mock's words are one token each by its /tokenize.
+    assert_eq!(u(&s["output_tokens"]), 120);
+    // Prompts: 40 synthetic tokens and the chat framing, as the mock counted.
+    let st = mock.stats().await;
+    assert_eq!(u(&s["input_tokens"]), u(&st["prompt_tokens"]) - 46, "{st}");
+    assert!(
+        stdout(&out).contains("counted with the server's own tokenizer"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tokenizer_that_cannot_be_had_is_refused_with_what_to_do() {
+    let mock = MockProc::start(&["--ttft", "1ms", "--itl", "0ms"]);
+    let out = periscope_async(s(&[
+        "run",
+        "--target",
+        &mock.base(),
+        "--tokenizer",
+        "server",
+        "--iterations",
+        "1",
+    ]))
+    .await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("--tokenizer server:") && err.contains("/tokenize"),
+        "{err}"
+    );
+    let out = periscope_async(s(&["run", "--mock", "--tokenizer", "gpt2-ish"])).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("expected server, cl100k_base, o200k_base, the URL of a server"),
+        "{}",
+        stderr(&out)
+    );
+    let out = periscope_async(s(&[
+        "run",
+        "--mock",
+        "--tokenizer",
+        "/nonexistent/tokenizer.json",
+    ]))
+    .await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("not a Hugging Face tokenizer.json"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tokenizer_json_or_an_encoding_counts_when_usage_is_missing() {
+    // A word-level tokenizer.json whose vocabulary has the mock's words.
+    let words: Vec<&str> = periscope::tokenizer::VOCAB.to_vec();
+    let mut vocab = serde_json::Map::new();
+    vocab.insert("[UNK]".into(), json!(0));
+    for (i, w) in words.iter().enumerate() {
+        vocab.insert(w.to_string(), json!(i + 1));
+    }
+    let file = json!({
+        "version": "1.0", "truncation": null, "padding": null, "added_tokens": [],
+        "normalizer": null, "pre_tokenizer": {"type": "Whitespace"},
+        "post_processor": null, "decoder": null,
+        "model": {"type": "WordLevel", "vocab": vocab, "unk_token": "[UNK]"}
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tokenizer.json");
+    std::fs::write(&path, file.to_string()).unwrap();
+    let mock = MockProc::start(&[
+        "--ttft",
+        "1ms",
+        "--itl",
+        "0ms",
+        "--output-tokens",
+        "7",
+        "--no-usage",
+    ]);
+    let (_, r) = run_ok(&[
+        "run",
+        "--target",
+        &mock.base(),
+        "--tokenizer",
+        path.to_str().unwrap(),
+        "--iterations",
+        "5",
+    ])
+    .await;
+    assert!(
+        r["tokenizer"]["name"]
+            .as_str()
+            .unwrap()
+            .starts_with("tokenizer.json ("),
+        "{}",
+        r["tokenizer"]
+    );
+    assert_eq!(u(&r["summary"]["output_tokens"]), 35);
+    let (_, r) = run_ok(&[
+        "run",
+        "--target",
+        &mock.base(),
+        "--tokenizer",
+        "o200k_base",
+        "--iterations",
+        "5",
+    ])
+    .await;
+    assert_eq!(r["tokenizer"]["name"], "o200k_base");
+    assert_eq!(u(&r["summary"]["output_token_sources"]["tokenizer"]), 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_template_is_measured_and_stream_usage_can_be_left_out() {
+    let mock = MockProc::start(&["--ttft", "1ms", "--itl", "0ms", "--output-tokens", "6"]);
+    // The mock counts as OpenAI does: the auto tokenizer stays cl100k, and
+    // the template of a system and a user message is 3 + 3 + 3 tokens.
+    let (_, r) = run_ok(&[
+        "run",
+        "--target",
+        &mock.base(),
+        "--system",
+        "be brief",
+        "--iterations",
+        "4",
+    ])
+    .await;
+    assert_eq!(
+        r["tokenizer"],
+        json!({"name": "cl100k_base", "template_tokens": 9})
+    );
+    assert_eq!(u(&r["summary"]["output_token_sources"]["usage"]), 4);
+    // Not asked for usage in the stream, the mock sends none: counted locally.
+    let (_, r) = run_ok(&[
+        "run",
+        "--target",
+        &mock.base(),
+        "--no-stream-usage",
+        "--iterations",
+        "4",
+    ])
+    .await;
+    assert_eq!(r["plan"]["stream_usage"], false);
+    assert_eq!(u(&r["summary"]["output_token_sources"]["tokenizer"]), 4);
+    assert_eq!(u(&r["summary"]["output_tokens"]), 24);
+    assert_eq!(u(&r["summary"]["usage_mismatch"]), 0);
+}
