@@ -37,7 +37,7 @@ periscope = $(PERISCOPE) run $(1) --scenario $(2) $(target_flag) $(influx_out) \
   --json $(RESULTS)/$(1)-$(2).json --html $(RESULTS)/$(1)-$(2).html $(ARGS)
 RUN_DEPS := $(if $(filter $(BIN),$(PERISCOPE)),build) | $(RESULTS)
 
-.PHONY: help build test lint bench bench-mock sizing report-demo \
+.PHONY: help build test lint bench bench-mock sizing report-demo test-llama-cpp-python \
   setup start stop restart status logs clean purge grafana-dashboard run \
   test-completions test-embeddings test-prefix-caching test-benchmark test-all \
   test-completions-smoke test-completions-stress test-completions-spike \
@@ -77,6 +77,18 @@ test: lint ## The whole suite: lint, then every test (installs what the tests ne
 	  $(CARGO) nextest run --cargo-profile ci --locked; \
 	else \
 	  $(CARGO) test --profile ci --locked; \
+	fi
+
+# llama-cpp-python's server is on PyPI as source only: its wheel is built
+# once (10-20 CPU-minutes) into ~/.cache/periscope/wheels and reused.
+test-llama-cpp-python: ## periscope against llama-cpp-python's server (a second implementation: no usage in streams)
+	bash -c '. scripts/real-servers.sh && llama_cpp_python_install'
+	eval "$$(scripts/test-env.sh)" && \
+	export PERISCOPE_LLAMA_CPP_PYTHON=$(CURDIR)/.venv-llama-cpp-python/bin/python && \
+	if $(CARGO) nextest --version >/dev/null 2>&1; then \
+	  $(CARGO) nextest run --cargo-profile ci --locked --run-ignored only -E 'test(/llama_cpp_python/)'; \
+	else \
+	  $(CARGO) test --profile ci --locked --test it llama_cpp_python -- --ignored; \
 	fi
 
 report-demo: build ## A mock run's HTML report (target/report-demo/) and its screenshot docs/report.png

@@ -653,6 +653,31 @@ mod tests {
             ),
             "{last}"
         );
+        // A reconnect, and what the server said of its own timings.
+        let mut t = RequestRecord::new(0, 1500);
+        t.end_us = 101_500;
+        t.ttft_us = Some(20_000);
+        t.status = Some(200);
+        t.reconnect = true;
+        t.server_timing = Some(crate::record::ServerTiming {
+            prompt_ms: Some(15.5),
+            decode_ms: Some(70.0),
+            cached_tokens: Some(12),
+            ..Default::default()
+        });
+        feed.request(&t);
+        let last = feed.batch.body.lines().last().unwrap().to_string();
+        assert!(
+            last.contains(",reconnect=1i,server_prefill_ms=15.5,server_decode_ms=70,ttft_outside_ms=4.5,cached_tokens=12i,"),
+            "{last}"
+        );
+        let mut w2 = w.clone();
+        w2.reconnects = 3;
+        feed.window(&w2);
+        assert!(
+            feed.batch.body.is_empty(),
+            "the window flushed the batch (to no one)"
+        );
         feed.window(&w);
         // With no writer the batch is simply handed over (to no one).
         assert!(feed.batch.body.is_empty());

@@ -200,6 +200,13 @@ pub fn closed_before_answer(e: &(dyn std::error::Error + 'static)) -> bool {
             ) {
                 return true;
             }
+            // An io::Error wrapping another: its `source` skips the wrapped
+            // error itself.
+            if let Some(inner) = io.get_ref() {
+                if closed_before_answer(inner) {
+                    return true;
+                }
+            }
         }
         cur = err.source();
     }
@@ -256,5 +263,33 @@ impl AsyncWrite for Counted {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_close_or_reset_is_a_closed_connection_and_nothing_else_is() {
+        use std::io::{Error, ErrorKind};
+        for kind in [
+            ErrorKind::ConnectionReset,
+            ErrorKind::BrokenPipe,
+            ErrorKind::ConnectionAborted,
+            ErrorKind::UnexpectedEof,
+        ] {
+            assert!(closed_before_answer(&Error::from(kind)), "{kind:?}");
+        }
+        // Found anywhere in the chain of sources.
+        let wrapped = Error::other(Error::from(ErrorKind::ConnectionReset));
+        assert!(closed_before_answer(&wrapped));
+        for kind in [
+            ErrorKind::TimedOut,
+            ErrorKind::ConnectionRefused,
+            ErrorKind::InvalidData,
+        ] {
+            assert!(!closed_before_answer(&Error::from(kind)), "{kind:?}");
+        }
     }
 }

@@ -477,6 +477,43 @@ mod tests {
         assert_eq!(msg, "overloaded");
     }
 
+    #[tokio::test]
+    async fn llama_cpp_timings_and_cached_tokens_are_kept() {
+        // llama.cpp's last chunk: timings beside the usage.
+        let s = concat!(
+            "data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\n",
+            "data: {\"choices\":[{\"finish_reason\":\"length\",\"delta\":{}}],\"usage\":{\"completion_tokens\":2,\"prompt_tokens\":26,\"prompt_tokens_details\":{\"cached_tokens\":21}},\"timings\":{\"cache_n\":21,\"prompt_n\":5,\"prompt_ms\":162.057,\"predicted_n\":2,\"predicted_ms\":80.5}}\n\n",
+            "data: [DONE]\n\n",
+        );
+        let st = feed(&[s]).await;
+        let t = st.server_timing.unwrap();
+        assert_eq!(t.prompt_ms, Some(162.057));
+        assert_eq!(t.decode_ms, Some(80.5));
+        assert_eq!(
+            (t.prompt_tokens, t.output_tokens, t.cached_tokens),
+            (Some(5), Some(2), Some(21))
+        );
+        assert_eq!(
+            st.usage
+                .unwrap()
+                .prompt_tokens_details
+                .unwrap()
+                .cached_tokens,
+            Some(21)
+        );
+        // Timings in the body fill in beside what the headers said.
+        let mut st = StreamState {
+            server_timing: Some(ServerTiming {
+                queue_ms: Some(3.0),
+                ..Default::default()
+            }),
+            ..StreamState::default()
+        };
+        st.on_body(br#"{"choices":[{"message":{"content":"x"},"finish_reason":"stop"}],"timings":{"prompt_ms":9.0}}"#, Instant::now());
+        let t = st.server_timing.unwrap();
+        assert_eq!((t.queue_ms, t.prompt_ms), (Some(3.0), Some(9.0)));
+    }
+
     #[test]
     fn whole_bodies() {
         let mut st = StreamState::default();

@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use futures_util::StreamExt;
 
 use super::{parse, Client};
-use crate::tokenizer::server::{self, Api};
-use crate::tokenizer::{self, Choice, Tokenizer, MIN_WORDS};
+use crate::tokenizer::server::Api;
+use crate::tokenizer::{self, Choice, ServerTokenizer, Tokenizer, MIN_WORDS};
 
 /// Requests to `/tokenize` in flight at once while a run starts.
 const ASK_AT_ONCE: usize = 8;
@@ -31,42 +31,16 @@ impl Client {
             return Ok(n);
         }
         match self.tokenizer.server_api() {
-            Some((api, at)) => self.ask_count(api, at, text).await,
+            Some((api, at)) => {
+                let ask = Ask {
+                    api,
+                    at,
+                    special: self.tokenizer.special(),
+                };
+                ask.count(self, text).await
+            }
             None => Ok(tokenizer::count(text)),
         }
-    }
-
-    /// The server's count of `text`: the target's `/tokenize`, or that of
-    /// the origin `at`.
-    async fn ask_count(&self, api: &Api, at: Option<&str>, text: &str) -> Result<u32, String> {
-        let (status, body) = match at {
-            None => self.post_raw(server::PATH, api.body(text)).await?,
-            Some(origin) => post_elsewhere(origin, api.body(text), self.timeout).await?,
-        };
-        if !(200..300).contains(&status) {
-            return Err(format!(
-                "{} answered {status}: {}",
-                server::PATH,
-                parse::error_message(&body)
-            ));
-        }
-        Api::parse(&body).ok_or_else(|| format!("{} answered no token count", server::PATH))
-    }
-
-    /// Counts of many texts by the server, [`ASK_AT_ONCE`] at a time.
-    async fn ask_counts(
-        &self,
-        api: &Api,
-        at: Option<&str>,
-        texts: &[String],
-    ) -> Result<Vec<u32>, String> {
-        futures_util::stream::iter(texts)
-            .map(|t| self.ask_count(api, at, t))
-            .buffered(ASK_AT_ONCE)
-            .collect::<Vec<_>>()
-            .await
-            .into_iter()
-            .collect()
     }
 
     /// Find the tokenizer `choice` names for this target: for `server` (and
@@ -139,16 +113,26 @@ impl Client {
         let mut tried = Vec::new();
         let mut found = None;
         for api in Api::candidates(model) {
-            match self.ask_count(&api, at, "Hello world, how are you?").await {
+            let mut ask = Ask {
+                api: &api,
+                at,
+                special: 0,
+            };
+            let probe = async {
+                // What it counts for nothing (a BOS it always adds) comes off.
+                ask.special = ask.count(self, "").await?;
+                ask.count(self, "Hello world, how are you?").await
+            };
+            match probe.await {
                 Ok(n) if (2..=16).contains(&n) => {
-                    found = Some(api);
+                    found = Some((api.clone(), ask.special));
                     break;
                 }
-                Ok(n) => tried.push(format!("{}: a count of {n}", api.label())),
-                Err(e) => tried.push(format!("{}: {e}", api.label())),
+                Ok(n) => tried.push(format!("{} {}: a count of {n}", api.label(), api.path())),
+                Err(e) => tried.push(format!("{} {}: {e}", api.label(), api.path())),
             }
         }
-        let Some(api) = found else {
+        let Some((api, special)) = found else {
             if !strict {
                 // The usual case for a gateway or a hosted API: say nothing loud.
                 return Ok(Resolved {
@@ -157,12 +141,16 @@ impl Client {
                 });
             }
             return fallback(format!(
-                "{whose} does not answer {} as llama.cpp, vLLM or SGLang do ({})",
-                server::PATH,
+                "{whose} does not answer /tokenize as llama.cpp, vLLM, SGLang or llama-cpp-python do ({})",
                 tried.join("; ")
             ));
         };
-        let words = match self.server_words(&api, at).await {
+        let ask = Ask {
+            api: &api,
+            at,
+            special,
+        };
+        let words = match ask.words(self).await {
             Ok(w) if w.len() >= MIN_WORDS => w,
             Ok(w) => {
                 return fallback(format!(
@@ -175,30 +163,73 @@ impl Client {
         let mut texts: Vec<String> = known.to_vec();
         texts.sort();
         texts.dedup();
-        let counts = match self.ask_counts(&api, at, &texts).await {
+        let counts = match ask.counts(self, &texts).await {
             Ok(c) => c,
             Err(e) => return fallback(e),
         };
         Ok(Resolved {
-            tokenizer: Arc::new(Tokenizer::server(
-                api,
-                at.map(String::from),
+            tokenizer: Arc::new(Tokenizer::server(ServerTokenizer {
+                api: api.clone(),
+                at: at.map(String::from),
+                special,
                 words,
-                texts.into_iter().zip(counts).collect(),
-            )),
+                known: texts.into_iter().zip(counts).collect(),
+            })),
             note: None,
         })
+    }
+}
+
+/// How to ask a server for counts.
+struct Ask<'a> {
+    api: &'a Api,
+    /// Another origin than the target's.
+    at: Option<&'a str>,
+    /// What it counts for an empty text, taken off.
+    special: u32,
+}
+
+impl Ask<'_> {
+    /// The server's count of `text`.
+    async fn count(&self, client: &Client, text: &str) -> Result<u32, String> {
+        let path = self.api.path();
+        let (status, body) = match self.at {
+            None => client.post_raw(path, self.api.body(text)).await?,
+            Some(origin) => {
+                post_elsewhere(origin, path, self.api.body(text), client.timeout).await?
+            }
+        };
+        if !(200..300).contains(&status) {
+            return Err(format!(
+                "{path} answered {status}: {}",
+                parse::error_message(&body)
+            ));
+        }
+        Api::parse(&body)
+            .map(|n| n.saturating_sub(self.special))
+            .ok_or_else(|| format!("{path} answered no token count"))
+    }
+
+    /// Counts of many texts, [`ASK_AT_ONCE`] at a time.
+    async fn counts(&self, client: &Client, texts: &[String]) -> Result<Vec<u32>, String> {
+        futures_util::stream::iter(texts)
+            .map(|t| self.count(client, t))
+            .buffered(ASK_AT_ONCE)
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect()
     }
 
     /// The candidate words that are one token each in the server's
     /// tokenizer and stay one each side by side (checked on random
     /// sequences; a word that merges with its neighbours is dropped).
-    async fn server_words(&self, api: &Api, at: Option<&str>) -> Result<Vec<String>, String> {
+    async fn words(&self, client: &Client) -> Result<Vec<String>, String> {
         let candidates: Vec<String> = tokenizer::CANDIDATES
             .iter()
             .map(|w| format!(" {w}"))
             .collect();
-        let counts = self.ask_counts(api, at, &candidates).await?;
+        let counts = self.counts(client, &candidates).await?;
         let mut words: Vec<String> = candidates
             .into_iter()
             .zip(counts)
@@ -217,7 +248,7 @@ impl Client {
                 .iter()
                 .map(|s| s.iter().map(|&i| words[i].as_str()).collect())
                 .collect();
-            let got = self.ask_counts(api, at, &texts).await?;
+            let got = self.counts(client, &texts).await?;
             if seqs.iter().zip(&got).all(|(s, n)| s.len() == *n as usize) {
                 return Ok(words);
             }
@@ -230,7 +261,7 @@ impl Client {
                 .iter()
                 .map(|w| words.iter().map(|x| format!("{w}{x}")).collect())
                 .collect();
-            let got = self.ask_counts(api, at, &pairs).await?;
+            let got = self.counts(client, &pairs).await?;
             let n = words.len();
             let keep: Vec<bool> = got.iter().map(|c| *c as usize == 2 * n).collect();
             let mut k = keep.iter();
@@ -243,10 +274,11 @@ impl Client {
     }
 }
 
-/// POST to another origin's `/tokenize` (the model server behind a gateway),
-/// on a client of its own.
+/// POST to another origin's tokenize endpoint (the model server behind a
+/// gateway), on a client of its own.
 async fn post_elsewhere(
     origin: &str,
+    path: &str,
     body: bytes::Bytes,
     timeout: std::time::Duration,
 ) -> Result<(u16, bytes::Bytes), String> {
@@ -257,7 +289,7 @@ async fn post_elsewhere(
             .build()
             .unwrap_or_default()
     });
-    let url = format!("{}{}", origin.trim_end_matches('/'), server::PATH);
+    let url = format!("{}{path}", origin.trim_end_matches('/'));
     let resp = http
         .post(&url)
         .header(reqwest::header::CONTENT_TYPE, "application/json")

@@ -228,6 +228,19 @@ enum Kind {
     },
 }
 
+/// A server's tokenizer, as the caller found it.
+pub struct ServerTokenizer {
+    pub api: server::Api,
+    /// Another origin than the target's.
+    pub at: Option<String>,
+    /// What it counts for an empty text (a BOS it always adds), taken off
+    /// every count.
+    pub special: u32,
+    pub words: Vec<String>,
+    /// Its counts of texts known before the run (already less `special`).
+    pub known: HashMap<String, u32>,
+}
+
 /// The tokenizer a run counts with.
 pub struct Tokenizer {
     kind: Kind,
@@ -236,6 +249,8 @@ pub struct Tokenizer {
     words: Arc<[String]>,
     /// The server's counts of texts known before the run.
     known: HashMap<String, u32>,
+    /// What the server counts for an empty text.
+    special: u32,
 }
 
 impl std::fmt::Debug for Tokenizer {
@@ -257,6 +272,7 @@ impl Tokenizer {
             kind: Kind::Tiktoken(enc),
             words,
             known: HashMap::new(),
+            special: 0,
         }
     }
 
@@ -284,22 +300,27 @@ impl Tokenizer {
             },
             words,
             known: HashMap::new(),
+            special: 0,
         })
     }
 
     /// The server's tokenizer, with its words and its counts of the texts
     /// known before the run (found by the caller, which does the I/O).
-    pub fn server(
-        api: server::Api,
-        at: Option<String>,
-        words: Vec<String>,
-        known: HashMap<String, u32>,
-    ) -> Self {
+    pub fn server(s: ServerTokenizer) -> Self {
         Tokenizer {
-            kind: Kind::Server { api, at },
-            words: words.into(),
-            known,
+            kind: Kind::Server {
+                api: s.api,
+                at: s.at,
+            },
+            words: s.words.into(),
+            known: s.known,
+            special: s.special,
         }
+    }
+
+    /// What the server counts for an empty text, taken off its counts.
+    pub fn special(&self) -> u32 {
+        self.special
     }
 
     /// How the report names it: `cl100k_base`, `tokenizer.json (PATH)`,
@@ -308,10 +329,12 @@ impl Tokenizer {
         match &self.kind {
             Kind::Tiktoken(e) => e.name().to_string(),
             Kind::File { path, .. } => format!("tokenizer.json ({})", path.display()),
-            Kind::Server { api, at: None } => format!("server /tokenize ({})", api.label()),
-            Kind::Server { api, at: Some(o) } => {
-                format!("server {o}/tokenize ({})", api.label())
-            }
+            Kind::Server { api, at } => format!(
+                "server {}{} ({})",
+                at.as_deref().unwrap_or(""),
+                api.path(),
+                api.label()
+            ),
         }
     }
 
@@ -397,6 +420,85 @@ pub fn single_token_words(count: impl Fn(&str) -> u32) -> Arc<[String]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tokenizer_choices_parse_with_messages_that_say_what_to_write() {
+        let p = |s: &str| s.parse::<Choice>();
+        assert_eq!(p("server"), Ok(Choice::Server));
+        assert_eq!(p("auto"), Ok(Choice::Auto));
+        assert_eq!(p("cl100k_base"), Ok(Choice::Tiktoken(Encoding::Cl100k)));
+        assert_eq!(p("o200k_base"), Ok(Choice::Tiktoken(Encoding::O200k)));
+        // A server behind a gateway: its origin, whatever path was given.
+        assert_eq!(
+            p("http://llama:8080/v1"),
+            Ok(Choice::ServerAt("http://llama:8080".into()))
+        );
+        assert_eq!(
+            p("models/tokenizer.json"),
+            Ok(Choice::File("models/tokenizer.json".into()))
+        );
+        let e = p("gpt2").unwrap_err();
+        assert!(
+            e.contains("--tokenizer 'gpt2'") && e.contains("tokenizer.json"),
+            "{e}"
+        );
+        assert!(p("").is_err());
+        assert!(Choice::Server.strict() && !Choice::Auto.strict());
+        assert_eq!(
+            Choice::AutoAt("http://a:1".into()).origin(),
+            Some("http://a:1")
+        );
+    }
+
+    #[test]
+    fn encodings_find_enough_words_that_stay_one_token_each() {
+        for enc in [Encoding::Cl100k, Encoding::O200k] {
+            let t = Tokenizer::tiktoken(enc);
+            let words = t.words();
+            assert!(words.len() >= MIN_WORDS, "{enc:?}: {}", words.len());
+            let text: String = words
+                .iter()
+                .rev()
+                .cycle()
+                .take(500)
+                .map(String::as_str)
+                .collect();
+            assert_eq!(t.count_local(&text), Some(500), "{enc:?}");
+        }
+        // A word that merges with its neighbours is dropped: here a counter
+        // that merges " the" with anything that follows it.
+        let merging = |s: &str| {
+            let n = s.split(' ').filter(|w| !w.is_empty()).count() as u32;
+            n - s.matches(" the ").count() as u32
+        };
+        let words = single_token_words(merging);
+        assert!(!words.iter().any(|w| w == " the"), "{words:?}");
+        assert!(words.len() >= MIN_WORDS);
+    }
+
+    #[test]
+    fn a_server_tokenizer_counts_only_the_texts_it_was_asked_about() {
+        let known: HashMap<String, u32> = [("hello there".to_string(), 3)].into();
+        let t = Tokenizer::server(ServerTokenizer {
+            api: server::Api::LlamaCpp,
+            at: None,
+            special: 0,
+            words: vec![" a".into()],
+            known,
+        });
+        assert_eq!(t.count_local("hello there"), Some(3));
+        assert_eq!(t.count_local("something else"), None);
+        assert_eq!(t.count_local(""), Some(0));
+        assert_eq!(t.label(), "server /tokenize (llama.cpp)");
+        let at = Tokenizer::server(ServerTokenizer {
+            api: server::Api::LlamaCpp,
+            at: Some("http://m:8080".into()),
+            special: 0,
+            words: vec![],
+            known: HashMap::new(),
+        });
+        assert_eq!(at.label(), "server http://m:8080/tokenize (llama.cpp)");
+    }
 
     #[test]
     fn vocab_words_are_single_tokens_with_and_without_space() {

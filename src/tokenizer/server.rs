@@ -7,15 +7,15 @@
 //!   "prompt": TEXT, "add_special_tokens": false}` answers `{"count": n,
 //!   "tokens": [ids], "max_model_len": …}`; BOS is added unless
 //!   `add_special_tokens` is false.
+//! - llama-cpp-python's server: `POST /extras/tokenize/count {"input":
+//!   TEXT}` answers `{"count": n}`, BOS included (the caller measures what
+//!   an empty text counts and takes it off).
 //!
-//! Both are served from the origin's root, not under `/v1`.
+//! All are served from the origin's root, not under `/v1`.
 
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::json;
-
-/// The path of the endpoint, from the origin's root.
-pub const PATH: &str = "/tokenize";
 
 /// Which request shape the server takes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +24,8 @@ pub enum Api {
     LlamaCpp,
     /// vLLM's and SGLang's `{"model", "prompt", "add_special_tokens"}`.
     Vllm { model: String },
+    /// llama-cpp-python's `/extras/tokenize/count {"input"}`.
+    LlamaCppPython,
 }
 
 #[derive(Deserialize)]
@@ -36,13 +38,22 @@ struct Answer {
 
 impl Api {
     /// The shapes to try, in order, for a server that serves `model`.
-    pub fn candidates(model: &str) -> [Api; 2] {
+    pub fn candidates(model: &str) -> [Api; 3] {
         [
             Api::LlamaCpp,
             Api::Vllm {
                 model: model.to_string(),
             },
+            Api::LlamaCppPython,
         ]
+    }
+
+    /// The endpoint's path, from the origin's root.
+    pub fn path(&self) -> &'static str {
+        match self {
+            Api::LlamaCpp | Api::Vllm { .. } => "/tokenize",
+            Api::LlamaCppPython => "/extras/tokenize/count",
+        }
     }
 
     /// The request body that asks for the tokens of `text`, with no special
@@ -53,6 +64,7 @@ impl Api {
             Api::Vllm { model } => {
                 json!({"model": model, "prompt": text, "add_special_tokens": false})
             }
+            Api::LlamaCppPython => json!({"input": text}),
         };
         Bytes::from(v.to_string())
     }
@@ -67,6 +79,7 @@ impl Api {
         match self {
             Api::LlamaCpp => "llama.cpp",
             Api::Vllm { .. } => "vLLM/SGLang",
+            Api::LlamaCppPython => "llama-cpp-python",
         }
     }
 }

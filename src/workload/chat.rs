@@ -283,6 +283,16 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn no_stream_usage_leaves_stream_options_out() {
+        let mut s = spec("completions");
+        s.stream_usage = false;
+        let (r, v) = first(build(&s).as_ref());
+        assert!(r.stream);
+        assert_eq!(v["stream"], true);
+        assert!(v.get("stream_options").is_none(), "{v}");
+    }
+
+    #[test]
     fn text_body_has_a_prompt() {
         let w = build(&spec("text-completions"));
         let (r, v) = first(w.as_ref());

@@ -727,6 +727,34 @@ async fn sweep_direct_vs_litellm_and_nginx_sees_the_gateway_not_false_errors() {
     assert_eq!(o["level"]["concurrency"], 1);
     assert!(f(&o["p50_ci"][0]) > 0.0, "{o}\n{text}");
     assert!(!text.contains("disagree"), "{text}");
+    // A run through the gateway counts with the server behind it: LiteLLM
+    // passes llama.cpp's usage through, and the two agree.
+    let (out, r) = run_ok(&[
+        "run",
+        "--target",
+        &lite.base(),
+        "--token",
+        LITELLM_KEY,
+        "--model",
+        "gemma",
+        "--tokenizer",
+        &llama.origin(),
+        "--iterations",
+        "8",
+        "--max-tokens",
+        "8",
+    ])
+    .await;
+    assert_eq!(u(&r["summary"]["errors"]), 0, "{}", r["errors"]);
+    assert_eq!(u(&r["summary"]["usage_mismatch"]), 0, "{}", stdout(&out));
+    assert_eq!(
+        r["tokenizer"]["name"],
+        format!("server {}/tokenize (llama.cpp)", llama.origin())
+    );
+    assert!(
+        !stdout(&out).contains(LITELLM_KEY),
+        "the key is never printed"
+    );
     // nginx as a plain reverse proxy: both legs clean too.
     let Some(nginx) = Nginx::proxy(&format!("127.0.0.1:{}", llama.port)) else {
         return;
@@ -734,5 +762,131 @@ async fn sweep_direct_vs_litellm_and_nginx_sees_the_gateway_not_false_errors() {
     let (_, r) = sweep(nginx.base(), false).await;
     for row in r["rows"].as_array().unwrap() {
         assert_eq!(u(&row["errors"]), 0, "{row}");
+    }
+}
+
+/// llama-cpp-python's server, a second implementation of the API (it sends
+/// no usage in streams). Built from source once by `make
+/// test-llama-cpp-python`, which runs this test; not part of `make test`.
+struct LlamaCppPython {
+    child: Child,
+    _dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl LlamaCppPython {
+    fn start() -> LlamaCppPython {
+        let python = std::env::var("PERISCOPE_LLAMA_CPP_PYTHON")
+            .expect("make test-llama-cpp-python sets PERISCOPE_LLAMA_CPP_PYTHON");
+        let model = installed_file(
+            "PERISCOPE_GGUF",
+            home_cache().join("models/gemma-3-270m-q4_k_m.gguf"),
+            "the Gemma 3 270M GGUF",
+        )
+        .expect("the model is installed");
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let child = Command::new(python)
+            .args(["-m", "llama_cpp.server", "--model"])
+            .arg(&model)
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .args([
+                "--n_threads",
+                "1",
+                "--n_ctx",
+                "4096",
+                "--model_alias",
+                "gemma",
+            ])
+            .current_dir(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start llama-cpp-python's server");
+        let mut s = LlamaCppPython {
+            child,
+            _dir: dir,
+            port,
+        };
+        let url = format!("http://127.0.0.1:{port}/v1/models");
+        let t0 = Instant::now();
+        loop {
+            if let Ok(Some(status)) = s.child.try_wait() {
+                panic!("llama-cpp-python's server exited: {status}");
+            }
+            if blocking_get(&url).is_ok_and(|c| c == 200) {
+                break;
+            }
+            assert!(t0.elapsed() < Duration::from_secs(120), "it did not start");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        s
+    }
+}
+
+impl Drop for LlamaCppPython {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "make test-llama-cpp-python (its server is built from source)"]
+async fn llama_cpp_python_streams_without_usage_are_counted_with_its_tokenizer() {
+    let server = LlamaCppPython::start();
+    let base = format!("http://127.0.0.1:{}/v1", server.port);
+    // A text completion: the base model continues a story (its chat
+    // template makes it stop at once).
+    let prompt = "Once upon a time, in a small village by the sea,";
+    // Its own count of the same answer: greedy decoding makes the streamed
+    // answers the same as a whole one.
+    let whole: Value = http()
+        .post(format!("{base}/completions"))
+        .json(&serde_json::json!({
+            "model": "gemma", "max_tokens": 24, "temperature": 0.0, "stream": false,
+            "prompt": prompt,
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let theirs = u(&whole["usage"]["completion_tokens"]) as i64;
+    assert!(theirs > 10, "{whole}");
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("r.csv");
+    let (_, r) = run_ok(&[
+        "run",
+        "text-completions",
+        "--target",
+        &base,
+        "--model",
+        "gemma",
+        "--prompt",
+        prompt,
+        "--temperature",
+        "0",
+        "--vus",
+        "1",
+        "--iterations",
+        "12",
+        "--max-tokens",
+        "24",
+        "--csv",
+        csv.to_str().unwrap(),
+    ])
+    .await;
+    assert_eq!(u(&r["summary"]["errors"]), 0, "{}", r["errors"]);
+    let name = r["tokenizer"]["name"].as_str().unwrap();
+    assert!(name.contains("llama-cpp-python"), "{name}");
+    for row in csv_rows(&csv) {
+        assert_eq!(row["output_source"], "tokenizer", "no usage in its streams");
+        let ours: i64 = row["output_tokens"].parse().unwrap();
+        assert!(
+            (ours - theirs).abs() <= 1,
+            "periscope counted {ours}, the server's whole answer {theirs}"
+        );
     }
 }
