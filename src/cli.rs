@@ -1,13 +1,19 @@
-//! The command line: clap derive structs and value parsers.
+//! The command line: clap derive structs, nothing else.
 //!
-//! These are raw arguments; `plan.rs` validates them and resolves defaults and
-//! environment into a `Plan`. Value parsers here reject malformed values with
-//! a message that shows the expected syntax.
+//! These are raw arguments; `plan` validates them and resolves defaults and
+//! environment into a `Plan`. The value parsers they use belong to the
+//! modules that own the values (`values`, `executor::shape`, `mock`), whose
+//! errors show the expected syntax. This module imports downward only.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args as ClapArgs, Parser, Subcommand, ValueEnum};
+
+use crate::executor::shape::{parse_stages, StageList};
+use crate::executor::Arrival;
+use crate::mock::MockArgs;
+use crate::values::{parse_duration, parse_header, parse_percent, parse_rfc3339, parse_tag};
 
 /// periscope — load generator and benchmark for OpenAI-compatible LLM APIs.
 #[derive(Debug, Parser)]
@@ -100,20 +106,6 @@ pub struct MergeArgs {
     pub wait: Option<Duration>,
 }
 
-/// `10%` → 0.10. The % sign is required, so `10` and `0.1` are never confused.
-pub fn parse_percent(s: &str) -> Result<f64, String> {
-    let num = s
-        .trim()
-        .strip_suffix('%')
-        .ok_or_else(|| format!("'{s}' needs a % sign, e.g. 10%"))?;
-    num.trim()
-        .parse::<f64>()
-        .ok()
-        .filter(|x| x.is_finite() && *x >= 0.0)
-        .map(|x| x / 100.0)
-        .ok_or_else(|| format!("'{s}' is not a percentage, e.g. 10%"))
-}
-
 /// The request flags `sweep` and `probe` share with `run`.
 #[derive(Debug, Clone, Default, ClapArgs)]
 pub struct RequestArgs {
@@ -156,16 +148,6 @@ pub struct RequestArgs {
     /// tokenizer.
     #[arg(long)]
     pub no_stream_usage: bool,
-}
-
-/// Whether arrivals in the open model are evenly spaced or random.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Arrival {
-    /// One request every 1/rate seconds.
-    Constant,
-    /// Exponential gaps with mean 1/rate (a Poisson process).
-    Poisson,
 }
 
 #[derive(Debug, Clone, Default, ClapArgs)]
@@ -324,12 +306,6 @@ pub struct SegmentArgs {
     /// 2026-11-23T12:00:00Z), after the preflight: the start barrier of segments.
     #[arg(long, env = "PERISCOPE_START_AT", value_name = "TIME", value_parser = parse_rfc3339)]
     pub start_at: Option<std::time::SystemTime>,
-}
-
-/// An RFC 3339 time in UTC: 2026-11-23T12:00:00Z (fractions allowed).
-pub fn parse_rfc3339(s: &str) -> Result<std::time::SystemTime, String> {
-    humantime::parse_rfc3339_weak(s.trim())
-        .map_err(|e| format!("'{s}' is not an RFC 3339 time ({e}): e.g. 2026-11-23T12:00:00Z"))
 }
 
 /// The otlp-traces workload.
@@ -560,258 +536,6 @@ pub struct ProbeArgs {
     pub progress_every: Option<u64>,
 }
 
-/// Output length of the mock: a fixed count or a uniform range.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TokenRange {
-    Fixed(u32),
-    Range(u32, u32),
-}
-
-#[derive(Debug, Clone, ClapArgs)]
-pub struct MockArgs {
-    /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1:8089")]
-    pub listen: String,
-    /// Require `Authorization: Bearer KEY` (401 otherwise).
-    #[arg(long, value_name = "KEY")]
-    pub api_key: Option<String>,
-    /// Accept only these model names (404 model_not_found otherwise); default: any.
-    #[arg(long, value_delimiter = ',')]
-    pub models: Vec<String>,
-
-    /// Base time to first token.
-    #[arg(long, default_value = "50ms", value_parser = parse_duration)]
-    pub ttft: Duration,
-    /// Added to the time to first token per prompt token (prefill cost).
-    #[arg(long, default_value = "0ms", value_parser = parse_duration)]
-    pub prefill_per_token: Duration,
-    /// Gap between output tokens.
-    #[arg(long, default_value = "10ms", value_parser = parse_duration)]
-    pub itl: Duration,
-    /// Relative jitter on ttft and every gap, e.g. 0.1 for ±10%.
-    #[arg(long, default_value_t = 0.0)]
-    pub jitter: f64,
-    /// Output tokens per response: N or MIN..MAX (default: max_tokens when given, else 64).
-    #[arg(long, value_parser = parse_token_range)]
-    pub output_tokens: Option<TokenRange>,
-    /// Never send `usage` (as some gateways do).
-    #[arg(long)]
-    pub no_usage: bool,
-    /// Report the mock's own timings as llama.cpp's server does: `timings`
-    /// (prompt_ms, predicted_ms, prompt_n, predicted_n, cache_n) in the last
-    /// chunk of a stream and in a whole answer, from its send stamps.
-    #[arg(long)]
-    pub timings: bool,
-    /// Serve llama.cpp's `POST /tokenize {"content"}` (counted with cl100k_base).
-    #[arg(long)]
-    pub tokenize: bool,
-    /// Charge prefill only for the part of a prompt that does not repeat a recent prompt's prefix.
-    #[arg(long)]
-    pub prefix_cache: bool,
-
-    /// Fixed latency of an embeddings request.
-    #[arg(long, default_value = "5ms", value_parser = parse_duration)]
-    pub embed_latency: Duration,
-    /// Added latency per input text of an embeddings request.
-    #[arg(long, default_value = "0ms", value_parser = parse_duration)]
-    pub embed_per_text: Duration,
-    /// Latency of a trace query (GET /api/search, /api/traces/ID).
-    #[arg(long, default_value = "0ms", value_parser = parse_duration)]
-    pub query_latency: Duration,
-    /// Dimensions of embedding vectors.
-    #[arg(long, default_value_t = 1536)]
-    pub dims: usize,
-
-    /// Share of requests answered with an error status.
-    #[arg(long, default_value_t = 0.0)]
-    pub error_rate: f64,
-    /// Statuses of injected errors, chosen evenly.
-    #[arg(long, value_delimiter = ',', default_value = "500")]
-    pub error_status: Vec<u16>,
-    /// Requests per second served; beyond it, 429 with Retry-After.
-    #[arg(long, value_name = "RPS")]
-    pub rate_limit: Option<f64>,
-    /// Requests served at once, like an inference server's batch slots; the
-    /// rest wait in line (first come, first served) and their latency grows.
-    #[arg(long, value_name = "N")]
-    pub max_concurrency: Option<usize>,
-    /// Share of streams closed mid-way, without finish_reason or [DONE].
-    #[arg(long, default_value_t = 0.0)]
-    pub cut_stream_rate: f64,
-    /// Share of streams with one chunk that is not JSON.
-    #[arg(long, default_value_t = 0.0)]
-    pub malformed_rate: f64,
-    /// Share of the spans of each OTLP export (POST /v1/traces) rejected
-    /// with a partial success.
-    #[arg(long, default_value_t = 0.0)]
-    pub otlp_reject_rate: f64,
-    /// Share of responses after which the mock closes the connection,
-    /// though it advertised keep-alive (as llama.cpp's server does after
-    /// every streamed answer): the client's next request on it finds it
-    /// closed.
-    #[arg(long, default_value_t = 0.0, value_name = "RATE")]
-    pub close_after_response: f64,
-    /// Delay before the response headers are sent.
-    #[arg(long, default_value = "0ms", value_parser = parse_duration)]
-    pub slow_headers: Duration,
-    /// Prompts matching this regex get a refusal (default: common prompt-injection phrases).
-    #[arg(long, value_name = "REGEX")]
-    pub block_pattern: Option<String>,
-    /// Turn the guardrail emulation off.
-    #[arg(long)]
-    pub no_guardrail: bool,
-
-    /// Proxy mode: forward every request to this URL instead of answering.
-    #[arg(long, value_name = "URL")]
-    pub upstream: Option<String>,
-    /// Proxy mode: delay added before forwarding each request.
-    #[arg(long, default_value = "0ms", value_parser = parse_duration)]
-    pub added_latency: Duration,
-    /// Proxy mode: read each upstream answer whole before sending it on, as a
-    /// gateway that buffers streams does (chunks then arrive all at once).
-    #[arg(long, requires = "upstream")]
-    pub buffer_responses: bool,
-    /// Seed of the mock's random choices (faults, jitter, output lengths).
-    #[arg(long)]
-    pub seed: Option<u64>,
-}
-
-/// Parse a human duration: 250ms, 30s, 1m30s, 2h.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let t = s.trim();
-    if let Ok(secs) = t.parse::<f64>() {
-        if secs.is_finite() && secs >= 0.0 {
-            return Ok(Duration::from_secs_f64(secs));
-        }
-    }
-    humantime::parse_duration(t)
-        .map_err(|_| format!("'{s}' is not a duration: expected e.g. 250ms, 30s, 1m30s or 2h"))
-}
-
-/// A stage's target: an absolute level (VUs or req/s), or a share of the peak.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Level {
-    Abs(f64),
-    /// Percent of the peak (`--max-vus`, `--vus` or `--rate`).
-    Pct(f64),
-}
-
-impl Level {
-    /// `10`, `2.5` or `50%`.
-    pub fn parse(s: &str) -> Result<Level, String> {
-        let t = s.trim();
-        let (num, pct) = match t.strip_suffix('%') {
-            Some(n) => (n.trim(), true),
-            None => (t, false),
-        };
-        let n: f64 = num
-            .parse()
-            .map_err(|_| format!("'{t}' is not a number or a percentage (e.g. 10 or 50%)"))?;
-        if !n.is_finite() || n < 0.0 {
-            return Err(format!("'{t}': a target must be 0 or more"));
-        }
-        Ok(if pct { Level::Pct(n) } else { Level::Abs(n) })
-    }
-
-    /// The level, with percentages taken of `peak`.
-    pub fn resolve(self, peak: f64) -> f64 {
-        match self {
-            Level::Abs(n) => n,
-            Level::Pct(p) => peak * p / 100.0,
-        }
-    }
-}
-
-/// One step of `--stages` or a scenario's `stages`, as given.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StageSpec {
-    pub duration: Duration,
-    pub target: Level,
-    /// A scenario's name for the part of the run this stage belongs to
-    /// (`baseline`, `spike`, `after`, …).
-    pub phase: Option<String>,
-}
-
-/// `--stages` as given.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StageList(pub Vec<StageSpec>);
-
-/// Parse `30s:10,1m:50%:spike,10s:0` into stages.
-pub fn parse_stages(s: &str) -> Result<StageList, String> {
-    let expected = "expected DURATION:TARGET[:PHASE],… e.g. 30s:10,1m:10,10s:0";
-    let mut out = Vec::new();
-    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let mut fields = part.splitn(3, ':');
-        let d = fields.next().unwrap_or_default();
-        let n = fields
-            .next()
-            .ok_or_else(|| format!("stage '{part}' has no ':': {expected}"))?;
-        let phase = fields
-            .next()
-            .map(str::trim)
-            .filter(|p| !p.is_empty())
-            .map(str::to_string);
-        let duration = parse_duration(d).map_err(|e| format!("stage '{part}': {e}"))?;
-        let target = Level::parse(n).map_err(|e| format!("stage '{part}': {e}: {expected}"))?;
-        out.push(StageSpec {
-            duration,
-            target,
-            phase,
-        });
-    }
-    if out.is_empty() {
-        return Err(format!("no stages given: {expected}"));
-    }
-    Ok(StageList(out))
-}
-
-/// Parse `K: V` into a header pair.
-pub fn parse_header(s: &str) -> Result<(String, String), String> {
-    let (k, v) = s
-        .split_once(':')
-        .ok_or_else(|| format!("header '{s}' has no ':': expected 'Name: value'"))?;
-    let k = k.trim();
-    if k.is_empty() || reqwest::header::HeaderName::from_bytes(k.as_bytes()).is_err() {
-        return Err(format!(
-            "'{k}' is not a valid header name: expected 'Name: value'"
-        ));
-    }
-    if reqwest::header::HeaderValue::from_str(v.trim()).is_err() {
-        return Err(format!("the value of header '{k}' is not valid"));
-    }
-    Ok((k.to_string(), v.trim().to_string()))
-}
-
-/// Parse `k=v` into a tag pair.
-pub fn parse_tag(s: &str) -> Result<(String, String), String> {
-    match s.split_once('=') {
-        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.trim().to_string())),
-        _ => Err(format!("tag '{s}': expected KEY=VALUE")),
-    }
-}
-
-/// Parse `64` or `16..128`.
-pub fn parse_token_range(s: &str) -> Result<TokenRange, String> {
-    let bad = || format!("'{s}': expected a token count N or a range MIN..MAX, e.g. 16..128");
-    match s.split_once("..") {
-        Some((a, b)) => {
-            let a: u32 = a.trim().parse().map_err(|_| bad())?;
-            let b: u32 = b.trim().parse().map_err(|_| bad())?;
-            if a == 0 || b < a {
-                return Err(bad());
-            }
-            Ok(TokenRange::Range(a, b))
-        }
-        None => {
-            let n: u32 = s.trim().parse().map_err(|_| bad())?;
-            if n == 0 {
-                return Err(bad());
-            }
-            Ok(TokenRange::Fixed(n))
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -820,60 +544,6 @@ mod tests {
     #[test]
     fn verify_cli() {
         Args::command().debug_assert();
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
-        assert_eq!(parse_duration("1m30s").unwrap(), Duration::from_secs(90));
-        assert_eq!(parse_duration("2").unwrap(), Duration::from_secs(2));
-        assert!(parse_duration("ten seconds")
-            .unwrap_err()
-            .contains("expected e.g."));
-        assert!(parse_duration("-1").is_err());
-    }
-
-    #[test]
-    fn stages() {
-        let s = parse_stages("30s:10,1m:50%:spike,10s:0").unwrap().0;
-        assert_eq!(s.len(), 3);
-        assert_eq!(s[0].target, Level::Abs(10.0));
-        assert_eq!(
-            s[1],
-            StageSpec {
-                duration: Duration::from_secs(60),
-                target: Level::Pct(50.0),
-                phase: Some("spike".into())
-            }
-        );
-        assert_eq!(s[1].target.resolve(40.0), 20.0);
-        assert!(parse_stages("30s").unwrap_err().contains("no ':'"));
-        assert!(parse_stages("30s:-1").unwrap_err().contains("0 or more"));
-        assert!(parse_stages("xx:1").is_err());
-        assert!(parse_stages("").is_err());
-    }
-
-    #[test]
-    fn headers_and_tags() {
-        assert_eq!(
-            parse_header("X-LLMTrace-Agent-ID: bench").unwrap(),
-            ("X-LLMTrace-Agent-ID".into(), "bench".into())
-        );
-        assert!(parse_header("nocolon").is_err());
-        assert!(parse_header("bad name: v").is_err());
-        assert_eq!(parse_tag("env=ci").unwrap(), ("env".into(), "ci".into()));
-        assert!(parse_tag("=x").is_err());
-    }
-
-    #[test]
-    fn token_ranges() {
-        assert_eq!(parse_token_range("16").unwrap(), TokenRange::Fixed(16));
-        assert_eq!(
-            parse_token_range("8..32").unwrap(),
-            TokenRange::Range(8, 32)
-        );
-        assert!(parse_token_range("32..8").is_err());
-        assert!(parse_token_range("0").is_err());
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub mod client;
 pub mod dataset;
 pub mod error;
 pub mod executor;
+pub mod fmt;
 pub mod metrics;
 pub mod mock;
 pub mod otlp;
@@ -32,6 +33,8 @@ pub mod slo;
 pub mod sweep;
 pub mod timer;
 pub mod tokenizer;
+pub mod values;
+pub mod worker;
 pub mod workload;
 
 use std::io::Write as _;
@@ -40,10 +43,12 @@ use std::time::{Instant, SystemTime};
 
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::{Args, Command, MockArgs, RunArgs};
+use crate::cli::{Args, Command, RunArgs};
 use crate::error::{exit, Error, Result};
+use crate::executor::describe_load;
 use crate::metrics::{Collector, Gauges};
-use crate::plan::{describe_load, Plan, Target};
+use crate::mock::MockArgs;
+use crate::plan::{Plan, Target};
 use crate::report::json::JsonOutput;
 use crate::report::result::{Inputs, RunResult};
 
@@ -113,7 +118,7 @@ async fn run_mock(a: MockArgs) -> Result<i32> {
     match &config.upstream {
         Some(up) => eprintln!(
             "periscope mock: proxying http://{addr} → {up} with {} added",
-            plan::fmt_dur(config.added_latency)
+            fmt::fmt_dur(config.added_latency)
         ),
         None => eprintln!(
             "periscope mock: listening on http://{addr}/v1 (stats at http://{addr}/mock/stats)"
@@ -300,7 +305,7 @@ fn report_cmd(a: cli::ReportArgs) -> Result<i32> {
             if let Some(out) = html_out {
                 out.write_str(&report::html::render_sweep(&s))?;
             } else {
-                print_stdout(&sweep::render_tables(&s));
+                print_stdout(&report::sweep::render_tables(&s));
             }
         }
     }
@@ -387,7 +392,7 @@ async fn wait_for_results(
         if Instant::now() >= deadline {
             return Err(Error::Usage(format!(
                 "--wait {}: {} of {} result(s) still not there: {}",
-                plan::fmt_dur(limit),
+                fmt::fmt_dur(limit),
                 missing.len(),
                 inputs.len(),
                 missing.join("; ")
@@ -445,11 +450,12 @@ pub async fn execute(plan: &Plan, keep_samples: bool) -> Result<Executed> {
     client.set_origin(origin);
     let (tx, rx) = std::sync::mpsc::channel();
     let gauges = Arc::new(Gauges::default());
-    let (collector, live) = Collector::new(rx, origin, plan.load.is_open(), gauges.clone());
+    let mut collector = Collector::new(rx, origin, plan.load.is_open(), gauges.clone())
+        .with_samples(keep_samples || plan.keep_requests);
     let soft = CancellationToken::new();
     let hard = CancellationToken::new();
     let run_id = plan.run_id.clone().unwrap_or_else(new_run_id);
-    let feed = (!plan.outputs.is_empty()).then(|| {
+    if !plan.outputs.is_empty() {
         let mut tags = vec![("run_id".to_string(), run_id.clone())];
         if !plan.segment.is_whole() {
             tags.push(("segment".to_string(), plan.segment.index.to_string()));
@@ -464,22 +470,22 @@ pub async fn execute(plan: &Plan, keep_samples: bool) -> Result<Executed> {
             ("model".to_string(), plan.workload.model.clone()),
         ]);
         tags.extend(plan.tags.iter().cloned());
-        sink::Feed::start(
+        collector = collector.with_observer(Box::new(sink::Feed::start(
             &plan.outputs,
             &plan.sink_credentials,
             &sink::Tags { pairs: tags },
             started_at,
             plan.request_sample,
-        )
-    });
-    let tracer = plan.trace_requests.as_ref().map(|t| {
+        )));
+    }
+    if let Some(t) = &plan.trace_requests {
         client.set_tracing(true);
         let server = reqwest::Url::parse(&base)
             .ok()
             .and_then(|u| Some((u.host_str()?.to_string(), u.port_or_known_default()?)));
-        otlp::tracer::Tracer::start(
+        collector = collector.with_observer(Box::new(sink::tracer::Tracer::start(
             t,
-            otlp::tracer::RunContext {
+            sink::tracer::RunContext {
                 model: plan.workload.model.clone(),
                 run_id: run_id.clone(),
                 scenario: plan.scenario.clone(),
@@ -489,26 +495,24 @@ pub async fn execute(plan: &Plan, keep_samples: bool) -> Result<Executed> {
                 segment: (!plan.segment.is_whole()).then(|| plan.segment.to_string()),
             },
             started_at,
-        )
-    });
-    let collector = collector
-        .with_tracer(tracer)
-        .with_accepted_traces(
-            plan.otlp_queries
-                .as_ref()
-                .and(plan.workload.otlp.as_ref())
-                .map(|o| o.recent.clone()),
-        )
-        .with_slos(plan.slos.clone())
-        .with_samples(keep_samples || plan.keep_requests)
-        .with_feed(feed);
-    let collector = if plan.abort_on_fail {
-        collector.with_abort(plan.thresholds.clone(), soft.clone())
-    } else {
-        collector
-    };
-    let collector = tokio::spawn(collector.run());
-    let progress = progress::spawn(live, plan.load.duration(), plan.progress_every);
+        )));
+    }
+    if let (Some(_), Some(o)) = (&plan.otlp_queries, &plan.workload.otlp) {
+        collector =
+            collector.with_observer(Box::new(workload::otlp::AcceptedTraces(o.recent.clone())));
+    }
+    if let Some(judge) = slo::judge(plan.slos.clone()) {
+        collector = collector.with_judge(judge);
+    }
+    let mut aborted = None;
+    if plan.abort_on_fail && !plan.thresholds.is_empty() {
+        let a = slo::AbortOnFail::new(plan.thresholds.clone(), soft.clone(), origin);
+        aborted = Some(a.fired.clone());
+        collector = collector.with_observer(Box::new(a));
+    }
+    let (progress_feed, progress) =
+        progress::start(origin, plan.load.duration(), plan.progress_every);
+    let collector = tokio::spawn(collector.with_observer(progress_feed).run());
 
     let ctrl_c = tokio::spawn(watch_ctrl_c(soft.clone(), hard.clone(), plan.grace));
     let ctx = Arc::new(executor::Context {
@@ -524,16 +528,17 @@ pub async fn execute(plan: &Plan, keep_samples: bool) -> Result<Executed> {
         seed: executor::segment::seed_of(&run_id),
     });
     let queries = match &plan.otlp_queries {
-        Some(q) => Some(start_queries(q.clone(), plan, &base, &ctx, started_at)?),
+        Some(q) => Some(query_load(q.clone(), plan, &base, &ctx, started_at)?),
         None => None,
     };
+    // Queries stop with the load (its end, Ctrl-C, --abort-on-fail): their
+    // `soft` is a child of the load's, which the executor cancels at its end.
+    let grace = plan.grace;
+    let queries = queries
+        .map(|(load, qctx)| tokio::spawn(async move { executor::run(&load, qctx, grace).await }));
     let exec = executor::run(&plan.load, ctx, plan.grace).await;
-    if let Some((stop, mut task, hard)) = queries {
-        stop.cancel();
-        if tokio::time::timeout(plan.grace, &mut task).await.is_err() {
-            hard.cancel();
-            let _ = task.await;
-        }
+    if let Some(q) = queries {
+        let _ = q.await;
     }
     let interrupted_by_user = ctrl_c.is_finished() || soft_stopped_by_user(&ctrl_c);
     ctrl_c.abort();
@@ -541,13 +546,8 @@ pub async fn execute(plan: &Plan, keep_samples: bool) -> Result<Executed> {
         .await
         .map_err(|e| anyhow::anyhow!("the metrics collector failed: {e}"))?;
     let _ = progress.await;
-    let mut outputs = match collected.feed.take() {
-        Some(f) => f.finish(std::time::Duration::from_secs(10)).await,
-        None => Vec::new(),
-    };
-    if let Some(t) = collected.tracer.take() {
-        outputs.push(t.finish(std::time::Duration::from_secs(10)).await);
-    }
+    let outputs = std::mem::take(&mut collected.outputs);
+    let aborted = aborted.and_then(|a| a.lock().unwrap_or_else(|p| p.into_inner()).take());
     let duration_s = origin.elapsed().as_secs_f64();
 
     let mut samples = collected.samples;
@@ -575,7 +575,7 @@ pub async fn execute(plan: &Plan, keep_samples: bool) -> Result<Executed> {
         by_group: &collected.by_group,
         by_stage: &collected.by_stage,
         stages: plan.load.stages(),
-        aborted: collected.aborted.clone(),
+        aborted,
         generator: report::result::generator_usage(mock_server.is_some()),
         requests,
         merged_from: Vec::new(),
@@ -588,19 +588,16 @@ pub async fn execute(plan: &Plan, keep_samples: bool) -> Result<Executed> {
     Ok(Executed { result, samples })
 }
 
-/// The query load of an otlp-traces run, on its own task until the load
-/// ends: (its stop, the task, what cancels queries in flight).
-fn start_queries(
+/// The query load of an otlp-traces run, for the executor beside the load:
+/// `rate` queries a second from one gap in (once the first exports are
+/// out), on a client of its own, its records to the same collector.
+fn query_load(
     q: Arc<otlp::query::QueryPlan>,
     plan: &Plan,
     base: &str,
     ctx: &executor::Context,
     started_at: SystemTime,
-) -> Result<(
-    CancellationToken,
-    tokio::task::JoinHandle<()>,
-    CancellationToken,
-)> {
+) -> Result<(executor::Load, Arc<executor::Context>)> {
     let endpoint = q.endpoint_for(base);
     let pool = (q.rate.ceil() as usize).clamp(4, 256);
     let client = client::Client::with_engine(
@@ -619,23 +616,48 @@ fn start_queries(
         .as_ref()
         .map(|o| o.recent.clone())
         .unwrap_or_default();
-    // Queries stop with the load (its end, Ctrl-C, --abort-on-fail), not
-    // after the grace given to the requests in flight.
-    let stop = ctx.soft.child_token();
     let start_ns = started_at
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
-    let task = tokio::spawn(otlp::query::run(
-        q,
-        Arc::new(client),
-        recent,
-        ctx.records.clone(),
-        ctx.origin,
-        start_ns,
-        stop.clone(),
-        ctx.hard.clone(),
-    ));
-    Ok((stop, task, ctx.hard.clone()))
+    // The first query leaves one gap in, once the first exports are out.
+    let gap = std::time::Duration::from_secs_f64(1.0 / q.rate);
+    let rate = executor::Stages {
+        start: 0.0,
+        stages: vec![
+            executor::Stage {
+                duration: gap,
+                target: 0.0,
+            },
+            executor::Stage {
+                duration: std::time::Duration::ZERO,
+                target: q.rate,
+            },
+            executor::Stage {
+                duration: plan.load.duration() + plan.grace,
+                target: q.rate,
+            },
+        ],
+    };
+    let load = executor::Load::Open {
+        rate: rate.clone(),
+        arrival: executor::Arrival::Constant,
+        max_in_flight: Some(workload::trace_query::MAX_IN_FLIGHT),
+    };
+    let qctx = Arc::new(executor::Context {
+        client: Arc::new(client),
+        workload: Arc::new(workload::trace_query::TraceQueries::new(
+            q, recent, start_ns,
+        )),
+        records: ctx.records.clone(),
+        gauges: Arc::default(),
+        soft: ctx.soft.child_token(),
+        hard: ctx.hard.child_token(),
+        origin: ctx.origin,
+        stages: rate,
+        segment: executor::Segment::default(),
+        seed: ctx.seed,
+    });
+    Ok((load, qctx))
 }
 
 /// Sleep until `at` (the origin of the load, as an instant and a wall-clock
@@ -648,7 +670,7 @@ async fn wait_for_start(at: SystemTime) -> Result<(Instant, SystemTime)> {
         Ok(ahead) => {
             eprintln!(
                 "waiting {} for --start-at {stamp}",
-                plan::fmt_dur(ahead)
+                fmt::fmt_dur(ahead)
             );
             let origin = now + ahead;
             tokio::select! {
@@ -663,7 +685,7 @@ async fn wait_for_start(at: SystemTime) -> Result<(Instant, SystemTime)> {
         }
         Err(e) => Err(Error::Start(format!(
             "--start-at {stamp} passed {} ago (after the preflight): give a later time, so that every segment starts together",
-            plan::fmt_dur(e.duration())
+            fmt::fmt_dur(e.duration())
         ))),
     }
 }
@@ -685,7 +707,7 @@ async fn watch_ctrl_c(
     }
     eprintln!(
         "\ninterrupted: finishing requests in flight (up to {}); Ctrl-C again to stop now",
-        plan::fmt_dur(grace)
+        fmt::fmt_dur(grace)
     );
     soft.cancel();
     tokio::spawn(async move {

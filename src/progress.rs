@@ -1,15 +1,63 @@
 //! The live progress line: an indicatif bar on a terminal, plain lines when
-//! stderr is not a terminal or with `--progress-every N`. It reads the
-//! collector's snapshots and never measures anything itself.
+//! stderr is not a terminal or with `--progress-every N`. A live output of
+//! the collector: it is handed every closed second and never measures
+//! anything itself.
 
 use std::io::IsTerminal;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::metrics::Live;
+use crate::metrics::{Aggregate, Observer, WindowSummary};
+
+/// What the progress line shows.
+#[derive(Debug, Clone, Default)]
+struct Live {
+    elapsed: Duration,
+    ok: u64,
+    errors: u64,
+    active_vus: u64,
+    in_flight: u64,
+    /// Of the last closed window.
+    rps: u64,
+    tokens_per_s: u64,
+    ttft_p50_ms: Option<f64>,
+}
+
+/// The collector's side of the progress line.
+struct Feed {
+    tx: watch::Sender<Live>,
+    origin: Instant,
+}
+
+impl Observer for Feed {
+    fn window(&mut self, w: &WindowSummary, total: &Aggregate) {
+        let _ = self.tx.send(Live {
+            elapsed: self.origin.elapsed(),
+            ok: total.ok,
+            errors: total.errors,
+            active_vus: w.active_vus,
+            in_flight: w.in_flight,
+            rps: w.requests,
+            tokens_per_s: w.output_tokens,
+            ttft_p50_ms: w.ttft_p50,
+        });
+    }
+}
+
+/// The progress line of a run that started at `origin` and lasts `total`:
+/// the live output to give the collector, and the task that draws the line
+/// until the collector has finished it.
+pub fn start(
+    origin: Instant,
+    total: Duration,
+    every: Option<u64>,
+) -> (Box<dyn Observer>, JoinHandle<()>) {
+    let (tx, rx) = watch::channel(Live::default());
+    (Box::new(Feed { tx, origin }), spawn(rx, total, every))
+}
 
 /// Plain-line interval when stderr is not a terminal and none was asked for.
 const DEFAULT_PLAIN_EVERY: u64 = 10;
@@ -34,11 +82,7 @@ fn line(l: &Live, total: Duration) -> String {
 }
 
 /// Show progress until the collector drops its sender.
-pub fn spawn(
-    mut live: watch::Receiver<Live>,
-    total: Duration,
-    every: Option<u64>,
-) -> JoinHandle<()> {
+fn spawn(mut live: watch::Receiver<Live>, total: Duration, every: Option<u64>) -> JoinHandle<()> {
     let terminal = std::io::stderr().is_terminal();
     tokio::spawn(async move {
         if terminal && every.is_none() {

@@ -63,7 +63,7 @@ pub enum Group {
     /// A plain HTTP endpoint, `METHOD /path`.
     Endpoint(std::sync::Arc<str>),
     /// A synthetic trace's scenario (`otlp-traces`).
-    TraceScenario(&'static str),
+    TraceScenario(std::borrow::Cow<'static, str>),
     /// A query template of the trace backend's query load (`otlp-traces
     /// --queries-per-s`): counted on its own, never in the run's totals.
     Query(std::sync::Arc<str>),
@@ -94,9 +94,7 @@ impl Group {
             "batch" => label.parse().ok().map(Group::Batch),
             "endpoint" => Some(Group::Endpoint(label.into())),
             "query" => Some(Group::Query(label.into())),
-            "trace_scenario" => {
-                crate::otlp::Kind::parse(label).map(|k| Group::TraceScenario(k.name()))
-            }
+            "trace_scenario" => Some(Group::TraceScenario(label.to_string().into())),
             _ => None,
         }
     }
@@ -218,6 +216,28 @@ impl ServerTiming {
     }
 }
 
+/// The ids of one request's client span.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TraceIds {
+    pub trace_id: u128,
+    pub span_id: u64,
+}
+
+impl TraceIds {
+    /// Fresh random ids (never the all-zero ids W3C calls invalid).
+    pub fn random() -> Self {
+        TraceIds {
+            trace_id: fastrand::u128(1..),
+            span_id: fastrand::u64(1..),
+        }
+    }
+
+    /// The W3C `traceparent` header value, sampled.
+    pub fn traceparent(&self) -> String {
+        format!("00-{:032x}-{:016x}-01", self.trace_id, self.span_id)
+    }
+}
+
 /// Everything measured about one request.
 #[derive(Debug, Clone)]
 pub struct RequestRecord {
@@ -268,7 +288,7 @@ pub struct RequestRecord {
     /// What it carried (`otlp-traces`).
     pub payload: Payload,
     /// Its client span's ids, sent as `traceparent` (`--trace-requests`).
-    pub trace: Option<crate::otlp::tracer::TraceIds>,
+    pub trace: Option<TraceIds>,
     /// The id of the trace an `otlp-traces` export carried.
     pub exported_trace: Option<[u8; 16]>,
 }

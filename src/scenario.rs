@@ -19,9 +19,11 @@ use clap::ValueEnum;
 use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize};
 
-use crate::cli::{parse_duration, parse_header, Arrival, Level, StageSpec};
 use crate::error::{Error, Result};
+use crate::executor::shape::{Level, StageSpec};
+use crate::executor::Arrival;
 use crate::slo::{Slo, Threshold};
+use crate::values::{parse_duration, parse_header};
 use crate::workload::Endpoint;
 
 /// The built-in scenarios: name and YAML text.

@@ -327,6 +327,57 @@ impl Slo {
     }
 }
 
+/// Whether an ok request met every one of `slos` (goodput), for the
+/// collector; None without SLOs.
+pub fn judge(slos: Vec<Slo>) -> Option<crate::metrics::Judge> {
+    (!slos.is_empty()).then(|| {
+        Box::new(move |r: &RequestRecord| slos.iter().all(|s| s.met(r))) as crate::metrics::Judge
+    })
+}
+
+/// `--abort-on-fail`: the thresholds checked at every closed second; the
+/// first that fails stops the load.
+pub struct AbortOnFail {
+    thresholds: Vec<Threshold>,
+    stop: tokio_util::sync::CancellationToken,
+    origin: std::time::Instant,
+    /// The threshold that failed, and the second: read after the run.
+    pub fired: std::sync::Arc<std::sync::Mutex<Option<(String, u64)>>>,
+}
+
+impl AbortOnFail {
+    pub fn new(
+        thresholds: Vec<Threshold>,
+        stop: tokio_util::sync::CancellationToken,
+        origin: std::time::Instant,
+    ) -> Self {
+        AbortOnFail {
+            thresholds,
+            stop,
+            origin,
+            fired: Default::default(),
+        }
+    }
+}
+
+impl crate::metrics::Observer for AbortOnFail {
+    fn window(&mut self, w: &crate::metrics::WindowSummary, total: &Aggregate) {
+        let mut fired = self.fired.lock().unwrap_or_else(|p| p.into_inner());
+        if fired.is_some() || total.requests == 0 {
+            return;
+        }
+        let elapsed = self.origin.elapsed().as_secs_f64();
+        if let Some(t) = self
+            .thresholds
+            .iter()
+            .find(|t| !t.check(total, elapsed).pass)
+        {
+            *fired = Some((t.expr.clone(), w.t + 1));
+            self.stop.cancel();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -73,7 +73,7 @@ impl Pool {
         Pool {
             host: host.trim_start_matches('[').trim_end_matches(']').into(),
             port,
-            idle: (0..=crate::executor::workers::default_count())
+            idle: (0..=crate::worker::count())
                 .map(|_| Mutex::new(Vec::new()))
                 .collect(),
             max_idle,
@@ -150,7 +150,7 @@ impl Pool {
     }
 
     fn shard(&self) -> &Mutex<Vec<Conn>> {
-        &self.idle[crate::executor::workers::current() % self.idle.len()]
+        &self.idle[crate::worker::current() % self.idle.len()]
     }
 
     async fn connect(&self) -> Result<Conn, SendError> {

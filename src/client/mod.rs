@@ -18,7 +18,7 @@ use futures_util::StreamExt;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE, HOST};
 use reqwest::Method;
 
-use crate::otlp::tracer::TraceIds;
+use crate::record::TraceIds;
 use crate::record::{ErrorClass, ServerTiming};
 use crate::tokenizer::Tokenizer;
 

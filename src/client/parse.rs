@@ -249,6 +249,27 @@ impl StreamState {
     }
 }
 
+/// Spans an OTLP answer says were rejected (`partial_success`), from its
+/// protobuf or JSON body; 0 for an empty or unreadable body.
+pub fn rejected_spans(body: &[u8]) -> u64 {
+    if body.is_empty() {
+        return 0;
+    }
+    if body.first() == Some(&b'{') {
+        let v: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+        let r = &v["partialSuccess"]["rejectedSpans"];
+        return r
+            .as_u64()
+            .or_else(|| r.as_str().and_then(|s| s.parse().ok()))
+            .unwrap_or(0);
+    }
+    use prost::Message as _;
+    opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse::decode(body)
+        .ok()
+        .and_then(|r| r.partial_success)
+        .map_or(0, |p| p.rejected_spans.max(0) as u64)
+}
+
 /// The `error.message` of an error body, or the body's start.
 /// What an embeddings answer holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -512,6 +533,27 @@ mod tests {
         st.on_body(br#"{"choices":[{"message":{"content":"x"},"finish_reason":"stop"}],"timings":{"prompt_ms":9.0}}"#, Instant::now());
         let t = st.server_timing.unwrap();
         assert_eq!((t.queue_ms, t.prompt_ms), (Some(3.0), Some(9.0)));
+    }
+
+    #[test]
+    fn partial_success_is_read_from_protobuf_and_json() {
+        use opentelemetry_proto::tonic::collector::trace::v1::{
+            ExportTracePartialSuccess, ExportTraceServiceResponse,
+        };
+        let r = ExportTraceServiceResponse {
+            partial_success: Some(ExportTracePartialSuccess {
+                rejected_spans: 7,
+                error_message: "too big".into(),
+            }),
+        };
+        use prost::Message as _;
+        assert_eq!(rejected_spans(&r.encode_to_vec()), 7);
+        assert_eq!(
+            rejected_spans(br#"{"partialSuccess":{"rejectedSpans":"5"}}"#),
+            5
+        );
+        assert_eq!(rejected_spans(b"{}"), 0);
+        assert_eq!(rejected_spans(b""), 0);
     }
 
     #[test]

@@ -10,7 +10,7 @@ use futures_util::StreamExt;
 
 use super::parse::{self, StreamState};
 use super::{read_all, Client, Expect, Prepared, Started, USAGE_CHECK_EVERY, USAGE_CHECK_FIRST};
-use crate::otlp::tracer::TraceIds;
+use crate::record::TraceIds;
 use crate::record::{ErrorClass, Outcome, RequestRecord, TokenSource};
 
 impl Client {
@@ -130,7 +130,7 @@ impl Client {
                         Expect::Otlp => {
                             rec.end_us = self.us(at);
                             rec.payload.rejected_spans =
-                                crate::otlp::rejected_spans(&bytes).min(rec.payload.spans);
+                                parse::rejected_spans(&bytes).min(rec.payload.spans);
                             return rec;
                         }
                     }

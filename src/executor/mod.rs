@@ -13,6 +13,7 @@
 mod closed;
 mod open;
 pub mod segment;
+pub mod shape;
 pub mod workers;
 
 pub use segment::Segment;
@@ -24,16 +25,28 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::cli::Arrival;
 use crate::client::{Client, Prepared};
+use crate::fmt::{fmt_dur, fmt_num};
 use crate::metrics::Gauges;
 use crate::record::{Outcome, RequestRecord};
 use crate::workload::{Turn, Workload};
 
+/// Whether arrivals in the open model are evenly spaced or random.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Arrival {
+    /// One request every 1/rate seconds.
+    Constant,
+    /// Exponential gaps with mean 1/rate (a Poisson process).
+    Poisson,
+}
+
 /// One step of a load shape: ramp linearly to `target` over `duration`.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Stage {
-    #[serde(with = "crate::plan::duration_secs")]
+    #[serde(with = "crate::fmt::duration_secs")]
     pub duration: Duration,
     pub target: f64,
 }
@@ -168,6 +181,67 @@ impl Load {
     }
 }
 
+/// A human line describing the load, for `--dry-run` and the report.
+pub fn describe_load(load: &Load) -> String {
+    fn shape(s: &Stages, unit: &str) -> String {
+        if s.stages.len() == 1 && s.stages[0].target == s.start {
+            format!(
+                "{} {unit} for {}",
+                fmt_num(s.start),
+                fmt_dur(s.stages[0].duration)
+            )
+        } else {
+            // Jumps (0s stages) show as the level of the next step.
+            let mut prev = s.start;
+            let mut steps = Vec::new();
+            for st in &s.stages {
+                if !st.duration.is_zero() {
+                    steps.push(if st.target == prev {
+                        format!("{} for {}", fmt_num(st.target), fmt_dur(st.duration))
+                    } else {
+                        format!(
+                            "{}→{} over {}",
+                            fmt_num(prev),
+                            fmt_num(st.target),
+                            fmt_dur(st.duration)
+                        )
+                    });
+                }
+                prev = st.target;
+            }
+            format!("{unit} {}", steps.join(", "))
+        }
+    }
+    match load {
+        Load::Closed { vus, iterations } => {
+            let mut s = format!("closed model: {}", shape(vus, "VUs"));
+            if let Some(n) = iterations {
+                s.push_str(&format!(", stopping after {n} requests"));
+            }
+            s
+        }
+        Load::Open {
+            rate,
+            arrival,
+            max_in_flight,
+        } => {
+            let mut s = format!(
+                "open model: {} ({} arrivals, ≈ {} requests)",
+                shape(rate, "req/s"),
+                match arrival {
+                    Arrival::Constant => "constant",
+                    Arrival::Poisson => "Poisson",
+                },
+                rate.integral().round()
+            );
+            if let Some(m) = max_in_flight {
+                s.push_str(&format!(", at most {m} in flight"));
+            }
+            s
+        }
+    }
+}
+
 /// What the executor shares with its tasks.
 pub struct Context {
     pub client: Arc<Client>,
@@ -221,7 +295,7 @@ pub struct ExecReport {
 /// Apply `load`, then let in-flight requests finish within `grace`.
 pub async fn run(load: &Load, ctx: Arc<Context>, grace: Duration) -> ExecReport {
     let tracker = TaskTracker::new();
-    let pool = match workers::Workers::start(workers::default_count()) {
+    let pool = match workers::Workers::start(crate::worker::count()) {
         Ok(w) => w,
         Err(e) => {
             eprintln!("error: could not start the worker threads: {e}");

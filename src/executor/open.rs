@@ -23,8 +23,11 @@ use tokio_util::task::TaskTracker;
 
 use super::workers::Workers;
 use super::{send_one, Context, ExecReport, Stages};
-use crate::cli::Arrival;
+use crate::executor::Arrival;
 use crate::timer;
+
+/// How long before its scheduled time an arrival's request is built.
+const BUILD_LEAD: Duration = Duration::from_millis(50);
 
 pub(super) async fn run(
     rate: &Stages,
@@ -70,7 +73,16 @@ pub(super) async fn run(
         }
         let scheduled = ctx.origin + Duration::from_secs_f64(t);
         // Built before its time comes, so building it (a large trace takes
-        // milliseconds) does not make it late.
+        // milliseconds) does not make it late; but not long before, so that
+        // what it is built from is fresh (the trace ids a query asks for).
+        let build_at = scheduled.checked_sub(BUILD_LEAD).unwrap_or(scheduled);
+        if build_at > Instant::now() {
+            tokio::select! {
+                biased;
+                _ = ctx.soft.cancelled() => break,
+                _ = timer::sleep_until(build_at) => {}
+            }
+        }
         let due = Duration::from_secs_f64(t);
         let req = ctx
             .workload

@@ -7,31 +7,12 @@
 //! thread (oha and wrk are built the same way). Tasks are dealt to the
 //! runtimes in turn.
 
-use std::cell::Cell;
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio::runtime::Handle;
 use tokio::sync::oneshot;
 use tokio_util::task::TaskTracker;
-
-thread_local! {
-    /// 1 + the index of the worker running on this thread; 0 elsewhere.
-    static WORKER: Cell<usize> = const { Cell::new(0) };
-}
-
-/// 1 + the index of the worker this thread is, or 0 on any other thread:
-/// for state kept per worker (the connection pool's shards).
-pub fn current() -> usize {
-    WORKER.with(Cell::get)
-}
-
-/// How many workers a run uses: one per core the process may use.
-pub fn default_count() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-}
 
 pub struct Workers {
     handles: Vec<Handle>,
@@ -53,7 +34,7 @@ impl Workers {
             std::thread::Builder::new()
                 .name(format!("periscope-w{i}"))
                 .spawn(move || {
-                    WORKER.with(|w| w.set(i + 1));
+                    crate::worker::mark(i);
                     rt.block_on(async {
                         let _ = rx.await;
                     });

@@ -5,8 +5,8 @@
 //! more CPU than the rest of the bookkeeping). The run is over when every
 //! sender is dropped (the executor's tasks have ended), which disconnects the
 //! channel. Once a second the collector closes the window of the previous
-//! second into a [`WindowSummary`] and publishes a [`Live`] snapshot on a
-//! watch channel for the progress line.
+//! second into a [`WindowSummary`] and hands it, with the total so far, to
+//! every live output ([`Observer`]).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,12 +16,9 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use std::sync::mpsc;
 
-use tokio::sync::watch;
-
+use super::live::{Observer, SinkReport};
 use super::{histogram, Aggregate};
 use crate::record::{Group, RequestRecord};
-use crate::slo::{Slo, Threshold};
-use tokio_util::sync::CancellationToken;
 
 /// Gauges the executor keeps up to date.
 #[derive(Debug, Default)]
@@ -75,21 +72,6 @@ pub struct WindowSummary {
 
 fn is_zero(n: &u64) -> bool {
     *n == 0
-}
-
-/// What the progress line shows.
-#[derive(Debug, Clone, Default)]
-pub struct Live {
-    pub elapsed: Duration,
-    pub requests: u64,
-    pub ok: u64,
-    pub errors: u64,
-    pub active_vus: u64,
-    pub in_flight: u64,
-    /// Of the last closed window.
-    pub rps: u64,
-    pub tokens_per_s: u64,
-    pub ttft_p50_ms: Option<f64>,
 }
 
 /// One request, kept whole: for statistics over requests (the sweep's
@@ -188,30 +170,24 @@ pub struct Collected {
     pub by_group: BTreeMap<Group, Aggregate>,
     /// By stage of the load shape (index into its stages).
     pub by_stage: BTreeMap<u16, Aggregate>,
-    /// `--abort-on-fail` stopped the load: the threshold, and the second.
-    pub aborted: Option<(String, u64)>,
-    /// The live outputs, to be finished.
-    pub feed: Option<crate::sink::Feed>,
-    /// The request spans' exporter, to be finished.
-    pub tracer: Option<crate::otlp::tracer::Tracer>,
+    /// What the live outputs wrote, once finished.
+    pub outputs: Vec<SinkReport>,
 }
+
+/// Whether an ok request met every SLO (goodput).
+pub type Judge = Box<dyn Fn(&RequestRecord) -> bool + Send>;
 
 pub struct Collector {
     rx: mpsc::Receiver<RequestRecord>,
     origin: Instant,
     open_model: bool,
     gauges: Arc<Gauges>,
-    live: watch::Sender<Live>,
-    slos: Vec<Slo>,
-    /// `--abort-on-fail`: thresholds checked every second, and what stops the load.
-    abort: Option<(Vec<Threshold>, CancellationToken)>,
+    judge: Option<Judge>,
     keep_samples: bool,
-    /// Live outputs (`--out`).
-    feed: Option<crate::sink::Feed>,
-    /// Request spans (`--trace-requests`).
-    tracer: Option<crate::otlp::tracer::Tracer>,
-    /// Where the ids of accepted trace exports go, for trace queries.
-    accepted_traces: Option<Arc<crate::otlp::query::RecentTraces>>,
+    /// The live outputs, fed every record and window.
+    observers: Vec<Box<dyn Observer>>,
+    /// How long the outputs may take to finish at the end.
+    finish_wait: Duration,
 }
 
 /// A window still open: the same aggregate as the total, per second.
@@ -229,50 +205,28 @@ impl Collector {
         origin: Instant,
         open_model: bool,
         gauges: Arc<Gauges>,
-    ) -> (Self, watch::Receiver<Live>) {
-        let (live, live_rx) = watch::channel(Live::default());
-        (
-            Collector {
-                rx,
-                origin,
-                open_model,
-                gauges,
-                live,
-                slos: Vec::new(),
-                abort: None,
-                keep_samples: false,
-                feed: None,
-                tracer: None,
-                accepted_traces: None,
-            },
-            live_rx,
-        )
-    }
-
-    /// Count requests that meet every one of `slos` as goodput.
-    pub fn with_slos(mut self, slos: Vec<Slo>) -> Self {
-        self.slos = slos;
-        self
-    }
-
-    /// Stream points to live outputs.
-    pub fn with_feed(mut self, feed: Option<crate::sink::Feed>) -> Self {
-        self.feed = feed;
-        self
-    }
-
-    /// Export every traced request as a span.
-    pub fn with_tracer(mut self, tracer: Option<crate::otlp::tracer::Tracer>) -> Self {
-        self.tracer = tracer;
-        self
-    }
-
-    /// Keep the ids of the trace exports the backend accepted.
-    pub fn with_accepted_traces(
-        mut self,
-        recent: Option<Arc<crate::otlp::query::RecentTraces>>,
     ) -> Self {
-        self.accepted_traces = recent;
+        Collector {
+            rx,
+            origin,
+            open_model,
+            gauges,
+            judge: None,
+            keep_samples: false,
+            observers: Vec::new(),
+            finish_wait: Duration::from_secs(10),
+        }
+    }
+
+    /// Count the ok requests `judge` passes as goodput.
+    pub fn with_judge(mut self, judge: Judge) -> Self {
+        self.judge = Some(judge);
+        self
+    }
+
+    /// Feed a live output.
+    pub fn with_observer(mut self, o: Box<dyn Observer>) -> Self {
+        self.observers.push(o);
         self
     }
 
@@ -282,16 +236,7 @@ impl Collector {
         self
     }
 
-    /// Check `thresholds` at every window and cancel `stop` at the first failure.
-    pub fn with_abort(mut self, thresholds: Vec<Threshold>, stop: CancellationToken) -> Self {
-        if !thresholds.is_empty() {
-            self.abort = Some((thresholds, stop));
-        }
-        self
-    }
-
     pub async fn run(mut self) -> Collected {
-        let mut aborted: Option<(String, u64)> = None;
         let mut total = Aggregate::default();
         let mut by_group: BTreeMap<Group, Aggregate> = BTreeMap::new();
         let mut by_stage: BTreeMap<u16, Aggregate> = BTreeMap::new();
@@ -314,8 +259,8 @@ impl Collector {
             loop {
                 match self.rx.try_recv() {
                     Ok(r) if r.group.as_ref().is_some_and(Group::is_side) => {
-                        if let Some(f) = &mut self.feed {
-                            f.request(&r);
+                        for o in &mut self.observers {
+                            o.record(&r);
                         }
                         if let Some(g) = &r.group {
                             by_group
@@ -325,20 +270,12 @@ impl Collector {
                         }
                     }
                     Ok(r) => {
-                        let good = r.is_ok() && self.slos.iter().all(|s| s.met(&r));
+                        let good = r.is_ok() && self.judge.as_ref().is_none_or(|j| j(&r));
                         if self.keep_samples {
                             samples.push(Sample::of(&r, self.open_model));
                         }
-                        if let Some(f) = &mut self.feed {
-                            f.request(&r);
-                        }
-                        if let Some(t) = &mut self.tracer {
-                            t.record(&r);
-                        }
-                        if let (Some(keep), Some(id), true) =
-                            (&self.accepted_traces, r.exported_trace, r.is_ok())
-                        {
-                            keep.push(id);
+                        for o in &mut self.observers {
+                            o.record(&r);
                         }
                         total.add_judged(&r, self.open_model, good);
                         if let Some(g) = &r.group {
@@ -371,24 +308,10 @@ impl Collector {
             if close {
                 let w = open.remove(&(next_close - 1));
                 let summary = self.summarize(next_close - 1, w);
-                self.publish(&total, &summary);
-                if let Some(f) = &mut self.feed {
-                    f.window(&summary);
-                }
-                if let Some(t) = &mut self.tracer {
-                    t.flush();
+                for o in &mut self.observers {
+                    o.window(&summary, &total);
                 }
                 closed.push(summary);
-                if let (Some((thresholds, stop)), None) = (&self.abort, &aborted) {
-                    let elapsed = self.origin.elapsed().as_secs_f64();
-                    if total.requests > 0 {
-                        if let Some(t) = thresholds.iter().find(|t| !t.check(&total, elapsed).pass)
-                        {
-                            aborted = Some((t.expr.clone(), next_close));
-                            stop.cancel();
-                        }
-                    }
-                }
                 next_close += 1;
                 tick.as_mut().reset(tick_at(next_close).into());
             }
@@ -403,12 +326,16 @@ impl Collector {
             let s = self.summarize(next_close - 1, w);
             // The last, partial second is kept only when something happened in it.
             if next_close - 1 < end_sec || s.requests > 0 {
-                if let Some(f) = &mut self.feed {
-                    f.window(&s);
+                for o in &mut self.observers {
+                    o.window(&s, &total);
                 }
                 closed.push(s);
             }
             next_close += 1;
+        }
+        let mut outputs = Vec::new();
+        for o in std::mem::take(&mut self.observers) {
+            outputs.extend(o.finish(self.finish_wait).await);
         }
         Collected {
             samples,
@@ -416,9 +343,7 @@ impl Collector {
             windows: closed,
             by_group,
             by_stage,
-            aborted,
-            feed: self.feed.take(),
-            tracer: self.tracer.take(),
+            outputs,
         }
     }
 
@@ -455,21 +380,6 @@ impl Collector {
             rss_mib: super::current_rss_mib(),
         }
     }
-
-    fn publish(&self, total: &Aggregate, w: &WindowSummary) {
-        let live = Live {
-            elapsed: self.origin.elapsed(),
-            requests: total.requests,
-            ok: total.ok,
-            errors: total.errors,
-            active_vus: w.active_vus,
-            in_flight: w.in_flight,
-            rps: w.requests,
-            tokens_per_s: w.output_tokens,
-            ttft_p50_ms: w.ttft_p50,
-        };
-        let _ = self.live.send(live);
-    }
 }
 
 #[cfg(test)]
@@ -481,7 +391,7 @@ mod tests {
         let origin = Instant::now();
         let (tx, rx) = mpsc::channel();
         let gauges = Arc::new(Gauges::default());
-        let (c, _live) = Collector::new(rx, origin, false, gauges);
+        let c = Collector::new(rx, origin, false, gauges);
         let task = tokio::spawn(c.run());
         for i in 0..30u64 {
             let mut r = RequestRecord::new(0, i * 100_000);

@@ -7,8 +7,10 @@
 
 mod collector;
 pub mod counts;
+pub mod live;
 
-pub use collector::{Collected, Collector, Gauges, Live, Sample, WindowSummary};
+pub use collector::{Collected, Collector, Gauges, Judge, Sample, WindowSummary};
+pub use live::{Observer, SinkReport};
 
 use std::collections::BTreeMap;
 

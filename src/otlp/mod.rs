@@ -1,16 +1,12 @@
-//! `otlp-traces`: load for the trace ingestion of AI-observability backends.
-//!
-//! Every request exports one synthetic trace over OTLP/HTTP (protobuf, or
-//! JSON with `--otlp-json`; gzip on), built with the OpenTelemetry protobuf
-//! types. The trace's scenario is drawn from the mix; its encoded size,
-//! spans and tokens travel with the request into the record, so the report
-//! can say how many bytes and spans the backend took in. With `--mb-per-s`
-//! arrivals are paced by bytes: each trace takes the share of the schedule
-//! its size asks for, so the byte rate holds whatever the mix draws.
+//! OTLP for trace backends: synthetic GenAI agent traces ([`gen`]) and their
+//! encoding (protobuf or JSON, gzip), the mixes and platforms of
+//! `otlp-traces`, where exports go and the headers they carry, and the
+//! queries a backend is asked ([`query`]). No I/O and no load here: the
+//! `otlp-traces` workload, the trace-query load and the request-span
+//! exporter (`--trace-requests`) are built on it elsewhere.
 
 pub mod gen;
 pub mod query;
-pub mod tracer;
 
 use std::io::Write as _;
 use std::sync::Arc;
@@ -20,10 +16,6 @@ use bytes::Bytes;
 use prost::Message;
 
 pub use gen::{Dress, Generator, Kind, Platform, Trace};
-
-use crate::client::{Expect, Prepared};
-use crate::record::{Group, Payload};
-use crate::workload::{Session, Turn, Workload};
 
 /// The agent mix of the issue's sizing, as trace-backend operators use it.
 pub const DEFAULT_MIX: &str =
@@ -55,7 +47,7 @@ pub struct OtlpSpec {
 
 impl OtlpSpec {
     /// What every trace of the run is dressed with.
-    fn dress(&self) -> Dress {
+    pub fn dress(&self) -> Dress {
         Dress {
             platform: self.platform,
             service_name: self.service_name.clone(),
@@ -133,143 +125,6 @@ pub fn now_unix_ns() -> u64 {
         .map_or(0, |d| d.as_nanos() as u64)
 }
 
-pub struct OtlpTraces {
-    spec: Arc<OtlpSpec>,
-    cumulative: Arc<Vec<(u32, Kind)>>,
-    dress: Dress,
-}
-
-impl OtlpTraces {
-    pub fn new(spec: OtlpSpec) -> Self {
-        let mut total = 0;
-        let cumulative = spec
-            .mix
-            .iter()
-            .map(|(k, w)| {
-                total += w;
-                (total, *k)
-            })
-            .collect();
-        let dress = spec.dress();
-        OtlpTraces {
-            spec: Arc::new(spec),
-            cumulative: Arc::new(cumulative),
-            dress,
-        }
-    }
-
-    fn session_seeded(&self, seed: u64) -> OtlpSession {
-        OtlpSession {
-            spec: self.spec.clone(),
-            cumulative: self.cumulative.clone(),
-            gen: Generator::new(seed, self.dress.clone()),
-            rng: fastrand::Rng::with_seed(seed.rotate_left(17) ^ 0x9e37_79b9),
-        }
-    }
-}
-
-struct OtlpSession {
-    spec: Arc<OtlpSpec>,
-    cumulative: Arc<Vec<(u32, Kind)>>,
-    gen: Generator,
-    rng: fastrand::Rng,
-}
-
-impl OtlpSession {
-    fn pick(&mut self) -> Kind {
-        let total = self.cumulative.last().map_or(1, |c| c.0);
-        let x = self.rng.u32(0..total);
-        let i = self.cumulative.partition_point(|c| c.0 <= x);
-        self.cumulative[i.min(self.cumulative.len() - 1)].1
-    }
-}
-
-fn post(spec: &OtlpSpec, body: Bytes) -> Prepared {
-    let mut p = Prepared::post("", body, Expect::Otlp);
-    p.path = spec.path.clone().into();
-    p
-}
-
-impl Session for OtlpSession {
-    fn next(&mut self, _turn: Turn) -> Prepared {
-        let kind = self.pick();
-        let t = self.gen.trace(kind, now_unix_ns());
-        let (body, raw) = encode(&t.request, self.spec.json);
-        let wire = body.len() as u64;
-        let mut p = post(&self.spec, body);
-        p.group = Some(Group::TraceScenario(kind.name()));
-        p.exported_trace = Some(t.trace_id);
-        p.payload = Payload {
-            sent_bytes: raw as u64,
-            wire_bytes: wire,
-            spans: t.spans as u64,
-            rejected_spans: 0,
-            tokens: t.tokens,
-        };
-        if let Some(mean) = self.spec.pace_mean_bytes {
-            p.weight = raw as f64 / mean.max(1.0);
-        }
-        p
-    }
-}
-
-impl Workload for OtlpTraces {
-    fn name(&self) -> &'static str {
-        "otlp-traces"
-    }
-
-    fn session(&self, vu: u64) -> Box<dyn Session> {
-        Box::new(self.session_seeded(vu ^ fastrand::u64(..)))
-    }
-
-    fn paced_by_weight(&self) -> bool {
-        self.spec.pace_mean_bytes.is_some()
-    }
-
-    /// An export with no spans: it checks the endpoint and adds no data.
-    fn preflight(&self) -> Prepared {
-        let empty =
-            opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest::default();
-        post(&self.spec, encode(&empty, self.spec.json).0)
-    }
-}
-
-/// Spans an OTLP answer says were rejected (`partial_success`), from its
-/// protobuf or JSON body; 0 for an empty or unreadable body.
-pub fn rejected_spans(body: &[u8]) -> u64 {
-    if body.is_empty() {
-        return 0;
-    }
-    if body.first() == Some(&b'{') {
-        let v: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
-        let r = &v["partialSuccess"]["rejectedSpans"];
-        return r
-            .as_u64()
-            .or_else(|| r.as_str().and_then(|s| s.parse().ok()))
-            .unwrap_or(0);
-    }
-    opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse::decode(body)
-        .ok()
-        .and_then(|r| r.partial_success)
-        .map_or(0, |p| p.rejected_spans.max(0) as u64)
-}
-
-/// An otlp-traces run, resolved from flags, scenario file and environment.
-pub struct Resolved {
-    pub spec: OtlpSpec,
-    /// The URL exports go to.
-    pub url: String,
-    /// Headers every export carries (content type and encoding, the
-    /// platform's, `OTEL_EXPORTER_OTLP_HEADERS`).
-    pub headers: Vec<(String, String)>,
-    /// Traces per second when `--mb-per-s` sets the rate.
-    pub rate: Option<f64>,
-    /// The query load sent alongside ingestion.
-    pub queries: Option<query::QueryPlan>,
-    /// What the run is planned to send.
-    pub view: OtlpView,
-}
-
 /// The otlp-traces part of the plan, for `--dry-run` and the result.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct OtlpView {
@@ -333,7 +188,7 @@ impl OtlpView {
     }
 }
 
-fn env(name: &str) -> Option<String> {
+pub fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
@@ -390,202 +245,6 @@ pub fn traces_url(endpoint: Option<&str>, target: Option<&str>) -> Result<String
         url.set_path(TRACES_PATH);
     }
     Ok(url.to_string())
-}
-
-/// Resolve an otlp-traces run. `target` is `--target` or the file's;
-/// `mock_base` the in-process mock's base URL when `--mock`.
-pub fn resolve(
-    a: &crate::cli::OtlpArgs,
-    f: Option<&crate::scenario::OtlpEntry>,
-    endpoint: Option<&str>,
-    target: Option<&str>,
-    mock: bool,
-) -> Result<Resolved, String> {
-    let url = if mock {
-        // The mock's port is known only when it starts: the path is what counts.
-        format!("http://127.0.0.1{TRACES_PATH}")
-    } else {
-        traces_url(endpoint.or(f.and_then(|f| f.endpoint.as_deref())), target)?
-    };
-    let mix = match a.mix.as_deref().or(f.and_then(|f| f.mix.as_deref())) {
-        Some(m) => parse_mix(m)?,
-        None => parse_mix(DEFAULT_MIX)?,
-    };
-    let platform = match (a.platform, f.and_then(|f| f.platform.as_deref())) {
-        (Some(p), _) => p,
-        (None, Some(p)) => <Platform as clap::ValueEnum>::from_str(p, true).map_err(|_| {
-            format!("otlp.platform: '{p}' is not one of otlp, braintrust, langsmith, phoenix")
-        })?,
-        (None, None) => Platform::Otlp,
-    };
-    let json = a.otlp_json || f.and_then(|f| f.json).unwrap_or(false);
-    let project = project_name(
-        a.project
-            .clone()
-            .or_else(|| f.and_then(|f| f.project.clone())),
-        platform,
-    );
-    let mb = a
-        .mb_per_s
-        .or(f.and_then(|f| f.mb_per_s.as_ref().map(|v| v.0)));
-    if let Some(m) = mb {
-        if !(m > 0.0 && m.is_finite()) {
-            return Err("--mb-per-s must be more than 0".into());
-        }
-    }
-    let path = reqwest::Url::parse(&url)
-        .map(|u| u.path().to_string())
-        .unwrap_or_else(|_| TRACES_PATH.into());
-    let headers = export_headers(platform, &project, json)?;
-    let service_name = env("OTEL_SERVICE_NAME").unwrap_or_else(|| "periscope-agent".into());
-    let (queries, query_view) =
-        resolve_queries(a, f, mock, platform, &headers, &service_name, &project)?;
-    let mut spec = OtlpSpec {
-        mix,
-        platform,
-        json,
-        service_name,
-        project,
-        path,
-        pace_mean_bytes: None,
-        recent: Arc::default(),
-    };
-    let (mean_bytes, mean_spans) = expected(&spec);
-    let rate = mb.map(|m| {
-        spec.pace_mean_bytes = Some(mean_bytes);
-        m * 1e6 / mean_bytes
-    });
-    let view = OtlpView {
-        url: url.clone(),
-        mix: spec
-            .mix
-            .iter()
-            .map(|(k, w)| format!("{}:{w}", k.name()))
-            .collect::<Vec<_>>()
-            .join(","),
-        platform: format!("{platform:?}").to_lowercase(),
-        json,
-        mb_per_s: mb,
-        mean_trace_bytes: mean_bytes,
-        mean_trace_spans: mean_spans,
-        queries: query_view,
-    };
-    Ok(Resolved {
-        spec,
-        url,
-        headers,
-        rate,
-        queries,
-        view,
-    })
-}
-
-/// The query load: flags over the scenario file; none without a rate, and
-/// none (noted in the view) when a file's rate has no endpoint to go to.
-fn resolve_queries(
-    a: &crate::cli::OtlpArgs,
-    f: Option<&crate::scenario::OtlpEntry>,
-    mock: bool,
-    platform: Platform,
-    export_headers: &[(String, String)],
-    service: &str,
-    project: &str,
-) -> Result<(Option<query::QueryPlan>, Option<QueryView>), String> {
-    let rate = a
-        .queries_per_s
-        .or(f.and_then(|f| f.queries_per_s.as_ref().map(|v| v.0)));
-    let endpoint = a
-        .query_endpoint
-        .clone()
-        .or_else(|| f.and_then(|f| f.query_endpoint.clone()));
-    let given: Vec<String> = if a.queries.is_empty() {
-        f.map(|f| f.queries.clone()).unwrap_or_default()
-    } else {
-        a.queries.clone()
-    };
-    if let Some(r) = rate {
-        if !(r > 0.0 && r.is_finite()) {
-            return Err("--queries-per-s must be more than 0".into());
-        }
-    }
-    let Some(rate) = rate else {
-        if endpoint.is_some() || !a.queries.is_empty() {
-            return Err("--query-endpoint and --query need a rate: add --queries-per-s N".into());
-        }
-        return Ok((None, None));
-    };
-    let templates = if given.is_empty() {
-        query::default_templates(platform).ok_or_else(|| {
-            format!(
-                "--platform {}: no default query; give the backend's query path with --query TEMPLATE",
-                format!("{platform:?}").to_lowercase()
-            )
-        })?
-    } else {
-        given
-    };
-    let parsed = templates
-        .iter()
-        .map(|t| query::parse_template(t))
-        .collect::<Result<Vec<_>, _>>()?;
-    let (endpoint, prefix) = match endpoint {
-        Some(e) => {
-            let u = reqwest::Url::parse(e.trim()).map_err(|err| {
-                format!("--query-endpoint '{e}' is not a URL ({err}): expected e.g. http://tempo:3200")
-            })?;
-            if !matches!(u.scheme(), "http" | "https") || u.host_str().is_none() {
-                return Err(format!(
-                    "--query-endpoint '{e}' must be an http:// or https:// URL with a host"
-                ));
-            }
-            let prefix = u.path().trim_end_matches('/').to_string();
-            (Some(e.trim().trim_end_matches('/').to_string()), prefix)
-        }
-        None if mock => (None, String::new()),
-        None if a.queries_per_s.is_some() => {
-            return Err(
-                "--queries-per-s needs --query-endpoint URL: the backend's query API, e.g. http://tempo:3200"
-                    .into(),
-            )
-        }
-        None => {
-            // A profile's query rate, with nowhere to send it.
-            let view = QueryView {
-                endpoint: None,
-                per_s: rate,
-                templates,
-            };
-            return Ok((None, Some(view)));
-        }
-    };
-    let view = QueryView {
-        endpoint: Some(
-            endpoint
-                .clone()
-                .unwrap_or_else(|| "http://127.0.0.1 (built-in mock)".into()),
-        ),
-        per_s: rate,
-        templates: templates.clone(),
-    };
-    let headers = export_headers
-        .iter()
-        .filter(|(k, _)| {
-            !k.eq_ignore_ascii_case("content-type") && !k.eq_ignore_ascii_case("content-encoding")
-        })
-        .cloned()
-        .collect();
-    Ok((
-        Some(query::QueryPlan {
-            endpoint,
-            prefix,
-            rate,
-            templates: parsed,
-            headers,
-            service: service.to_string(),
-            project: project.to_string(),
-        }),
-        Some(view),
-    ))
 }
 
 /// The project spans go to: the one given, else the platform's usual
@@ -673,19 +332,6 @@ pub fn expected(spec: &OtlpSpec) -> (f64, f64) {
 mod tests {
     use super::*;
 
-    fn spec() -> OtlpSpec {
-        OtlpSpec {
-            mix: parse_mix(DEFAULT_MIX).unwrap(),
-            platform: Platform::Otlp,
-            json: false,
-            service_name: "s".into(),
-            project: "p".into(),
-            path: TRACES_PATH.into(),
-            pace_mean_bytes: None,
-            recent: Arc::default(),
-        }
-    }
-
     #[test]
     fn mixes_parse_and_bad_ones_say_what_to_fix() {
         assert_eq!(
@@ -695,45 +341,6 @@ mod tests {
         assert!(parse_mix("simple:3").unwrap_err().contains("simple_query"));
         assert!(parse_mix("simple_query:x").unwrap_err().contains("weight"));
         assert!(parse_mix("simple_query:0").is_err());
-    }
-
-    #[test]
-    fn the_mix_is_drawn_in_its_proportions() {
-        let w = OtlpTraces::new(spec());
-        let mut s = w.session_seeded(3);
-        let mut n = std::collections::BTreeMap::new();
-        for _ in 0..10_000 {
-            *n.entry(s.pick()).or_insert(0u32) += 1;
-        }
-        for (k, want) in [
-            (Kind::SimpleQuery, 4000.0),
-            (Kind::SingleServiceSearch, 3000.0),
-            (Kind::DelegatedBooking, 2000.0),
-            (Kind::MultiServiceComplex, 1000.0),
-        ] {
-            let got = n[&k] as f64;
-            assert!((got - want).abs() < 5.0 * want.sqrt(), "{k:?}: {got}");
-        }
-    }
-
-    #[test]
-    fn partial_success_is_read_from_protobuf_and_json() {
-        use opentelemetry_proto::tonic::collector::trace::v1::{
-            ExportTracePartialSuccess, ExportTraceServiceResponse,
-        };
-        let r = ExportTraceServiceResponse {
-            partial_success: Some(ExportTracePartialSuccess {
-                rejected_spans: 7,
-                error_message: "too big".into(),
-            }),
-        };
-        assert_eq!(rejected_spans(&r.encode_to_vec()), 7);
-        assert_eq!(
-            rejected_spans(br#"{"partialSuccess":{"rejectedSpans":"5"}}"#),
-            5
-        );
-        assert_eq!(rejected_spans(b"{}"), 0);
-        assert_eq!(rejected_spans(b""), 0);
     }
 
     #[test]

@@ -1,22 +1,12 @@
-//! Query load for trace backends: searches and trace lookups sent at a fixed
-//! rate alongside ingestion (`otlp-traces --query-endpoint URL
-//! --queries-per-s N --query TEMPLATE`).
-//!
-//! Queries are an open-model side load: the k-th leaves at k/N seconds
-//! whatever the ones before it are doing, and its latency counts from that
-//! time. Their records go to the same collector as the exports, grouped by
-//! template, and stay out of the run's totals: the report gives them their
-//! own table.
+//! Queries to a trace backend (`otlp-traces --query-endpoint URL
+//! --queries-per-s N --query TEMPLATE`): the templates, their placeholders,
+//! and the trace ids of this run they may ask for. The load that sends them
+//! is `workload::trace_query`, run by the executor beside ingestion.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-
-use tokio_util::sync::CancellationToken;
+use std::sync::Mutex;
 
 use super::Platform;
-use crate::client::{Client, Expect, Prepared};
-use crate::record::{Group, RequestRecord};
 
 /// The placeholders a template may use.
 pub const PLACEHOLDERS: &[(&str, &str)] = &[
@@ -173,12 +163,12 @@ impl QueryPlan {
 }
 
 /// The values placeholders take for one query.
-struct Values<'a> {
-    service: &'a str,
-    project: &'a str,
-    trace_id: [u8; 16],
-    start_ns: u64,
-    now_ns: u64,
+pub struct Values<'a> {
+    pub service: &'a str,
+    pub project: &'a str,
+    pub trace_id: [u8; 16],
+    pub start_ns: u64,
+    pub now_ns: u64,
 }
 
 impl Values<'static> {
@@ -272,81 +262,15 @@ fn uri_safe(s: &str) -> String {
     out
 }
 
-/// One query of a template, its placeholders filled in, under the
-/// endpoint's path (`prefix`).
-fn prepared(t: &Template, prefix: &str, v: &Values, group: &Group) -> Prepared {
-    let body = t
-        .body
-        .as_deref()
-        .map(|b| bytes::Bytes::from(fill(b, v, json_escape)))
-        .unwrap_or_default();
-    let mut p = Prepared::post("", body, Expect::Status);
-    p.method = t.method.clone();
-    p.path = format!("{prefix}{}", render(&t.path, v)).into();
-    p.group = Some(group.clone());
-    p
-}
-
-/// Most queries in flight at once; beyond it a query waits for a slot (its
-/// latency still counts from its scheduled time).
-const MAX_IN_FLIGHT: usize = 512;
-
-/// Send the queries until `stop`; their records go to `records`. `hard`
-/// cancels those in flight.
-#[allow(clippy::too_many_arguments)]
-pub async fn run(
-    plan: Arc<QueryPlan>,
-    client: Arc<Client>,
-    recent: Arc<RecentTraces>,
-    records: std::sync::mpsc::Sender<RequestRecord>,
-    origin: Instant,
-    start_ns: u64,
-    stop: CancellationToken,
-    hard: CancellationToken,
-) {
-    let groups: Vec<Group> = plan
-        .templates
-        .iter()
-        .map(|t| Group::Query(t.text.as_str().into()))
-        .collect();
-    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT));
-    let tasks = tokio_util::task::TaskTracker::new();
-    let mut rng = fastrand::Rng::new();
-    let gap = 1.0 / plan.rate;
-    // The first query leaves one gap in, once the first exports are out.
-    for k in 1u64.. {
-        let due = origin + Duration::from_secs_f64(k as f64 * gap);
-        tokio::select! {
-            biased;
-            _ = stop.cancelled() => break,
-            _ = crate::timer::sleep_until(due) => {}
-        }
-        let i = (k - 1) as usize % plan.templates.len();
-        let now_ns = super::now_unix_ns();
-        let values = Values {
-            service: &plan.service,
-            project: &plan.project,
-            trace_id: recent.pick(&mut rng),
-            start_ns,
-            now_ns,
-        };
-        let req = prepared(&plan.templates[i], &plan.prefix, &values, &groups[i]);
-        let scheduled_us = due.saturating_duration_since(origin).as_micros() as u64;
-        let (client, records, slots, hard) =
-            (client.clone(), records.clone(), slots.clone(), hard.clone());
-        tasks.spawn(async move {
-            let Ok(_slot) = slots.acquire_owned().await else {
-                return;
-            };
-            let rec = tokio::select! {
-                r = client.send(&req, Some(scheduled_us)) => r,
-                _ = hard.cancelled() => return,
-            };
-            let _ = records.send(rec);
-        });
+impl Template {
+    /// The query with its placeholders filled in: its path (under the
+    /// endpoint's path `prefix`) and its body.
+    pub fn fill(&self, prefix: &str, v: &Values) -> (String, Option<String>) {
+        (
+            format!("{prefix}{}", render(&self.path, v)),
+            self.body.as_deref().map(|b| fill(b, v, json_escape)),
+        )
     }
-    tasks.close();
-    tasks.wait().await;
 }
 
 #[cfg(test)]
@@ -414,10 +338,9 @@ mod tests {
         assert_eq!(t.method, reqwest::Method::POST);
         assert_eq!(t.path, "/graphql");
         let v = values("a \"quoted\" agent", "p/1");
-        let p = prepared(&t, "/phoenix", &v, &Group::Query(t.text.as_str().into()));
-        assert_eq!(p.method, reqwest::Method::POST);
-        assert_eq!(p.path, "/phoenix/graphql");
-        let body: serde_json::Value = serde_json::from_slice(&p.body).unwrap();
+        let (path, body) = t.fill("/phoenix", &v);
+        assert_eq!(path, "/phoenix/graphql");
+        let body: serde_json::Value = serde_json::from_str(&body.unwrap()).unwrap();
         assert_eq!(
             body["query"],
             format!("{{ trace(id: \"{}\") {{ spans }} }}", "ab".repeat(16))
@@ -426,8 +349,8 @@ mod tests {
         assert_eq!(body["from"], 1_700_000_000_123u64);
         // A service name with quotes stays inside its string.
         let t = parse_template(r#"POST /api/v1/runs/query {"filter": "{{service}}"}"#).unwrap();
-        let p = prepared(&t, "", &v, &Group::Query("q".into()));
-        let body: serde_json::Value = serde_json::from_slice(&p.body).unwrap();
+        let (_, body) = t.fill("", &v);
+        let body: serde_json::Value = serde_json::from_str(&body.unwrap()).unwrap();
         assert_eq!(body["filter"], "a \"quoted\" agent");
         // Without a body, and GET spelled out.
         let t = parse_template("POST /btql").unwrap();
@@ -438,15 +361,11 @@ mod tests {
             (reqwest::Method::GET, "/api/traces/{{trace_id}}")
         );
         // A GET path keeps its spaces (TraceQL).
-        let p = prepared(
-            &parse_template("/api/search?q={ .a = 1 }").unwrap(),
-            "",
-            &v,
-            &Group::Query("q".into()),
-        );
-        assert_eq!(p.method, reqwest::Method::GET);
-        assert_eq!(p.path, "/api/search?q=%7B%20.a%20=%201%20%7D");
-        assert!(p.body.is_empty());
+        let t = parse_template("/api/search?q={ .a = 1 }").unwrap();
+        assert_eq!(t.method, reqwest::Method::GET);
+        let (path, body) = t.fill("", &v);
+        assert_eq!(path, "/api/search?q=%7B%20.a%20=%201%20%7D");
+        assert!(body.is_none());
         // A body that is not JSON, or a placeholder outside a string.
         let e = parse_template(r#"POST /graphql {"query": "#).unwrap_err();
         assert!(e.contains("the body is not JSON"), "{e}");

@@ -14,10 +14,10 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::result::RunResult;
+use super::sweep::{Level, SweepResult};
+use crate::executor::describe_load;
 use crate::metrics::counts::decode_histogram;
 use crate::metrics::WindowSummary;
-use crate::plan::describe_load;
-use crate::sweep::{Level, SweepResult};
 
 const W: u32 = 640;
 const H: u32 = 330;
@@ -397,7 +397,7 @@ fn sweep_charts(s: &SweepResult) -> Vec<Chart> {
         _ => "concurrency",
     };
     let names: Vec<&str> = s.inputs.endpoints.iter().map(|(n, _)| n.as_str()).collect();
-    let by = |name: &str, f: fn(&crate::sweep::Row) -> Option<f64>| -> Vec<(f64, f64)> {
+    let by = |name: &str, f: fn(&super::sweep::Row) -> Option<f64>| -> Vec<(f64, f64)> {
         s.rows
             .iter()
             .filter(|r| r.endpoint == name)
@@ -420,7 +420,7 @@ fn sweep_charts(s: &SweepResult) -> Vec<Chart> {
     }
     let mut charts = vec![latency, rps];
     if !s.overhead.is_empty() {
-        let pts = |f: fn(&crate::sweep::Overhead) -> f64| -> Vec<(f64, f64)> {
+        let pts = |f: fn(&super::sweep::Overhead) -> f64| -> Vec<(f64, f64)> {
             s.overhead.iter().map(|o| (o.level.value(), f(o))).collect()
         };
         // Overheads can be negative: shift nothing, draw from the lowest.
@@ -703,7 +703,7 @@ pub fn render_sweep(s: &SweepResult) -> String {
         s.saturation.as_deref().unwrap_or(""),
         &plan,
         &sweep_charts(s),
-        &markdown_html(&crate::sweep::render_tables(s)),
+        &markdown_html(&super::sweep::render_tables(s)),
         &s.schema,
     )
 }

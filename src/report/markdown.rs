@@ -6,7 +6,7 @@ use tabled::builder::Builder;
 use tabled::settings::Style;
 
 use super::RunResult;
-use crate::plan::describe_load;
+use crate::executor::describe_load;
 
 pub fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
     let mut b = Builder::default();
@@ -376,7 +376,7 @@ fn stages(r: &RunResult) -> String {
             }
             row.extend([
                 format!("{:.0}", st.start_s),
-                crate::plan::fmt_num(st.target),
+                crate::fmt::fmt_num(st.target),
                 st.requests.to_string(),
                 st.ok.to_string(),
                 st.errors.to_string(),
@@ -429,7 +429,7 @@ fn scenario(r: &RunResult) -> String {
                     p.phase.clone(),
                     format!("{:.0}", p.start_s),
                     format!("{:.0}", p.duration_s),
-                    crate::plan::fmt_num(p.target),
+                    crate::fmt::fmt_num(p.target),
                     p.requests.to_string(),
                     p.errors.to_string(),
                     format!("{:.2}%", p.error_rate * 100.0),

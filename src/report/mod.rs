@@ -14,7 +14,9 @@ pub mod merge;
 pub mod read;
 pub mod result;
 pub mod scenario;
+pub mod sweep;
 pub mod timings;
+pub mod view;
 
 pub use result::RunResult;
 

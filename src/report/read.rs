@@ -7,8 +7,8 @@ use std::path::Path;
 use serde_json::Value;
 
 use super::result::{RunResult, SCHEMA};
+use super::sweep::{SweepResult, SCHEMA as SWEEP_SCHEMA};
 use crate::error::Error;
-use crate::sweep::{SweepResult, SCHEMA as SWEEP_SCHEMA};
 
 /// A document periscope wrote.
 pub enum Document {

@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 use crate::executor::ExecReport;
 use crate::metrics::counts::{encode_histograms, Counts};
 use crate::metrics::{Aggregate, LatencyStats, Sample, WindowSummary};
-use crate::plan::PlanView;
 use crate::record::Group;
+use crate::report::view::PlanView;
 use crate::slo::ThresholdResult;
 
 use super::scenario::{analyze, Facts, ScenarioReport};

@@ -161,7 +161,7 @@ pub fn analyze(f: Facts<'_>) -> (ScenarioReport, Option<Vec<ThresholdResult>>) {
             let s = f.stages;
             rep.figure = format!(
                 "{} {unit} for {:.1}s: {:.2} ok req/s, {metric} p95 {:.1} ms, error rate {:.2}%",
-                crate::plan::fmt_num(s.peak()),
+                crate::fmt::fmt_num(s.peak()),
                 f.duration_s,
                 f.total.ok as f64 / f.duration_s.max(1e-9),
                 p95(f.total),
@@ -231,7 +231,7 @@ pub fn analyze(f: Facts<'_>) -> (ScenarioReport, Option<Vec<ThresholdResult>>) {
                         .collect(),
                 );
             }
-            let n = crate::plan::fmt_num;
+            let n = crate::fmt::fmt_num;
             rep.figure = match (&rep.capacity, &rep.first_failure) {
                 (Some(c), Some(x)) => format!(
                     "capacity {} {unit} ({:.2} ok req/s, {metric} p95 {:.1} ms); at {} {unit} it failed {}",
@@ -390,7 +390,7 @@ pub fn analyze(f: Facts<'_>) -> (ScenarioReport, Option<Vec<ThresholdResult>>) {
                     && w[1].ok_rps < w[0].ok_rps * (1.0 + SATURATION_GAIN))
                     .then(|| step(&w[0], Vec::new()))
             });
-            let n = crate::plan::fmt_num;
+            let n = crate::fmt::fmt_num;
             rep.figure = match (&rep.peak, &rep.saturation) {
                 (Some(p), Some(s)) => format!(
                     "throughput peaks at {:.2} ok req/s ({} {unit}); it stops growing after {} {unit} ({:.2} ok req/s, {metric} p95 {:.1} ms)",

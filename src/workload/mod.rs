@@ -10,7 +10,9 @@ mod chat;
 mod embeddings;
 mod http;
 mod multiturn;
+pub mod otlp;
 mod prompt;
+pub mod trace_query;
 
 use std::sync::Arc;
 
@@ -103,7 +105,7 @@ pub fn build(spec: &WorkloadSpec, tok: &Arc<Tokenizer>) -> Arc<dyn Workload> {
         "prefix-caching" => Arc::new(MultiTurn::new(spec, MultiTurnKind::PrefixCaching, tok)),
         "conversation" => Arc::new(MultiTurn::new(spec, MultiTurnKind::Conversation, tok)),
         "http" => Arc::new(Http::new(spec)),
-        "otlp-traces" => Arc::new(crate::otlp::OtlpTraces::new(
+        "otlp-traces" => Arc::new(otlp::OtlpTraces::new(
             spec.otlp
                 .clone()
                 .expect("the plan sets the OTLP spec of otlp-traces"),

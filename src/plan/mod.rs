@@ -4,18 +4,22 @@
 //! sent: a bad combination is a one-line usage error naming the flag.
 //! Precedence: flags > environment > built-in defaults.
 
+mod traces;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-
-use crate::cli::{parse_duration, Arrival, Level, RunArgs, StageSpec};
+use crate::cli::RunArgs;
 use crate::client::normalize_base;
 use crate::error::{Error, Result};
+use crate::executor::shape::{Level, StageSpec};
+use crate::executor::Arrival;
 use crate::executor::{Load, Stage, Stages};
 use crate::mock::MockConfig;
+use crate::report::view::{DatasetView, PlanView};
 use crate::scenario::{self, Kind, Scenario};
 use crate::usage;
+use crate::values::parse_duration;
 use crate::workload::{self, Workload, WorkloadSpec};
 
 /// Default model, as in the k6 suite periscope replaces.
@@ -30,21 +34,6 @@ pub const DEFAULT_EMBEDDING_INPUT: &str =
     "A load balancer spreads incoming requests across a pool of servers.";
 /// How long a run with `--iterations` and no `--duration` may take at most.
 pub const ITERATIONS_MAX_DURATION: Duration = Duration::from_secs(600);
-
-/// Serialize a `Duration` as seconds (f64).
-pub mod duration_secs {
-    use serde::Serializer;
-    use std::time::Duration;
-
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_f64(d.as_secs_f64())
-    }
-
-    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let secs = <f64 as serde::Deserialize>::deserialize(d)?;
-        Duration::try_from_secs_f64(secs).map_err(serde::de::Error::custom)
-    }
-}
 
 /// Where requests go.
 #[derive(Debug, Clone)]
@@ -98,7 +87,7 @@ pub struct Plan {
     /// otlp-traces: the query load sent alongside ingestion.
     pub otlp_queries: Option<std::sync::Arc<crate::otlp::query::QueryPlan>>,
     /// Where request spans go (`--trace-requests`).
-    pub trace_requests: Option<crate::otlp::tracer::TraceTarget>,
+    pub trace_requests: Option<crate::sink::tracer::TraceTarget>,
     pub html: Option<PathBuf>,
     pub csv: Option<PathBuf>,
     /// Keep one row per request in the result.
@@ -271,7 +260,7 @@ impl Plan {
                 return Err(usage!("otlp-traces sends to one --endpoint URL"));
             }
             Some(
-                crate::otlp::resolve(
+                traces::resolve(
                     &a.otlp,
                     f.otlp.as_ref(),
                     a.endpoints.first().map(String::as_str),
@@ -304,7 +293,7 @@ impl Plan {
             .trace_requests
             .as_deref()
             .map(|u| {
-                crate::otlp::tracer::TraceTarget::resolve(
+                crate::sink::tracer::TraceTarget::resolve(
                     u,
                     a.otlp.platform.unwrap_or_default(),
                     a.otlp.project.clone(),
@@ -1019,162 +1008,11 @@ fn redact_header(name: &str, value: &str) -> String {
     }
 }
 
-/// The plan as written to outputs (`--dry-run`, the JSON result).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct PlanView {
-    /// The scenario (`load` unless one was chosen) and the figure it reports.
-    pub scenario: String,
-    pub kind: Kind,
-    /// Each stage's phase, when the scenario names them.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub phases: Vec<Option<String>>,
-    pub workload: String,
-    /// The API base URL requests went to.
-    pub target: String,
-    /// `built-in mock` or `remote`.
-    pub target_kind: String,
-    /// Flags of the in-process mock.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub mock_args: Option<String>,
-    pub model: String,
-    /// Whether an API key was given (the key itself is never written).
-    pub token_present: bool,
-    /// Extra headers; values of secret-looking names are redacted.
-    pub headers: Vec<(String, String)>,
-    pub stream: bool,
-    /// Chat streams ask for usage (`--no-stream-usage` turns it off).
-    #[serde(default = "yes", skip_serializing_if = "is_yes")]
-    pub stream_usage: bool,
-    pub max_tokens: u32,
-    pub temperature: Option<f32>,
-    pub system: Option<String>,
-    pub prompt: String,
-    pub timeout_s: f64,
-    pub load: Load,
-    pub grace_s: f64,
-    pub strict_schedule: bool,
-    pub tags: std::collections::BTreeMap<String, String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub input_tokens: Option<u32>,
-    pub input_tokens_stddev: f64,
-    pub shared_prefix: u32,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub turns: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub batch_sizes: Option<Vec<u32>>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub endpoints: Vec<crate::workload::Endpoint>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub otlp: Option<crate::otlp::OtlpView>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub dataset: Option<DatasetView>,
-    pub thresholds: Vec<String>,
-    pub abort_on_fail: bool,
-    pub slos: Vec<String>,
-    /// Live outputs (`--out`), without credentials.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub outputs: Vec<String>,
-    /// The part of the plan this process ran (`--segment i/n`); `load` is
-    /// the whole plan's.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub segment: Option<crate::executor::Segment>,
-}
-
-/// The prompt corpus of a run: what was selected, and how many cases.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct DatasetView {
-    #[serde(flatten)]
-    pub selection: crate::dataset::Selection,
-    pub cases: usize,
-    pub benign: usize,
-}
-
-/// A human line describing the load, for `--dry-run` and the report.
-pub fn describe_load(load: &Load) -> String {
-    fn shape(s: &Stages, unit: &str) -> String {
-        if s.stages.len() == 1 && s.stages[0].target == s.start {
-            format!(
-                "{} {unit} for {}",
-                fmt_num(s.start),
-                fmt_dur(s.stages[0].duration)
-            )
-        } else {
-            // Jumps (0s stages) show as the level of the next step.
-            let mut prev = s.start;
-            let mut steps = Vec::new();
-            for st in &s.stages {
-                if !st.duration.is_zero() {
-                    steps.push(if st.target == prev {
-                        format!("{} for {}", fmt_num(st.target), fmt_dur(st.duration))
-                    } else {
-                        format!(
-                            "{}→{} over {}",
-                            fmt_num(prev),
-                            fmt_num(st.target),
-                            fmt_dur(st.duration)
-                        )
-                    });
-                }
-                prev = st.target;
-            }
-            format!("{unit} {}", steps.join(", "))
-        }
-    }
-    match load {
-        Load::Closed { vus, iterations } => {
-            let mut s = format!("closed model: {}", shape(vus, "VUs"));
-            if let Some(n) = iterations {
-                s.push_str(&format!(", stopping after {n} requests"));
-            }
-            s
-        }
-        Load::Open {
-            rate,
-            arrival,
-            max_in_flight,
-        } => {
-            let mut s = format!(
-                "open model: {} ({} arrivals, ≈ {} requests)",
-                shape(rate, "req/s"),
-                match arrival {
-                    crate::cli::Arrival::Constant => "constant",
-                    crate::cli::Arrival::Poisson => "Poisson",
-                },
-                rate.integral().round()
-            );
-            if let Some(m) = max_in_flight {
-                s.push_str(&format!(", at most {m} in flight"));
-            }
-            s
-        }
-    }
-}
-
-pub fn fmt_num(x: f64) -> String {
-    if x.fract() == 0.0 {
-        format!("{x:.0}")
-    } else {
-        format!("{x:.2}")
-    }
-}
-
-/// `90s` → `1m30s`.
-pub fn fmt_dur(d: Duration) -> String {
-    humantime::format_duration(Duration::from_millis(d.as_millis() as u64)).to_string()
-}
-
-fn yes() -> bool {
-    true
-}
-
-fn is_yes(b: &bool) -> bool {
-    *b
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::cli::{Args, Command};
+    use crate::executor::describe_load;
     use clap::Parser;
 
     fn plan(args: &[&str]) -> Result<Plan> {

@@ -17,8 +17,8 @@ use opentelemetry_proto::tonic::trace::v1::span::{Event, SpanKind};
 use opentelemetry_proto::tonic::trace::v1::{status::StatusCode, Span, Status};
 use tokio::sync::mpsc;
 
-use super::gen::{d, export_request, i, s};
-use super::{Dress, Platform};
+use crate::otlp::gen::{d, export_request, i, s};
+use crate::otlp::{Dress, Platform};
 use crate::record::{Outcome, RequestRecord};
 use crate::sink::{Counters, SinkReport};
 
@@ -27,28 +27,6 @@ const BATCH: usize = 512;
 /// Batches waiting for the export task before new ones are dropped.
 const QUEUE: usize = 64;
 const EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// The ids of one request's client span.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TraceIds {
-    pub trace_id: u128,
-    pub span_id: u64,
-}
-
-impl TraceIds {
-    /// Fresh random ids (never the all-zero ids W3C calls invalid).
-    pub fn random() -> Self {
-        TraceIds {
-            trace_id: fastrand::u128(1..),
-            span_id: fastrand::u64(1..),
-        }
-    }
-
-    /// The W3C `traceparent` header value, sampled.
-    pub fn traceparent(&self) -> String {
-        format!("00-{:032x}-{:016x}-01", self.trace_id, self.span_id)
-    }
-}
 
 /// Where request spans go, and how they are dressed.
 #[derive(Debug, Clone)]
@@ -66,10 +44,10 @@ impl TraceTarget {
         platform: Platform,
         project: Option<String>,
     ) -> Result<TraceTarget, String> {
-        let url =
-            super::traces_url(Some(url), None).map_err(|e| format!("--trace-requests: {e}"))?;
-        let project = super::project_name(project, platform);
-        let headers = super::export_headers(platform, &project, false)?;
+        let url = crate::otlp::traces_url(Some(url), None)
+            .map_err(|e| format!("--trace-requests: {e}"))?;
+        let project = crate::otlp::project_name(project, platform);
+        let headers = crate::otlp::export_headers(platform, &project, false)?;
         Ok(TraceTarget {
             url,
             headers,
@@ -171,7 +149,7 @@ impl Tracer {
         let n = batch.len() as u64;
         if self.tx.try_send(batch).is_err() {
             self.counters.dropped.fetch_add(n, Ordering::Relaxed);
-            crate::sink::warn_once(&self.label, "it does not keep up (its queue is full)");
+            super::warn_once(&self.label, "it does not keep up (its queue is full)");
         }
     }
 
@@ -179,7 +157,7 @@ impl Tracer {
     pub async fn finish(mut self, wait: Duration) -> SinkReport {
         self.flush();
         drop(self.tx);
-        SinkReport::of_task(
+        super::report_of_task(
             self.label,
             self.task,
             &self.counters,
@@ -187,6 +165,23 @@ impl Tracer {
             ("exporter", "exporting"),
         )
         .await
+    }
+}
+
+impl crate::metrics::Observer for Tracer {
+    fn record(&mut self, r: &RequestRecord) {
+        // Trace queries are the side load, not the requests under test.
+        if !r.group.as_ref().is_some_and(crate::record::Group::is_side) {
+            Tracer::record(self, r);
+        }
+    }
+
+    fn window(&mut self, _w: &crate::metrics::WindowSummary, _t: &crate::metrics::Aggregate) {
+        self.flush();
+    }
+
+    fn finish(self: Box<Self>, wait: Duration) -> crate::metrics::live::Finish {
+        Box::pin(async move { vec![Tracer::finish(*self, wait).await] })
     }
 }
 
@@ -334,7 +329,7 @@ async fn export_loop(
     while let Some(spans) = rx.recv().await {
         let n = spans.len() as u64;
         let req = export_request(&target.dress, "periscope.requests", spans);
-        let (body, _) = super::encode(&req, false);
+        let (body, _) = crate::otlp::encode(&req, false);
         let mut post = client.post(&target.url).body(body);
         for (k, v) in &target.headers {
             post = post.header(k, v);
@@ -342,14 +337,14 @@ async fn export_loop(
         let failure = match post.send().await {
             Ok(resp) if resp.status().is_success() => {
                 let body = resp.bytes().await.unwrap_or_default();
-                let rejected = super::rejected_spans(&body).min(n);
+                let rejected = crate::client::parse::rejected_spans(&body).min(n);
                 counters.written.fetch_add(n - rejected, Ordering::Relaxed);
                 counters.dropped.fetch_add(rejected, Ordering::Relaxed);
                 (rejected > 0).then(|| format!("the backend rejected {rejected} of {n} spans"))
             }
             Ok(resp) => {
                 counters.dropped.fetch_add(n, Ordering::Relaxed);
-                Some(crate::sink::refusal(resp).await)
+                Some(super::refusal(resp).await)
             }
             Err(e) => {
                 counters.dropped.fetch_add(n, Ordering::Relaxed);
@@ -357,7 +352,7 @@ async fn export_loop(
             }
         };
         if let Some(msg) = failure {
-            crate::sink::warn_once(&label, &format!("export failed ({msg})"));
+            super::warn_once(&label, &format!("export failed ({msg})"));
             first_error.get_or_insert(msg);
         }
     }
@@ -368,6 +363,7 @@ async fn export_loop(
 mod tests {
     use super::*;
     use crate::record::ErrorClass;
+    use crate::record::TraceIds;
     use opentelemetry_proto::tonic::common::v1::any_value;
 
     fn run() -> RunContext {

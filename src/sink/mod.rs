@@ -18,6 +18,8 @@
 //! fails, the points are dropped and counted, one warning is printed, and
 //! the end of the run reports what was written and what was lost.
 
+pub mod tracer;
+
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,6 +28,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::mpsc;
 
+pub use crate::metrics::SinkReport;
 use crate::metrics::WindowSummary;
 use crate::record::{Outcome, RequestRecord};
 
@@ -200,56 +203,30 @@ pub struct Feed {
     batch: Batch,
 }
 
-/// What the outputs did, for the end of the run.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct SinkReport {
-    pub label: String,
-    pub written: u64,
-    pub dropped: u64,
-    /// The first failure, when there was one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-}
-
-impl SinkReport {
-    /// Wait (up to `wait`) for an output's task to end, and report its
-    /// counts and first failure. `names` are the task's noun and verb
-    /// ("writer", "writing").
-    pub(crate) async fn of_task(
-        label: String,
-        task: tokio::task::JoinHandle<Option<String>>,
-        counters: &Counters,
-        wait: Duration,
-        names: (&str, &str),
-    ) -> SinkReport {
-        let error = match tokio::time::timeout(wait, task).await {
-            Ok(Ok(e)) => e,
-            Ok(Err(e)) => Some(format!("the {} failed: {e}", names.0)),
-            Err(_) => Some(format!(
-                "still {} after {}s at the end of the run",
-                names.1,
-                wait.as_secs()
-            )),
-        };
-        SinkReport {
-            label,
-            written: counters.written.load(Ordering::Relaxed),
-            dropped: counters.dropped.load(Ordering::Relaxed),
-            error,
-        }
-    }
-
-    /// `LABEL: N points written, M dropped` (spans for `--trace-requests`).
-    pub fn summary(&self) -> String {
-        let unit = if self.label.starts_with("trace-requests=") {
-            "spans"
-        } else {
-            "points"
-        };
-        format!(
-            "{}: {} {unit} written, {} dropped",
-            self.label, self.written, self.dropped
-        )
+/// Wait (up to `wait`) for an output's task to end, and report its counts
+/// and first failure. `names` are the task's noun and verb ("writer",
+/// "writing").
+pub(crate) async fn report_of_task(
+    label: String,
+    task: tokio::task::JoinHandle<Option<String>>,
+    counters: &Counters,
+    wait: Duration,
+    names: (&str, &str),
+) -> SinkReport {
+    let error = match tokio::time::timeout(wait, task).await {
+        Ok(Ok(e)) => e,
+        Ok(Err(e)) => Some(format!("the {} failed: {e}", names.0)),
+        Err(_) => Some(format!(
+            "still {} after {}s at the end of the run",
+            names.1,
+            wait.as_secs()
+        )),
+    };
+    SinkReport {
+        label,
+        written: counters.written.load(Ordering::Relaxed),
+        dropped: counters.dropped.load(Ordering::Relaxed),
+        error,
     }
 }
 
@@ -554,11 +531,24 @@ impl Feed {
         for w in self.writers {
             drop(w.tx);
             reports.push(
-                SinkReport::of_task(w.label, w.task, &w.counters, wait, ("writer", "writing"))
-                    .await,
+                report_of_task(w.label, w.task, &w.counters, wait, ("writer", "writing")).await,
             );
         }
         reports
+    }
+}
+
+impl crate::metrics::Observer for Feed {
+    fn record(&mut self, r: &RequestRecord) {
+        Feed::request(self, r);
+    }
+
+    fn window(&mut self, w: &WindowSummary, _total: &crate::metrics::Aggregate) {
+        Feed::window(self, w);
+    }
+
+    fn finish(self: Box<Self>, wait: Duration) -> crate::metrics::live::Finish {
+        Box::pin(Feed::finish(*self, wait))
     }
 }
 

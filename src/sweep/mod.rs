@@ -10,135 +10,21 @@
 //! collapses while ttft grows). With one `--url`, the sweep names the level
 //! after which ok_rps stops growing: the saturation point.
 
+mod stats;
+
 use std::collections::BTreeMap;
 use std::time::Duration;
-
-use serde::{Deserialize, Serialize};
 
 use crate::cli::{RunArgs, SweepArgs};
 use crate::error::{exit, Error, Result};
 use crate::metrics::Sample;
 use crate::plan::{Plan, ITERATIONS_MAX_DURATION};
-use crate::report::markdown::table;
+use crate::report::sweep::{
+    level_name, overhead_table, results_table, Level, Overhead, Row, SweepInputs, SweepResult,
+    SCHEMA,
+};
 use crate::usage;
-
-/// A level whose ok_rps grows less than this over the one before has saturated.
-const SATURATION_GAIN: f64 = 0.10;
-
-/// A level that lasted less than this is not judged for saturation: its
-/// ok_rps is dominated by what happens at its edges (a rate limiter's burst,
-/// a cache warming up), not by the rate the target sustains.
-pub const JUDGED_LEVEL_S: f64 = 1.0;
-
-/// One level of the sweep.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Level {
-    Concurrency(u64),
-    Rate(f64),
-}
-
-impl Level {
-    pub fn label(&self) -> String {
-        match self {
-            Level::Concurrency(n) => n.to_string(),
-            Level::Rate(r) => crate::plan::fmt_num(*r),
-        }
-    }
-    pub fn value(&self) -> f64 {
-        match self {
-            Level::Concurrency(n) => *n as f64,
-            Level::Rate(r) => *r,
-        }
-    }
-}
-
-/// One endpoint at one level.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Row {
-    pub endpoint: String,
-    pub level: Level,
-    pub requests: u64,
-    pub ok: u64,
-    pub errors: u64,
-    pub ok_rps: f64,
-    /// Seconds this endpoint's blocks of the level lasted, in all.
-    #[serde(default)]
-    pub duration_s: f64,
-    /// e2e of ok requests, ms, from the raw samples.
-    pub mean: f64,
-    pub p50: f64,
-    pub p95: f64,
-    pub p99: f64,
-    pub max: f64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ttft_p50: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ttft_p95: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub itl_p50: Option<f64>,
-    /// Answers by HTTP status (`transport` for none).
-    pub statuses: BTreeMap<String, u64>,
-    /// Every request, in the order they ended.
-    pub samples: Vec<Sample>,
-}
-
-/// Proxy − direct at one level.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Overhead {
-    pub level: Level,
-    pub mean: f64,
-    pub p50: f64,
-    pub p95: f64,
-    pub p99: f64,
-    /// 95% bootstrap intervals of the p50 and mean deltas, ms.
-    pub p50_ci: (f64, f64),
-    pub mean_ci: (f64, f64),
-    /// The proxy delivered streams in bursts.
-    pub buffering: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub buffering_note: Option<String>,
-}
-
-/// The schema name of the sweep's JSON.
-pub const SCHEMA: &str = "periscope.sweep/v1";
-
-/// The sweep's JSON document.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SweepResult {
-    /// Always `periscope.sweep/v1`.
-    pub schema: String,
-    pub inputs: SweepInputs,
-    pub rows: Vec<Row>,
-    pub overhead: Vec<Overhead>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub saturation: Option<String>,
-    /// Stopped by Ctrl-C: the rows are the levels that ran.
-    #[serde(default)]
-    pub interrupted: bool,
-    /// The `run_id` tag of every live point of the sweep.
-    #[serde(default)]
-    pub run_id: String,
-    /// What the live outputs (`--out`) wrote, summed over the sweep's runs.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub outputs: Vec<crate::sink::SinkReport>,
-}
-
-/// What the sweep was asked to do.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SweepInputs {
-    /// (name, base URL) of each endpoint: `direct`, `proxy`, or `target`.
-    pub endpoints: Vec<(String, String)>,
-    pub levels: Vec<Level>,
-    pub requests: u64,
-    pub stream: bool,
-    pub model: Option<String>,
-    pub max_tokens: Option<u32>,
-    pub token_present: bool,
-    pub bootstrap: u32,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub dataset: Option<crate::dataset::Selection>,
-}
+use stats::{bootstrap, mean, quantile, saturation, sorted_ok, JUDGED_LEVEL_S};
 
 /// Adds one run's output counts to the sweep's, output by output.
 fn add_outputs(total: &mut Vec<crate::sink::SinkReport>, run: &[crate::sink::SinkReport]) {
@@ -157,57 +43,6 @@ fn add_outputs(total: &mut Vec<crate::sink::SinkReport>, run: &[crate::sink::Sin
 }
 
 /// The exact q-quantile of sorted values (nearest rank).
-fn quantile(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1]
-}
-
-fn mean(v: &[f64]) -> f64 {
-    if v.is_empty() {
-        0.0
-    } else {
-        v.iter().sum::<f64>() / v.len() as f64
-    }
-}
-
-fn sorted_ok(samples: &[Sample], f: impl Fn(&Sample) -> Option<f64>) -> Vec<f64> {
-    let mut v: Vec<f64> = samples.iter().filter(|s| s.ok).filter_map(f).collect();
-    v.sort_by(f64::total_cmp);
-    v
-}
-
-/// 95% percentile-bootstrap intervals of median(b) − median(a) and
-/// mean(b) − mean(a), resampling each side's requests with replacement.
-pub fn bootstrap(a: &[f64], b: &[f64], resamples: u32, seed: u64) -> ((f64, f64), (f64, f64)) {
-    if a.is_empty() || b.is_empty() {
-        return ((0.0, 0.0), (0.0, 0.0));
-    }
-    let mut rng = fastrand::Rng::with_seed(seed);
-    let mut da = Vec::with_capacity(a.len());
-    let mut db = Vec::with_capacity(b.len());
-    let mut p50s = Vec::with_capacity(resamples as usize);
-    let mut means = Vec::with_capacity(resamples as usize);
-    let median = |v: &mut Vec<f64>| {
-        let mid = (v.len() - 1) / 2;
-        *v.select_nth_unstable_by(mid, f64::total_cmp).1
-    };
-    for _ in 0..resamples.max(1) {
-        da.clear();
-        db.clear();
-        da.extend((0..a.len()).map(|_| a[rng.usize(..a.len())]));
-        db.extend((0..b.len()).map(|_| b[rng.usize(..b.len())]));
-        means.push(mean(&db) - mean(&da));
-        p50s.push(median(&mut db) - median(&mut da));
-    }
-    p50s.sort_by(f64::total_cmp);
-    means.sort_by(f64::total_cmp);
-    let ci = |v: &[f64]| (quantile(v, 0.025), quantile(v, 0.975));
-    (ci(&p50s), ci(&means))
-}
-
 /// One endpoint's row at one level, from the blocks it ran in.
 fn row(endpoint: &str, level: Level, parts: Vec<crate::Executed>) -> Row {
     let sum = |f: &dyn Fn(&crate::report::RunResult) -> u64| -> u64 {
@@ -286,168 +121,6 @@ fn overhead(direct: &Row, proxy: &Row, resamples: u32) -> Overhead {
         buffering: buffering_note.is_some(),
         buffering_note,
     }
-}
-
-/// The level after which ok_rps stops growing (by less than 10%) while
-/// latency climbs or errors appear, among the levels that lasted long
-/// enough to be judged ([`JUDGED_LEVEL_S`]).
-pub fn saturation(rows: &[&Row]) -> Option<(usize, String)> {
-    let judged: Vec<&Row> = rows
-        .iter()
-        .copied()
-        .filter(|r| r.duration_s >= JUDGED_LEVEL_S)
-        .collect();
-    judged.windows(2).enumerate().find_map(|(i, w)| {
-        let (a, b) = (w[0], w[1]);
-        let err = |r: &Row| r.errors as f64 / r.requests.max(1) as f64;
-        let flat = b.ok_rps < a.ok_rps * (1.0 + SATURATION_GAIN);
-        let worse = b.p50 > a.p50 * (1.0 + SATURATION_GAIN) || err(b) > err(a) + 0.01;
-        (a.ok_rps > 0.0 && flat && worse).then(|| {
-            (
-                i,
-                format!(
-                    "saturation at {} {}: ok_rps {:.1}, and at {} only {:.1} ({:+.0}%) while p50 went {:.1} → {:.1} ms and errors {:.1}% → {:.1}%",
-                    level_name(a.level),
-                    a.level.label(),
-                    a.ok_rps,
-                    b.level.label(),
-                    b.ok_rps,
-                    (b.ok_rps / a.ok_rps - 1.0) * 100.0,
-                    a.p50,
-                    b.p50,
-                    err(a) * 100.0,
-                    err(b) * 100.0
-                ),
-            )
-        })
-    })
-}
-
-fn level_name(l: Level) -> &'static str {
-    match l {
-        Level::Concurrency(_) => "concurrency",
-        Level::Rate(_) => "rate",
-    }
-}
-
-fn f2(x: f64) -> String {
-    format!("{x:.2}")
-}
-
-fn opt(x: Option<f64>) -> String {
-    x.map_or("-".to_string(), f2)
-}
-
-/// The sweep's tables as Markdown, from its document (`periscope report`).
-pub fn render_tables(s: &SweepResult) -> String {
-    let all: Vec<&Row> = s.rows.iter().collect();
-    let mut out = String::new();
-    for level in &s.inputs.levels {
-        let rows: Vec<&Row> = all.iter().copied().filter(|r| r.level == *level).collect();
-        if rows.is_empty() {
-            continue;
-        }
-        out.push_str(&format!(
-            "### Results ({}={})\n\n{}\n\n",
-            level_name(*level),
-            level.label(),
-            results_table(&rows, s.inputs.stream)
-        ));
-        if let Some(o) = s.overhead.iter().find(|o| o.level == *level) {
-            out.push_str(&format!(
-                "### Estimated Overhead (proxy - direct), ms\n\n{}\n\n",
-                overhead_table(&[o])
-            ));
-            if let Some(note) = &o.buffering_note {
-                out.push_str(&format!("**warning: {note}**\n\n"));
-            }
-        }
-    }
-    out.push_str(&format!(
-        "### Sweep Results\n\n{}\n\n",
-        results_table(&all, s.inputs.stream)
-    ));
-    if s.overhead.len() > 1 {
-        let o: Vec<&Overhead> = s.overhead.iter().collect();
-        out.push_str(&format!(
-            "### Overhead by level, ms\n\n{}\n\n",
-            overhead_table(&o)
-        ));
-    }
-    if let Some(msg) = &s.saturation {
-        out.push_str(&format!("**{msg}**\n\n"));
-    }
-    if s.interrupted {
-        out.push_str("**stopped by Ctrl-C**: the levels above are all that ran.\n\n");
-    }
-    out
-}
-
-fn results_table(rows: &[&Row], stream: bool) -> String {
-    let conc = rows.first().map_or("conc", |r| match r.level {
-        Level::Concurrency(_) => "conc",
-        Level::Rate(_) => "rate",
-    });
-    let mut header = vec![
-        "endpoint", conc, "req", "ok", "err", "ok_rps", "mean", "p50", "p95", "p99", "max",
-    ];
-    if stream {
-        header.extend(["ttft_p50", "ttft_p95", "itl_p50"]);
-    }
-    let body = rows
-        .iter()
-        .map(|r| {
-            let mut v = vec![
-                r.endpoint.clone(),
-                r.level.label(),
-                r.requests.to_string(),
-                r.ok.to_string(),
-                r.errors.to_string(),
-                f2(r.ok_rps),
-                f2(r.mean),
-                f2(r.p50),
-                f2(r.p95),
-                f2(r.p99),
-                f2(r.max),
-            ];
-            if stream {
-                v.extend([opt(r.ttft_p50), opt(r.ttft_p95), opt(r.itl_p50)]);
-            }
-            v
-        })
-        .collect();
-    table(&header, body)
-}
-
-fn overhead_table(o: &[&Overhead]) -> String {
-    let body = o
-        .iter()
-        .map(|o| {
-            vec![
-                o.level.label(),
-                format!("{:+.2}", o.mean),
-                format!("{:+.2}", o.p50),
-                format!("{:+.2}", o.p95),
-                format!("{:+.2}", o.p99),
-                format!("[{:+.2}, {:+.2}]", o.p50_ci.0, o.p50_ci.1),
-                format!("[{:+.2}, {:+.2}]", o.mean_ci.0, o.mean_ci.1),
-                if o.buffering { "**yes**" } else { "no" }.to_string(),
-            ]
-        })
-        .collect();
-    table(
-        &[
-            "level",
-            "Δmean",
-            "Δp50",
-            "Δp95",
-            "Δp99",
-            "Δp50 95% CI",
-            "Δmean 95% CI",
-            "buffers streams",
-        ],
-        body,
-    )
 }
 
 /// Where a sweep's run is sent and how its live points are tagged.
@@ -722,28 +395,4 @@ pub async fn run(a: SweepArgs) -> Result<i32> {
         h.write_str(&crate::report::html::render_sweep(&doc))?;
     }
     Ok(exit::OK)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn bootstrap_interval_contains_a_known_shift() {
-        let mut rng = fastrand::Rng::with_seed(1);
-        let a: Vec<f64> = (0..400).map(|_| 20.0 + rng.f64() * 4.0).collect();
-        let b: Vec<f64> = (0..400).map(|_| 25.0 + rng.f64() * 4.0).collect();
-        let ((lo, hi), (mlo, mhi)) = bootstrap(&a, &b, 1000, 7);
-        assert!(lo < 5.0 && 5.0 < hi, "[{lo}, {hi}]");
-        assert!(mlo < 5.0 && 5.0 < mhi, "[{mlo}, {mhi}]");
-        assert!(hi - lo < 1.5, "narrow with 400 requests: [{lo}, {hi}]");
-    }
-
-    #[test]
-    fn quantiles_are_nearest_rank() {
-        let v = [1.0, 2.0, 3.0, 4.0];
-        assert_eq!(quantile(&v, 0.5), 2.0);
-        assert_eq!(quantile(&v, 0.99), 4.0);
-        assert_eq!(quantile(&v, 0.0), 1.0);
-    }
 }

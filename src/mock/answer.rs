@@ -1,0 +1,389 @@
+//! The mock's answers to the API: chat and text completions (whole or
+//! streamed on the latency model's schedule, with the faults asked for)
+//! and embeddings.
+
+use super::*;
+
+pub(super) fn early(status: u16, fault: Fault, resp: Resp) -> Early {
+    Box::new((status, fault, resp))
+}
+
+pub(super) fn parse_error(e: serde_json::Error) -> Early {
+    let msg = format!(
+        "We could not parse the JSON body of your request: {e}. (HINT: send a JSON object with the required fields.)"
+    );
+    early(400, Fault::BadRequest, bad_request(&msg))
+}
+
+pub(super) fn require_model(state: &State, model: Option<String>) -> Result<String, Early> {
+    let model = match model {
+        Some(m) if !m.is_empty() => m,
+        _ => {
+            return Err(early(
+                400,
+                Fault::BadRequest,
+                bad_request("you must provide a model parameter"),
+            ));
+        }
+    };
+    if !state.config.models.is_empty() && !state.config.models.contains(&model) {
+        let msg = format!("The model `{model}` does not exist or you do not have access to it.");
+        return Err(early(
+            404,
+            Fault::BadRequest,
+            error_response(
+                StatusCode::NOT_FOUND,
+                &msg,
+                "invalid_request_error",
+                Some("model_not_found"),
+            ),
+        ));
+    }
+    Ok(model)
+}
+
+/// Rate limit, then injected errors: the faults that answer before any work.
+pub(super) fn early_faults(state: &State, rng: &mut fastrand::Rng) -> Result<(), Early> {
+    if let Some(limiter) = &state.limiter {
+        if let Err(not_until) = limiter.check() {
+            let wait = not_until.wait_time_from(limiter.clock().now());
+            let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+            let mut r = error_response(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Rate limit reached for requests. Please try again later.",
+                "requests",
+                Some("rate_limit_exceeded"),
+            );
+            r.headers_mut().insert(RETRY_AFTER, HeaderValue::from(secs));
+            r.headers_mut().insert(
+                "retry-after-ms",
+                HeaderValue::from((wait.as_millis() as u64).max(1)),
+            );
+            return Err(early(429, Fault::RateLimited, r));
+        }
+    }
+    let f = &state.config.faults;
+    if f.error_rate > 0.0 && rng.f64() < f.error_rate {
+        let status = f.error_status[rng.usize(..f.error_status.len())];
+        let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let kind = if status >= 500 {
+            "server_error"
+        } else {
+            "invalid_request_error"
+        };
+        let r = error_response(
+            code,
+            "The mock injected this error (--error-rate).",
+            kind,
+            None,
+        );
+        return Err(early(status, Fault::Error, r));
+    }
+    Ok(())
+}
+
+pub(super) fn jittered(d: Duration, jitter: f64, rng: &mut fastrand::Rng) -> Duration {
+    if jitter > 0.0 {
+        d.mul_f64((1.0 + jitter * (rng.f64() * 2.0 - 1.0)).max(0.0))
+    } else {
+        d
+    }
+}
+
+pub(super) fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+pub(super) async fn completion(
+    state: &State,
+    api: Api,
+    body: &[u8],
+    latency: Latency,
+    arrival: Instant,
+    id: u64,
+    rng: &mut fastrand::Rng,
+) -> Result<Resp, Early> {
+    // Parse and validate: prompt texts, model, stream, usage, max tokens.
+    let (model, texts, chat_accounting, stream, include_usage, max) = match api {
+        Api::Chat => {
+            let r: openai::ChatRequest = serde_json::from_slice(body).map_err(parse_error)?;
+            let model = require_model(state, r.model.map(Cow::into_owned))?;
+            let messages = match r.messages {
+                Some(m) if !m.is_empty() => m,
+                Some(_) => {
+                    return Err(early(
+                        400,
+                        Fault::BadRequest,
+                        bad_request("'messages' must contain at least one message"),
+                    ))
+                }
+                None => {
+                    return Err(early(
+                        400,
+                        Fault::BadRequest,
+                        bad_request("'messages' is a required property"),
+                    ))
+                }
+            };
+            let mut texts = Vec::with_capacity(messages.len());
+            for m in &messages {
+                texts.push(
+                    m.text()
+                        .map_err(|e| early(400, Fault::BadRequest, bad_request(&e)))?,
+                );
+            }
+            let stream = r.stream.unwrap_or(false);
+            let include_usage = r.stream_options.is_some_and(|o| o.include_usage);
+            (
+                model,
+                texts,
+                true,
+                stream,
+                include_usage,
+                r.max_completion_tokens.or(r.max_tokens),
+            )
+        }
+        Api::Text => {
+            let r: openai::TextRequest = serde_json::from_slice(body).map_err(parse_error)?;
+            let model = require_model(state, r.model)?;
+            let prompt = r.prompt.ok_or_else(|| {
+                (
+                    400,
+                    Fault::BadRequest,
+                    bad_request("'prompt' is a required property"),
+                )
+            })?;
+            let texts = prompt
+                .items()
+                .into_iter()
+                .map(|(t, _)| std::borrow::Cow::Owned(t))
+                .collect();
+            let stream = r.stream.unwrap_or(false);
+            let include_usage = r.stream_options.is_some_and(|o| o.include_usage);
+            (model, texts, false, stream, include_usage, r.max_tokens)
+        }
+    };
+    if max == Some(0) {
+        return Err(early(
+            400,
+            Fault::BadRequest,
+            bad_request("max_tokens must be at least 1"),
+        ));
+    }
+    early_faults(state, rng)?;
+
+    // Prompt tokens, and how many of them a recent prompt already prefilled.
+    let mut prompt_tokens = if chat_accounting {
+        tokenizer::REPLY_PRIMING
+    } else {
+        0
+    };
+    let mut ids = Vec::new();
+    for t in &texts {
+        if chat_accounting {
+            prompt_tokens += tokenizer::PER_MESSAGE_OVERHEAD;
+        }
+        if state.prefix.is_some() {
+            let enc = tokenizer::encode(t);
+            prompt_tokens += enc.len() as u32;
+            ids.extend(enc);
+        } else {
+            prompt_tokens += tokenizer::count(t);
+        }
+    }
+    let cached = match &state.prefix {
+        Some(cache) => cache
+            .lock()
+            .map(|mut c| c.lookup_and_insert(&ids))
+            .unwrap_or(0),
+        None => 0,
+    };
+
+    let refused = state
+        .config
+        .guardrail
+        .as_ref()
+        .is_some_and(|re| texts.iter().any(|t| re.is_match(t)));
+    let desired = match latency.output_tokens {
+        Some(TokenRange::Fixed(n)) => n,
+        Some(TokenRange::Range(a, b)) => rng.u32(a..=b),
+        None => max.unwrap_or(64),
+    };
+    let n = max
+        .map_or(desired, |m| desired.min(m))
+        .min(MAX_OUTPUT_TOKENS);
+    let finish_reason = if max.is_some_and(|m| desired >= m) {
+        "length"
+    } else {
+        "stop"
+    };
+    let (n, finish_reason) = if refused {
+        (tokenizer::count(openai::REFUSAL), "stop")
+    } else {
+        (n, finish_reason)
+    };
+
+    let prefill = latency
+        .prefill_per_token
+        .saturating_mul(prompt_tokens.saturating_sub(cached));
+    let ttft = jittered(latency.ttft + prefill, latency.jitter, rng);
+    let first_due = arrival + ttft;
+    let usage = Usage {
+        prompt: prompt_tokens,
+        completion: n,
+        cached,
+    };
+    let created = unix_now();
+    let offset = rng.u32(..);
+    let endpoint = if api == Api::Chat {
+        Endpoint::Chat
+    } else {
+        Endpoint::Text
+    };
+    let fault = if refused { Fault::Refused } else { Fault::None };
+
+    if !stream {
+        // The whole answer leaves when its last token would have.
+        let tokens_after_first = if refused { 0 } else { n.saturating_sub(1) };
+        let gen = latency.itl.saturating_mul(tokens_after_first);
+        let done =
+            (first_due + jittered(gen, latency.jitter, rng)).max(arrival + latency.slow_headers);
+        let text: String = if refused {
+            openai::REFUSAL.to_string()
+        } else {
+            (0..n).map(|i| openai::token_text(i, offset)).collect()
+        };
+        let body = openai::Completion {
+            api,
+            id,
+            created,
+            model: &model,
+            text: &text,
+            refusal: refused,
+            finish_reason,
+            usage: latency.usage.then_some(usage),
+            timings: state.config.timings.then(|| openai::Timings {
+                prompt_ms: first_due.saturating_duration_since(arrival).as_secs_f64() * 1000.0,
+                predicted_ms: done.saturating_duration_since(first_due).as_secs_f64() * 1000.0,
+                prompt_n: prompt_tokens.saturating_sub(cached),
+                predicted_n: n,
+                cache_n: cached,
+            }),
+        }
+        .body();
+        crate::timer::sleep_until(done).await;
+        let mut rec = state.simple_record(endpoint, 200, fault, arrival);
+        rec.first_token = Some((rec.headers_at, done));
+        rec.token_lags
+            .push(rec.headers_at.saturating_duration_since(done).as_micros() as u32);
+        rec.output_tokens = n;
+        rec.prompt_tokens = prompt_tokens;
+        rec.cached_tokens = cached;
+        state.stats.record(rec);
+        return Ok(json_response(StatusCode::OK, body));
+    }
+
+    let f = &state.config.faults;
+    let cut_at = (f.cut_stream_rate > 0.0 && rng.f64() < f.cut_stream_rate).then_some(n / 2);
+    let malformed_at = (cut_at.is_none() && f.malformed_rate > 0.0 && rng.f64() < f.malformed_rate)
+        .then(|| rng.u32(..n.max(1)));
+    let plan = StreamPlan {
+        api,
+        templates: openai::Templates::new(api, id, created, &model),
+        first_due,
+        itl: latency.itl,
+        jitter: latency.jitter,
+        tokens: n,
+        offset,
+        refusal: refused.then_some(openai::REFUSAL),
+        cut_at,
+        malformed_at,
+        finish_reason,
+        usage: (latency.usage && include_usage).then_some(usage),
+        timings: state.config.timings,
+        rng: rng.fork(),
+    };
+    if latency.slow_headers > Duration::ZERO {
+        crate::timer::sleep_until(arrival + latency.slow_headers).await;
+    }
+    let mut rec = state.simple_record(endpoint, 200, fault, arrival);
+    rec.stream = true;
+    rec.output_tokens = n;
+    rec.prompt_tokens = prompt_tokens;
+    rec.cached_tokens = cached;
+    rec.itl_gaps.reserve(n as usize);
+    rec.token_lags.reserve(n as usize);
+    let stream = TokenStream::new(plan, state.stats.clone(), rec);
+    let mut r = Response::new(MockBody::Tokens(Box::new(stream)));
+    let h = r.headers_mut();
+    h.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream; charset=utf-8"),
+    );
+    h.insert("cache-control", HeaderValue::from_static("no-cache"));
+    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    Ok(r)
+}
+
+pub(super) async fn embeddings(
+    state: &State,
+    body: &[u8],
+    latency: Latency,
+    arrival: Instant,
+    rng: &mut fastrand::Rng,
+) -> Result<Resp, Early> {
+    let r: openai::EmbeddingsRequest = serde_json::from_slice(body).map_err(parse_error)?;
+    let model = require_model(state, r.model)?;
+    let input = r.input.ok_or_else(|| {
+        (
+            400,
+            Fault::BadRequest,
+            bad_request("'input' is a required property"),
+        )
+    })?;
+    let items = input.items();
+    if items.is_empty() {
+        return Err(early(
+            400,
+            Fault::BadRequest,
+            bad_request("'input' must not be empty"),
+        ));
+    }
+    let base64 = match r.encoding_format.as_deref() {
+        None | Some("float") => false,
+        Some("base64") => true,
+        Some(other) => {
+            let msg = format!("'{other}' is not one of ['float', 'base64'] - 'encoding_format'");
+            return Err(early(400, Fault::BadRequest, bad_request(&msg)));
+        }
+    };
+    let dims = r.dimensions.unwrap_or(state.config.dims);
+    if dims == 0 || dims > 65_536 {
+        return Err(early(
+            400,
+            Fault::BadRequest,
+            bad_request("'dimensions' must be between 1 and 65536"),
+        ));
+    }
+    early_faults(state, rng)?;
+    let due = arrival
+        + jittered(
+            latency.embed_latency + latency.embed_per_text.saturating_mul(items.len() as u32),
+            latency.jitter,
+            rng,
+        );
+    let vectors: Vec<Vec<f32>> = items
+        .iter()
+        .map(|(t, _)| openai::embedding(t, dims))
+        .collect();
+    let prompt_tokens: u32 = items.iter().map(|(_, n)| *n).sum();
+    let body = openai::embeddings_body(&model, &vectors, base64, prompt_tokens);
+    crate::timer::sleep_until(due).await;
+    let mut rec = state.simple_record(Endpoint::Embeddings, 200, Fault::None, arrival);
+    rec.prompt_tokens = prompt_tokens;
+    state.stats.record(rec);
+    Ok(json_response(StatusCode::OK, body))
+}

@@ -1,0 +1,224 @@
+//! The `otlp-traces` part of a plan: flags over the scenario file's `otlp:`
+//! section over the OpenTelemetry environment, resolved into what the
+//! workload sends, where, with what headers, at what rate, and the query
+//! load beside it.
+
+use std::sync::Arc;
+
+use crate::otlp::query::{self, QueryPlan};
+use crate::otlp::{
+    env, expected, export_headers, parse_mix, project_name, traces_url, OtlpSpec, OtlpView,
+    Platform, QueryView, DEFAULT_MIX, TRACES_PATH,
+};
+
+/// An otlp-traces run, resolved from flags, scenario file and environment.
+pub struct Resolved {
+    pub spec: OtlpSpec,
+    /// The URL exports go to.
+    pub url: String,
+    /// Headers every export carries (content type and encoding, the
+    /// platform's, `OTEL_EXPORTER_OTLP_HEADERS`).
+    pub headers: Vec<(String, String)>,
+    /// Traces per second when `--mb-per-s` sets the rate.
+    pub rate: Option<f64>,
+    /// The query load sent alongside ingestion.
+    pub queries: Option<QueryPlan>,
+    /// What the run is planned to send.
+    pub view: OtlpView,
+}
+
+/// Resolve an otlp-traces run. `target` is `--target` or the file's;
+/// `mock_base` the in-process mock's base URL when `--mock`.
+pub fn resolve(
+    a: &crate::cli::OtlpArgs,
+    f: Option<&crate::scenario::OtlpEntry>,
+    endpoint: Option<&str>,
+    target: Option<&str>,
+    mock: bool,
+) -> Result<Resolved, String> {
+    let url = if mock {
+        // The mock's port is known only when it starts: the path is what counts.
+        format!("http://127.0.0.1{TRACES_PATH}")
+    } else {
+        traces_url(endpoint.or(f.and_then(|f| f.endpoint.as_deref())), target)?
+    };
+    let mix = match a.mix.as_deref().or(f.and_then(|f| f.mix.as_deref())) {
+        Some(m) => parse_mix(m)?,
+        None => parse_mix(DEFAULT_MIX)?,
+    };
+    let platform = match (a.platform, f.and_then(|f| f.platform.as_deref())) {
+        (Some(p), _) => p,
+        (None, Some(p)) => <Platform as clap::ValueEnum>::from_str(p, true).map_err(|_| {
+            format!("otlp.platform: '{p}' is not one of otlp, braintrust, langsmith, phoenix")
+        })?,
+        (None, None) => Platform::Otlp,
+    };
+    let json = a.otlp_json || f.and_then(|f| f.json).unwrap_or(false);
+    let project = project_name(
+        a.project
+            .clone()
+            .or_else(|| f.and_then(|f| f.project.clone())),
+        platform,
+    );
+    let mb = a
+        .mb_per_s
+        .or(f.and_then(|f| f.mb_per_s.as_ref().map(|v| v.0)));
+    if let Some(m) = mb {
+        if !(m > 0.0 && m.is_finite()) {
+            return Err("--mb-per-s must be more than 0".into());
+        }
+    }
+    let path = reqwest::Url::parse(&url)
+        .map(|u| u.path().to_string())
+        .unwrap_or_else(|_| TRACES_PATH.into());
+    let headers = export_headers(platform, &project, json)?;
+    let service_name = env("OTEL_SERVICE_NAME").unwrap_or_else(|| "periscope-agent".into());
+    let (queries, query_view) =
+        resolve_queries(a, f, mock, platform, &headers, &service_name, &project)?;
+    let mut spec = OtlpSpec {
+        mix,
+        platform,
+        json,
+        service_name,
+        project,
+        path,
+        pace_mean_bytes: None,
+        recent: Arc::default(),
+    };
+    let (mean_bytes, mean_spans) = expected(&spec);
+    let rate = mb.map(|m| {
+        spec.pace_mean_bytes = Some(mean_bytes);
+        m * 1e6 / mean_bytes
+    });
+    let view = OtlpView {
+        url: url.clone(),
+        mix: spec
+            .mix
+            .iter()
+            .map(|(k, w)| format!("{}:{w}", k.name()))
+            .collect::<Vec<_>>()
+            .join(","),
+        platform: format!("{platform:?}").to_lowercase(),
+        json,
+        mb_per_s: mb,
+        mean_trace_bytes: mean_bytes,
+        mean_trace_spans: mean_spans,
+        queries: query_view,
+    };
+    Ok(Resolved {
+        spec,
+        url,
+        headers,
+        rate,
+        queries,
+        view,
+    })
+}
+
+/// The query load: flags over the scenario file; none without a rate, and
+/// none (noted in the view) when a file's rate has no endpoint to go to.
+fn resolve_queries(
+    a: &crate::cli::OtlpArgs,
+    f: Option<&crate::scenario::OtlpEntry>,
+    mock: bool,
+    platform: Platform,
+    export_headers: &[(String, String)],
+    service: &str,
+    project: &str,
+) -> Result<(Option<QueryPlan>, Option<QueryView>), String> {
+    let rate = a
+        .queries_per_s
+        .or(f.and_then(|f| f.queries_per_s.as_ref().map(|v| v.0)));
+    let endpoint = a
+        .query_endpoint
+        .clone()
+        .or_else(|| f.and_then(|f| f.query_endpoint.clone()));
+    let given: Vec<String> = if a.queries.is_empty() {
+        f.map(|f| f.queries.clone()).unwrap_or_default()
+    } else {
+        a.queries.clone()
+    };
+    if let Some(r) = rate {
+        if !(r > 0.0 && r.is_finite()) {
+            return Err("--queries-per-s must be more than 0".into());
+        }
+    }
+    let Some(rate) = rate else {
+        if endpoint.is_some() || !a.queries.is_empty() {
+            return Err("--query-endpoint and --query need a rate: add --queries-per-s N".into());
+        }
+        return Ok((None, None));
+    };
+    let templates = if given.is_empty() {
+        query::default_templates(platform).ok_or_else(|| {
+            format!(
+                "--platform {}: no default query; give the backend's query path with --query TEMPLATE",
+                format!("{platform:?}").to_lowercase()
+            )
+        })?
+    } else {
+        given
+    };
+    let parsed = templates
+        .iter()
+        .map(|t| query::parse_template(t))
+        .collect::<Result<Vec<_>, _>>()?;
+    let (endpoint, prefix) = match endpoint {
+        Some(e) => {
+            let u = reqwest::Url::parse(e.trim()).map_err(|err| {
+                format!("--query-endpoint '{e}' is not a URL ({err}): expected e.g. http://tempo:3200")
+            })?;
+            if !matches!(u.scheme(), "http" | "https") || u.host_str().is_none() {
+                return Err(format!(
+                    "--query-endpoint '{e}' must be an http:// or https:// URL with a host"
+                ));
+            }
+            let prefix = u.path().trim_end_matches('/').to_string();
+            (Some(e.trim().trim_end_matches('/').to_string()), prefix)
+        }
+        None if mock => (None, String::new()),
+        None if a.queries_per_s.is_some() => {
+            return Err(
+                "--queries-per-s needs --query-endpoint URL: the backend's query API, e.g. http://tempo:3200"
+                    .into(),
+            )
+        }
+        None => {
+            // A profile's query rate, with nowhere to send it.
+            let view = QueryView {
+                endpoint: None,
+                per_s: rate,
+                templates,
+            };
+            return Ok((None, Some(view)));
+        }
+    };
+    let view = QueryView {
+        endpoint: Some(
+            endpoint
+                .clone()
+                .unwrap_or_else(|| "http://127.0.0.1 (built-in mock)".into()),
+        ),
+        per_s: rate,
+        templates: templates.clone(),
+    };
+    let headers = export_headers
+        .iter()
+        .filter(|(k, _)| {
+            !k.eq_ignore_ascii_case("content-type") && !k.eq_ignore_ascii_case("content-encoding")
+        })
+        .cloned()
+        .collect();
+    Ok((
+        Some(QueryPlan {
+            endpoint,
+            prefix,
+            rate,
+            templates: parsed,
+            headers,
+            service: service.to_string(),
+            project: project.to_string(),
+        }),
+        Some(view),
+    ))
+}

@@ -1,0 +1,86 @@
+//! The plan as the result keeps it: what a run was asked to do, secrets
+//! redacted, for `--dry-run`, the JSON result and every report rendered
+//! from it. `plan` builds it; reports read only it.
+
+use serde::{Deserialize, Serialize};
+
+use crate::executor::Load;
+use crate::scenario::Kind;
+
+/// The plan as written to outputs (`--dry-run`, the JSON result).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PlanView {
+    /// The scenario (`load` unless one was chosen) and the figure it reports.
+    pub scenario: String,
+    pub kind: Kind,
+    /// Each stage's phase, when the scenario names them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub phases: Vec<Option<String>>,
+    pub workload: String,
+    /// The API base URL requests went to.
+    pub target: String,
+    /// `built-in mock` or `remote`.
+    pub target_kind: String,
+    /// Flags of the in-process mock.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mock_args: Option<String>,
+    pub model: String,
+    /// Whether an API key was given (the key itself is never written).
+    pub token_present: bool,
+    /// Extra headers; values of secret-looking names are redacted.
+    pub headers: Vec<(String, String)>,
+    pub stream: bool,
+    /// Chat streams ask for usage (`--no-stream-usage` turns it off).
+    #[serde(default = "yes", skip_serializing_if = "is_yes")]
+    pub stream_usage: bool,
+    pub max_tokens: u32,
+    pub temperature: Option<f32>,
+    pub system: Option<String>,
+    pub prompt: String,
+    pub timeout_s: f64,
+    pub load: Load,
+    pub grace_s: f64,
+    pub strict_schedule: bool,
+    pub tags: std::collections::BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub input_tokens: Option<u32>,
+    pub input_tokens_stddev: f64,
+    pub shared_prefix: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub turns: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub batch_sizes: Option<Vec<u32>>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub endpoints: Vec<crate::workload::Endpoint>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub otlp: Option<crate::otlp::OtlpView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dataset: Option<DatasetView>,
+    pub thresholds: Vec<String>,
+    pub abort_on_fail: bool,
+    pub slos: Vec<String>,
+    /// Live outputs (`--out`), without credentials.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outputs: Vec<String>,
+    /// The part of the plan this process ran (`--segment i/n`); `load` is
+    /// the whole plan's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segment: Option<crate::executor::Segment>,
+}
+
+/// The prompt corpus of a run: what was selected, and how many cases.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DatasetView {
+    #[serde(flatten)]
+    pub selection: crate::dataset::Selection,
+    pub cases: usize,
+    pub benign: usize,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_yes(b: &bool) -> bool {
+    *b
+}
