@@ -530,6 +530,7 @@ async fn ttft_outside_the_engine_agrees_with_a_raw_socket_client() {
         v[v.len() / 2]
     };
     let (a, b) = (median(&mut ours), median(&mut reference));
+    eprintln!("ttft − prompt_ms p50: periscope {a:.2} ms, raw socket {b:.2} ms");
     assert!(
         (a - b).abs() <= 2.0,
         "ttft − prompt_ms p50: periscope {a:.2} ms, the raw socket {b:.2} ms"
@@ -744,6 +745,7 @@ async fn sweep_direct_vs_litellm_and_nginx_sees_the_gateway_not_false_errors() {
     // LiteLLM, a Python gateway, adds milliseconds: the interval at
     // concurrency 1 lies above 0.
     let o = &r["overhead"][0];
+    eprintln!("LiteLLM overhead by level: {}", r["overhead"]);
     assert_eq!(o["level"]["concurrency"], 1);
     assert!(f(&o["p50_ci"][0]) > 0.0, "{o}\n{text}");
     assert!(!text.contains("disagree"), "{text}");
