@@ -372,6 +372,10 @@ pub struct SinkArgs {
     /// to the target so its server-side spans join (--platform and --project dress them).
     #[arg(long, value_name = "OTLP_URL")]
     pub trace_requests: Option<String>,
+    /// The `endpoint` tag of live points instead of the target's URL (a
+    /// sweep's `direct` and `proxy`); not a flag.
+    #[arg(skip)]
+    pub endpoint_tag: Option<String>,
 }
 
 /// A prompt corpus: labelled cases cycled as the prompts of the requests.

@@ -47,54 +47,80 @@ impl Observer for Feed {
     }
 }
 
-/// The progress line of a run that started at `origin` and lasts `total`:
+/// How far a run has to go: the bar's end.
+#[derive(Debug, Clone, Copy)]
+pub enum Goal {
+    /// It lasts this long.
+    Time(Duration),
+    /// It ends after this many requests (at most, for `probe`'s retries).
+    Requests(u64),
+}
+
+impl Goal {
+    fn end(self) -> u64 {
+        match self {
+            Goal::Time(d) => d.as_secs().max(1),
+            Goal::Requests(n) => n.max(1),
+        }
+    }
+
+    fn position(self, l: &Live) -> u64 {
+        match self {
+            Goal::Time(_) => l.elapsed.as_secs(),
+            Goal::Requests(_) => l.ok + l.errors,
+        }
+        .min(self.end())
+    }
+}
+
+/// The progress line of a run that started at `origin` and goes to `goal`:
 /// the live output to give the collector, and the task that draws the line
 /// until the collector has finished it.
 pub fn start(
     origin: Instant,
-    total: Duration,
+    goal: Goal,
     every: Option<u64>,
 ) -> (Box<dyn Observer>, JoinHandle<()>) {
     let (tx, rx) = watch::channel(Live::default());
-    (Box::new(Feed { tx, origin }), spawn(rx, total, every))
+    (Box::new(Feed { tx, origin }), spawn(rx, goal, every))
 }
 
 /// Plain-line interval when stderr is not a terminal and none was asked for.
 const DEFAULT_PLAIN_EVERY: u64 = 10;
 
-fn line(l: &Live, total: Duration) -> String {
+fn line(l: &Live, goal: Goal) -> String {
     let ttft = l
         .ttft_p50_ms
         .map(|t| format!("{t:.1} ms"))
         .unwrap_or_else(|| "-".into());
+    let at = match goal {
+        Goal::Time(d) => format!("{:>4}s/{}s", l.elapsed.as_secs(), d.as_secs()),
+        Goal::Requests(n) => format!(
+            "{}/{n} requests in {}s",
+            l.ok + l.errors,
+            l.elapsed.as_secs()
+        ),
+    };
     format!(
-        "{:>4}s/{}s · vus {} · in flight {} · {} req/s · ok {} err {} · ttft p50 {} · {} tok/s",
-        l.elapsed.as_secs(),
-        total.as_secs(),
-        l.active_vus,
-        l.in_flight,
-        l.rps,
-        l.ok,
-        l.errors,
-        ttft,
-        l.tokens_per_s
+        "{at} · vus {} · in flight {} · {} req/s · ok {} err {} · ttft p50 {} · {} tok/s",
+        l.active_vus, l.in_flight, l.rps, l.ok, l.errors, ttft, l.tokens_per_s
     )
 }
 
 /// Show progress until the collector drops its sender.
-fn spawn(mut live: watch::Receiver<Live>, total: Duration, every: Option<u64>) -> JoinHandle<()> {
+fn spawn(mut live: watch::Receiver<Live>, goal: Goal, every: Option<u64>) -> JoinHandle<()> {
     let terminal = std::io::stderr().is_terminal();
     tokio::spawn(async move {
         if terminal && every.is_none() {
-            let bar = ProgressBar::new(total.as_secs().max(1));
+            let bar = ProgressBar::new(goal.end());
             bar.set_style(
                 ProgressStyle::with_template("{bar:24.cyan/blue} {msg}")
                     .unwrap_or_else(|_| ProgressStyle::default_bar()),
             );
             while live.changed().await.is_ok() {
                 let l = live.borrow_and_update().clone();
-                bar.set_position(l.elapsed.as_secs().min(total.as_secs()));
-                bar.set_message(line(&l, total));
+                bar.set_position(goal.position(&l));
+                bar.set_message(line(&l, goal));
             }
             bar.finish_and_clear();
         } else {
@@ -105,7 +131,7 @@ fn spawn(mut live: watch::Receiver<Live>, total: Duration, every: Option<u64>) -
                 let s = l.elapsed.as_secs();
                 if s >= last_printed + every {
                     last_printed = s - s % every;
-                    eprintln!("{}", line(&l, total));
+                    eprintln!("{}", line(&l, goal));
                 }
             }
         }

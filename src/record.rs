@@ -283,6 +283,8 @@ pub struct RequestRecord {
     pub dims: Option<u32>,
     /// The generated text, when the workload needs it for its next request.
     pub output_text: Option<String>,
+    /// The answer's body (not streamed), when the workload asked for it.
+    pub body: Option<bytes::Bytes>,
     /// The path the request was sent to.
     pub path: std::borrow::Cow<'static, str>,
     /// What it carried (`otlp-traces`).
@@ -321,6 +323,7 @@ impl RequestRecord {
             texts: 0,
             dims: None,
             output_text: None,
+            body: None,
             path: std::borrow::Cow::Borrowed(""),
             payload: Payload::default(),
             trace: None,

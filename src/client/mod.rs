@@ -54,6 +54,9 @@ pub struct Prepared {
     pub texts: u32,
     /// Return the generated text in the record (for multi-turn workloads).
     pub keep_text: bool,
+    /// Return the whole answer's body in the record, whatever its status
+    /// (for workloads that judge answers: a probe).
+    pub keep_body: bool,
     /// What the request carries (`otlp-traces`): copied into its record.
     pub payload: crate::record::Payload,
     /// Its share of the open model's schedule: 1 for every request, the
@@ -90,6 +93,7 @@ impl Prepared {
             group: None,
             texts: 0,
             keep_text: false,
+            keep_body: false,
             payload: crate::record::Payload::default(),
             weight: 1.0,
             exported_trace: None,

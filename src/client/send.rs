@@ -109,6 +109,9 @@ impl Client {
             match whole {
                 Ok(bytes) => {
                     self.give_back(conn);
+                    if req.keep_body {
+                        rec.body = Some(bytes.clone());
+                    }
                     if !success {
                         rec.end_us = self.us(at);
                         return fail(

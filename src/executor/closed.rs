@@ -3,7 +3,8 @@
 //! VUs or asking the newest ones to stop after their current request (k6's
 //! graceful ramp-down). A segment (`--segment i/n`) keeps the same stack of
 //! VUs but runs only the positions it owns, so the segments' VUs add up to
-//! the target at every moment.
+//! the target at every moment. A VU whose session has nothing more to send
+//! ends; when the last one has, so does the load.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -77,6 +78,7 @@ async fn vu(
     ctx.gauges.active_vus.fetch_add(1, Ordering::Relaxed);
     let mut session = ctx.workload.session(id);
     let mut iteration = 0u64;
+    let mut exhausted = false;
     loop {
         if stop.load(Ordering::Relaxed) || ctx.soft.is_cancelled() {
             break;
@@ -88,13 +90,21 @@ async fn vu(
                 break;
             }
         }
-        let req = session.next(ctx.turn(id, iteration));
+        let Some(req) = session.next(ctx.turn(id, iteration)) else {
+            // The workload has nothing more for this VU (a corpus sent once
+            // through): the VU ends, and the load once none is left.
+            exhausted = true;
+            if let Some(rem) = &remaining {
+                rem.fetch_add(1, Ordering::AcqRel);
+            }
+            break;
+        };
         dispatched.fetch_add(1, Ordering::Relaxed);
         let mut rec = send_one(&ctx, &req, None).await;
-        if req.keep_text {
-            session.observe(&rec);
-            rec.output_text = None;
-        }
+        session.observe(&rec);
+        // What only the session reads goes no further.
+        rec.output_text = None;
+        rec.body = None;
         let refused = rec.outcome == Outcome::Error(ErrorClass::Connect);
         if ctx.records.send(rec).is_err() {
             break;
@@ -105,5 +115,8 @@ async fn vu(
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
-    ctx.gauges.active_vus.fetch_sub(1, Ordering::Relaxed);
+    let left = ctx.gauges.active_vus.fetch_sub(1, Ordering::Relaxed) - 1;
+    if exhausted && left == 0 {
+        ctx.soft.cancel();
+    }
 }

@@ -84,10 +84,14 @@ pub(super) async fn run(
             }
         }
         let due = Duration::from_secs_f64(t);
-        let req = ctx
+        let Some(req) = ctx
             .workload
             .session(index)
-            .next(ctx.turn_at(index, index, due));
+            .next(ctx.turn_at(index, index, due))
+        else {
+            // The workload has nothing more to send.
+            break;
+        };
         let weight = req.weight * scale;
         tokio::select! {
             biased;
@@ -131,6 +135,7 @@ pub(super) async fn run(
         workers.spawn(tracker, async move {
             let mut rec = send_one(&ctx2, &req, Some(scheduled_us)).await;
             rec.output_text = None;
+            rec.body = None;
             if let Some((_, wait)) = &permit {
                 rec.queue_wait_us = wait.as_micros() as u64;
             }

@@ -134,6 +134,7 @@ struct Leg<'a> {
 
 fn plan_for(a: &SweepArgs, leg: &Leg, level: Level, requests: u64, first: bool) -> Result<Plan> {
     let mut sink = a.sink.clone();
+    sink.endpoint_tag = leg.named.then(|| leg.name.to_string());
     sink.tags.push((
         "level".into(),
         format!("{}={}", level_name(level), level.label()),
@@ -157,6 +158,10 @@ fn plan_for(a: &SweepArgs, leg: &Leg, level: Level, requests: u64, first: bool) 
         dataset: a.dataset.clone(),
         progress_every: a.progress_every,
         no_preflight: !first,
+        segments: crate::cli::SegmentArgs {
+            run_id: Some(leg.run_id.to_string()),
+            ..Default::default()
+        },
         ..Default::default()
     };
     match level {
@@ -170,10 +175,7 @@ fn plan_for(a: &SweepArgs, leg: &Leg, level: Level, requests: u64, first: bool) 
             ra.duration = Some(Duration::from_secs_f64(requests as f64 / rate));
         }
     }
-    let mut plan = Plan::from_args(&ra)?;
-    plan.endpoint_tag = leg.named.then(|| leg.name.to_string());
-    plan.run_id = Some(leg.run_id.to_string());
-    Ok(plan)
+    Plan::from_args(&ra)
 }
 
 /// `periscope sweep`.

@@ -189,13 +189,15 @@ struct ChatSession {
 }
 
 impl Session for ChatSession {
-    fn next(&mut self, _turn: Turn) -> Prepared {
+    fn next(&mut self, _turn: Turn) -> Option<Prepared> {
         if let Some(p) = &self.w.fixed {
-            return p.clone();
+            return Some(p.clone());
         }
         let (prompt, n) = self.w.prompts.next(&mut self.rng);
-        self.w
-            .build(&prompt, n, self.w.spec.max_tokens, self.w.spec.stream)
+        Some(
+            self.w
+                .build(&prompt, n, self.w.spec.max_tokens, self.w.spec.stream),
+        )
     }
 }
 
@@ -226,10 +228,11 @@ impl Workload for Chat {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::workload::WorkloadKind;
 
     pub(crate) fn spec(name: &str) -> WorkloadSpec {
         WorkloadSpec {
-            name: name.into(),
+            kind: WorkloadKind::parse(name).unwrap(),
             model: "m".into(),
             system: Some("be brief".into()),
             prompt: "Hello world".into(),
@@ -253,11 +256,14 @@ pub(crate) mod tests {
     }
 
     fn first(w: &dyn Workload) -> (Prepared, Value) {
-        let r = w.session(0).next(Turn {
-            vu: 0,
-            iteration: 0,
-            stage: 0,
-        });
+        let r = w
+            .session(0)
+            .next(Turn {
+                vu: 0,
+                iteration: 0,
+                stage: 0,
+            })
+            .unwrap();
         let v = serde_json::from_slice(&r.body).unwrap();
         (r, v)
     }

@@ -81,13 +81,13 @@ struct EmbedSession {
 }
 
 impl Session for EmbedSession {
-    fn next(&mut self, turn: Turn) -> Prepared {
+    fn next(&mut self, turn: Turn) -> Option<Prepared> {
         let n = if self.w.batch {
             self.w.sizes[turn.stage % self.w.sizes.len()]
         } else {
             1
         };
-        self.w.build(n, &mut self.rng)
+        Some(self.w.build(n, &mut self.rng))
     }
 }
 
@@ -129,15 +129,16 @@ mod tests {
             iteration: 0,
             stage,
         };
-        let r = s.next(at(1));
+        let r = s.next(at(1)).unwrap();
         let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
         assert_eq!(v["input"].as_array().unwrap().len(), 4);
         assert_eq!(r.texts, 4);
         assert_eq!(r.group, Some(Group::Batch(4)));
-        assert_eq!(s.next(at(0)).texts, 1);
+        assert_eq!(s.next(at(0)).unwrap().texts, 1);
         let single = Embeddings::new(&spec, false, &crate::tokenizer::default_tokenizer())
             .session(0)
-            .next(at(1));
+            .next(at(1))
+            .unwrap();
         let v: serde_json::Value = serde_json::from_slice(&single.body).unwrap();
         assert!(v["input"].is_string());
         assert_eq!(single.group, None);

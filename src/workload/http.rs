@@ -93,11 +93,11 @@ struct HttpSession {
 }
 
 impl Session for HttpSession {
-    fn next(&mut self, _turn: Turn) -> Prepared {
+    fn next(&mut self, _turn: Turn) -> Option<Prepared> {
         let total = *self.w.cumulative.last().unwrap_or(&1);
         let x = self.rng.u32(0..total);
         let i = self.w.cumulative.partition_point(|c| *c <= x);
-        self.w.requests[i.min(self.w.requests.len() - 1)].clone()
+        Some(self.w.requests[i.min(self.w.requests.len() - 1)].clone())
     }
 }
 
@@ -151,7 +151,9 @@ mod tests {
             iteration: 0,
             stage: 0,
         };
-        let health = (0..4000).filter(|_| s.next(turn).path == "/health").count();
+        let health = (0..4000)
+            .filter(|_| s.next(turn).unwrap().path == "/health")
+            .count();
         assert!((2850..3150).contains(&health), "{health}");
     }
 }

@@ -1,16 +1,18 @@
 //! Workloads: what each request is.
 //!
 //! A workload builds the requests a virtual user sends; it knows nothing of
-//! load or timing. Each one is a module behind [`Workload`], chosen by name
-//! ([`NAMES`]). A workload hands every VU a [`Session`]: most sessions are
+//! load or timing. Each one is a module behind [`Workload`], chosen by its
+//! [`WorkloadKind`]. A workload hands every VU a [`Session`]: most sessions are
 //! stateless, but multi-turn ones (a growing conversation, an IDE's code
 //! buffer) see each answer before building their next request.
 
 mod chat;
 mod embeddings;
 mod http;
+mod kind;
 mod multiturn;
 pub mod otlp;
+pub mod probe;
 mod prompt;
 pub mod trace_query;
 
@@ -21,6 +23,9 @@ use serde::Serialize;
 pub use chat::{Chat, ChatKind};
 pub use embeddings::Embeddings;
 pub use http::{parse_endpoint, Endpoint, Http};
+pub use kind::{
+    WorkloadKind, DEFAULT_EMBEDDING_INPUT, DEFAULT_EMBEDDING_MODEL, DEFAULT_MODEL, DEFAULT_PROMPT,
+};
 pub use multiturn::{MultiTurn, MultiTurnKind};
 pub use prompt::{synthetic_text, PromptSource};
 
@@ -40,7 +45,10 @@ pub struct Turn {
 
 /// The requests of one VU.
 pub trait Session: Send {
-    fn next(&mut self, turn: Turn) -> Prepared;
+    /// The next request, or None once this session has no more to send (a
+    /// corpus sent once through): the executor then ends its VU, and the
+    /// load once every VU has ended so.
+    fn next(&mut self, turn: Turn) -> Option<Prepared>;
     /// The answer to the last request (its text when it asked to keep it).
     fn observe(&mut self, _rec: &RequestRecord) {}
 }
@@ -64,7 +72,7 @@ pub trait Workload: Send + Sync {
 /// scenario files (`plan.rs`). Each workload reads the fields it needs.
 #[derive(Debug, Clone, Serialize)]
 pub struct WorkloadSpec {
-    pub name: String,
+    pub kind: WorkloadKind,
     pub model: String,
     pub system: Option<String>,
     /// The fixed user prompt, when no synthetic length or dataset is asked.
@@ -96,21 +104,25 @@ pub struct WorkloadSpec {
 /// The workload a spec names, its prompts counted (and synthetic ones made)
 /// with `tok`.
 pub fn build(spec: &WorkloadSpec, tok: &Arc<Tokenizer>) -> Arc<dyn Workload> {
-    match spec.name.as_str() {
-        "text-completions" => Arc::new(Chat::new(spec, ChatKind::Text, tok)),
-        "prefill-heavy" => Arc::new(Chat::new(spec, ChatKind::PrefillHeavy, tok)),
-        "decode-heavy" => Arc::new(Chat::new(spec, ChatKind::DecodeHeavy, tok)),
-        "embeddings" => Arc::new(Embeddings::new(spec, false, tok)),
-        "batch-embeddings" => Arc::new(Embeddings::new(spec, true, tok)),
-        "prefix-caching" => Arc::new(MultiTurn::new(spec, MultiTurnKind::PrefixCaching, tok)),
-        "conversation" => Arc::new(MultiTurn::new(spec, MultiTurnKind::Conversation, tok)),
-        "http" => Arc::new(Http::new(spec)),
-        "otlp-traces" => Arc::new(otlp::OtlpTraces::new(
+    match spec.kind {
+        WorkloadKind::Completions => Arc::new(Chat::new(spec, ChatKind::Chat, tok)),
+        WorkloadKind::TextCompletions => Arc::new(Chat::new(spec, ChatKind::Text, tok)),
+        WorkloadKind::PrefillHeavy => Arc::new(Chat::new(spec, ChatKind::PrefillHeavy, tok)),
+        WorkloadKind::DecodeHeavy => Arc::new(Chat::new(spec, ChatKind::DecodeHeavy, tok)),
+        WorkloadKind::Embeddings => Arc::new(Embeddings::new(spec, false, tok)),
+        WorkloadKind::BatchEmbeddings => Arc::new(Embeddings::new(spec, true, tok)),
+        WorkloadKind::PrefixCaching => {
+            Arc::new(MultiTurn::new(spec, MultiTurnKind::PrefixCaching, tok))
+        }
+        WorkloadKind::Conversation => {
+            Arc::new(MultiTurn::new(spec, MultiTurnKind::Conversation, tok))
+        }
+        WorkloadKind::Http => Arc::new(Http::new(spec)),
+        WorkloadKind::OtlpTraces => Arc::new(otlp::OtlpTraces::new(
             spec.otlp
                 .clone()
                 .expect("the plan sets the OTLP spec of otlp-traces"),
         )),
-        _ => Arc::new(Chat::new(spec, ChatKind::Chat, tok)),
     }
 }
 
@@ -123,72 +135,12 @@ pub fn known_texts(spec: &WorkloadSpec) -> Vec<String> {
     if let Some(d) = &spec.dataset {
         v.extend(d.iter().cloned());
     }
-    match spec.name.as_str() {
-        "prefill-heavy" | "decode-heavy" => v.extend(chat::known_texts()),
-        "prefix-caching" | "conversation" => v.extend(multiturn::known_texts()),
+    match spec.kind {
+        WorkloadKind::PrefillHeavy | WorkloadKind::DecodeHeavy => v.extend(chat::known_texts()),
+        WorkloadKind::PrefixCaching | WorkloadKind::Conversation => {
+            v.extend(multiturn::known_texts())
+        }
         _ => {}
     }
     v
-}
-
-/// Every workload name, for `periscope scenarios` and error messages.
-pub const NAMES: &[(&str, &str)] = &[
-    (
-        "completions",
-        "chat completions (POST /v1/chat/completions), streamed by default",
-    ),
-    (
-        "text-completions",
-        "legacy text completions (POST /v1/completions)",
-    ),
-    (
-        "embeddings",
-        "one input per POST /v1/embeddings (ENABLE_BATCH_MODE=true: batch-embeddings)",
-    ),
-    (
-        "batch-embeddings",
-        "embeddings of --batch-sizes inputs, one stage per size: latency, per-text latency, texts/s",
-    ),
-    (
-        "prefix-caching",
-        "IDE-style: each VU's code buffer grows by every completion; ttft and prompt tokens by turn",
-    ),
-    (
-        "conversation",
-        "multi-turn chat with growing history (--turns N); ttft by turn",
-    ),
-    (
-        "prefill-heavy",
-        "long synthetic documents (--input-tokens, default 4000), short answers; prefill rate",
-    ),
-    (
-        "decode-heavy",
-        "short prompts, long answers (--max-tokens, default 1024); decode rate",
-    ),
-    (
-        "http",
-        "plain HTTP endpoints with weights (--endpoint GET:/health:3); status codes per endpoint",
-    ),
-    (
-        "otlp-traces",
-        "synthetic GenAI agent traces over OTLP/HTTP (--endpoint URL, --rate or --mb-per-s, --mix); traces/s, spans/s, MB/s",
-    ),
-];
-
-/// The default model of a workload, and the environment variable that sets it.
-pub fn model_env(name: &str) -> &'static str {
-    match name {
-        "embeddings" | "batch-embeddings" => "OPENAI_EMBEDDING_MODEL",
-        "prefix-caching" => "OPENAI_CODING_MODEL",
-        _ => "OPENAI_COMPLETION_MODEL",
-    }
-}
-
-/// The default `max_tokens` of a workload.
-pub fn default_max_tokens(name: &str) -> u32 {
-    match name {
-        "prefill-heavy" => 16,
-        "decode-heavy" => 1024,
-        _ => 64,
-    }
 }

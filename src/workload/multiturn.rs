@@ -146,7 +146,7 @@ impl MultiSession {
 }
 
 impl Session for MultiSession {
-    fn next(&mut self, _turn: Turn) -> Prepared {
+    fn next(&mut self, _turn: Turn) -> Option<Prepared> {
         if self.turn >= self.w.spec.turns.max(1) {
             self.reset();
         }
@@ -185,7 +185,7 @@ impl Session for MultiSession {
         p.framing = framing;
         p.keep_text = true;
         p.group = Some(Group::Turn(self.turn + 1));
-        p
+        Some(p)
     }
 
     fn observe(&mut self, rec: &RequestRecord) {
@@ -240,11 +240,14 @@ impl Workload for MultiTurn {
     }
 
     fn preflight(&self) -> Prepared {
-        let mut p = self.session(0).next(Turn {
-            vu: 0,
-            iteration: 0,
-            stage: 0,
-        });
+        let mut p = self
+            .session(0)
+            .next(Turn {
+                vu: 0,
+                iteration: 0,
+                stage: 0,
+            })
+            .expect("a conversation always has a next turn");
         let mut v: Value = serde_json::from_slice(&p.body).unwrap_or_default();
         v["max_tokens"] = json!(1);
         v["stream"] = json!(false);
@@ -285,10 +288,10 @@ mod tests {
             &tokenizer::default_tokenizer(),
         );
         let mut s = w.session(7);
-        let first = s.next(T);
+        let first = s.next(T).unwrap();
         assert_eq!(first.group, Some(Group::Turn(1)));
         s.observe(&answer("    return total\n"));
-        let second = s.next(T);
+        let second = s.next(T).unwrap();
         assert_eq!(second.group, Some(Group::Turn(2)));
         assert!(second.prompt_tokens > first.prompt_tokens);
         let v: Value = serde_json::from_slice(&second.body).unwrap();
@@ -296,9 +299,9 @@ mod tests {
         assert!(code.starts_with("# file: service_7.py"));
         assert!(code.ends_with("    return total\n"));
         s.observe(&answer(" x"));
-        s.next(T);
+        s.next(T).unwrap();
         s.observe(&answer(" y"));
-        let again = s.next(T);
+        let again = s.next(T).unwrap();
         assert_eq!(again.group, Some(Group::Turn(1)));
         assert_eq!(again.prompt_tokens, first.prompt_tokens);
     }
@@ -312,9 +315,9 @@ mod tests {
             &tokenizer::default_tokenizer(),
         );
         let mut s = w.session(0);
-        s.next(T);
+        s.next(T).unwrap();
         s.observe(&answer("An answer."));
-        let second = s.next(T);
+        let second = s.next(T).unwrap();
         let v: Value = serde_json::from_slice(&second.body).unwrap();
         let roles: Vec<&str> = v["messages"]
             .as_array()

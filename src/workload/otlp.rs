@@ -76,7 +76,7 @@ fn post(spec: &OtlpSpec, body: Bytes) -> Prepared {
 }
 
 impl Session for OtlpSession {
-    fn next(&mut self, _turn: Turn) -> Prepared {
+    fn next(&mut self, _turn: Turn) -> Option<Prepared> {
         let kind = self.pick();
         let t = self.gen.trace(kind, now_unix_ns());
         let (body, raw) = encode(&t.request, self.spec.json);
@@ -94,7 +94,7 @@ impl Session for OtlpSession {
         if let Some(mean) = self.spec.pace_mean_bytes {
             p.weight = raw as f64 / mean.max(1.0);
         }
-        p
+        Some(p)
     }
 }
 

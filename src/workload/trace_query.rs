@@ -80,9 +80,9 @@ struct QuerySession {
 }
 
 impl Session for QuerySession {
-    fn next(&mut self, turn: Turn) -> Prepared {
+    fn next(&mut self, turn: Turn) -> Option<Prepared> {
         // The open model's arrival index.
-        self.w.query(turn.iteration, &mut self.rng)
+        Some(self.w.query(turn.iteration, &mut self.rng))
     }
 }
 
@@ -131,14 +131,14 @@ mod tests {
             iteration: k,
             stage: 0,
         };
-        let a = s.next(turn(0));
+        let a = s.next(turn(0)).unwrap();
         assert_eq!(a.method, reqwest::Method::GET);
         assert_eq!(a.path, "/tempo/api/search?tags=service.name%3Dagent");
         assert!(matches!(&a.group, Some(Group::Query(q)) if q.starts_with("/api/search")));
-        let b = s.next(turn(1));
+        let b = s.next(turn(1)).unwrap();
         assert_eq!(b.method, reqwest::Method::POST);
         let body: serde_json::Value = serde_json::from_slice(&b.body).unwrap();
         assert_eq!(body["trace"], "cd".repeat(16));
-        assert_eq!(s.next(turn(2)).path, a.path);
+        assert_eq!(s.next(turn(2)).unwrap().path, a.path);
     }
 }

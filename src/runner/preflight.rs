@@ -32,15 +32,15 @@ pub struct Ready {
 /// Check the target, find the tokenizer, build the workload, and tell the
 /// client how the server's template counts.
 pub async fn prepare(plan: &Plan, client: &mut Client) -> Result<Ready> {
-    let choice = &plan.tokenizer;
-    let known = workload::known_texts(&plan.workload);
-    let model = plan.workload.model.as_str();
+    let choice = &plan.request.tokenizer;
+    let known = workload::known_texts(&plan.workload.spec);
+    let model = plan.workload.spec.model.as_str();
     let key = (
         client.base().to_string(),
         format!("{choice:?}"),
         model.to_string(),
     );
-    if !plan.preflight {
+    if !plan.request.preflight {
         // A run without its own preflight (a sweep's later blocks) counts as
         // the last one against the same target decided.
         if let Some(d) = decisions().get(&key).cloned() {
@@ -73,7 +73,7 @@ pub async fn prepare(plan: &Plan, client: &mut Client) -> Result<Ready> {
     let mut workload = plan.build_workload(&tok);
     let mut template = None;
     let mut delta = 0;
-    if plan.preflight {
+    if plan.request.preflight {
         let mut pre = workload.preflight();
         let mut rec = check(client, &pre).await?;
         let counted = pre.expect == Expect::Completion || pre.expect == Expect::Embeddings;

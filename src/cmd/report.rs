@@ -1,0 +1,42 @@
+//! `periscope report`: a result's tables again, or its HTML and CSV; a
+//! sweep's tables or HTML.
+
+use crate::cli::ReportArgs;
+use crate::error::{exit, Error, Result};
+use crate::print_stdout;
+use crate::report;
+
+use super::run::open_html;
+
+/// `periscope report`: print the tables of a result, or write its HTML and CSV.
+pub fn main(a: ReportArgs) -> Result<i32> {
+    let doc = report::read::document(&a.result)?;
+    let html_out = open_html(a.html.as_deref())?;
+    match doc {
+        report::read::Document::Run(r) => {
+            if let Some(path) = &a.csv {
+                report::csv::write(&r, path, Some(&a.result))?;
+            }
+            if let Some(out) = html_out {
+                out.write_str(&report::html::render(&r))?;
+            }
+            if a.csv.is_none() && a.html.is_none() {
+                print_stdout(&report::markdown::render(&r));
+            }
+        }
+        report::read::Document::Sweep(s) => {
+            if a.csv.is_some() {
+                return Err(Error::Usage(format!(
+                    "{}: --csv is for run results; a sweep's raw latencies are in its JSON (rows[].samples)",
+                    a.result.display()
+                )));
+            }
+            if let Some(out) = html_out {
+                out.write_str(&report::html::render_sweep(&s))?;
+            } else {
+                print_stdout(&report::sweep::render_tables(&s));
+            }
+        }
+    }
+    Ok(exit::OK)
+}

@@ -1,0 +1,157 @@
+//! `periscope run`: plan, run, print the tables, write the outputs (opened
+//! before anything is sent), and judge the thresholds.
+
+use crate::cli::RunArgs;
+use crate::error::{exit, Result};
+use crate::executor::{self, describe_load};
+use crate::plan::{Plan, Target};
+use crate::print_stdout;
+use crate::report::{self, json::JsonOutput, result::RunResult};
+
+pub async fn main(a: RunArgs) -> Result<i32> {
+    let plan = Plan::from_args(&a)?;
+    if plan.dry_run {
+        let target_label = match &plan.target {
+            Target::Mock { config: _, .. } => "http://127.0.0.1:<free port>/v1".to_string(),
+            Target::Remote(url) => url.clone(),
+        };
+        let view = plan.view(&target_label);
+        let json = serde_json::to_string_pretty(&view).map_err(anyhow::Error::from)?;
+        let traces = plan
+            .workload
+            .otlp
+            .as_ref()
+            .map(|o| {
+                let queries = o
+                    .planned_queries()
+                    .map(|q| format!("planned queries: {q}\n"))
+                    .unwrap_or_default();
+                format!(
+                    "planned traces: {}\n{queries}",
+                    o.planned(plan.load.shape.mean_rate())
+                )
+            })
+            .unwrap_or_default();
+        print_stdout(&format!(
+            "{json}\n\nplanned load: {}\n{}{traces}--dry-run: nothing was sent.\n",
+            describe_load(&plan.load.shape),
+            describe_segment(&plan),
+        ));
+        return Ok(exit::OK);
+    }
+    // Every output path is opened before the run: a bad one fails first.
+    let json_out = plan
+        .outputs
+        .json
+        .as_deref()
+        .map(JsonOutput::open)
+        .transpose()?;
+    let html_out = open_html(plan.outputs.html.as_deref())?;
+    let csv_out = plan.outputs.csv.as_deref().map(open_csv).transpose()?;
+    let result = crate::runner::execute(&plan, false).await?.result;
+    let markdown = report::markdown::render(&result);
+    print_stdout(&markdown);
+    report::append_step_summary(&markdown);
+    if let Some(out) = json_out {
+        out.write(&result)?;
+    }
+    if let Some(out) = html_out {
+        out.write_str(&report::html::render(&result))?;
+    }
+    if let Some(path) = csv_out {
+        report::csv::write(&result, &path, None)?;
+    }
+    if !plan.segment.segment.is_whole() {
+        // A segment's share is not the plan: the verdict is the merge's.
+        if !result.thresholds.is_empty() {
+            eprintln!(
+                "segment {}: thresholds are judged on the whole run: `periscope merge` the {} segments' results",
+                plan.segment.segment, plan.segment.segment.count
+            );
+        }
+        return Ok(exit::OK);
+    }
+    verdict(&result, plan.load.strict_schedule)
+}
+
+/// What a segment of the plan runs, for `--dry-run`.
+fn describe_segment(plan: &Plan) -> String {
+    let seg = plan.segment.segment;
+    if seg.is_whole() {
+        return String::new();
+    }
+    let n = seg.count;
+    let mut parts = vec![match &plan.load.shape {
+        executor::Load::Closed { vus, iterations } => {
+            let peak = vus.peak().round() as u64;
+            let iters = iterations
+                .map(|i| format!(", {} of the {i} iterations", seg.share(i)))
+                .unwrap_or_default();
+            format!(
+                "the VUs at stack positions k with k mod {n} = {} ({} of the peak {peak}){iters}",
+                seg.index - 1,
+                seg.share(peak)
+            )
+        }
+        executor::Load::Open { .. }
+            if plan
+                .workload
+                .otlp
+                .as_ref()
+                .is_some_and(|o| o.mb_per_s.is_some()) =>
+        {
+            format!(
+                "1/{n} of the bytes per second, its first arrival shifted by {}/{n} of a mean gap",
+                seg.index - 1
+            )
+        }
+        executor::Load::Open { .. } => format!(
+            "the arrivals k with k mod {n} = {} (1/{n} of the rate)",
+            seg.index - 1
+        ),
+    }];
+    if let Some(d) = &plan.workload.spec.dataset {
+        parts.push(format!("{} dataset case(s) of its own", d.len()));
+    }
+    let start = plan
+        .segment
+        .start_at
+        .map(|t| format!(" from {}", humantime::format_rfc3339_millis(t)))
+        .unwrap_or_default();
+    format!(
+        "this process: segment {seg}{start}, run `{}`: {}\n",
+        plan.segment.run_id.as_deref().unwrap_or("?"),
+        parts.join("; ")
+    )
+}
+
+pub(crate) fn open_html(path: Option<&std::path::Path>) -> Result<Option<JsonOutput>> {
+    path.map(|p| JsonOutput::open_for(p, "--html")).transpose()
+}
+
+/// Check that both CSV files can be written, before anything runs.
+fn open_csv(path: &std::path::Path) -> Result<std::path::PathBuf> {
+    JsonOutput::open_for(path, "--csv")?;
+    JsonOutput::open_for(&report::csv::summary_path(path), "--csv")?;
+    Ok(path.to_path_buf())
+}
+
+/// The exit code of a result: 99 when a threshold failed (or the schedule
+/// slipped under --strict-schedule).
+pub(crate) fn verdict(result: &RunResult, strict_schedule: bool) -> Result<i32> {
+    let failed: Vec<&str> = result
+        .thresholds
+        .iter()
+        .filter(|t| !t.pass)
+        .map(|t| t.threshold.as_str())
+        .collect();
+    if !failed.is_empty() {
+        eprintln!("error: thresholds failed: {}", failed.join(", "));
+        return Ok(exit::THRESHOLD);
+    }
+    if strict_schedule && result.schedule.as_ref().is_some_and(|s| s.behind) {
+        eprintln!("error: the generator fell behind its schedule (--strict-schedule)");
+        return Ok(exit::THRESHOLD);
+    }
+    Ok(exit::OK)
+}

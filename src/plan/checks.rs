@@ -1,0 +1,44 @@
+//! The checks of a plan: thresholds judged at the end (or every second with
+//! `--abort-on-fail`) and SLOs that every request is judged against
+//! (goodput), from the flags and the scenario file.
+
+use crate::cli::RunArgs;
+use crate::error::Result;
+use crate::scenario::ScenarioFile;
+use crate::slo::{Slo, Threshold};
+use crate::usage;
+
+/// What the run is judged by.
+#[derive(Debug, Clone, Default)]
+pub struct Checks {
+    pub thresholds: Vec<Threshold>,
+    pub abort_on_fail: bool,
+    pub slos: Vec<Slo>,
+}
+
+impl Checks {
+    /// The file's thresholds and SLOs, and the flags' that it does not have.
+    pub fn from_args(a: &RunArgs, f: &ScenarioFile) -> Result<Self> {
+        let mut thresholds: Vec<Threshold> = f.thresholds.iter().map(|v| v.0.clone()).collect();
+        for t in &a.thresholds {
+            if !thresholds.iter().any(|x| x.expr == t.expr) {
+                thresholds.push(t.clone());
+            }
+        }
+        let mut slos: Vec<Slo> = f.slos.iter().map(|v| v.0.clone()).collect();
+        for s in &a.slos {
+            if !slos.iter().any(|x| x.expr == s.expr) {
+                slos.push(s.clone());
+            }
+        }
+        let abort_on_fail = a.abort_on_fail || f.abort_on_fail == Some(true);
+        if abort_on_fail && thresholds.is_empty() {
+            return Err(usage!("--abort-on-fail needs at least one --threshold"));
+        }
+        Ok(Checks {
+            thresholds,
+            abort_on_fail,
+            slos,
+        })
+    }
+}

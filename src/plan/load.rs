@@ -1,0 +1,378 @@
+//! The load part of a plan: the load shape (closed model, VUs over time;
+//! or open model, arrivals per second) from `--vus`, `--rate`, `--stages`,
+//! `--duration`, the environment (`VUS`, `DURATION`) and the scenario, with
+//! each stage's phase; the grace for requests in flight; and whether the
+//! schedule is held strictly.
+
+use std::time::Duration;
+
+use crate::cli::RunArgs;
+use crate::error::Result;
+use crate::executor::shape::{Level, StageSpec};
+use crate::executor::{Arrival, Load, Stage, Stages};
+use crate::scenario::{Kind, Scenario};
+use crate::usage;
+use crate::values::parse_duration;
+
+use super::{env_var, ITERATIONS_MAX_DURATION};
+
+/// How the load is applied.
+#[derive(Debug, Clone)]
+pub struct LoadPlan {
+    pub shape: Load,
+    /// Each stage's phase (`baseline`, `spike`, …), aligned with the shape's stages.
+    pub phases: Vec<Option<String>>,
+    /// How long requests in flight may finish after the load.
+    pub grace: Duration,
+    /// `--strict-schedule`: a generator that fell behind fails the run.
+    pub strict_schedule: bool,
+}
+
+impl LoadPlan {
+    /// The load of `a` and the scenario `sc`. `paced_rate` is the arrival
+    /// rate `--mb-per-s` sets; `batches` the batch sizes of
+    /// batch-embeddings, which gets one stage each.
+    pub fn from_args(
+        a: &RunArgs,
+        sc: &Scenario,
+        workload: &str,
+        paced_rate: Option<f64>,
+        batches: usize,
+    ) -> Result<Self> {
+        let f = &sc.file;
+        let (mut load, mut phases) = match paced_rate {
+            Some(rate) => {
+                if a.rate.is_some() || f.rate.is_some() {
+                    return Err(usage!("--mb-per-s sets the rate: drop --rate"));
+                }
+                if a.vus.is_some() || a.stages.is_some() {
+                    return Err(usage!(
+                        "--mb-per-s is an arrival rate (open model): drop --vus and --stages"
+                    ));
+                }
+                let paced = RunArgs {
+                    rate: Some(rate),
+                    ..a.clone()
+                };
+                resolve_load(&paced, sc)?
+            }
+            None => resolve_load(a, sc)?,
+        };
+        let shaped = load.stages().stages.len() > 1;
+        if workload == "batch-embeddings" && !(shaped && batches == 1) {
+            if shaped {
+                return Err(usage!(
+                    "batch-embeddings runs one stage per batch size: with the stages of --stages or of the {} scenario, give one size (--batch-sizes 32)",
+                    sc.name
+                ));
+            }
+            // One stage per batch size, splitting the duration evenly.
+            load = split_evenly(load, batches);
+            phases = vec![None; batches];
+        } else if sc.kind == Kind::Soak && !shaped {
+            // Tenths of the run, to compare the first with the last.
+            load = split_evenly(load, 10);
+            phases = vec![None; 10];
+        }
+        Ok(LoadPlan {
+            shape: load,
+            phases,
+            grace: a
+                .grace
+                .or(f.grace.as_ref().map(|v| v.0))
+                .unwrap_or(Duration::from_secs(30)),
+            strict_schedule: a.strict_schedule,
+        })
+    }
+}
+
+/// The same load, its duration cut into `n` equal stages (one per step of
+/// a workload that changes by stage).
+fn split_evenly(load: Load, n: usize) -> Load {
+    let split = |s: Stages| {
+        let total = s.total();
+        let level = s.at(Duration::ZERO);
+        Stages {
+            start: level,
+            stages: (0..n.max(1))
+                .map(|_| Stage {
+                    duration: total / n.max(1) as u32,
+                    target: level,
+                })
+                .collect(),
+        }
+    };
+    match load {
+        Load::Closed { vus, iterations } => Load::Closed {
+            vus: split(vus),
+            iterations,
+        },
+        Load::Open {
+            rate,
+            arrival,
+            max_in_flight,
+        } => Load::Open {
+            rate: split(rate),
+            arrival,
+            max_in_flight,
+        },
+    }
+}
+
+/// The load and each stage's phase, from the flags, the environment and the
+/// scenario (in that order of precedence).
+fn resolve_load(a: &RunArgs, sc: &Scenario) -> Result<(Load, Vec<Option<String>>)> {
+    let f = &sc.file;
+    let env_vus = match env_var("VUS") {
+        Some(v) if a.rate.is_none() && a.stages.is_none() => Some(
+            v.trim()
+                .parse::<u64>()
+                .map_err(|_| usage!("VUS='{v}' is not a whole number of virtual users"))?,
+        ),
+        _ => None,
+    };
+    let env_duration = match env_var("DURATION") {
+        Some(v) if a.stages.is_none() => {
+            Some(parse_duration(&v).map_err(|e| usage!("DURATION: {e}"))?)
+        }
+        _ => None,
+    };
+    let cli_vus = a.vus.or(env_vus);
+    let duration = a.duration.or(env_duration);
+    if a.vus.is_some() && a.rate.is_some() {
+        return Err(usage!(
+            "--vus (closed model) and --rate (open model) can't be combined: choose one"
+        ));
+    }
+    if a.max_vus.is_some() && a.rate.is_some() {
+        return Err(usage!(
+            "--max-vus is the peak of the closed model; with --rate, the rate is the peak: drop one"
+        ));
+    }
+    if a.stages.is_some() && a.duration.is_some() {
+        return Err(usage!("--stages sets the duration: drop --duration"));
+    }
+    if a.stages.is_some() && a.vus.is_some() {
+        return Err(usage!("--stages sets the VUs over time: drop --vus"));
+    }
+    if duration.is_some_and(|d| d.is_zero()) {
+        return Err(usage!("--duration must be more than 0"));
+    }
+    if cli_vus == Some(0) || a.max_vus == Some(0) {
+        return Err(usage!("--vus must be at least 1"));
+    }
+    if let Some(rate) = a.rate {
+        if !(rate > 0.0 && rate.is_finite()) {
+            return Err(usage!(
+                "--rate must be a positive number of requests per second, got {rate}"
+            ));
+        }
+        if a.iterations.is_some() {
+            return Err(usage!(
+                "--iterations counts requests of the closed model (--vus); with --rate, use --duration"
+            ));
+        }
+    }
+    if a.max_in_flight == Some(0) {
+        return Err(usage!("--max-in-flight must be at least 1"));
+    }
+    if a.iterations == Some(0) {
+        return Err(usage!("--iterations must be at least 1"));
+    }
+
+    let open = a.rate.is_some() || (f.rate.is_some() && cli_vus.is_none() && a.max_vus.is_none());
+    // The peak asked for on the command line, and the scenario's own.
+    let cli_peak = if open {
+        a.rate
+    } else {
+        a.max_vus.or(cli_vus).map(|v| v as f64)
+    };
+    let file_peak = if open {
+        f.rate.as_ref().map(|r| r.0)
+    } else {
+        f.max_vus.as_ref().or(f.vus.as_ref()).map(|v| v.0 as f64)
+    };
+
+    // The shape over time: --stages as given, or the scenario's, fitted to
+    // the peak and the duration asked for.
+    let shape: Option<Vec<(Duration, f64, Option<String>)>> = match &a.stages {
+        Some(list) => {
+            let peak = if open {
+                a.rate
+            } else {
+                a.max_vus.map(|v| v as f64)
+            };
+            let mut out = Vec::new();
+            for st in &list.0 {
+                let level = match (st.target, peak) {
+                    (Level::Pct(_), None) => {
+                        return Err(usage!(
+                            "--stages in % are shares of a peak: pass --max-vus N (or --rate R)"
+                        ))
+                    }
+                    (l, p) => l.resolve(p.unwrap_or(0.0)),
+                };
+                out.push((st.duration, level, st.phase.clone()));
+            }
+            Some(out)
+        }
+        None => match sc.shape(cli_peak.or(file_peak))? {
+            None => None,
+            Some(specs) => Some(fit_shape(sc, &specs, open, cli_peak, file_peak, duration)?),
+        },
+    };
+    if let Some(shape) = &shape {
+        if shape.iter().all(|(d, _, _)| d.is_zero()) {
+            return Err(usage!("--stages: the stages add up to no time at all"));
+        }
+    }
+    let phases = shape
+        .as_ref()
+        .map(|s| s.iter().map(|(_, _, p)| p.clone()).collect())
+        .unwrap_or_else(|| vec![None]);
+    let to_stages = |start: f64, shape: Vec<(Duration, f64, Option<String>)>| Stages {
+        start,
+        stages: shape
+            .into_iter()
+            .map(|(duration, target, _)| Stage { duration, target })
+            .collect(),
+    };
+
+    if open {
+        let rate = a.rate.or(f.rate.as_ref().map(|r| r.0)).unwrap_or(1.0);
+        let rate = match shape {
+            Some(shape) => {
+                // --stages ramps from --rate; a scenario from its first level.
+                let start = if a.stages.is_some() {
+                    rate
+                } else {
+                    shape.first().map(|s| s.1).unwrap_or(rate)
+                };
+                to_stages(start, shape)
+            }
+            None => Stages::constant(
+                rate,
+                duration
+                    .or(f.duration.as_ref().map(|d| d.0))
+                    .unwrap_or(Duration::from_secs(30)),
+            ),
+        };
+        if rate.peak() <= 0.0 {
+            return Err(usage!(
+                "the rate never rises above 0: nothing would be sent"
+            ));
+        }
+        let load = Load::Open {
+            rate,
+            arrival: a
+                .arrival
+                .or(f.arrival.as_ref().map(|v| v.0))
+                .unwrap_or(Arrival::Constant),
+            max_in_flight: a.max_in_flight.or(f.max_in_flight.as_ref().map(|v| v.0)),
+        };
+        return Ok((load, phases));
+    }
+
+    if a.max_in_flight.is_some() {
+        return Err(usage!(
+            "--max-in-flight applies to the open model (--rate); in the closed model, --vus is the concurrency"
+        ));
+    }
+    if a.strict_schedule {
+        return Err(usage!(
+            "--strict-schedule applies to the open model (--rate)"
+        ));
+    }
+    let iterations = a.iterations.or(f.iterations.as_ref().map(|v| v.0));
+    if iterations == Some(0) {
+        return Err(sc.error("iterations: must be at least 1"));
+    }
+    let vus = match shape {
+        Some(shape) => to_stages(0.0, shape),
+        None => {
+            let n = cli_vus
+                .or(a.max_vus)
+                .or(f.vus.as_ref().map(|v| v.0))
+                .or(f.max_vus.as_ref().map(|v| v.0))
+                .unwrap_or(1);
+            if n == 0 {
+                return Err(usage!("--vus must be at least 1"));
+            }
+            // --iterations alone runs until the count, within a bound.
+            let d = duration
+                .or_else(|| {
+                    a.iterations
+                        .is_none()
+                        .then(|| f.duration.as_ref().map(|d| d.0))
+                        .flatten()
+                })
+                .unwrap_or(if iterations.is_some() {
+                    ITERATIONS_MAX_DURATION
+                } else {
+                    Duration::from_secs(30)
+                });
+            Stages::constant(n as f64, d)
+        }
+    };
+    if vus.peak() < 1.0 {
+        return Err(usage!("the stages never reach 1 VU: nothing would be sent"));
+    }
+    Ok((Load::Closed { vus, iterations }, phases))
+}
+
+/// A scenario's stages, in levels: shares resolved against its peak, then
+/// scaled to the peak and stretched to the duration the command line asks for.
+fn fit_shape(
+    sc: &Scenario,
+    specs: &[StageSpec],
+    open: bool,
+    cli_peak: Option<f64>,
+    file_peak: Option<f64>,
+    duration: Option<Duration>,
+) -> Result<Vec<(Duration, f64, Option<String>)>> {
+    let base = file_peak.or(cli_peak);
+    let mut levels = Vec::with_capacity(specs.len());
+    for st in specs {
+        levels.push(match (st.target, base) {
+            (Level::Pct(_), None) => {
+                return Err(sc.error(
+                    "its stages are shares of a peak: set max_vus (or rate), or pass --max-vus N",
+                ))
+            }
+            (l, b) => l.resolve(b.unwrap_or(0.0)),
+        });
+    }
+    let top = levels.iter().copied().fold(0.0, f64::max);
+    if let (Some(peak), true) = (cli_peak, top > 0.0) {
+        for l in &mut levels {
+            *l *= peak / top;
+        }
+    }
+    if !open {
+        // Whole VUs, and never a step of none where the scenario asked for some.
+        for (l, st) in levels.iter_mut().zip(specs) {
+            let r = l.round();
+            *l = if r == 0.0 && *l > 0.0 && st.target != Level::Abs(0.0) {
+                1.0
+            } else {
+                r
+            };
+        }
+    }
+    let total: Duration = specs.iter().map(|s| s.duration).sum();
+    let stretch = match duration {
+        Some(d) if !total.is_zero() => d.as_secs_f64() / total.as_secs_f64(),
+        _ => 1.0,
+    };
+    Ok(specs
+        .iter()
+        .zip(levels)
+        .map(|(st, level)| {
+            (
+                Duration::from_secs_f64(st.duration.as_secs_f64() * stretch),
+                level,
+                st.phase.clone(),
+            )
+        })
+        .collect())
+}

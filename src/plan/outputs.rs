@@ -1,0 +1,88 @@
+//! The outputs part of a plan: the files written at the end (`--json`,
+//! `--html`, `--csv`), the live outputs (`--out`, `--trace-requests`) with
+//! their credentials, tags and sampling, and the progress line.
+
+use std::path::PathBuf;
+
+use crate::cli::RunArgs;
+use crate::error::{Error, Result};
+use crate::scenario::ScenarioFile;
+use crate::sink::tracer::TraceTarget;
+use crate::sink::{Credentials, Output};
+use crate::usage;
+
+use super::env_var;
+
+/// What the run writes, during and after it.
+#[derive(Debug, Clone, Default)]
+pub struct Outputs {
+    pub json: Option<PathBuf>,
+    pub html: Option<PathBuf>,
+    pub csv: Option<PathBuf>,
+    /// Keep one row per request in the result.
+    pub keep_requests: bool,
+    pub progress_every: Option<u64>,
+    /// Live outputs, their credentials and the share of requests they get.
+    pub live: Vec<Output>,
+    pub credentials: Credentials,
+    pub request_sample: f64,
+    /// Tags of the run's points and result: the file's, then the flags'.
+    pub tags: Vec<(String, String)>,
+    /// Where request spans go (`--trace-requests`).
+    pub trace_requests: Option<TraceTarget>,
+    /// The `endpoint` tag of live points (a sweep's endpoint name; else the target).
+    pub endpoint_tag: Option<String>,
+}
+
+impl Outputs {
+    pub fn from_args(a: &RunArgs, f: &ScenarioFile) -> Result<Self> {
+        if a.progress_every == Some(0) {
+            return Err(usage!("--progress-every must be at least 1 (seconds)"));
+        }
+        let trace_requests = a
+            .sink
+            .trace_requests
+            .as_deref()
+            .map(|u| {
+                TraceTarget::resolve(
+                    u,
+                    a.otlp.platform.unwrap_or_default(),
+                    a.otlp.project.clone(),
+                )
+            })
+            .transpose()
+            .map_err(Error::Usage)?;
+        let mut tags: Vec<(String, String)> = f
+            .tags
+            .iter()
+            .map(|(k, v)| (k.clone(), v.0.clone()))
+            .filter(|(k, _)| !a.sink.tags.iter().any(|(ak, _)| ak == k))
+            .collect();
+        tags.extend(a.sink.tags.iter().cloned());
+        Ok(Outputs {
+            json: a.json.clone(),
+            html: a.html.clone(),
+            csv: a.csv.clone(),
+            keep_requests: a.keep_requests || a.csv.is_some(),
+            progress_every: a.progress_every,
+            live: a.sink.outs.clone(),
+            credentials: Credentials {
+                user: a.sink.influx_user.clone(),
+                password: a.sink.influx_password.clone(),
+                token: env_var("INFLUX_TOKEN"),
+            },
+            request_sample: match a.sink.influx_request_sample {
+                Some(x) if !(0.0..=1.0).contains(&x) => {
+                    return Err(usage!(
+                        "--influx-request-sample must be between 0 and 1 (0.1 keeps one request in ten)"
+                    ))
+                }
+                Some(x) => x,
+                None => 1.0,
+            },
+            tags,
+            trace_requests,
+            endpoint_tag: a.sink.endpoint_tag.clone(),
+        })
+    }
+}

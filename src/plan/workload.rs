@@ -1,0 +1,297 @@
+//! The workload part of a plan: what each request is — the workload's name
+//! (`completions` by default; `ENABLE_BATCH_MODE=true` makes embeddings
+//! batch-embeddings), the model (its environment variable, then the file,
+//! then the default), prompts (fixed, synthetic, or a dataset), output
+//! length, and otlp-traces' mix, platform and query load.
+
+use std::sync::Arc;
+
+use crate::cli::RunArgs;
+use crate::dataset::{Case, Label, Selection};
+use crate::error::{Error, Result};
+use crate::executor::Segment;
+use crate::otlp::query::QueryPlan;
+use crate::otlp::OtlpView;
+use crate::report::view::DatasetView;
+use crate::scenario::Scenario;
+use crate::usage;
+use crate::workload::{self, WorkloadKind, WorkloadSpec};
+
+use super::{env_var, traces};
+
+/// What each request is.
+#[derive(Debug, Clone)]
+pub struct WorkloadPlan {
+    pub spec: WorkloadSpec,
+    /// The prompt corpus, when one drives the prompts.
+    pub dataset: Option<DatasetView>,
+    /// otlp-traces: where exports go and what the mix sends.
+    pub otlp: Option<OtlpView>,
+    /// otlp-traces: the query load sent alongside ingestion.
+    pub queries: Option<Arc<QueryPlan>>,
+}
+
+/// What otlp-traces settles besides the workload: where exports go, the
+/// headers every export carries, and the rate `--mb-per-s` sets.
+#[derive(Default)]
+pub struct Exports {
+    pub url: Option<String>,
+    pub headers: Vec<(String, String)>,
+    pub rate: Option<f64>,
+}
+
+impl WorkloadPlan {
+    pub fn from_args(a: &RunArgs, sc: &Scenario) -> Result<(Self, Exports)> {
+        let f = &sc.file;
+        let kind = workload_kind(a, sc)?;
+        let name = kind.name().to_string();
+        let max_tokens = match a.request.max_tokens {
+            Some(n) => n,
+            None => {
+                let env = if kind == WorkloadKind::DecodeHeavy {
+                    env_var("MAX_OUTPUT_TOKENS").or_else(|| env_var("MAX_TOKENS"))
+                } else {
+                    env_var("MAX_TOKENS")
+                };
+                match (env, &f.max_tokens) {
+                    (Some(v), _) => v
+                        .trim()
+                        .parse()
+                        .map_err(|_| usage!("MAX_TOKENS='{v}' is not a whole number of tokens"))?,
+                    (None, Some(n)) => n.0,
+                    (None, None) => kind.default_max_tokens(),
+                }
+            }
+        };
+        let batch_sizes: Vec<u32> = if a.batch_sizes.is_empty() {
+            f.batch_sizes.iter().map(|v| v.0).collect()
+        } else {
+            a.batch_sizes.clone()
+        };
+        let input_tokens = a.input_tokens.or(f.input_tokens.as_ref().map(|v| v.0));
+        let input_tokens_stddev = a
+            .input_tokens_stddev
+            .or(f.input_tokens_stddev.as_ref().map(|v| v.0))
+            .unwrap_or(0.0);
+        let turns = a.turns.or(f.turns.as_ref().map(|v| v.0));
+        let endpoints: Vec<workload::Endpoint> = if a.endpoints.is_empty() {
+            f.endpoints.iter().map(|v| v.0.clone()).collect()
+        } else if kind == WorkloadKind::OtlpTraces {
+            Vec::new()
+        } else {
+            a.endpoints
+                .iter()
+                .map(|e| workload::parse_endpoint(e).map_err(|m| usage!("--endpoint {m}")))
+                .collect::<Result<_>>()?
+        };
+        let temperature = a
+            .request
+            .temperature
+            .or(f.temperature.as_ref().map(|v| v.0 as f32));
+        let selection = a
+            .dataset
+            .selection(f.dataset.as_ref())
+            .map_err(Error::Usage)?;
+        let dataset = if selection.is_set() {
+            if !kind.takes_dataset() {
+                return Err(usage!(
+                    "a dataset drives the prompts of completions, text-completions, conversation, prefill-heavy and decode-heavy, not {name}"
+                ));
+            }
+            let cases = selection.load().map_err(Error::Usage)?;
+            Some((selection, cases))
+        } else {
+            None
+        };
+        if batch_sizes.contains(&0) {
+            return Err(usage!("--batch-sizes must all be at least 1"));
+        }
+        if input_tokens == Some(0) {
+            return Err(usage!("--input-tokens must be at least 1"));
+        }
+        if !(input_tokens_stddev >= 0.0 && input_tokens_stddev.is_finite()) {
+            return Err(usage!("--input-tokens-stddev must be 0 or more"));
+        }
+        if turns == Some(0) {
+            return Err(usage!("--turns must be at least 1"));
+        }
+        if !endpoints.is_empty() && kind != WorkloadKind::Http {
+            return Err(usage!("--endpoint applies to the http workload: `periscope run http --endpoint GET:/health`"));
+        }
+        let otlp = otlp_part(a, sc, kind)?;
+        if max_tokens == 0 {
+            return Err(usage!("--max-tokens must be at least 1"));
+        }
+        if let Some(t) = temperature {
+            if !(0.0..=2.0).contains(&t) {
+                return Err(usage!("--temperature must be between 0 and 2, got {t}"));
+            }
+        }
+        let stream = if a.stream {
+            true
+        } else if a.no_stream {
+            false
+        } else {
+            f.stream.unwrap_or(true)
+        };
+        let model = a
+            .request
+            .model
+            .clone()
+            .or_else(|| env_var(kind.model_env()))
+            .or_else(|| {
+                (kind == WorkloadKind::PrefixCaching)
+                    .then(|| env_var("OPENAI_COMPLETION_MODEL"))
+                    .flatten()
+            })
+            .or_else(|| f.model.clone())
+            .unwrap_or_else(|| kind.default_model().to_string());
+        let exports = otlp
+            .as_ref()
+            .map(|o| Exports {
+                url: Some(o.url.clone()),
+                headers: o.headers.clone(),
+                rate: o.rate,
+            })
+            .unwrap_or_default();
+        let plan = WorkloadPlan {
+            spec: WorkloadSpec {
+                kind,
+                model,
+                system: a.request.system.clone().or_else(|| f.system.clone()),
+                prompt: a
+                    .request
+                    .prompt
+                    .clone()
+                    .or_else(|| f.prompt.clone())
+                    .unwrap_or_else(|| kind.default_prompt().to_string()),
+                max_tokens,
+                temperature,
+                stream,
+                stream_usage: !a.request.no_stream_usage,
+                input_tokens,
+                input_tokens_stddev,
+                shared_prefix: a
+                    .shared_prefix
+                    .or(f.shared_prefix.as_ref().map(|v| v.0))
+                    .unwrap_or(0),
+                turns: turns.unwrap_or(kind.default_turns()),
+                batch_sizes: if batch_sizes.is_empty() {
+                    vec![1, 8, 32, 128]
+                } else {
+                    batch_sizes
+                },
+                endpoints,
+                dataset: None,
+                otlp: otlp.as_ref().map(|o| o.spec.clone()),
+            },
+            dataset: dataset.as_ref().map(|(sel, cases)| view_of(sel, cases)),
+            queries: otlp.as_ref().and_then(|o| o.queries.clone()).map(Arc::new),
+            otlp: otlp.map(|o| o.view),
+        };
+        let plan = plan.with_cases(dataset.map(|(_, c)| c));
+        Ok((plan, exports))
+    }
+
+    /// The dataset's cases as prompts.
+    fn with_cases(mut self, cases: Option<Vec<Case>>) -> Self {
+        self.spec.dataset = cases.map(|c| Arc::new(c.into_iter().map(|c| c.text).collect()));
+        self
+    }
+
+    /// Keep the dataset's cases of `segment` only (case k goes to the
+    /// segment that owns arrival k).
+    pub fn keep_segment(&mut self, segment: Segment) -> Result<()> {
+        let Some(prompts) = self.spec.dataset.as_ref().filter(|_| !segment.is_whole()) else {
+            return Ok(());
+        };
+        let n = prompts.len();
+        let mine: Vec<String> = prompts
+            .iter()
+            .enumerate()
+            .filter(|(k, _)| segment.owns(*k as u64))
+            .map(|(_, c)| c.clone())
+            .collect();
+        if mine.is_empty() {
+            return Err(usage!(
+                "--segment {segment}: the dataset has {n} case(s), fewer than the {} segments; use at most {n} segments",
+                segment.count
+            ));
+        }
+        self.spec.dataset = Some(Arc::new(mine));
+        Ok(())
+    }
+}
+
+/// The workload the first argument or the scenario file names.
+fn workload_kind(a: &RunArgs, sc: &Scenario) -> Result<WorkloadKind> {
+    let arg = a
+        .workload
+        .as_deref()
+        .filter(|w| !crate::scenario::is_file_arg(w));
+    let requested = arg.or(sc.file.workload.as_deref()).unwrap_or("completions");
+    let kind = WorkloadKind::parse(requested).ok_or_else(|| {
+        let msg = format!(
+            "unknown workload '{requested}': expected one of {} (see `periscope scenarios`)",
+            WorkloadKind::ALL
+                .iter()
+                .map(|k| k.name())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        if arg.is_some() {
+            Error::Usage(msg)
+        } else {
+            sc.error(format!("workload: {msg}"))
+        }
+    })?;
+    let batch_mode =
+        env_var("ENABLE_BATCH_MODE").is_some_and(|v| v.eq_ignore_ascii_case("true") || v == "1");
+    Ok(match kind {
+        WorkloadKind::Embeddings if batch_mode => WorkloadKind::BatchEmbeddings,
+        k => k,
+    })
+}
+
+/// otlp-traces' settings, or a refusal of its flags for another workload.
+fn otlp_part(a: &RunArgs, sc: &Scenario, kind: WorkloadKind) -> Result<Option<traces::Resolved>> {
+    let f = &sc.file;
+    if kind == WorkloadKind::OtlpTraces {
+        if a.endpoints.len() > 1 {
+            return Err(usage!("otlp-traces sends to one --endpoint URL"));
+        }
+        return traces::resolve(
+            &a.otlp,
+            f.otlp.as_ref(),
+            a.endpoints.first().map(String::as_str),
+            a.target.as_deref().or(f.target.as_deref()),
+            a.mock,
+        )
+        .map(Some)
+        .map_err(Error::Usage);
+    }
+    let o = &a.otlp;
+    let dressing = (o.platform.is_some() || o.project.is_some()) && a.sink.trace_requests.is_none();
+    if o.mb_per_s.is_some()
+        || o.mix.is_some()
+        || o.otlp_json
+        || dressing
+        || o.query_endpoint.is_some()
+        || o.queries_per_s.is_some()
+        || !o.queries.is_empty()
+        || f.otlp.is_some()
+    {
+        return Err(usage!(
+            "--mb-per-s, --mix, --platform, --otlp-json, --project and the --query flags apply to otlp-traces: `periscope run otlp-traces --endpoint URL …` (--platform and --project also dress --trace-requests)"
+        ));
+    }
+    Ok(None)
+}
+
+fn view_of(selection: &Selection, cases: &[Case]) -> DatasetView {
+    DatasetView {
+        selection: selection.clone(),
+        cases: cases.len(),
+        benign: cases.iter().filter(|c| c.label == Label::Benign).count(),
+    }
+}

@@ -1,0 +1,242 @@
+//! Running a plan: start the in-process mock if asked, check the target and
+//! settle how tokens are counted ([`preflight`]), wait for `--start-at`,
+//! wire the collector and its live outputs, run the load (and the trace
+//! queries beside it, [`queries`]) through the executor, and build the
+//! result. Used by `run`, `sweep` and `probe`; prints nothing but the
+//! progress line.
+
+pub mod preflight;
+mod queries;
+mod signals;
+
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use tokio_util::sync::CancellationToken;
+
+use crate::error::Result;
+use crate::metrics::{self, Collector, Gauges};
+use crate::plan::{Plan, Target};
+use crate::report::{
+    self,
+    result::{Inputs, RunResult},
+};
+use crate::{client, executor, mock, progress, sink, slo, tokenizer, workload};
+use signals::{soft_stopped_by_user, wait_for_start, watch_ctrl_c};
+
+/// What one run measured.
+pub struct Executed {
+    pub result: RunResult,
+    /// Every request, when asked for.
+    pub samples: Vec<metrics::Sample>,
+}
+
+/// Run a plan to its end (or Ctrl-C) and build its result; nothing is printed
+/// but the progress line.
+pub async fn execute(plan: &Plan, keep_samples: bool) -> Result<Executed> {
+    execute_with(plan, keep_samples, None).await
+}
+
+/// [`execute`], with a workload of the caller's (`probe`'s corpus) in place
+/// of the plan's: no preflight, tokens counted by the default tokenizer.
+pub async fn execute_with(
+    plan: &Plan,
+    keep_samples: bool,
+    own: Option<Arc<dyn workload::Workload>>,
+) -> Result<Executed> {
+    tokenizer::warm_up();
+    let mock_server = match &plan.target {
+        Target::Mock { config: cfg, .. } => {
+            Some(mock::start((**cfg).clone(), "127.0.0.1:0").await?)
+        }
+        Target::Remote(_) => None,
+    };
+    let base = match (&mock_server, &plan.target) {
+        (Some(m), _) => m.base_url(),
+        (None, Target::Remote(url)) => url.clone(),
+        (None, Target::Mock { config: _, .. }) => unreachable!("the mock was started above"),
+    };
+    let mut client = client::Client::with_engine(
+        &base,
+        plan.request.token.as_deref(),
+        &plan.request.headers,
+        plan.request.timeout,
+        plan.segment
+            .segment
+            .share(plan.load.shape.max_concurrency() as u64)
+            .max(1) as usize,
+        Instant::now(),
+        plan.request.http_engine,
+    )?;
+    let (workload, tokenizer) = match own {
+        Some(w) => (w, None),
+        None => {
+            let ready = preflight::prepare(plan, &mut client).await?;
+            (ready.workload, Some(ready.tokenizer))
+        }
+    };
+
+    // The load starts now (or at --start-at): every time in the result
+    // counts from here.
+    let (origin, started_at) = match plan.segment.start_at {
+        Some(at) => wait_for_start(at).await?,
+        None => (Instant::now(), SystemTime::now()),
+    };
+    client.set_origin(origin);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let gauges = Arc::new(Gauges::default());
+    let mut collector = Collector::new(rx, origin, plan.load.shape.is_open(), gauges.clone())
+        .with_samples(keep_samples || plan.outputs.keep_requests);
+    let soft = CancellationToken::new();
+    let hard = CancellationToken::new();
+    let run_id = plan
+        .segment
+        .run_id
+        .clone()
+        .unwrap_or_else(crate::new_run_id);
+    if !plan.outputs.live.is_empty() {
+        let mut tags = vec![("run_id".to_string(), run_id.clone())];
+        if !plan.segment.segment.is_whole() {
+            tags.push((
+                "segment".to_string(),
+                plan.segment.segment.index.to_string(),
+            ));
+        }
+        tags.extend([
+            ("scenario".to_string(), plan.scenario.name.clone()),
+            ("workload".to_string(), plan.workload_name().to_string()),
+            (
+                "endpoint".to_string(),
+                plan.outputs
+                    .endpoint_tag
+                    .clone()
+                    .unwrap_or_else(|| base.clone()),
+            ),
+            ("model".to_string(), plan.workload.spec.model.clone()),
+        ]);
+        tags.extend(plan.outputs.tags.iter().cloned());
+        collector = collector.with_observer(Box::new(sink::Feed::start(
+            &plan.outputs.live,
+            &plan.outputs.credentials,
+            &sink::Tags { pairs: tags },
+            started_at,
+            plan.outputs.request_sample,
+        )));
+    }
+    if let Some(t) = &plan.outputs.trace_requests {
+        client.set_tracing(true);
+        let server = reqwest::Url::parse(&base)
+            .ok()
+            .and_then(|u| Some((u.host_str()?.to_string(), u.port_or_known_default()?)));
+        collector = collector.with_observer(Box::new(sink::tracer::Tracer::start(
+            t,
+            sink::tracer::RunContext {
+                model: plan.workload.spec.model.clone(),
+                run_id: run_id.clone(),
+                scenario: plan.scenario.name.clone(),
+                workload: plan.workload_name().to_string(),
+                server,
+                max_tokens: Some(plan.workload.spec.max_tokens),
+                segment: (!plan.segment.segment.is_whole())
+                    .then(|| plan.segment.segment.to_string()),
+            },
+            started_at,
+        )));
+    }
+    if let (Some(_), Some(o)) = (&plan.workload.queries, &plan.workload.spec.otlp) {
+        collector =
+            collector.with_observer(Box::new(workload::otlp::AcceptedTraces(o.recent.clone())));
+    }
+    if let Some(judge) = slo::judge(plan.checks.slos.clone()) {
+        collector = collector.with_judge(judge);
+    }
+    let mut aborted = None;
+    if plan.checks.abort_on_fail && !plan.checks.thresholds.is_empty() {
+        let a = slo::AbortOnFail::new(plan.checks.thresholds.clone(), soft.clone(), origin);
+        aborted = Some(a.fired.clone());
+        collector = collector.with_observer(Box::new(a));
+    }
+    let goal = match &plan.load.shape {
+        executor::Load::Closed {
+            iterations: Some(n),
+            ..
+        } => progress::Goal::Requests(plan.segment.segment.share(*n)),
+        load => progress::Goal::Time(load.duration()),
+    };
+    let (progress_feed, progress) = progress::start(origin, goal, plan.outputs.progress_every);
+    let collector = tokio::spawn(collector.with_observer(progress_feed).run());
+
+    let ctrl_c = tokio::spawn(watch_ctrl_c(soft.clone(), hard.clone(), plan.load.grace));
+    let ctx = Arc::new(executor::Context {
+        client: Arc::new(client),
+        workload,
+        records: tx,
+        gauges,
+        soft: soft.clone(),
+        hard,
+        origin,
+        stages: plan.load.shape.stages().clone(),
+        segment: plan.segment.segment,
+        seed: executor::segment::seed_of(&run_id),
+    });
+    let queries = match &plan.workload.queries {
+        Some(q) => Some(queries::load(q.clone(), plan, &base, &ctx, started_at)?),
+        None => None,
+    };
+    // Queries stop with the load (its end, Ctrl-C, --abort-on-fail): their
+    // `soft` is a child of the load's, which the executor cancels at its end.
+    let grace = plan.load.grace;
+    let queries = queries
+        .map(|(load, qctx)| tokio::spawn(async move { executor::run(&load, qctx, grace).await }));
+    let exec = executor::run(&plan.load.shape, ctx, plan.load.grace).await;
+    if let Some(q) = queries {
+        let _ = q.await;
+    }
+    let interrupted_by_user = ctrl_c.is_finished() || soft_stopped_by_user(&ctrl_c);
+    ctrl_c.abort();
+    let mut collected = collector
+        .await
+        .map_err(|e| anyhow::anyhow!("the metrics collector failed: {e}"))?;
+    let _ = progress.await;
+    let outputs = std::mem::take(&mut collected.outputs);
+    let aborted = aborted.and_then(|a| a.lock().unwrap_or_else(|p| p.into_inner()).take());
+    let duration_s = origin.elapsed().as_secs_f64();
+
+    let mut samples = collected.samples;
+    let requests = match (plan.outputs.keep_requests, keep_samples) {
+        (true, true) => samples.clone(),
+        (true, false) => std::mem::take(&mut samples),
+        (false, _) => Vec::new(),
+    };
+    let result = RunResult::build(Inputs {
+        plan: plan.view(&base),
+        total: &collected.total,
+        windows: collected.windows,
+        exec: &exec,
+        run_id,
+        started_at,
+        duration_s,
+        requested_rate: plan
+            .load
+            .shape
+            .mean_rate()
+            .map(|r| r / f64::from(plan.segment.segment.count)),
+        includes_mock: mock_server.is_some(),
+        interrupted_by_user,
+        thresholds: &plan.checks.thresholds,
+        has_slos: !plan.checks.slos.is_empty(),
+        by_group: &collected.by_group,
+        by_stage: &collected.by_stage,
+        stages: plan.load.shape.stages(),
+        aborted,
+        generator: report::result::generator_usage(mock_server.is_some()),
+        requests,
+        merged_from: Vec::new(),
+        outputs,
+        tokenizer,
+    });
+    if let Some(m) = mock_server {
+        m.shutdown().await;
+    }
+    Ok(Executed { result, samples })
+}

@@ -1,0 +1,195 @@
+//! Every workload periscope runs, by kind: its name on the command line,
+//! what it is for, its defaults (model and the variable that sets it,
+//! prompt, output length, turns) and what it can take. Adding a workload
+//! is adding an arm here and a module of its own.
+
+use serde::Serialize;
+
+/// Default model, as in the k6 suite periscope replaces.
+pub const DEFAULT_MODEL: &str = "gpt-3.5-turbo";
+/// Default prompt of the completions workloads.
+pub const DEFAULT_PROMPT: &str =
+    "Explain in a few sentences how a load balancer spreads requests across a pool of servers.";
+/// Default embeddings model and input.
+pub const DEFAULT_EMBEDDING_MODEL: &str = "text-embedding-3-small";
+pub const DEFAULT_EMBEDDING_INPUT: &str =
+    "A load balancer spreads incoming requests across a pool of servers.";
+
+/// A workload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WorkloadKind {
+    Completions,
+    TextCompletions,
+    Embeddings,
+    BatchEmbeddings,
+    PrefixCaching,
+    Conversation,
+    PrefillHeavy,
+    DecodeHeavy,
+    Http,
+    OtlpTraces,
+}
+
+impl WorkloadKind {
+    /// Every workload, in the order `periscope scenarios` lists them.
+    pub const ALL: &'static [WorkloadKind] = &[
+        WorkloadKind::Completions,
+        WorkloadKind::TextCompletions,
+        WorkloadKind::Embeddings,
+        WorkloadKind::BatchEmbeddings,
+        WorkloadKind::PrefixCaching,
+        WorkloadKind::Conversation,
+        WorkloadKind::PrefillHeavy,
+        WorkloadKind::DecodeHeavy,
+        WorkloadKind::Http,
+        WorkloadKind::OtlpTraces,
+    ];
+
+    /// The workload a name on the command line or in a file means (`chat`
+    /// is `completions`).
+    pub fn parse(name: &str) -> Option<WorkloadKind> {
+        if name == "chat" {
+            return Some(WorkloadKind::Completions);
+        }
+        Self::ALL.iter().copied().find(|k| k.name() == name)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            WorkloadKind::Completions => "completions",
+            WorkloadKind::TextCompletions => "text-completions",
+            WorkloadKind::Embeddings => "embeddings",
+            WorkloadKind::BatchEmbeddings => "batch-embeddings",
+            WorkloadKind::PrefixCaching => "prefix-caching",
+            WorkloadKind::Conversation => "conversation",
+            WorkloadKind::PrefillHeavy => "prefill-heavy",
+            WorkloadKind::DecodeHeavy => "decode-heavy",
+            WorkloadKind::Http => "http",
+            WorkloadKind::OtlpTraces => "otlp-traces",
+        }
+    }
+
+    /// What it sends, and the figure it exists for.
+    pub fn description(self) -> &'static str {
+        match self {
+            WorkloadKind::Completions => {
+                "chat completions (POST /v1/chat/completions), streamed by default"
+            }
+            WorkloadKind::TextCompletions => "legacy text completions (POST /v1/completions)",
+            WorkloadKind::Embeddings => {
+                "one input per POST /v1/embeddings (ENABLE_BATCH_MODE=true: batch-embeddings)"
+            }
+            WorkloadKind::BatchEmbeddings => {
+                "embeddings of --batch-sizes inputs, one stage per size: latency, per-text latency, texts/s"
+            }
+            WorkloadKind::PrefixCaching => {
+                "IDE-style: each VU's code buffer grows by every completion; ttft and prompt tokens by turn"
+            }
+            WorkloadKind::Conversation => {
+                "multi-turn chat with growing history (--turns N); ttft by turn"
+            }
+            WorkloadKind::PrefillHeavy => {
+                "long synthetic documents (--input-tokens, default 4000), short answers; prefill rate"
+            }
+            WorkloadKind::DecodeHeavy => {
+                "short prompts, long answers (--max-tokens, default 1024); decode rate"
+            }
+            WorkloadKind::Http => {
+                "plain HTTP endpoints with weights (--endpoint GET:/health:3); status codes per endpoint"
+            }
+            WorkloadKind::OtlpTraces => {
+                "synthetic GenAI agent traces over OTLP/HTTP (--endpoint URL, --rate or --mb-per-s, --mix); traces/s, spans/s, MB/s"
+            }
+        }
+    }
+
+    /// The environment variable that names its model.
+    pub fn model_env(self) -> &'static str {
+        match self {
+            WorkloadKind::Embeddings | WorkloadKind::BatchEmbeddings => "OPENAI_EMBEDDING_MODEL",
+            WorkloadKind::PrefixCaching => "OPENAI_CODING_MODEL",
+            _ => "OPENAI_COMPLETION_MODEL",
+        }
+    }
+
+    pub fn default_model(self) -> &'static str {
+        if self.is_embeddings() {
+            DEFAULT_EMBEDDING_MODEL
+        } else {
+            DEFAULT_MODEL
+        }
+    }
+
+    pub fn default_prompt(self) -> &'static str {
+        if self.is_embeddings() {
+            DEFAULT_EMBEDDING_INPUT
+        } else {
+            DEFAULT_PROMPT
+        }
+    }
+
+    /// `max_tokens` when none is given.
+    pub fn default_max_tokens(self) -> u32 {
+        match self {
+            WorkloadKind::PrefillHeavy => 16,
+            WorkloadKind::DecodeHeavy => 1024,
+            _ => 64,
+        }
+    }
+
+    /// Turns of a session before it starts over.
+    pub fn default_turns(self) -> u32 {
+        match self {
+            WorkloadKind::PrefixCaching => 10,
+            _ => 5,
+        }
+    }
+
+    pub fn is_embeddings(self) -> bool {
+        matches!(
+            self,
+            WorkloadKind::Embeddings | WorkloadKind::BatchEmbeddings
+        )
+    }
+
+    /// Whether it has turns (`--turns`, a table by turn).
+    pub fn has_turns(self) -> bool {
+        matches!(
+            self,
+            WorkloadKind::Conversation | WorkloadKind::PrefixCaching
+        )
+    }
+
+    /// Whether a dataset can drive its prompts.
+    pub fn takes_dataset(self) -> bool {
+        matches!(
+            self,
+            WorkloadKind::Completions
+                | WorkloadKind::TextCompletions
+                | WorkloadKind::Conversation
+                | WorkloadKind::PrefillHeavy
+                | WorkloadKind::DecodeHeavy
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_chat_is_completions() {
+        for k in WorkloadKind::ALL {
+            assert_eq!(WorkloadKind::parse(k.name()), Some(*k));
+            assert!(!k.description().is_empty());
+        }
+        assert_eq!(WorkloadKind::parse("chat"), Some(WorkloadKind::Completions));
+        assert_eq!(WorkloadKind::parse("nope"), None);
+        assert_eq!(
+            WorkloadKind::BatchEmbeddings.model_env(),
+            "OPENAI_EMBEDDING_MODEL"
+        );
+        assert_eq!(WorkloadKind::DecodeHeavy.default_max_tokens(), 1024);
+    }
+}
