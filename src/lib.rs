@@ -2,15 +2,36 @@
 //!
 //! # Layout
 //!
-//! Data flows one way: `Args -> Plan -> executor (workload + client) ->
-//! RequestRecord -> metrics -> result model -> report / progress`.
+//! Data flows one way, and every module imports only the modules below it
+//! (`tests/it/structure.rs` fails on an import circle):
 //!
-//! - `cli`: clap arguments and value parsers; `plan`: validated configuration.
-//! - `workload`: what each request is; `client`: sends one request, parses SSE.
-//! - `executor`: closed (VUs) and open (arrival schedule) models.
-//! - `metrics`: HDR histograms and per-second windows, owned by a collector task.
-//! - `report`: the result model and its formats; `progress`: the live line.
-//! - `mock`: the built-in OpenAI-compatible server; `timer`: sub-ms sleeps.
+//! ```text
+//! cli::Args → plan::Plan → runner → executor (load shape × workload sessions × client)
+//!   → record::RequestRecord → metrics::Collector (+ live outputs: sink, progress, slo)
+//!   → report::result::RunResult → report's formats (Markdown, JSON, HTML, CSV)
+//! ```
+//!
+//! From the top down:
+//! - `cmd`: one module per command (run, mock, probe, report, compare,
+//!   merge, scenarios); `sweep`: the sweep command, its model and statistics.
+//! - `runner`: runs a plan: the in-process mock, the preflight (target check,
+//!   tokenizer), the collector and its live outputs, the executor.
+//! - `plan`: the validated run, built from parts (workload, target, request,
+//!   load, segment, outputs, checks); `cli`: clap structs only.
+//! - `report`: the result model, its formats, merge and compare.
+//! - `scenario`: built-in scenarios and scenario files.
+//! - `executor`: closed (VUs) and open (arrival schedule) models, segments.
+//! - `workload`: what each request is (one module per [`workload::WorkloadKind`]).
+//! - `sink`: the InfluxDB feed and the span exporter; `progress`: the live
+//!   line; `slo`: thresholds, per-request objectives, abort-on-fail.
+//! - `mock`: the built-in OpenAI-compatible server.
+//! - `metrics`: HDR histograms and per-second windows, owned by a collector
+//!   task, and the [`metrics::Observer`] trait of live outputs.
+//! - `client`: sends one request (hyper or reqwest), parses SSE, counts tokens.
+//! - Leaves: `record` (the request record), `tokenizer`, `dataset` (labelled
+//!   and prompt corpora), `otlp` (trace generation), `values` (flag value
+//!   parsers), `fmt` (number and duration formatting), `timer` (sub-ms
+//!   sleeps), `worker` (the pool's thread marks), `error` (errors, exit codes).
 
 pub mod cli;
 pub mod client;
@@ -23,7 +44,6 @@ pub mod metrics;
 pub mod mock;
 pub mod otlp;
 pub mod plan;
-pub mod probe;
 pub mod progress;
 pub mod record;
 pub mod report;
@@ -76,7 +96,7 @@ pub async fn run(args: Args) -> Result<i32> {
         Command::Run(a) => cmd::run::main(*a).await,
         Command::Mock(a) => cmd::mock::main(*a).await,
         Command::Sweep(a) => sweep::run(*a).await,
-        Command::Probe(a) => probe::run(*a).await,
+        Command::Probe(a) => cmd::probe::main(*a).await,
         Command::Report(a) => cmd::report::main(*a),
         Command::Compare(a) => cmd::compare::main(*a),
         Command::Merge(a) => cmd::merge::main(*a).await,

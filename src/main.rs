@@ -1,3 +1,6 @@
+//! The `periscope` binary: reads the flags (blank flag variables count as
+//! unset), turns clap's errors into one line, and runs the command.
+
 use clap::error::ErrorKind;
 use clap::Parser;
 

@@ -42,3 +42,41 @@ impl Checks {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::plan::tests::{plan, usage_error};
+
+    #[test]
+    fn thresholds_and_slos_from_the_flags_and_abort_needs_a_threshold() {
+        let p = plan(&[
+            "--mock",
+            "--threshold",
+            "ttft.p95<800ms",
+            "--threshold",
+            "ttft.p95<800ms",
+            "--slo",
+            "ttft<500ms",
+            "--abort-on-fail",
+        ])
+        .unwrap();
+        let exprs: Vec<&str> = p
+            .checks
+            .thresholds
+            .iter()
+            .map(|t| t.expr.as_str())
+            .collect();
+        assert_eq!(
+            exprs,
+            ["ttft.p95<800ms"],
+            "a repeated threshold counts once"
+        );
+        assert_eq!(p.checks.slos.len(), 1);
+        assert!(p.checks.abort_on_fail);
+        let p = plan(&["--mock"]).unwrap();
+        assert!(p.checks.thresholds.is_empty() && p.checks.slos.is_empty());
+        assert!(
+            usage_error(&["--mock", "--abort-on-fail"]).contains("needs at least one --threshold")
+        );
+    }
+}

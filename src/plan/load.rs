@@ -376,3 +376,139 @@ fn fit_shape(
         })
         .collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use crate::executor::{describe_load, Load, Stages};
+    use crate::plan::tests::plan;
+    use crate::plan::Plan;
+    use crate::scenario::Kind;
+
+    #[test]
+    fn closed_model_defaults() {
+        let p = plan(&["--mock"]).unwrap();
+        assert_eq!(
+            p.load.shape,
+            Load::Closed {
+                vus: Stages::constant(10.0, Duration::from_secs(30)),
+                iterations: None
+            },
+            "the load scenario: 10 VUs for 30s"
+        );
+        assert_eq!(p.scenario.name, "load");
+        assert!(p.workload.spec.stream);
+        assert_eq!(p.workload.spec.max_tokens, 64);
+    }
+
+    #[test]
+    fn open_model_and_stages() {
+        let p = plan(&[
+            "--mock",
+            "--rate",
+            "50",
+            "--duration",
+            "10s",
+            "--max-in-flight",
+            "5",
+        ])
+        .unwrap();
+        assert!(describe_load(&p.load.shape).contains("≈ 500 requests"));
+        let p = plan(&["--mock", "--stages", "10s:10,20s:10,10s:0"]).unwrap();
+        assert_eq!(p.load.shape.duration(), Duration::from_secs(40));
+        assert_eq!(
+            describe_load(&p.load.shape),
+            "closed model: VUs 0→10 over 10s, 10 for 20s, 10→0 over 10s"
+        );
+    }
+
+    fn holds(p: &Plan) -> Vec<(u64, f64)> {
+        p.load
+            .shape
+            .stages()
+            .stages
+            .iter()
+            .filter(|s| !s.duration.is_zero())
+            .map(|s| (s.duration.as_secs(), s.target))
+            .collect()
+    }
+
+    #[test]
+    fn scenarios_fit_the_peak_and_duration_asked_for() {
+        // stress: 5 steps of 20%, scaled to --max-vus and stretched to --duration.
+        let p = plan(&[
+            "--mock",
+            "--scenario",
+            "stress",
+            "--max-vus",
+            "10",
+            "--duration",
+            "20s",
+        ])
+        .unwrap();
+        assert_eq!(p.scenario.kind, Kind::Stress);
+        assert_eq!(
+            holds(&p),
+            vec![(4, 2.0), (4, 4.0), (4, 6.0), (4, 8.0), (4, 10.0)]
+        );
+        assert_eq!(
+            p.checks.thresholds[0].expr, "error_rate<0.01",
+            "the file's thresholds"
+        );
+        // --vus is the peak of a staged scenario too.
+        let p = plan(&["--mock", "--scenario", "stress", "--vus", "5"]).unwrap();
+        assert_eq!(
+            holds(&p).iter().map(|h| h.1).collect::<Vec<_>>(),
+            vec![1.0, 2.0, 3.0, 4.0, 5.0]
+        );
+        // benchmark doubles up to the peak.
+        let p = plan(&[
+            "--mock",
+            "--scenario",
+            "benchmark",
+            "--max-vus",
+            "8",
+            "--duration",
+            "8s",
+        ])
+        .unwrap();
+        assert_eq!(holds(&p), vec![(2, 1.0), (2, 2.0), (2, 4.0), (2, 8.0)]);
+        // With --rate the same shape is an arrival rate, and phases follow their stages.
+        let p = plan(&[
+            "--mock",
+            "--scenario",
+            "spike",
+            "--rate",
+            "100",
+            "--duration",
+            "10s",
+        ])
+        .unwrap();
+        assert!(p.load.shape.is_open());
+        assert_eq!(p.load.shape.stages().peak(), 100.0);
+        let named: Vec<&str> = p.load.phases.iter().flatten().map(String::as_str).collect();
+        assert_eq!(named, ["before", "spike", "after"]);
+        // soak compares tenths.
+        let p = plan(&["--mock", "--scenario", "soak", "--duration", "20s"]).unwrap();
+        assert_eq!(holds(&p), vec![(2, 10.0); 10]);
+        // --stages in % need a peak.
+        let e = plan(&["--mock", "--stages", "5s:50%"]).unwrap_err();
+        assert!(e.to_string().contains("--max-vus"), "{e}");
+        let p = plan(&["--mock", "--stages", "5s:50%", "--max-vus", "8"]).unwrap();
+        assert_eq!(p.load.shape.stages().peak(), 4.0);
+        // batch-embeddings owns its stages.
+        let e = plan(&["batch-embeddings", "--mock", "--scenario", "stress"]).unwrap_err();
+        assert!(e.to_string().contains("one stage per batch size"), "{e}");
+        let p = plan(&[
+            "batch-embeddings",
+            "--mock",
+            "--scenario",
+            "stress",
+            "--batch-sizes",
+            "32",
+        ])
+        .unwrap();
+        assert_eq!(holds(&p).len(), 5, "one size, the scenario's steps");
+    }
+}

@@ -86,3 +86,41 @@ impl Outputs {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::plan::tests::{plan, usage_error};
+
+    #[test]
+    fn files_tags_sampling_and_progress() {
+        let p = plan(&["--mock"]).unwrap();
+        let o = &p.outputs;
+        assert!(o.json.is_none() && o.html.is_none() && o.csv.is_none());
+        assert!(!o.keep_requests && o.live.is_empty() && o.trace_requests.is_none());
+        assert_eq!(o.request_sample, 1.0);
+        let p = plan(&[
+            "--mock",
+            "--json",
+            "r.json",
+            "--csv",
+            "r.csv",
+            "--tag",
+            "team=a",
+            "--influx-request-sample",
+            "0.25",
+            "--progress-every",
+            "5",
+        ])
+        .unwrap();
+        let o = &p.outputs;
+        assert_eq!(o.json.as_deref(), Some(std::path::Path::new("r.json")));
+        assert!(o.keep_requests, "the CSV's rows are the requests");
+        assert_eq!(o.tags, vec![("team".to_string(), "a".to_string())]);
+        assert_eq!(o.request_sample, 0.25);
+        assert_eq!(o.progress_every, Some(5));
+        assert!(usage_error(&["--mock", "--progress-every", "0"]).contains("at least 1"));
+        assert!(
+            usage_error(&["--mock", "--influx-request-sample", "2"]).contains("between 0 and 1")
+        );
+    }
+}

@@ -60,3 +60,69 @@ impl RequestPlan {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::tests::{plan, usage_error};
+
+    #[test]
+    fn key_headers_timeout_engine_tokenizer_and_preflight() {
+        let p = plan(&["--mock"]).unwrap();
+        let r = &p.request;
+        assert_eq!(r.token, None);
+        assert_eq!(r.timeout, Duration::from_secs(60));
+        assert_eq!(r.http_engine, Engine::Auto);
+        assert_eq!(r.tokenizer, Choice::Auto);
+        assert!(r.preflight);
+        let p = plan(&[
+            "--mock",
+            "--token",
+            "sk-1",
+            "--header",
+            "X-A: 1",
+            "--timeout",
+            "5s",
+            "--http-engine",
+            "reqwest",
+            "--tokenizer",
+            "o200k_base",
+            "--no-preflight",
+        ])
+        .unwrap();
+        let r = &p.request;
+        assert_eq!(r.token.as_deref(), Some("sk-1"));
+        assert_eq!(r.headers, vec![("X-A".to_string(), "1".to_string())]);
+        assert_eq!(r.timeout, Duration::from_secs(5));
+        assert_eq!(r.http_engine, Engine::Reqwest);
+        assert!(
+            matches!(r.tokenizer, Choice::Tiktoken(_)),
+            "{:?}",
+            r.tokenizer
+        );
+        assert!(!r.preflight);
+        // A blank key is no key.
+        assert_eq!(
+            plan(&["--mock", "--token", ""]).unwrap().request.token,
+            None
+        );
+        assert!(usage_error(&["--mock", "--timeout", "0s"]).contains("more than 0"));
+    }
+
+    #[test]
+    fn the_files_headers_come_first_and_a_platforms_before_them() {
+        let f: ScenarioFile =
+            yaml_serde::from_str("headers: ['X-File: f']\ntimeout: 3s\n").unwrap();
+        let a = RunArgs {
+            request: crate::cli::RequestArgs {
+                headers: vec![("X-Flag".into(), "g".into())],
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let r = RequestPlan::from_args(&a, &f, &[("X-Platform".into(), "p".into())]).unwrap();
+        let names: Vec<&str> = r.headers.iter().map(|h| h.0.as_str()).collect();
+        assert_eq!(names, ["X-Platform", "X-File", "X-Flag"]);
+        assert_eq!(r.timeout, Duration::from_secs(3));
+    }
+}

@@ -105,3 +105,87 @@ fn resolve_segment(
     }
     Ok((segment, run_id))
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::cli::{Args, Command};
+    use crate::plan::tests::plan;
+    use crate::plan::Plan;
+    use clap::Parser;
+
+    #[test]
+    fn segments_partition_the_dataset_and_keep_the_whole_load() {
+        let whole = plan(&["--mock", "--dataset-suite", "core"]).unwrap();
+        let all = whole.workload.spec.dataset.clone().unwrap();
+        let mut union: Vec<String> = Vec::new();
+        for i in 1..=4 {
+            let seg = format!("{i}/4");
+            let p = plan(&[
+                "--mock",
+                "--dataset-suite",
+                "core",
+                "--segment",
+                &seg,
+                "--run-id",
+                "r1",
+                "--start-at",
+                "2030-01-01T00:00:00Z",
+            ])
+            .unwrap();
+            assert_eq!(p.segment.segment.to_string(), seg);
+            assert_eq!(p.segment.run_id.as_deref(), Some("r1"));
+            // Every segment carries the whole plan's load.
+            assert_eq!(p.load.shape, whole.load.shape);
+            let mine = p.workload.spec.dataset.unwrap();
+            assert_eq!(mine.len() as u64, p.segment.segment.share(all.len() as u64));
+            union.extend(mine.iter().cloned());
+        }
+        // No case runs twice, and none is left out.
+        let mut want: Vec<String> = all.to_vec();
+        want.sort();
+        union.sort();
+        assert_eq!(union, want);
+    }
+
+    #[test]
+    fn segment_flags_say_what_to_fix() {
+        for (args, needle) in [
+            (vec!["--segment", "2/4"], "needs --run-id"),
+            (vec!["--segment", "5/4", "--run-id", "r"], "i/n"),
+            (
+                vec!["--segment", "1/4", "--segments", "4", "--run-id", "r"],
+                "not both",
+            ),
+            (
+                vec!["--segment", "1/4", "--run-id", "r", "--vus", "3"],
+                "use at most 3 segments",
+            ),
+            (vec!["--run-id", "a/b"], "letters, digits"),
+            (
+                vec![
+                    "--segment",
+                    "1/2",
+                    "--run-id",
+                    "r",
+                    "--threshold",
+                    "ttft.p95<1s",
+                    "--abort-on-fail",
+                ],
+                "drop it",
+            ),
+        ] {
+            let mut v = vec!["--mock"];
+            v.extend(args.iter());
+            let e = match Args::try_parse_from(
+                ["periscope", "run"].into_iter().chain(v.iter().copied()),
+            ) {
+                Err(e) => e.to_string(),
+                Ok(a) => {
+                    let Command::Run(a) = a.command else { panic!() };
+                    Plan::from_args(&a).unwrap_err().to_string()
+                }
+            };
+            assert!(e.contains(needle), "{args:?}: {e}");
+        }
+    }
+}

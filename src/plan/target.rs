@@ -45,3 +45,34 @@ impl Target {
         matches!(self, Target::Mock { .. })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::tests::{plan, usage_error};
+
+    #[test]
+    fn the_mock_with_its_flags_or_a_url_ending_in_the_api_root() {
+        let p = plan(&["--mock", "--mock-args", "--ttft 7ms --itl 2ms"]).unwrap();
+        let Target::Mock { config, flags } = &p.target else {
+            panic!("{:?}", p.target)
+        };
+        assert_eq!(config.latency.ttft, std::time::Duration::from_millis(7));
+        assert_eq!(flags.as_deref(), Some("--ttft 7ms --itl 2ms"));
+        assert!(p.target.is_mock());
+        for (url, want) in [
+            ("http://127.0.0.1:8000", "http://127.0.0.1:8000/v1"),
+            ("http://127.0.0.1:8000/v1/", "http://127.0.0.1:8000/v1"),
+            ("http://gw/openai/v1", "http://gw/openai/v1"),
+        ] {
+            let p = plan(&["--target", url]).unwrap();
+            assert!(
+                matches!(&p.target, Target::Remote(u) if u == want),
+                "{url}: {:?}",
+                p.target
+            );
+        }
+        assert!(usage_error(&["--mock", "--mock-args", "--ttft soon"]).contains("--ttft"));
+        assert!(usage_error(&["--target", "ftp://x"]).contains("http://"));
+    }
+}

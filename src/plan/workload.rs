@@ -295,3 +295,47 @@ fn view_of(selection: &Selection, cases: &[Case]) -> DatasetView {
         benign: cases.iter().filter(|c| c.label == Label::Benign).count(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::plan::tests::{plan, usage_error};
+    use crate::workload::{WorkloadKind, DEFAULT_EMBEDDING_MODEL};
+
+    #[test]
+    fn each_kind_gets_its_defaults_and_the_flags_win() {
+        for &kind in WorkloadKind::ALL {
+            if kind == WorkloadKind::OtlpTraces || kind == WorkloadKind::Http {
+                continue; // they need an endpoint (tests/it/otlp.rs, workloads.rs)
+            }
+            let p = plan(&[kind.name(), "--mock"]).unwrap();
+            let w = &p.workload.spec;
+            assert_eq!(w.kind, kind);
+            assert_eq!(w.max_tokens, kind.default_max_tokens(), "{}", kind.name());
+            assert_eq!(w.model, kind.default_model(), "{}", kind.name());
+            assert!(w.stream);
+        }
+        let p = plan(&["embeddings", "--mock"]).unwrap();
+        assert_eq!(p.workload.spec.model, DEFAULT_EMBEDDING_MODEL);
+        let p = plan(&[
+            "chat",
+            "--mock",
+            "--model",
+            "m",
+            "--max-tokens",
+            "7",
+            "--no-stream",
+            "--input-tokens",
+            "100",
+            "--shared-prefix",
+            "20",
+        ])
+        .unwrap();
+        let w = &p.workload.spec;
+        assert_eq!(w.kind, WorkloadKind::Completions, "chat is completions");
+        assert_eq!((w.model.as_str(), w.max_tokens, w.stream), ("m", 7, false));
+        assert_eq!((w.input_tokens, w.shared_prefix), (Some(100), 20));
+        let p = plan(&["--mock", "--dataset-suite", "core"]).unwrap();
+        assert!(p.workload.dataset.is_some() && p.workload.spec.dataset.is_some());
+        assert!(usage_error(&["embeddingz", "--mock"]).contains("unknown workload"));
+    }
+}

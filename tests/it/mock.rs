@@ -160,49 +160,47 @@ async fn whole_responses_text_completions_embeddings_models_health() {
     assert_eq!(v["status"], "ok");
 }
 
+/// A request's status and JSON body (Null when the body is not JSON).
+async fn answer(req: reqwest::RequestBuilder) -> (u16, Value) {
+    let r = req.send().await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+/// Each request gets its status and an OpenAI-style error whose message
+/// contains the needle (None: the status is all that is checked).
+async fn assert_errors(cases: Vec<(reqwest::RequestBuilder, u16, Option<&str>)>) {
+    for (req, status, needle) in cases {
+        let (got, v) = answer(req).await;
+        assert_eq!(got, status, "{v}");
+        if let Some(needle) = needle {
+            assert_eq!(v["error"]["type"], "invalid_request_error", "{v}");
+            let msg = v["error"]["message"].as_str().unwrap_or_default();
+            assert!(msg.contains(needle), "{needle}: {v}");
+        }
+    }
+}
+
 #[tokio::test]
 async fn api_key_is_required_when_set() {
     let mock = MockProc::start(&["--api-key", "sk-test", "--ttft", "0ms"]);
     let c = http();
-    let r = c
-        .post(mock.url("/v1/chat/completions"))
-        .json(&chat("x", false, 1))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 401);
-    let v: Value = r.json().await.unwrap();
-    assert_eq!(v["error"]["type"], "invalid_request_error");
-    assert!(v["error"]["message"]
-        .as_str()
-        .unwrap()
-        .contains("didn't provide an API key"));
-    let r = c
-        .post(mock.url("/v1/chat/completions"))
-        .bearer_auth("sk-wrong")
-        .json(&chat("x", false, 1))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 401);
-    let v: Value = r.json().await.unwrap();
-    assert!(v["error"]["message"]
-        .as_str()
-        .unwrap()
-        .starts_with("Incorrect API key"));
-    let r = c
-        .post(mock.url("/v1/chat/completions"))
-        .bearer_auth("sk-test")
-        .json(&chat("x", false, 1))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    // Health needs no key.
-    assert_eq!(
-        c.get(mock.url("/health")).send().await.unwrap().status(),
-        200
-    );
+    let post = || {
+        c.post(mock.url("/v1/chat/completions"))
+            .json(&chat("x", false, 1))
+    };
+    assert_errors(vec![
+        (post(), 401, Some("didn't provide an API key")),
+        (
+            post().bearer_auth("sk-wrong"),
+            401,
+            Some("Incorrect API key"),
+        ),
+        (post().bearer_auth("sk-test"), 200, None),
+        // Health needs no key.
+        (c.get(mock.url("/health")), 200, None),
+    ])
+    .await;
 }
 
 fn within(count: usize, n: usize, rate: f64, tol: f64) -> bool {
@@ -269,55 +267,26 @@ async fn faults_appear_at_their_configured_rates() {
 async fn bad_input_gets_openai_style_4xx() {
     let mock = MockProc::start(&["--ttft", "0ms", "--itl", "0ms"]);
     let c = http();
-    let r = c
-        .post(mock.url("/v1/chat/completions"))
-        .body("{not json")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 400);
-    let v: Value = r.json().await.unwrap();
-    assert_eq!(v["error"]["type"], "invalid_request_error");
-    assert!(v["error"]["message"]
-        .as_str()
-        .unwrap()
-        .contains("parse the JSON body"));
-    let r = c
-        .post(mock.url("/v1/chat/completions"))
-        .json(&json!({"messages": [{"role": "user", "content": "x"}]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 400);
-    let v: Value = r.json().await.unwrap();
-    assert!(v["error"]["message"].as_str().unwrap().contains("model"));
-    let r = c
-        .post(mock.url("/v1/chat/completions"))
-        .json(&json!({"model": "m"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 400);
-    let v: Value = r.json().await.unwrap();
-    assert!(v["error"]["message"].as_str().unwrap().contains("messages"));
-    let r = c.get(mock.url("/v1/unknown")).send().await.unwrap();
-    assert_eq!(r.status(), 404);
-    let v: Value = r.json().await.unwrap();
-    assert!(v["error"]["message"].is_string());
-    let r = c
-        .get(mock.url("/v1/chat/completions"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 405);
-    let r = c
-        .post(mock.url("/v1/chat/completions"))
-        .header("x-mock-ttft", "soon")
-        .json(&chat("x", false, 1))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 400);
+    let post = || c.post(mock.url("/v1/chat/completions"));
+    assert_errors(vec![
+        (post().body("{not json"), 400, Some("parse the JSON body")),
+        (
+            post().json(&json!({"messages": [{"role": "user", "content": "x"}]})),
+            400,
+            Some("model"),
+        ),
+        (post().json(&json!({"model": "m"})), 400, Some("messages")),
+        (c.get(mock.url("/v1/unknown")), 404, Some("")),
+        (c.get(mock.url("/v1/chat/completions")), 405, None),
+        (
+            post()
+                .header("x-mock-ttft", "soon")
+                .json(&chat("x", false, 1)),
+            400,
+            None,
+        ),
+    ])
+    .await;
 }
 
 fn random_body(rng: &mut fastrand::Rng) -> Vec<u8> {

@@ -37,7 +37,7 @@ impl CaseResult {
 const PROBE_MAX_DURATION: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// `periscope probe`.
-pub async fn run(a: ProbeArgs) -> Result<i32> {
+pub async fn main(a: ProbeArgs) -> Result<i32> {
     let url = a
         .url
         .clone()

@@ -17,6 +17,12 @@ use crate::slo::ThresholdResult;
 
 use super::scenario::{analyze, Facts, ScenarioReport};
 
+mod otlp;
+mod server;
+
+pub use otlp::{MixRow, OtlpFigures, QueryRow};
+pub use server::{ServerTimings, TokenizerInfo};
+
 /// The schema name of the JSON result.
 pub const SCHEMA: &str = "periscope.result/v1";
 
@@ -178,184 +184,6 @@ pub struct GroupRow {
     pub texts_per_s: Option<f64>,
     /// Answers by HTTP status.
     pub statuses: BTreeMap<String, u64>,
-}
-
-/// What an otlp-traces run sent and the backend accepted.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct OtlpFigures {
-    /// Exports the backend accepted (2xx), one trace each.
-    pub traces: u64,
-    pub traces_per_s: f64,
-    /// Spans of accepted exports, less those it said it rejected.
-    pub spans_accepted: u64,
-    pub spans_per_s: f64,
-    /// Spans rejected in partial successes.
-    pub rejected_spans: u64,
-    /// Exports answered with an HTTP error or not answered.
-    pub failed_exports: u64,
-    /// Encoded payload sent (before compression), bytes and MB/s.
-    pub payload_bytes: u64,
-    pub payload_mb_per_s: f64,
-    /// Bytes on the wire (gzip), and MB/s.
-    pub wire_bytes: u64,
-    pub wire_mb_per_s: f64,
-    /// Model tokens the accepted traces record.
-    pub tokens: u64,
-    /// One row per trace scenario.
-    pub mix: Vec<MixRow>,
-    /// The query load: one row per query template.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub queries: Vec<QueryRow>,
-}
-
-/// The tokenizer of a run.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TokenizerInfo {
-    /// `cl100k_base`, `o200k_base`, `tokenizer.json (PATH)` or
-    /// `server /tokenize (llama.cpp)`.
-    pub name: String,
-    /// Tokens the server's chat template added to the preflight request
-    /// beyond its messages' content (its `usage.prompt_tokens` less the
-    /// content's tokens): synthetic prompts of `--input-tokens N` reach the
-    /// model as N plus these.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub template_tokens: Option<u32>,
-    /// What the reader should know about how tokens were counted.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub note: Option<String>,
-}
-
-/// The server's own account of the requests it answered.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ServerTimings {
-    /// Ok requests whose answer carried timings or counts of the server's.
-    pub requests: u64,
-    /// Prompt tokens it processed (not from its cache), where it said.
-    pub prompt_tokens: u64,
-    /// Prompt tokens it served from its cache, and their share of the
-    /// prompt tokens of the requests that said.
-    pub cached_tokens: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cache_hit_rate: Option<f64>,
-    /// Output tokens by its own count, and periscope's count of the same
-    /// requests' output tokens.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub output_tokens: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub output_tokens_counted: Option<u64>,
-}
-
-impl ServerTimings {
-    fn of(s: &crate::metrics::ServerCounts) -> Option<Self> {
-        (!s.is_empty()).then(|| ServerTimings {
-            requests: s.requests,
-            prompt_tokens: s.prompt_tokens,
-            cached_tokens: s.cached_tokens,
-            cache_hit_rate: (s.cache_reported > 0 && s.prompt_tokens + s.cached_tokens > 0)
-                .then(|| s.cached_tokens as f64 / (s.prompt_tokens + s.cached_tokens) as f64),
-            output_tokens: (s.output_reported > 0).then_some(s.output_tokens),
-            output_tokens_counted: (s.output_reported > 0).then_some(s.output_tokens_ours),
-        })
-    }
-}
-
-/// One query template of the query load.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct QueryRow {
-    pub query: String,
-    /// Queries answered (ok or not).
-    pub sent: u64,
-    pub ok: u64,
-    pub errors: u64,
-    /// Answered queries per second, over the time they were sent.
-    pub per_s: f64,
-    /// Scheduled send → end of the answer, ms (ok queries).
-    pub latency: LatencyStats,
-    /// How many of each status.
-    pub statuses: BTreeMap<String, u64>,
-}
-
-/// One trace scenario of the mix.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct MixRow {
-    pub scenario: String,
-    /// Exports sent, and accepted.
-    pub sent: u64,
-    pub traces: u64,
-    /// Share of the exports sent.
-    pub share: f64,
-    /// Export latency, ms.
-    pub p50_ms: f64,
-    pub p95_ms: f64,
-    /// Mean encoded size of a trace, bytes.
-    pub mean_bytes: f64,
-    /// Spans accepted, and per trace.
-    pub spans: u64,
-    pub spans_per_trace: f64,
-    pub tokens: u64,
-}
-
-impl OtlpFigures {
-    fn of(t: &Aggregate, by_group: &BTreeMap<Group, Aggregate>, dur: f64) -> Self {
-        let p = &t.payload;
-        // In the order of the mix: simple to complex, then the size profiles.
-        let mut groups: Vec<(&Group, &Aggregate)> = by_group
-            .iter()
-            .filter(|(g, _)| g.kind() == "trace_scenario")
-            .collect();
-        groups.sort_by_key(|(g, _)| crate::otlp::Kind::parse(&g.label()));
-        let scenarios = || groups.iter().copied();
-        let sent_total: u64 = scenarios().map(|(_, a)| a.ok + a.errors).sum();
-        let mix = scenarios()
-            .map(|(g, a)| {
-                let e2e = a.stats("e2e");
-                let sent = a.ok + a.errors;
-                MixRow {
-                    scenario: g.label(),
-                    sent,
-                    traces: a.ok,
-                    share: sent as f64 / sent_total.max(1) as f64,
-                    p50_ms: e2e.p50,
-                    p95_ms: e2e.p95,
-                    mean_bytes: a.payload.sent_bytes as f64 / sent.max(1) as f64,
-                    spans: a.payload.accepted_spans(),
-                    spans_per_trace: a.payload.spans as f64 / a.ok.max(1) as f64,
-                    tokens: a.payload.tokens,
-                }
-            })
-            .collect();
-        OtlpFigures {
-            traces: t.ok,
-            traces_per_s: t.ok as f64 / dur,
-            spans_accepted: p.accepted_spans(),
-            spans_per_s: p.accepted_spans() as f64 / dur,
-            rejected_spans: p.rejected_spans,
-            failed_exports: t.errors,
-            payload_bytes: p.sent_bytes,
-            payload_mb_per_s: p.sent_bytes as f64 / dur / 1e6,
-            wire_bytes: p.wire_bytes,
-            wire_mb_per_s: p.wire_bytes as f64 / dur / 1e6,
-            tokens: p.tokens,
-            mix,
-            queries: by_group
-                .iter()
-                .filter(|(g, _)| g.kind() == "query")
-                .map(|(g, a)| QueryRow {
-                    query: g.label(),
-                    sent: a.ok + a.errors,
-                    ok: a.ok,
-                    errors: a.errors,
-                    per_s: (a.ok + a.errors) as f64 / dur,
-                    latency: a.stats("latency"),
-                    statuses: a
-                        .statuses
-                        .iter()
-                        .map(|(k, v)| (k.to_string(), *v))
-                        .collect(),
-                })
-                .collect(),
-        }
-    }
 }
 
 /// One stage of the load shape.
