@@ -13,7 +13,7 @@ use clap::{Args as ClapArgs, Parser, Subcommand, ValueEnum};
 use crate::executor::shape::{parse_stages, StageList};
 use crate::executor::Arrival;
 use crate::mock::MockArgs;
-use crate::values::{parse_duration, parse_header, parse_percent, parse_rfc3339, parse_tag};
+use crate::values::{count, parse_duration, parse_header, parse_percent, parse_rfc3339, parse_tag};
 
 /// periscope — load generator and benchmark for OpenAI-compatible LLM APIs.
 #[derive(Debug, Parser)]
@@ -50,7 +50,7 @@ pub enum Command {
 
 #[derive(Debug, Clone, ClapArgs)]
 pub struct ReportArgs {
-    /// A JSON result written by `run --json` or `sweep --output-json`.
+    /// A JSON result written by `run --json` or `sweep --json`.
     #[arg(value_name = "RESULT.json")]
     pub result: PathBuf,
     /// Write a self-contained HTML report to this path.
@@ -71,7 +71,7 @@ pub struct CompareArgs {
     #[arg(value_name = "CURRENT.json")]
     pub current: PathBuf,
     /// A change for the worse beyond this is a regression (exit 99).
-    #[arg(long, value_name = "PCT", default_value = "10%", value_parser = parse_percent)]
+    #[arg(long, allow_negative_numbers = true, value_name = "PCT", default_value = "10%", value_parser = parse_percent)]
     pub max_regression: f64,
     /// Metrics to compare, repeatable (as in thresholds: ttft.p95, e2e.p99,
     /// ok_rps, tokens_per_s, error_rate). Default: the usual latency
@@ -79,7 +79,7 @@ pub struct CompareArgs {
     #[arg(long = "metric", value_name = "METRIC")]
     pub metrics: Vec<String>,
     /// Changes smaller than this are never called significant.
-    #[arg(long, value_name = "PCT", default_value = "2%", value_parser = parse_percent)]
+    #[arg(long, allow_negative_numbers = true, value_name = "PCT", default_value = "2%", value_parser = parse_percent)]
     pub noise: f64,
     /// Compare even when the workload or the target differ.
     #[arg(long)]
@@ -92,7 +92,7 @@ pub struct MergeArgs {
     #[arg(value_name = "RESULT.json", required = true)]
     pub inputs: Vec<PathBuf>,
     /// Where to write the merged result.
-    #[arg(short, long, value_name = "PATH")]
+    #[arg(short, long, visible_alias = "json", value_name = "PATH")]
     pub output: PathBuf,
     /// Merge even when the plans differ.
     #[arg(long)]
@@ -124,7 +124,7 @@ pub struct RequestArgs {
     pub timeout: Option<Duration>,
     /// Maximum output tokens per request (default 64; run: prefill-heavy 16,
     /// decode-heavy 1024 or MAX_OUTPUT_TOKENS) [env: MAX_TOKENS].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = count::<u32>)]
     pub max_tokens: Option<u32>,
     /// The user prompt when no dataset is given.
     #[arg(long)]
@@ -133,7 +133,7 @@ pub struct RequestArgs {
     #[arg(long)]
     pub system: Option<String>,
     /// Sampling temperature (omitted from requests when not set).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub temperature: Option<f32>,
     /// What counts tokens the server's usage leaves out, and makes
     /// synthetic prompts of exactly --input-tokens: `server` (the target's
@@ -178,19 +178,19 @@ pub struct RunArgs {
     pub mock_args: Option<String>,
 
     /// Synthetic prompts of this many tokens, different on every request.
-    #[arg(long, value_name = "N")]
+    #[arg(long, allow_negative_numbers = true, value_parser = count::<u32>, value_name = "N")]
     pub input_tokens: Option<u32>,
     /// Standard deviation of the synthetic prompt length, in tokens (default 0).
-    #[arg(long, value_name = "N")]
+    #[arg(long, allow_negative_numbers = true, value_name = "N")]
     pub input_tokens_stddev: Option<f64>,
     /// Tokens every synthetic prompt shares at its start (default 0: none).
-    #[arg(long, value_name = "N")]
+    #[arg(long, allow_negative_numbers = true, value_parser = count::<u32>, value_name = "N")]
     pub shared_prefix: Option<u32>,
     /// Turns of a conversation / prefix-caching session before it starts over.
-    #[arg(long, value_name = "N")]
+    #[arg(long, allow_negative_numbers = true, value_parser = count::<u32>, value_name = "N")]
     pub turns: Option<u32>,
     /// Inputs per request of batch-embeddings, one stage per size.
-    #[arg(long, value_delimiter = ',', value_name = "N,N,…")]
+    #[arg(long, allow_negative_numbers = true, value_parser = count::<u32>, value_delimiter = ',', value_name = "N,N,…")]
     pub batch_sizes: Vec<u32>,
     /// Endpoint of the http workload, repeatable: METHOD:PATH[:WEIGHT], e.g.
     /// GET:/health:3; of otlp-traces, the OTLP/HTTP traces URL
@@ -215,31 +215,31 @@ pub struct RunArgs {
 
     /// Virtual users (closed model), constant for --duration; with a staged
     /// scenario, its peak [env: VUS].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = count::<u64>)]
     pub vus: Option<u64>,
     /// The peak of a staged scenario (stress, spike, recovery, benchmark): its
     /// stages in % are shares of it.
-    #[arg(long, value_name = "N")]
+    #[arg(long, allow_negative_numbers = true, value_parser = count::<u64>, value_name = "N")]
     pub max_vus: Option<u64>,
     /// How long to run, e.g. 30s, 5m, 1h30m (default 30s); a scenario's stages
     /// are scaled to fit it [env: DURATION].
     #[arg(long, value_parser = parse_duration)]
     pub duration: Option<Duration>,
     /// Stop after this many requests in total (shared by all VUs).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = count::<u64>)]
     pub iterations: Option<u64>,
     /// Load stages DURATION:TARGET[:PHASE],…, ramping linearly, e.g. 30s:10,1m:10,10s:0
     /// (VUs, or req/s with --rate; TARGET may be a share of the peak, e.g. 50%).
     #[arg(long, value_parser = parse_stages)]
     pub stages: Option<StageList>,
     /// Requests per second (open model: latency is measured from the scheduled send time).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub rate: Option<f64>,
     /// Arrival process of the open model (default constant).
     #[arg(long, value_enum)]
     pub arrival: Option<Arrival>,
     /// Most requests in flight at once in the open model (default: unbounded).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = count::<u64>)]
     pub max_in_flight: Option<u64>,
     /// How long in-flight requests may finish after the end before they are cancelled (default 30s).
     #[arg(long, value_parser = parse_duration)]
@@ -263,7 +263,7 @@ pub struct RunArgs {
     pub slos: Vec<crate::slo::Slo>,
 
     /// Write the JSON result (periscope.result/v1) to this path.
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, visible_alias = "output-json", value_name = "PATH")]
     pub json: Option<PathBuf>,
     /// Write a self-contained HTML report (charts; views offline) to this path.
     #[arg(long, value_name = "PATH")]
@@ -275,7 +275,7 @@ pub struct RunArgs {
     #[arg(long)]
     pub keep_requests: bool,
     /// Print a plain progress line every N seconds instead of the live bar.
-    #[arg(long, value_name = "N")]
+    #[arg(long, allow_negative_numbers = true, value_parser = count::<u64>, value_name = "N")]
     pub progress_every: Option<u64>,
     #[command(flatten)]
     pub sink: SinkArgs,
@@ -296,7 +296,7 @@ pub struct SegmentArgs {
     pub segment: Option<crate::executor::Segment>,
     /// The number of segments, this one's index taken from JOB_COMPLETION_INDEX
     /// (from 0, set by a Kubernetes Indexed Job).
-    #[arg(long, value_name = "N")]
+    #[arg(long, allow_negative_numbers = true, value_parser = count::<u32>, value_name = "N")]
     pub segments: Option<u32>,
     /// The run's id, shared by every segment (tags, results, the Poisson
     /// arrivals' seed); default: a new random one. Letters, digits, '.', '_', '-'.
@@ -313,7 +313,7 @@ pub struct SegmentArgs {
 pub struct OtlpArgs {
     /// otlp-traces: megabytes (10^6 bytes) of encoded traces per second;
     /// arrivals are paced by each trace's size (instead of --rate).
-    #[arg(long, value_name = "MB")]
+    #[arg(long, allow_negative_numbers = true, value_name = "MB")]
     pub mb_per_s: Option<f64>,
     /// otlp-traces: trace scenarios and weights, e.g.
     /// simple_query:40,single_service_search:30,delegated_booking:20,multi_service_complex:10
@@ -334,7 +334,7 @@ pub struct OtlpArgs {
     #[arg(long, value_name = "URL")]
     pub query_endpoint: Option<String>,
     /// otlp-traces: queries per second to the query endpoint (open model).
-    #[arg(long, value_name = "N")]
+    #[arg(long, allow_negative_numbers = true, value_name = "N")]
     pub queries_per_s: Option<f64>,
     /// otlp-traces: a query under --query-endpoint, repeatable (sent in
     /// turn): a path (GET), or 'POST PATH JSON'; placeholders {{service}},
@@ -364,7 +364,7 @@ pub struct SinkArgs {
     #[arg(long, env = "INFLUX_PASSWORD", hide_env_values = true)]
     pub influx_password: Option<String>,
     /// Share of requests written as periscope_request points, 0 to 1 (default 1).
-    #[arg(long, value_name = "RATIO")]
+    #[arg(long, allow_negative_numbers = true, value_name = "RATIO")]
     pub influx_request_sample: Option<f64>,
     /// Export every request as an OpenTelemetry client span (GenAI conventions,
     /// ttft as an event) to this OTLP/HTTP traces URL, e.g.
@@ -398,10 +398,10 @@ pub struct DatasetArgs {
     #[arg(long, value_name = "A,B")]
     pub subcategory_contains: Option<String>,
     /// At most N cases (after filtering and shuffling).
-    #[arg(long, value_name = "N")]
+    #[arg(long, allow_negative_numbers = true, value_parser = count::<u64>, value_name = "N")]
     pub dataset_limit: Option<u64>,
     /// Shuffle the cases deterministically with this seed (0: file order).
-    #[arg(long, value_name = "SEED")]
+    #[arg(long, allow_negative_numbers = true, value_parser = count::<u64>, value_name = "SEED")]
     pub dataset_shuffle_seed: Option<u64>,
 }
 
@@ -467,6 +467,7 @@ pub struct SweepArgs {
     pub proxy_url: Option<String>,
     /// Concurrency levels (closed model: VUs), e.g. 1,2,5,10,20.
     #[arg(
+        allow_negative_numbers = true, value_parser = count::<u64>,
         long,
         value_delimiter = ',',
         value_name = "N,N,…",
@@ -474,10 +475,15 @@ pub struct SweepArgs {
     )]
     pub concurrency_list: Vec<u64>,
     /// Arrival rates (open model: req/s) instead of concurrency levels.
-    #[arg(long, value_delimiter = ',', value_name = "R,R,…")]
+    #[arg(
+        long,
+        allow_negative_numbers = true,
+        value_delimiter = ',',
+        value_name = "R,R,…"
+    )]
     pub rate_list: Vec<f64>,
     /// Requests per endpoint per level.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, allow_negative_numbers = true, value_parser = count::<u64>, default_value_t = 100)]
     pub requests: u64,
     /// Keep each level running (more blocks of its requests) until it has
     /// lasted this long, so that its ok_rps is a rate and not a burst; a
@@ -493,13 +499,13 @@ pub struct SweepArgs {
     pub dataset: DatasetArgs,
     /// Blocks each level's requests are split into, the endpoints taking
     /// turns block by block (drift then hits both alike).
-    #[arg(long, default_value_t = 4, value_name = "N")]
+    #[arg(long, allow_negative_numbers = true, value_parser = count::<u64>, default_value_t = 4, value_name = "N")]
     pub blocks: u64,
     /// Resamples of the bootstrap behind the 95% intervals.
-    #[arg(long, default_value_t = 2000, value_name = "N")]
+    #[arg(long, allow_negative_numbers = true, value_parser = count::<u32>, default_value_t = 2000, value_name = "N")]
     pub bootstrap: u32,
     /// Write the inputs, raw latencies and status counts to this path.
-    #[arg(long, value_name = "PATH")]
+    #[arg(long = "json", visible_alias = "output-json", value_name = "PATH")]
     pub output_json: Option<PathBuf>,
     /// Write a self-contained HTML report (latency, ok_rps and overhead by level).
     #[arg(long, value_name = "PATH")]
@@ -507,7 +513,7 @@ pub struct SweepArgs {
     #[command(flatten)]
     pub sink: SinkArgs,
     /// Print a plain progress line every N seconds instead of the live bar.
-    #[arg(long, value_name = "N")]
+    #[arg(long, allow_negative_numbers = true, value_parser = count::<u64>, value_name = "N")]
     pub progress_every: Option<u64>,
 }
 
@@ -521,22 +527,22 @@ pub struct ProbeArgs {
     #[command(flatten)]
     pub dataset: DatasetArgs,
     /// Cases in flight at once.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, allow_negative_numbers = true, value_parser = count::<usize>, default_value_t = 8)]
     pub workers: usize,
     /// Tries again on a transport error or a non-2xx answer that is not a block.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, allow_negative_numbers = true, value_parser = count::<u32>, default_value_t = 0)]
     pub retries: u32,
     /// Characters of each answer shown.
-    #[arg(long, default_value_t = 90)]
+    #[arg(long, allow_negative_numbers = true, value_parser = count::<usize>, default_value_t = 90)]
     pub preview_chars: usize,
     /// Add a column with the start of each prompt.
     #[arg(long)]
     pub show_prompt: bool,
     /// Write every case and try to this path.
-    #[arg(long, value_name = "PATH")]
+    #[arg(long = "json", visible_alias = "output-json", value_name = "PATH")]
     pub output_json: Option<PathBuf>,
     /// Print a progress line every N seconds.
-    #[arg(long, value_name = "N")]
+    #[arg(long, allow_negative_numbers = true, value_parser = count::<u64>, value_name = "N")]
     pub progress_every: Option<u64>,
 }
 

@@ -14,6 +14,10 @@ pub mod exit {
     pub const START: i32 = 2;
     /// A threshold failed (or the schedule slipped under `--strict-schedule`).
     pub const THRESHOLD: i32 = 99;
+    /// Stopped by Ctrl-C or SIGTERM before its end (k6's "external abort"):
+    /// the summary and every output were still written, and the thresholds
+    /// judged on what was measured.
+    pub const INTERRUPTED: i32 = 105;
 }
 
 /// Errors that end a command.

@@ -5,6 +5,17 @@
 
 use std::time::Duration;
 
+/// Parse a whole number of something (VUs, requests, tokens), saying what is
+/// wrong with a negative or fractional one.
+pub fn count<T: std::str::FromStr>(s: &str) -> Result<T, String> {
+    let t = s.trim();
+    if t.starts_with('-') {
+        return Err("must not be negative".into());
+    }
+    t.parse()
+        .map_err(|_| format!("'{t}' is not a whole number (0, 1, 2, …)"))
+}
+
 /// Parse a human duration: 250ms, 30s, 1m30s, 2h.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let t = s.trim();

@@ -60,7 +60,7 @@ pub async fn main(a: ProbeArgs) -> Result<i32> {
     let json_out = a
         .output_json
         .as_deref()
-        .map(|p| crate::report::json::JsonOutput::open_for(p, "--output-json"))
+        .map(|p| crate::report::json::JsonOutput::open_for(p, "--json"))
         .transpose()?;
     let mut request = a.request.clone();
     request.max_tokens = Some(request.max_tokens.unwrap_or(64));
@@ -130,7 +130,11 @@ pub async fn main(a: ProbeArgs) -> Result<i32> {
             "unsent": unsent.iter().map(|r| &r.case.id).collect::<Vec<_>>(),
         }))?;
     }
-    Ok(exit::OK)
+    Ok(if interrupted {
+        exit::INTERRUPTED
+    } else {
+        exit::OK
+    })
 }
 
 /// Counts of (expected, outcome): expected `block`/`allow`, outcome

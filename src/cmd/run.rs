@@ -69,7 +69,11 @@ pub async fn main(a: RunArgs) -> Result<i32> {
                 plan.segment.segment, plan.segment.segment.count
             );
         }
-        return Ok(exit::OK);
+        return Ok(if result.interrupted_by_user {
+            exit::INTERRUPTED
+        } else {
+            exit::OK
+        });
     }
     verdict(&result, plan.load.strict_schedule)
 }
@@ -136,8 +140,9 @@ fn open_csv(path: &std::path::Path) -> Result<std::path::PathBuf> {
     Ok(path.to_path_buf())
 }
 
-/// The exit code of a result: 99 when a threshold failed (or the schedule
-/// slipped under --strict-schedule).
+/// The exit code of a result: 105 when Ctrl-C or SIGTERM stopped it (its
+/// thresholds are still judged and printed), else 99 when a threshold
+/// failed (or the schedule slipped under --strict-schedule).
 pub(crate) fn verdict(result: &RunResult, strict_schedule: bool) -> Result<i32> {
     let failed: Vec<&str> = result
         .thresholds
@@ -147,6 +152,15 @@ pub(crate) fn verdict(result: &RunResult, strict_schedule: bool) -> Result<i32> 
         .collect();
     if !failed.is_empty() {
         eprintln!("error: thresholds failed: {}", failed.join(", "));
+    }
+    if result.interrupted_by_user {
+        eprintln!(
+            "interrupted: the run did not reach its end (exit {})",
+            exit::INTERRUPTED
+        );
+        return Ok(exit::INTERRUPTED);
+    }
+    if !failed.is_empty() {
         return Ok(exit::THRESHOLD);
     }
     if strict_schedule && result.schedule.as_ref().is_some_and(|s| s.behind) {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use hyper::header::HeaderMap;
 use regex::Regex;
 
-use crate::values::parse_duration;
+use crate::values::{count, parse_duration};
 
 /// `periscope mock`'s flags, and `--mock-args` of `run --mock`.
 #[derive(Debug, Clone, clap::Args)]
@@ -32,7 +32,7 @@ pub struct MockArgs {
     #[arg(long, default_value = "10ms", value_parser = parse_duration)]
     pub itl: Duration,
     /// Relative jitter on ttft and every gap, e.g. 0.1 for ±10%.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 0.0)]
     pub jitter: f64,
     /// Output tokens per response: N or MIN..MAX (default: max_tokens when given, else 64).
     #[arg(long, value_parser = parse_token_range)]
@@ -62,37 +62,42 @@ pub struct MockArgs {
     #[arg(long, default_value = "0ms", value_parser = parse_duration)]
     pub query_latency: Duration,
     /// Dimensions of embedding vectors.
-    #[arg(long, default_value_t = 1536)]
+    #[arg(long, allow_negative_numbers = true, value_parser = count::<usize>, default_value_t = 1536)]
     pub dims: usize,
 
     /// Share of requests answered with an error status.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 0.0)]
     pub error_rate: f64,
     /// Statuses of injected errors, chosen evenly.
     #[arg(long, value_delimiter = ',', default_value = "500")]
     pub error_status: Vec<u16>,
     /// Requests per second served; beyond it, 429 with Retry-After.
-    #[arg(long, value_name = "RPS")]
+    #[arg(long, allow_negative_numbers = true, value_name = "RPS")]
     pub rate_limit: Option<f64>,
     /// Requests served at once, like an inference server's batch slots; the
     /// rest wait in line (first come, first served) and their latency grows.
-    #[arg(long, value_name = "N")]
+    #[arg(long, allow_negative_numbers = true, value_parser = count::<usize>, value_name = "N")]
     pub max_concurrency: Option<usize>,
     /// Share of streams closed mid-way, without finish_reason or [DONE].
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 0.0)]
     pub cut_stream_rate: f64,
     /// Share of streams with one chunk that is not JSON.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 0.0)]
     pub malformed_rate: f64,
     /// Share of the spans of each OTLP export (POST /v1/traces) rejected
     /// with a partial success.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 0.0)]
     pub otlp_reject_rate: f64,
     /// Share of responses after which the mock closes the connection,
     /// though it advertised keep-alive (as llama.cpp's server does after
     /// every streamed answer): the client's next request on it finds it
     /// closed.
-    #[arg(long, default_value_t = 0.0, value_name = "RATE")]
+    #[arg(
+        long,
+        allow_negative_numbers = true,
+        default_value_t = 0.0,
+        value_name = "RATE"
+    )]
     pub close_after_response: f64,
     /// Delay before the response headers are sent.
     #[arg(long, default_value = "0ms", value_parser = parse_duration)]
@@ -115,7 +120,7 @@ pub struct MockArgs {
     #[arg(long, requires = "upstream")]
     pub buffer_responses: bool,
     /// Seed of the mock's random choices (faults, jitter, output lengths).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = count::<u64>)]
     pub seed: Option<u64>,
 }
 

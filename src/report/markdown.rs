@@ -478,7 +478,7 @@ pub fn render(r: &RunResult) -> String {
         p.target_kind
     );
     let stopped = if r.interrupted_by_user {
-        " · **stopped by Ctrl-C**"
+        " · **interrupted** (Ctrl-C or SIGTERM)"
     } else {
         ""
     };

@@ -175,7 +175,7 @@ pub fn render_tables(s: &SweepResult) -> String {
         out.push_str(&format!("**{msg}**\n\n"));
     }
     if s.interrupted {
-        out.push_str("**stopped by Ctrl-C**: the levels above are all that ran.\n\n");
+        out.push_str("**interrupted** (Ctrl-C or SIGTERM): the levels above are all that ran.\n\n");
     }
     out
 }

@@ -1,6 +1,6 @@
-//! Time and signals around a run: waiting for `--start-at`, and Ctrl-C
-//! (the first stops starting requests and gives those in flight the
-//! grace; the second cancels them).
+//! Time and signals around a run: waiting for `--start-at`, and Ctrl-C or
+//! SIGTERM (a pod being stopped): the first stops starting requests and
+//! gives those in flight the grace; the second cancels them.
 
 use std::time::{Instant, SystemTime};
 
@@ -23,7 +23,7 @@ pub(super) async fn wait_for_start(at: SystemTime) -> Result<(Instant, SystemTim
             let origin = now + ahead;
             tokio::select! {
                 _ = crate::timer::sleep_until(origin) => Ok((origin, at)),
-                _ = tokio::signal::ctrl_c() => Err(Error::Start(format!(
+                _ = interrupt() => Err(Error::Start(format!(
                     "interrupted while waiting for --start-at {stamp}: nothing was sent"
                 ))),
             }
@@ -50,18 +50,33 @@ pub(super) async fn watch_ctrl_c(
     hard: CancellationToken,
     grace: std::time::Duration,
 ) -> bool {
-    if tokio::signal::ctrl_c().await.is_err() {
-        std::future::pending::<()>().await;
-    }
+    interrupt().await;
     eprintln!(
         "\ninterrupted: finishing requests in flight (up to {}); Ctrl-C again to stop now",
         crate::fmt::fmt_dur(grace)
     );
     soft.cancel();
     tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            hard.cancel();
-        }
+        interrupt().await;
+        hard.cancel();
     });
     true
+}
+
+/// The next Ctrl-C (SIGINT) or SIGTERM; never, when neither can be watched.
+pub(crate) async fn interrupt() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                r = tokio::signal::ctrl_c() => if r.is_err() { std::future::pending::<()>().await },
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    if tokio::signal::ctrl_c().await.is_err() {
+        std::future::pending::<()>().await;
+    }
 }

@@ -228,7 +228,7 @@ pub async fn run(a: SweepArgs) -> Result<i32> {
     let json_out = a
         .output_json
         .as_deref()
-        .map(|p| crate::report::json::JsonOutput::open_for(p, "--output-json"))
+        .map(|p| crate::report::json::JsonOutput::open_for(p, "--json"))
         .transpose()?;
     let html_out = a
         .html
@@ -355,7 +355,7 @@ pub async fn run(a: SweepArgs) -> Result<i32> {
         None
     };
     if interrupted {
-        out.push_str("**stopped by Ctrl-C**: the levels above are all that ran.\n\n");
+        out.push_str("**interrupted** (Ctrl-C or SIGTERM): the levels above are all that ran.\n\n");
     }
     for o in &outputs {
         out.push_str(&format!("- {} (run_id {run_id})\n", o.summary()));
@@ -396,5 +396,9 @@ pub async fn run(a: SweepArgs) -> Result<i32> {
     if let Some(h) = html_out {
         h.write_str(&crate::report::html::render_sweep(&doc))?;
     }
-    Ok(exit::OK)
+    Ok(if interrupted {
+        exit::INTERRUPTED
+    } else {
+        exit::OK
+    })
 }

@@ -130,47 +130,72 @@ async fn a_per_request_timeout_is_classified_as_timeout() {
 
 #[cfg(unix)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ctrl_c_prints_the_summary_and_writes_the_result() {
+async fn ctrl_c_or_sigterm_exit_105_after_writing_every_output() {
     let mock = MockProc::start(&["--ttft", "50ms", "--itl", "10ms", "--output-tokens", "20"]);
-    let dir = tempfile::tempdir().unwrap();
-    let json = temp_json(&dir, "r.json");
-    let child = std::process::Command::new(crate::common::BIN)
-        .args([
-            "run",
-            "--target",
-            &mock.base(),
-            "--vus",
-            "4",
-            "--duration",
-            "60s",
-            "--grace",
-            "5s",
-            "--json",
-            &json,
-        ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
-    let t = std::time::Instant::now();
-    // SAFETY: sending SIGINT to our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(
-        t.elapsed().as_secs_f64() < 5.0,
-        "exits within the grace period"
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stdout(&out).contains("### Summary"));
-    assert!(stdout(&out).contains("stopped by Ctrl-C"));
-    let r = read_json(&json);
-    assert!(r["summary"]["ok"].as_u64().unwrap() > 10);
-    assert_eq!(r["interrupted_by_user"], true);
-    assert!(f(&r["duration_s"]) < 10.0);
+    for (signal, name) in [(libc::SIGINT, "SIGINT"), (libc::SIGTERM, "SIGTERM")] {
+        let dir = tempfile::tempdir().unwrap();
+        let json = temp_json(&dir, "r.json");
+        let html = temp_json(&dir, "r.html");
+        let csv = temp_json(&dir, "r.csv");
+        let child = std::process::Command::new(crate::common::BIN)
+            .args([
+                "run",
+                "--target",
+                &mock.base(),
+                "--vus",
+                "4",
+                "--duration",
+                "60s",
+                "--grace",
+                "5s",
+                "--threshold",
+                "ok<1",
+                "--json",
+                &json,
+                "--html",
+                &html,
+                "--csv",
+                &csv,
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        let t = std::time::Instant::now();
+        // SAFETY: sending a signal to our own child.
+        unsafe { libc::kill(child.id() as i32, signal) };
+        let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+            .await
+            .unwrap()
+            .unwrap();
+        let err = stderr(&out);
+        assert!(
+            t.elapsed().as_secs_f64() < 5.0,
+            "{name}: exits within the grace period"
+        );
+        assert_eq!(out.status.code(), Some(105), "{name}: {err}");
+        assert!(stdout(&out).contains("### Summary"), "{name}");
+        assert!(
+            stdout(&out).contains("**interrupted** (Ctrl-C or SIGTERM)"),
+            "{name}"
+        );
+        // The thresholds are still judged, and said to have failed.
+        assert!(err.contains("thresholds failed: ok<1"), "{name}: {err}");
+        let r = read_json(&json);
+        assert!(r["summary"]["ok"].as_u64().unwrap() > 10, "{name}");
+        assert_eq!(r["interrupted_by_user"], true, "{name}");
+        assert_eq!(r["thresholds"][0]["pass"], false, "{name}");
+        assert!(f(&r["duration_s"]) < 10.0, "{name}");
+        assert!(
+            std::fs::read_to_string(&html).unwrap().contains("<svg"),
+            "{name}"
+        );
+        let rows = std::fs::read_to_string(&csv).unwrap().lines().count() as u64 - 1;
+        let sent = r["summary"]["requests"].as_u64().unwrap();
+        assert_eq!(rows, sent, "{name}: one CSV row per request");
+        assert!(std::path::Path::new(&csv.replace(".csv", "-summary.csv")).exists());
+    }
 }
 
 #[test]
@@ -192,6 +217,24 @@ fn bad_input_is_one_line_and_exit_1() {
             vec!["run", "--mock", "--json", "/nonexistent-dir/r.json"],
             "--json",
         ),
+        // Negative numbers reach the flag's own check.
+        (
+            vec!["run", "--mock", "--rate", "-5"],
+            "--rate must be a positive number",
+        ),
+        (
+            vec!["run", "--mock", "--vus", "-5"],
+            "invalid value '-5' for '--vus <VUS>': must not be negative",
+        ),
+        (
+            vec!["run", "--mock", "--max-tokens", "1.5"],
+            "'1.5' is not a whole number",
+        ),
+        (
+            vec!["sweep", "--url", "http://127.0.0.1:1", "--rate-list", "-5"],
+            "--rate-list: every rate must be more than 0",
+        ),
+        (vec!["mock", "--error-rate", "-0.5"], "--error-rate"),
     ] {
         let out = periscope(&args);
         let err = stderr(&out);

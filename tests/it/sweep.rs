@@ -12,7 +12,7 @@ async fn sweep(args: &[&str]) -> (String, Value) {
     let json = temp_json(&dir, "sweep.json");
     let mut all = s(&["sweep"]);
     all.extend(s(args));
-    all.extend(s(&["--output-json", &json]));
+    all.extend(s(&["--json", &json]));
     let out = periscope_async(all).await;
     assert!(out.status.success(), "{}", stderr(&out));
     (stdout(&out), read_json(&json))
