@@ -320,7 +320,10 @@ fn run_charts(r: &RunResult) -> Vec<Chart> {
         for (name, pick) in ["p50", "p95", "p99"].iter().zip(picks) {
             c = c.line(Line::new(*name, series_of(ws, pick)));
         }
-        charts.push(c);
+        // A metric the workload has no figure of (ttft of plain HTTP) gets no chart.
+        if c.lines.iter().any(|l| !l.points.is_empty()) {
+            charts.push(c);
+        }
     }
     for metric in ["ttft", "e2e"] {
         if let Some(h) = r

@@ -7,6 +7,7 @@ use tabled::settings::Style;
 
 use super::RunResult;
 use crate::executor::describe_load;
+use crate::workload::WorkloadKind;
 
 pub fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
     let mut b = Builder::default();
@@ -94,14 +95,14 @@ fn workload_figures(r: &RunResult) -> String {
         header.push("met SLOs".to_string());
         row.push(format!("{:.1}%", s.goodput_ratio.unwrap_or(0.0) * 100.0));
     }
-    match r.plan.workload.as_str() {
-        "prefill-heavy" => {
+    match WorkloadKind::parse(&r.plan.workload) {
+        Some(WorkloadKind::PrefillHeavy) => {
             if let Some(p) = s.prefill_rate {
                 header.push("prefill rate (input tokens/s of ttft)".into());
                 row.push(f1(p));
             }
         }
-        "decode-heavy" => {
+        Some(WorkloadKind::DecodeHeavy) => {
             if let Some(d) = s.decode_rate {
                 header.push("decode rate (output tokens/s after the first)".into());
                 row.push(f1(d));
@@ -345,20 +346,12 @@ fn stages(r: &RunResult) -> String {
     if phases {
         header.push("phase");
     }
-    header.extend([
-        "from (s)",
-        unit,
-        "req",
-        "ok",
-        "err",
-        "error_rate",
-        "ok_rps",
-        "tokens/s",
-        "ttft p50",
-        "ttft p95",
-        "e2e p50",
-        "e2e p95",
-    ]);
+    let (_, generates) = tokens_apply(r);
+    header.extend(["from (s)", unit, "req", "ok", "err", "error_rate", "ok_rps"]);
+    if generates {
+        header.extend(["tokens/s", "ttft p50", "ttft p95"]);
+    }
+    header.extend(["e2e p50", "e2e p95"]);
     if goodput {
         header.push("goodput");
     }
@@ -382,9 +375,15 @@ fn stages(r: &RunResult) -> String {
                 st.errors.to_string(),
                 format!("{:.2}%", st.error_rate * 100.0),
                 f2(st.ok_rps),
-                f1(st.tokens_per_s),
-                ms_or_dash(&st.ttft, st.ttft.p50),
-                ms_or_dash(&st.ttft, st.ttft.p95),
+            ]);
+            if generates {
+                row.extend([
+                    f1(st.tokens_per_s),
+                    ms_or_dash(&st.ttft, st.ttft.p50),
+                    ms_or_dash(&st.ttft, st.ttft.p95),
+                ]);
+            }
+            row.extend([
                 ms_or_dash(&st.e2e, st.e2e.p50),
                 ms_or_dash(&st.e2e, st.e2e.p95),
             ]);
@@ -537,22 +536,23 @@ pub fn render(r: &RunResult) -> String {
         header.push("reconnects");
         row.push(s.reconnects.to_string());
     }
-    header.extend([
-        "error_rate",
-        "ok_rps",
-        "tokens/s",
-        "input tokens",
-        "output tokens",
-        "duration",
-    ]);
-    row.extend([
-        format!("{:.2}%", s.error_rate * 100.0),
-        f2(s.ok_rps),
-        f1(s.tokens_per_s),
-        s.input_tokens.to_string(),
-        s.output_tokens.to_string(),
-        format!("{:.1}s", r.duration_s),
-    ]);
+    header.extend(["error_rate", "ok_rps"]);
+    row.extend([format!("{:.2}%", s.error_rate * 100.0), f2(s.ok_rps)]);
+    let (inputs, generates) = tokens_apply(r);
+    if generates {
+        header.push("tokens/s");
+        row.push(f1(s.tokens_per_s));
+    }
+    if inputs {
+        header.push("input tokens");
+        row.push(s.input_tokens.to_string());
+    }
+    if generates {
+        header.push("output tokens");
+        row.push(s.output_tokens.to_string());
+    }
+    header.push("duration");
+    row.push(format!("{:.1}s", r.duration_s));
     let _ = writeln!(out, "{}\n", table(&header, vec![row]));
 
     let rows: Vec<Vec<String>> = ROWS
@@ -697,7 +697,7 @@ pub fn render(r: &RunResult) -> String {
             sources.join(", ")
         ));
     }
-    if let Some(t) = &r.tokenizer {
+    if let Some(t) = r.tokenizer.as_ref().filter(|_| tokens_apply(r).0) {
         notes.push(format!(
             "tokens the usage leaves out counted by {}{}",
             t.name,
@@ -741,6 +741,15 @@ pub fn render(r: &RunResult) -> String {
     if let Some(o) = &r.otlp {
         out.push_str(&otlp(o));
     }
-    let _ = writeln!(out, "<sub>Definitions: {}. Latency in HDR histograms (µs, 3 significant digits); errors and interrupted requests are excluded from latency.</sub>", defs.join("; "));
+    if !defs.is_empty() {
+        let _ = writeln!(out, "<sub>Definitions: {}. Latency in HDR histograms (µs, 3 significant digits); errors and interrupted requests are excluded from latency.</sub>", defs.join("; "));
+    }
     out
+}
+
+/// Whether input tokens, and generated tokens (tokens/s, ttft), mean
+/// something for the run's workload (all do for a workload not known here).
+fn tokens_apply(r: &RunResult) -> (bool, bool) {
+    WorkloadKind::parse(&r.plan.workload)
+        .map_or((true, true), |k| (k.counts_input_tokens(), k.generates()))
 }

@@ -161,6 +161,17 @@ impl WorkloadKind {
         )
     }
 
+    /// Whether its requests carry tokens in (a prompt, texts to embed).
+    pub fn counts_input_tokens(self) -> bool {
+        !matches!(self, WorkloadKind::Http | WorkloadKind::OtlpTraces)
+    }
+
+    /// Whether its answers are generated tokens: ttft, itl, tpot and
+    /// tokens/s mean something.
+    pub fn generates(self) -> bool {
+        self.counts_input_tokens() && !self.is_embeddings()
+    }
+
     /// Whether a dataset can drive its prompts.
     pub fn takes_dataset(self) -> bool {
         matches!(

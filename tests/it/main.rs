@@ -22,6 +22,7 @@ mod run;
 mod scenarios;
 mod segments;
 mod server_side;
+mod snapshots;
 mod structure;
 mod sweep;
 mod timing;
