@@ -57,7 +57,8 @@ pub struct ReportArgs {
     #[arg(long, value_name = "PATH")]
     pub html: Option<PathBuf>,
     /// Write one CSV row per request to PATH (the run must have kept them:
-    /// `run --keep-requests` or `--csv`), and the summary to PATH-summary.csv.
+    /// `run --keep-requests`), the summary to PATH-summary.csv and the
+    /// per-second series to PATH-series.csv.
     #[arg(long, value_name = "PATH")]
     pub csv: Option<PathBuf>,
 }
@@ -268,7 +269,9 @@ pub struct RunArgs {
     /// Write a self-contained HTML report (charts; views offline) to this path.
     #[arg(long, value_name = "PATH")]
     pub html: Option<PathBuf>,
-    /// Write one CSV row per request to PATH, and the summary to PATH-summary.csv.
+    /// Write one CSV row per request to PATH during the run (bounded memory;
+    /// a killed run leaves the rows so far), then the summary to
+    /// PATH-summary.csv and the per-second series to PATH-series.csv.
     #[arg(long, value_name = "PATH")]
     pub csv: Option<PathBuf>,
     /// Keep one row per request in the JSON result (for `periscope report --csv`).

@@ -15,7 +15,7 @@ pub fn main(a: ReportArgs) -> Result<i32> {
     match doc {
         report::read::Document::Run(r) => {
             if let Some(path) = &a.csv {
-                report::csv::write(&r, path, Some(&a.result))?;
+                report::csv::write(&r, path, &a.result)?;
             }
             if let Some(out) = html_out {
                 out.write_str(&report::html::render(&r))?;

@@ -59,7 +59,7 @@ pub async fn main(a: RunArgs) -> Result<i32> {
         out.write_str(&report::html::render(&result))?;
     }
     if let Some(path) = csv_out {
-        report::csv::write(&result, &path, None)?;
+        report::csv::write_after_run(&result, &path)?;
     }
     if !plan.segment.segment.is_whole() {
         // A segment's share is not the plan: the verdict is the merge's.
@@ -133,10 +133,12 @@ pub(crate) fn open_html(path: Option<&std::path::Path>) -> Result<Option<JsonOut
     path.map(|p| JsonOutput::open_for(p, "--html")).transpose()
 }
 
-/// Check that both CSV files can be written, before anything runs.
+/// Check that the CSV files can be written, before anything runs (the
+/// runner writes the rows to PATH during the run).
 fn open_csv(path: &std::path::Path) -> Result<std::path::PathBuf> {
     JsonOutput::open_for(path, "--csv")?;
     JsonOutput::open_for(&report::csv::summary_path(path), "--csv")?;
+    JsonOutput::open_for(&report::csv::series_path(path), "--csv")?;
     Ok(path.to_path_buf())
 }
 

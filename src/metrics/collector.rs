@@ -37,6 +37,9 @@ pub struct WindowSummary {
     pub errors: u64,
     pub output_tokens: u64,
     pub input_tokens: u64,
+    /// VUs running and requests in flight: their mean over [t, t+1)
+    /// (sampled every 20 ms), so that they describe the same second as the
+    /// counts.
     pub active_vus: u64,
     pub in_flight: u64,
     pub ttft_p50: Option<f64>,
@@ -190,9 +193,14 @@ pub struct Collector {
     finish_wait: Duration,
 }
 
-/// A window still open: the same aggregate as the total, per second.
+/// A window still open: the same aggregate as the total, per second, and
+/// the gauges sampled while it lasted.
+#[derive(Default)]
 struct OpenWindow {
     agg: Aggregate,
+    vus_sum: u64,
+    in_flight_sum: u64,
+    samples: u64,
 }
 
 fn p(h: &hdrhistogram::Histogram<u64>, q: f64) -> Option<f64> {
@@ -255,6 +263,17 @@ impl Collector {
                 _ = drain.tick() => false,
                 _ = &mut tick => true,
             };
+            // The gauges describe the second they were read in: sampled
+            // every tick, averaged per window.
+            let now_sec = tokio::time::Instant::now()
+                .saturating_duration_since(self.origin.into())
+                .as_secs();
+            if now_sec + 1 >= next_close {
+                let w = open.entry(now_sec).or_default();
+                w.vus_sum += self.gauges.active_vus.load(Ordering::Relaxed);
+                w.in_flight_sum += self.gauges.in_flight.load(Ordering::Relaxed);
+                w.samples += 1;
+            }
             let mut disconnected = false;
             loop {
                 match self.rx.try_recv() {
@@ -292,9 +311,7 @@ impl Collector {
                         // A record for an already-closed second goes into the oldest open one.
                         let sec = (r.end_us / 1_000_000).max(next_close - 1);
                         open.entry(sec)
-                            .or_insert_with(|| OpenWindow {
-                                agg: Aggregate::default(),
-                            })
+                            .or_default()
                             .agg
                             .add_judged(&r, self.open_model, good);
                     }
@@ -348,7 +365,16 @@ impl Collector {
     }
 
     fn summarize(&self, t: u64, w: Option<OpenWindow>) -> WindowSummary {
-        let agg = w.map(|w| w.agg).unwrap_or_default();
+        let w = w.unwrap_or_default();
+        // The mean of the window's samples; the gauge now, when none was
+        // taken in it (a window closed late).
+        let gauge = |sum: u64, now: &std::sync::atomic::AtomicU64| match w.samples {
+            0 => now.load(Ordering::Relaxed),
+            n => (sum + n / 2) / n,
+        };
+        let active_vus = gauge(w.vus_sum, &self.gauges.active_vus);
+        let in_flight = gauge(w.in_flight_sum, &self.gauges.in_flight);
+        let agg = w.agg;
         let empty = histogram();
         let h = |m: &str| agg.hist.get(m).unwrap_or(&empty);
         WindowSummary {
@@ -358,8 +384,8 @@ impl Collector {
             errors: agg.errors,
             output_tokens: agg.output_tokens,
             input_tokens: agg.input_tokens,
-            active_vus: self.gauges.active_vus.load(Ordering::Relaxed),
-            in_flight: self.gauges.in_flight.load(Ordering::Relaxed),
+            active_vus,
+            in_flight,
             ttft_p50: p(h("ttft"), 0.5),
             ttft_p95: p(h("ttft"), 0.95),
             ttft_p99: p(h("ttft"), 0.99),
@@ -408,5 +434,24 @@ mod tests {
         assert!(out.windows.len() >= 3);
         assert_eq!(out.windows[0].t, 0);
         assert_eq!(out.windows[0].requests, 10);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn gauges_describe_the_second_they_are_labelled_with() {
+        let origin = Instant::now();
+        let (tx, rx) = mpsc::channel::<RequestRecord>();
+        let gauges = Arc::new(Gauges::default());
+        gauges.active_vus.store(2, Ordering::Relaxed);
+        let task = tokio::spawn(Collector::new(rx, origin, false, gauges.clone()).run());
+        // 2 VUs until 3 s, then 20: the change lands after window 2 closed
+        // its second but before the collector closes it (at 3.1 s).
+        tokio::time::sleep_until((origin + Duration::from_secs(3)).into()).await;
+        gauges.active_vus.store(20, Ordering::Relaxed);
+        tokio::time::sleep_until((origin + Duration::from_millis(5500)).into()).await;
+        drop(tx);
+        let out = task.await.unwrap();
+        let vus: Vec<u64> = out.windows.iter().map(|w| w.active_vus).collect();
+        assert_eq!(&vus[..3], &[2, 2, 2], "{vus:?}");
+        assert_eq!(vus[3], 20, "{vus:?}");
     }
 }

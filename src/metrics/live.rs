@@ -41,10 +41,13 @@ pub struct SinkReport {
 }
 
 impl SinkReport {
-    /// `LABEL: N points written, M dropped` (spans for `--trace-requests`).
+    /// `LABEL: N points written, M dropped` (spans for `--trace-requests`,
+    /// rows for `--csv`).
     pub fn summary(&self) -> String {
         let unit = if self.label.starts_with("trace-requests=") {
             "spans"
+        } else if self.label.starts_with("csv=") {
+            "rows"
         } else {
             "points"
         };

@@ -63,7 +63,7 @@ impl Outputs {
             json: a.json.clone(),
             html: a.html.clone(),
             csv: a.csv.clone(),
-            keep_requests: a.keep_requests || a.csv.is_some(),
+            keep_requests: a.keep_requests,
             progress_every: a.progress_every,
             live: a.sink.outs.clone(),
             credentials: Credentials {
@@ -114,7 +114,10 @@ mod tests {
         .unwrap();
         let o = &p.outputs;
         assert_eq!(o.json.as_deref(), Some(std::path::Path::new("r.json")));
-        assert!(o.keep_requests, "the CSV's rows are the requests");
+        assert!(
+            !o.keep_requests,
+            "the CSV's rows are written during the run"
+        );
         assert_eq!(o.tags, vec![("team".to_string(), "a".to_string())]);
         assert_eq!(o.request_sample, 0.25);
         assert_eq!(o.progress_every, Some(5));

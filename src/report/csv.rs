@@ -1,6 +1,7 @@
-//! CSV for spreadsheets and pandas: one row per request, and the summary in
+//! CSV for spreadsheets and pandas: one row per request (written during a
+//! run by `sink::csv`; here from a result that kept them), the summary in
 //! long form (`scope,metric,value`: one figure per row, so any scope — the
-//! run, a stage, a turn — pivots the same way).
+//! run, a stage, a turn — pivots the same way), and the per-second series.
 
 use std::path::{Path, PathBuf};
 
@@ -9,42 +10,20 @@ use anyhow::Context as _;
 use super::RunResult;
 use crate::error::Error;
 use crate::metrics::LatencyStats;
+use crate::sink::csv::{write_row, REQUEST_HEADER};
 
 /// `run.csv` → `run-summary.csv`.
 pub fn summary_path(path: &Path) -> PathBuf {
+    sibling(path, "summary")
+}
+
+/// `run.csv` → `run-WHAT.csv`.
+fn sibling(path: &Path, what: &str) -> PathBuf {
     let stem = path
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "periscope".into());
-    path.with_file_name(format!("{stem}-summary.csv"))
-}
-
-const REQUEST_HEADER: &[&str] = &[
-    "run_id",
-    "timestamp",
-    "t_s",
-    "endpoint",
-    "stage",
-    "group",
-    "status",
-    "ok",
-    "error_class",
-    "ttft_ms",
-    "e2e_ms",
-    "tpot_ms",
-    "latency_ms",
-    "input_tokens",
-    "output_tokens",
-    "output_source",
-    "reconnect",
-    "server_prompt_ms",
-    "server_decode_ms",
-    "cached_tokens",
-    "server_output_tokens",
-];
-
-fn opt(x: Option<f64>) -> String {
-    x.map(|v| v.to_string()).unwrap_or_default()
+    path.with_file_name(format!("{stem}-{what}.csv"))
 }
 
 /// Write the per-request CSV of `r` (which must have kept its requests).
@@ -55,39 +34,81 @@ pub fn write_requests(r: &RunResult, path: &Path) -> anyhow::Result<()> {
         csv::Writer::from_path(path).with_context(|| format!("writing {}", path.display()))?;
     w.write_record(REQUEST_HEADER)?;
     for s in &r.requests {
-        let at = start + std::time::Duration::from_secs_f64(s.t_s.max(0.0));
-        let tpot = match (s.ttft_ms, s.output_tokens) {
-            (Some(t), n) if n >= 2 && s.ok => Some((s.e2e_ms - t) / (n - 1) as f64),
-            _ => None,
-        };
+        write_row(&mut w, &r.run_id, start, s)?;
+    }
+    w.flush()
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+/// The columns of the per-second series.
+const SERIES_HEADER: &[&str] = &[
+    "run_id",
+    "timestamp",
+    "t_s",
+    "requests",
+    "ok",
+    "errors",
+    "active_vus",
+    "in_flight",
+    "input_tokens",
+    "output_tokens",
+    "reconnects",
+    "ttft_p50_ms",
+    "ttft_p95_ms",
+    "ttft_p99_ms",
+    "itl_p50_ms",
+    "itl_p95_ms",
+    "itl_p99_ms",
+    "tpot_p50_ms",
+    "tpot_p95_ms",
+    "tpot_p99_ms",
+    "e2e_p50_ms",
+    "e2e_p95_ms",
+    "e2e_p99_ms",
+    "rss_mib",
+];
+
+/// `run.csv` → `run-series.csv`.
+pub fn series_path(path: &Path) -> PathBuf {
+    sibling(path, "series")
+}
+
+/// Write the per-second series of `r`: one row per window `[t, t+1)` s,
+/// stamped with its start (as the JSON series and InfluxDB points are).
+pub fn write_series(r: &RunResult, path: &Path) -> anyhow::Result<()> {
+    let start = humantime::parse_rfc3339_weak(&r.started_at)
+        .with_context(|| format!("started_at '{}'", r.started_at))?;
+    let mut w =
+        csv::Writer::from_path(path).with_context(|| format!("writing {}", path.display()))?;
+    w.write_record(SERIES_HEADER)?;
+    let opt = |x: Option<f64>| x.map(|v| v.to_string()).unwrap_or_default();
+    for s in &r.series {
+        let at = start + std::time::Duration::from_secs(s.t);
         w.write_record([
             r.run_id.clone(),
-            humantime::format_rfc3339_micros(at).to_string(),
-            s.t_s.to_string(),
-            s.endpoint.to_string(),
-            s.stage.to_string(),
-            s.group.clone().unwrap_or_default(),
-            s.status.map(|c| c.to_string()).unwrap_or_default(),
+            humantime::format_rfc3339_millis(at).to_string(),
+            s.t.to_string(),
+            s.requests.to_string(),
             s.ok.to_string(),
-            match s.error {
-                Some(c) => c.as_str().to_string(),
-                None if s.interrupted() => "interrupted".to_string(),
-                None => String::new(),
-            },
-            opt(s.ttft_ms),
-            s.e2e_ms.to_string(),
-            opt(tpot),
-            opt(s.latency_ms),
+            s.errors.to_string(),
+            s.active_vus.to_string(),
+            s.in_flight.to_string(),
             s.input_tokens.to_string(),
             s.output_tokens.to_string(),
-            s.output_source.as_str().to_string(),
-            s.reconnect.to_string(),
-            opt(s.server_prompt_ms),
-            opt(s.server_decode_ms),
-            s.cached_tokens.map(|n| n.to_string()).unwrap_or_default(),
-            s.server_output_tokens
-                .map(|n| n.to_string())
-                .unwrap_or_default(),
+            s.reconnects.to_string(),
+            opt(s.ttft_p50),
+            opt(s.ttft_p95),
+            opt(s.ttft_p99),
+            opt(s.itl_p50),
+            opt(s.itl_p95),
+            opt(s.itl_p99),
+            opt(s.tpot_p50),
+            opt(s.tpot_p95),
+            opt(s.tpot_p99),
+            opt(s.e2e_p50),
+            opt(s.e2e_p95),
+            opt(s.e2e_p99),
+            opt(s.rss_mib),
         ])?;
     }
     w.flush()
@@ -209,16 +230,24 @@ pub fn write_summary(r: &RunResult, path: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("writing {}", path.display()))
 }
 
-/// `--csv PATH`: the requests to PATH, the summary beside it. A result
-/// without its requests is refused before anything is written.
-pub fn write(r: &RunResult, path: &Path, source: Option<&Path>) -> Result<(), Error> {
+/// `periscope report --csv PATH`: the requests a result kept to PATH, its
+/// summary and per-second series beside it. A result without its requests
+/// is refused before anything is written.
+pub fn write(r: &RunResult, path: &Path, source: &Path) -> Result<(), Error> {
     if r.requests.is_empty() && r.summary.requests > 0 {
         return Err(Error::Usage(format!(
-            "{}: the result has no per-request rows; run it with --keep-requests (or --csv) to keep them",
-            source.map_or("--csv".to_string(), |p| p.display().to_string())
+            "{}: the result has no per-request rows; run it with --keep-requests (or write the rows during the run with --csv)",
+            source.display()
         )));
     }
     write_requests(r, path)?;
+    write_after_run(r, path)
+}
+
+/// What `run --csv PATH` writes at the end, its rows having been written
+/// during the run: the summary and the per-second series beside PATH.
+pub fn write_after_run(r: &RunResult, path: &Path) -> Result<(), Error> {
     write_summary(r, &summary_path(path))?;
+    write_series(r, &series_path(path))?;
     Ok(())
 }

@@ -224,11 +224,23 @@ fn render_chart(c: &Chart) -> String {
         1,
     );
     format!(
-        "<figure class=\"chart\" id=\"chart-{}\" data-lines=\"{}\">\n<figcaption>{}</figcaption>\n{svg}</figure>\n",
+        "<figure class=\"chart\" id=\"chart-{}\" data-lines=\"{}\" data-points=\"{}\">\n<figcaption>{}</figcaption>\n{svg}</figure>\n",
         esc(&c.id),
         c.lines.len(),
+        esc(&points_json(c)),
         esc(&c.title)
     )
+}
+
+/// The chart's data as JSON, `{"line": [[x, y], …]}`: the numbers behind
+/// the drawing, for a reader (or a test) that wants them.
+fn points_json(c: &Chart) -> String {
+    let m: serde_json::Map<String, serde_json::Value> = c
+        .lines
+        .iter()
+        .map(|l| (l.name.clone(), serde_json::json!(l.points)))
+        .collect();
+    serde_json::Value::Object(m).to_string()
 }
 
 fn series_of(ws: &[WindowSummary], f: impl Fn(&WindowSummary) -> Option<f64>) -> Vec<(f64, f64)> {

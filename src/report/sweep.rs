@@ -101,7 +101,7 @@ pub struct SweepResult {
     pub run_id: String,
     /// What the live outputs (`--out`) wrote, summed over the sweep's runs.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub outputs: Vec<crate::sink::SinkReport>,
+    pub outputs: Vec<crate::metrics::SinkReport>,
 }
 
 /// What the sweep was asked to do.

@@ -14,7 +14,7 @@ use std::time::{Instant, SystemTime};
 
 use tokio_util::sync::CancellationToken;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::metrics::{self, Collector, Gauges};
 use crate::plan::{Plan, Target};
 use crate::report::{
@@ -146,6 +146,12 @@ pub async fn execute_with(
     if let (Some(_), Some(o)) = (&plan.workload.queries, &plan.workload.spec.otlp) {
         collector =
             collector.with_observer(Box::new(workload::otlp::AcceptedTraces(o.recent.clone())));
+    }
+    if let Some(path) = &plan.outputs.csv {
+        collector = collector.with_observer(Box::new(
+            sink::csv::RequestRows::create(path, &run_id, started_at, plan.load.shape.is_open())
+                .map_err(Error::Usage)?,
+        ));
     }
     if let Some(judge) = slo::judge(plan.checks.slos.clone()) {
         collector = collector.with_judge(judge);

@@ -7,6 +7,7 @@
 
 mod common;
 
+mod csv_rows;
 mod influx;
 mod k8s;
 mod make;
@@ -21,6 +22,7 @@ mod reports;
 mod run;
 mod scenarios;
 mod segments;
+mod series;
 mod server_side;
 mod snapshots;
 mod structure;

@@ -79,7 +79,7 @@ pub struct RunResult {
     pub requests: Vec<Sample>,
     /// What each live output (`--out`) wrote and dropped.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub outputs: Vec<crate::sink::SinkReport>,
+    pub outputs: Vec<crate::metrics::SinkReport>,
     /// The run ids this result was merged from (`periscope merge`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub merged_from: Vec<String>,
@@ -357,7 +357,7 @@ pub struct Inputs<'a> {
     /// The run ids a merged result came from.
     pub merged_from: Vec<String>,
     /// What the live outputs wrote.
-    pub outputs: Vec<crate::sink::SinkReport>,
+    pub outputs: Vec<crate::metrics::SinkReport>,
     /// The run's tokenizer.
     pub tokenizer: Option<TokenizerInfo>,
 }

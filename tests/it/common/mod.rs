@@ -250,7 +250,24 @@ pub struct Nginx {
 }
 
 impl Nginx {
+    /// A streaming reverse proxy in front of `upstream` (host:port).
     pub fn proxy(upstream: &str) -> Option<Nginx> {
+        Self::start(
+            &format!("upstream up {{ server {upstream}; keepalive 256; }}\n"),
+            "proxy_pass http://up;\n      proxy_http_version 1.1;\n      proxy_set_header Connection \"\";\n      proxy_buffering off;",
+        )
+    }
+
+    /// Answers every request at once with a small JSON body: the fastest
+    /// target there is, for what the generator itself costs.
+    pub fn static_ok() -> Option<Nginx> {
+        Self::start(
+            "",
+            "keepalive_requests 100000000;\n      default_type application/json;\n      return 200 '{\"ok\":true}';",
+        )
+    }
+
+    fn start(http_extra: &str, location: &str) -> Option<Nginx> {
         let bin = ["/usr/sbin/nginx", "/usr/bin/nginx"]
             .into_iter()
             .find(|p| std::path::Path::new(p).exists());
@@ -274,9 +291,8 @@ impl Nginx {
              events {{ worker_connections 4096; }}\n\
              http {{\n  access_log off;\n  client_body_temp_path {d}/tmp/body;\n  proxy_temp_path {d}/tmp/proxy;\n\
                fastcgi_temp_path {d}/tmp/fastcgi;\n  uwsgi_temp_path {d}/tmp/uwsgi;\n  scgi_temp_path {d}/tmp/scgi;\n\
-               upstream up {{ server {upstream}; keepalive 256; }}\n\
-               server {{\n    listen 127.0.0.1:{port};\n    location / {{\n      proxy_pass http://up;\n\
-                 proxy_http_version 1.1;\n      proxy_set_header Connection \"\";\n      proxy_buffering off;\n    }}\n  }}\n}}\n"
+               {http_extra}\
+               server {{\n    listen 127.0.0.1:{port};\n    location / {{\n      {location}\n    }}\n  }}\n}}\n"
         );
         let path = dir.path().join("nginx.conf");
         std::fs::write(&path, conf).unwrap();
