@@ -262,7 +262,10 @@ mod tests {
         assert_eq!(report[0].dropped, 0);
         let mut reader = csv::Reader::from_path(&path).unwrap();
         assert_eq!(reader.headers().unwrap().len(), REQUEST_HEADER.len());
-        let n = reader.records().map(|r| r.unwrap()).count();
+        let n = reader
+            .records()
+            .inspect(|r| assert!(r.is_ok(), "{r:?}"))
+            .count();
         assert_eq!(n, 5000);
     }
 }
