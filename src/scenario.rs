@@ -51,6 +51,13 @@ pub const BUILTIN: &[(&str, &str)] = &[
         "otlp-1x-medium",
         include_str!("../scenarios/otlp-1x-medium.yaml"),
     ),
+    ("http-light", include_str!("../scenarios/http-light.yaml")),
+    ("http-medium", include_str!("../scenarios/http-medium.yaml")),
+    ("http-heavy", include_str!("../scenarios/http-heavy.yaml")),
+    ("otlp-small", include_str!("../scenarios/otlp-small.yaml")),
+    ("otlp-medium", include_str!("../scenarios/otlp-medium.yaml")),
+    ("otlp-large", include_str!("../scenarios/otlp-large.yaml")),
+    ("otlp-xlarge", include_str!("../scenarios/otlp-xlarge.yaml")),
 ];
 
 /// The scenario a run without `--scenario` uses.
@@ -241,6 +248,10 @@ pub struct StageEntry {
     /// The part of the run this stage belongs to, for the scenario's figure.
     #[serde(default)]
     pub phase: Option<String>,
+    /// The http workload's endpoints during this stage (else the
+    /// scenario's `endpoints`); `--endpoint` replaces them all.
+    #[serde(default)]
+    pub endpoints: Vec<Val<Endpoint>>,
 }
 
 /// A staircase to the peak: jump to each level and hold it.

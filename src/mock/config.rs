@@ -45,6 +45,11 @@ pub struct MockArgs {
     /// chunk of a stream and in a whole answer, from its send stamps.
     #[arg(long)]
     pub timings: bool,
+    /// Answer `GET PATH` with 200 `{"status":"ok"}`, as `/health` is
+    /// answered: the plain endpoints of an API under test (e.g. the http
+    /// presets' `/` and `/api/v1/llm/providers`). Repeatable, or comma-separated.
+    #[arg(long, value_delimiter = ',', value_name = "PATH")]
+    pub ok_path: Vec<String>,
     /// Serve llama.cpp's `POST /tokenize {"content"}` (counted with cl100k_base).
     #[arg(long)]
     pub tokenize: bool,
@@ -259,6 +264,8 @@ pub struct MockConfig {
     pub timings: bool,
     /// Serve `POST /tokenize`.
     pub tokenize: bool,
+    /// Paths answered as `/health` is.
+    pub ok_paths: Vec<String>,
 }
 
 pub(super) fn rate(name: &str, v: f64) -> Result<f64, String> {
@@ -306,6 +313,11 @@ impl MockConfig {
                     .map_err(|e| format!("--block-pattern is not a valid regex: {e}"))?,
             )
         };
+        if let Some(p) = a.ok_path.iter().find(|p| !p.starts_with('/')) {
+            return Err(format!(
+                "--ok-path '{p}' must be a path from the root, e.g. /api/v1/status"
+            ));
+        }
         let upstream = match &a.upstream {
             Some(u) => {
                 let url = reqwest::Url::parse(u)
@@ -357,6 +369,7 @@ impl MockConfig {
             buffer_responses: a.buffer_responses,
             timings: a.timings,
             tokenize: a.tokenize,
+            ok_paths: a.ok_path.clone(),
         })
     }
 

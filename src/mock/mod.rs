@@ -163,6 +163,7 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Resp, Infal
         "/health" => Endpoint::Health,
         "/traces" => Endpoint::Traces,
         _ if path == "/api/search" || path.starts_with("/api/traces/") => Endpoint::TraceQuery,
+        _ if state.config.ok_paths.iter().any(|p| p == path) => Endpoint::Health,
         _ => Endpoint::Other,
     };
     if path == "/mock/stats" {

@@ -168,6 +168,7 @@ impl Plan {
             batch_sizes: (w.kind == crate::workload::WorkloadKind::BatchEmbeddings)
                 .then(|| w.batch_sizes.clone()),
             endpoints: w.endpoints.clone(),
+            stage_endpoints: w.stage_endpoints.clone(),
             otlp: self.workload.otlp.clone().map(|mut o| {
                 // The mock's port is known once it listens: its origin, the
                 // spec's path.

@@ -84,6 +84,24 @@ impl WorkloadPlan {
                 .map(|e| workload::parse_endpoint(e).map_err(|m| usage!("--endpoint {m}")))
                 .collect::<Result<_>>()?
         };
+        // A scenario's stages may each name their endpoints (the AIOps
+        // presets: the health check, then the mixed set); the command line's
+        // --endpoint or --stages replace them.
+        let mut stage_endpoints: Vec<Vec<workload::Endpoint>> = Vec::new();
+        if a.endpoints.is_empty() && a.stages.is_none() {
+            if let Some(stages) = &f.stages {
+                stage_endpoints = stages
+                    .iter()
+                    .map(|s| s.endpoints.iter().map(|v| v.0.clone()).collect())
+                    .collect();
+            }
+        }
+        if stage_endpoints.iter().all(Vec::is_empty) {
+            stage_endpoints.clear();
+        }
+        if !stage_endpoints.is_empty() && kind != WorkloadKind::Http {
+            return Err(sc.error("a stage's endpoints apply to the http workload"));
+        }
         let temperature = a
             .request
             .temperature
@@ -182,6 +200,7 @@ impl WorkloadPlan {
                     batch_sizes
                 },
                 endpoints,
+                stage_endpoints,
                 dataset: None,
                 otlp: otlp.as_ref().map(|o| o.spec.clone()),
             },

@@ -503,6 +503,15 @@ pub fn render(r: &RunResult) -> String {
                 r.run_id,
             );
         }
+        // Plain HTTP requests have no model, stream or token budget.
+        None if !tokens_apply(r).0 => {
+            let _ = writeln!(
+                out,
+                "{} · run `{}`{stopped}\n",
+                describe_load(&p.load),
+                r.run_id
+            );
+        }
         None => {
             let _ = writeln!(
                 out,

@@ -52,6 +52,9 @@ pub struct PlanView {
     pub batch_sizes: Option<Vec<u32>>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub endpoints: Vec<crate::workload::Endpoint>,
+    /// Each stage's endpoints, where the scenario's stages name their own.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stage_endpoints: Vec<Vec<crate::workload::Endpoint>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub otlp: Option<crate::otlp::OtlpView>,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -246,6 +246,7 @@ pub(crate) mod tests {
             turns: 5,
             batch_sizes: vec![],
             endpoints: vec![],
+            stage_endpoints: vec![],
             dataset: None,
             otlp: None,
         }

@@ -49,23 +49,15 @@ pub fn parse_endpoint(s: &str) -> Result<Endpoint, String> {
 
 pub struct Http(Arc<Inner>);
 
-struct Inner {
-    /// Requests ready to send, and the cumulative weights to pick them.
+/// One set of endpoints: requests ready to send, and the cumulative weights
+/// to pick them.
+struct Set {
     requests: Vec<Prepared>,
     cumulative: Vec<u32>,
 }
 
-impl Http {
-    pub fn new(spec: &WorkloadSpec) -> Self {
-        let endpoints = if spec.endpoints.is_empty() {
-            vec![Endpoint {
-                method: "GET".into(),
-                path: "/health".into(),
-                weight: 1,
-            }]
-        } else {
-            spec.endpoints.clone()
-        };
+impl Set {
+    fn new(endpoints: &[Endpoint]) -> Self {
         let mut total = 0;
         let mut cumulative = Vec::new();
         let requests = endpoints
@@ -80,10 +72,60 @@ impl Http {
                 p
             })
             .collect();
-        Http(Arc::new(Inner {
+        Set {
             requests,
             cumulative,
-        }))
+        }
+    }
+
+    fn pick(&self, rng: &mut fastrand::Rng) -> Prepared {
+        let total = *self.cumulative.last().unwrap_or(&1);
+        let x = rng.u32(0..total);
+        let i = self.cumulative.partition_point(|c| *c <= x);
+        self.requests[i.min(self.requests.len() - 1)].clone()
+    }
+}
+
+struct Inner {
+    /// The run's endpoints first, then each stage's own.
+    sets: Vec<Set>,
+    /// The set of each stage of the load shape (0 where it has none); past
+    /// the last stage, the last stage's.
+    by_stage: Vec<usize>,
+}
+
+impl Inner {
+    fn set(&self, stage: usize) -> &Set {
+        let i = self.by_stage.get(stage).or(self.by_stage.last());
+        &self.sets[i.copied().unwrap_or(0)]
+    }
+}
+
+impl Http {
+    pub fn new(spec: &WorkloadSpec) -> Self {
+        let endpoints = if spec.endpoints.is_empty() {
+            vec![Endpoint {
+                method: "GET".into(),
+                path: "/health".into(),
+                weight: 1,
+            }]
+        } else {
+            spec.endpoints.clone()
+        };
+        let mut sets = vec![Set::new(&endpoints)];
+        let by_stage = spec
+            .stage_endpoints
+            .iter()
+            .map(|e| {
+                if e.is_empty() {
+                    0
+                } else {
+                    sets.push(Set::new(e));
+                    sets.len() - 1
+                }
+            })
+            .collect();
+        Http(Arc::new(Inner { sets, by_stage }))
     }
 }
 
@@ -93,11 +135,8 @@ struct HttpSession {
 }
 
 impl Session for HttpSession {
-    fn next(&mut self, _turn: Turn) -> Option<Prepared> {
-        let total = *self.w.cumulative.last().unwrap_or(&1);
-        let x = self.rng.u32(0..total);
-        let i = self.w.cumulative.partition_point(|c| *c <= x);
-        Some(self.w.requests[i.min(self.w.requests.len() - 1)].clone())
+    fn next(&mut self, turn: Turn) -> Option<Prepared> {
+        Some(self.w.set(turn.stage).pick(&mut self.rng))
     }
 }
 
@@ -114,7 +153,7 @@ impl Workload for Http {
     }
 
     fn preflight(&self) -> Prepared {
-        self.0.requests[0].clone()
+        self.0.set(0).requests[0].clone()
     }
 }
 
@@ -155,5 +194,38 @@ mod tests {
             .filter(|_| s.next(turn).unwrap().path == "/health")
             .count();
         assert!((2850..3150).contains(&health), "{health}");
+    }
+
+    #[test]
+    fn a_stage_with_its_own_endpoints_sends_only_those() {
+        let mut spec = super::super::chat::tests::spec("http");
+        spec.endpoints = vec![parse_endpoint("GET:/health").unwrap()];
+        spec.stage_endpoints = vec![
+            vec![],
+            vec![
+                parse_endpoint("GET:/").unwrap(),
+                parse_endpoint("GET:/api/v1/llm/providers").unwrap(),
+            ],
+        ];
+        let w = Http::new(&spec);
+        let mut s = w.session(7);
+        let paths = |s: &mut Box<dyn Session>, stage| {
+            let turn = Turn {
+                vu: 0,
+                iteration: 0,
+                stage,
+            };
+            let mut seen: Vec<String> = (0..400)
+                .map(|_| s.next(turn).unwrap().path.to_string())
+                .collect();
+            seen.sort();
+            seen.dedup();
+            seen
+        };
+        assert_eq!(paths(&mut s, 0), ["/health"]);
+        assert_eq!(paths(&mut s, 1), ["/", "/api/v1/llm/providers"]);
+        // Past the last stage (the grace), the last stage's own.
+        assert_eq!(paths(&mut s, 5), ["/", "/api/v1/llm/providers"]);
+        assert_eq!(w.preflight().path.as_ref(), "/health");
     }
 }

@@ -93,6 +93,10 @@ pub struct WorkloadSpec {
     pub batch_sizes: Vec<u32>,
     /// Plain HTTP endpoints with weights.
     pub endpoints: Vec<Endpoint>,
+    /// The endpoints of each stage of the load shape, where a scenario's
+    /// stage names its own (an empty entry: `endpoints`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stage_endpoints: Vec<Vec<Endpoint>>,
     /// Prompts from a dataset, cycled.
     #[serde(skip)]
     pub dataset: Option<Arc<Vec<String>>>,

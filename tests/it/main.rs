@@ -16,6 +16,7 @@ mod openai_sdk;
 mod otlp;
 mod otlp_queries;
 mod phoenix;
+mod presets;
 mod real;
 mod reconnects;
 mod reports;

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 /// One query as a query server saw it: path and query, arrival, answer,
 /// method, content type and body.
-type Seen = (
+pub(crate) type Seen = (
     String,
     std::time::Instant,
     std::time::Instant,
@@ -21,7 +21,7 @@ type Seen = (
 
 /// A trace backend's query API: answers every query after `hold`, stamping
 /// when each arrived and when it was answered.
-async fn query_server(hold: std::time::Duration) -> (String, Arc<Mutex<Vec<Seen>>>) {
+pub(crate) async fn query_server(hold: std::time::Duration) -> (String, Arc<Mutex<Vec<Seen>>>) {
     use http_body_util::BodyExt;
     let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
     let store = seen.clone();

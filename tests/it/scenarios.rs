@@ -380,6 +380,16 @@ fn bad_scenario_files_name_the_file_line_and_key() {
             "thresholds:\n  - 'ttft.p95 800'\n",
             ":2:5: thresholds[0]:",
         ),
+        (
+            "stage_endpoint.yaml",
+            "workload: http\nrate: 5\nstages:\n  - { duration: 2s, target: 5, endpoints: ['/health'] }\n",
+            ":4:44: stages[0].endpoints[0]: '/health' is not METHOD:PATH",
+        ),
+        (
+            "stage_endpoint_chat.yaml",
+            "workload: completions\nvus: 2\nstages:\n  - { duration: 2s, target: 2, endpoints: ['GET:/health'] }\n",
+            ": a stage's endpoints apply to the http workload",
+        ),
     ];
     for (name, yaml, want) in cases {
         let path = dir.path().join(name);

@@ -277,18 +277,6 @@ async fn closed_model_segments_add_up_to_the_plans_vus_live_and_merged() {
     }
 }
 
-/// Arrival stamps by the mock's clock, µs, from a reset.
-async fn arrivals(mock: &MockProc) -> Vec<u64> {
-    let a = get_json(&mock.url("/mock/arrivals")).await;
-    mock.reset().await;
-    a["arrivals_us"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_u64().unwrap())
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn open_model_segments_make_the_requested_arrival_process_without_bursts() {
     let mock = MockProc::start(&["--ttft", "2ms", "--itl", "1ms", "--output-tokens", "2"]);
@@ -306,7 +294,7 @@ async fn open_model_segments_make_the_requested_arrival_process_without_bursts()
         "--no-stream",
     ]);
     let parts = segments(&dir, 4, "openrun1", &plan).await;
-    let stamps = arrivals(&mock).await;
+    let stamps = mock.arrivals().await;
     let sent: u64 = parts.iter().map(|r| u(&r["summary"]["requests"])).sum();
     assert_eq!(stamps.len() as u64, sent);
     assert!(
@@ -364,7 +352,7 @@ async fn open_model_segments_make_the_requested_arrival_process_without_bursts()
         "--no-stream",
     ]);
     let parts = segments(&dir, 4, "poisson1", &poisson).await;
-    let union = arrivals(&mock).await;
+    let union = mock.arrivals().await;
     let whole_path = temp_json(&dir, "whole.json");
     let mut args = s(&["run"]);
     args.extend(poisson.iter().cloned());
@@ -378,7 +366,7 @@ async fn open_model_segments_make_the_requested_arrival_process_without_bursts()
     ]));
     let out = periscope_async(args).await;
     assert!(out.status.success(), "{}", stderr(&out));
-    let one = arrivals(&mock).await;
+    let one = mock.arrivals().await;
     let sent: u64 = parts.iter().map(|r| u(&r["summary"]["requests"])).sum();
     assert_eq!(sent, u(&read_json(&whole_path)["summary"]["requests"]));
     assert_eq!(union.len(), one.len());

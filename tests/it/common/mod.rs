@@ -94,6 +94,18 @@ impl MockProc {
     pub async fn reset(&self) {
         http().delete(self.url("/mock/stats")).send().await.unwrap();
     }
+
+    /// Arrival stamps by the mock's clock, µs, sorted; then a reset.
+    pub async fn arrivals(&self) -> Vec<u64> {
+        let a = get_json(&self.url("/mock/arrivals")).await;
+        self.reset().await;
+        a["arrivals_us"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap())
+            .collect()
+    }
 }
 
 impl Drop for MockProc {

@@ -71,12 +71,14 @@ async fn llama_cpp_streams_have_no_false_errors_and_count_the_servers_tokens() {
         assert_eq!(u(&s["errors"]), 0, "{vus} VUs, {engine}: {}", r["errors"]);
         assert_eq!(u(&s["ok"]), n);
         // llama.cpp closes the connection after every streamed answer: on
-        // the hyper engine every request after a VU's first reconnects.
+        // the hyper engine a request sent on a pooled connection reconnects.
+        // One VU always finds its last connection in the pool; with several,
+        // the pool is shared and a VU that finds it empty (another took the
+        // connection just returned) connects afresh, with nothing to retry.
         if engine == "hyper" {
-            assert!(
-                u(&s["reconnects"]) >= n - 2 * vus.parse::<u64>().unwrap(),
-                "{vus} VUs: {s}"
-            );
+            let vus: u64 = vus.parse().unwrap();
+            let least = if vus == 1 { n - 2 } else { n / 2 };
+            assert!(u(&s["reconnects"]) >= least, "{vus} VUs: {s}");
         }
         // Every request's output from the server's usage, agreeing with
         // the server's own count in its timings, and the local count.
