@@ -6,7 +6,9 @@
 
 mod h1;
 pub mod parse;
+mod scan;
 mod send;
+mod sse;
 mod tokens;
 
 use std::sync::{Arc, Once};

@@ -13,6 +13,7 @@ use std::time::Instant;
 
 use serde::Deserialize;
 
+use super::scan::{self, ChoiceParts, DeltaParts};
 use crate::record::{ErrorClass, ServerTiming};
 
 #[derive(Debug, Deserialize)]
@@ -92,6 +93,29 @@ struct TimingsIn {
     cache_n: Option<u32>,
 }
 
+impl<'a> From<Delta<'a>> for DeltaParts<'a> {
+    fn from(d: Delta<'a>) -> Self {
+        DeltaParts {
+            reasoning_content: d.reasoning_content,
+            reasoning: d.reasoning,
+            content: d.content,
+            refusal: d.refusal,
+            tool_calls: d.tool_calls.is_some(),
+        }
+    }
+}
+
+impl<'a> From<Choice<'a>> for ChoiceParts<'a> {
+    fn from(c: Choice<'a>) -> Self {
+        ChoiceParts {
+            delta: c.delta.map(Into::into).unwrap_or_default(),
+            message: c.message.map(Into::into).unwrap_or_default(),
+            text: c.text,
+            finished: c.finish_reason.is_some(),
+        }
+    }
+}
+
 /// What one response told us.
 #[derive(Debug, Default)]
 pub struct StreamState {
@@ -108,6 +132,8 @@ pub struct StreamState {
     pub server_timing: Option<ServerTiming>,
     /// A failure seen in the body, with a message.
     pub failure: Option<(ErrorClass, String)>,
+    /// What the chunks so far start with, for the fast path.
+    pub(super) prefix: scan::Prefix,
 }
 
 fn non_empty<'b>(s: &'b Option<Cow<'_, str>>) -> Option<&'b str> {
@@ -126,6 +152,18 @@ impl StreamState {
             self.done = true;
             return true;
         }
+        let mut q = scan::Quick::default();
+        if scan::chunk(data, &mut q, &mut self.prefix) {
+            self.take_output(&q.choices[..q.n], at, true);
+            true
+        } else {
+            self.full_event(data, at)
+        }
+    }
+
+    /// A trimmed SSE data payload, parsed whole: what [`scan::chunk`]
+    /// declines, and the reference its answers are tested against.
+    pub(super) fn full_event(&mut self, data: &str, at: Instant) -> bool {
         let chunk: Chunk<'_> = match serde_json::from_str(data) {
             Ok(c) => c,
             Err(e) => {
@@ -183,10 +221,24 @@ impl StreamState {
                 None => body,
             });
         }
+        let choices: Vec<ChoiceParts> = chunk
+            .choices
+            .into_iter()
+            .flatten()
+            .map(ChoiceParts::from)
+            .collect();
+        self.take_output(&choices, at, streaming);
+        true
+    }
+
+    /// The output of a chunk's (or a whole answer's) choices, in the order
+    /// the metrics read it: a completion's text, then for the delta and the
+    /// message, reasoning before content and refusal.
+    fn take_output(&mut self, choices: &[ChoiceParts], at: Instant, streaming: bool) {
         let mut carries_output = false;
         let mut visible = false;
-        for choice in chunk.choices.iter().flatten() {
-            if choice.finish_reason.is_some() {
+        for choice in choices {
+            if choice.finished {
                 self.finished = true;
             }
             if let Some(t) = non_empty(&choice.text) {
@@ -194,7 +246,7 @@ impl StreamState {
                 carries_output = true;
                 visible = true;
             }
-            for d in [&choice.delta, &choice.message].into_iter().flatten() {
+            for d in [&choice.delta, &choice.message] {
                 for r in [non_empty(&d.reasoning_content), non_empty(&d.reasoning)]
                     .into_iter()
                     .flatten()
@@ -210,7 +262,7 @@ impl StreamState {
                     carries_output = true;
                     visible = true;
                 }
-                if d.tool_calls.is_some() {
+                if d.tool_calls {
                     carries_output = true;
                     visible = true;
                 }
@@ -230,7 +282,6 @@ impl StreamState {
             }
             self.last_output = Some(at);
         }
-        true
     }
 
     /// How the response ended, once the body is exhausted.
@@ -362,17 +413,17 @@ mod tests {
     /// Run SSE text split into the given pieces through the parser; the
     /// i-th event arrives at i × 10 ms.
     async fn feed(pieces: &[&str]) -> StreamState {
-        let mut parser = sse_parse::SseParser::new();
+        let mut framer = super::super::sse::Framer::default();
         let mut st = StreamState::default();
         let t0 = Instant::now();
         let mut i = 0u64;
-        'outer: for p in pieces {
-            parser.feed(p.as_bytes());
-            while let Some(ev) = parser.next_event() {
+        for p in pieces {
+            let more = framer.feed(p.as_bytes(), |data| {
                 i += 1;
-                if !st.on_event(&ev.data, t0 + Duration::from_millis(i * 10)) {
-                    break 'outer;
-                }
+                st.on_event(data, t0 + Duration::from_millis(i * 10))
+            });
+            if !more {
+                break;
             }
         }
         st

@@ -65,7 +65,7 @@ impl Client {
         };
         if success && req.stream {
             // Events that arrive in one read share its arrival instant.
-            let mut sse = sse_parse::SseParser::new();
+            let mut sse = super::sse::Framer::default();
             let mut clean_end = false;
             'read: loop {
                 let chunk = tokio::select! {
@@ -83,11 +83,8 @@ impl Client {
                         break;
                     }
                     Some(Ok(bytes)) => {
-                        sse.feed(&bytes);
-                        while let Some(ev) = sse.next_event() {
-                            if !st.on_event(&ev.data, at) {
-                                break 'read;
-                            }
+                        if !sse.feed(&bytes, |data| st.on_event(data, at)) {
+                            break 'read;
                         }
                     }
                     Some(Err(e)) => {
