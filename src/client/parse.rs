@@ -142,22 +142,31 @@ fn non_empty<'b>(s: &'b Option<Cow<'_, str>>) -> Option<&'b str> {
 
 impl StreamState {
     /// Take one SSE data payload. Returns false once the stream should stop
-    /// being read (a bad chunk or an error event).
-    pub fn on_event(&mut self, data: &str, at: Instant) -> bool {
-        let data = data.trim();
-        if data.is_empty() {
+    /// being read (a bad chunk or an error event). The fast path reads the
+    /// bytes; what it declines is read as text (lossy UTF-8, trimmed) by the
+    /// full parser.
+    pub fn on_event(&mut self, data: &[u8], at: Instant) -> bool {
+        let d = data.trim_ascii();
+        if d.is_empty() {
             return true;
         }
-        if data == "[DONE]" {
+        if d == b"[DONE]" {
             self.done = true;
             return true;
         }
         let mut q = scan::Quick::default();
-        if scan::chunk(data, &mut q, &mut self.prefix) {
+        if scan::chunk(d, &mut q, &mut self.prefix) {
             self.take_output(&q.choices[..q.n], at, true);
-            true
-        } else {
-            self.full_event(data, at)
+            return true;
+        }
+        let text = String::from_utf8_lossy(data);
+        match text.trim() {
+            "" => true,
+            "[DONE]" => {
+                self.done = true;
+                true
+            }
+            t => self.full_event(t, at),
         }
     }
 

@@ -6,10 +6,12 @@
 //! metrics need only: does it carry output (content, reasoning, refusal, a
 //! tool call, a completion's text), which text, and is there a
 //! `finish_reason`. [`chunk`] answers that while validating the JSON as
-//! serde_json would; it declines (returns `None`) whenever the answer needs
+//! serde_json would; it declines (returns false) whenever the answer needs
 //! the full parser: a non-null `usage`, `error` or `timings`, a value of an
 //! unexpected type, a duplicate key, an escaped key, more than
-//! [`MAX_CHOICES`] choices, deep nesting, or JSON that is not valid. The
+//! [`MAX_CHOICES`] choices, deep nesting, JSON that is not valid, or a text
+//! field that is not valid UTF-8 (skipped values' bytes are not read as
+//! text: their invalid bytes would be U+FFFD to the full parser). The
 //! caller then parses the chunk fully (`parse.rs`), so every answer is the
 //! full parser's; the tests check that on generated and mutated chunks.
 
@@ -60,10 +62,9 @@ pub struct Prefix {
 
 /// Read a chunk (trimmed) into `q` (fresh); false: parse it fully.
 /// `prefix` is the stream's, kept from one chunk to the next.
-pub fn chunk<'a>(data: &'a str, q: &mut Quick<'a>, prefix: &mut Prefix) -> bool {
+pub fn chunk<'a>(data: &'a [u8], q: &mut Quick<'a>, prefix: &mut Prefix) -> bool {
     let mut s = Scan {
-        src: data,
-        b: data.as_bytes(),
+        b: data,
         i: 0,
         depth: 0,
     };
@@ -97,11 +98,11 @@ fn top<'a>(s: &mut Scan<'a>, q: &mut Quick<'a>, prefix: &mut Prefix) -> Option<(
         if escaped {
             return None;
         }
-        let k = match &s.src[from..to] {
-            "choices" => Some(0),
-            "usage" => Some(1),
-            "error" => Some(2),
-            "timings" => Some(3),
+        let k = match &s.b[from..to] {
+            b"choices" => Some(0),
+            b"usage" => Some(1),
+            b"error" => Some(2),
+            b"timings" => Some(3),
             _ => None,
         };
         s.eat(b':')?;
@@ -172,7 +173,6 @@ fn special_at(b: &[u8]) -> Option<usize> {
 }
 
 struct Scan<'a> {
-    src: &'a str,
     b: &'a [u8],
     i: usize,
     depth: u32,
@@ -205,7 +205,7 @@ impl<'a> Scan<'a> {
     }
 
     /// `{ "key": value, … }`, each value read by `f` (which must consume it).
-    fn object(&mut self, mut f: impl FnMut(&mut Self, &'a str) -> Option<()>) -> Option<()> {
+    fn object(&mut self, mut f: impl FnMut(&mut Self, &'a [u8]) -> Option<()>) -> Option<()> {
         self.eat(b'{')?;
         self.enter()?;
         if self.peek()? == b'}' {
@@ -221,7 +221,7 @@ impl<'a> Scan<'a> {
             if escaped {
                 return None;
             }
-            let key = &self.src[from..to];
+            let key = &self.b[from..to];
             self.eat(b':')?;
             f(self, key)?;
             match self.peek()? {
@@ -268,10 +268,10 @@ impl<'a> Scan<'a> {
         let mut seen = [false; 4];
         self.object(|s, key| {
             let k = match key {
-                "delta" => 0,
-                "message" => 1,
-                "text" => 2,
-                "finish_reason" => 3,
+                b"delta" => 0,
+                b"message" => 1,
+                b"text" => 2,
+                b"finish_reason" => 3,
                 _ => return s.value(),
             };
             if std::mem::replace(&mut seen[k], true) {
@@ -295,11 +295,11 @@ impl<'a> Scan<'a> {
         let mut seen = [false; 5];
         self.object(|s, key| {
             let k = match key {
-                "reasoning_content" => 0,
-                "reasoning" => 1,
-                "content" => 2,
-                "refusal" => 3,
-                "tool_calls" => 4,
+                b"reasoning_content" => 0,
+                b"reasoning" => 1,
+                b"content" => 2,
+                b"refusal" => 3,
+                b"tool_calls" => 4,
                 _ => return s.value(),
             };
             if std::mem::replace(&mut seen[k], true) {
@@ -332,9 +332,11 @@ impl<'a> Scan<'a> {
         let at = self.i;
         let (from, to, escaped) = self.string()?;
         if !escaped {
-            return Some(Some(Cow::Borrowed(&self.src[from..to])));
+            return std::str::from_utf8(&self.b[from..to])
+                .ok()
+                .map(|t| Some(Cow::Borrowed(t)));
         }
-        serde_json::from_str::<Cow<'a, str>>(&self.src[at..=to])
+        serde_json::from_slice::<Cow<'a, str>>(&self.b[at..=to])
             .ok()
             .map(Some)
     }

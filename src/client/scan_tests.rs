@@ -45,7 +45,7 @@ fn same(st: &mut StreamState) -> String {
 
 fn quick(data: &str) -> Option<Quick<'_>> {
     let mut q = Quick::default();
-    chunk(data, &mut q, &mut Prefix::default()).then_some(q)
+    chunk(data.as_bytes(), &mut q, &mut Prefix::default()).then_some(q)
 }
 
 fn pick<'a>(rng: &mut fastrand::Rng, xs: &[&'a str]) -> &'a str {
@@ -215,7 +215,7 @@ fn fuzz_the_fast_path_against_the_full_parser() {
             } else {
                 declined += 1;
             }
-            let a = fast.on_event(e, at);
+            let a = fast.on_event(e.as_bytes(), at);
             let b = full.full_event(e.trim(), at);
             assert_eq!(a, b, "case {case}: {e}");
             assert_eq!(
@@ -251,7 +251,16 @@ fn fuzz_split_and_merged_events_end_to_end() {
         if rng.bool() {
             body.push_str("data: [DONE]\n\n");
         }
-        let bytes = body.as_bytes();
+        // Now and then a byte that is not UTF-8 (in a value, a key, a text).
+        let mut bytes = body.into_bytes();
+        for _ in 0..rng.usize(0..3) {
+            if rng.u8(..4) == 0 && !bytes.is_empty() {
+                let at = rng.usize(..bytes.len());
+                bytes.insert(at, [0xFF, 0xC3, 0x80][rng.usize(..3)]);
+            }
+        }
+        let body = String::from_utf8_lossy(&bytes).into_owned();
+        let bytes = &bytes[..];
         let mut cuts: Vec<usize> = (0..rng.usize(0..8))
             .map(|_| rng.usize(0..=bytes.len()))
             .collect();
@@ -318,7 +327,7 @@ fn a_repeated_start_is_read_once_per_stream() {
     let mut prefix = Prefix::default();
     let mut q = Quick::default();
     let first = format!(r#"{head}"choices":[{{"delta":{{"content":"a"}}}}]}}"#);
-    assert!(chunk(&first, &mut q, &mut prefix));
+    assert!(chunk(first.as_bytes(), &mut q, &mut prefix));
     assert_eq!(prefix.bytes, head.as_bytes());
     // The next chunk resumes after the same start, and its own seen keys
     // still count: a second `usage` is a duplicate.
@@ -333,7 +342,7 @@ fn a_repeated_start_is_read_once_per_stream() {
     ] {
         let text = format!("{head}{rest}");
         let mut q = Quick::default();
-        assert_eq!(chunk(&text, &mut q, &mut prefix), reads, "{text}");
+        assert_eq!(chunk(text.as_bytes(), &mut q, &mut prefix), reads, "{text}");
         if reads {
             assert_eq!(q.choices[0].delta.content.as_deref(), content);
         }

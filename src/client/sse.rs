@@ -6,11 +6,14 @@
 //! reads is one end), a leading byte order mark is dropped once, `:` lines
 //! are comments, a field's value loses one leading space, `data` lines of
 //! one event are joined with `\n`, a blank line dispatches the event if it
-//! has data, invalid UTF-8 becomes U+FFFD — and ignores the fields no
-//! metric reads (`event`, `id`, `retry`). The common event, one `data`
-//! line, is handed over as a slice of the read buffer; only an event of
-//! several `data` lines is copied. Tested against the `sse-parse` crate,
-//! a complete implementation, on the same bytes cut at random places.
+//! has data — and ignores the fields no metric reads (`event`, `id`,
+//! `retry`). Data is handed over as bytes: the chunk reader validates what
+//! it reads as text (a lossy UTF-8 reading, U+FFFD for invalid bytes, is
+//! the full parser's, as the standard's decoder does). The common event,
+//! one `data` line, is handed over as a slice of the read; only a line
+//! split across reads or an event of several `data` lines is copied.
+//! Tested against the `sse-parse` crate, a complete implementation, on the
+//! same bytes cut at random places.
 
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 
@@ -57,18 +60,11 @@ fn data_value(line: &[u8]) -> Option<&[u8]> {
     (name == b"data").then_some(value)
 }
 
-fn emit(bytes: &[u8], on_data: &mut impl FnMut(&str) -> bool) -> bool {
-    match std::str::from_utf8(bytes) {
-        Ok(s) => on_data(s),
-        Err(_) => on_data(&String::from_utf8_lossy(bytes)),
-    }
-}
-
 impl Framer {
     /// Take one read of the body and hand each complete event's data to
     /// `on_data`, in order, until it returns false (then false is returned
     /// and the rest is not read).
-    pub fn feed(&mut self, bytes: &[u8], mut on_data: impl FnMut(&str) -> bool) -> bool {
+    pub fn feed(&mut self, bytes: &[u8], mut on_data: impl FnMut(&[u8]) -> bool) -> bool {
         let mut bytes = bytes;
         if self.held_cr && !bytes.is_empty() {
             self.held_cr = false;
@@ -174,10 +170,10 @@ impl Framer {
 
     /// A blank line: the event's data, if it has any (`single`: its only
     /// data line, still in the read).
-    fn dispatch(&mut self, single: Option<&[u8]>, on_data: &mut impl FnMut(&str) -> bool) -> bool {
+    fn dispatch(&mut self, single: Option<&[u8]>, on_data: &mut impl FnMut(&[u8]) -> bool) -> bool {
         let more = match single {
-            Some(v) => emit(v, on_data),
-            None if self.open => emit(&self.owned, on_data),
+            Some(v) => on_data(v),
+            None if self.open => on_data(&self.owned),
             None => return true,
         };
         self.owned.clear();
@@ -195,7 +191,7 @@ mod tests {
         let mut out = Vec::new();
         for c in chunks {
             f.feed(c, |d| {
-                out.push(d.to_string());
+                out.push(String::from_utf8_lossy(d).into_owned());
                 true
             });
         }
