@@ -124,18 +124,14 @@ impl Framer {
                     return false;
                 }
             } else if let Some(v) = data_value(line) {
-                match pending.replace(v) {
-                    None if !self.open => {}
-                    None => {
-                        // Data from an earlier read comes first.
-                        pending = None;
-                        self.keep(v);
-                    }
-                    Some(first) => {
-                        pending = None;
+                if pending.is_none() && !self.open {
+                    pending = Some(v);
+                } else {
+                    // A second line, or data from an earlier read first.
+                    if let Some(first) = pending.take() {
                         self.keep(first);
-                        self.keep(v);
                     }
+                    self.keep(v);
                 }
             }
         }

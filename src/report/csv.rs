@@ -26,13 +26,23 @@ fn sibling(path: &Path, what: &str) -> PathBuf {
     path.with_file_name(format!("{stem}-{what}.csv"))
 }
 
-/// Write the per-request CSV of `r` (which must have kept its requests).
-pub fn write_requests(r: &RunResult, path: &Path) -> anyhow::Result<()> {
+/// The run's start, and `path` opened with its header written.
+fn open(
+    r: &RunResult,
+    path: &Path,
+    header: &[&str],
+) -> anyhow::Result<(std::time::SystemTime, csv::Writer<std::fs::File>)> {
     let start = humantime::parse_rfc3339_weak(&r.started_at)
         .with_context(|| format!("started_at '{}'", r.started_at))?;
     let mut w =
         csv::Writer::from_path(path).with_context(|| format!("writing {}", path.display()))?;
-    w.write_record(REQUEST_HEADER)?;
+    w.write_record(header)?;
+    Ok((start, w))
+}
+
+/// Write the per-request CSV of `r` (which must have kept its requests).
+pub fn write_requests(r: &RunResult, path: &Path) -> anyhow::Result<()> {
+    let (start, mut w) = open(r, path, REQUEST_HEADER)?;
     for s in &r.requests {
         write_row(&mut w, &r.run_id, start, s)?;
     }
@@ -76,11 +86,7 @@ pub fn series_path(path: &Path) -> PathBuf {
 /// Write the per-second series of `r`: one row per window `[t, t+1)` s,
 /// stamped with its start (as the JSON series and InfluxDB points are).
 pub fn write_series(r: &RunResult, path: &Path) -> anyhow::Result<()> {
-    let start = humantime::parse_rfc3339_weak(&r.started_at)
-        .with_context(|| format!("started_at '{}'", r.started_at))?;
-    let mut w =
-        csv::Writer::from_path(path).with_context(|| format!("writing {}", path.display()))?;
-    w.write_record(SERIES_HEADER)?;
+    let (start, mut w) = open(r, path, SERIES_HEADER)?;
     let opt = |x: Option<f64>| x.map(|v| v.to_string()).unwrap_or_default();
     for s in &r.series {
         let at = start + std::time::Duration::from_secs(s.t);
