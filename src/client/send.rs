@@ -196,8 +196,16 @@ impl Client {
             .and_then(|u| u.prompt_tokens_details)
             .and_then(|d| d.cached_tokens)
         {
+            // OpenAI's `usage.prompt_tokens` counts the cached tokens too:
+            // what the server processed is the rest (llama.cpp's own
+            // `timings.prompt_n`, when it sent one, wins).
             let t = rec.server_timing.get_or_insert_with(Default::default);
             t.cached_tokens = t.cached_tokens.or(Some(cached));
+            if rec.input_source == TokenSource::Usage {
+                t.prompt_tokens = t
+                    .prompt_tokens
+                    .or(Some(rec.input_tokens.saturating_sub(cached)));
+            }
         }
         rec.reasoning_tokens = st
             .usage

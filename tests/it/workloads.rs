@@ -70,15 +70,25 @@ async fn prefix_caching_ttft_is_flat_with_a_cache_and_grows_without() {
             let g = rows.iter().find(|g| g["label"] == t).expect("turn row");
             (f(&g["ttft"]["p50"]), f(&g["input_tokens_mean"]))
         };
-        (at("2"), at("6"))
+        (at("2"), at("6"), r)
     };
-    let ((ttft2, tok2), (ttft6, tok6)) = run(true).await;
+    let ((ttft2, tok2), (ttft6, tok6), r) = run(true).await;
+    // The server's cache as its usage tells it (`prompt_tokens` counts the
+    // cached tokens too): the hit rate is cached / prompt, never 100%.
+    let t = &r["server_timings"];
+    let (cached, prompt) = (f(&t["cached_tokens"]), f(&r["summary"]["input_tokens"]));
+    assert!(cached > 0.0 && cached < prompt, "{t} of {prompt}");
+    assert!(
+        (f(&t["cache_hit_rate"]) - cached / prompt).abs() < 1e-9,
+        "{t} of {prompt}"
+    );
+    assert_eq!(f(&t["prompt_tokens"]) + cached, prompt, "{t}");
     assert!(tok6 > tok2 + 100.0, "the prompt grows: {tok2} → {tok6}");
     assert!(
         (ttft6 - ttft2).abs() < 3.0,
         "cached: ttft {ttft2} → {ttft6} ms"
     );
-    let ((ttft2, _), (ttft6, _)) = run(false).await;
+    let ((ttft2, _), (ttft6, _), _) = run(false).await;
     // 4 more turns × 32 tokens × 0.2 ms = 25.6 ms more prefill.
     assert!(ttft6 - ttft2 > 20.0, "uncached: ttft {ttft2} → {ttft6} ms");
 }
