@@ -1,13 +1,22 @@
-//! The hot path for plain-HTTP targets: HTTP/1.1 connections driven by
-//! hyper directly, kept in a small idle list.
+//! The hot path for plain-HTTP targets: periscope's own HTTP/1.1 client, a
+//! connection per request in flight, kept in a small idle list.
 //!
-//! reqwest's generic pool (URL re-parsing, tower services, a keyed pool,
-//! proxy matching) costs more CPU per request than the rest of the
-//! generator; a load generator talks to one origin, so this pool holds
-//! ready connections to that one host, checks one out per request and puts
-//! it back when the response body has been read to its end. A connection
-//! whose response was not read to the end (a cut, a timeout, a cancel) is
-//! dropped, which closes it, as HTTP/1.1 requires. TLS targets use reqwest.
+//! Why not hyper here. hyper drives each connection from a task of its own
+//! and hands requests and body chunks over channels: for a stream of small
+//! SSE events that is two task wake-ups and a channel hop per event, and
+//! some 26 KB per connection (a 32-slot request channel, 8 KB read and
+//! 8 KB header buffers). A load generator talks to one origin with one
+//! request per connection at a time, so here the request's own task writes
+//! the request and reads the answer from the socket: one read buffer per
+//! connection (4 KB, more only while a long body is read), heads parsed by
+//! `httparse`, bodies framed by `Content-Length`, chunked encoding or the
+//! connection's close. Chunks are handed over as they are read (`Bytes`
+//! split from the read buffer: no copy). TLS targets use reqwest.
+//!
+//! A connection goes back to the idle list when its answer was read to its
+//! end and the server keeps it; one whose answer was not read to the end (a
+//! cut, a timeout, a cancel) is dropped, which closes it, as HTTP/1.1
+//! requires.
 //!
 //! Reconnects. A server may advertise keep-alive and close the connection
 //! anyway (llama.cpp's server does after every streamed response), or close
@@ -15,26 +24,30 @@
 //! connection then finds it closed, either in the idle list or right after
 //! writing its request (EOF or a reset before any byte of an answer). As
 //! curl and browsers do, such a request is sent once more on a fresh
-//! connection: a *reconnect*, not an error. A connection put back after an
-//! answer that said `Connection: close` was announced, and is not kept.
+//! connection: a *reconnect*, not an error.
 
-use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper::client::conn::http1::{self, SendRequest};
-use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
-/// A connection: its request handle and the bytes read on it so far.
+/// What one read asks the socket for, at least.
+const READ_SIZE: usize = 4096;
+/// A body of known length is read this much at a time, at most.
+const LONG_READ: usize = 64 * 1024;
+/// A read buffer larger than this is not kept with an idle connection.
+const KEEP_BUFFER: usize = 16 * 1024;
+/// The largest response head accepted.
+const MAX_HEAD: usize = 64 * 1024;
+/// The most headers a response head may have.
+const MAX_HEADERS: usize = 100;
+
+/// A connection and the bytes read from it and not yet used.
 pub struct Conn {
-    sender: SendRequest<Full<Bytes>>,
-    read: Arc<AtomicU64>,
+    io: TcpStream,
+    buf: BytesMut,
 }
 
 /// Connections to one `host:port`.
@@ -42,28 +55,95 @@ pub struct Pool {
     host: String,
     port: u16,
     /// Idle connections, one list per worker thread (index 0: any other
-    /// thread), so a connection stays on the runtime that drives it.
+    /// thread), so a connection stays on the runtime that registered it.
     idle: Vec<Mutex<Vec<Conn>>>,
     max_idle: usize,
     connect_timeout: Duration,
 }
 
-/// Why a request got no response.
+/// Why a request got no answer.
 #[derive(Debug, thiserror::Error)]
 pub enum SendError {
     #[error("connect to {0}: {1}")]
     Connect(String, String),
     #[error("{0}")]
-    Http(#[from] hyper::Error),
+    Io(String),
 }
 
-/// An answer's head, with the connection it came on.
+/// An answer's head.
+pub struct Head {
+    pub status: u16,
+    /// The server keeps the connection for another request.
+    pub keep_alive: bool,
+    /// The head as it came, for the few headers the caller reads.
+    raw: Bytes,
+}
+
+impl Head {
+    /// The value of the first header called `name` (any case), trimmed.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.raw
+            .split(|b| *b == b'\n')
+            .skip(1)
+            .find_map(|line| {
+                let colon = memchr::memchr(b':', line)?;
+                line[..colon]
+                    .eq_ignore_ascii_case(name.as_bytes())
+                    .then(|| &line[colon + 1..])
+            })
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .map(str::trim)
+    }
+}
+
+/// An answer: its head, its body and whether the request had to go out
+/// again on a fresh connection.
 pub struct Sent {
-    pub response: Response<hyper::body::Incoming>,
-    pub conn: Conn,
-    /// The request found its kept-alive connection closed by the server and
-    /// went out again on a fresh one.
+    pub head: Head,
+    pub body: Body,
     pub reconnect: bool,
+}
+
+/// How the body's end is known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    /// No body (a HEAD request, 1xx, 204, 304).
+    Empty,
+    /// `Content-Length`: this many bytes are still to come.
+    Length(u64),
+    Chunked(Chunk),
+    /// Until the server closes the connection.
+    Eof,
+}
+
+/// Where a chunked body's decoding stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Chunk {
+    /// A chunk-size line is next.
+    Size,
+    /// This many bytes of the chunk's data are still to come.
+    Data(u64),
+    /// The CRLF after a chunk's data is next.
+    DataEnd,
+    /// The trailer lines after the last chunk, up to an empty line.
+    Trailers,
+}
+
+/// What the chunked decoder made of the bytes it has.
+#[derive(Debug)]
+enum Step {
+    Data(Bytes),
+    NeedMore,
+    Done,
+    Bad(String),
+}
+
+/// A response body, read chunk by chunk from its connection.
+pub struct Body {
+    conn: Option<Conn>,
+    framing: Framing,
+    keep_alive: bool,
+    pool: Arc<Pool>,
 }
 
 impl Pool {
@@ -81,67 +161,62 @@ impl Pool {
         }
     }
 
-    /// Send the request `make` builds (origin-form URI, `Host` set) on an
-    /// idle connection, or a new one. A kept-alive connection that turns out
-    /// closed before any byte of an answer arrived costs a fresh connection
-    /// (`reconnect`), never an error; `make` is called again for it.
-    pub async fn send(&self, make: impl Fn() -> Request<Full<Bytes>>) -> Result<Sent, SendError> {
+    /// Send `request` (a whole HTTP/1.1 request: head and body) on an idle
+    /// connection, or a new one, and read the answer's head. A kept-alive
+    /// connection that turns out closed before any byte of an answer
+    /// arrived costs a fresh connection (`reconnect`), never an error.
+    /// `head_only`: the request was a HEAD (its answer has no body).
+    pub async fn send(
+        self: &Arc<Self>,
+        request: &[u8],
+        head_only: bool,
+    ) -> Result<Sent, SendError> {
         let mut found_closed = false;
-        let mut req = make();
-        loop {
-            let pooled = self.shard().lock().unwrap_or_else(|p| p.into_inner()).pop();
-            let Some(mut conn) = pooled else { break };
-            if conn.sender.is_closed() || conn.sender.ready().await.is_err() {
+        while let Some(mut conn) = self.pop() {
+            if !conn.open() {
                 found_closed = true;
                 continue;
             }
-            let read_before = conn.read.load(Ordering::Relaxed);
-            match conn.sender.try_send_request(req).await {
-                Ok(response) => {
-                    return Ok(Sent {
-                        response,
-                        conn,
-                        reconnect: false,
-                    })
+            match conn.exchange(request, head_only).await {
+                Ok((head, framing)) => return Ok(self.sent(conn, head, framing, false)),
+                Err(Failure::Closed(_)) => {
+                    // Written, then EOF or a reset with no answer: the
+                    // server had closed the connection.
+                    found_closed = true;
+                    break;
                 }
-                Err(mut e) => match e.take_message() {
-                    // Never written: the connection was closing.
-                    Some(back) => {
-                        req = back;
-                        found_closed = true;
-                    }
-                    None => {
-                        let err = e.into_error();
-                        if conn.read.load(Ordering::Relaxed) != read_before
-                            || !closed_before_answer(&err)
-                        {
-                            return Err(SendError::Http(err));
-                        }
-                        // Written, then EOF or a reset with no answer: the
-                        // server had closed the connection.
-                        found_closed = true;
-                        req = make();
-                        break;
-                    }
-                },
+                Err(Failure::Other(e)) => return Err(SendError::Io(e)),
             }
         }
         let mut conn = self.connect().await?;
-        let response = conn.sender.send_request(req).await?;
-        Ok(Sent {
-            response,
-            conn,
-            reconnect: found_closed,
-        })
+        match conn.exchange(request, head_only).await {
+            Ok((head, framing)) => Ok(self.sent(conn, head, framing, found_closed)),
+            Err(Failure::Closed(e) | Failure::Other(e)) => Err(SendError::Io(e)),
+        }
     }
 
-    /// Return a connection whose last answer was read to its end. One the
-    /// server said it would close (`Connection: close`) is not kept; one it
-    /// closed anyway goes back too, so that the request that finds it
-    /// closed counts a reconnect.
-    pub fn put_back(&self, conn: Conn, keep_alive: bool) {
-        if !keep_alive {
-            return;
+    fn sent(self: &Arc<Self>, conn: Conn, head: Head, framing: Framing, reconnect: bool) -> Sent {
+        let keep_alive = head.keep_alive && framing != Framing::Eof;
+        Sent {
+            head,
+            body: Body {
+                conn: Some(conn),
+                framing,
+                keep_alive,
+                pool: self.clone(),
+            },
+            reconnect,
+        }
+    }
+
+    fn pop(&self) -> Option<Conn> {
+        self.shard().lock().unwrap_or_else(|p| p.into_inner()).pop()
+    }
+
+    /// Keep a connection whose last answer was read to its end.
+    fn put_back(&self, mut conn: Conn) {
+        if conn.buf.capacity() > KEEP_BUFFER {
+            conn.buf = BytesMut::new();
         }
         let mut idle = self.shard().lock().unwrap_or_else(|p| p.into_inner());
         if idle.len() < self.max_idle {
@@ -154,36 +229,300 @@ impl Pool {
     }
 
     async fn connect(&self) -> Result<Conn, SendError> {
-        let addr = format!("{}:{}", self.host, self.port);
-        let fail = |e: String| SendError::Connect(addr.clone(), e);
-        let stream = tokio::time::timeout(
+        let fail = |e: String| SendError::Connect(format!("{}:{}", self.host, self.port), e);
+        let io = tokio::time::timeout(
             self.connect_timeout,
-            tokio::net::TcpStream::connect((self.host.as_str(), self.port)),
+            TcpStream::connect((self.host.as_str(), self.port)),
         )
         .await
         .map_err(|_| fail(format!("timed out after {:?}", self.connect_timeout)))?
         .map_err(|e| fail(e.to_string()))?;
-        stream.set_nodelay(true).map_err(|e| fail(e.to_string()))?;
-        let read = Arc::new(AtomicU64::new(0));
-        let io = Counted {
-            inner: stream,
-            read: read.clone(),
+        io.set_nodelay(true).map_err(|e| fail(e.to_string()))?;
+        Ok(Conn {
+            io,
+            buf: BytesMut::new(),
+        })
+    }
+}
+
+/// Why an exchange failed: the connection was closed before any byte of
+/// an answer (worth a fresh connection), or anything else.
+enum Failure {
+    Closed(String),
+    Other(String),
+}
+
+impl Conn {
+    /// Whether an idle connection is still open: nothing to read from it
+    /// yet (EOF or stray bytes mean it is not usable).
+    fn open(&mut self) -> bool {
+        let mut probe = [0u8; 1];
+        matches!(self.io.try_read(&mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+    }
+
+    /// Write the request and read the answer's head (past any 1xx).
+    async fn exchange(
+        &mut self,
+        request: &[u8],
+        head_only: bool,
+    ) -> Result<(Head, Framing), Failure> {
+        self.io.write_all(request).await.map_err(|e| {
+            let msg = format!("sending the request: {e}");
+            if is_closed(&e) {
+                Failure::Closed(msg)
+            } else {
+                Failure::Other(msg)
+            }
+        })?;
+        let mut answered = false;
+        loop {
+            if let Some((head, framing)) = self.parse_head(head_only).map_err(Failure::Other)? {
+                if (100..200).contains(&head.status) && head.status != 101 {
+                    answered = true;
+                    continue;
+                }
+                return Ok((head, framing));
+            }
+            if self.buf.len() >= MAX_HEAD {
+                return Err(Failure::Other(format!(
+                    "the response head is longer than {MAX_HEAD} bytes"
+                )));
+            }
+            let read = self.fill(READ_SIZE).await;
+            let nothing = !answered && self.buf.is_empty();
+            match read {
+                Ok(0) if nothing => {
+                    return Err(Failure::Closed(
+                        "the server closed the connection before answering".into(),
+                    ))
+                }
+                Err(e) if nothing && is_closed(&e) => {
+                    return Err(Failure::Closed(format!(
+                        "the connection was closed before an answer: {e}"
+                    )))
+                }
+                Ok(0) => {
+                    return Err(Failure::Other(
+                        "the server closed the connection in the middle of the response head"
+                            .into(),
+                    ))
+                }
+                Ok(_) => answered = true,
+                Err(e) => return Err(Failure::Other(format!("reading the response: {e}"))),
+            }
+        }
+    }
+
+    /// Read what the socket has into the buffer, `want` bytes of room at
+    /// least; 0 at EOF.
+    async fn fill(&mut self, want: usize) -> std::io::Result<usize> {
+        if self.buf.capacity() - self.buf.len() < want.min(READ_SIZE) {
+            self.buf.reserve(want);
+        }
+        self.io.read_buf(&mut self.buf).await
+    }
+
+    /// The head at the start of the buffer, taken out of it, when it is all
+    /// there.
+    fn parse_head(&mut self, head_only: bool) -> Result<Option<(Head, Framing)>, String> {
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut resp = httparse::Response::new(&mut headers);
+        let len = match resp.parse(&self.buf) {
+            Ok(httparse::Status::Complete(n)) => n,
+            Ok(httparse::Status::Partial) => return Ok(None),
+            Err(e) => return Err(format!("the server's answer is not HTTP/1.1: {e}")),
         };
-        let (sender, conn) = http1::Builder::new()
-            .handshake(TokioIo::new(io))
-            .await
-            .map_err(|e| fail(e.to_string()))?;
-        tokio::spawn(async move {
-            // The connection ends when the server closes it or every sender
-            // is dropped; its errors reach the request that saw them.
-            let _ = conn.await;
-        });
-        Ok(Conn { sender, read })
+        let status = resp.code.unwrap_or(0);
+        let mut length = None;
+        let mut chunked = false;
+        let mut close = false;
+        let mut keep = false;
+        for h in resp.headers.iter() {
+            let v = std::str::from_utf8(h.value).unwrap_or("").trim();
+            if h.name.eq_ignore_ascii_case("content-length") {
+                length =
+                    Some(v.parse::<u64>().map_err(|_| {
+                        format!("the answer's Content-Length '{v}' is not a number")
+                    })?);
+            } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+                chunked = v
+                    .rsplit(',')
+                    .next()
+                    .is_some_and(|last| last.trim().eq_ignore_ascii_case("chunked"));
+            } else if h.name.eq_ignore_ascii_case("connection") {
+                for token in v.split(',').map(str::trim) {
+                    close |= token.eq_ignore_ascii_case("close");
+                    keep |= token.eq_ignore_ascii_case("keep-alive");
+                }
+            }
+        }
+        let keep_alive = match resp.version {
+            Some(1) => !close,
+            _ => keep && !close,
+        };
+        let framing = if head_only || (100..200).contains(&status) || status == 204 || status == 304
+        {
+            Framing::Empty
+        } else if chunked {
+            Framing::Chunked(Chunk::Size)
+        } else if let Some(n) = length {
+            Framing::Length(n)
+        } else {
+            Framing::Eof
+        };
+        let raw = self.buf.split_to(len).freeze();
+        Ok(Some((
+            Head {
+                status,
+                keep_alive,
+                raw,
+            },
+            framing,
+        )))
+    }
+}
+
+fn is_closed(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(
+        e.kind(),
+        ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof
+    )
+}
+
+impl Body {
+    /// The next piece of the body as it arrived, `None` at its end, or why
+    /// it ended early.
+    pub async fn next(&mut self) -> Option<Result<Bytes, String>> {
+        loop {
+            let conn = self.conn.as_mut()?;
+            let buf = &mut conn.buf;
+            let want = match &mut self.framing {
+                Framing::Empty | Framing::Length(0) => return self.finish(),
+                Framing::Length(n) => {
+                    if !buf.is_empty() {
+                        let k = (*n).min(buf.len() as u64);
+                        *n -= k;
+                        return Some(Ok(buf.split_to(k as usize).freeze()));
+                    }
+                    (*n).min(LONG_READ as u64) as usize
+                }
+                Framing::Eof => {
+                    if !buf.is_empty() {
+                        return Some(Ok(buf.split().freeze()));
+                    }
+                    READ_SIZE
+                }
+                Framing::Chunked(state) => match step(state, buf) {
+                    Step::Data(b) => return Some(Ok(b)),
+                    Step::Done => return self.finish(),
+                    Step::Bad(msg) => {
+                        self.conn = None;
+                        return Some(Err(msg));
+                    }
+                    Step::NeedMore => match state {
+                        Chunk::Data(n) => (*n).min(LONG_READ as u64) as usize,
+                        _ => READ_SIZE,
+                    },
+                },
+            };
+            match conn.fill(want).await {
+                Ok(0) if self.framing == Framing::Eof => {
+                    self.keep_alive = false;
+                    return self.finish();
+                }
+                Ok(0) => {
+                    self.conn = None;
+                    return Some(Err(
+                        "the server closed the connection before the end of the body".into(),
+                    ));
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    self.conn = None;
+                    return Some(Err(format!("reading the body: {e}")));
+                }
+            }
+        }
+    }
+
+    /// The end of the body: the connection goes back to the pool when the
+    /// server keeps it and nothing beyond the answer was sent on it.
+    fn finish(&mut self) -> Option<Result<Bytes, String>> {
+        if let Some(conn) = self.conn.take() {
+            if self.keep_alive && conn.buf.is_empty() {
+                self.pool.put_back(conn);
+            }
+        }
+        None
+    }
+}
+
+/// Decode what `buf` holds of a chunked body from `state`: the next piece
+/// of data (split off the buffer), or that more bytes are needed, or the
+/// body's end, or why the encoding is wrong.
+fn step(state: &mut Chunk, buf: &mut BytesMut) -> Step {
+    loop {
+        match *state {
+            Chunk::Data(n) => {
+                if buf.is_empty() {
+                    return Step::NeedMore;
+                }
+                let k = n.min(buf.len() as u64);
+                *state = if k == n {
+                    Chunk::DataEnd
+                } else {
+                    Chunk::Data(n - k)
+                };
+                return Step::Data(buf.split_to(k as usize).freeze());
+            }
+            Chunk::Size | Chunk::DataEnd | Chunk::Trailers => {
+                let Some(nl) = memchr::memchr(b'\n', buf) else {
+                    if buf.len() > MAX_HEAD {
+                        return Step::Bad("a chunk-size line longer than 64 KiB".into());
+                    }
+                    return Step::NeedMore;
+                };
+                let line = buf.split_to(nl + 1);
+                let line = line.strip_suffix(b"\n").unwrap_or(&line);
+                let line = line.strip_suffix(b"\r").unwrap_or(line);
+                match *state {
+                    Chunk::DataEnd if line.is_empty() => *state = Chunk::Size,
+                    Chunk::DataEnd => {
+                        return Step::Bad("a chunk's data is longer than its size".into())
+                    }
+                    Chunk::Trailers if line.is_empty() => return Step::Done,
+                    Chunk::Trailers => {}
+                    _ => {
+                        let digits = line
+                            .split(|b| *b == b';')
+                            .next()
+                            .unwrap_or_default()
+                            .trim_ascii();
+                        let size = std::str::from_utf8(digits)
+                            .ok()
+                            .filter(|d| !d.is_empty() && d.len() <= 15)
+                            .and_then(|d| u64::from_str_radix(d, 16).ok());
+                        *state = match size {
+                            Some(0) => Chunk::Trailers,
+                            Some(n) => Chunk::Data(n),
+                            None => {
+                                return Step::Bad(format!(
+                                    "a chunk size that is not hexadecimal: '{}'",
+                                    String::from_utf8_lossy(line)
+                                ))
+                            }
+                        };
+                    }
+                }
+            }
+        }
     }
 }
 
 /// Whether a send failed because the connection was closed under it (EOF
-/// or a reset) rather than for anything the server answered.
+/// or a reset) rather than for anything the server answered (for reqwest's
+/// errors, whose chain holds hyper's and the socket's).
 pub fn closed_before_answer(e: &(dyn std::error::Error + 'static)) -> bool {
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = cur {
@@ -193,11 +532,7 @@ pub fn closed_before_answer(e: &(dyn std::error::Error + 'static)) -> bool {
             }
         }
         if let Some(io) = err.downcast_ref::<std::io::Error>() {
-            use std::io::ErrorKind::*;
-            if matches!(
-                io.kind(),
-                ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof
-            ) {
+            if is_closed(io) {
                 return true;
             }
             // An io::Error wrapping another: its `source` skips the wrapped
@@ -213,83 +548,6 @@ pub fn closed_before_answer(e: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
-/// A TCP stream that counts the bytes read from it: a failure with none
-/// read since the request was written had no answer at all.
-struct Counted {
-    inner: tokio::net::TcpStream,
-    read: Arc<AtomicU64>,
-}
-
-impl AsyncRead for Counted {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        let before = buf.filled().len();
-        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
-        let n = buf.filled().len() - before;
-        if n > 0 {
-            self.read.fetch_add(n as u64, Ordering::Relaxed);
-        }
-        r
-    }
-}
-
-impl AsyncWrite for Counted {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_close_or_reset_is_a_closed_connection_and_nothing_else_is() {
-        use std::io::{Error, ErrorKind};
-        for kind in [
-            ErrorKind::ConnectionReset,
-            ErrorKind::BrokenPipe,
-            ErrorKind::ConnectionAborted,
-            ErrorKind::UnexpectedEof,
-        ] {
-            assert!(closed_before_answer(&Error::from(kind)), "{kind:?}");
-        }
-        // Found anywhere in the chain of sources.
-        let wrapped = Error::other(Error::from(ErrorKind::ConnectionReset));
-        assert!(closed_before_answer(&wrapped));
-        for kind in [
-            ErrorKind::TimedOut,
-            ErrorKind::ConnectionRefused,
-            ErrorKind::InvalidData,
-        ] {
-            assert!(!closed_before_answer(&Error::from(kind)), "{kind:?}");
-        }
-    }
-}
+#[path = "h1_tests.rs"]
+mod tests;

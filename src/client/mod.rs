@@ -140,11 +140,14 @@ const USAGE_CHECK_EVERY: u64 = 16;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Engine {
-    /// hyper connections for http:// targets, reqwest for https://.
+    /// periscope's own HTTP/1.1 connections for http:// targets, reqwest
+    /// for https://.
     #[default]
     Auto,
-    /// hyper HTTP/1.1 connections (http:// only).
-    Hyper,
+    /// periscope's own HTTP/1.1 connections (http:// only; `hyper`, its
+    /// name before, is accepted too).
+    #[value(alias = "hyper")]
+    H1,
     /// reqwest (rustls) for every target.
     Reqwest,
 }
@@ -154,14 +157,15 @@ enum Transport {
         http: reqwest::Client,
         urls: Vec<(&'static str, reqwest::Url)>,
     },
-    Hyper {
-        pool: h1::Pool,
+    H1 {
+        pool: Arc<h1::Pool>,
         /// Connections for what the run asks besides its load (`/tokenize`),
         /// so that they neither wait for nor reuse the load's; none is kept.
-        side: Box<h1::Pool>,
+        side: Arc<h1::Pool>,
         /// The base URL's path, e.g. `/v1`.
         base_path: String,
-        headers: HeaderMap,
+        /// The headers of every request, as they go on the wire.
+        headers: Vec<u8>,
     },
 }
 
@@ -215,12 +219,12 @@ impl Client {
         let connect_timeout = timeout.min(Duration::from_secs(10));
         let use_hyper = match engine {
             Engine::Auto => url.scheme() == "http",
-            Engine::Hyper if url.scheme() != "http" => {
+            Engine::H1 if url.scheme() != "http" => {
                 anyhow::bail!(
-                    "--http-engine hyper speaks plain http:// only; use auto or reqwest for {base}"
+                    "--http-engine h1 speaks plain http:// only; use auto or reqwest for {base}"
                 )
             }
-            Engine::Hyper => true,
+            Engine::H1 => true,
             Engine::Reqwest => false,
         };
         let transport = if use_hyper {
@@ -236,14 +240,21 @@ impl Client {
                     HeaderValue::from_str(&authority).context("the target's host")?,
                 );
             }
-            Transport::Hyper {
-                pool: h1::Pool::new(host, port, pool.max(1), connect_timeout),
+            let mut wire = Vec::new();
+            for (name, value) in &headers {
+                wire.extend_from_slice(name.as_str().as_bytes());
+                wire.extend_from_slice(b": ");
+                wire.extend_from_slice(value.as_bytes());
+                wire.extend_from_slice(b"\r\n");
+            }
+            Transport::H1 {
+                pool: Arc::new(h1::Pool::new(host, port, pool.max(1), connect_timeout)),
                 // None kept: a server with a thread per connection
                 // (llama.cpp's) would hold a thread for each until its
                 // keep-alive timeout, and the load would wait for them.
-                side: Box::new(h1::Pool::new(host, port, 0, connect_timeout)),
+                side: Arc::new(h1::Pool::new(host, port, 0, connect_timeout)),
                 base_path: url.path().trim_end_matches('/').to_string(),
-                headers,
+                headers: wire,
             }
         } else {
             let http = http_builder()
@@ -337,48 +348,55 @@ impl Client {
         let traceparent = trace.and_then(|t| HeaderValue::from_str(&t.traceparent()).ok());
         let connect = |e: String| (ErrorClass::Connect, e);
         match &self.transport {
-            Transport::Hyper {
+            Transport::H1 {
                 pool,
                 side: side_pool,
                 base_path,
                 headers,
             } => {
                 let pool = if side { side_pool } else { pool };
-                let uri = match req.path.strip_prefix('/') {
-                    Some(_) => hyper::Uri::try_from(req.path.as_ref()),
-                    None => hyper::Uri::try_from(format!("{base_path}/{}", req.path)),
+                let path = req.path.as_ref();
+                if path
+                    .bytes()
+                    .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+                {
+                    return Err(connect(format!("bad path '{path}': it has a space")));
                 }
-                .map_err(|e| connect(format!("bad path '{}': {e}", req.path)))?;
-                let make = || {
-                    let mut r = hyper::Request::new(http_body_util::Full::new(req.body.clone()));
-                    *r.method_mut() = req.method.clone();
-                    *r.uri_mut() = uri.clone();
-                    *r.headers_mut() = headers.clone();
-                    if let Some(tp) = &traceparent {
-                        r.headers_mut().insert(TRACEPARENT, tp.clone());
-                    }
-                    r
-                };
+                let mut wire = Vec::with_capacity(headers.len() + req.body.len() + 128);
+                wire.extend_from_slice(req.method.as_str().as_bytes());
+                wire.push(b' ');
+                if !path.starts_with('/') {
+                    wire.extend_from_slice(base_path.as_bytes());
+                    wire.push(b'/');
+                }
+                wire.extend_from_slice(path.as_bytes());
+                wire.extend_from_slice(b" HTTP/1.1\r\n");
+                wire.extend_from_slice(headers);
+                if !req.body.is_empty() || !matches!(req.method, Method::GET | Method::HEAD) {
+                    wire.extend_from_slice(b"content-length: ");
+                    wire.extend_from_slice(req.body.len().to_string().as_bytes());
+                    wire.extend_from_slice(b"\r\n");
+                }
+                if let Some(tp) = &traceparent {
+                    wire.extend_from_slice(b"traceparent: ");
+                    wire.extend_from_slice(tp.as_bytes());
+                    wire.extend_from_slice(b"\r\n");
+                }
+                wire.extend_from_slice(b"\r\n");
+                wire.extend_from_slice(&req.body);
                 let sent = pool
-                    .send(make)
+                    .send(&wire, req.method == Method::HEAD)
                     .await
-                    .map_err(|e| connect(error_chain(&e)))?;
-                let resp = sent.response;
-                let status = resp.status().as_u16();
-                // A server that says it will close is not surprising anyone.
-                let keep_alive = resp.version() == hyper::Version::HTTP_11
-                    && !resp
-                        .headers()
-                        .get(hyper::header::CONNECTION)
-                        .and_then(|v| v.to_str().ok())
-                        .is_some_and(|v| v.eq_ignore_ascii_case("close"));
-                let headers = server_headers(resp.headers());
-                let body = http_body_util::BodyExt::into_data_stream(resp.into_body())
-                    .map(|r| r.map_err(|e| error_chain(&e)));
+                    .map_err(|e| connect(e.to_string()))?;
+                drop(wire);
+                let status = sent.head.status;
+                let headers = server_headers(|k| sent.head.header(k));
+                let body = futures_util::stream::unfold(sent.body, |mut b| async move {
+                    b.next().await.map(|item| (item, b))
+                });
                 Ok(Started {
                     status,
                     body: Box::pin(body),
-                    conn: Some((sent.conn, keep_alive, side)),
                     reconnect: sent.reconnect,
                     headers,
                 })
@@ -419,24 +437,15 @@ impl Client {
                     Err(e) => return Err(connect(error_chain(&e))),
                 };
                 let status = resp.status().as_u16();
-                let headers = server_headers(resp.headers());
+                let headers = server_headers(|k| resp.headers().get(k)?.to_str().ok());
                 let body = resp.bytes_stream().map(|r| r.map_err(|e| error_chain(&e)));
                 Ok(Started {
                     status,
                     body: Box::pin(body),
-                    conn: None,
                     reconnect,
                     headers,
                 })
             }
-        }
-    }
-
-    fn give_back(&self, conn: Option<(h1::Conn, bool, bool)>) {
-        if let (Some((c, keep_alive, side)), Transport::Hyper { pool, side: s, .. }) =
-            (conn, &self.transport)
-        {
-            if side { s } else { pool }.put_back(c, keep_alive);
         }
     }
 
@@ -448,7 +457,6 @@ impl Client {
         let call = async {
             let mut s = self.start(&req, None, true).await.map_err(|(_, m)| m)?;
             let bytes = read_all(&mut s.body).await.map_err(|(_, m)| m)?;
-            self.give_back(s.conn);
             Ok((s.status, bytes))
         };
         tokio::time::timeout(self.timeout, call)
@@ -460,10 +468,9 @@ impl Client {
 /// An answer's head: what [`Client::start`] returns.
 struct Started {
     status: u16,
+    /// The body; on the HTTP/1.1 path, its connection goes back to the
+    /// pool when the body has been read to its end.
     body: BodyStream,
-    /// The hyper path's connection, whether it may be kept alive, and
-    /// whether it is the side pool's.
-    conn: Option<(h1::Conn, bool, bool)>,
     /// The request went out again on a fresh connection.
     reconnect: bool,
     /// Timings the server put in its headers (TGI's `x-queue-time`, …).
@@ -472,8 +479,8 @@ struct Started {
 
 /// TGI's timing headers: `x-queue-time`, `x-inference-time` (ms) and
 /// `x-generated-tokens`; None when the answer carries none.
-fn server_headers(h: &HeaderMap) -> Option<ServerTiming> {
-    let get = |k: &str| h.get(k)?.to_str().ok()?.trim().parse::<f64>().ok();
+fn server_headers<'a>(header: impl Fn(&str) -> Option<&'a str>) -> Option<ServerTiming> {
+    let get = |k: &str| header(k)?.trim().parse::<f64>().ok();
     let queue = get("x-queue-time");
     let inference = get("x-inference-time");
     if queue.is_none() && inference.is_none() {

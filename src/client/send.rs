@@ -39,7 +39,6 @@ impl Client {
         let Started {
             status,
             mut body,
-            conn,
             reconnect,
             headers,
         } = match started {
@@ -66,7 +65,6 @@ impl Client {
         if success && req.stream {
             // Events that arrive in one read share its arrival instant.
             let mut sse = super::sse::Framer::default();
-            let mut clean_end = false;
             'read: loop {
                 let chunk = tokio::select! {
                     biased;
@@ -78,10 +76,8 @@ impl Client {
                 };
                 let at = Instant::now();
                 match chunk {
-                    None => {
-                        clean_end = true;
-                        break;
-                    }
+                    // The body gave its connection back to the pool.
+                    None => break,
                     Some(Ok(bytes)) => {
                         if !sse.feed(&bytes, |data| st.on_event(data, at)) {
                             break 'read;
@@ -93,9 +89,6 @@ impl Client {
                     }
                 }
             }
-            if clean_end {
-                self.give_back(conn);
-            }
         } else {
             let whole = tokio::select! {
                 biased;
@@ -105,7 +98,6 @@ impl Client {
             let at = Instant::now();
             match whole {
                 Ok(bytes) => {
-                    self.give_back(conn);
                     if req.keep_body {
                         rec.body = Some(bytes.clone());
                     }

@@ -41,7 +41,7 @@ async fn closing_mock_run(engine: &str, vus: &str, n: &str) -> (Value, Value) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_closed_after_answers_cost_reconnects_not_errors() {
-    let (r, stats) = closing_mock_run("hyper", "1", "2000").await;
+    let (r, stats) = closing_mock_run("h1", "1", "2000").await;
     let s = &r["summary"];
     assert_eq!(u(&s["ok"]), 2000, "{s}");
     assert_eq!(u(&s["errors"]), 0, "{}", r["errors"]);
@@ -76,7 +76,7 @@ async fn connections_closed_after_answers_cost_reconnects_not_errors() {
 async fn many_vus_and_the_reqwest_engine_reconnect_without_errors() {
     // With several connections idle, a request that finds a closed one may
     // take another kept-alive one: never more reconnects than closes.
-    let (r, stats) = closing_mock_run("hyper", "8", "2000").await;
+    let (r, stats) = closing_mock_run("h1", "8", "2000").await;
     let s = &r["summary"];
     assert_eq!((u(&s["ok"]), u(&s["errors"])), (2000, 0), "{}", r["errors"]);
     let reconnects = u(&s["reconnects"]);

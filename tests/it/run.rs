@@ -109,7 +109,7 @@ async fn error_classes_match(engine: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_per_request_timeout_is_classified_as_timeout() {
     let mock = MockProc::start(&["--ttft", "2s", "--itl", "1ms"]);
-    for engine in ["hyper", "reqwest"] {
+    for engine in ["h1", "reqwest"] {
         let (_, r) = run_ok(&[
             "run",
             "--target",

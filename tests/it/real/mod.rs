@@ -48,7 +48,7 @@ async fn llama_cpp_streams_have_no_false_errors_and_count_the_servers_tokens() {
     let before = llama.metrics().await;
     let mut output = 0;
     let mut requests = 0;
-    for (vus, engine) in [("1", "hyper"), ("4", "hyper"), ("2", "reqwest")] {
+    for (vus, engine) in [("1", "h1"), ("4", "h1"), ("2", "reqwest")] {
         let n = if engine == "reqwest" { "30" } else { "100" };
         let (out, r) = run_ok(&[
             "run",
@@ -75,7 +75,7 @@ async fn llama_cpp_streams_have_no_false_errors_and_count_the_servers_tokens() {
         // One VU always finds its last connection in the pool; with several,
         // the pool is shared and a VU that finds it empty (another took the
         // connection just returned) connects afresh, with nothing to retry.
-        if engine == "hyper" {
+        if engine == "h1" {
             let vus: u64 = vus.parse().unwrap();
             let least = if vus == 1 { n - 2 } else { n / 2 };
             assert!(u(&s["reconnects"]) >= least, "{vus} VUs: {s}");
