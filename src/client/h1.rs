@@ -313,10 +313,11 @@ impl Conn {
         }
     }
 
-    /// Read what the socket has into the buffer, `want` bytes of room at
-    /// least; 0 at EOF.
+    /// Read what the socket has into the buffer, with room for `want`
+    /// bytes (what is left of a body of known length, up to [`LONG_READ`]:
+    /// one read where the server sent it all); 0 at EOF.
     async fn fill(&mut self, want: usize) -> std::io::Result<usize> {
-        if self.buf.capacity() - self.buf.len() < want.min(READ_SIZE) {
+        if self.buf.capacity() - self.buf.len() < want {
             self.buf.reserve(want);
         }
         self.io.read_buf(&mut self.buf).await

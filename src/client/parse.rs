@@ -134,6 +134,8 @@ pub struct StreamState {
     pub failure: Option<(ErrorClass, String)>,
     /// What the chunks so far start with, for the fast path.
     pub(super) prefix: scan::Prefix,
+    /// The bytes around the text of the stream's last plain chunk.
+    pub(super) template: scan::Template,
 }
 
 fn non_empty<'b>(s: &'b Option<Cow<'_, str>>) -> Option<&'b str> {
@@ -154,8 +156,15 @@ impl StreamState {
             self.done = true;
             return true;
         }
+        if let Some((field, text)) = self.template.read(d) {
+            if !text.is_empty() {
+                self.text.push_str(&text);
+                self.output_at(field.visible(), at);
+            }
+            return true;
+        }
         let mut q = scan::Quick::default();
-        if scan::chunk(d, &mut q, &mut self.prefix) {
+        if scan::chunk(d, &mut q, &mut self.prefix, &mut self.template) {
             self.take_output(&q.choices[..q.n], at, true);
             return true;
         }
@@ -278,19 +287,24 @@ impl StreamState {
             }
         }
         if carries_output && streaming {
-            self.output_chunks += 1;
-            if self.first_output.is_none() {
-                self.first_output = Some(at);
-            }
-            if visible && self.first_visible.is_none() {
-                self.first_visible = Some(at);
-            }
-            if let Some(prev) = self.last_output {
-                self.gaps_us
-                    .push(at.saturating_duration_since(prev).as_micros() as u32);
-            }
-            self.last_output = Some(at);
+            self.output_at(visible, at);
         }
+    }
+
+    /// A chunk of a stream that carried output arrived at `at`.
+    fn output_at(&mut self, visible: bool, at: Instant) {
+        self.output_chunks += 1;
+        if self.first_output.is_none() {
+            self.first_output = Some(at);
+        }
+        if visible && self.first_visible.is_none() {
+            self.first_visible = Some(at);
+        }
+        if let Some(prev) = self.last_output {
+            self.gaps_us
+                .push(at.saturating_duration_since(prev).as_micros() as u32);
+        }
+        self.last_output = Some(at);
     }
 
     /// How the response ended, once the body is exhausted.

@@ -60,18 +60,96 @@ pub struct Prefix {
     seen: [bool; 4],
 }
 
+/// Which text field of a choice a string is.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    #[default]
+    Content,
+    Refusal,
+    Reasoning,
+    ReasoningContent,
+    /// A text completion's `text`.
+    Text,
+}
+
+impl Field {
+    /// Whether the field is output a user sees (reasoning is not).
+    pub fn visible(self) -> bool {
+        !matches!(self, Field::Reasoning | Field::ReasoningContent)
+    }
+}
+
+/// The last chunk of a stream that carried one text field and nothing else
+/// the metrics read (one choice, no finish, no tool call): its bytes before
+/// and after that field's string. Servers send the same bytes around each
+/// token of a stream, so a chunk that starts and ends with them, with one
+/// JSON string between, is that field's text and nothing else, with no
+/// need to read the rest again: the bytes around were valid, with this
+/// meaning, the first time.
+#[derive(Debug, Default)]
+pub struct Template {
+    before: Vec<u8>,
+    after: Vec<u8>,
+    field: Option<Field>,
+}
+
+impl Template {
+    /// The field and its text when `data` (trimmed) is this template with
+    /// a valid string between; None: read it otherwise.
+    pub fn read<'a>(&self, data: &'a [u8]) -> Option<(Field, Cow<'a, str>)> {
+        let field = self.field?;
+        let (b, a) = (self.before.len(), self.after.len());
+        if data.len() < b + a + 2 || !data.starts_with(&self.before) || !data.ends_with(&self.after)
+        {
+            return None;
+        }
+        let mut s = Scan::new(&data[b..data.len() - a]);
+        if s.b[0] != b'"' {
+            return None;
+        }
+        let (from, to, escaped) = s.string()?;
+        if s.i != s.b.len() {
+            return None;
+        }
+        let text = if escaped {
+            serde_json::from_slice::<Cow<'a, str>>(s.b).ok()?
+        } else {
+            Cow::Borrowed(std::str::from_utf8(&s.b[from..to]).ok()?)
+        };
+        Some((field, text))
+    }
+
+    fn learn(&mut self, data: &[u8], (from, to): (usize, usize), field: Field) {
+        self.before.clear();
+        self.before.extend_from_slice(&data[..from]);
+        self.after.clear();
+        self.after.extend_from_slice(&data[to..]);
+        self.field = Some(field);
+    }
+}
+
 /// Read a chunk (trimmed) into `q` (fresh); false: parse it fully.
-/// `prefix` is the stream's, kept from one chunk to the next.
-pub fn chunk<'a>(data: &'a [u8], q: &mut Quick<'a>, prefix: &mut Prefix) -> bool {
-    let mut s = Scan {
-        b: data,
-        i: 0,
-        depth: 0,
-    };
-    top(&mut s, q, prefix).is_some() && {
+/// `prefix` and `template` are the stream's, kept from one chunk to the
+/// next; a chunk read here that carries one text field and nothing else
+/// becomes the template.
+pub fn chunk<'a>(
+    data: &'a [u8],
+    q: &mut Quick<'a>,
+    prefix: &mut Prefix,
+    template: &mut Template,
+) -> bool {
+    let mut s = Scan::new(data);
+    let read = top(&mut s, q, prefix).is_some() && {
         s.ws();
         s.i == s.b.len()
+    };
+    if read && q.n == 1 && s.texts == 1 {
+        let c = &q.choices[0];
+        if !(c.finished || c.delta.tool_calls || c.message.tool_calls) {
+            template.learn(data, s.span, s.field);
+        }
     }
+    read
 }
 
 /// The chunk's object, member by member.
@@ -176,9 +254,25 @@ struct Scan<'a> {
     b: &'a [u8],
     i: usize,
     depth: u32,
+    /// Text fields read that were strings (not null), and the last one's
+    /// span (its quotes included) and field.
+    texts: u32,
+    span: (usize, usize),
+    field: Field,
 }
 
 impl<'a> Scan<'a> {
+    fn new(b: &'a [u8]) -> Self {
+        Scan {
+            b,
+            i: 0,
+            depth: 0,
+            texts: 0,
+            span: (0, 0),
+            field: Field::Content,
+        }
+    }
+
     fn ws(&mut self) {
         while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.b.get(self.i) {
             self.i += 1;
@@ -280,8 +374,8 @@ impl<'a> Scan<'a> {
             match k {
                 0 => s.delta(&mut c.delta)?,
                 1 => s.delta(&mut c.message)?,
-                2 => c.text = s.text()?,
-                _ => c.finished = s.text()?.is_some(),
+                2 => c.text = s.text(Some(Field::Text))?,
+                _ => c.finished = s.text(None)?.is_some(),
             }
             Some(())
         })
@@ -306,10 +400,10 @@ impl<'a> Scan<'a> {
                 return None;
             }
             match k {
-                0 => d.reasoning_content = s.text()?,
-                1 => d.reasoning = s.text()?,
-                2 => d.content = s.text()?,
-                3 => d.refusal = s.text()?,
+                0 => d.reasoning_content = s.text(Some(Field::ReasoningContent))?,
+                1 => d.reasoning = s.text(Some(Field::Reasoning))?,
+                2 => d.content = s.text(Some(Field::Content))?,
+                3 => d.refusal = s.text(Some(Field::Refusal))?,
                 _ => {
                     d.tool_calls = !s.null();
                     if d.tool_calls {
@@ -322,7 +416,8 @@ impl<'a> Scan<'a> {
     }
 
     /// A string field: null or a string (unescaped as serde_json does).
-    fn text(&mut self) -> Option<Option<Cow<'a, str>>> {
+    /// `field`: the text field it is, counted for the template.
+    fn text(&mut self, field: Option<Field>) -> Option<Option<Cow<'a, str>>> {
         if self.null() {
             return Some(None);
         }
@@ -331,6 +426,11 @@ impl<'a> Scan<'a> {
         }
         let at = self.i;
         let (from, to, escaped) = self.string()?;
+        if let Some(f) = field {
+            self.texts += 1;
+            self.span = (at, self.i);
+            self.field = f;
+        }
         if !escaped {
             return std::str::from_utf8(&self.b[from..to])
                 .ok()

@@ -38,14 +38,22 @@ fn text(rng: &mut fastrand::Rng) -> String {
 /// What a stream's state says, but the fast path's own cache.
 fn same(st: &mut StreamState) -> String {
     let prefix = std::mem::take(&mut st.prefix);
+    let template = std::mem::take(&mut st.template);
     let text = format!("{st:?}");
     st.prefix = prefix;
+    st.template = template;
     text
 }
 
 fn quick(data: &str) -> Option<Quick<'_>> {
     let mut q = Quick::default();
-    chunk(data.as_bytes(), &mut q, &mut Prefix::default()).then_some(q)
+    chunk(
+        data.as_bytes(),
+        &mut q,
+        &mut Prefix::default(),
+        &mut Template::default(),
+    )
+    .then_some(q)
 }
 
 fn pick<'a>(rng: &mut fastrand::Rng, xs: &[&'a str]) -> &'a str {
@@ -146,7 +154,18 @@ fn chunk_text(rng: &mut fastrand::Rng) -> String {
         ("timings", rare(rng, "{\"prompt_ms\":1.5,\"predicted_ms\":20,\"cache_n\":2}")),
         ("x_extra", pick(rng, &["true", "false", "[1,{\"a\":[null]}]", "-1.5E+2"]).to_string()),
     ];
-    let mut text = members(rng, &fields);
+    let text = members(rng, &fields);
+    let text = mutate(rng, text);
+    match rng.u8(..20) {
+        0 => format!("  {text}\n"),
+        1 => format!("{text} trailing"),
+        _ => text,
+    }
+}
+
+/// `text` with a few bytes changed, dropped or added where JSON is fragile,
+/// now and then.
+fn mutate(rng: &mut fastrand::Rng, mut text: String) -> String {
     // Mutations: bytes changed, dropped or added where JSON is fragile.
     for _ in 0..rng.usize(0..3) {
         if rng.u8(..4) > 0 || text.is_empty() {
@@ -169,17 +188,64 @@ fn chunk_text(rng: &mut fastrand::Rng) -> String {
         }
         text = b.into_iter().collect();
     }
-    match rng.u8(..20) {
-        0 => format!("  {text}\n"),
-        1 => format!("{text} trailing"),
-        _ => text,
-    }
+    text
+}
+
+/// A stream as servers send most of them: the same bytes around one text
+/// field's string, chunk after chunk (the template's case), with now and
+/// then a chunk that differs: a finish, a null, a value that is not one
+/// string, a mutation.
+fn templated_events(rng: &mut fastrand::Rng) -> Vec<String> {
+    let field = pick(
+        rng,
+        &[
+            "content",
+            "reasoning_content",
+            "reasoning",
+            "refusal",
+            "text",
+        ],
+    );
+    let head = pick(
+        rng,
+        &[
+            r#"{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1733000000,"model":"m","#,
+            r#"{ "id": "x", "#,
+            "{",
+        ],
+    );
+    let usage = pick(rng, &["", ",\"usage\":null", ",\"timings\":null"]);
+    let n = rng.usize(2..12);
+    (0..n)
+        .map(|i| {
+            let t = match rng.u8(..10) {
+                0 => pick(rng, &["\"a\",\"refusal\":\"b\"", "\"a\"} ", "\"\\\"\"", "\"a\"\"b\""]).to_string(),
+                _ => text(rng),
+            };
+            let finish = if i == n - 1 || rng.u8(..) < 10 {
+                "\"stop\""
+            } else {
+                "null"
+            };
+            let choice = match field {
+                "text" => format!("\"text\":{t}"),
+                f => format!("\"delta\":{{\"{f}\":{t}}}"),
+            };
+            let e = format!(
+                r#"{head}"choices":[{{"index":0,{choice},"logprobs":null,"finish_reason":{finish}}}]{usage}}}"#
+            );
+            mutate(rng, e)
+        })
+        .collect()
 }
 
 /// A stream's chunks: most repeat the first one's start up to its
 /// `choices` (as servers repeat `id`, `model`, …), so the fast path
 /// resumes after it; some are new throughout.
 fn stream_events(rng: &mut fastrand::Rng) -> Vec<String> {
+    if rng.u8(..3) == 0 {
+        return templated_events(rng);
+    }
     let first = chunk_text(rng);
     let mut out = vec![first.clone()];
     for _ in 0..rng.usize(0..5) {
@@ -203,12 +269,15 @@ fn stream_events(rng: &mut fastrand::Rng) -> Vec<String> {
 fn fuzz_the_fast_path_against_the_full_parser() {
     let mut rng = fastrand::Rng::with_seed(0xfa57);
     let t0 = Instant::now();
-    let (mut read, mut declined) = (0, 0);
+    let (mut read, mut declined, mut templated) = (0, 0, 0);
     for case in 0..30_000 {
         let events = stream_events(&mut rng);
         let (mut fast, mut full) = (StreamState::default(), StreamState::default());
         for (i, e) in events.iter().enumerate() {
             let at = t0 + Duration::from_millis(i as u64 * 7);
+            if fast.template.read(e.trim().as_bytes()).is_some() {
+                templated += 1;
+            }
             let quick = quick(e.trim()).is_some();
             if quick {
                 read += 1;
@@ -230,8 +299,8 @@ fn fuzz_the_fast_path_against_the_full_parser() {
     }
     // Both sides are exercised: many chunks read fast, many declined.
     assert!(
-        read > 20_000 && declined > 10_000,
-        "{read} read, {declined} declined"
+        read > 20_000 && declined > 10_000 && templated > 10_000,
+        "{read} read ({templated} by a template), {declined} declined"
     );
 }
 
@@ -327,7 +396,12 @@ fn a_repeated_start_is_read_once_per_stream() {
     let mut prefix = Prefix::default();
     let mut q = Quick::default();
     let first = format!(r#"{head}"choices":[{{"delta":{{"content":"a"}}}}]}}"#);
-    assert!(chunk(first.as_bytes(), &mut q, &mut prefix));
+    assert!(chunk(
+        first.as_bytes(),
+        &mut q,
+        &mut prefix,
+        &mut Template::default()
+    ));
     assert_eq!(prefix.bytes, head.as_bytes());
     // The next chunk resumes after the same start, and its own seen keys
     // still count: a second `usage` is a duplicate.
@@ -342,7 +416,16 @@ fn a_repeated_start_is_read_once_per_stream() {
     ] {
         let text = format!("{head}{rest}");
         let mut q = Quick::default();
-        assert_eq!(chunk(text.as_bytes(), &mut q, &mut prefix), reads, "{text}");
+        assert_eq!(
+            chunk(
+                text.as_bytes(),
+                &mut q,
+                &mut prefix,
+                &mut Template::default()
+            ),
+            reads,
+            "{text}"
+        );
         if reads {
             assert_eq!(q.choices[0].delta.content.as_deref(), content);
         }
@@ -369,4 +452,50 @@ fn what_the_fast_path_reads_and_declines() {
     ] {
         assert!(quick(declined).is_none(), "{declined}");
     }
+}
+
+#[test]
+fn a_chunk_with_the_bytes_around_the_last_ones_text_is_read_by_them() {
+    let (mut prefix, mut template) = (Prefix::default(), Template::default());
+    let frame = |t: &str, finish: &str| {
+        format!(
+            r#"{{"id":"c","choices":[{{"index":0,"delta":{{"reasoning":{t}}},"finish_reason":{finish}}}]}}"#
+        )
+    };
+    let first = frame("\"a\"", "null");
+    assert!(chunk(
+        first.as_bytes(),
+        &mut Quick::default(),
+        &mut prefix,
+        &mut template
+    ));
+    for (t, read) in [
+        ("\"b\"", Some("b")),
+        ("\"caf\\u00e9 \\\"q\\\"\"", Some("café \"q\"")),
+        ("\"\"", Some("")),
+        // Not one string between the same bytes: read otherwise.
+        ("null", None),
+        ("\"a\",\"content\":\"b\"", None),
+        ("\"lone \\ud800\"", None),
+        ("7", None),
+    ] {
+        let e = frame(t, "null");
+        let got = template.read(e.as_bytes());
+        assert_eq!(got.as_ref().map(|(_, t)| t.as_ref()), read, "{e}");
+        if let Some((field, _)) = got {
+            assert_eq!(field, Field::Reasoning);
+            assert!(!field.visible());
+        }
+    }
+    // A finish is not the template's: neither read by it nor learned.
+    let last = frame("\"z\"", "\"stop\"");
+    assert!(template.read(last.as_bytes()).is_none());
+    assert!(chunk(
+        last.as_bytes(),
+        &mut Quick::default(),
+        &mut prefix,
+        &mut template
+    ));
+    assert!(template.read(frame("\"y\"", "null").as_bytes()).is_some());
+    assert!(template.read(last.as_bytes()).is_none());
 }
