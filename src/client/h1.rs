@@ -80,19 +80,20 @@ pub struct Head {
 }
 
 impl Head {
-    /// The value of the first header called `name` (any case), trimmed.
+    /// Its headers as they came: name and value (trimmed), in order.
+    pub fn headers(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        self.raw.split(|b| *b == b'\n').skip(1).filter_map(|line| {
+            let colon = memchr::memchr(b':', line)?;
+            Some((&line[..colon], line[colon + 1..].trim_ascii()))
+        })
+    }
+
+    /// The value of the first header called `name` (any case).
+    #[cfg(test)]
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.raw
-            .split(|b| *b == b'\n')
-            .skip(1)
-            .find_map(|line| {
-                let colon = memchr::memchr(b':', line)?;
-                line[..colon]
-                    .eq_ignore_ascii_case(name.as_bytes())
-                    .then(|| &line[colon + 1..])
-            })
-            .and_then(|v| std::str::from_utf8(v).ok())
-            .map(str::trim)
+        self.headers()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
+            .and_then(|(_, v)| std::str::from_utf8(v).ok())
     }
 }
 
@@ -326,9 +327,15 @@ impl Conn {
     /// The head at the start of the buffer, taken out of it, when it is all
     /// there.
     fn parse_head(&mut self, head_only: bool) -> Result<Option<(Head, Framing)>, String> {
-        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut resp = httparse::Response::new(&mut headers);
-        let len = match resp.parse(&self.buf) {
+        let mut headers =
+            [const { std::mem::MaybeUninit::<httparse::Header>::uninit() }; MAX_HEADERS];
+        let mut resp = httparse::Response::new(&mut []);
+        let parsed = httparse::ParserConfig::default().parse_response_with_uninit_headers(
+            &mut resp,
+            &self.buf,
+            &mut headers,
+        );
+        let len = match parsed {
             Ok(httparse::Status::Complete(n)) => n,
             Ok(httparse::Status::Partial) => return Ok(None),
             Err(e) => return Err(format!("the server's answer is not HTTP/1.1: {e}")),

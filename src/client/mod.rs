@@ -390,7 +390,7 @@ impl Client {
                     .map_err(|e| connect(e.to_string()))?;
                 drop(wire);
                 let status = sent.head.status;
-                let headers = server_headers(|k| sent.head.header(k));
+                let headers = server_headers(sent.head.headers());
                 let body = futures_util::stream::unfold(sent.body, |mut b| async move {
                     b.next().await.map(|item| (item, b))
                 });
@@ -437,7 +437,11 @@ impl Client {
                     Err(e) => return Err(connect(error_chain(&e))),
                 };
                 let status = resp.status().as_u16();
-                let headers = server_headers(|k| resp.headers().get(k)?.to_str().ok());
+                let headers = server_headers(
+                    resp.headers()
+                        .iter()
+                        .map(|(k, v)| (k.as_str().as_bytes(), v.as_bytes())),
+                );
                 let body = resp.bytes_stream().map(|r| r.map_err(|e| error_chain(&e)));
                 Ok(Started {
                     status,
@@ -478,18 +482,33 @@ struct Started {
 }
 
 /// TGI's timing headers: `x-queue-time`, `x-inference-time` (ms) and
-/// `x-generated-tokens`; None when the answer carries none.
-fn server_headers<'a>(header: impl Fn(&str) -> Option<&'a str>) -> Option<ServerTiming> {
-    let get = |k: &str| header(k)?.trim().parse::<f64>().ok();
-    let queue = get("x-queue-time");
-    let inference = get("x-inference-time");
+/// `x-generated-tokens`, from an answer's headers in one pass; None when
+/// the answer carries none.
+fn server_headers<'a>(headers: impl Iterator<Item = (&'a [u8], &'a [u8])>) -> Option<ServerTiming> {
+    let (mut queue, mut inference, mut generated) = (None, None, None);
+    for (name, value) in headers {
+        if name.len() < 12 || !name[..2].eq_ignore_ascii_case(b"x-") {
+            continue;
+        }
+        let slot = match &name[2..] {
+            n if n.eq_ignore_ascii_case(b"queue-time") => &mut queue,
+            n if n.eq_ignore_ascii_case(b"inference-time") => &mut inference,
+            n if n.eq_ignore_ascii_case(b"generated-tokens") => &mut generated,
+            _ => continue,
+        };
+        if slot.is_none() {
+            *slot = std::str::from_utf8(value)
+                .ok()
+                .and_then(|v| v.trim().parse::<f64>().ok());
+        }
+    }
     if queue.is_none() && inference.is_none() {
         return None;
     }
     Some(ServerTiming {
         queue_ms: queue,
         inference_ms: inference,
-        output_tokens: get("x-generated-tokens").map(|n| n as u32),
+        output_tokens: generated.map(|n| n as u32),
         ..ServerTiming::default()
     })
 }

@@ -168,7 +168,10 @@ impl StreamState {
             self.take_output(&q.choices[..q.n], at, true);
             return true;
         }
-        let text = String::from_utf8_lossy(data);
+        let text = match std::str::from_utf8(data) {
+            Ok(t) => Cow::Borrowed(t),
+            Err(_) => String::from_utf8_lossy(data),
+        };
         match text.trim() {
             "" => true,
             "[DONE]" => {

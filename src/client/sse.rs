@@ -123,15 +123,24 @@ impl Framer {
                 if !self.dispatch(pending.take(), &mut on_data) {
                     return false;
                 }
-            } else if let Some(v) = data_value(line) {
-                if pending.is_none() && !self.open {
-                    pending = Some(v);
-                } else {
-                    // A second line, or data from an earlier read first.
-                    if let Some(first) = pending.take() {
-                        self.keep(first);
+            } else {
+                if let Some(v) = data_value(line) {
+                    if pending.is_none() && !self.open {
+                        pending = Some(v);
+                    } else {
+                        // A second line, or data from an earlier read first.
+                        if let Some(first) = pending.take() {
+                            self.keep(first);
+                        }
+                        self.keep(v);
                     }
-                    self.keep(v);
+                }
+                // The blank line that ends most events, without a search.
+                if bytes.get(pos) == Some(&b'\n') {
+                    pos += 1;
+                    if !self.dispatch(pending.take(), &mut on_data) {
+                        return false;
+                    }
                 }
             }
         }

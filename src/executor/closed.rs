@@ -79,6 +79,8 @@ async fn vu(
     let mut session = ctx.workload.session(id);
     let mut iteration = 0u64;
     let mut exhausted = false;
+    let hard = ctx.hard.cancelled();
+    tokio::pin!(hard);
     loop {
         if stop.load(Ordering::Relaxed) || ctx.soft.is_cancelled() {
             break;
@@ -100,7 +102,7 @@ async fn vu(
             break;
         };
         dispatched.fetch_add(1, Ordering::Relaxed);
-        let mut rec = send_one(&ctx, &req, None).await;
+        let mut rec = send_one(&ctx, &req, None, hard.as_mut()).await;
         session.observe(&rec);
         // What only the session reads goes no further.
         rec.output_text = None;

@@ -331,13 +331,20 @@ pub async fn run(load: &Load, ctx: Arc<Context>, grace: Duration) -> ExecReport 
     report
 }
 
-/// Send one request, unless `hard` cancels it first (then it is interrupted).
-async fn send_one(ctx: &Context, req: &Prepared, scheduled_us: Option<u64>) -> RequestRecord {
+/// Send one request, unless `hard` (the run's hard stop, `ctx.hard.cancelled()`,
+/// made once per VU: waiting on it registers with the token) ends first;
+/// then it is interrupted.
+async fn send_one(
+    ctx: &Context,
+    req: &Prepared,
+    scheduled_us: Option<u64>,
+    hard: std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
+) -> RequestRecord {
     ctx.gauges.in_flight.fetch_add(1, Ordering::Relaxed);
     let start_us = ctx.client.now_us();
     let rec = tokio::select! {
         biased;
-        _ = ctx.hard.cancelled() => {
+        _ = hard => {
             let mut r = RequestRecord::new(scheduled_us.unwrap_or(start_us).min(start_us), start_us);
             r.end_us = ctx.client.now_us();
             r.outcome = Outcome::Interrupted;

@@ -133,7 +133,9 @@ pub(super) async fn run(
         let scheduled_us = Duration::from_secs_f64(t).as_micros() as u64;
         let ctx2 = ctx.clone();
         workers.spawn(tracker, async move {
-            let mut rec = send_one(&ctx2, &req, Some(scheduled_us)).await;
+            let hard = ctx2.hard.cancelled();
+            tokio::pin!(hard);
+            let mut rec = send_one(&ctx2, &req, Some(scheduled_us), hard).await;
             rec.output_text = None;
             rec.body = None;
             if let Some((_, wait)) = &permit {
