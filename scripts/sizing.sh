@@ -5,7 +5,9 @@
 # VU) and an arrival rate (open model), DUR seconds each. Prints, per level:
 # requests/s, peak TCP connections to the target and file descriptors of the
 # periscope process (sampled every 200 ms from /proc), its CPU-seconds per
-# second of load (cores) and per 1000 requests, and its peak RSS.
+# second of load (cores) and per 1000 requests, its peak RSS, and the bytes
+# each stream in flight costs: (peak RSS - the RSS of a 1-VU run) / the
+# streams in flight (req/s x mean e2e, Little's law).
 # The mock streams 16 tokens, ttft 100ms, itl 20ms: ≈ 0.4 s per request.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -42,20 +44,30 @@ one() { # one LABEL FLAGS… → a table row
   local pid=$!
   local peaks; peaks=$(sample "$pid")
   wait "$pid" || { cat "$work/out" >&2; exit 1; }
-  python3 - "$work/r.json" "$label" $peaks "$DUR" <<'PY'
+  python3 - "$work/r.json" "$label" $peaks "$DUR" "$base_rss" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
 label, conns, fds, dur = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
+base = float(sys.argv[6])
 s, g = r["summary"], r["generator"]
 cpu = g["cpu_seconds"]
+in_flight = s["ok_rps"] * r["latency"]["e2e"]["mean"] / 1000
+per = (g["peak_rss_mib"] - base) * 1024 / max(in_flight, 1)
 print(f"| {label} | {s['ok_rps']:.0f} | {conns} | {fds} | {cpu / dur:.2f} | "
-      f"{1000 * cpu / max(s['ok'], 1):.3f} | {g['peak_rss_mib']:.0f} | {s['errors']} |")
+      f"{1000 * cpu / max(s['ok'], 1):.3f} | {g['peak_rss_mib']:.0f} | {in_flight:.0f} | {per:.1f} | {s['errors']} |")
 PY
 }
 
+# The RSS of one VU: what a process holds before any stream.
+"$BIN" run --target "http://127.0.0.1:$port/v1" --duration 2s --no-preflight \
+  --progress-every 3600 --json "$work/base.json" --vus 1 >/dev/null 2>&1
+base_rss=$(python3 -c "import json;print(json.load(open('$work/base.json'))['generator']['peak_rss_mib'])")
+
 echo "periscope $("$BIN" --version | awk '{print $2}'), $(nproc) cores, ${DUR}s per level, mock: 16 tokens, ttft 100ms, itl 20ms"
 echo
-echo "| load | ok req/s | peak connections | peak fds | CPU (cores) | CPU-s / 1000 req | peak RSS MiB | errors |"
-echo "|---|---|---|---|---|---|---|---|"
+echo "RSS of one VU: ${base_rss} MiB"
+echo
+echo "| load | ok req/s | peak connections | peak fds | CPU (cores) | CPU-s / 1000 req | peak RSS MiB | streams in flight | KiB per stream in flight | errors |"
+echo "|---|---|---|---|---|---|---|---|---|---|"
 for v in $VUS_LEVELS; do one "$v VUs, streaming" --vus "$v"; done
 for r in $RATE_LEVELS; do one "$r req/s, streaming" --rate "$r"; done
