@@ -4,6 +4,7 @@
 //! rows so far, whole and parseable.
 
 use crate::common::*;
+use std::time::Duration;
 
 /// Every row of a per-request CSV: its header and records, each checked to
 /// have every column.
@@ -91,26 +92,19 @@ async fn a_run_killed_mid_way_leaves_its_rows_so_far_parseable() {
     let mock = MockProc::start(&["--ttft", "5ms", "--itl", "1ms", "--output-tokens", "8"]);
     let dir = tempfile::tempdir().unwrap();
     let csv = temp_json(&dir, "r.csv");
-    let child = std::process::Command::new(crate::common::BIN)
-        .args([
-            "run",
-            "--target",
-            &mock.base(),
-            "--vus",
-            "8",
-            "--duration",
-            "60s",
-            "--csv",
-            &csv,
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(3500)).await;
-    // SAFETY: killing our own child; SIGKILL: nothing of it runs after.
-    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
-    let _ = tokio::task::spawn_blocking(move || child.wait_with_output()).await;
+    let args = [
+        "run",
+        "--target",
+        &mock.base(),
+        "--vus",
+        "8",
+        "--duration",
+        "60s",
+        "--csv",
+        &csv,
+    ];
+    // SIGKILL: nothing of it runs after.
+    crate::common::periscope_signalled(&args, Duration::from_millis(3500), libc::SIGKILL).await;
     let (header, records) = rows(&csv);
     assert_eq!(&header[0], "run_id");
     let served = mock.stats().await["requests"].as_u64().unwrap();

@@ -137,41 +137,31 @@ async fn ctrl_c_or_sigterm_exit_105_after_writing_every_output() {
         let json = temp_json(&dir, "r.json");
         let html = temp_json(&dir, "r.html");
         let csv = temp_json(&dir, "r.csv");
-        let child = std::process::Command::new(crate::common::BIN)
-            .args([
-                "run",
-                "--target",
-                &mock.base(),
-                "--vus",
-                "4",
-                "--duration",
-                "60s",
-                "--grace",
-                "5s",
-                "--threshold",
-                "ok<1",
-                "--json",
-                &json,
-                "--html",
-                &html,
-                "--csv",
-                &csv,
-            ])
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
-        let t = std::time::Instant::now();
-        // SAFETY: sending a signal to our own child.
-        unsafe { libc::kill(child.id() as i32, signal) };
-        let out = tokio::task::spawn_blocking(move || child.wait_with_output())
-            .await
-            .unwrap()
-            .unwrap();
+        let args = [
+            "run",
+            "--target",
+            &mock.base(),
+            "--vus",
+            "4",
+            "--duration",
+            "60s",
+            "--grace",
+            "5s",
+            "--threshold",
+            "ok<1",
+            "--json",
+            &json,
+            "--html",
+            &html,
+            "--csv",
+            &csv,
+        ];
+        let (out, took) =
+            crate::common::periscope_signalled(&args, std::time::Duration::from_secs(2), signal)
+                .await;
         let err = stderr(&out);
         assert!(
-            t.elapsed().as_secs_f64() < 5.0,
+            took.as_secs_f64() < 5.0,
             "{name}: exits within the grace period"
         );
         assert_eq!(out.status.code(), Some(105), "{name}: {err}");

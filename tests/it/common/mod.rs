@@ -136,6 +136,31 @@ pub fn periscope(args: &[&str]) -> Output {
         .expect("run periscope")
 }
 
+/// Start periscope with `args`, send it `signal` after `after`, and wait for
+/// it: its output, and how long it took to exit after the signal.
+#[cfg(unix)]
+pub async fn periscope_signalled(
+    args: &[&str],
+    after: std::time::Duration,
+    signal: i32,
+) -> (Output, std::time::Duration) {
+    let child = Command::new(BIN)
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start periscope");
+    tokio::time::sleep(after).await;
+    let t = std::time::Instant::now();
+    // SAFETY: sending a signal to our own child.
+    unsafe { libc::kill(child.id() as i32, signal) };
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    (out, t.elapsed())
+}
+
 /// Run periscope off the async runtime (it is a blocking child process).
 pub async fn periscope_async(args: Vec<String>) -> Output {
     tokio::task::spawn_blocking(move || {
