@@ -97,15 +97,26 @@ pub(super) fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
+/// When a request's service began, and how long it waited in line for a
+/// slot before (zero without `--max-concurrency`).
+pub(super) struct Admitted {
+    pub at: Instant,
+    pub queued: Duration,
+}
+
 pub(super) async fn completion(
     state: &State,
     api: Api,
     body: &[u8],
     latency: Latency,
-    arrival: Instant,
+    admitted: Admitted,
     id: u64,
     rng: &mut fastrand::Rng,
 ) -> Result<Resp, Early> {
+    let Admitted {
+        at: arrival,
+        queued,
+    } = admitted;
     // Parse and validate: prompt texts, model, stream, usage, max tokens.
     let (model, texts, chat_accounting, stream, include_usage, max) = match api {
         Api::Chat => {
@@ -276,6 +287,7 @@ pub(super) async fn completion(
         .body();
         crate::timer::sleep_until(done).await;
         let mut rec = state.simple_record(endpoint, 200, fault, arrival);
+        rec.queued = queued;
         rec.first_token = Some((rec.headers_at, done));
         rec.token_lags
             .push(rec.headers_at.saturating_duration_since(done).as_micros() as u32);
@@ -310,6 +322,7 @@ pub(super) async fn completion(
         crate::timer::sleep_until(arrival + latency.slow_headers).await;
     }
     let mut rec = state.simple_record(endpoint, 200, fault, arrival);
+    rec.queued = queued;
     rec.stream = true;
     rec.output_tokens = n;
     rec.prompt_tokens = prompt_tokens;

@@ -108,6 +108,8 @@ pub struct TokenStream {
     cutting: bool,
     /// The `--max-concurrency` slot this stream holds until it ends.
     pub slot: Option<tokio::sync::OwnedSemaphorePermit>,
+    /// The stream counts as running (`/metrics`) until it ends.
+    pub running: Option<super::metrics::Running>,
 }
 
 impl TokenStream {
@@ -124,6 +126,7 @@ impl TokenStream {
             last_sent: None,
             cutting: false,
             slot: None,
+            running: None,
         }
     }
 

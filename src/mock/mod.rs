@@ -18,6 +18,7 @@ mod answer;
 mod body;
 mod config;
 mod conn;
+mod metrics;
 pub mod openai;
 mod otlp;
 mod proxy;
@@ -202,6 +203,20 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Resp, Infal
             Err(e) => bad_request(&e),
         });
     }
+    if path == "/metrics" && req.method() == Method::GET {
+        let model = state
+            .config
+            .models
+            .first()
+            .map_or("periscope-mock", String::as_str);
+        let text = state.stats.metrics(model, state.config.max_concurrency);
+        let mut r = Response::new(MockBody::full(Bytes::from(text)));
+        r.headers_mut().insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        );
+        return Ok(r);
+    }
     if path == "/mock/arrivals" {
         let a = state.stats.arrivals().await;
         return Ok(json_response(
@@ -310,21 +325,28 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Resp, Infal
     let id = state.next_id();
     let mut rng = state.rng(id);
     // Wait in line for a slot; the service starts when one is free.
+    let waiting = state.stats.live().wait();
     let slot = match &state.slots {
         Some(s) => s.clone().acquire_owned().await.ok(),
         None => None,
     };
-    let arrival = if slot.is_some() {
-        Instant::now()
+    let running = waiting.admit();
+    let (arrival, queued) = if slot.is_some() {
+        let now = Instant::now();
+        (now, now.saturating_duration_since(arrival))
     } else {
-        arrival
+        (arrival, Duration::ZERO)
+    };
+    let admitted = answer::Admitted {
+        at: arrival,
+        queued,
     };
     let result = match endpoint {
         Endpoint::Chat => {
-            completion(&state, Api::Chat, &body, latency, arrival, id, &mut rng).await
+            completion(&state, Api::Chat, &body, latency, admitted, id, &mut rng).await
         }
         Endpoint::Text => {
-            completion(&state, Api::Text, &body, latency, arrival, id, &mut rng).await
+            completion(&state, Api::Text, &body, latency, admitted, id, &mut rng).await
         }
         Endpoint::Traces => otlp::traces(&state, &headers, &body, arrival, &mut rng),
         _ => embeddings(&state, &body, latency, arrival, &mut rng).await,
@@ -334,6 +356,7 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Resp, Infal
             // A stream holds its slot until its last chunk is sent.
             if let MockBody::Tokens(ts) = r.body_mut() {
                 ts.slot = slot;
+                ts.running = Some(running);
             }
             r
         }

@@ -174,6 +174,7 @@ impl State {
             output_tokens: 0,
             prompt_tokens: 0,
             cached_tokens: 0,
+            queued: std::time::Duration::ZERO,
             otlp: None,
         }
     }

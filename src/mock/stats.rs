@@ -71,6 +71,9 @@ pub struct MockRecord {
     pub output_tokens: u32,
     pub prompt_tokens: u32,
     pub cached_tokens: u32,
+    /// Time in line for a `--max-concurrency` slot before `arrival` (which
+    /// is then the admission).
+    pub queued: Duration,
     /// What an OTLP export held.
     pub otlp: Option<OtlpReceived>,
 }
@@ -108,6 +111,8 @@ pub struct StatsHandle {
     shared: Arc<Mutex<Collector>>,
     /// Connections closed after a response (`--close-after-response`).
     closed: Arc<std::sync::atomic::AtomicU64>,
+    /// Requests in service and in line, for `/metrics`.
+    live: Arc<super::metrics::Live>,
 }
 
 struct Collector {
@@ -166,6 +171,7 @@ impl StatsHandle {
             tx,
             shared,
             closed: Arc::default(),
+            live: Arc::default(),
         }
     }
 
@@ -173,6 +179,23 @@ impl StatsHandle {
     pub fn note_closed_after_response(&self) {
         self.closed
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Requests in service and in line.
+    pub fn live(&self) -> &Arc<super::metrics::Live> {
+        &self.live
+    }
+
+    /// `GET /metrics`: every record so far, in vLLM's format.
+    pub fn metrics(&self, model: &str, slots: Option<usize>) -> String {
+        let families = match self.shared.lock() {
+            Ok(mut c) => {
+                c.drain();
+                c.stats.prom.clone()
+            }
+            Err(_) => Default::default(),
+        };
+        families.render(&self.live, model, slots)
     }
 
     pub fn record(&self, r: MockRecord) {
@@ -240,11 +263,14 @@ struct Stats {
     otlp_first: Option<Instant>,
     /// The last arrivals, in the order their responses ended.
     arrivals: std::collections::VecDeque<Instant>,
+    /// What `/metrics` reports.
+    prom: super::metrics::Families,
 }
 
 impl Default for Stats {
     fn default() -> Self {
         Stats {
+            prom: Default::default(),
             requests: 0,
             by_status: BTreeMap::new(),
             by_fault: BTreeMap::new(),
@@ -273,6 +299,7 @@ fn us(a: Instant, b: Instant) -> u64 {
 
 impl Stats {
     fn add(&mut self, r: &MockRecord) {
+        self.prom.add(r);
         self.requests += 1;
         if self.arrivals.len() == ARRIVALS_KEPT {
             self.arrivals.pop_front();

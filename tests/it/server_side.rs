@@ -252,3 +252,127 @@ async fn the_template_is_measured_and_stream_usage_can_be_left_out() {
     assert_eq!(u(&r["summary"]["output_tokens"]), 24);
     assert_eq!(u(&r["summary"]["usage_mismatch"]), 0);
 }
+
+/// A sample of a Prometheus text exposition: the value of the series
+/// `name` (any labels but `le`), or of its bucket `le`.
+fn sample(text: &str, name: &str, le: Option<&str>) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find(|l| {
+            let series = l.split(' ').next().unwrap_or("");
+            series.split('{').next() == Some(name)
+                && le.is_none_or(|le| series.contains(&format!("le=\"{le}\"")))
+        })
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} {le:?} in\n{text}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_mocks_metrics_are_vllms_and_true_to_what_it_served() {
+    // 12 streams at once, 4 slots: 8 wait, in three waves of ≈ 0.2 s.
+    let mock = MockProc::start(&[
+        "--max-concurrency",
+        "4",
+        "--ttft",
+        "100ms",
+        "--itl",
+        "5ms",
+        "--output-tokens",
+        "20",
+        "--models",
+        "m",
+    ]);
+    let metrics = mock.url("/metrics");
+    let before = http().get(&metrics).send().await.unwrap();
+    assert!(before.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain; version=0.0.4"));
+    let load = tokio::spawn(fire(
+        mock.url("/v1/chat/completions"),
+        chat("hello there", true, 20),
+        12,
+        12,
+    ));
+    let (mut running, mut waiting) = (0.0f64, 0.0f64);
+    while !load.is_finished() {
+        let text = http()
+            .get(&metrics)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        running = running.max(sample(&text, "vllm:num_requests_running", None));
+        waiting = waiting.max(sample(&text, "vllm:num_requests_waiting", None));
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let answers = load.await.unwrap();
+    assert!(answers.iter().all(|(s, _)| *s == 200), "{answers:?}");
+    assert_eq!((running, waiting), (4.0, 8.0));
+
+    let text = http()
+        .get(&metrics)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let stats = mock.stats().await;
+    let n = |name: &str| sample(&text, name, None);
+    assert!(
+        text.contains("vllm:request_success_total{model_name=\"m\"} 12"),
+        "{text}"
+    );
+    assert_eq!(
+        n("vllm:generation_tokens_total"),
+        stats["output_tokens"].as_f64().unwrap()
+    );
+    assert_eq!(n("vllm:generation_tokens_total"), 240.0);
+    assert_eq!(
+        n("vllm:prompt_tokens_total"),
+        stats["prompt_tokens"].as_f64().unwrap()
+    );
+    assert_eq!(n("vllm:num_requests_running"), 0.0);
+    assert_eq!(n("vllm:num_requests_waiting"), 0.0);
+    for h in [
+        "vllm:time_to_first_token_seconds",
+        "vllm:e2e_request_latency_seconds",
+        "vllm:request_queue_time_seconds",
+        "vllm:request_prefill_time_seconds",
+        "vllm:request_decode_time_seconds",
+    ] {
+        assert_eq!(n(&format!("{h}_count")), 12.0, "{h}");
+        assert_eq!(
+            sample(&text, &format!("{h}_bucket"), Some("+Inf")),
+            12.0,
+            "{h}"
+        );
+    }
+    assert_eq!(n("vllm:inter_token_latency_seconds_count"), 12.0 * 19.0);
+    // Prefill is the mock's ttft after admission (100 ms); the queue is the
+    // rest of what a client waited: 4 streams none, 4 one service time
+    // (100 ms + 19 × 5 ms ≈ 0.2 s), 4 two.
+    let mean = |h: &str| n(&format!("{h}_sum")) / n(&format!("{h}_count"));
+    let prefill = mean("vllm:request_prefill_time_seconds");
+    assert!((0.099..0.13).contains(&prefill), "prefill {prefill}");
+    let queue = n("vllm:request_queue_time_seconds_sum");
+    let service =
+        mean("vllm:e2e_request_latency_seconds") - mean("vllm:request_queue_time_seconds");
+    assert!(
+        (queue - 12.0 * service).abs() < 0.25 * 12.0 * service,
+        "queue {queue} s in all, service {service} s"
+    );
+    let ttft = mean("vllm:time_to_first_token_seconds");
+    assert!(
+        (ttft - (prefill + mean("vllm:request_queue_time_seconds"))).abs() < 1e-6,
+        "ttft {ttft} = queue + prefill"
+    );
+    // Nothing waited longer than two services.
+    assert_eq!(
+        sample(&text, "vllm:request_queue_time_seconds_bucket", Some("0.3")),
+        8.0
+    );
+}
