@@ -267,6 +267,10 @@ fn sample(text: &str, name: &str, le: Option<&str>) -> f64 {
         .unwrap_or_else(|| panic!("no {name} {le:?} in\n{text}"))
 }
 
+async fn scrape(url: &str) -> String {
+    http().get(url).send().await.unwrap().text().await.unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_mocks_metrics_are_vllms_and_true_to_what_it_served() {
     // 12 streams at once, 4 slots: 8 wait, in three waves of ≈ 0.2 s.
@@ -296,14 +300,7 @@ async fn the_mocks_metrics_are_vllms_and_true_to_what_it_served() {
     ));
     let (mut running, mut waiting) = (0.0f64, 0.0f64);
     while !load.is_finished() {
-        let text = http()
-            .get(&metrics)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = scrape(&metrics).await;
         running = running.max(sample(&text, "vllm:num_requests_running", None));
         waiting = waiting.max(sample(&text, "vllm:num_requests_waiting", None));
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
@@ -312,14 +309,7 @@ async fn the_mocks_metrics_are_vllms_and_true_to_what_it_served() {
     assert!(answers.iter().all(|(s, _)| *s == 200), "{answers:?}");
     assert_eq!((running, waiting), (4.0, 8.0));
 
-    let text = http()
-        .get(&metrics)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = scrape(&metrics).await;
     let stats = mock.stats().await;
     let n = |name: &str| sample(&text, name, None);
     assert!(
