@@ -283,6 +283,8 @@ pub struct RunArgs {
     #[command(flatten)]
     pub sink: SinkArgs,
     #[command(flatten)]
+    pub server: ServerMetricsArgs,
+    #[command(flatten)]
     pub segments: SegmentArgs,
     /// Print the resolved plan and the planned load, and send nothing.
     #[arg(long)]
@@ -379,6 +381,33 @@ pub struct SinkArgs {
     /// sweep's `direct` and `proxy`); not a flag.
     #[arg(skip)]
     pub endpoint_tag: Option<String>,
+}
+
+/// The server's own metrics, beside the client's (`run`, `sweep`).
+#[derive(Debug, Clone, Default, ClapArgs)]
+pub struct ServerMetricsArgs {
+    /// Scrape the server's Prometheus metrics during the run, repeatable: a
+    /// /metrics URL, or none for the target's origin + /metrics. vLLM,
+    /// SGLang, llama.cpp (--metrics), TGI, LiteLLM and Triton are read.
+    #[arg(long = "server-metrics", value_name = "URL", num_args = 0..=1, default_missing_value = "")]
+    pub server_metrics: Vec<String>,
+    /// Time between scrapes (default 1s).
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub scrape_interval: Option<Duration>,
+    /// Write every scraped and queried sample to this CSV, one row each.
+    #[arg(long, value_name = "PATH")]
+    pub server_csv: Option<PathBuf>,
+    /// A Prometheus-compatible query API (Prometheus, Thanos,
+    /// VictoriaMetrics), asked the --promql queries over the run's window.
+    #[arg(long, value_name = "URL")]
+    pub prometheus: Option<String>,
+    /// A PromQL expression, repeatable, or @FILE of `name: EXPR` lines.
+    #[arg(long, value_name = "EXPR|@FILE")]
+    pub promql: Vec<String>,
+    /// How long --prometheus is given, after the run, to take in its last
+    /// scrape (default 2s).
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub prometheus_wait: Option<Duration>,
 }
 
 /// A prompt corpus: labelled cases cycled as the prompts of the requests.

@@ -28,6 +28,8 @@
 //! - `metrics`: HDR histograms and per-second windows, owned by a collector
 //!   task, and the [`metrics::Observer`] trait of live outputs.
 //! - `client`: sends one request (hyper or reqwest), parses SSE, counts tokens.
+//! - `server_metrics`: the server's Prometheus metrics scraped beside the
+//!   load, and `--promql` range queries at its end.
 //! - Leaves: `record` (the request record), `tokenizer`, `dataset` (labelled
 //!   and prompt corpora), `otlp` (trace generation), `values` (flag value
 //!   parsers), `fmt` (number and duration formatting), `timer` (sub-ms
@@ -49,6 +51,7 @@ pub mod record;
 pub mod report;
 pub mod runner;
 pub mod scenario;
+pub mod server_metrics;
 pub mod sink;
 pub mod slo;
 pub mod sweep;

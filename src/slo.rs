@@ -99,6 +99,9 @@ const FIGURES: &[&str] = &[
 enum Figure {
     Latency(String, String),
     Run(String),
+    /// A figure of the server's own metrics (`server.queue_time.p95`);
+    /// `true` when in ms.
+    Server(String, bool),
 }
 
 /// A figure of a run by the name thresholds use: `ttft.p95`, `ok_rps`.
@@ -111,6 +114,13 @@ pub struct Metric {
 impl Metric {
     /// Parse a figure's name; `ctx` starts the errors (`threshold 'x<1': `).
     fn parse_in(lhs: &str, ctx: &str) -> Result<Metric, String> {
+        if let Some(name) = lhs.strip_prefix("server.") {
+            let ms = crate::server_metrics::check_figure(name).map_err(|e| format!("{ctx}{e}"))?;
+            return Ok(Metric {
+                name: lhs.to_string(),
+                figure: Figure::Server(name.to_string(), ms),
+            });
+        }
         let figure = match lhs.split_once('.') {
             Some((m, stat)) => {
                 if !LATENCIES.contains(&m) {
@@ -153,23 +163,33 @@ impl Metric {
     pub fn latency(&self) -> Option<(&str, &str)> {
         match &self.figure {
             Figure::Latency(m, s) => Some((m, s)),
-            Figure::Run(_) => None,
+            Figure::Run(_) | Figure::Server(..) => None,
         }
+    }
+
+    /// A figure of the server's metrics, known only at the end of the run.
+    pub fn is_server(&self) -> bool {
+        matches!(self.figure, Figure::Server(..))
     }
 
     /// `ms` for latencies, empty otherwise.
     pub fn unit(&self) -> &'static str {
         match self.figure {
-            Figure::Latency(..) => "ms",
-            Figure::Run(_) => "",
+            Figure::Latency(..) | Figure::Server(_, true) => "ms",
+            Figure::Run(_) | Figure::Server(_, false) => "",
         }
     }
 
     /// Whether the smaller value is the better one (latencies, errors).
     pub fn lower_is_better(&self) -> bool {
         match &self.figure {
-            Figure::Latency(..) => true,
+            Figure::Latency(..) | Figure::Server(_, true) => true,
             Figure::Run(n) => matches!(n.as_str(), "error_rate" | "errors"),
+            Figure::Server(n, false) => {
+                ["waiting", "usage", "preemptions", "failed", "memory", "cpu"]
+                    .iter()
+                    .any(|w| n.contains(w))
+            }
         }
     }
 
@@ -177,6 +197,7 @@ impl Metric {
     pub fn value(&self, agg: &Aggregate, duration_s: f64) -> Option<f64> {
         let d = duration_s.max(1e-9);
         match &self.figure {
+            Figure::Server(..) => None,
             Figure::Latency(m, stat) => {
                 let s = agg.stats(m);
                 if s.count == 0 {
@@ -227,15 +248,15 @@ impl Threshold {
             split(expr).ok_or_else(|| format!("threshold '{expr}' has no < or >: {help}"))?;
         let metric = Metric::parse_in(lhs, &format!("threshold '{expr}': "))?;
         let bound = match &metric.figure {
-            Figure::Latency(..) => parse_ms(rhs),
-            Figure::Run(_) => parse_number(rhs),
+            Figure::Latency(..) | Figure::Server(_, true) => parse_ms(rhs),
+            Figure::Run(_) | Figure::Server(_, false) => parse_number(rhs),
         }
         .ok_or_else(|| {
             format!(
                 "threshold '{expr}': '{rhs}' is not a number{}",
                 match metric.figure {
-                    Figure::Latency(..) => " or duration (800ms, 1.5s)",
-                    Figure::Run(_) => "",
+                    Figure::Latency(..) | Figure::Server(_, true) => " or duration (800ms, 1.5s)",
+                    Figure::Run(_) | Figure::Server(_, false) => "",
                 }
             )
         })?;
@@ -250,6 +271,31 @@ impl Threshold {
     /// The figure's value in a run of `duration_s` seconds so far.
     pub fn actual(&self, agg: &Aggregate, duration_s: f64) -> Option<f64> {
         self.metric.value(agg, duration_s)
+    }
+
+    /// A bound on a figure of the server's metrics.
+    pub fn is_server(&self) -> bool {
+        self.metric.is_server()
+    }
+
+    /// Pass or fail of a server figure: it must hold at every scrape
+    /// target that has it; the value shown is the first that fails (else
+    /// the first). No target with the figure fails.
+    pub fn check_server(
+        &self,
+        server: Option<&crate::server_metrics::ServerMetrics>,
+    ) -> ThresholdResult {
+        let Figure::Server(name, _) = &self.metric.figure else {
+            return self.check(&Aggregate::default(), 0.0);
+        };
+        let values = server.map(|s| s.values(name)).unwrap_or_default();
+        let failing = values.iter().find(|v| !self.op.holds(**v, self.bound));
+        ThresholdResult {
+            threshold: self.expr.clone(),
+            actual: failing.or(values.first()).copied(),
+            unit: self.metric.unit().to_string(),
+            pass: !values.is_empty() && failing.is_none(),
+        }
     }
 
     /// Pass or fail; a figure with no data fails (nothing was measured).
@@ -367,9 +413,11 @@ impl crate::metrics::Observer for AbortOnFail {
             return;
         }
         let elapsed = self.origin.elapsed().as_secs_f64();
+        // The server's figures are known only at the end of the run.
         if let Some(t) = self
             .thresholds
             .iter()
+            .filter(|t| !t.is_server())
             .find(|t| !t.check(total, elapsed).pass)
         {
             *fired = Some((t.expr.clone(), w.t + 1));

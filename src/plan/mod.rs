@@ -84,6 +84,14 @@ impl Plan {
         let (mut workload, exports) = WorkloadPlan::from_args(a, &sc)?;
         let checks = Checks::from_args(a, &sc.file)?;
         let outputs = Outputs::from_args(a, &sc.file)?;
+        if let Some(t) = checks.thresholds.iter().find(|t| t.is_server()) {
+            if outputs.server.as_ref().is_none_or(|s| s.targets.is_empty()) {
+                return Err(usage!(
+                    "threshold '{}' is on the server's metrics: add --server-metrics [URL]",
+                    t.expr
+                ));
+            }
+        }
         let target = Target::from_args(a, &sc.file, exports.url.as_ref())?;
         let request = RequestPlan::from_args(a, &sc.file, &exports.headers)?;
         let load = LoadPlan::from_args(

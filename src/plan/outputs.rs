@@ -32,6 +32,76 @@ pub struct Outputs {
     pub trace_requests: Option<TraceTarget>,
     /// The `endpoint` tag of live points (a sweep's endpoint name; else the target).
     pub endpoint_tag: Option<String>,
+    /// `--server-metrics`, `--promql`: what to scrape and query. An empty
+    /// target URL stands for the target's origin + `/metrics`, known once
+    /// the target is (the in-process mock's port).
+    pub server: Option<crate::server_metrics::Config>,
+}
+
+/// `--server-metrics` and `--prometheus` as a scraper's configuration.
+fn server_config(
+    a: &crate::cli::ServerMetricsArgs,
+) -> Result<Option<crate::server_metrics::Config>> {
+    let url = |flag: &str, u: &str| -> Result<()> {
+        match reqwest::Url::parse(u) {
+            Ok(p) if matches!(p.scheme(), "http" | "https") && p.host().is_some() => Ok(()),
+            _ => Err(usage!(
+                "{flag} '{u}' is not an http(s) URL, e.g. http://localhost:8000/metrics{}",
+                if flag == "--server-metrics" {
+                    " (with no value, put it after the workload or write --server-metrics= to scrape the target's /metrics)"
+                } else {
+                    ""
+                }
+            )),
+        }
+    };
+    for t in a.server_metrics.iter().filter(|t| !t.is_empty()) {
+        url("--server-metrics", t)?;
+    }
+    if let Some(p) = &a.prometheus {
+        url("--prometheus", p)?;
+    }
+    let queries = crate::server_metrics::Query::parse_all(&a.promql).map_err(Error::Usage)?;
+    match (&a.prometheus, queries.is_empty()) {
+        (Some(_), true) => {
+            return Err(usage!(
+                "--prometheus needs a query: add --promql EXPR (repeatable) or --promql @FILE"
+            ))
+        }
+        (None, false) => {
+            return Err(usage!(
+                "--promql needs --prometheus URL (the query API of Prometheus, Thanos or VictoriaMetrics)"
+            ))
+        }
+        _ => {}
+    }
+    let interval = a
+        .scrape_interval
+        .unwrap_or(std::time::Duration::from_secs(1));
+    if interval < std::time::Duration::from_millis(100) {
+        return Err(usage!("--scrape-interval must be at least 100ms"));
+    }
+    if a.server_metrics.is_empty() && a.prometheus.is_none() {
+        if a.server_csv.is_some() || a.scrape_interval.is_some() {
+            return Err(usage!(
+                "--server-csv and --scrape-interval need --server-metrics [URL] or --prometheus URL"
+            ));
+        }
+        return Ok(None);
+    }
+    let mut targets = a.server_metrics.clone();
+    targets.dedup();
+    Ok(Some(crate::server_metrics::Config {
+        targets,
+        interval,
+        csv: a.server_csv.clone(),
+        auth: None,
+        prometheus: a.prometheus.clone(),
+        queries,
+        prometheus_wait: a
+            .prometheus_wait
+            .unwrap_or(std::time::Duration::from_secs(2)),
+    }))
 }
 
 impl Outputs {
@@ -83,6 +153,7 @@ impl Outputs {
             tags,
             trace_requests,
             endpoint_tag: a.sink.endpoint_tag.clone(),
+            server: server_config(&a.server)?,
         })
     }
 }

@@ -629,6 +629,7 @@ pub fn render(r: &RunResult) -> String {
     }
 
     out.push_str(&super::timings::markdown(r));
+    out.push_str(&super::server::markdown(r));
     out.push_str(&workload_figures(r));
     out.push_str(&groups(r));
     out.push_str(&stages(r));

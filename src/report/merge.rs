@@ -380,5 +380,15 @@ pub fn merge(results: &[(PathBuf, RunResult)], force: bool) -> Result<RunResult,
             .collect(),
         outputs: Vec::new(),
         tokenizer: first.tokenizer.clone(),
+        server: results
+            .iter()
+            .fold(None, |acc, (_, r)| match (acc, &r.server) {
+                (None, s) => s.clone(),
+                (Some(mut a), Some(b)) => {
+                    a.merge(b);
+                    Some(a)
+                }
+                (a, None) => a,
+            }),
     }))
 }

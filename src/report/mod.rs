@@ -14,6 +14,7 @@ pub mod merge;
 pub mod read;
 pub mod result;
 pub mod scenario;
+pub mod server;
 pub mod sweep;
 pub mod timings;
 pub mod view;

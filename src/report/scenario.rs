@@ -172,7 +172,7 @@ pub fn analyze(f: Facts<'_>) -> (ScenarioReport, Option<Vec<ThresholdResult>>) {
             let failed: Vec<String> = f
                 .thresholds
                 .iter()
-                .filter(|t| !t.check(f.total, f.duration_s).pass)
+                .filter(|t| !t.is_server() && !t.check(f.total, f.duration_s).pass)
                 .map(|t| t.expr.clone())
                 .collect();
             rep.figure = format!(
@@ -199,7 +199,7 @@ pub fn analyze(f: Facts<'_>) -> (ScenarioReport, Option<Vec<ThresholdResult>>) {
                 } else {
                     f.thresholds
                         .iter()
-                        .filter(|t| !t.check(agg, row.duration_s).pass)
+                        .filter(|t| !t.is_server() && !t.check(agg, row.duration_s).pass)
                         .map(|t| t.expr.clone())
                         .collect()
                 };
@@ -223,6 +223,7 @@ pub fn analyze(f: Facts<'_>) -> (ScenarioReport, Option<Vec<ThresholdResult>>) {
                 verdicts = Some(
                     f.thresholds
                         .iter()
+                        .filter(|t| !t.is_server())
                         .map(|t| {
                             let mut v = t.check(agg, d);
                             v.threshold = format!("{} (step {})", t.expr, i + 1);

@@ -21,8 +21,31 @@ use crate::report::{
     self,
     result::{Inputs, RunResult},
 };
-use crate::{client, executor, mock, progress, sink, slo, tokenizer, workload};
+use crate::{client, executor, mock, progress, server_metrics, sink, slo, tokenizer, workload};
 use signals::{soft_stopped_by_user, wait_for_start, watch_ctrl_c};
+
+/// Start scraping the server's metrics: `--server-metrics` with no URL is
+/// the target's origin + `/metrics`, asked with the run's API key (as any
+/// URL on that origin is).
+async fn start_scraper(
+    cfg: &server_metrics::Config,
+    base: &str,
+    plan: &Plan,
+    run_id: &str,
+) -> Result<server_metrics::Scraper> {
+    let mut cfg = cfg.clone();
+    let origin = reqwest::Url::parse(base)
+        .map(|u| u.origin().ascii_serialization())
+        .map_err(|e| Error::Usage(format!("the target '{base}' is not a URL: {e}")))?;
+    for t in cfg.targets.iter_mut().filter(|t| t.is_empty()) {
+        *t = format!("{origin}/metrics");
+    }
+    cfg.targets.dedup();
+    cfg.auth = plan.request.token.clone().map(|k| (origin, k));
+    server_metrics::Scraper::start(cfg, run_id)
+        .await
+        .map_err(Error::Usage)
+}
 
 /// What one run measured.
 pub struct Executed {
@@ -76,6 +99,16 @@ pub async fn execute_with(
         }
     };
 
+    let run_id = plan
+        .segment
+        .run_id
+        .clone()
+        .unwrap_or_else(crate::new_run_id);
+    // The server's metrics: a baseline scrape before the first request.
+    let scraper = match &plan.outputs.server {
+        Some(cfg) => Some(start_scraper(cfg, &base, plan, &run_id).await?),
+        None => None,
+    };
     // The load starts now (or at --start-at): every time in the result
     // counts from here.
     let (origin, started_at) = match plan.segment.start_at {
@@ -89,11 +122,6 @@ pub async fn execute_with(
         .with_samples(keep_samples || plan.outputs.keep_requests);
     let soft = CancellationToken::new();
     let hard = CancellationToken::new();
-    let run_id = plan
-        .segment
-        .run_id
-        .clone()
-        .unwrap_or_else(crate::new_run_id);
     if !plan.outputs.live.is_empty() {
         let mut tags = vec![("run_id".to_string(), run_id.clone())];
         if !plan.segment.segment.is_whole() {
@@ -207,6 +235,16 @@ pub async fn execute_with(
     let outputs = std::mem::take(&mut collected.outputs);
     let aborted = aborted.and_then(|a| a.lock().unwrap_or_else(|p| p.into_inner()).take());
     let duration_s = origin.elapsed().as_secs_f64();
+    let server = match scraper {
+        Some(s) => {
+            let unix = |t: SystemTime| {
+                t.duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0.0, |d| d.as_secs_f64())
+            };
+            Some(s.finish((unix(started_at), unix(SystemTime::now()))).await)
+        }
+        None => None,
+    };
 
     let mut samples = collected.samples;
     let requests = match (plan.outputs.keep_requests, keep_samples) {
@@ -240,6 +278,7 @@ pub async fn execute_with(
         merged_from: Vec::new(),
         outputs,
         tokenizer,
+        server,
     });
     if let Some(m) = mock_server {
         m.shutdown().await;

@@ -96,6 +96,10 @@ pub struct RunResult {
     /// `server_queue` and `ttft_outside` in `latency`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_timings: Option<ServerTimings>,
+    /// The server's own metrics over the run (`--server-metrics`,
+    /// `--promql`): figures, per-scrape series and the raw samples.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<crate::server_metrics::ServerMetrics>,
     /// The exact sums behind every figure, so that results merge exactly.
     pub raw: Raw,
 }
@@ -360,6 +364,8 @@ pub struct Inputs<'a> {
     pub outputs: Vec<crate::metrics::SinkReport>,
     /// The run's tokenizer.
     pub tokenizer: Option<TokenizerInfo>,
+    /// The server's metrics, as scraped (figures are derived here).
+    pub server: Option<crate::server_metrics::ServerMetrics>,
 }
 
 fn group_row(g: &Group, a: &Aggregate) -> GroupRow {
@@ -455,6 +461,16 @@ impl RunResult {
             })
             .collect();
         let mut warnings = Vec::new();
+        let mut server = i.server;
+        if let Some(s) = server.as_mut() {
+            let origin = i
+                .started_at
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64());
+            let ttft = t.stats("ttft");
+            s.refresh(origin, (ttft.count > 0).then_some((ttft.p50, ttft.mean)));
+            warnings.extend(s.warnings());
+        }
         let schedule = i.requested_rate.map(|requested| {
             let lag = t.stats("schedule_lag");
             let load_s = i.exec.load_elapsed.as_secs_f64().max(1e-9);
@@ -638,7 +654,21 @@ impl RunResult {
             warnings,
             interrupted_by_user: i.interrupted_by_user,
             thresholds: stage_verdicts
-                .unwrap_or_else(|| i.thresholds.iter().map(|th| th.check(t, dur)).collect()),
+                .unwrap_or_else(|| {
+                    i.thresholds
+                        .iter()
+                        .filter(|th| !th.is_server())
+                        .map(|th| th.check(t, dur))
+                        .collect()
+                })
+                .into_iter()
+                .chain(
+                    i.thresholds
+                        .iter()
+                        .filter(|th| th.is_server())
+                        .map(|th| th.check_server(server.as_ref())),
+                )
+                .collect(),
             aborted: i
                 .aborted
                 .map(|(threshold, at_s)| Aborted { threshold, at_s }),
@@ -650,6 +680,7 @@ impl RunResult {
             otlp: (!t.payload.is_empty()).then(|| OtlpFigures::of(t, i.by_group, dur)),
             tokenizer: i.tokenizer,
             server_timings: ServerTimings::of(&t.server),
+            server,
             outputs: i.outputs,
             raw,
         }
