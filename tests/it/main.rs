@@ -24,6 +24,7 @@ mod run;
 mod scenarios;
 mod segments;
 mod series;
+mod server_metrics;
 mod server_side;
 mod snapshots;
 mod structure;
