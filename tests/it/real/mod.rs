@@ -15,6 +15,7 @@ use std::time::Instant;
 
 use crate::common::*;
 
+mod metrics;
 mod servers;
 
 use serde_json::Value;
