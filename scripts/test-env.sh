@@ -21,6 +21,9 @@ need chromium chromium >&2
 #   test starts its own on free loopback ports, data in a temporary folder).
 need influxd influxdb >&2
 need victoria-metrics victoria-metrics >&2
+# - Prometheus from Debian: it scrapes the mock and llama.cpp while a run
+#   asks it --promql range queries (tests/it/prometheus.rs).
+need prometheus prometheus >&2
 # - curl: the Makefile asks it whether InfluxDB is up (make start).
 need curl curl >&2
 VENV=.venv-test

@@ -17,6 +17,7 @@ mod otlp;
 mod otlp_queries;
 mod phoenix;
 mod presets;
+mod prometheus;
 mod real;
 mod reconnects;
 mod reports;

@@ -486,6 +486,21 @@ mod plain_http {
 }
 
 impl Server {
+    /// Start `cmd` (output discarded) and wait until `base` + `ready` answers.
+    pub fn spawn(mut cmd: Command, dir: tempfile::TempDir, base: String, ready: &str) -> Server {
+        let mut child = cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the server");
+        wait_ready(&format!("{base}{ready}"), &mut child);
+        Server {
+            child,
+            _dir: dir,
+            base,
+        }
+    }
+
     /// Kill the server now (a backend that goes away mid-run).
     pub fn stop(&mut self) {
         let _ = self.child.kill();

@@ -16,7 +16,7 @@ use std::time::Instant;
 use crate::common::*;
 
 mod metrics;
-mod servers;
+pub mod servers;
 
 use serde_json::Value;
 use servers::*;
