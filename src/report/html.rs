@@ -9,239 +9,15 @@
 use std::fmt::Write as _;
 
 use hdrhistogram::Histogram;
-use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
-use plotters::coord::Shift;
-use plotters::prelude::*;
+
+pub use super::chart::esc;
+use super::chart::{render_chart, Chart, Line};
 
 use super::result::RunResult;
 use super::sweep::{Level, SweepResult};
 use crate::executor::describe_load;
 use crate::metrics::counts::decode_histogram;
 use crate::metrics::WindowSummary;
-
-const W: u32 = 640;
-const H: u32 = 330;
-
-/// Line colours, distinguishable in print and for most colour vision.
-const PALETTE: &[RGBColor] = &[
-    RGBColor(0x1f, 0x77, 0xb4),
-    RGBColor(0xd6, 0x27, 0x28),
-    RGBColor(0x2c, 0xa0, 0x2c),
-    RGBColor(0xff, 0x7f, 0x0e),
-    RGBColor(0x94, 0x67, 0xbd),
-    RGBColor(0x8c, 0x56, 0x4b),
-];
-
-/// Escape text for HTML.
-pub fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// One line of a chart.
-struct Line {
-    name: String,
-    points: Vec<(f64, f64)>,
-    /// Draw a marker at each point (few points: levels, turns).
-    markers: bool,
-}
-
-impl Line {
-    fn new(name: impl Into<String>, points: Vec<(f64, f64)>) -> Self {
-        Line {
-            name: name.into(),
-            points: points
-                .into_iter()
-                .filter(|(x, y)| x.is_finite() && y.is_finite())
-                .collect(),
-            markers: false,
-        }
-    }
-
-    fn marked(mut self) -> Self {
-        self.markers = true;
-        self
-    }
-}
-
-/// A chart to draw.
-struct Chart {
-    id: String,
-    title: String,
-    x_desc: String,
-    y_desc: String,
-    lines: Vec<Line>,
-    /// The x axis is a percentile on a log scale of 1/(1−q).
-    percentile_x: bool,
-}
-
-impl Chart {
-    fn new(id: &str, title: &str, x_desc: &str, y_desc: &str) -> Self {
-        Chart {
-            id: id.to_string(),
-            title: title.to_string(),
-            x_desc: x_desc.to_string(),
-            y_desc: y_desc.to_string(),
-            lines: Vec::new(),
-            percentile_x: false,
-        }
-    }
-
-    fn line(mut self, l: Line) -> Self {
-        if !l.points.is_empty() {
-            self.lines.push(l);
-        }
-        self
-    }
-
-    fn has_data(&self) -> bool {
-        self.lines.iter().any(|l| !l.points.is_empty())
-    }
-}
-
-fn bounds(lines: &[Line]) -> ((f64, f64), f64) {
-    let pts = lines.iter().flat_map(|l| l.points.iter());
-    let (mut x0, mut x1, mut y1) = (f64::INFINITY, f64::NEG_INFINITY, 0.0f64);
-    for &(x, y) in pts {
-        x0 = x0.min(x);
-        x1 = x1.max(x);
-        y1 = y1.max(y);
-    }
-    if x1 <= x0 {
-        x1 = x0 + 1.0;
-    }
-    if y1 <= 0.0 {
-        y1 = 1.0;
-    }
-    ((x0, x1), y1 * 1.08)
-}
-
-fn percentile_label(x: &f64) -> String {
-    let q = 1.0 - 1.0 / x.max(1.0);
-    let p = q * 100.0;
-    if p < 99.0 {
-        format!("{p:.0}%")
-    } else {
-        let digits = (-(1.0 - q).log10()).round() as usize;
-        format!("{p:.*}%", digits.saturating_sub(2))
-    }
-}
-
-fn draw<X>(area: &DrawingArea<SVGBackend, Shift>, c: &Chart, x: X, y1: f64) -> Result<(), String>
-where
-    X: AsRangedCoord<Value = f64>,
-    X::CoordDescType: ValueFormatter<f64>,
-{
-    let e = |e: DrawingAreaErrorKind<_>| e.to_string();
-    area.fill(&WHITE).map_err(e)?;
-    let mut chart = ChartBuilder::on(area)
-        .margin(12)
-        .x_label_area_size(46)
-        .y_label_area_size(70)
-        .build_cartesian_2d(x, 0f64..y1)
-        .map_err(e)?;
-    let mut mesh = chart.configure_mesh();
-    mesh.x_desc(c.x_desc.as_str())
-        .y_desc(c.y_desc.as_str())
-        .label_style(("sans-serif", 15))
-        .axis_desc_style(("sans-serif", 16))
-        .light_line_style(RGBColor(0xee, 0xee, 0xee))
-        .bold_line_style(RGBColor(0xd8, 0xd8, 0xd8));
-    if c.percentile_x {
-        mesh.x_label_formatter(&percentile_label);
-    }
-    mesh.draw().map_err(e)?;
-    for (i, l) in c.lines.iter().enumerate() {
-        let color = PALETTE[i % PALETTE.len()];
-        chart
-            .draw_series(LineSeries::new(
-                l.points.iter().copied(),
-                color.stroke_width(2),
-            ))
-            .map_err(e)?
-            .label(l.name.as_str())
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(3))
-            });
-        if l.markers {
-            chart
-                .draw_series(
-                    l.points
-                        .iter()
-                        .map(|&(x, y)| Circle::new((x, y), 4, color.filled())),
-                )
-                .map_err(e)?;
-        }
-    }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .label_font(("sans-serif", 15))
-        .background_style(WHITE.mix(0.85))
-        .border_style(RGBColor(0xbb, 0xbb, 0xbb))
-        .draw()
-        .map_err(e)?;
-    area.present().map_err(e)
-}
-
-/// The chart as an inline `<figure>`, or nothing when it has no data.
-fn render_chart(c: &Chart) -> String {
-    if !c.has_data() {
-        return String::new();
-    }
-    let ((x0, x1), y1) = bounds(&c.lines);
-    let mut svg = String::new();
-    let drawn = {
-        let area = SVGBackend::with_string(&mut svg, (W, H)).into_drawing_area();
-        if c.percentile_x {
-            draw(&area, c, (1f64..x1.max(10.0)).log_scale(), y1)
-        } else {
-            draw(&area, c, x0..x1, y1)
-        }
-    };
-    if let Err(e) = drawn {
-        return format!(
-            "<figure class=\"chart\" id=\"chart-{}\"><figcaption>{}</figcaption><p>chart not drawn: {}</p></figure>\n",
-            esc(&c.id),
-            esc(&c.title),
-            esc(&e)
-        );
-    }
-    // A viewBox and no fixed size: the chart scales with the page.
-    let svg = svg.replacen(
-        &format!("<svg width=\"{W}\" height=\"{H}\" "),
-        &format!("<svg role=\"img\" aria-label=\"{}\" ", esc(&c.title)),
-        1,
-    );
-    format!(
-        "<figure class=\"chart\" id=\"chart-{}\" data-lines=\"{}\" data-points=\"{}\">\n<figcaption>{}</figcaption>\n{svg}</figure>\n",
-        esc(&c.id),
-        c.lines.len(),
-        esc(&points_json(c)),
-        esc(&c.title)
-    )
-}
-
-/// The chart's data as JSON, `{"line": [[x, y], …]}`: the numbers behind
-/// the drawing, for a reader (or a test) that wants them.
-fn points_json(c: &Chart) -> String {
-    let m: serde_json::Map<String, serde_json::Value> = c
-        .lines
-        .iter()
-        .map(|l| (l.name.clone(), serde_json::json!(l.points)))
-        .collect();
-    serde_json::Value::Object(m).to_string()
-}
 
 fn series_of(ws: &[WindowSummary], f: impl Fn(&WindowSummary) -> Option<f64>) -> Vec<(f64, f64)> {
     ws.iter()
@@ -337,6 +113,12 @@ fn run_charts(r: &RunResult) -> Vec<Chart> {
             charts.push(c);
         }
     }
+    // The server's queue and cache beside the client's ttft.
+    let at = charts
+        .iter()
+        .position(|c| c.id == "latency-ttft")
+        .map_or(charts.len(), |i| i + 1);
+    charts.splice(at..at, server_charts(r));
     for metric in ["ttft", "e2e"] {
         if let Some(h) = r
             .histograms
@@ -404,6 +186,56 @@ fn run_charts(r: &RunResult) -> Vec<Chart> {
         );
     }
     charts
+}
+
+/// Per scrape target: running and waiting requests (with the client's
+/// requests in flight), and KV-cache usage, over the run.
+fn server_charts(r: &RunResult) -> Vec<Chart> {
+    let Some(s) = &r.server else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (i, t) in s.targets.iter().enumerate() {
+        let suffix = if i == 0 {
+            String::new()
+        } else {
+            format!("-{}", i + 1)
+        };
+        let of = |name: &str| crate::server_metrics::gauge_series(t, name);
+        let queue = Chart::new(
+            &format!("server-queue{suffix}"),
+            &format!("Server: running and waiting requests ({})", t.url),
+            "seconds",
+            "requests",
+        )
+        .line(Line::new("running", of("running")))
+        .line(Line::new("waiting", of("waiting")))
+        .line(Line::new(
+            "client: in flight",
+            series_of(&r.series, |w| Some(w.in_flight as f64)),
+        ));
+        let kv = Chart::new(
+            &format!("server-kv{suffix}"),
+            &format!("Server: KV-cache usage ({})", t.url),
+            "seconds",
+            "% used",
+        )
+        .line(Line::new(
+            "kv cache",
+            of("kv_cache_usage")
+                .into_iter()
+                .map(|(x, y)| (x, y * 100.0))
+                .collect(),
+        ));
+        // A chart only of the client's line says nothing of the server.
+        if queue.lines.iter().any(|l| !l.name.starts_with("client")) {
+            out.push(queue);
+        }
+        if kv.has_data() {
+            out.push(kv);
+        }
+    }
+    out
 }
 
 fn sweep_charts(s: &SweepResult) -> Vec<Chart> {
@@ -726,6 +558,7 @@ pub fn render_sweep(s: &SweepResult) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::chart::percentile_label;
 
     #[test]
     fn charts_are_inline_svg_that_scales() {

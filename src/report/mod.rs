@@ -5,6 +5,7 @@
 //! `csv.rs` (per-request and summary rows). `read.rs` reads results back for
 //! `report`, `compare` (`compare.rs`) and `merge` (`merge.rs`).
 
+pub mod chart;
 pub mod compare;
 pub mod csv;
 pub mod html;

@@ -146,6 +146,43 @@ async fn the_html_report_renders_offline_in_chromium_with_every_chart() {
     expect(s(&["report", &ps(&a_json), "--html", &ps(&a2)]), 0).await;
     assert_eq!(std::fs::read(&a_html).unwrap(), std::fs::read(&a2).unwrap());
 
+    // The server's metrics: its queue and KV-cache usage beside the
+    // client's ttft, and its tables.
+    let sm = p(&dir, "sm.html");
+    expect(
+        s(&[
+            "run",
+            "--mock",
+            "--mock-args",
+            "--max-concurrency 2",
+            "--vus",
+            "4",
+            "--duration",
+            "3s",
+            "--server-metrics",
+            "--scrape-interval",
+            "250ms",
+            "--html",
+            &ps(&sm),
+        ]),
+        0,
+    )
+    .await;
+    let mut server_charts = chat_charts.to_vec();
+    server_charts.extend(["server-queue", "server-kv"]);
+    check_page(&sm, &server_charts);
+    let page = std::fs::read_to_string(&sm).unwrap();
+    assert!(page.contains("Server metrics (vllm at"), "{page:.2000}");
+    let order: Vec<usize> = [
+        "chart-latency-ttft",
+        "chart-server-queue",
+        "chart-server-kv",
+    ]
+    .iter()
+    .map(|id| page.find(id).unwrap())
+    .collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "{order:?}");
+
     // Multi-turn: ttft by turn. Batch embeddings: per-text latency by size.
     let b = p(&dir, "b.html");
     expect(
