@@ -143,13 +143,18 @@ pub async fn execute_with(
             ("model".to_string(), plan.workload.spec.model.clone()),
         ]);
         tags.extend(plan.outputs.tags.iter().cloned());
-        collector = collector.with_observer(Box::new(sink::Feed::start(
+        let feed = sink::Feed::start(
             &plan.outputs.live,
             &plan.outputs.credentials,
             &sink::Tags { pairs: tags },
             started_at,
             plan.outputs.request_sample,
-        )));
+        );
+        if let Some(s) = &scraper {
+            let side = feed.side();
+            s.set_hook(Box::new(move |points| side.server(points)));
+        }
+        collector = collector.with_observer(Box::new(feed));
     }
     if let Some(t) = &plan.outputs.trace_requests {
         client.set_tracing(true);

@@ -23,6 +23,7 @@ pub mod promql;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
@@ -262,6 +263,21 @@ fn unix_now() -> f64 {
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
+/// One target's scrape as a live point: its gauges, and since the scrape
+/// before, its counters per second (`requests_per_s`…) and its
+/// histograms' means (`ttft_mean_ms`…).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LivePoint {
+    pub url: String,
+    pub server: Option<&'static str>,
+    /// Unix seconds.
+    pub t: f64,
+    pub fields: Vec<(String, f64)>,
+}
+
+/// Where live points go (the InfluxDB feed).
+pub type Hook = Box<dyn FnMut(&[LivePoint]) + Send>;
+
 /// One target while the run goes on.
 struct Target {
     url: String,
@@ -272,14 +288,49 @@ struct Target {
     scrapes: u64,
     failed: u64,
     first_error: Option<String>,
+    /// The scrape before: counters, and histograms' (sum, count).
+    before: Option<(f64, catalog::Reading)>,
 }
 
 impl Target {
+    /// The live point of a reading taken at `t`, against the one before.
+    fn live(&mut self, t: f64, r: catalog::Reading) -> LivePoint {
+        let mut fields: Vec<(String, f64)> =
+            r.gauges.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+        if let Some((t0, r0)) = &self.before {
+            let dt = t - t0;
+            for (k, v) in &r.counters {
+                if let (Some(v0), true) = (r0.counters.get(k), dt > 0.0) {
+                    fields.push((
+                        format!("{k}_per_s"),
+                        figures::increase(&[[0.0, *v0], [dt, *v]]) / dt,
+                    ));
+                }
+            }
+            for (k, h) in &r.histograms {
+                if let Some(h0) = r0.histograms.get(k).filter(|h0| h.count > h0.count) {
+                    fields.push((
+                        format!("{k}_mean_ms"),
+                        (h.sum - h0.sum) / (h.count - h0.count) * 1000.0,
+                    ));
+                }
+            }
+        }
+        let p = LivePoint {
+            url: self.url.clone(),
+            server: self.family.map(|f| f.server),
+            t,
+            fields,
+        };
+        self.before = Some((t, r));
+        p
+    }
+
     async fn scrape(
         &mut self,
         client: &reqwest::Client,
         timeout: Duration,
-    ) -> Option<(Exposition, f64)> {
+    ) -> Option<(Exposition, f64, LivePoint)> {
         let sent = unix_now();
         let mut req = client.get(&self.url).timeout(timeout);
         if let Some(t) = &self.bearer {
@@ -310,20 +361,29 @@ impl Target {
                     self.family = catalog::detect(&e);
                 }
                 let r = catalog::read(&e, self.family, t);
-                for (k, v) in r.counters {
-                    self.raw.counters.entry(k.into()).or_default().push([t, v]);
+                for (k, v) in &r.counters {
+                    self.raw
+                        .counters
+                        .entry(k.to_string())
+                        .or_default()
+                        .push([t, *v]);
                 }
-                for (k, v) in r.gauges {
-                    self.raw.gauges.entry(k.into()).or_default().push([t, v]);
+                for (k, v) in &r.gauges {
+                    self.raw
+                        .gauges
+                        .entry(k.to_string())
+                        .or_default()
+                        .push([t, *v]);
                 }
-                for (k, h) in r.histograms {
-                    let kept = self.raw.histograms.entry(k.into()).or_default();
+                for (k, h) in &r.histograms {
+                    let kept = self.raw.histograms.entry(k.to_string()).or_default();
                     if kept.len() == 2 {
                         kept.pop();
                     }
-                    kept.push(h);
+                    kept.push(h.clone());
                 }
-                Some((e, t))
+                let live = self.live(t, r);
+                Some((e, t, live))
             }
             Err(msg) => {
                 self.failed += 1;
@@ -397,9 +457,20 @@ impl Rows {
 /// Scrapes running beside the load.
 pub struct Scraper {
     stop: CancellationToken,
-    task: tokio::task::JoinHandle<(Vec<Target>, Option<Rows>)>,
+    task: tokio::task::JoinHandle<(Vec<Target>, Outs)>,
     cfg: Config,
     client: reqwest::Client,
+    hook: Arc<Mutex<Option<Hook>>>,
+}
+
+/// Where each scrape goes besides the targets' samples.
+#[derive(Default)]
+struct Outs {
+    rows: Option<Rows>,
+    hook: Arc<Mutex<Option<Hook>>>,
+    /// The baseline's points, taken before there was a hook (the feed
+    /// starts with the load), sent with the first scrape after.
+    pending: Vec<LivePoint>,
 }
 
 impl Scraper {
@@ -407,11 +478,16 @@ impl Scraper {
     /// interval until [`Scraper::finish`]. Fails only on a CSV that cannot
     /// be created: a target that cannot be scraped is warned about.
     pub async fn start(cfg: Config, run_id: &str) -> Result<Scraper, String> {
-        let mut rows = cfg
-            .csv
-            .as_deref()
-            .map(|p| Rows::create(p, run_id))
-            .transpose()?;
+        let hook = Arc::new(Mutex::new(None));
+        let mut outs = Outs {
+            rows: cfg
+                .csv
+                .as_deref()
+                .map(|p| Rows::create(p, run_id))
+                .transpose()?,
+            hook: hook.clone(),
+            pending: Vec::new(),
+        };
         let client = crate::client::http_builder()
             .build()
             .map_err(|e| format!("cannot build the scrape client: {e}"))?;
@@ -435,12 +511,13 @@ impl Scraper {
                 scrapes: 0,
                 failed: 0,
                 first_error: None,
+                before: None,
             })
             .collect();
         let timeout = cfg
             .interval
             .clamp(Duration::from_millis(500), Duration::from_secs(10));
-        scrape_all(&mut targets, &client, timeout, rows.as_mut()).await;
+        outs.pending = scrape_all(&mut targets, &client, timeout, &mut outs).await;
         let stop = CancellationToken::new();
         let (s, c, interval) = (stop.clone(), client.clone(), cfg.interval);
         let task = tokio::spawn(async move {
@@ -450,26 +527,35 @@ impl Scraper {
             loop {
                 tokio::select! {
                     _ = s.cancelled() => break,
-                    _ = tick.tick() => scrape_all(&mut targets, &c, timeout, rows.as_mut()).await,
+                    _ = tick.tick() => {
+                        scrape_all(&mut targets, &c, timeout, &mut outs).await;
+                    }
                 }
             }
             tokio::time::sleep(SETTLE).await;
-            scrape_all(&mut targets, &c, timeout, rows.as_mut()).await;
-            (targets, rows)
+            scrape_all(&mut targets, &c, timeout, &mut outs).await;
+            (targets, outs)
         });
         Ok(Scraper {
             stop,
             task,
             cfg,
             client,
+            hook,
         })
+    }
+
+    /// Send every scrape from now on to `hook` as live points.
+    pub fn set_hook(&self, hook: Hook) {
+        *self.hook.lock().unwrap_or_else(|p| p.into_inner()) = Some(hook);
     }
 
     /// Take the last scrape, ask the `--promql` queries over `window`
     /// (Unix seconds of the load's start and end), and build the section.
     pub async fn finish(self, window: (f64, f64)) -> ServerMetrics {
         self.stop.cancel();
-        let (targets, mut rows) = self.task.await.unwrap_or_default();
+        let (targets, outs) = self.task.await.unwrap_or_default();
+        let mut rows = outs.rows;
         let mut out = ServerMetrics {
             interval_s: self.cfg.interval.as_secs_f64(),
             targets: targets
@@ -519,17 +605,26 @@ async fn scrape_all(
     targets: &mut [Target],
     client: &reqwest::Client,
     timeout: Duration,
-    rows: Option<&mut Rows>,
-) {
+    outs: &mut Outs,
+) -> Vec<LivePoint> {
     let got =
         futures_util::future::join_all(targets.iter_mut().map(|t| t.scrape(client, timeout))).await;
-    if let Some(rows) = rows {
-        for (t, g) in targets.iter().zip(got) {
-            if let Some((e, at)) = g {
+    let mut live = Vec::new();
+    for (t, g) in targets.iter().zip(got) {
+        if let Some((e, at, point)) = g {
+            if let Some(rows) = outs.rows.as_mut() {
                 rows.scrape(&t.url, &e, at);
             }
+            live.push(point);
         }
     }
+    if let Some(hook) = outs.hook.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
+        if !outs.pending.is_empty() {
+            hook(&std::mem::take(&mut outs.pending));
+        }
+        hook(&live);
+    }
+    live
 }
 
 /// The series the figures and HTML charts read, by name, for a quick look.

@@ -525,6 +525,21 @@ impl Feed {
         }
     }
 
+    /// A handle that writes points the collector does not make (the
+    /// server's metrics, `periscope_server`) through the same writers.
+    pub fn side(&self) -> SideFeed {
+        SideFeed {
+            writers: self
+                .writers
+                .iter()
+                .map(|w| (w.label.clone(), w.tx.clone(), w.counters.clone()))
+                .collect(),
+            server_tags: self
+                .window_tags
+                .replacen("periscope_window", "periscope_server", 1),
+        }
+    }
+
     /// Send what is left and wait (up to `wait`) for the writers to finish.
     pub async fn finish(mut self, wait: Duration) -> Vec<SinkReport> {
         self.flush();
@@ -536,6 +551,47 @@ impl Feed {
             );
         }
         reports
+    }
+}
+
+/// Points written beside the collector's, through its writers; dropped
+/// with the writers' queues when they are gone or full.
+pub struct SideFeed {
+    writers: Vec<(String, mpsc::Sender<Arc<Batch>>, Arc<Counters>)>,
+    server_tags: String,
+}
+
+impl SideFeed {
+    /// One point per target of a scrape: `periscope_server`, tagged with
+    /// the run's tags, the `/metrics` URL and the server it speaks for;
+    /// fields as the scraper named them.
+    pub fn server(&self, points: &[crate::server_metrics::LivePoint]) {
+        let mut batch = Batch::default();
+        for p in points.iter().filter(|p| !p.fields.is_empty()) {
+            let b = &mut batch.body;
+            b.push_str(&self.server_tags);
+            b.push_str(",metrics_url=");
+            tag_escape(&p.url, b);
+            if let Some(s) = p.server {
+                b.push_str(",server=");
+                tag_escape(s, b);
+            }
+            for (i, (k, v)) in p.fields.iter().enumerate() {
+                let _ = write!(b, "{}{k}={v}", if i == 0 { ' ' } else { ',' });
+            }
+            let _ = writeln!(b, " {}", (p.t * 1e9) as u128);
+            batch.points += 1;
+        }
+        if batch.points == 0 {
+            return;
+        }
+        let batch = Arc::new(batch);
+        for (label, tx, counters) in &self.writers {
+            if tx.try_send(batch.clone()).is_err() {
+                counters.dropped.fetch_add(batch.points, Ordering::Relaxed);
+                warn_once(label, "it does not keep up (its queue is full)");
+            }
+        }
     }
 }
 

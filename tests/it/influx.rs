@@ -430,3 +430,50 @@ async fn a_sweep_writes_one_run_id_with_direct_and_proxy_endpoints() {
         ["direct", "direct", "proxy", "proxy"]
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_server_dashboards_queries_return_the_scraped_points() {
+    let Some(influx) = Server::influxdb() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let json = temp_json(&dir, "r.json");
+    let out = periscope_async(s(&[
+        "run",
+        "--mock",
+        "--mock-args",
+        "--max-concurrency 2 --ttft 50ms --itl 5ms",
+        "--vus",
+        "4",
+        "--duration",
+        "4s",
+        "--no-preflight",
+        "--server-metrics",
+        "--scrape-interval",
+        "500ms",
+        "--out",
+        &format!("influxdb={}/periscope", influx.base),
+        "--json",
+        &json,
+    ]))
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let r = read_json(&json);
+    let run_id = r["run_id"].as_str().unwrap();
+    assert_eq!(r["outputs"][0]["dropped"], 0, "{}", r["outputs"]);
+    // Every panel of the server dashboard answers for the run.
+    let by_title = panel_answers(&influx.base, "periscope-server.json", run_id).await;
+    assert_eq!(by_title.len(), 6, "{:?}", by_title.keys());
+    // One point per scrape, and the queue as the result's figures have it.
+    let t = &r["server"]["targets"][0];
+    let q =
+        |sel: &str| format!("SELECT {sel} FROM \"periscope_server\" WHERE \"run_id\" = '{run_id}'");
+    let points = values(&influxql(&influx.base, &q("count(\"running\")")).await);
+    assert_eq!(points, vec![f(&t["scrapes"])]);
+    let waiting = values(&influxql(&influx.base, &q("max(\"waiting\")")).await);
+    assert_eq!(waiting, vec![2.0]);
+    assert_eq!(f(&t["figures"]["gauges"]["waiting"]["max"]), 2.0);
+    // Rates between scrapes add up to the run's count.
+    let gen = values(&influxql(&influx.base, &q("sum(\"generation_tokens_per_s\")")).await);
+    assert!(gen[0] > 0.0, "{gen:?}");
+}

@@ -378,6 +378,7 @@ fn compose_and_provisioning_reference_files_that_exist() {
         "periscope-load-test.json",
         "periscope-llm-tokens.json",
         "periscope-otlp-traces.json",
+        "periscope-server.json",
     ] {
         let file = folder.join(name);
         assert!(file.is_file(), "{} is missing", file.display());
