@@ -53,6 +53,10 @@ pub struct MockArgs {
     /// Serve llama.cpp's `POST /tokenize {"content"}` (counted with cl100k_base).
     #[arg(long)]
     pub tokenize: bool,
+    /// Serve `GET /metrics` in llama.cpp's names (`llamacpp:`, as
+    /// `llama-server --metrics` does) instead of vLLM's.
+    #[arg(long)]
+    pub metrics_llamacpp: bool,
     /// Charge prefill only for the part of a prompt that does not repeat a recent prompt's prefix.
     #[arg(long)]
     pub prefix_cache: bool,
@@ -264,6 +268,8 @@ pub struct MockConfig {
     pub timings: bool,
     /// Serve `POST /tokenize`.
     pub tokenize: bool,
+    /// `GET /metrics` in llama.cpp's names.
+    pub metrics_llamacpp: bool,
     /// Paths answered as `/health` is.
     pub ok_paths: Vec<String>,
 }
@@ -369,6 +375,7 @@ impl MockConfig {
             buffer_responses: a.buffer_responses,
             timings: a.timings,
             tokenize: a.tokenize,
+            metrics_llamacpp: a.metrics_llamacpp,
             ok_paths: a.ok_path.clone(),
         })
     }

@@ -1,6 +1,7 @@
 //! The mock's `GET /metrics`: what it served, in vLLM's Prometheus text
-//! format, true to its own records, so that a test can check every figure
-//! periscope derives from a server's metrics against the mock's truth.
+//! format (or llama.cpp's, `--metrics-llamacpp`), true to its own records,
+//! so that a test can check every figure periscope derives from a server's
+//! metrics against the mock's truth.
 //!
 //! - Gauges, live: `vllm:num_requests_running` (requests being served),
 //!   `vllm:num_requests_waiting` (requests in line for a `--max-concurrency`
@@ -12,6 +13,14 @@
 //!   arrival (its queue included), queue, prefill (admission → first
 //!   token), decode (first → last token), inter-token latency; prompt and
 //!   generation lengths.
+//! - The process's resident memory and CPU seconds, as Python's
+//!   `prometheus_client` adds them to vLLM's.
+//! - llama.cpp's names, as `llama-server --metrics` (build 10434) serves
+//!   them: counters of processed and cached prompt tokens, prompt and
+//!   generation seconds, predicted tokens (one decode per token), the
+//!   longest request in tokens; gauges of the mean prompt and generation
+//!   rates, `requests_processing`, `requests_deferred`, and
+//!   `n_busy_slots_per_decode` (here the requests in service now).
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -115,6 +124,8 @@ pub struct Families {
     generation_tokens: u64,
     prefix_queries: u64,
     prefix_hits: u64,
+    /// The most tokens (prompt and output) of one request.
+    n_tokens_max: u64,
     ttft: Hist,
     e2e: Hist,
     queue: Hist,
@@ -133,6 +144,7 @@ impl Default for Families {
             generation_tokens: 0,
             prefix_queries: 0,
             prefix_hits: 0,
+            n_tokens_max: 0,
             ttft: Hist::new(TTFT_BUCKETS),
             e2e: Hist::new(REQUEST_BUCKETS),
             queue: Hist::new(REQUEST_BUCKETS),
@@ -164,6 +176,9 @@ impl Families {
         self.generation_tokens += r.output_tokens as u64;
         self.prefix_queries += r.prompt_tokens as u64;
         self.prefix_hits += r.cached_tokens as u64;
+        self.n_tokens_max = self
+            .n_tokens_max
+            .max(r.prompt_tokens as u64 + r.output_tokens as u64);
         self.queue.observe(queued);
         self.e2e.observe(queued + secs(r.arrival, r.last_byte_at));
         if let Some((sent, _)) = r.first_token {
@@ -176,6 +191,48 @@ impl Families {
         }
         self.prompt_len.observe(r.prompt_tokens as f64);
         self.generation_len.observe(r.output_tokens as f64);
+    }
+
+    /// The text exposition in llama.cpp's names (no labels, as it serves).
+    pub fn render_llamacpp(&self, live: &Live) -> String {
+        let mut out = String::with_capacity(2048);
+        let processed = self.prompt_tokens.saturating_sub(self.prefix_hits);
+        let (prefill, decode) = (self.prefill.sum, self.decode.sum);
+        let rate = |n: u64, s: f64| if s > 0.0 { n as f64 / s } else { 0.0 };
+        let running = live.running.load(Ordering::Relaxed).max(0) as f64;
+        let waiting = live.waiting.load(Ordering::Relaxed).max(0) as f64;
+        for (name, kind, v) in [
+            ("prompt_tokens_total", "counter", processed as f64),
+            (
+                "prompt_tokens_cached_total",
+                "counter",
+                self.prefix_hits as f64,
+            ),
+            ("prompt_seconds_total", "counter", prefill),
+            (
+                "tokens_predicted_total",
+                "counter",
+                self.generation_tokens as f64,
+            ),
+            ("tokens_predicted_seconds_total", "counter", decode),
+            ("n_decode_total", "counter", self.generation_tokens as f64),
+            ("n_tokens_max", "counter", self.n_tokens_max as f64),
+            ("spec_decode_num_draft_tokens_total", "counter", 0.0),
+            ("spec_decode_num_accepted_tokens_total", "counter", 0.0),
+            ("spec_decode_num_drafts_total", "counter", 0.0),
+            ("prompt_tokens_seconds", "gauge", rate(processed, prefill)),
+            (
+                "predicted_tokens_seconds",
+                "gauge",
+                rate(self.generation_tokens, decode),
+            ),
+            ("requests_processing", "gauge", running),
+            ("requests_deferred", "gauge", waiting),
+            ("n_busy_slots_per_decode", "gauge", running),
+        ] {
+            let _ = writeln!(out, "# TYPE llamacpp:{name} {kind}\nllamacpp:{name} {v}");
+        }
+        out
     }
 
     /// The text exposition: `model` labels every series; `slots` is
@@ -301,6 +358,35 @@ impl Families {
             let _ = writeln!(out, "vllm:{name}_sum{{{labels}}} {:?}", h.sum);
             let _ = writeln!(out, "vllm:{name}_count{{{labels}}} {}", h.count);
         }
+        process(&mut out);
         out
+    }
+}
+
+/// The process figures Python's `prometheus_client` adds to vLLM's (and
+/// SGLang's, LiteLLM's) metrics: resident memory and CPU seconds.
+fn process(out: &mut String) {
+    // SAFETY: getrusage writes into the zeroed struct we pass.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } == 0 {
+        let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+        let _ = writeln!(
+            out,
+            "# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.\n# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total {}",
+            secs(ru.ru_utime) + secs(ru.ru_stime)
+        );
+    }
+    // The second field of statm: resident pages.
+    let rss = std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok());
+    // SAFETY: sysconf only reads a system constant.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if let (Some(pages), true) = (rss, page > 0) {
+        let _ = writeln!(
+            out,
+            "# HELP process_resident_memory_bytes Resident memory size in bytes.\n# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes {}",
+            pages * page as u64
+        );
     }
 }

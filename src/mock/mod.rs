@@ -209,7 +209,11 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Resp, Infal
             .models
             .first()
             .map_or("periscope-mock", String::as_str);
-        let text = state.stats.metrics(model, state.config.max_concurrency);
+        let text = state.stats.metrics(
+            model,
+            state.config.max_concurrency,
+            state.config.metrics_llamacpp,
+        );
         let mut r = Response::new(MockBody::full(Bytes::from(text)));
         r.headers_mut().insert(
             CONTENT_TYPE,

@@ -187,7 +187,7 @@ impl StatsHandle {
     }
 
     /// `GET /metrics`: every record so far, in vLLM's format.
-    pub fn metrics(&self, model: &str, slots: Option<usize>) -> String {
+    pub fn metrics(&self, model: &str, slots: Option<usize>, llamacpp: bool) -> String {
         let families = match self.shared.lock() {
             Ok(mut c) => {
                 c.drain();
@@ -195,7 +195,11 @@ impl StatsHandle {
             }
             Err(_) => Default::default(),
         };
-        families.render(&self.live, model, slots)
+        if llamacpp {
+            families.render_llamacpp(&self.live)
+        } else {
+            families.render(&self.live, model, slots)
+        }
     }
 
     pub fn record(&self, r: MockRecord) {

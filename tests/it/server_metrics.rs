@@ -35,6 +35,7 @@ async fn the_servers_figures_for_the_run_equal_what_the_mock_served() {
     )
     .await;
     let before = mock.stats().await;
+    let (cpu_before, _) = mock.usage();
     let dir = tempfile::tempdir().unwrap();
     let csv = dir.path().join("server.csv");
     let json = temp_json(&dir, "r.json");
@@ -64,6 +65,7 @@ async fn the_servers_figures_for_the_run_equal_what_the_mock_served() {
     assert_eq!(out.status.code(), Some(99), "{}", stderr(&out));
     let r = read_json(&json);
     let st = mock.stats().await;
+    let (cpu_after, rss) = mock.usage();
     let delta = |k: &str| f(&st[k]) - f(&before[k]);
     let t = target(&r);
     assert_eq!(t["server"], "vllm");
@@ -103,6 +105,17 @@ async fn the_servers_figures_for_the_run_equal_what_the_mock_served() {
         1.0,
         "prefill vs the mock's stamps",
     );
+    // The process's own figures, as /proc tells them: CPU over the run
+    // (/proc counts in 10 ms ticks) and resident memory.
+    let cpu = count("cpu_seconds");
+    assert!(
+        cpu > 0.0 && cpu <= cpu_after - cpu_before + 0.03,
+        "{cpu} s in the window, {} s in all",
+        cpu_after - cpu_before
+    );
+    assert!(f(&fig["cpu_cores"]) > 0.0);
+    let mem = f(&fig["gauges"]["memory_bytes"]["max"]);
+    close(mem, rss, 0.25 * rss, "resident bytes");
     let verdicts = r["thresholds"].as_array().unwrap();
     assert_eq!(verdicts[0]["pass"], true, "{verdicts:?}");
     assert_eq!(verdicts[1]["pass"], false, "{verdicts:?}");
@@ -264,4 +277,36 @@ fn server_flags_that_cannot_work_are_refused_with_what_to_do() {
         assert!(err.contains(says), "{args:?}: {err}");
         assert_eq!(err.trim().lines().count(), 1, "{err}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_mock_in_llama_cpps_names_is_read_as_llama_cpp() {
+    let mock = MockProc::start(&["--metrics-llamacpp", "--prefix-cache", "--ttft", "5ms"]);
+    let (_, r) = run_ok(&[
+        "run",
+        "prefix-caching",
+        "--target",
+        &mock.base(),
+        "--no-preflight",
+        "--vus",
+        "2",
+        "--iterations",
+        "12",
+        "--max-tokens",
+        "8",
+        "--server-metrics=",
+    ])
+    .await;
+    let st = mock.stats().await;
+    let t = target(&r);
+    assert_eq!(t["server"], "llama.cpp", "{t}");
+    let count = |k: &str| f(&t["figures"]["counts"][k]);
+    // Prompt tokens: processed plus cached, as the usage counts them.
+    assert_eq!(count("prompt_tokens"), f(&st["prompt_tokens"]));
+    assert_eq!(count("prompt_tokens"), f(&r["summary"]["input_tokens"]));
+    assert_eq!(count("prefix_cache_hits"), f(&st["cached_tokens"]));
+    assert_eq!(count("generation_tokens"), f(&st["output_tokens"]));
+    // llama.cpp has no request counter; its speeds come from its seconds.
+    assert!(t["figures"]["counts"].get("requests").is_none(), "{t}");
+    assert!(f(&t["figures"]["decode_rate"]) > 0.0, "{t}");
 }

@@ -366,3 +366,60 @@ async fn the_mocks_metrics_are_vllms_and_true_to_what_it_served() {
         8.0
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_mocks_metrics_in_llama_cpps_names_count_what_it_served() {
+    let mock = MockProc::start(&[
+        "--max-concurrency",
+        "1",
+        "--ttft",
+        "50ms",
+        "--itl",
+        "2ms",
+        "--output-tokens",
+        "10",
+        "--models",
+        "m",
+        "--metrics-llamacpp",
+    ]);
+    let metrics = mock.url("/metrics");
+    let load = tokio::spawn(fire(
+        mock.url("/v1/chat/completions"),
+        chat("hello there", true, 10),
+        3,
+        3,
+    ));
+    let mut deferred = 0.0f64;
+    while !load.is_finished() {
+        let text = scrape(&metrics).await;
+        deferred = deferred.max(sample(&text, "llamacpp:requests_deferred", None));
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(load.await.unwrap().iter().all(|(s, _)| *s == 200));
+    assert_eq!(deferred, 2.0, "one slot, three requests");
+    let text = scrape(&metrics).await;
+    let stats = mock.stats().await;
+    let n = |name: &str| sample(&text, name, None);
+    assert_eq!(n("llamacpp:tokens_predicted_total"), 30.0);
+    assert_eq!(
+        n("llamacpp:prompt_tokens_total") + n("llamacpp:prompt_tokens_cached_total"),
+        stats["prompt_tokens"].as_f64().unwrap()
+    );
+    // Prefill: admission → first token; decode: first token → last byte;
+    // by the mock's own stamps (its stats: means of 3 requests, in µs).
+    let mean = |k: &str| stats[k]["mean"].as_f64().unwrap() * 3.0 / 1e6;
+    let (ttft, e2e) = (mean("ttft_us"), mean("e2e_us"));
+    let prefill = n("llamacpp:prompt_seconds_total");
+    assert!(
+        (prefill - ttft).abs() < 0.02 * ttft,
+        "prefill {prefill} vs {ttft}"
+    );
+    let decode = n("llamacpp:tokens_predicted_seconds_total");
+    assert!(
+        (decode - (e2e - ttft)).abs() < 0.02 * e2e,
+        "decode {decode} vs {}",
+        e2e - ttft
+    );
+    assert_eq!(n("llamacpp:requests_processing"), 0.0);
+    assert!(!text.contains("vllm:"));
+}

@@ -82,6 +82,26 @@ impl MockProc {
         format!("http://{}/v1", self.addr)
     }
 
+    /// The mock's CPU seconds (user + system) and resident bytes, as
+    /// /proc tells them.
+    pub fn usage(&self) -> (f64, f64) {
+        let pid = self.child.id();
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        // After the command's name in parentheses: fields 14 and 15 are utime, stime.
+        let rest: Vec<&str> = stat
+            .rsplit_once(')')
+            .unwrap()
+            .1
+            .split_whitespace()
+            .collect();
+        let ticks: f64 = rest[11].parse::<f64>().unwrap() + rest[12].parse::<f64>().unwrap();
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+        let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).unwrap();
+        let pages: f64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as f64;
+        (ticks / hz, pages * page)
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }
