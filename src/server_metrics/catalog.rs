@@ -393,8 +393,9 @@ const PROCESS_GAUGES: &[(&str, Src, Agg)] = &[(
     Agg::Sum,
 )];
 
-/// A histogram at one scrape: cumulative buckets `(le, count)` (none for a
-/// mean-only source), and its sum (seconds) and count.
+/// A histogram at one scrape: cumulative finite buckets `(le, count)`
+/// (none for a mean-only source; the +Inf bucket is `count`), and its sum
+/// (seconds) and count.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct HistAt {
     /// Unix seconds of the scrape.
@@ -460,7 +461,12 @@ fn histogram(e: &Exposition, src: &HistSrc, t: f64) -> Option<HistAt> {
                 .find(|n| e.get(&format!("{n}_count")).is_some())?;
             let mut by_le: BTreeMap<u64, (f64, f64)> = BTreeMap::new();
             for p in e.get(&format!("{base}_bucket")).unwrap_or_default() {
-                let Some(le) = p.label("le").and_then(|s| s.parse::<f64>().ok()) else {
+                // The +Inf bucket is the count (and JSON has no infinity).
+                let Some(le) = p
+                    .label("le")
+                    .and_then(|s| s.parse::<f64>().ok())
+                    .filter(|le| le.is_finite())
+                else {
                     continue;
                 };
                 let le = le * scale;
@@ -493,18 +499,18 @@ pub fn read(e: &Exposition, family: Option<&Family>, t: f64) -> Reading {
     let mut r = Reading::default();
     let counters = family.map_or(&[][..], |f| f.counters);
     for (name, src) in counters.iter().chain(PROCESS_COUNTERS) {
-        if let Some(v) = value(e, src, Agg::Sum) {
+        if let Some(v) = value(e, src, Agg::Sum).filter(|v| v.is_finite()) {
             r.counters.insert(name, v);
         }
     }
     let gauges = family.map_or(&[][..], |f| f.gauges);
     for (name, src, agg) in gauges.iter().chain(PROCESS_GAUGES) {
-        if let Some(v) = value(e, src, *agg) {
+        if let Some(v) = value(e, src, *agg).filter(|v| v.is_finite()) {
             r.gauges.insert(name, v);
         }
     }
     for (name, src) in family.map_or(&[][..], |f| f.histograms) {
-        if let Some(h) = histogram(e, src, t) {
+        if let Some(h) = histogram(e, src, t).filter(|h| h.sum.is_finite() && h.count.is_finite()) {
             r.histograms.insert(name, h);
         }
     }
@@ -545,7 +551,7 @@ mod tests {
         assert_eq!(r.gauges["kv_cache_usage"], 0.375);
         assert_eq!(r.counters["prompt_tokens"], 15.0);
         let h = &r.histograms["ttft"];
-        assert_eq!(h.buckets, vec![[0.1, 4.0], [f64::INFINITY, 5.0]]);
+        assert_eq!(h.buckets, vec![[0.1, 4.0]]);
         assert_eq!((h.sum, h.count, h.t), (0.75, 5.0, 7.0));
     }
 

@@ -147,26 +147,19 @@ fn hist_increase(h: &[HistAt]) -> Option<HistAt> {
     })
 }
 
-/// The q-quantile of cumulative buckets, interpolated within the bucket
-/// as PromQL's `histogram_quantile` does (the +Inf bucket gives the
-/// highest finite bound).
-pub fn quantile(buckets: &[[f64; 2]], q: f64) -> Option<f64> {
-    let total = buckets.last()?[1];
-    if total <= 0.0 {
+/// The q-quantile of `total` observations in cumulative finite buckets,
+/// interpolated within the bucket as PromQL's `histogram_quantile` does
+/// (beyond the last finite bound: that bound).
+pub fn quantile(buckets: &[[f64; 2]], total: f64, q: f64) -> Option<f64> {
+    if total <= 0.0 || buckets.is_empty() {
         return None;
     }
     let rank = q * total;
     let mut prev = [0.0f64, 0.0f64];
-    for b in buckets {
+    for (i, b) in buckets.iter().enumerate() {
         if b[1] >= rank {
-            if b[0].is_infinite() {
-                return Some(prev[0]);
-            }
-            let lower = if prev[1] == 0.0 && prev[0] == 0.0 && b[0] <= 0.0 {
-                b[0]
-            } else {
-                prev[0]
-            };
+            // The first bucket starts at 0 (or at its own bound, if negative).
+            let lower = if i == 0 { b[0].min(0.0) } else { prev[0] };
             let in_bucket = b[1] - prev[1];
             if in_bucket <= 0.0 {
                 return Some(b[0]);
@@ -182,7 +175,7 @@ fn hist_stats(h: &HistAt) -> Option<HistStats> {
     if h.count <= 0.0 {
         return None;
     }
-    let q = |p: f64| quantile(&h.buckets, p).map(|s| s * 1000.0);
+    let q = |p: f64| quantile(&h.buckets, h.count, p).map(|s| s * 1000.0);
     Some(HistStats {
         count: h.count,
         mean: h.sum / h.count * 1000.0,
@@ -333,10 +326,16 @@ impl RawTarget {
 mod tests {
     use super::*;
 
+    /// A histogram whose last bucket (any bound) gives the count; only the
+    /// finite ones are kept, as a scrape keeps them.
     fn hist(t: f64, buckets: &[[f64; 2]], sum: f64) -> HistAt {
         HistAt {
             t,
-            buckets: buckets.to_vec(),
+            buckets: buckets
+                .iter()
+                .filter(|b| b[0].is_finite())
+                .copied()
+                .collect(),
             sum,
             count: buckets.last().unwrap()[1],
         }
@@ -348,12 +347,12 @@ mod tests {
             increase(&[[0.0, 10.0], [1.0, 15.0], [2.0, 3.0], [3.0, 7.0]]),
             12.0
         );
-        let b = [[0.1, 2.0], [0.2, 6.0], [f64::INFINITY, 8.0]];
+        let b = [[0.1, 2.0], [0.2, 6.0]];
         // rank 4 of 8: half way through the second bucket.
-        assert!((quantile(&b, 0.5).unwrap() - 0.15).abs() < 1e-12);
+        assert!((quantile(&b, 8.0, 0.5).unwrap() - 0.15).abs() < 1e-12);
         // In the +Inf bucket: the highest finite bound.
-        assert_eq!(quantile(&b, 0.99), Some(0.2));
-        assert_eq!(quantile(&[[0.1, 0.0], [f64::INFINITY, 0.0]], 0.5), None);
+        assert_eq!(quantile(&b, 8.0, 0.99), Some(0.2));
+        assert_eq!(quantile(&[[0.1, 0.0]], 0.0, 0.5), None);
     }
 
     #[test]

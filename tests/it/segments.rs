@@ -144,6 +144,7 @@ async fn four_segments_are_the_same_run_as_one_process_merged_and_judged_once() 
         "ttft.p95<2s",
         "--threshold",
         "e2e.p50<1ms",
+        "--server-metrics",
     ]);
     let parts = segments(&dir, 4, "segrun1", &plan).await;
     for (i, r) in parts.iter().enumerate() {
@@ -165,6 +166,19 @@ async fn four_segments_are_the_same_run_as_one_process_merged_and_judged_once() 
     assert_eq!(merged["run_id"], "segrun1");
     assert_eq!(merged["plan"]["load"], parts[0]["plan"]["load"]);
     assert_exact_merge(&parts, &merged);
+    // The four scraped one server: the merge joins their samples, and its
+    // count of requests over the union of their windows is every one.
+    let targets = merged["server"]["targets"].as_array().unwrap();
+    assert_eq!(targets.len(), 1, "{targets:?}");
+    assert_eq!(
+        f(&targets[0]["figures"]["counts"]["requests"]),
+        f(&merged["summary"]["ok"])
+    );
+    let scrapes: u64 = parts
+        .iter()
+        .map(|r| u(&r["server"]["targets"][0]["scrapes"]))
+        .sum();
+    assert_eq!(u(&targets[0]["scrapes"]), scrapes);
 
     let whole_path = temp_json(&dir, "whole.json");
     let mut args = s(&["run"]);
