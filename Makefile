@@ -39,7 +39,7 @@ RUN_DEPS := $(if $(filter $(BIN),$(PERISCOPE)),build) | $(RESULTS)
 
 .PHONY: help build test lint bench bench-mock sizing report-demo test-llama-cpp-python \
   setup start stop restart status logs clean purge grafana-dashboard run \
-  test-completions test-embeddings test-prefix-caching test-benchmark test-all \
+  test-completions test-responses test-embeddings test-prefix-caching test-benchmark test-all \
   test-completions-smoke test-completions-stress test-completions-spike \
   test-completions-soak test-completions-recovery \
   test-embeddings-smoke test-embeddings-stress test-embeddings-spike \
@@ -139,6 +139,9 @@ $(RESULTS):
 
 test-completions: $(RUN_DEPS) ## Chat completions at a steady load (scenario load)
 	$(call periscope,completions,load)
+
+test-responses: $(RUN_DEPS) ## OpenAI's Responses API (POST /v1/responses) at a steady load
+	$(call periscope,responses,load)
 
 test-embeddings: $(RUN_DEPS) ## Embeddings at a steady load (ENABLE_BATCH_MODE=true: batches)
 	$(call periscope,embeddings,load)

@@ -6,6 +6,7 @@
 
 mod h1;
 pub mod parse;
+mod responses;
 mod scan;
 mod send;
 mod sse;
@@ -73,6 +74,8 @@ pub struct Prepared {
 pub enum Expect {
     /// A chat or text completion, whole or streamed.
     Completion,
+    /// A Responses API answer (`/v1/responses`), whole or streamed.
+    Responses,
     /// An embeddings list with one vector per input.
     Embeddings,
     /// Any answer below 400 (plain HTTP endpoints).
@@ -306,7 +309,7 @@ impl Client {
     /// what the preflight measured of the server's template.
     pub fn local_prompt_tokens(&self, req: &Prepared) -> u32 {
         let delta = match req.expect {
-            Expect::Completion => self.template_delta,
+            Expect::Completion | Expect::Responses => self.template_delta,
             _ => 0,
         };
         req.prompt_tokens + (req.framing as i64 + delta).max(0) as u32

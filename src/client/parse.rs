@@ -116,9 +116,21 @@ impl<'a> From<Choice<'a>> for ChoiceParts<'a> {
     }
 }
 
+/// Which API's events and bodies a response is read as.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// Chat and text completions: `choices` chunks, `[DONE]`.
+    #[default]
+    Completions,
+    /// OpenAI's Responses API: typed events (`client/responses.rs`).
+    Responses,
+}
+
 /// What one response told us.
 #[derive(Debug, Default)]
 pub struct StreamState {
+    /// The API the response speaks.
+    pub dialect: Dialect,
     pub first_output: Option<Instant>,
     pub first_visible: Option<Instant>,
     pub last_output: Option<Instant>,
@@ -151,6 +163,9 @@ impl StreamState {
         let d = data.trim_ascii();
         if d.is_empty() {
             return true;
+        }
+        if self.dialect == Dialect::Responses {
+            return self.responses_event(d, at);
         }
         if d == b"[DONE]" {
             self.done = true;
@@ -197,6 +212,9 @@ impl StreamState {
 
     /// Take a whole (non-streamed) response body received at `at`.
     pub fn on_body(&mut self, body: &[u8], at: Instant) {
+        if self.dialect == Dialect::Responses {
+            return self.responses_body(body);
+        }
         let chunk: Chunk<'_> = match serde_json::from_slice(body) {
             Ok(c) => c,
             Err(e) => {
@@ -295,7 +313,7 @@ impl StreamState {
     }
 
     /// A chunk of a stream that carried output arrived at `at`.
-    fn output_at(&mut self, visible: bool, at: Instant) {
+    pub(super) fn output_at(&mut self, visible: bool, at: Instant) {
         self.output_chunks += 1;
         if self.first_output.is_none() {
             self.first_output = Some(at);

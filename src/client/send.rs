@@ -56,6 +56,10 @@ impl Client {
         rec.texts = req.texts;
         let mut st = StreamState {
             server_timing: headers,
+            dialect: match req.expect {
+                Expect::Responses => parse::Dialect::Responses,
+                _ => parse::Dialect::Completions,
+            },
             ..StreamState::default()
         };
         let success = match req.expect {
@@ -110,7 +114,7 @@ impl Client {
                         );
                     }
                     match req.expect {
-                        Expect::Completion => st.on_body(&bytes, at),
+                        Expect::Completion | Expect::Responses => st.on_body(&bytes, at),
                         Expect::Embeddings => {
                             rec.end_us = self.us(at);
                             return embeddings(rec, &bytes, req);

@@ -176,6 +176,23 @@ pub(super) async fn completion(
             let include_usage = r.stream_options.is_some_and(|o| o.include_usage);
             (model, texts, false, stream, include_usage, r.max_tokens)
         }
+        Api::Responses => {
+            let r: super::responses::ResponsesRequest =
+                serde_json::from_slice(body).map_err(parse_error)?;
+            let model = require_model(state, r.model.clone().map(Cow::into_owned))?;
+            let texts = r
+                .texts()
+                .map_err(|e| early(400, Fault::BadRequest, bad_request(&e)))?;
+            // The usage always comes with `response.completed`.
+            (
+                model,
+                texts,
+                true,
+                r.stream.unwrap_or(false),
+                true,
+                r.max_output_tokens,
+            )
+        }
     };
     if max == Some(0) {
         return Err(early(
@@ -249,10 +266,10 @@ pub(super) async fn completion(
     };
     let created = unix_now();
     let offset = rng.u32(..);
-    let endpoint = if api == Api::Chat {
-        Endpoint::Chat
-    } else {
-        Endpoint::Text
+    let endpoint = match api {
+        Api::Chat => Endpoint::Chat,
+        Api::Text => Endpoint::Text,
+        Api::Responses => Endpoint::Responses,
     };
     let fault = if refused { Fault::Refused } else { Fault::None };
 

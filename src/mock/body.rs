@@ -172,7 +172,7 @@ impl TokenStream {
             match self.phase {
                 Phase::Role => {
                     self.phase = Phase::Tokens;
-                    if self.plan.api == Api::Chat {
+                    if self.plan.api != Api::Text {
                         out.reserve(self.plan.templates.chunk_len() * 2);
                         self.plan.templates.put_role(&mut out);
                     }

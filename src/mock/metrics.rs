@@ -164,8 +164,10 @@ fn secs(from: Instant, to: Instant) -> f64 {
 impl Families {
     /// Count a response, if it was a completion the mock answered in full.
     pub fn add(&mut self, r: &MockRecord) {
-        if !matches!(r.endpoint, Endpoint::Chat | Endpoint::Text)
-            || r.status != 200
+        if !matches!(
+            r.endpoint,
+            Endpoint::Chat | Endpoint::Text | Endpoint::Responses
+        ) || r.status != 200
             || r.fault != Fault::None
         {
             return;

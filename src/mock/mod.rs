@@ -22,6 +22,7 @@ mod metrics;
 pub mod openai;
 mod otlp;
 mod proxy;
+mod responses;
 mod state;
 pub mod stats;
 #[cfg(test)]
@@ -158,6 +159,7 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Resp, Infal
     let route = path.strip_prefix("/v1").unwrap_or(path);
     let endpoint = match route {
         "/chat/completions" => Endpoint::Chat,
+        "/responses" => Endpoint::Responses,
         "/completions" => Endpoint::Text,
         "/embeddings" => Endpoint::Embeddings,
         "/models" => Endpoint::Models,
@@ -351,6 +353,18 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Resp, Infal
         }
         Endpoint::Text => {
             completion(&state, Api::Text, &body, latency, admitted, id, &mut rng).await
+        }
+        Endpoint::Responses => {
+            completion(
+                &state,
+                Api::Responses,
+                &body,
+                latency,
+                admitted,
+                id,
+                &mut rng,
+            )
+            .await
         }
         Endpoint::Traces => otlp::traces(&state, &headers, &body, arrival, &mut rng),
         _ => embeddings(&state, &body, latency, arrival, &mut rng).await,

@@ -152,6 +152,8 @@ pub const REFUSAL: &str = "I'm sorry, but I can't help with that request.";
 pub enum Api {
     Chat,
     Text,
+    /// OpenAI's Responses API (`mock/responses.rs`).
+    Responses,
 }
 
 /// Token counts of one response.
@@ -201,6 +203,8 @@ pub struct Templates {
     head: Vec<u8>,
     /// The same object with an empty `choices` array, up to `"choices":[]`.
     usage_head: Vec<u8>,
+    /// A Responses stream's events and state.
+    responses: Option<Box<super::responses::Stream>>,
 }
 
 const CHAT_TOKEN_TAIL: &[u8] = b"\"},\"logprobs\":null,\"finish_reason\":null}]}\n\n";
@@ -208,22 +212,32 @@ const TEXT_TOKEN_TAIL: &[u8] = b"\",\"index\":0,\"logprobs\":null,\"finish_reaso
 
 impl Templates {
     pub fn new(api: Api, id: u64, created: u64, model: &str) -> Self {
+        if api == Api::Responses {
+            let r = super::responses::Stream::new(id, created, model);
+            return Templates {
+                api,
+                head: r.delta_head().into_bytes(),
+                usage_head: Vec::new(),
+                responses: Some(Box::new(r)),
+            };
+        }
         let model = serde_json::to_string(model).expect("json string");
         let (prefix, object) = match api {
-            Api::Chat => ("chatcmpl", "chat.completion.chunk"),
+            Api::Chat | Api::Responses => ("chatcmpl", "chat.completion.chunk"),
             Api::Text => ("cmpl", "text_completion"),
         };
         let common = format!(
             "data: {{\"id\":\"{prefix}-{id:016x}\",\"object\":\"{object}\",\"created\":{created},\"model\":{model},\"system_fingerprint\":\"fp_periscope\",\"choices\":["
         );
         let head = match api {
-            Api::Chat => format!("{common}{{\"index\":0,\"delta\":"),
+            Api::Chat | Api::Responses => format!("{common}{{\"index\":0,\"delta\":"),
             Api::Text => format!("{common}{{\"text\":\""),
         };
         Templates {
             api,
             head: head.into_bytes(),
             usage_head: format!("{common}]").into_bytes(),
+            responses: None,
         }
     }
 
@@ -234,16 +248,22 @@ impl Templates {
 
     /// The first chat chunk: the role, before any output.
     pub fn put_role(&self, b: &mut BytesMut) {
+        if let Some(r) = &self.responses {
+            return r.put_start(b);
+        }
         b.put_slice(&self.head);
         b.put_slice(b"{\"role\":\"assistant\",\"content\":\"\",\"refusal\":null},\"logprobs\":null,\"finish_reason\":null}]}\n\n");
     }
 
     /// A chunk carrying one token of output (`content`, or `refusal`).
     pub fn put_token(&self, b: &mut BytesMut, text: &str, refusal: bool) {
+        if let Some(r) = &self.responses {
+            return r.put_token(b, text, refusal);
+        }
         b.reserve(self.head.len() + text.len() + 64);
         b.put_slice(&self.head);
         match self.api {
-            Api::Chat => {
+            Api::Chat | Api::Responses => {
                 b.put_slice(if refusal {
                     b"{\"refusal\":\""
                 } else {
@@ -268,10 +288,13 @@ impl Templates {
         usage: Option<Usage>,
         timings: Option<Timings>,
     ) {
+        if let Some(r) = &self.responses {
+            return r.put_finish(b, finish_reason, usage);
+        }
         b.reserve(self.head.len() * 2 + 384);
         b.put_slice(&self.head);
         match self.api {
-            Api::Chat => b.put_slice(b"{},\"logprobs\":null,\"finish_reason\":\""),
+            Api::Chat | Api::Responses => b.put_slice(b"{},\"logprobs\":null,\"finish_reason\":\""),
             Api::Text => b.put_slice(b"\",\"index\":0,\"logprobs\":null,\"finish_reason\":\""),
         }
         b.put_slice(finish_reason.as_bytes());
@@ -336,6 +359,10 @@ impl Completion<'_> {
             usage,
             timings,
         } = *self;
+        if api == Api::Responses {
+            let b = super::responses::body(id, created, model, text, refusal, finish_reason, usage);
+            return Bytes::from(b);
+        }
         let mut body =
             completion_body(api, id, created, model, text, refusal, finish_reason, usage);
         if let Some(t) = timings {
@@ -376,7 +403,7 @@ fn completion_body(
     use std::fmt::Write as _;
     let mut o = String::with_capacity(text.len() + model.len() + 512);
     let (prefix, object) = match api {
-        Api::Chat => ("chatcmpl", "chat.completion"),
+        Api::Chat | Api::Responses => ("chatcmpl", "chat.completion"),
         Api::Text => ("cmpl", "text_completion"),
     };
     let _ = write!(
@@ -386,7 +413,7 @@ fn completion_body(
     push_json_str(&mut o, model);
     o.push_str(",\"system_fingerprint\":\"fp_periscope\",\"choices\":[{");
     match api {
-        Api::Chat => {
+        Api::Chat | Api::Responses => {
             o.push_str("\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":");
             if refusal {
                 o.push_str("null,\"refusal\":");

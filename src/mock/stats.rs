@@ -23,6 +23,8 @@ use serde::Serialize;
 pub enum Endpoint {
     Chat,
     Text,
+    /// OpenAI's Responses API (`POST /v1/responses`).
+    Responses,
     Embeddings,
     Models,
     Health,

@@ -76,7 +76,10 @@ pub async fn prepare(plan: &Plan, client: &mut Client) -> Result<Ready> {
     if plan.request.preflight {
         let mut pre = workload.preflight();
         let mut rec = check(client, &pre).await?;
-        let counted = pre.expect == Expect::Completion || pre.expect == Expect::Embeddings;
+        let counted = matches!(
+            pre.expect,
+            Expect::Completion | Expect::Responses | Expect::Embeddings
+        );
         if !choice.strict() && counted && !agrees(client, &pre, &rec) {
             let r = client
                 .resolve_tokenizer(choice, model, &known)
@@ -104,7 +107,7 @@ pub async fn prepare(plan: &Plan, client: &mut Client) -> Result<Ready> {
             let t = rec.input_tokens.saturating_sub(pre.prompt_tokens);
             delta = t as i64 - pre.framing as i64;
             client.set_template_delta(delta);
-            template = (pre.expect == Expect::Completion).then_some(t);
+            template = matches!(pre.expect, Expect::Completion | Expect::Responses).then_some(t);
         }
     }
     let info = TokenizerInfo {

@@ -15,6 +15,8 @@ use crate::tokenizer::{self, Tokenizer};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChatKind {
     Chat,
+    /// OpenAI's Responses API: `input` and `instructions`, `max_output_tokens`.
+    Responses,
     Text,
     /// Long documents, a short question, few output tokens.
     PrefillHeavy,
@@ -110,7 +112,9 @@ impl Chat {
         };
         let mut rng = fastrand::Rng::with_seed(0);
         let (p, n) = w.prompts.next(&mut rng);
-        w.preflight = w.build(&p, n, 1, false);
+        // OpenAI's Responses API takes no max_output_tokens below 16.
+        let least = if kind == ChatKind::Responses { 16 } else { 1 };
+        w.preflight = w.build(&p, n, least, false);
         if w.prompts.is_fixed() {
             w.fixed = Some(w.build(&p, n, spec.max_tokens, spec.stream));
         }
@@ -132,6 +136,19 @@ impl Inner {
             let mut b = json!({"model": s.model, "prompt": prompt, "max_tokens": max_tokens, "stream": stream});
             options(&mut b, s.temperature, false);
             ("completions", b)
+        } else if self.kind == ChatKind::Responses {
+            let mut b = json!({
+                "model": s.model,
+                "input": [{"role": "user", "content": prompt}],
+                "max_output_tokens": max_tokens,
+                "stream": stream,
+                "store": false,
+            });
+            if let Some(sys) = &s.system {
+                b["instructions"] = Value::from(sys.as_str());
+            }
+            options(&mut b, s.temperature, false);
+            ("responses", b)
         } else {
             let mut messages = Vec::with_capacity(2);
             if let Some(sys) = &s.system {
@@ -150,7 +167,12 @@ impl Inner {
                 ),
             )
         };
-        let mut p = Prepared::post(path, Bytes::from(body.to_string()), Expect::Completion);
+        let expect = if self.kind == ChatKind::Responses {
+            Expect::Responses
+        } else {
+            Expect::Completion
+        };
+        let mut p = Prepared::post(path, Bytes::from(body.to_string()), expect);
         p.stream = stream;
         p.prompt_tokens = prompt_tokens + self.extra_tokens;
         p.framing = self.framing;
@@ -205,6 +227,7 @@ impl Workload for Chat {
     fn name(&self) -> &'static str {
         match self.0.kind {
             ChatKind::Chat => "completions",
+            ChatKind::Responses => "responses",
             ChatKind::Text => "text-completions",
             ChatKind::PrefillHeavy => "prefill-heavy",
             ChatKind::DecodeHeavy => "decode-heavy",

@@ -20,6 +20,7 @@ pub const DEFAULT_EMBEDDING_INPUT: &str =
 #[serde(rename_all = "kebab-case")]
 pub enum WorkloadKind {
     Completions,
+    Responses,
     TextCompletions,
     Embeddings,
     BatchEmbeddings,
@@ -35,6 +36,7 @@ impl WorkloadKind {
     /// Every workload, in the order `periscope scenarios` lists them.
     pub const ALL: &'static [WorkloadKind] = &[
         WorkloadKind::Completions,
+        WorkloadKind::Responses,
         WorkloadKind::TextCompletions,
         WorkloadKind::Embeddings,
         WorkloadKind::BatchEmbeddings,
@@ -58,6 +60,7 @@ impl WorkloadKind {
     pub fn name(self) -> &'static str {
         match self {
             WorkloadKind::Completions => "completions",
+            WorkloadKind::Responses => "responses",
             WorkloadKind::TextCompletions => "text-completions",
             WorkloadKind::Embeddings => "embeddings",
             WorkloadKind::BatchEmbeddings => "batch-embeddings",
@@ -75,6 +78,9 @@ impl WorkloadKind {
         match self {
             WorkloadKind::Completions => {
                 "chat completions (POST /v1/chat/completions), streamed by default"
+            }
+            WorkloadKind::Responses => {
+                "OpenAI's Responses API (POST /v1/responses), streamed by default"
             }
             WorkloadKind::TextCompletions => "legacy text completions (POST /v1/completions)",
             WorkloadKind::Embeddings => {
@@ -177,6 +183,7 @@ impl WorkloadKind {
         matches!(
             self,
             WorkloadKind::Completions
+                | WorkloadKind::Responses
                 | WorkloadKind::TextCompletions
                 | WorkloadKind::Conversation
                 | WorkloadKind::PrefillHeavy

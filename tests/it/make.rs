@@ -62,6 +62,7 @@ fn suite_targets() -> Vec<String> {
         "help",
         "run",
         "test-completions",
+        "test-responses",
         "test-embeddings",
         "test-prefix-caching",
         "test-benchmark",
@@ -85,6 +86,7 @@ fn suite_targets() -> Vec<String> {
 fn runs_of(target: &str) -> Option<(&str, &str)> {
     Some(match target {
         "test-completions" => ("completions", "load"),
+        "test-responses" => ("responses", "load"),
         "test-embeddings" => ("embeddings", "load"),
         "test-prefix-caching" => ("prefix-caching", "load"),
         "test-benchmark" => ("completions", "benchmark"),
@@ -210,7 +212,7 @@ fn every_test_target_runs_a_valid_plan_with_the_variables_passed_through() {
         }
         checked += 1;
     }
-    assert_eq!(checked, 16);
+    assert_eq!(checked, 17);
     // The model variables, and VUS, as arguments.
     let out = make(
         &[

@@ -52,6 +52,38 @@ assert len(r.data) == 2 and len(r.data[0].embedding) == 1536
 r = client.embeddings.create(model="e", input="a", encoding_format="float", dimensions=8)
 assert len(r.data[0].embedding) == 8
 
+# Responses, whole and streamed: text and usage intact.
+r = client.responses.create(model="m", input="Hello", max_output_tokens=16)
+assert r.object == "response" and r.status == "incomplete", r
+assert r.usage.output_tokens == 16 and r.usage.input_tokens > 0, r.usage
+assert len(r.output_text.split()) == 16, r.output_text
+events = list(
+    client.responses.create(
+        model="m",
+        instructions="Be brief.",
+        input=[{"role": "user", "content": "Hello"}],
+        max_output_tokens=20,
+        stream=True,
+    )
+)
+deltas = [e.delta for e in events if e.type == "response.output_text.delta"]
+assert len(deltas) == 20, [e.type for e in events]
+done = [e for e in events if e.type == "response.output_text.done"][0]
+assert done.text == "".join(deltas), (done.text, deltas)
+last = events[-1]
+assert last.type == "response.incomplete", last.type
+assert last.response.output_text == done.text
+assert last.response.usage.output_tokens == 20, last.response.usage
+assert [e.sequence_number for e in events] == list(range(len(events)))
+# The SDK's stream helper, which rebuilds the response from the events
+# (it wants `response.completed`: an answer that ends before its limit).
+with client.responses.stream(model="m", input="Hi") as s:
+    for _ in s:
+        pass
+    final = s.get_final_response()
+assert final.status == "completed", final
+assert final.usage.output_tokens == 64 and len(final.output_text.split()) == 64, final
+
 # Models.
 models = client.models.list()
 assert len(models.data) >= 1 and models.data[0].object == "model"

@@ -247,3 +247,61 @@ async fn abort_on_fail_stops_the_load_early() {
     assert!(f(&r["duration_s"]) < 10.0, "ran {}", r["duration_s"]);
     assert_eq!(r["aborted"]["threshold"], "error_rate<0.1");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn responses_times_its_events_by_the_mocks_stamps_and_counts_its_usage() {
+    let mock = MockProc::start(&["--ttft", "30ms", "--itl", "3ms", "--output-tokens", "12"]);
+    let (out, r) = run_ok(&[
+        "run",
+        "responses",
+        "--target",
+        &mock.base(),
+        "--no-preflight",
+        "--vus",
+        "2",
+        "--iterations",
+        "30",
+        "--system",
+        "Be brief.",
+    ])
+    .await;
+    let st = mock.stats().await;
+    assert_eq!(st["by_endpoint"]["responses"], 30, "{st}");
+    let s = &r["summary"];
+    assert_eq!(s["errors"], 0, "{}", r["errors"]);
+    // Tokens from the usage of `response.completed`, as the mock sent it.
+    assert_eq!(s["output_token_sources"]["usage"], 30);
+    assert_eq!(f(&s["output_tokens"]), f(&st["output_tokens"]));
+    assert_eq!(f(&s["input_tokens"]), f(&st["prompt_tokens"]));
+    // ttft at the first output_text.delta, itl between them.
+    let (ttft, itl) = (
+        f(&latency(&r, "ttft")["p50"]),
+        f(&latency(&r, "itl")["p50"]),
+    );
+    let mock_ttft = f(&st["ttft_us"]["p50"]) / 1000.0;
+    let mock_itl = f(&st["itl_us"]["p50"]) / 1000.0;
+    assert!(
+        (ttft - mock_ttft).abs() < 2.0,
+        "ttft {ttft} vs the mock's {mock_ttft}"
+    );
+    assert!(
+        (itl - mock_itl).abs() < 1.0,
+        "itl {itl} vs the mock's {mock_itl}"
+    );
+    assert!(stdout(&out).contains("## periscope: responses"));
+    // Whole answers: the response object's output and usage.
+    let (_, r) = run_ok(&[
+        "run",
+        "responses",
+        "--target",
+        &mock.base(),
+        "--no-stream",
+        "--vus",
+        "1",
+        "--iterations",
+        "5",
+    ])
+    .await;
+    assert_eq!(r["summary"]["ok"], 5, "{}", r["errors"]);
+    assert_eq!(r["summary"]["output_tokens"], 60);
+}

@@ -15,6 +15,7 @@ use std::time::Instant;
 
 use crate::common::*;
 
+mod apis;
 mod metrics;
 pub mod servers;
 
