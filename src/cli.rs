@@ -154,7 +154,7 @@ pub struct RequestArgs {
 #[derive(Debug, Clone, Default, ClapArgs)]
 pub struct RunArgs {
     /// The workload (see `periscope scenarios`): completions (chat, the default),
-    /// responses, text-completions, embeddings, batch-embeddings, prefix-caching,
+    /// responses, messages, text-completions, embeddings, batch-embeddings, prefix-caching,
     /// conversation, prefill-heavy, decode-heavy, http; or a scenario file (my.yaml).
     #[arg(value_name = "WORKLOAD|FILE")]
     pub workload: Option<String>,

@@ -5,6 +5,7 @@
 //! token count) and the run's origin instant, and returns what it measured.
 
 mod h1;
+mod messages;
 pub mod parse;
 mod responses;
 mod scan;
@@ -76,6 +77,8 @@ pub enum Expect {
     Completion,
     /// A Responses API answer (`/v1/responses`), whole or streamed.
     Responses,
+    /// An Anthropic Messages answer (`/v1/messages`), whole or streamed.
+    Messages,
     /// An embeddings list with one vector per input.
     Embeddings,
     /// Any answer below 400 (plain HTTP endpoints).
@@ -309,7 +312,7 @@ impl Client {
     /// what the preflight measured of the server's template.
     pub fn local_prompt_tokens(&self, req: &Prepared) -> u32 {
         let delta = match req.expect {
-            Expect::Completion | Expect::Responses => self.template_delta,
+            Expect::Completion | Expect::Responses | Expect::Messages => self.template_delta,
             _ => 0,
         };
         req.prompt_tokens + (req.framing as i64 + delta).max(0) as u32

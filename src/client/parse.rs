@@ -124,6 +124,8 @@ pub enum Dialect {
     Completions,
     /// OpenAI's Responses API: typed events (`client/responses.rs`).
     Responses,
+    /// Anthropic's Messages API (`client/messages.rs`).
+    Messages,
 }
 
 /// What one response told us.
@@ -164,8 +166,10 @@ impl StreamState {
         if d.is_empty() {
             return true;
         }
-        if self.dialect == Dialect::Responses {
-            return self.responses_event(d, at);
+        match self.dialect {
+            Dialect::Responses => return self.responses_event(d, at),
+            Dialect::Messages => return self.messages_event(d, at),
+            Dialect::Completions => {}
         }
         if d == b"[DONE]" {
             self.done = true;
@@ -212,8 +216,10 @@ impl StreamState {
 
     /// Take a whole (non-streamed) response body received at `at`.
     pub fn on_body(&mut self, body: &[u8], at: Instant) {
-        if self.dialect == Dialect::Responses {
-            return self.responses_body(body);
+        match self.dialect {
+            Dialect::Responses => return self.responses_body(body),
+            Dialect::Messages => return self.messages_body(body),
+            Dialect::Completions => {}
         }
         let chunk: Chunk<'_> = match serde_json::from_slice(body) {
             Ok(c) => c,

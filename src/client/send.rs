@@ -58,6 +58,7 @@ impl Client {
             server_timing: headers,
             dialect: match req.expect {
                 Expect::Responses => parse::Dialect::Responses,
+                Expect::Messages => parse::Dialect::Messages,
                 _ => parse::Dialect::Completions,
             },
             ..StreamState::default()
@@ -114,7 +115,9 @@ impl Client {
                         );
                     }
                     match req.expect {
-                        Expect::Completion | Expect::Responses => st.on_body(&bytes, at),
+                        Expect::Completion | Expect::Responses | Expect::Messages => {
+                            st.on_body(&bytes, at)
+                        }
                         Expect::Embeddings => {
                             rec.end_us = self.us(at);
                             return embeddings(rec, &bytes, req);

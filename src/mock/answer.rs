@@ -193,6 +193,29 @@ pub(super) async fn completion(
                 r.max_output_tokens,
             )
         }
+        Api::Messages => {
+            let r: super::messages::MessagesRequest =
+                serde_json::from_slice(body).map_err(parse_error)?;
+            let model = require_model(state, r.model.clone().map(Cow::into_owned))?;
+            let texts = r
+                .texts()
+                .map_err(|e| early(400, Fault::BadRequest, bad_request(&e)))?;
+            let Some(max) = r.max_tokens else {
+                return Err(early(
+                    400,
+                    Fault::BadRequest,
+                    bad_request("max_tokens: Field required"),
+                ));
+            };
+            (
+                model,
+                texts,
+                true,
+                r.stream.unwrap_or(false),
+                true,
+                Some(max),
+            )
+        }
     };
     if max == Some(0) {
         return Err(early(
@@ -270,6 +293,7 @@ pub(super) async fn completion(
         Api::Chat => Endpoint::Chat,
         Api::Text => Endpoint::Text,
         Api::Responses => Endpoint::Responses,
+        Api::Messages => Endpoint::Messages,
     };
     let fault = if refused { Fault::Refused } else { Fault::None };
 
@@ -321,7 +345,11 @@ pub(super) async fn completion(
         .then(|| rng.u32(..n.max(1)));
     let plan = StreamPlan {
         api,
-        templates: openai::Templates::new(api, id, created, &model),
+        templates: if api == Api::Messages {
+            openai::Templates::messages(id, &model, usage)
+        } else {
+            openai::Templates::new(api, id, created, &model)
+        },
         first_due,
         itl: latency.itl,
         jitter: latency.jitter,

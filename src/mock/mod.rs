@@ -18,6 +18,7 @@ mod answer;
 mod body;
 mod config;
 mod conn;
+mod messages;
 mod metrics;
 pub mod openai;
 mod otlp;
@@ -160,6 +161,7 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Resp, Infal
     let endpoint = match route {
         "/chat/completions" => Endpoint::Chat,
         "/responses" => Endpoint::Responses,
+        "/messages" => Endpoint::Messages,
         "/completions" => Endpoint::Text,
         "/embeddings" => Endpoint::Embeddings,
         "/models" => Endpoint::Models,
@@ -274,7 +276,13 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Resp, Infal
         ));
     }
     if let Some(expected) = &state.auth {
-        if req.headers().get(hyper::header::AUTHORIZATION) != Some(expected) {
+        // Anthropic's clients send the key as `x-api-key`.
+        let x_api_key = req
+            .headers()
+            .get("x-api-key")
+            .and_then(|k| k.to_str().ok())
+            .is_some_and(|k| expected.as_bytes().strip_prefix(b"Bearer ") == Some(k.as_bytes()));
+        if req.headers().get(hyper::header::AUTHORIZATION) != Some(expected) && !x_api_key {
             state
                 .stats
                 .record(state.simple_record(endpoint, 401, Fault::Unauthorized, arrival));
@@ -358,6 +366,18 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Resp, Infal
             completion(
                 &state,
                 Api::Responses,
+                &body,
+                latency,
+                admitted,
+                id,
+                &mut rng,
+            )
+            .await
+        }
+        Endpoint::Messages => {
+            completion(
+                &state,
+                Api::Messages,
                 &body,
                 latency,
                 admitted,

@@ -154,6 +154,8 @@ pub enum Api {
     Text,
     /// OpenAI's Responses API (`mock/responses.rs`).
     Responses,
+    /// Anthropic's Messages API (`mock/messages.rs`).
+    Messages,
 }
 
 /// Token counts of one response.
@@ -205,6 +207,8 @@ pub struct Templates {
     usage_head: Vec<u8>,
     /// A Responses stream's events and state.
     responses: Option<Box<super::responses::Stream>>,
+    /// A Messages stream's events.
+    messages: Option<Box<super::messages::Stream>>,
 }
 
 const CHAT_TOKEN_TAIL: &[u8] = b"\"},\"logprobs\":null,\"finish_reason\":null}]}\n\n";
@@ -219,18 +223,21 @@ impl Templates {
                 head: r.delta_head().into_bytes(),
                 usage_head: Vec::new(),
                 responses: Some(Box::new(r)),
+                messages: None,
             };
         }
         let model = serde_json::to_string(model).expect("json string");
         let (prefix, object) = match api {
-            Api::Chat | Api::Responses => ("chatcmpl", "chat.completion.chunk"),
+            Api::Chat | Api::Responses | Api::Messages => ("chatcmpl", "chat.completion.chunk"),
             Api::Text => ("cmpl", "text_completion"),
         };
         let common = format!(
             "data: {{\"id\":\"{prefix}-{id:016x}\",\"object\":\"{object}\",\"created\":{created},\"model\":{model},\"system_fingerprint\":\"fp_periscope\",\"choices\":["
         );
         let head = match api {
-            Api::Chat | Api::Responses => format!("{common}{{\"index\":0,\"delta\":"),
+            Api::Chat | Api::Responses | Api::Messages => {
+                format!("{common}{{\"index\":0,\"delta\":")
+            }
             Api::Text => format!("{common}{{\"text\":\""),
         };
         Templates {
@@ -238,6 +245,18 @@ impl Templates {
             head: head.into_bytes(),
             usage_head: format!("{common}]").into_bytes(),
             responses: None,
+            messages: None,
+        }
+    }
+
+    /// A Messages stream: its first event carries the input `usage`.
+    pub fn messages(id: u64, model: &str, usage: Usage) -> Self {
+        Templates {
+            api: Api::Messages,
+            head: super::messages::Stream::delta_head().as_bytes().to_vec(),
+            usage_head: Vec::new(),
+            responses: None,
+            messages: Some(Box::new(super::messages::Stream::new(id, model, usage))),
         }
     }
 
@@ -251,6 +270,9 @@ impl Templates {
         if let Some(r) = &self.responses {
             return r.put_start(b);
         }
+        if let Some(m) = &self.messages {
+            return m.put_start(b);
+        }
         b.put_slice(&self.head);
         b.put_slice(b"{\"role\":\"assistant\",\"content\":\"\",\"refusal\":null},\"logprobs\":null,\"finish_reason\":null}]}\n\n");
     }
@@ -260,10 +282,13 @@ impl Templates {
         if let Some(r) = &self.responses {
             return r.put_token(b, text, refusal);
         }
+        if let Some(m) = &self.messages {
+            return m.put_token(b, text);
+        }
         b.reserve(self.head.len() + text.len() + 64);
         b.put_slice(&self.head);
         match self.api {
-            Api::Chat | Api::Responses => {
+            Api::Chat | Api::Responses | Api::Messages => {
                 b.put_slice(if refusal {
                     b"{\"refusal\":\""
                 } else {
@@ -291,10 +316,15 @@ impl Templates {
         if let Some(r) = &self.responses {
             return r.put_finish(b, finish_reason, usage);
         }
+        if let Some(m) = &self.messages {
+            return m.put_finish(b, finish_reason, usage);
+        }
         b.reserve(self.head.len() * 2 + 384);
         b.put_slice(&self.head);
         match self.api {
-            Api::Chat | Api::Responses => b.put_slice(b"{},\"logprobs\":null,\"finish_reason\":\""),
+            Api::Chat | Api::Responses | Api::Messages => {
+                b.put_slice(b"{},\"logprobs\":null,\"finish_reason\":\"")
+            }
             Api::Text => b.put_slice(b"\",\"index\":0,\"logprobs\":null,\"finish_reason\":\""),
         }
         b.put_slice(finish_reason.as_bytes());
@@ -363,6 +393,9 @@ impl Completion<'_> {
             let b = super::responses::body(id, created, model, text, refusal, finish_reason, usage);
             return Bytes::from(b);
         }
+        if api == Api::Messages {
+            return Bytes::from(super::messages::body(id, model, text, finish_reason, usage));
+        }
         let mut body =
             completion_body(api, id, created, model, text, refusal, finish_reason, usage);
         if let Some(t) = timings {
@@ -403,7 +436,7 @@ fn completion_body(
     use std::fmt::Write as _;
     let mut o = String::with_capacity(text.len() + model.len() + 512);
     let (prefix, object) = match api {
-        Api::Chat | Api::Responses => ("chatcmpl", "chat.completion"),
+        Api::Chat | Api::Responses | Api::Messages => ("chatcmpl", "chat.completion"),
         Api::Text => ("cmpl", "text_completion"),
     };
     let _ = write!(
@@ -413,7 +446,7 @@ fn completion_body(
     push_json_str(&mut o, model);
     o.push_str(",\"system_fingerprint\":\"fp_periscope\",\"choices\":[{");
     match api {
-        Api::Chat | Api::Responses => {
+        Api::Chat | Api::Responses | Api::Messages => {
             o.push_str("\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":");
             if refusal {
                 o.push_str("null,\"refusal\":");

@@ -25,6 +25,8 @@ pub enum Endpoint {
     Text,
     /// OpenAI's Responses API (`POST /v1/responses`).
     Responses,
+    /// Anthropic's Messages API (`POST /v1/messages`).
+    Messages,
     Embeddings,
     Models,
     Health,

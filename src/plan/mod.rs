@@ -92,8 +92,22 @@ impl Plan {
                 ));
             }
         }
-        let target = Target::from_args(a, &sc.file, exports.url.as_ref())?;
-        let request = RequestPlan::from_args(a, &sc.file, &exports.headers)?;
+        let anthropic = workload.spec.kind == crate::workload::WorkloadKind::Messages;
+        // Anthropic's variables, read for the Messages API as OpenAI's are
+        // for the others (an explicit --target or --token still wins).
+        let base_url = match (anthropic, env_var("ANTHROPIC_BASE_URL")) {
+            (true, Some(u)) if a.target.is_none() || a.target == env_var("OPENAI_BASE_URL") => {
+                Some(u)
+            }
+            _ => None,
+        };
+        let target = Target::from_args(a, &sc.file, exports.url.as_ref().or(base_url.as_ref()))?;
+        let mut request = RequestPlan::from_args(a, &sc.file, &exports.headers)?;
+        if anthropic {
+            request.anthropic(env_var("ANTHROPIC_API_KEY").filter(|_| {
+                a.request.token.is_none() || a.request.token == env_var("OPENAI_API_KEY")
+            }));
+        }
         let load = LoadPlan::from_args(
             a,
             &sc,

@@ -61,6 +61,25 @@ impl RequestPlan {
     }
 }
 
+impl RequestPlan {
+    /// Anthropic's way: the key (`key`, else `--token`) as `x-api-key`,
+    /// not a bearer token, and an `anthropic-version` unless one is given.
+    pub fn anthropic(&mut self, key: Option<String>) {
+        let has =
+            |h: &[(String, String)], n: &str| h.iter().any(|(k, _)| k.eq_ignore_ascii_case(n));
+        if let Some(k) = key.or_else(|| self.token.take()) {
+            if !has(&self.headers, "x-api-key") {
+                self.headers.push(("x-api-key".into(), k));
+            }
+        }
+        self.token = None;
+        if !has(&self.headers, "anthropic-version") {
+            self.headers
+                .push(("anthropic-version".into(), "2023-06-01".into()));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -124,5 +143,34 @@ mod tests {
         let names: Vec<&str> = r.headers.iter().map(|h| h.0.as_str()).collect();
         assert_eq!(names, ["X-Platform", "X-File", "X-Flag"]);
         assert_eq!(r.timeout, Duration::from_secs(3));
+    }
+
+    #[test]
+    fn the_messages_api_sends_its_key_as_x_api_key_with_a_version() {
+        let p = plan(&["messages", "--mock", "--token", "sk-ant"]).unwrap();
+        let r = &p.request;
+        assert_eq!(r.token, None, "no bearer token for Anthropic's API");
+        assert!(r.headers.contains(&("x-api-key".into(), "sk-ant".into())));
+        assert!(r
+            .headers
+            .contains(&("anthropic-version".into(), "2023-06-01".into())));
+        let p = plan(&[
+            "messages",
+            "--mock",
+            "--header",
+            "anthropic-version: 2024-10-22",
+        ])
+        .unwrap();
+        let versions: Vec<&str> = p
+            .request
+            .headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case("anthropic-version"))
+            .map(|(_, v)| v.as_str())
+            .collect();
+        assert_eq!(versions, ["2024-10-22"]);
+        // Other workloads keep the bearer token.
+        let p = plan(&["--mock", "--token", "sk-1"]).unwrap();
+        assert_eq!(p.request.token.as_deref(), Some("sk-1"));
     }
 }

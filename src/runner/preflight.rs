@@ -78,7 +78,7 @@ pub async fn prepare(plan: &Plan, client: &mut Client) -> Result<Ready> {
         let mut rec = check(client, &pre).await?;
         let counted = matches!(
             pre.expect,
-            Expect::Completion | Expect::Responses | Expect::Embeddings
+            Expect::Completion | Expect::Responses | Expect::Messages | Expect::Embeddings
         );
         if !choice.strict() && counted && !agrees(client, &pre, &rec) {
             let r = client
@@ -107,7 +107,11 @@ pub async fn prepare(plan: &Plan, client: &mut Client) -> Result<Ready> {
             let t = rec.input_tokens.saturating_sub(pre.prompt_tokens);
             delta = t as i64 - pre.framing as i64;
             client.set_template_delta(delta);
-            template = matches!(pre.expect, Expect::Completion | Expect::Responses).then_some(t);
+            template = matches!(
+                pre.expect,
+                Expect::Completion | Expect::Responses | Expect::Messages
+            )
+            .then_some(t);
         }
     }
     let info = TokenizerInfo {

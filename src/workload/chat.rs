@@ -17,6 +17,8 @@ pub enum ChatKind {
     Chat,
     /// OpenAI's Responses API: `input` and `instructions`, `max_output_tokens`.
     Responses,
+    /// Anthropic's Messages API: `messages` and `system`, `max_tokens`.
+    Messages,
     Text,
     /// Long documents, a short question, few output tokens.
     PrefillHeavy,
@@ -149,6 +151,18 @@ impl Inner {
             }
             options(&mut b, s.temperature, false);
             ("responses", b)
+        } else if self.kind == ChatKind::Messages {
+            let mut b = json!({
+                "model": s.model,
+                "messages": [{"role": "user", "content": prompt}],
+                "max_tokens": max_tokens,
+                "stream": stream,
+            });
+            if let Some(sys) = &s.system {
+                b["system"] = Value::from(sys.as_str());
+            }
+            options(&mut b, s.temperature, false);
+            ("messages", b)
         } else {
             let mut messages = Vec::with_capacity(2);
             if let Some(sys) = &s.system {
@@ -167,10 +181,10 @@ impl Inner {
                 ),
             )
         };
-        let expect = if self.kind == ChatKind::Responses {
-            Expect::Responses
-        } else {
-            Expect::Completion
+        let expect = match self.kind {
+            ChatKind::Responses => Expect::Responses,
+            ChatKind::Messages => Expect::Messages,
+            _ => Expect::Completion,
         };
         let mut p = Prepared::post(path, Bytes::from(body.to_string()), expect);
         p.stream = stream;
@@ -228,6 +242,7 @@ impl Workload for Chat {
         match self.0.kind {
             ChatKind::Chat => "completions",
             ChatKind::Responses => "responses",
+            ChatKind::Messages => "messages",
             ChatKind::Text => "text-completions",
             ChatKind::PrefillHeavy => "prefill-heavy",
             ChatKind::DecodeHeavy => "decode-heavy",

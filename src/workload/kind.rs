@@ -21,6 +21,7 @@ pub const DEFAULT_EMBEDDING_INPUT: &str =
 pub enum WorkloadKind {
     Completions,
     Responses,
+    Messages,
     TextCompletions,
     Embeddings,
     BatchEmbeddings,
@@ -37,6 +38,7 @@ impl WorkloadKind {
     pub const ALL: &'static [WorkloadKind] = &[
         WorkloadKind::Completions,
         WorkloadKind::Responses,
+        WorkloadKind::Messages,
         WorkloadKind::TextCompletions,
         WorkloadKind::Embeddings,
         WorkloadKind::BatchEmbeddings,
@@ -61,6 +63,7 @@ impl WorkloadKind {
         match self {
             WorkloadKind::Completions => "completions",
             WorkloadKind::Responses => "responses",
+            WorkloadKind::Messages => "messages",
             WorkloadKind::TextCompletions => "text-completions",
             WorkloadKind::Embeddings => "embeddings",
             WorkloadKind::BatchEmbeddings => "batch-embeddings",
@@ -81,6 +84,9 @@ impl WorkloadKind {
             }
             WorkloadKind::Responses => {
                 "OpenAI's Responses API (POST /v1/responses), streamed by default"
+            }
+            WorkloadKind::Messages => {
+                "Anthropic's Messages API (POST /v1/messages, x-api-key), streamed by default"
             }
             WorkloadKind::TextCompletions => "legacy text completions (POST /v1/completions)",
             WorkloadKind::Embeddings => {
@@ -184,6 +190,7 @@ impl WorkloadKind {
             self,
             WorkloadKind::Completions
                 | WorkloadKind::Responses
+                | WorkloadKind::Messages
                 | WorkloadKind::TextCompletions
                 | WorkloadKind::Conversation
                 | WorkloadKind::PrefillHeavy

@@ -111,6 +111,7 @@ pub fn build(spec: &WorkloadSpec, tok: &Arc<Tokenizer>) -> Arc<dyn Workload> {
     match spec.kind {
         WorkloadKind::Completions => Arc::new(Chat::new(spec, ChatKind::Chat, tok)),
         WorkloadKind::Responses => Arc::new(Chat::new(spec, ChatKind::Responses, tok)),
+        WorkloadKind::Messages => Arc::new(Chat::new(spec, ChatKind::Messages, tok)),
         WorkloadKind::TextCompletions => Arc::new(Chat::new(spec, ChatKind::Text, tok)),
         WorkloadKind::PrefillHeavy => Arc::new(Chat::new(spec, ChatKind::PrefillHeavy, tok)),
         WorkloadKind::DecodeHeavy => Arc::new(Chat::new(spec, ChatKind::DecodeHeavy, tok)),

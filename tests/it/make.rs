@@ -63,6 +63,7 @@ fn suite_targets() -> Vec<String> {
         "run",
         "test-completions",
         "test-responses",
+        "test-messages",
         "test-embeddings",
         "test-prefix-caching",
         "test-benchmark",
@@ -87,6 +88,7 @@ fn runs_of(target: &str) -> Option<(&str, &str)> {
     Some(match target {
         "test-completions" => ("completions", "load"),
         "test-responses" => ("responses", "load"),
+        "test-messages" => ("messages", "load"),
         "test-embeddings" => ("embeddings", "load"),
         "test-prefix-caching" => ("prefix-caching", "load"),
         "test-benchmark" => ("completions", "benchmark"),
@@ -212,7 +214,7 @@ fn every_test_target_runs_a_valid_plan_with_the_variables_passed_through() {
         }
         checked += 1;
     }
-    assert_eq!(checked, 17);
+    assert_eq!(checked, 18);
     // The model variables, and VUS, as arguments.
     let out = make(
         &[

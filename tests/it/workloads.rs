@@ -305,3 +305,93 @@ async fn responses_times_its_events_by_the_mocks_stamps_and_counts_its_usage() {
     assert_eq!(r["summary"]["ok"], 5, "{}", r["errors"]);
     assert_eq!(r["summary"]["output_tokens"], 60);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_speaks_anthropics_api_timed_by_the_mocks_stamps() {
+    let mock = MockProc::start(&[
+        "--ttft",
+        "30ms",
+        "--itl",
+        "3ms",
+        "--output-tokens",
+        "12",
+        "--api-key",
+        "sk-ant-test",
+    ]);
+    // The key as x-api-key (not a bearer token), from ANTHROPIC_API_KEY,
+    // and the target from ANTHROPIC_BASE_URL.
+    let dir = tempfile::tempdir().unwrap();
+    let json = temp_json(&dir, "r.json");
+    let out = std::process::Command::new(BIN)
+        .args([
+            "run",
+            "messages",
+            "--no-preflight",
+            "--vus",
+            "2",
+            "--iterations",
+            "30",
+        ])
+        .args(["--system", "Be brief.", "--json", &json])
+        .env_remove("OPENAI_BASE_URL")
+        .env_remove("OPENAI_API_KEY")
+        .env("ANTHROPIC_BASE_URL", mock.base())
+        .env("ANTHROPIC_API_KEY", "sk-ant-test")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let r = read_json(&json);
+    assert!(
+        !r.to_string().contains("sk-ant-test"),
+        "the key is in the result"
+    );
+    let st = mock.stats().await;
+    assert_eq!(st["by_endpoint"]["messages"], 30, "{st}");
+    let s = &r["summary"];
+    assert_eq!(s["errors"], 0, "{}", r["errors"]);
+    assert_eq!(s["output_token_sources"]["usage"], 30);
+    assert_eq!(f(&s["output_tokens"]), f(&st["output_tokens"]));
+    assert_eq!(f(&s["input_tokens"]), f(&st["prompt_tokens"]));
+    let (ttft, itl) = (
+        f(&latency(&r, "ttft")["p50"]),
+        f(&latency(&r, "itl")["p50"]),
+    );
+    let mock_ttft = f(&st["ttft_us"]["p50"]) / 1000.0;
+    let mock_itl = f(&st["itl_us"]["p50"]) / 1000.0;
+    assert!(
+        (ttft - mock_ttft).abs() < 2.0,
+        "ttft {ttft} vs the mock's {mock_ttft}"
+    );
+    assert!(
+        (itl - mock_itl).abs() < 1.0,
+        "itl {itl} vs the mock's {mock_itl}"
+    );
+    // Whole messages, and a wrong key refused as Anthropic's clients see it.
+    let (_, r) = run_ok(&[
+        "run",
+        "messages",
+        "--target",
+        &mock.base(),
+        "--token",
+        "sk-ant-test",
+        "--no-stream",
+        "--vus",
+        "1",
+        "--iterations",
+        "5",
+    ])
+    .await;
+    assert_eq!(r["summary"]["ok"], 5, "{}", r["errors"]);
+    assert_eq!(r["summary"]["output_tokens"], 60);
+    let out = periscope(&[
+        "run",
+        "messages",
+        "--target",
+        &mock.base(),
+        "--token",
+        "wrong",
+        "--iterations",
+        "1",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+}
