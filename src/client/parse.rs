@@ -166,14 +166,16 @@ impl StreamState {
         if d.is_empty() {
             return true;
         }
+        // Gateways end every stream so, whatever its API (LiteLLM's
+        // Responses streams do), and the official SDKs stop there.
+        if d == b"[DONE]" {
+            self.done = true;
+            return true;
+        }
         match self.dialect {
             Dialect::Responses => return self.responses_event(d, at),
             Dialect::Messages => return self.messages_event(d, at),
             Dialect::Completions => {}
-        }
-        if d == b"[DONE]" {
-            self.done = true;
-            return true;
         }
         if let Some((field, text)) = self.template.read(d) {
             if !text.is_empty() {

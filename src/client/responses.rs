@@ -259,6 +259,13 @@ mod tests {
         assert_eq!(st.end_class().unwrap().0, ErrorClass::StreamCut);
         let st = feed(&["{not json"]);
         assert_eq!(st.end_class().unwrap().0, ErrorClass::BadBody);
+        // A gateway's `[DONE]` after the events (LiteLLM sends one).
+        let st = feed(&[
+            r#"{"type":"response.output_text.delta","delta":"a"}"#,
+            r#"{"type":"response.completed","response":{"usage":{"input_tokens":1,"output_tokens":1}}}"#,
+            "[DONE]",
+        ]);
+        assert!(st.end_class().is_none(), "{:?}", st.end_class());
     }
 
     #[test]

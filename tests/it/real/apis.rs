@@ -2,7 +2,7 @@
 //! its `POST /v1/responses` and `POST /v1/messages`, streamed, 4 VUs × 50
 //! requests each, with the usage it sends equal to its own counter.
 
-use super::servers::Llama;
+use super::servers::{LiteLlm, Llama, LITELLM_KEY};
 use crate::common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -15,20 +15,44 @@ async fn llama_cpp_responses_and_messages_stream_clean_with_the_servers_usage() 
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn responses_and_messages_through_litellm_reach_llama_cpp_clean() {
+    let Some(llama) = Llama::start(&[]) else {
+        return;
+    };
+    let Some(gateway) = LiteLlm::start(&llama) else {
+        return;
+    };
+    for workload in ["responses", "messages"] {
+        // 4 VUs × 25 in the suite (LiteLLM costs a core of its own; 4 × 50
+        // was run by hand, clean).
+        shape_via(&llama, workload, &gateway.base(), Some(LITELLM_KEY), 100).await;
+    }
+}
+
 async fn shape(llama: &Llama, workload: &str) {
+    shape_via(llama, workload, &llama.base(), None, 200).await
+}
+
+/// `n` requests of `workload` from 4 VUs to `target` (llama.cpp, or a
+/// gateway in front of it): no error, and the usage equal to its counters.
+async fn shape_via(llama: &Llama, workload: &str, target: &str, key: Option<&str>, n: u64) {
+    let iterations = n.to_string();
     let before = llama.metrics().await;
     let (_, r) = run_ok(&[
         "run",
         workload,
+        "--token",
+        key.unwrap_or(""),
         "--target",
-        &llama.base(),
+        target,
         "--model",
         "gemma",
         "--no-preflight",
         "--vus",
         "4",
         "--iterations",
-        "200",
+        &iterations,
         "--max-tokens",
         "4",
     ])
@@ -36,8 +60,8 @@ async fn shape(llama: &Llama, workload: &str) {
     let after = llama.metrics().await;
     let s = &r["summary"];
     assert_eq!(s["errors"], 0, "{workload}: {}", r["errors"]);
-    assert_eq!(s["ok"], 200, "{workload}");
-    assert_eq!(s["output_token_sources"]["usage"], 200, "{workload}: {s}");
+    assert_eq!(s["ok"], n, "{workload}");
+    assert_eq!(s["output_token_sources"]["usage"], n, "{workload}: {s}");
     assert!(f(&latency(&r, "ttft")["p50"]) > 0.0);
     // The usage it sent is what it counted.
     let predicted =
