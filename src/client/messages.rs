@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use serde::Deserialize;
 
-use super::parse::{PromptDetailsIn, StreamState, UsageIn};
+use super::parse::{message_of, PromptDetailsIn, StreamState, UsageIn};
 use crate::record::ErrorClass;
 
 #[derive(Debug, Deserialize)]
@@ -96,13 +96,6 @@ impl Usage {
             u.completion_tokens = Some(o);
         }
     }
-}
-
-fn message_of(v: &serde_json::Value) -> String {
-    v.get("message")
-        .and_then(|m| m.as_str())
-        .map(String::from)
-        .unwrap_or_else(|| v.to_string())
 }
 
 impl StreamState {
@@ -207,20 +200,7 @@ mod tests {
     use super::*;
 
     fn feed(events: &[&str]) -> StreamState {
-        let mut st = StreamState {
-            dialect: super::super::parse::Dialect::Messages,
-            ..StreamState::default()
-        };
-        let t0 = Instant::now();
-        for (i, e) in events.iter().enumerate() {
-            if !st.on_event(
-                e.as_bytes(),
-                t0 + std::time::Duration::from_millis(i as u64),
-            ) {
-                break;
-            }
-        }
-        st
+        super::super::parse::feed_events(super::super::parse::Dialect::Messages, events)
     }
 
     #[test]

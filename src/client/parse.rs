@@ -128,6 +128,33 @@ pub enum Dialect {
     Messages,
 }
 
+/// An error object's `message`, else the whole object.
+pub(super) fn message_of(v: &serde_json::Value) -> String {
+    v.get("message")
+        .and_then(|m| m.as_str())
+        .map(String::from)
+        .unwrap_or_else(|| v.to_string())
+}
+
+/// A stream of `events` in `dialect`, one millisecond apart (tests).
+#[cfg(test)]
+pub(super) fn feed_events(dialect: Dialect, events: &[&str]) -> StreamState {
+    let mut st = StreamState {
+        dialect,
+        ..StreamState::default()
+    };
+    let t0 = Instant::now();
+    for (i, e) in events.iter().enumerate() {
+        if !st.on_event(
+            e.as_bytes(),
+            t0 + std::time::Duration::from_millis(i as u64),
+        ) {
+            break;
+        }
+    }
+    st
+}
+
 /// What one response told us.
 #[derive(Debug, Default)]
 pub struct StreamState {

@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use serde::Deserialize;
 
-use super::parse::{DetailsIn, PromptDetailsIn, StreamState, UsageIn};
+use super::parse::{message_of, DetailsIn, PromptDetailsIn, StreamState, UsageIn};
 use crate::record::ErrorClass;
 
 #[derive(Debug, Deserialize)]
@@ -82,13 +82,6 @@ struct Part {
     text: Option<String>,
     #[serde(default)]
     refusal: Option<String>,
-}
-
-fn message_of(v: &serde_json::Value) -> String {
-    v.get("message")
-        .and_then(|m| m.as_str())
-        .map(String::from)
-        .unwrap_or_else(|| v.to_string())
 }
 
 impl StreamState {
@@ -189,20 +182,7 @@ mod tests {
     use super::*;
 
     fn feed(events: &[&str]) -> StreamState {
-        let mut st = StreamState {
-            dialect: super::super::parse::Dialect::Responses,
-            ..StreamState::default()
-        };
-        let t0 = Instant::now();
-        for (i, e) in events.iter().enumerate() {
-            if !st.on_event(
-                e.as_bytes(),
-                t0 + std::time::Duration::from_millis(i as u64),
-            ) {
-                break;
-            }
-        }
-        st
+        super::super::parse::feed_events(super::super::parse::Dialect::Responses, events)
     }
 
     #[test]

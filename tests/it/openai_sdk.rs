@@ -5,26 +5,27 @@
 
 use crate::common::MockProc;
 
-#[test]
-fn the_official_openai_client_parses_the_mock() {
+/// Run `script` (in tests/it) with `args` in the test venv's Python, which
+/// must have `module`; skipped without it, unless CI=true.
+fn run_sdk_script(module: &str, script: &str, args: &[&str]) {
     let python = std::env::var("PERISCOPE_PYTHON").unwrap_or_else(|_| "python3".into());
     let has_sdk = std::process::Command::new(&python)
-        .args(["-c", "import openai"])
+        .args(["-c", &format!("import {module}")])
         .output()
         .map(|o| o.status.success())
         .unwrap_or(false);
     if !has_sdk {
         assert!(
             std::env::var("CI").as_deref() != Ok("true"),
-            "the openai Python package is missing under CI=true: run scripts/test-env.sh"
+            "the {module} Python package is missing under CI=true: run scripts/test-env.sh"
         );
-        eprintln!("skipping: the openai Python package is not installed (scripts/test-env.sh installs it)");
+        eprintln!("skipping: the {module} Python package is not installed (scripts/test-env.sh installs it)");
         return;
     }
-    let mock = MockProc::start(&["--ttft", "1ms", "--itl", "0ms"]);
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/openai_sdk.py");
+    let path = format!("{}/tests/it/{script}", env!("CARGO_MANIFEST_DIR"));
     let out = std::process::Command::new(&python)
-        .args([script, &mock.base()])
+        .arg(&path)
+        .args(args)
         .output()
         .unwrap();
     assert!(
@@ -36,31 +37,17 @@ fn the_official_openai_client_parses_the_mock() {
 }
 
 #[test]
+fn the_official_openai_client_parses_the_mock() {
+    let mock = MockProc::start(&["--ttft", "1ms", "--itl", "0ms"]);
+    run_sdk_script("openai", "openai_sdk.py", &[&mock.base()]);
+}
+
+#[test]
 fn the_official_anthropic_client_parses_the_mocks_messages() {
-    let python = std::env::var("PERISCOPE_PYTHON").unwrap_or_else(|_| "python3".into());
-    let has_sdk = std::process::Command::new(&python)
-        .args(["-c", "import anthropic"])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !has_sdk {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "the anthropic Python package is missing under CI=true: run scripts/test-env.sh"
-        );
-        eprintln!("skipping: the anthropic Python package is not installed (scripts/test-env.sh installs it)");
-        return;
-    }
     let mock = MockProc::start(&["--ttft", "1ms", "--itl", "0ms", "--api-key", "sk-ant-sdk"]);
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/anthropic_sdk.py");
-    let out = std::process::Command::new(&python)
-        .args([script, &mock.url(""), "sk-ant-sdk"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    run_sdk_script(
+        "anthropic",
+        "anthropic_sdk.py",
+        &[&mock.url(""), "sk-ant-sdk"],
     );
 }

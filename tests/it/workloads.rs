@@ -267,27 +267,9 @@ async fn responses_times_its_events_by_the_mocks_stamps_and_counts_its_usage() {
     .await;
     let st = mock.stats().await;
     assert_eq!(st["by_endpoint"]["responses"], 30, "{st}");
-    let s = &r["summary"];
-    assert_eq!(s["errors"], 0, "{}", r["errors"]);
-    // Tokens from the usage of `response.completed`, as the mock sent it.
-    assert_eq!(s["output_token_sources"]["usage"], 30);
-    assert_eq!(f(&s["output_tokens"]), f(&st["output_tokens"]));
-    assert_eq!(f(&s["input_tokens"]), f(&st["prompt_tokens"]));
+    // Tokens from the usage of `response.completed`, as the mock sent it;
     // ttft at the first output_text.delta, itl between them.
-    let (ttft, itl) = (
-        f(&latency(&r, "ttft")["p50"]),
-        f(&latency(&r, "itl")["p50"]),
-    );
-    let mock_ttft = f(&st["ttft_us"]["p50"]) / 1000.0;
-    let mock_itl = f(&st["itl_us"]["p50"]) / 1000.0;
-    assert!(
-        (ttft - mock_ttft).abs() < 2.0,
-        "ttft {ttft} vs the mock's {mock_ttft}"
-    );
-    assert!(
-        (itl - mock_itl).abs() < 1.0,
-        "itl {itl} vs the mock's {mock_itl}"
-    );
+    usage_and_stamps_agree(&r, &st, 30);
     assert!(stdout(&out).contains("## periscope: responses"));
     // Whole answers: the response object's output and usage.
     let (_, r) = run_ok(&[
@@ -347,25 +329,8 @@ async fn messages_speaks_anthropics_api_timed_by_the_mocks_stamps() {
     );
     let st = mock.stats().await;
     assert_eq!(st["by_endpoint"]["messages"], 30, "{st}");
-    let s = &r["summary"];
-    assert_eq!(s["errors"], 0, "{}", r["errors"]);
-    assert_eq!(s["output_token_sources"]["usage"], 30);
-    assert_eq!(f(&s["output_tokens"]), f(&st["output_tokens"]));
-    assert_eq!(f(&s["input_tokens"]), f(&st["prompt_tokens"]));
-    let (ttft, itl) = (
-        f(&latency(&r, "ttft")["p50"]),
-        f(&latency(&r, "itl")["p50"]),
-    );
-    let mock_ttft = f(&st["ttft_us"]["p50"]) / 1000.0;
-    let mock_itl = f(&st["itl_us"]["p50"]) / 1000.0;
-    assert!(
-        (ttft - mock_ttft).abs() < 2.0,
-        "ttft {ttft} vs the mock's {mock_ttft}"
-    );
-    assert!(
-        (itl - mock_itl).abs() < 1.0,
-        "itl {itl} vs the mock's {mock_itl}"
-    );
+    // ttft at the first content_block_delta, itl between them.
+    usage_and_stamps_agree(&r, &st, 30);
     // Whole messages, and a wrong key refused as Anthropic's clients see it.
     let (_, r) = run_ok(&[
         "run",
@@ -394,4 +359,25 @@ async fn messages_speaks_anthropics_api_timed_by_the_mocks_stamps() {
         "1",
     ]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+}
+
+/// A run's tokens are the usage the mock sent, and its ttft (p50 within
+/// 2 ms) and itl (within 1 ms) agree with the mock's send stamps.
+fn usage_and_stamps_agree(r: &Value, st: &Value, n: u64) {
+    let s = &r["summary"];
+    assert_eq!(s["errors"], 0, "{}", r["errors"]);
+    assert_eq!(s["output_token_sources"]["usage"], n);
+    assert_eq!(f(&s["output_tokens"]), f(&st["output_tokens"]));
+    assert_eq!(f(&s["input_tokens"]), f(&st["prompt_tokens"]));
+    let (ttft, itl) = (f(&latency(r, "ttft")["p50"]), f(&latency(r, "itl")["p50"]));
+    let mock_ttft = f(&st["ttft_us"]["p50"]) / 1000.0;
+    let mock_itl = f(&st["itl_us"]["p50"]) / 1000.0;
+    assert!(
+        (ttft - mock_ttft).abs() < 2.0,
+        "ttft {ttft} vs the mock's {mock_ttft}"
+    );
+    assert!(
+        (itl - mock_itl).abs() < 1.0,
+        "itl {itl} vs the mock's {mock_itl}"
+    );
 }
