@@ -25,14 +25,18 @@ impl Point {
 
     /// `{a="x",b="y"}` (empty without labels), as the CSV writes it.
     pub fn labels_text(&self) -> String {
-        if self.labels.is_empty() {
-            return String::new();
-        }
-        let inner: Vec<String> = self
-            .labels
-            .iter()
-            .map(|(k, v)| format!("{k}=\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\"")))
-            .collect();
+        labels_text(self.labels.iter().map(|(k, v)| (k, v)))
+    }
+}
+
+/// `{a="x",b="y"}` of label pairs (empty without any).
+pub fn labels_text<'a>(labels: impl Iterator<Item = (&'a String, &'a String)>) -> String {
+    let inner: Vec<String> = labels
+        .map(|(k, v)| format!("{k}=\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\"")))
+        .collect();
+    if inner.is_empty() {
+        String::new()
+    } else {
         format!("{{{}}}", inner.join(","))
     }
 }

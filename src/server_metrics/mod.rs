@@ -21,7 +21,6 @@ mod expo;
 pub mod figures;
 pub mod promql;
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -582,12 +581,7 @@ impl Scraper {
                 let r = promql::range(&self.client, base, q, window, step).await;
                 if let Some(rows) = rows.as_mut() {
                     for s in &r.series {
-                        let labels = s
-                            .labels
-                            .iter()
-                            .map(|(k, v)| (k.clone(), v.clone()))
-                            .collect();
-                        let text = expo::Point { labels, value: 0.0 }.labels_text();
+                        let text = expo::labels_text(s.labels.iter());
                         for p in &s.samples {
                             rows.row("promql", base, &q.name, &text, p[0], p[1]);
                         }
@@ -633,15 +627,4 @@ pub fn gauge_series(t: &TargetMetrics, name: &str) -> Vec<(f64, f64)> {
         .iter()
         .filter_map(|r| r.gauges.get(name).map(|v| (r.t_s, *v)))
         .collect()
-}
-
-/// Names of the gauges with samples, in a stable order.
-pub fn gauges_of(t: &TargetMetrics) -> BTreeMap<String, usize> {
-    let mut m = BTreeMap::new();
-    for r in &t.series {
-        for k in r.gauges.keys() {
-            *m.entry(k.clone()).or_default() += 1;
-        }
-    }
-    m
 }
