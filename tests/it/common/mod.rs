@@ -310,9 +310,18 @@ impl Nginx {
     /// A streaming reverse proxy in front of `upstream` (host:port).
     pub fn proxy(upstream: &str) -> Option<Nginx> {
         Self::start(
-            &format!("upstream up {{ server {upstream}; keepalive 256; }}\n"),
+            // Idle upstream connections are dropped before llama.cpp's own
+            // keep-alive timeout (5 s) closes them: otherwise nginx may send
+            // a request on a socket the server is closing, and answer 502
+            // (it never retries a POST).
+            &format!("upstream up {{ server {upstream}; keepalive 256; keepalive_timeout 2s; }}\n"),
             "proxy_pass http://up;\n      proxy_http_version 1.1;\n      proxy_set_header Connection \"\";\n      proxy_buffering off;",
         )
+    }
+
+    /// What nginx logged: why it answered 502, when it did.
+    pub fn error_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("error.log")).unwrap_or_default()
     }
 
     /// Answers every request at once with a small JSON body: the fastest

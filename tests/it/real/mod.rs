@@ -555,7 +555,7 @@ async fn sweep_direct_vs_litellm_and_nginx_sees_the_gateway_not_false_errors() {
     };
     let (_, r) = sweep(nginx.base(), false).await;
     for row in r["rows"].as_array().unwrap() {
-        assert_eq!(u(&row["errors"]), 0, "{row}");
+        assert_eq!(u(&row["errors"]), 0, "{row}\nnginx: {}", nginx.error_log());
     }
 }
 
