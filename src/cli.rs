@@ -154,7 +154,7 @@ pub struct RequestArgs {
 #[derive(Debug, Clone, Default, ClapArgs)]
 pub struct RunArgs {
     /// The workload (see `periscope scenarios`): completions (chat, the default),
-    /// responses, messages, text-completions, embeddings, batch-embeddings, prefix-caching,
+    /// responses, messages, tool-calls, text-completions, embeddings, batch-embeddings, prefix-caching,
     /// conversation, prefill-heavy, decode-heavy, http; or a scenario file (my.yaml).
     #[arg(value_name = "WORKLOAD|FILE")]
     pub workload: Option<String>,
@@ -190,6 +190,13 @@ pub struct RunArgs {
     /// Turns of a conversation / prefix-caching session before it starts over.
     #[arg(long, allow_negative_numbers = true, value_parser = count::<u32>, value_name = "N")]
     pub turns: Option<u32>,
+    /// tool-calls: turns of an agent's loop; each answers the last one's
+    /// calls with a synthetic result (default 1).
+    #[arg(long, allow_negative_numbers = true, value_parser = count::<u32>, value_name = "N")]
+    pub tool_turns: Option<u32>,
+    /// tool-calls: the API it speaks, chat completions (the default) or OpenAI's Responses API.
+    #[arg(long, value_enum, value_name = "API")]
+    pub api: Option<crate::workload::LlmApi>,
     /// Inputs per request of batch-embeddings, one stage per size.
     #[arg(long, allow_negative_numbers = true, value_parser = count::<u32>, value_delimiter = ',', value_name = "N,N,…")]
     pub batch_sizes: Vec<u32>,

@@ -238,6 +238,17 @@ impl TraceIds {
     }
 }
 
+/// A function call an answer asked for: the next turn of `tool-calls`
+/// answers it with a tool result.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ToolCall {
+    /// `id` in chat completions, `call_id` in the Responses API.
+    pub id: String,
+    pub name: String,
+    /// The arguments, as the model wrote them (JSON text).
+    pub arguments: String,
+}
+
 /// Everything measured about one request.
 #[derive(Debug, Clone)]
 pub struct RequestRecord {
@@ -283,6 +294,9 @@ pub struct RequestRecord {
     pub dims: Option<u32>,
     /// The generated text, when the workload needs it for its next request.
     pub output_text: Option<String>,
+    /// The function calls the answer asked for, when the workload keeps its
+    /// text.
+    pub tool_calls: Vec<ToolCall>,
     /// The answer's body (not streamed), when the workload asked for it.
     pub body: Option<bytes::Bytes>,
     /// The path the request was sent to.
@@ -323,6 +337,7 @@ impl RequestRecord {
             texts: 0,
             dims: None,
             output_text: None,
+            tool_calls: Vec::new(),
             body: None,
             path: std::borrow::Cow::Borrowed(""),
             payload: Payload::default(),

@@ -232,6 +232,13 @@ impl Scalar for crate::client::Engine {
     }
 }
 
+impl Scalar for crate::workload::LlmApi {
+    const EXPECTING: &'static str = "chat or responses";
+    fn parse(s: &str) -> std::result::Result<Self, String> {
+        value_enum(s, "an API (chat or responses)")
+    }
+}
+
 impl Scalar for Kind {
     const EXPECTING: &'static str = "a scenario kind";
     fn parse(s: &str) -> std::result::Result<Self, String> {
@@ -305,6 +312,10 @@ pub struct ScenarioFile {
     pub input_tokens_stddev: Option<Val<f64>>,
     pub shared_prefix: Option<Val<u32>>,
     pub turns: Option<Val<u32>>,
+    /// tool-calls: turns of an agent's loop.
+    pub tool_turns: Option<Val<u32>>,
+    /// tool-calls: chat or responses.
+    pub api: Option<Val<crate::workload::LlmApi>>,
     #[serde(default)]
     pub batch_sizes: Vec<Val<u32>>,
     #[serde(default)]

@@ -12,6 +12,7 @@ mod scan;
 mod send;
 mod sse;
 mod tokens;
+mod tools;
 
 use std::sync::{Arc, Once};
 use std::time::{Duration, Instant};

@@ -14,7 +14,7 @@ use std::time::Instant;
 use serde::Deserialize;
 
 use super::scan::{self, ChoiceParts, DeltaParts};
-use crate::record::{ErrorClass, ServerTiming};
+use crate::record::{ErrorClass, ServerTiming, ToolCall};
 
 #[derive(Debug, Deserialize)]
 struct Chunk<'a> {
@@ -173,6 +173,9 @@ pub struct StreamState {
     pub server_timing: Option<ServerTiming>,
     /// A failure seen in the body, with a message.
     pub failure: Option<(ErrorClass, String)>,
+    /// The function calls the answer asked for (their arguments are in
+    /// `text` too, counted as output).
+    pub tool_calls: Vec<ToolCall>,
     /// What the chunks so far start with, for the fast path.
     pub(super) prefix: scan::Prefix,
     /// The bytes around the text of the stream's last plain chunk.
@@ -213,7 +216,14 @@ impl StreamState {
         }
         let mut q = scan::Quick::default();
         if scan::chunk(d, &mut q, &mut self.prefix, &mut self.template) {
-            self.take_output(&q.choices[..q.n], at, true);
+            let choices = &q.choices[..q.n];
+            self.take_output(choices, at, true);
+            if choices
+                .iter()
+                .any(|c| c.delta.tool_calls || c.message.tool_calls)
+            {
+                self.chat_tool_calls(d);
+            }
             return true;
         }
         let text = match std::str::from_utf8(data) {
@@ -240,7 +250,12 @@ impl StreamState {
                 return false;
             }
         };
-        self.absorb(chunk, at, true)
+        let go_on = self.absorb(chunk, at, true);
+        // After the text, as the fast path takes them.
+        if data.contains("\"tool_calls\"") {
+            self.chat_tool_calls(data.as_bytes());
+        }
+        go_on
     }
 
     /// Take a whole (non-streamed) response body received at `at`.
@@ -262,6 +277,9 @@ impl StreamState {
             return;
         }
         self.absorb(chunk, at, false);
+        if memchr::memmem::find(body, b"\"tool_calls\"").is_some() {
+            self.chat_tool_calls(body);
+        }
         if self.failure.is_none() {
             self.finished = true;
         }

@@ -25,6 +25,9 @@ struct Event<'a> {
     /// An `error` event's message.
     #[serde(default)]
     message: Option<String>,
+    /// The item of `response.output_item.done`.
+    #[serde(default)]
+    item: Option<Item>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -74,6 +77,23 @@ struct Item {
     summary: Option<Vec<Part>>,
     #[serde(default)]
     arguments: Option<String>,
+    #[serde(default)]
+    call_id: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+}
+
+impl Item {
+    /// A function call's id, name and arguments.
+    fn call(&self) -> Option<(&str, &str, &str)> {
+        (self.kind == "function_call").then(|| {
+            (
+                self.call_id.as_deref().unwrap_or_default(),
+                self.name.as_deref().unwrap_or_default(),
+                self.arguments.as_deref().unwrap_or_default(),
+            )
+        })
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -110,10 +130,16 @@ impl StreamState {
                     self.output_at(false, at);
                 }
             }
-            "response.function_call_arguments.delta" | "response.custom_tool_call_input.delta"
-                if delta.is_some() =>
-            {
-                self.output_at(true, at);
+            "response.function_call_arguments.delta" | "response.custom_tool_call_input.delta" => {
+                if let Some(d) = delta {
+                    self.text.push_str(d);
+                    self.output_at(true, at);
+                }
+            }
+            "response.output_item.done" => {
+                if let Some((id, name, args)) = e.item.as_ref().and_then(Item::call) {
+                    self.responses_tool_call(id, name, args);
+                }
             }
             "response.completed" | "response.incomplete" => {
                 self.finished = true;
@@ -168,8 +194,9 @@ impl StreamState {
                     self.text.push_str(t);
                 }
             }
-            if item.kind == "function_call" && item.arguments.is_some() {
-                self.output_chunks = self.output_chunks.max(1);
+            if let Some((id, name, args)) = item.call() {
+                self.text.push_str(args);
+                self.responses_tool_call(id, name, args);
             }
         }
         self.usage = r.usage.map(Into::into);
@@ -221,6 +248,21 @@ mod tests {
             r#"{"type":"response.completed","response":{"usage":{"input_tokens":5,"output_tokens":7}}}"#,
         ]);
         assert!(st.first_output.is_some() && st.end_class().is_none());
+        let st = feed(&[
+            r#"{"type":"response.output_item.added","item":{"type":"function_call","call_id":"call_1","name":"get_weather","arguments":""}}"#,
+            r#"{"type":"response.function_call_arguments.delta","delta":"{\"city\":\"Oslo\"}"}"#,
+            r#"{"type":"response.output_item.done","item":{"type":"function_call","call_id":"call_1","name":"get_weather","arguments":"{\"city\":\"Oslo\"}"}}"#,
+            r#"{"type":"response.completed","response":{"usage":{"input_tokens":5,"output_tokens":7}}}"#,
+        ]);
+        assert_eq!(st.tool_calls.len(), 1);
+        assert_eq!(st.tool_calls[0].id, "call_1");
+        assert_eq!(st.tool_calls[0].name, "get_weather");
+        assert_eq!(st.tool_calls[0].arguments, "{\"city\":\"Oslo\"}");
+        assert_eq!(st.text, st.tool_calls[0].arguments);
+        let mut whole = StreamState::default();
+        whole.responses_body(br#"{"status":"completed","output":[{"type":"function_call","call_id":"c9","name":"f","arguments":"{}"}],"usage":{"input_tokens":3,"output_tokens":2}}"#);
+        assert_eq!(whole.tool_calls[0].id, "c9");
+        assert_eq!(whole.text, "{}");
         let st = feed(&[
             r#"{"type":"response.output_text.delta","delta":"a"}"#,
             r#"{"type":"response.failed","response":{"status":"failed","error":{"code":"server_error","message":"the model crashed"}}}"#,

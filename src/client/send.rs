@@ -216,6 +216,7 @@ impl Client {
         rec.itl_us = st.gaps_us;
         if req.keep_text {
             rec.output_text = Some(st.text);
+            rec.tool_calls = st.tool_calls;
         }
         rec
     }

@@ -118,6 +118,7 @@ pub(super) async fn completion(
         queued,
     } = admitted;
     // Parse and validate: prompt texts, model, stream, usage, max tokens.
+    let mut tools = tools::ToolsIn::default();
     let (model, texts, chat_accounting, stream, include_usage, max) = match api {
         Api::Chat => {
             let r: openai::ChatRequest = serde_json::from_slice(body).map_err(parse_error)?;
@@ -148,6 +149,10 @@ pub(super) async fn completion(
             }
             let stream = r.stream.unwrap_or(false);
             let include_usage = r.stream_options.is_some_and(|o| o.include_usage);
+            tools = tools::ToolsIn {
+                tools: r.tools,
+                tool_choice: r.tool_choice,
+            };
             (
                 model,
                 texts,
@@ -183,6 +188,10 @@ pub(super) async fn completion(
             let texts = r
                 .texts()
                 .map_err(|e| early(400, Fault::BadRequest, bad_request(&e)))?;
+            tools = tools::ToolsIn {
+                tools: r.tools,
+                tool_choice: r.tool_choice,
+            };
             // The usage always comes with `response.completed`.
             (
                 model,
@@ -224,6 +233,9 @@ pub(super) async fn completion(
             bad_request("max_tokens must be at least 1"),
         ));
     }
+    let tool = tools
+        .call()
+        .map_err(|e| early(400, Fault::BadRequest, bad_request(&e)))?;
     early_faults(state, rng)?;
 
     // Prompt tokens, and how many of them a recent prompt already prefilled.
@@ -245,6 +257,8 @@ pub(super) async fn completion(
             prompt_tokens += tokenizer::count(t);
         }
     }
+    // The tool definitions are prompt too, as servers count them.
+    prompt_tokens += tokenizer::count(tools.text());
     let cached = match &state.prefix {
         Some(cache) => cache
             .lock()
@@ -273,22 +287,36 @@ pub(super) async fn completion(
     };
     let (n, finish_reason) = if refused {
         (tokenizer::count(openai::REFUSAL), "stop")
+    } else if tool.is_some() && finish_reason == "stop" && api == Api::Chat {
+        (n, "tool_calls")
     } else {
         (n, finish_reason)
     };
+    // A call of the tool is not a refusal: the guardrail wins.
+    let tool = tool.filter(|_| !refused);
 
     let prefill = latency
         .prefill_per_token
         .saturating_mul(prompt_tokens.saturating_sub(cached));
     let ttft = jittered(latency.ttft + prefill, latency.jitter, rng);
     let first_due = arrival + ttft;
+    let offset = rng.u32(..);
+    // A call's arguments hold the tokens in a JSON object: the usage counts
+    // what was sent, braces and key included.
+    let generated = match tool {
+        Some(_) => tokenizer::count(&tools::arguments(
+            &(0..n)
+                .map(|i| openai::token_text(i, offset))
+                .collect::<String>(),
+        )),
+        None => n,
+    };
     let usage = Usage {
         prompt: prompt_tokens,
-        completion: n,
+        completion: generated,
         cached,
     };
     let created = unix_now();
-    let offset = rng.u32(..);
     let endpoint = match api {
         Api::Chat => Endpoint::Chat,
         Api::Text => Endpoint::Text,
@@ -308,6 +336,10 @@ pub(super) async fn completion(
         } else {
             (0..n).map(|i| openai::token_text(i, offset)).collect()
         };
+        let text = match tool {
+            Some(_) => tools::arguments(&text),
+            None => text,
+        };
         let body = openai::Completion {
             api,
             id,
@@ -316,12 +348,13 @@ pub(super) async fn completion(
             text: &text,
             refusal: refused,
             finish_reason,
+            tool: tool.as_deref(),
             usage: latency.usage.then_some(usage),
             timings: state.config.timings.then(|| openai::Timings {
                 prompt_ms: first_due.saturating_duration_since(arrival).as_secs_f64() * 1000.0,
                 predicted_ms: done.saturating_duration_since(first_due).as_secs_f64() * 1000.0,
                 prompt_n: prompt_tokens.saturating_sub(cached),
-                predicted_n: n,
+                predicted_n: generated,
                 cache_n: cached,
             }),
         }
@@ -332,7 +365,7 @@ pub(super) async fn completion(
         rec.first_token = Some((rec.headers_at, done));
         rec.token_lags
             .push(rec.headers_at.saturating_duration_since(done).as_micros() as u32);
-        rec.output_tokens = n;
+        rec.output_tokens = generated;
         rec.prompt_tokens = prompt_tokens;
         rec.cached_tokens = cached;
         state.stats.record(rec);
@@ -348,7 +381,11 @@ pub(super) async fn completion(
         templates: if api == Api::Messages {
             openai::Templates::messages(id, &model, usage)
         } else {
-            openai::Templates::new(api, id, created, &model)
+            let mut t = openai::Templates::new(api, id, created, &model);
+            if let Some(name) = tool {
+                t.call_tool(name, id, n);
+            }
+            t
         },
         first_due,
         itl: latency.itl,
@@ -369,7 +406,7 @@ pub(super) async fn completion(
     let mut rec = state.simple_record(endpoint, 200, fault, arrival);
     rec.queued = queued;
     rec.stream = true;
-    rec.output_tokens = n;
+    rec.output_tokens = generated;
     rec.prompt_tokens = prompt_tokens;
     rec.cached_tokens = cached;
     rec.itl_gaps.reserve(n as usize);

@@ -34,8 +34,10 @@ impl<'a> MessagesRequest<'a> {
         let mut out = Vec::new();
         if let Some(raw) = self.system {
             let sys = Message {
-                role: Cow::Borrowed("system"),
+                role: Some(Cow::Borrowed("system")),
                 content: Some(raw),
+                output: None,
+                arguments: None,
             };
             out.push(sys.text().map_err(|e| e.replace("'content'", "'system'"))?);
         }

@@ -28,6 +28,7 @@ mod state;
 pub mod stats;
 #[cfg(test)]
 mod tests;
+mod tools;
 
 use std::borrow::Cow;
 use std::convert::Infallible;

@@ -25,13 +25,24 @@ pub struct ChatRequest<'a> {
     pub stream_options: Option<StreamOptions>,
     pub max_tokens: Option<u32>,
     pub max_completion_tokens: Option<u32>,
+    #[serde(borrow, default)]
+    pub tools: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    pub tool_choice: Option<&'a RawValue>,
 }
 
 #[derive(Debug, Deserialize)]
 pub struct Message<'a> {
+    /// None in the Responses API's function call items.
     #[allow(dead_code)]
-    #[serde(borrow)]
-    pub role: Cow<'a, str>,
+    #[serde(borrow, default)]
+    pub role: Option<Cow<'a, str>>,
+    /// A Responses `function_call_output` item's result.
+    #[serde(borrow, default)]
+    pub output: Option<Cow<'a, str>>,
+    /// A Responses `function_call` item's arguments.
+    #[serde(borrow, default)]
+    pub arguments: Option<Cow<'a, str>>,
     /// A string or an array of typed parts; kept raw and read by [`Message::text`]
     /// (an untagged enum would buffer every message to try its variants).
     #[serde(borrow)]
@@ -49,7 +60,8 @@ impl<'a> Message<'a> {
     /// `content` is neither.
     pub fn text(&self) -> Result<Cow<'a, str>, String> {
         let Some(raw) = self.content else {
-            return Ok(Cow::Borrowed(""));
+            let item = self.output.as_ref().or(self.arguments.as_ref());
+            return Ok(item.cloned().unwrap_or_default());
         };
         let json = raw.get();
         if json.starts_with('"') {
@@ -209,6 +221,8 @@ pub struct Templates {
     responses: Option<Box<super::responses::Stream>>,
     /// A Messages stream's events.
     messages: Option<Box<super::messages::Stream>>,
+    /// The tool a chat stream calls instead of writing text.
+    tool: Option<Box<super::tools::Call>>,
 }
 
 const CHAT_TOKEN_TAIL: &[u8] = b"\"},\"logprobs\":null,\"finish_reason\":null}]}\n\n";
@@ -224,6 +238,7 @@ impl Templates {
                 usage_head: Vec::new(),
                 responses: Some(Box::new(r)),
                 messages: None,
+                tool: None,
             };
         }
         let model = serde_json::to_string(model).expect("json string");
@@ -246,6 +261,17 @@ impl Templates {
             usage_head: format!("{common}]").into_bytes(),
             responses: None,
             messages: None,
+            tool: None,
+        }
+    }
+
+    /// Call the tool `name` with the stream's `tokens` tokens as its
+    /// arguments, instead of writing text (chat and Responses).
+    pub fn call_tool(&mut self, name: String, id: u64, tokens: u32) {
+        let call = super::tools::Call::new(name, id, tokens);
+        match &mut self.responses {
+            Some(r) => r.call_tool(call),
+            None => self.tool = Some(Box::new(call)),
         }
     }
 
@@ -257,6 +283,7 @@ impl Templates {
             usage_head: Vec::new(),
             responses: None,
             messages: Some(Box::new(super::messages::Stream::new(id, model, usage))),
+            tool: None,
         }
     }
 
@@ -274,6 +301,10 @@ impl Templates {
             return m.put_start(b);
         }
         b.put_slice(&self.head);
+        if self.tool.is_some() {
+            b.put_slice(b"{\"role\":\"assistant\",\"content\":null,\"refusal\":null},\"logprobs\":null,\"finish_reason\":null}]}\n\n");
+            return;
+        }
         b.put_slice(b"{\"role\":\"assistant\",\"content\":\"\",\"refusal\":null},\"logprobs\":null,\"finish_reason\":null}]}\n\n");
     }
 
@@ -284,6 +315,9 @@ impl Templates {
         }
         if let Some(m) = &self.messages {
             return m.put_token(b, text);
+        }
+        if let Some(c) = &self.tool {
+            return c.put_chat_token(b, &self.head, text);
         }
         b.reserve(self.head.len() + text.len() + 64);
         b.put_slice(&self.head);
@@ -374,31 +408,27 @@ pub struct Completion<'a> {
     pub finish_reason: &'a str,
     pub usage: Option<Usage>,
     pub timings: Option<Timings>,
+    /// The tool called, `text` being its arguments (chat and Responses).
+    pub tool: Option<&'a str>,
 }
 
 impl Completion<'_> {
     pub fn body(&self) -> Bytes {
-        let Completion {
-            api,
-            id,
-            created,
-            model,
-            text,
-            refusal,
-            finish_reason,
-            usage,
-            timings,
-        } = *self;
-        if api == Api::Responses {
-            let b = super::responses::body(id, created, model, text, refusal, finish_reason, usage);
-            return Bytes::from(b);
+        if self.api == Api::Responses {
+            return Bytes::from(super::responses::body(self));
         }
-        if api == Api::Messages {
-            return Bytes::from(super::messages::body(id, model, text, finish_reason, usage));
+        if self.api == Api::Messages {
+            let c = self;
+            return Bytes::from(super::messages::body(
+                c.id,
+                c.model,
+                c.text,
+                c.finish_reason,
+                c.usage,
+            ));
         }
-        let mut body =
-            completion_body(api, id, created, model, text, refusal, finish_reason, usage);
-        if let Some(t) = timings {
+        let mut body = completion_body(self);
+        if let Some(t) = self.timings {
             body.pop();
             body.push_str(",\"timings\":");
             body.push_str(&t.json());
@@ -422,18 +452,20 @@ fn push_json_str(out: &mut String, text: &str) {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn completion_body(
-    api: Api,
-    id: u64,
-    created: u64,
-    model: &str,
-    text: &str,
-    refusal: bool,
-    finish_reason: &str,
-    usage: Option<Usage>,
-) -> String {
+fn completion_body(c: &Completion<'_>) -> String {
     use std::fmt::Write as _;
+    let Completion {
+        api,
+        id,
+        created,
+        model,
+        text,
+        refusal,
+        finish_reason,
+        usage,
+        tool,
+        ..
+    } = *c;
     let mut o = String::with_capacity(text.len() + model.len() + 512);
     let (prefix, object) = match api {
         Api::Chat | Api::Responses | Api::Messages => ("chatcmpl", "chat.completion"),
@@ -446,6 +478,15 @@ fn completion_body(
     push_json_str(&mut o, model);
     o.push_str(",\"system_fingerprint\":\"fp_periscope\",\"choices\":[{");
     match api {
+        Api::Chat | Api::Responses | Api::Messages if tool.is_some() => {
+            o.push_str("\"index\":0,\"message\":");
+            o.push_str(&super::tools::chat_message(
+                tool.unwrap_or_default(),
+                id,
+                text,
+            ));
+            o.push_str(",\"logprobs\":null,\"finish_reason\":\"");
+        }
         Api::Chat | Api::Responses | Api::Messages => {
             o.push_str("\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":");
             if refusal {
@@ -636,6 +677,7 @@ mod tests {
             refusal: false,
             finish_reason: "stop",
             usage: None,
+            tool: None,
             timings: Some(Timings {
                 prompt_ms: 1.0,
                 predicted_ms: 2.0,

@@ -13,6 +13,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::openai::{Message, Usage};
+use super::tools::{self, Call};
 
 /// The body of `POST /v1/responses`, as far as the mock needs it.
 #[derive(Debug, Deserialize)]
@@ -27,6 +28,10 @@ pub struct ResponsesRequest<'a> {
     #[serde(default)]
     pub stream: Option<bool>,
     pub max_output_tokens: Option<u32>,
+    #[serde(borrow, default)]
+    pub tools: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    pub tool_choice: Option<&'a RawValue>,
 }
 
 impl<'a> ResponsesRequest<'a> {
@@ -118,23 +123,30 @@ pub fn status_of(finish_reason: &str) -> &'static str {
 }
 
 /// A whole (non-streamed) response.
-pub fn body(
-    id: u64,
-    created: u64,
-    model: &str,
-    text: &str,
-    refusal: bool,
-    finish: &str,
-    usage: Option<Usage>,
-) -> String {
-    let msg = format!("msg_{id:016x}");
+pub fn body(c: &super::openai::Completion<'_>) -> String {
+    let id = c.id;
+    let item = match c.tool {
+        Some(name) => tools::responses_item(
+            &format!("fc_{id:016x}"),
+            &format!("call_{id:016x}"),
+            name,
+            c.text,
+            "completed",
+        ),
+        None => message_item(
+            &format!("msg_{id:016x}"),
+            "completed",
+            Some(c.text),
+            c.refusal,
+        ),
+    };
     response_json(
         &format!("resp_{id:016x}"),
-        created,
-        &json_str(model),
-        status_of(finish),
-        &format!("[{}]", message_item(&msg, "completed", Some(text), refusal)),
-        usage.as_ref(),
+        c.created,
+        &json_str(c.model),
+        status_of(c.finish_reason),
+        &format!("[{item}]"),
+        c.usage.as_ref(),
     )
 }
 
@@ -148,6 +160,8 @@ pub struct Stream {
     text: RefCell<String>,
     refusal: Cell<bool>,
     seq: Cell<u32>,
+    /// The function it calls instead of writing text.
+    tool: Option<Call>,
 }
 
 impl Stream {
@@ -160,7 +174,23 @@ impl Stream {
             text: RefCell::new(String::new()),
             refusal: Cell::new(false),
             seq: Cell::new(0),
+            tool: None,
         }
+    }
+
+    pub fn call_tool(&mut self, call: Call) {
+        self.tool = Some(call);
+    }
+
+    /// The function call item's id.
+    fn fc_id(&self) -> String {
+        self.msg_id.replacen("msg_", "fc_", 1)
+    }
+
+    /// A function call item, its arguments so far.
+    fn call_item(&self, c: &Call, status: &str) -> String {
+        let args = self.text.borrow();
+        tools::responses_item(&self.fc_id(), &c.id, &c.name, &args, status)
     }
 
     /// The bytes a delta event starts with, up to its text (for the
@@ -193,6 +223,15 @@ impl Stream {
         );
         self.event(b, "response.created", &format!("\"response\":{r}"));
         self.event(b, "response.in_progress", &format!("\"response\":{r}"));
+        if let Some(c) = &self.tool {
+            let item = self.call_item(c, "in_progress");
+            self.event(
+                b,
+                "response.output_item.added",
+                &format!("\"output_index\":0,\"item\":{item}"),
+            );
+            return;
+        }
         let item = message_item(&self.msg_id, "in_progress", None, false);
         self.event(
             b,
@@ -211,6 +250,20 @@ impl Stream {
 
     /// One token of output text (or of a refusal).
     pub fn put_token(&self, b: &mut BytesMut, text: &str, refusal: bool) {
+        if let Some(c) = &self.tool {
+            let piece = c.piece(text);
+            self.text.borrow_mut().push_str(&piece);
+            self.event(
+                b,
+                "response.function_call_arguments.delta",
+                &format!(
+                    "\"item_id\":\"{}\",\"output_index\":0,\"delta\":{}",
+                    self.fc_id(),
+                    json_str(&piece)
+                ),
+            );
+            return;
+        }
         self.text.borrow_mut().push_str(text);
         self.refusal.set(refusal);
         let kind = if refusal {
@@ -233,6 +286,19 @@ impl Stream {
     /// The end: the text, part and item done, then `response.completed`
     /// (or `response.incomplete` at `max_output_tokens`) with the usage.
     pub fn put_finish(&self, b: &mut BytesMut, finish_reason: &str, usage: Option<Usage>) {
+        if let Some(c) = &self.tool {
+            let args = json_str(&self.text.borrow());
+            self.event(
+                b,
+                "response.function_call_arguments.done",
+                &format!(
+                    "\"item_id\":\"{}\",\"output_index\":0,\"arguments\":{args}",
+                    self.fc_id()
+                ),
+            );
+            let item = self.call_item(c, "completed");
+            return self.done(b, &item, finish_reason, usage);
+        }
         let text = self.text.borrow().clone();
         let refusal = self.refusal.get();
         let (m, t) = (&self.msg_id, json_str(&text));
@@ -262,6 +328,11 @@ impl Stream {
             "response.content_part.done",
             &format!("\"item_id\":\"{m}\",\"output_index\":0,\"content_index\":0,\"part\":{part}"),
         );
+        self.done(b, &item, finish_reason, usage);
+    }
+
+    /// The output item done, then the response with its usage.
+    fn done(&self, b: &mut BytesMut, item: &str, finish_reason: &str, usage: Option<Usage>) {
         self.event(
             b,
             "response.output_item.done",
@@ -369,7 +440,18 @@ mod tests {
         assert_eq!(r.texts().unwrap(), ["just this"]);
         let r: ResponsesRequest = serde_json::from_str(r#"{"input":[]}"#).unwrap();
         assert!(r.texts().is_err());
-        let body = body(1, 5, "m", "ok", false, "stop", None);
+        let body = body(&super::super::openai::Completion {
+            api: super::super::openai::Api::Responses,
+            id: 1,
+            created: 5,
+            model: "m",
+            text: "ok",
+            refusal: false,
+            finish_reason: "stop",
+            usage: None,
+            timings: None,
+            tool: None,
+        });
         let v: serde_json::Value = serde_json::from_str(&body).unwrap();
         assert_eq!(v["object"], "response");
         assert_eq!(v["status"], "completed");

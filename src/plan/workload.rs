@@ -73,7 +73,23 @@ impl WorkloadPlan {
             .input_tokens_stddev
             .or(f.input_tokens_stddev.as_ref().map(|v| v.0))
             .unwrap_or(0.0);
-        let turns = a.turns.or(f.turns.as_ref().map(|v| v.0));
+        let tool_turns = a.tool_turns.or(f.tool_turns.as_ref().map(|v| v.0));
+        if tool_turns.is_some() && kind != WorkloadKind::ToolCalls {
+            return Err(usage!(
+                "--tool-turns applies to the tool-calls workload, not {name}"
+            ));
+        }
+        if tool_turns == Some(0) {
+            return Err(usage!("--tool-turns must be at least 1"));
+        }
+        let turns = tool_turns.or(a.turns).or(f.turns.as_ref().map(|v| v.0));
+        let api = a.api.or(f.api.as_ref().map(|v| v.0));
+        if api.is_some() && !kind.takes_api() {
+            return Err(usage!(
+                "--api applies to tool-calls (the other workloads name their API: completions, responses, messages), not {name}"
+            ));
+        }
+        let api = api.unwrap_or_default();
         let endpoints: Vec<workload::Endpoint> = if a.endpoints.is_empty() {
             f.endpoints.iter().map(|v| v.0.clone()).collect()
         } else if kind == WorkloadKind::OtlpTraces {
@@ -113,7 +129,7 @@ impl WorkloadPlan {
         let dataset = if selection.is_set() {
             if !kind.takes_dataset() {
                 return Err(usage!(
-                    "a dataset drives the prompts of completions, text-completions, conversation, prefill-heavy and decode-heavy, not {name}"
+                    "a dataset drives the prompts of completions, responses, messages, tool-calls, text-completions, conversation, prefill-heavy and decode-heavy, not {name}"
                 ));
             }
             let cases = selection.load().map_err(Error::Usage)?;
@@ -194,6 +210,7 @@ impl WorkloadPlan {
                     .or(f.shared_prefix.as_ref().map(|v| v.0))
                     .unwrap_or(0),
                 turns: turns.unwrap_or(kind.default_turns()),
+                api,
                 batch_sizes: if batch_sizes.is_empty() {
                     vec![1, 8, 32, 128]
                 } else {

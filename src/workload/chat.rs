@@ -282,6 +282,7 @@ pub(crate) mod tests {
             input_tokens_stddev: 0.0,
             shared_prefix: 0,
             turns: 5,
+            api: crate::workload::LlmApi::Chat,
             batch_sizes: vec![],
             endpoints: vec![],
             stage_endpoints: vec![],

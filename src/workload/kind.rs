@@ -15,6 +15,16 @@ pub const DEFAULT_EMBEDDING_MODEL: &str = "text-embedding-3-small";
 pub const DEFAULT_EMBEDDING_INPUT: &str =
     "A load balancer spreads incoming requests across a pool of servers.";
 
+/// The API a workload that can speak either sends (`--api`): chat
+/// completions or OpenAI's Responses API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum LlmApi {
+    #[default]
+    Chat,
+    Responses,
+}
+
 /// A workload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -22,6 +32,7 @@ pub enum WorkloadKind {
     Completions,
     Responses,
     Messages,
+    ToolCalls,
     TextCompletions,
     Embeddings,
     BatchEmbeddings,
@@ -39,6 +50,7 @@ impl WorkloadKind {
         WorkloadKind::Completions,
         WorkloadKind::Responses,
         WorkloadKind::Messages,
+        WorkloadKind::ToolCalls,
         WorkloadKind::TextCompletions,
         WorkloadKind::Embeddings,
         WorkloadKind::BatchEmbeddings,
@@ -64,6 +76,7 @@ impl WorkloadKind {
             WorkloadKind::Completions => "completions",
             WorkloadKind::Responses => "responses",
             WorkloadKind::Messages => "messages",
+            WorkloadKind::ToolCalls => "tool-calls",
             WorkloadKind::TextCompletions => "text-completions",
             WorkloadKind::Embeddings => "embeddings",
             WorkloadKind::BatchEmbeddings => "batch-embeddings",
@@ -87,6 +100,9 @@ impl WorkloadKind {
             }
             WorkloadKind::Messages => {
                 "Anthropic's Messages API (POST /v1/messages, x-api-key), streamed by default"
+            }
+            WorkloadKind::ToolCalls => {
+                "an agent's loop: chat (or --api responses) with tools; each call answered, --tool-turns N turns; ttft by turn"
             }
             WorkloadKind::TextCompletions => "legacy text completions (POST /v1/completions)",
             WorkloadKind::Embeddings => {
@@ -136,6 +152,8 @@ impl WorkloadKind {
     pub fn default_prompt(self) -> &'static str {
         if self.is_embeddings() {
             DEFAULT_EMBEDDING_INPUT
+        } else if self == WorkloadKind::ToolCalls {
+            super::tools::TOOL_PROMPT
         } else {
             DEFAULT_PROMPT
         }
@@ -154,6 +172,7 @@ impl WorkloadKind {
     pub fn default_turns(self) -> u32 {
         match self {
             WorkloadKind::PrefixCaching => 10,
+            WorkloadKind::ToolCalls => 1,
             _ => 5,
         }
     }
@@ -165,11 +184,16 @@ impl WorkloadKind {
         )
     }
 
+    /// Whether `--api` chooses its API.
+    pub fn takes_api(self) -> bool {
+        matches!(self, WorkloadKind::ToolCalls)
+    }
+
     /// Whether it has turns (`--turns`, a table by turn).
     pub fn has_turns(self) -> bool {
         matches!(
             self,
-            WorkloadKind::Conversation | WorkloadKind::PrefixCaching
+            WorkloadKind::Conversation | WorkloadKind::PrefixCaching | WorkloadKind::ToolCalls
         )
     }
 
@@ -191,6 +215,7 @@ impl WorkloadKind {
             WorkloadKind::Completions
                 | WorkloadKind::Responses
                 | WorkloadKind::Messages
+                | WorkloadKind::ToolCalls
                 | WorkloadKind::TextCompletions
                 | WorkloadKind::Conversation
                 | WorkloadKind::PrefillHeavy

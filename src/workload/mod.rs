@@ -14,6 +14,7 @@ mod multiturn;
 pub mod otlp;
 pub mod probe;
 mod prompt;
+mod tools;
 pub mod trace_query;
 
 use std::sync::Arc;
@@ -24,10 +25,12 @@ pub use chat::{Chat, ChatKind};
 pub use embeddings::Embeddings;
 pub use http::{parse_endpoint, Endpoint, Http};
 pub use kind::{
-    WorkloadKind, DEFAULT_EMBEDDING_INPUT, DEFAULT_EMBEDDING_MODEL, DEFAULT_MODEL, DEFAULT_PROMPT,
+    LlmApi, WorkloadKind, DEFAULT_EMBEDDING_INPUT, DEFAULT_EMBEDDING_MODEL, DEFAULT_MODEL,
+    DEFAULT_PROMPT,
 };
 pub use multiturn::{MultiTurn, MultiTurnKind};
 pub use prompt::{synthetic_text, PromptSource};
+pub use tools::ToolCalls;
 
 use crate::client::Prepared;
 use crate::record::RequestRecord;
@@ -87,8 +90,11 @@ pub struct WorkloadSpec {
     pub input_tokens_stddev: f64,
     /// Tokens every synthetic prompt shares at its start.
     pub shared_prefix: u32,
-    /// Turns of a multi-turn session before it starts over.
+    /// Turns of a multi-turn session before it starts over (tool-calls:
+    /// `--tool-turns`).
     pub turns: u32,
+    /// The API of a workload that speaks either (`--api`).
+    pub api: LlmApi,
     /// Inputs per embeddings request, one load stage per size.
     pub batch_sizes: Vec<u32>,
     /// Plain HTTP endpoints with weights.
@@ -112,6 +118,7 @@ pub fn build(spec: &WorkloadSpec, tok: &Arc<Tokenizer>) -> Arc<dyn Workload> {
         WorkloadKind::Completions => Arc::new(Chat::new(spec, ChatKind::Chat, tok)),
         WorkloadKind::Responses => Arc::new(Chat::new(spec, ChatKind::Responses, tok)),
         WorkloadKind::Messages => Arc::new(Chat::new(spec, ChatKind::Messages, tok)),
+        WorkloadKind::ToolCalls => Arc::new(ToolCalls::new(spec, tok)),
         WorkloadKind::TextCompletions => Arc::new(Chat::new(spec, ChatKind::Text, tok)),
         WorkloadKind::PrefillHeavy => Arc::new(Chat::new(spec, ChatKind::PrefillHeavy, tok)),
         WorkloadKind::DecodeHeavy => Arc::new(Chat::new(spec, ChatKind::DecodeHeavy, tok)),
@@ -146,6 +153,7 @@ pub fn known_texts(spec: &WorkloadSpec) -> Vec<String> {
         WorkloadKind::PrefixCaching | WorkloadKind::Conversation => {
             v.extend(multiturn::known_texts())
         }
+        WorkloadKind::ToolCalls => v.extend(tools::known_texts()),
         _ => {}
     }
     v

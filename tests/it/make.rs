@@ -64,6 +64,7 @@ fn suite_targets() -> Vec<String> {
         "test-completions",
         "test-responses",
         "test-messages",
+        "test-tool-calls",
         "test-embeddings",
         "test-prefix-caching",
         "test-benchmark",
@@ -89,6 +90,7 @@ fn runs_of(target: &str) -> Option<(&str, &str)> {
         "test-completions" => ("completions", "load"),
         "test-responses" => ("responses", "load"),
         "test-messages" => ("messages", "load"),
+        "test-tool-calls" => ("tool-calls", "load"),
         "test-embeddings" => ("embeddings", "load"),
         "test-prefix-caching" => ("prefix-caching", "load"),
         "test-benchmark" => ("completions", "benchmark"),
@@ -214,7 +216,7 @@ fn every_test_target_runs_a_valid_plan_with_the_variables_passed_through() {
         }
         checked += 1;
     }
-    assert_eq!(checked, 18);
+    assert_eq!(checked, 19);
     // The model variables, and VUS, as arguments.
     let out = make(
         &[

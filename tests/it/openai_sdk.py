@@ -3,6 +3,7 @@
 Usage: python openai_sdk.py BASE_URL
 Exits non-zero (with the reason) when any answer does not parse as the SDK expects.
 """
+import json
 import sys
 
 import openai
@@ -83,6 +84,39 @@ with client.responses.stream(model="m", input="Hi") as s:
     final = s.get_final_response()
 assert final.status == "completed", final
 assert final.usage.output_tokens == 64 and len(final.output_text.split()) == 64, final
+
+# Tool calls: the SDK's stream helpers put the call together from its
+# deltas; its arguments are JSON; the next turn sends the result back.
+tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {
+    "type": "object", "properties": {"city": {"type": "string"}}}}}]
+ask = [{"role": "user", "content": "Weather in Paris?"}]
+with client.chat.completions.stream(model="m", messages=ask, tools=tools) as s:
+    for _ in s:
+        pass
+    c = s.get_final_completion()
+call = c.choices[0].message.tool_calls[0]
+assert call.function.name == "get_weather" and call.id, call
+assert isinstance(json.loads(call.function.arguments), dict), call.function.arguments
+assert c.choices[0].message.content is None, c.choices[0].message
+assert c.choices[0].finish_reason == "tool_calls", c.choices[0]
+whole = client.chat.completions.create(model="m", messages=ask, tools=tools, max_tokens=6)
+assert whole.choices[0].finish_reason == "length", whole.choices[0]
+json.loads(whole.choices[0].message.tool_calls[0].function.arguments)
+ask += [{"role": "assistant", "content": None, "tool_calls": [call.model_dump()]},
+        {"role": "tool", "tool_call_id": call.id, "content": "{\"temp\": 21}"}]
+client.chat.completions.create(model="m", messages=ask, tools=tools, max_tokens=4)
+flat = [{"type": "function", "name": "get_weather", "parameters": tools[0]["function"]["parameters"]}]
+with client.responses.stream(model="m", input="Weather in Paris?", tools=flat) as s:
+    for _ in s:
+        pass
+    r = s.get_final_response()
+fc = [o for o in r.output if o.type == "function_call"][0]
+assert fc.name == "get_weather" and fc.call_id, fc
+json.loads(fc.arguments)
+client.responses.create(model="m", tools=flat, max_output_tokens=20, input=[
+    {"role": "user", "content": "Weather in Paris?"},
+    {"type": "function_call", "call_id": fc.call_id, "name": fc.name, "arguments": fc.arguments},
+    {"type": "function_call_output", "call_id": fc.call_id, "output": "{\"temp\": 21}"}])
 
 # Models.
 models = client.models.list()

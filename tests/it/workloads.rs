@@ -361,6 +361,71 @@ async fn messages_speaks_anthropics_api_timed_by_the_mocks_stamps() {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tool_calls_time_every_turn_of_the_agents_loop_by_the_mocks_stamps() {
+    // Prefill costs 1 ms a prompt token: each turn's prompt is longer by a
+    // call and its result, so each turn's first token comes tens of
+    // milliseconds later, and the mock's stamps fall in three tight bands.
+    let mock = MockProc::start(&[
+        "--ttft",
+        "10ms",
+        "--itl",
+        "2ms",
+        "--output-tokens",
+        "8",
+        "--prefill-per-token",
+        "1ms",
+    ]);
+    for api in ["chat", "responses"] {
+        mock.reset().await;
+        let (out, r) = run_ok(&[
+            "run",
+            "tool-calls",
+            "--api",
+            api,
+            "--target",
+            &mock.base(),
+            "--no-preflight",
+            "--tool-turns",
+            "3",
+            "--vus",
+            "2",
+            "--iterations",
+            "12",
+        ])
+        .await;
+        let st = mock.stats().await;
+        let rows = groups(&r, "turn");
+        assert_eq!(rows.len(), 3, "{}", stdout(&out));
+        // Every answer is a call and nothing else, and every one has a ttft.
+        for row in &rows {
+            assert_eq!(row["ok"], 4, "{row}");
+            assert_eq!(
+                row["ttft"]["count"], 4,
+                "a tool-only answer has a ttft: {row}"
+            );
+        }
+        // Turn k's ttft is the mock's k-th band: its fastest, its median, its
+        // slowest first token.
+        let mock_ms = |q: &str| f(&st["ttft_us"][q]) / 1000.0;
+        for (row, band) in rows.iter().zip(["min", "p50", "max"]) {
+            let ttft = f(&row["ttft"]["p50"]);
+            assert!(
+                (ttft - mock_ms(band)).abs() < 2.0,
+                "{api} turn {}: ttft {ttft} vs the mock's {band} {}",
+                row["label"],
+                mock_ms(band)
+            );
+        }
+        assert!(f(&rows[2]["ttft"]["p50"]) > f(&rows[0]["ttft"]["p50"]) + 20.0);
+        // The prompt grows by each call and its result.
+        assert!(f(&rows[1]["input_tokens_mean"]) > f(&rows[0]["input_tokens_mean"]));
+        // Tokens and itl as the mock sent them (the call's arguments).
+        usage_and_stamps_agree(&r, &st, 12);
+        assert_eq!(r["summary"]["usage_mismatch"], 0, "{api}");
+    }
+}
+
 /// A run's tokens are the usage the mock sent, and its ttft (p50 within
 /// 2 ms) and itl (within 1 ms) agree with the mock's send stamps.
 fn usage_and_stamps_agree(r: &Value, st: &Value, n: u64) {
