@@ -39,7 +39,7 @@ RUN_DEPS := $(if $(filter $(BIN),$(PERISCOPE)),build) | $(RESULTS)
 
 .PHONY: help build test lint bench bench-mock sizing report-demo test-llama-cpp-python \
   setup start stop restart status logs clean purge grafana-dashboard run \
-  test-completions test-responses test-messages test-tool-calls test-embeddings test-prefix-caching test-benchmark test-all \
+  test-completions test-responses test-messages test-tool-calls test-vision test-embeddings test-prefix-caching test-benchmark test-all \
   test-completions-smoke test-completions-stress test-completions-spike \
   test-completions-soak test-completions-recovery \
   test-embeddings-smoke test-embeddings-stress test-embeddings-spike \
@@ -148,6 +148,9 @@ test-messages: $(RUN_DEPS) ## Anthropic's Messages API (POST /v1/messages; ANTHR
 
 test-tool-calls: $(RUN_DEPS) ## An agent's loop with tools (TOOL_TURNS=3 turns, each answering the calls; API=responses)
 	$(call periscope,tool-calls,load) $(if $(TOOL_TURNS),--tool-turns $(TOOL_TURNS)) $(if $(API),--api $(API))
+
+test-vision: $(RUN_DEPS) ## Chat with pictures (IMAGES=2 IMAGE_SIZE=1024x768 per request, new each time; API=responses)
+	$(call periscope,vision,load) $(if $(IMAGES),--images $(IMAGES)) $(if $(IMAGE_SIZE),--image-size $(IMAGE_SIZE)) $(if $(API),--api $(API))
 
 test-embeddings: $(RUN_DEPS) ## Embeddings at a steady load (ENABLE_BATCH_MODE=true: batches)
 	$(call periscope,embeddings,load)

@@ -154,7 +154,7 @@ pub struct RequestArgs {
 #[derive(Debug, Clone, Default, ClapArgs)]
 pub struct RunArgs {
     /// The workload (see `periscope scenarios`): completions (chat, the default),
-    /// responses, messages, tool-calls, text-completions, embeddings, batch-embeddings, prefix-caching,
+    /// responses, messages, tool-calls, vision, text-completions, embeddings, batch-embeddings, prefix-caching,
     /// conversation, prefill-heavy, decode-heavy, http; or a scenario file (my.yaml).
     #[arg(value_name = "WORKLOAD|FILE")]
     pub workload: Option<String>,
@@ -194,7 +194,16 @@ pub struct RunArgs {
     /// calls with a synthetic result (default 1).
     #[arg(long, allow_negative_numbers = true, value_parser = count::<u32>, value_name = "N")]
     pub tool_turns: Option<u32>,
-    /// tool-calls: the API it speaks, chat completions (the default) or OpenAI's Responses API.
+    /// vision: pictures in every request (default 1), new each time.
+    #[arg(long, allow_negative_numbers = true, value_parser = count::<u32>, value_name = "N")]
+    pub images: Option<u32>,
+    /// vision: the pictures' size, WIDTHxHEIGHT (default 512x512).
+    #[arg(long, value_parser = crate::workload::parse_size, value_name = "WxH")]
+    pub image_size: Option<(u32, u32)>,
+    /// vision: png (stored, its size exact: the default) or jpeg.
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub image_format: Option<crate::workload::ImageFormat>,
+    /// tool-calls and vision: the API, chat completions (the default) or OpenAI's Responses API.
     #[arg(long, value_enum, value_name = "API")]
     pub api: Option<crate::workload::LlmApi>,
     /// Inputs per request of batch-embeddings, one stage per size.

@@ -272,6 +272,10 @@ pub struct RequestRecord {
     pub output_tokens: u32,
     pub output_source: TokenSource,
     pub reasoning_tokens: Option<u32>,
+    /// Pictures the request carried (`vision`).
+    pub images: u32,
+    /// What the usage's prompt tokens hold beyond the text's: the pictures'.
+    pub image_tokens: Option<u32>,
     /// The server's usage was compared with a local count (a sample of requests).
     pub usage_checked: bool,
     /// ...and they disagree by more than 10%.
@@ -325,6 +329,8 @@ impl RequestRecord {
             output_tokens: 0,
             output_source: TokenSource::Tokenizer,
             reasoning_tokens: None,
+            images: 0,
+            image_tokens: None,
             usage_checked: false,
             usage_mismatch: false,
             status: None,

@@ -239,6 +239,24 @@ impl Scalar for crate::workload::LlmApi {
     }
 }
 
+/// A picture's size, `WxH`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImageSize(pub u32, pub u32);
+
+impl Scalar for ImageSize {
+    const EXPECTING: &'static str = "a size WIDTHxHEIGHT such as 512x512";
+    fn parse(s: &str) -> std::result::Result<Self, String> {
+        crate::workload::parse_size(s).map(|(w, h)| ImageSize(w, h))
+    }
+}
+
+impl Scalar for crate::workload::ImageFormat {
+    const EXPECTING: &'static str = "png or jpeg";
+    fn parse(s: &str) -> std::result::Result<Self, String> {
+        value_enum(s, "an image format (png or jpeg)")
+    }
+}
+
 impl Scalar for Kind {
     const EXPECTING: &'static str = "a scenario kind";
     fn parse(s: &str) -> std::result::Result<Self, String> {
@@ -314,8 +332,12 @@ pub struct ScenarioFile {
     pub turns: Option<Val<u32>>,
     /// tool-calls: turns of an agent's loop.
     pub tool_turns: Option<Val<u32>>,
-    /// tool-calls: chat or responses.
+    /// tool-calls and vision: chat or responses.
     pub api: Option<Val<crate::workload::LlmApi>>,
+    /// vision: pictures per request, their size (WxH) and format.
+    pub images: Option<Val<u32>>,
+    pub image_size: Option<Val<ImageSize>>,
+    pub image_format: Option<Val<crate::workload::ImageFormat>>,
     #[serde(default)]
     pub batch_sizes: Vec<Val<u32>>,
     #[serde(default)]

@@ -57,6 +57,8 @@ pub struct Prepared {
     pub group: Option<crate::record::Group>,
     /// Inputs of an embeddings request.
     pub texts: u32,
+    /// Pictures the request carries (`vision`).
+    pub images: u32,
     /// Return the generated text in the record (for multi-turn workloads).
     pub keep_text: bool,
     /// Return the whole answer's body in the record, whatever its status
@@ -101,6 +103,7 @@ impl Prepared {
             expect,
             group: None,
             texts: 0,
+            images: 0,
             keep_text: false,
             keep_body: false,
             payload: crate::record::Payload::default(),

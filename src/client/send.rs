@@ -190,6 +190,13 @@ impl Client {
             rec.input_tokens = self.local_prompt_tokens(req);
             rec.input_source = TokenSource::Tokenizer;
         }
+        if req.images > 0 {
+            rec.images = req.images;
+            if rec.input_source == TokenSource::Usage {
+                let text = self.local_prompt_tokens(req);
+                rec.image_tokens = Some(rec.input_tokens.saturating_sub(text));
+            }
+        }
         if let Some(cached) = st
             .usage
             .and_then(|u| u.prompt_tokens_details)

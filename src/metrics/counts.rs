@@ -34,6 +34,10 @@ pub struct Counts {
     pub input_tokens: u64,
     pub output_tokens: u64,
     pub reasoning_tokens: u64,
+    #[serde(default)]
+    pub images: u64,
+    #[serde(default)]
+    pub image_tokens: u64,
     pub usage_checked: u64,
     pub usage_mismatch: u64,
     pub scheduled: u64,
@@ -117,6 +121,8 @@ impl Aggregate {
             input_tokens: self.input_tokens,
             output_tokens: self.output_tokens,
             reasoning_tokens: self.reasoning_tokens,
+            images: self.images,
+            image_tokens: self.image_tokens,
             usage_checked: self.usage_checked,
             usage_mismatch: self.usage_mismatch,
             scheduled: self.scheduled,
@@ -172,6 +178,8 @@ impl Aggregate {
             input_tokens: c.input_tokens,
             output_tokens: c.output_tokens,
             reasoning_tokens: c.reasoning_tokens,
+            images: c.images,
+            image_tokens: c.image_tokens,
             usage_checked: c.usage_checked,
             usage_mismatch: c.usage_mismatch,
             scheduled: c.scheduled,

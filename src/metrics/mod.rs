@@ -100,6 +100,9 @@ pub struct Aggregate {
     pub input_tokens: u64,
     pub output_tokens: u64,
     pub reasoning_tokens: u64,
+    /// Pictures sent, and their tokens by the usage (`vision`).
+    pub images: u64,
+    pub image_tokens: u64,
     pub output_sources: BTreeMap<TokenSource, u64>,
     pub input_sources: BTreeMap<TokenSource, u64>,
     pub usage_mismatch: u64,
@@ -181,6 +184,8 @@ impl Default for Aggregate {
             input_tokens: 0,
             output_tokens: 0,
             reasoning_tokens: 0,
+            images: 0,
+            image_tokens: 0,
             output_sources: BTreeMap::new(),
             input_sources: BTreeMap::new(),
             usage_mismatch: 0,
@@ -274,6 +279,8 @@ impl Aggregate {
                 self.input_tokens += r.input_tokens as u64;
                 self.output_tokens += r.output_tokens as u64;
                 self.reasoning_tokens += r.reasoning_tokens.unwrap_or(0) as u64;
+                self.images += r.images as u64;
+                self.image_tokens += r.image_tokens.unwrap_or(0) as u64;
                 // Plain HTTP and embeddings answers have no output tokens to source.
                 if r.output_tokens > 0
                     || r.ttft_us.is_some()
@@ -352,6 +359,8 @@ impl Aggregate {
         self.input_tokens += other.input_tokens;
         self.output_tokens += other.output_tokens;
         self.reasoning_tokens += other.reasoning_tokens;
+        self.images += other.images;
+        self.image_tokens += other.image_tokens;
         for (k, v) in &other.output_sources {
             *self.output_sources.entry(*k).or_default() += v;
         }

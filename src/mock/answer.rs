@@ -119,6 +119,8 @@ pub(super) async fn completion(
     } = admitted;
     // Parse and validate: prompt texts, model, stream, usage, max tokens.
     let mut tools = tools::ToolsIn::default();
+    let mut image_tokens = 0u32;
+    let bad = |e: String| early(400, Fault::BadRequest, bad_request(&e));
     let (model, texts, chat_accounting, stream, include_usage, max) = match api {
         Api::Chat => {
             let r: openai::ChatRequest = serde_json::from_slice(body).map_err(parse_error)?;
@@ -142,10 +144,8 @@ pub(super) async fn completion(
             };
             let mut texts = Vec::with_capacity(messages.len());
             for m in &messages {
-                texts.push(
-                    m.text()
-                        .map_err(|e| early(400, Fault::BadRequest, bad_request(&e)))?,
-                );
+                texts.push(m.text().map_err(bad)?);
+                image_tokens += m.image_tokens().map_err(bad)?;
             }
             let stream = r.stream.unwrap_or(false);
             let include_usage = r.stream_options.is_some_and(|o| o.include_usage);
@@ -185,9 +185,8 @@ pub(super) async fn completion(
             let r: super::responses::ResponsesRequest =
                 serde_json::from_slice(body).map_err(parse_error)?;
             let model = require_model(state, r.model.clone().map(Cow::into_owned))?;
-            let texts = r
-                .texts()
-                .map_err(|e| early(400, Fault::BadRequest, bad_request(&e)))?;
+            let texts = r.texts().map_err(bad)?;
+            image_tokens = r.image_tokens().map_err(bad)?;
             tools = tools::ToolsIn {
                 tools: r.tools,
                 tool_choice: r.tool_choice,
@@ -258,7 +257,7 @@ pub(super) async fn completion(
         }
     }
     // The tool definitions are prompt too, as servers count them.
-    prompt_tokens += tokenizer::count(tools.text());
+    prompt_tokens += tokenizer::count(tools.text()) + image_tokens;
     let cached = match &state.prefix {
         Some(cache) => cache
             .lock()

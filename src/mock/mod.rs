@@ -18,6 +18,7 @@ mod answer;
 mod body;
 mod config;
 mod conn;
+mod images;
 mod messages;
 mod metrics;
 pub mod openai;

@@ -56,6 +56,11 @@ struct Part<'a> {
 }
 
 impl<'a> Message<'a> {
+    /// Tokens of the pictures among its content parts.
+    pub fn image_tokens(&self) -> Result<u32, String> {
+        self.content.map_or(Ok(0), super::images::tokens)
+    }
+
     /// The message's text: the string, or its parts' texts joined. `Err` when
     /// `content` is neither.
     pub fn text(&self) -> Result<Cow<'a, str>, String> {

@@ -55,6 +55,15 @@ impl<'a> ResponsesRequest<'a> {
         }
         Ok(out)
     }
+
+    /// Tokens of the pictures among the input's items.
+    pub fn image_tokens(&self) -> Result<u32, String> {
+        let Some(raw) = self.input.filter(|i| i.get().starts_with('[')) else {
+            return Ok(0);
+        };
+        let items: Vec<Message<'_>> = serde_json::from_str(raw.get()).unwrap_or_default();
+        items.iter().map(Message::image_tokens).sum()
+    }
 }
 
 fn json_str(s: &str) -> String {

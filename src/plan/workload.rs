@@ -86,10 +86,33 @@ impl WorkloadPlan {
         let api = a.api.or(f.api.as_ref().map(|v| v.0));
         if api.is_some() && !kind.takes_api() {
             return Err(usage!(
-                "--api applies to tool-calls (the other workloads name their API: completions, responses, messages), not {name}"
+                "--api applies to tool-calls and vision (the other workloads name their API: completions, responses, messages), not {name}"
             ));
         }
         let api = api.unwrap_or_default();
+        let images = a.images.or(f.images.as_ref().map(|v| v.0));
+        let image_size = a
+            .image_size
+            .or(f.image_size.as_ref().map(|v| (v.0 .0, v.0 .1)));
+        let image_format = a.image_format.or(f.image_format.as_ref().map(|v| v.0));
+        if (images.is_some() || image_size.is_some() || image_format.is_some())
+            && kind != WorkloadKind::Vision
+        {
+            return Err(usage!(
+                "--images, --image-size and --image-format apply to the vision workload, not {name}"
+            ));
+        }
+        if images == Some(0) {
+            return Err(usage!("--images must be at least 1"));
+        }
+        let d = workload::Images::default();
+        let (width, height) = image_size.unwrap_or((d.width, d.height));
+        let images = workload::Images {
+            count: images.unwrap_or(d.count),
+            width,
+            height,
+            format: image_format.unwrap_or(d.format),
+        };
         let endpoints: Vec<workload::Endpoint> = if a.endpoints.is_empty() {
             f.endpoints.iter().map(|v| v.0.clone()).collect()
         } else if kind == WorkloadKind::OtlpTraces {
@@ -211,6 +234,7 @@ impl WorkloadPlan {
                     .unwrap_or(0),
                 turns: turns.unwrap_or(kind.default_turns()),
                 api,
+                images,
                 batch_sizes: if batch_sizes.is_empty() {
                     vec![1, 8, 32, 128]
                 } else {

@@ -718,6 +718,14 @@ pub fn render(r: &RunResult) -> String {
                 .unwrap_or_default()
         ));
     }
+    if s.images > 0 {
+        notes.push(format!(
+            "pictures sent: {} · their tokens (the usage's prompt tokens beyond the text's): {} in all, {:.1} a picture",
+            s.images,
+            s.image_tokens,
+            s.image_tokens as f64 / s.images as f64
+        ));
+    }
     if s.reasoning_tokens > 0 {
         notes.push(format!(
             "reasoning tokens (from usage): {}",

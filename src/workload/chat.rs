@@ -283,6 +283,7 @@ pub(crate) mod tests {
             shared_prefix: 0,
             turns: 5,
             api: crate::workload::LlmApi::Chat,
+            images: crate::workload::Images::default(),
             batch_sizes: vec![],
             endpoints: vec![],
             stage_endpoints: vec![],

@@ -33,6 +33,7 @@ pub enum WorkloadKind {
     Responses,
     Messages,
     ToolCalls,
+    Vision,
     TextCompletions,
     Embeddings,
     BatchEmbeddings,
@@ -51,6 +52,7 @@ impl WorkloadKind {
         WorkloadKind::Responses,
         WorkloadKind::Messages,
         WorkloadKind::ToolCalls,
+        WorkloadKind::Vision,
         WorkloadKind::TextCompletions,
         WorkloadKind::Embeddings,
         WorkloadKind::BatchEmbeddings,
@@ -77,6 +79,7 @@ impl WorkloadKind {
             WorkloadKind::Responses => "responses",
             WorkloadKind::Messages => "messages",
             WorkloadKind::ToolCalls => "tool-calls",
+            WorkloadKind::Vision => "vision",
             WorkloadKind::TextCompletions => "text-completions",
             WorkloadKind::Embeddings => "embeddings",
             WorkloadKind::BatchEmbeddings => "batch-embeddings",
@@ -103,6 +106,9 @@ impl WorkloadKind {
             }
             WorkloadKind::ToolCalls => {
                 "an agent's loop: chat (or --api responses) with tools; each call answered, --tool-turns N turns; ttft by turn"
+            }
+            WorkloadKind::Vision => {
+                "chat (or --api responses) with --images N new pictures of --image-size WxH as data URLs; image tokens by usage"
             }
             WorkloadKind::TextCompletions => "legacy text completions (POST /v1/completions)",
             WorkloadKind::Embeddings => {
@@ -154,6 +160,8 @@ impl WorkloadKind {
             DEFAULT_EMBEDDING_INPUT
         } else if self == WorkloadKind::ToolCalls {
             super::tools::TOOL_PROMPT
+        } else if self == WorkloadKind::Vision {
+            "Describe what you see in the pictures, in two sentences."
         } else {
             DEFAULT_PROMPT
         }
@@ -186,7 +194,7 @@ impl WorkloadKind {
 
     /// Whether `--api` chooses its API.
     pub fn takes_api(self) -> bool {
-        matches!(self, WorkloadKind::ToolCalls)
+        matches!(self, WorkloadKind::ToolCalls | WorkloadKind::Vision)
     }
 
     /// Whether it has turns (`--turns`, a table by turn).
@@ -216,6 +224,7 @@ impl WorkloadKind {
                 | WorkloadKind::Responses
                 | WorkloadKind::Messages
                 | WorkloadKind::ToolCalls
+                | WorkloadKind::Vision
                 | WorkloadKind::TextCompletions
                 | WorkloadKind::Conversation
                 | WorkloadKind::PrefillHeavy

@@ -16,6 +16,7 @@ pub mod probe;
 mod prompt;
 mod tools;
 pub mod trace_query;
+mod vision;
 
 use std::sync::Arc;
 
@@ -31,6 +32,7 @@ pub use kind::{
 pub use multiturn::{MultiTurn, MultiTurnKind};
 pub use prompt::{synthetic_text, PromptSource};
 pub use tools::ToolCalls;
+pub use vision::{parse_size, synthetic_image, ImageFormat, Images, Vision};
 
 use crate::client::Prepared;
 use crate::record::RequestRecord;
@@ -95,6 +97,8 @@ pub struct WorkloadSpec {
     pub turns: u32,
     /// The API of a workload that speaks either (`--api`).
     pub api: LlmApi,
+    /// The pictures of every `vision` request.
+    pub images: Images,
     /// Inputs per embeddings request, one load stage per size.
     pub batch_sizes: Vec<u32>,
     /// Plain HTTP endpoints with weights.
@@ -119,6 +123,7 @@ pub fn build(spec: &WorkloadSpec, tok: &Arc<Tokenizer>) -> Arc<dyn Workload> {
         WorkloadKind::Responses => Arc::new(Chat::new(spec, ChatKind::Responses, tok)),
         WorkloadKind::Messages => Arc::new(Chat::new(spec, ChatKind::Messages, tok)),
         WorkloadKind::ToolCalls => Arc::new(ToolCalls::new(spec, tok)),
+        WorkloadKind::Vision => Arc::new(Vision::new(spec, tok)),
         WorkloadKind::TextCompletions => Arc::new(Chat::new(spec, ChatKind::Text, tok)),
         WorkloadKind::PrefillHeavy => Arc::new(Chat::new(spec, ChatKind::PrefillHeavy, tok)),
         WorkloadKind::DecodeHeavy => Arc::new(Chat::new(spec, ChatKind::DecodeHeavy, tok)),

@@ -65,6 +65,7 @@ fn suite_targets() -> Vec<String> {
         "test-responses",
         "test-messages",
         "test-tool-calls",
+        "test-vision",
         "test-embeddings",
         "test-prefix-caching",
         "test-benchmark",
@@ -91,6 +92,7 @@ fn runs_of(target: &str) -> Option<(&str, &str)> {
         "test-responses" => ("responses", "load"),
         "test-messages" => ("messages", "load"),
         "test-tool-calls" => ("tool-calls", "load"),
+        "test-vision" => ("vision", "load"),
         "test-embeddings" => ("embeddings", "load"),
         "test-prefix-caching" => ("prefix-caching", "load"),
         "test-benchmark" => ("completions", "benchmark"),
@@ -216,7 +218,7 @@ fn every_test_target_runs_a_valid_plan_with_the_variables_passed_through() {
         }
         checked += 1;
     }
-    assert_eq!(checked, 19);
+    assert_eq!(checked, 20);
     // The model variables, and VUS, as arguments.
     let out = make(
         &[

@@ -426,6 +426,59 @@ async fn tool_calls_time_every_turn_of_the_agents_loop_by_the_mocks_stamps() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vision_sends_new_pictures_and_reports_their_tokens_from_the_usage() {
+    let mock = MockProc::start(&["--ttft", "20ms", "--itl", "3ms", "--output-tokens", "10"]);
+    // Without a preflight, the chat template's tokens are OpenAI's
+    // accounting (the mock's); with one (the text alone), as it measured.
+    for (api, format, preflight) in [
+        ("chat", "png", "--no-preflight"),
+        ("responses", "jpeg", "--stream"),
+    ] {
+        mock.reset().await;
+        let (out, r) = run_ok(&[
+            "run",
+            "vision",
+            "--api",
+            api,
+            "--image-format",
+            format,
+            preflight,
+            "--target",
+            &mock.base(),
+            "--images",
+            "2",
+            "--image-size",
+            "700x300",
+            "--vus",
+            "2",
+            "--iterations",
+            "16",
+        ])
+        .await;
+        let st = mock.stats().await;
+        if preflight == "--no-preflight" {
+            usage_and_stamps_agree(&r, &st, 16);
+        }
+        let s = &r["summary"];
+        assert_eq!(s["ok"], 16, "{}", r["errors"]);
+        assert_eq!(s["images"], 32, "{api}");
+        // The mock counts 85 + 170 a 512-pixel tile: 700x300 is 2 tiles. The
+        // usage holds them beside the text, and the client finds them.
+        assert_eq!(
+            s["image_tokens"],
+            32 * (85 + 2 * 170),
+            "{api}: {}",
+            stdout(&out)
+        );
+        assert!(
+            stdout(&out).contains("pictures sent: 32"),
+            "{}",
+            stdout(&out)
+        );
+    }
+}
+
 /// A run's tokens are the usage the mock sent, and its ttft (p50 within
 /// 2 ms) and itl (within 1 ms) agree with the mock's send stamps.
 fn usage_and_stamps_agree(r: &Value, st: &Value, n: u64) {

@@ -241,6 +241,12 @@ pub struct Summary {
     pub output_tokens: u64,
     /// Reasoning tokens, when the server's usage reports them.
     pub reasoning_tokens: u64,
+    /// Pictures the ok requests carried (`vision`), and their tokens: what
+    /// the usage's prompt tokens hold beyond the text's.
+    #[serde(default)]
+    pub images: u64,
+    #[serde(default)]
+    pub image_tokens: u64,
     /// How many ok requests had their output tokens from each source.
     pub output_token_sources: BTreeMap<String, u64>,
     /// How many ok requests had their input tokens from each source.
@@ -632,6 +638,8 @@ impl RunResult {
                 input_tokens: t.input_tokens,
                 output_tokens: t.output_tokens,
                 reasoning_tokens: t.reasoning_tokens,
+                images: t.images,
+                image_tokens: t.image_tokens,
                 output_token_sources: src(&t.output_sources),
                 input_token_sources: src(&t.input_sources),
                 usage_checked: t.usage_checked,
