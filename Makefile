@@ -39,7 +39,7 @@ RUN_DEPS := $(if $(filter $(BIN),$(PERISCOPE)),build) | $(RESULTS)
 
 .PHONY: help build test lint bench bench-mock sizing report-demo test-llama-cpp-python \
   setup start stop restart status logs clean purge grafana-dashboard run \
-  test-completions test-responses test-messages test-tool-calls test-vision test-embeddings test-prefix-caching test-benchmark test-all \
+  test-completions test-responses test-messages test-tool-calls test-vision test-rerank test-embeddings test-prefix-caching test-benchmark test-all \
   test-completions-smoke test-completions-stress test-completions-spike \
   test-completions-soak test-completions-recovery \
   test-embeddings-smoke test-embeddings-stress test-embeddings-spike \
@@ -151,6 +151,9 @@ test-tool-calls: $(RUN_DEPS) ## An agent's loop with tools (TOOL_TURNS=3 turns, 
 
 test-vision: $(RUN_DEPS) ## Chat with pictures (IMAGES=2 IMAGE_SIZE=1024x768 per request, new each time; API=responses)
 	$(call periscope,vision,load) $(if $(IMAGES),--images $(IMAGES)) $(if $(IMAGE_SIZE),--image-size $(IMAGE_SIZE)) $(if $(API),--api $(API))
+
+test-rerank: $(RUN_DEPS) ## Rerank (POST /v1/rerank, DOCUMENTS=10 per request; OPENAI_RERANK_MODEL)
+	$(call periscope,rerank,load) $(if $(DOCUMENTS),--documents $(DOCUMENTS))
 
 test-embeddings: $(RUN_DEPS) ## Embeddings at a steady load (ENABLE_BATCH_MODE=true: batches)
 	$(call periscope,embeddings,load)

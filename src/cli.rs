@@ -194,6 +194,9 @@ pub struct RunArgs {
     /// calls with a synthetic result (default 1).
     #[arg(long, allow_negative_numbers = true, value_parser = count::<u32>, value_name = "N")]
     pub tool_turns: Option<u32>,
+    /// rerank: documents in every request (default 10).
+    #[arg(long, allow_negative_numbers = true, value_parser = count::<u32>, value_name = "N")]
+    pub documents: Option<u32>,
     /// vision: pictures in every request (default 1), new each time.
     #[arg(long, allow_negative_numbers = true, value_parser = count::<u32>, value_name = "N")]
     pub images: Option<u32>,

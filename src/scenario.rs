@@ -334,6 +334,8 @@ pub struct ScenarioFile {
     pub tool_turns: Option<Val<u32>>,
     /// tool-calls and vision: chat or responses.
     pub api: Option<Val<crate::workload::LlmApi>>,
+    /// rerank: documents per request.
+    pub documents: Option<Val<u32>>,
     /// vision: pictures per request, their size (WxH) and format.
     pub images: Option<Val<u32>>,
     pub image_size: Option<Val<ImageSize>>,

@@ -84,6 +84,8 @@ pub enum Expect {
     Messages,
     /// An embeddings list with one vector per input.
     Embeddings,
+    /// A rerank answer: a score for every document (`results`).
+    Rerank,
     /// Any answer below 400 (plain HTTP endpoints).
     Status,
     /// An OTLP export: 2xx, maybe with a partial success to count.

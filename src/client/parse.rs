@@ -480,6 +480,51 @@ pub fn embeddings(body: &[u8]) -> Result<EmbeddingsInfo, String> {
     })
 }
 
+/// The scores of a rerank answer and its prompt tokens: `results` (Cohere,
+/// Jina, vLLM), or a bare list (TEI's `/rerank`); tokens from
+/// `usage.prompt_tokens`, else `usage.total_tokens`, else Cohere's
+/// `meta.billed_units.input_tokens`.
+pub fn rerank(body: &[u8]) -> Result<(u32, Option<u32>), String> {
+    #[derive(Deserialize)]
+    struct Score {
+        #[allow(dead_code)]
+        index: u32,
+    }
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Answer {
+        Results {
+            results: Vec<Score>,
+            #[serde(default)]
+            usage: Option<serde_json::Value>,
+            #[serde(default)]
+            meta: Option<serde_json::Value>,
+        },
+        Bare(Vec<Score>),
+    }
+    let a: Answer = serde_json::from_slice(body)
+        .map_err(|_| "the body is not a rerank answer (no results with an index)".to_string())?;
+    Ok(match a {
+        Answer::Bare(s) => (s.len() as u32, None),
+        Answer::Results {
+            results,
+            usage,
+            meta,
+        } => {
+            let n = |v: Option<&serde_json::Value>| v.and_then(|v| v.as_u64()).map(|n| n as u32);
+            let u = usage.as_ref();
+            let tokens = n(u.and_then(|u| u.get("prompt_tokens")))
+                .or_else(|| n(u.and_then(|u| u.get("total_tokens"))))
+                .or_else(|| {
+                    n(meta
+                        .as_ref()
+                        .and_then(|m| m.pointer("/billed_units/input_tokens")))
+                });
+            (results.len() as u32, tokens)
+        }
+    })
+}
+
 pub fn error_message(body: &[u8]) -> String {
     if let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) {
         if let Some(m) = v.pointer("/error/message").and_then(|m| m.as_str()) {

@@ -122,6 +122,10 @@ impl Client {
                             rec.end_us = self.us(at);
                             return embeddings(rec, &bytes, req);
                         }
+                        Expect::Rerank => {
+                            rec.end_us = self.us(at);
+                            return rerank(rec, &bytes, req);
+                        }
                         Expect::Status => {
                             rec.end_us = self.us(at);
                             return rec;
@@ -250,6 +254,28 @@ fn embeddings(mut rec: RequestRecord, body: &[u8], req: &Prepared) -> RequestRec
             }
             rec
         }
+        Err(msg) => fail(rec, ErrorClass::BadBody, msg),
+    }
+}
+
+/// Check a rerank answer: a score for every document.
+fn rerank(mut rec: RequestRecord, body: &[u8], req: &Prepared) -> RequestRecord {
+    match parse::rerank(body) {
+        Ok((scores, tokens)) if scores == req.texts => {
+            match tokens {
+                Some(n) => {
+                    rec.input_tokens = n;
+                    rec.input_source = TokenSource::Usage;
+                }
+                None => rec.input_tokens = req.prompt_tokens,
+            }
+            rec
+        }
+        Ok((scores, _)) => fail(
+            rec,
+            ErrorClass::BadBody,
+            format!("{scores} scores for {} documents", req.texts),
+        ),
         Err(msg) => fail(rec, ErrorClass::BadBody, msg),
     }
 }

@@ -481,3 +481,96 @@ pub(super) async fn embeddings(
     state.stats.record(rec);
     Ok(json_response(StatusCode::OK, body))
 }
+
+/// `POST /v1/rerank`: a query and documents (strings, or `{text}`), scored
+/// by the share of the query's words each contains, best first, `top_n`
+/// kept; on the embeddings latency model (a base and a cost per document).
+pub(super) async fn rerank(
+    state: &State,
+    body: &[u8],
+    latency: Latency,
+    arrival: Instant,
+    rng: &mut fastrand::Rng,
+) -> Result<Resp, Early> {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Doc {
+        Text(String),
+        Object { text: String },
+    }
+    #[derive(serde::Deserialize)]
+    struct Req {
+        model: Option<String>,
+        query: Option<String>,
+        documents: Option<Vec<Doc>>,
+        top_n: Option<usize>,
+    }
+    let r: Req = serde_json::from_slice(body).map_err(parse_error)?;
+    let model = require_model(state, r.model)?;
+    let required = |what: &str| {
+        early(
+            400,
+            Fault::BadRequest,
+            bad_request(&format!("'{what}' is a required property")),
+        )
+    };
+    let query = r.query.ok_or_else(|| required("query"))?;
+    let docs: Vec<String> = r
+        .documents
+        .ok_or_else(|| required("documents"))?
+        .into_iter()
+        .map(|d| match d {
+            Doc::Text(t) | Doc::Object { text: t } => t,
+        })
+        .collect();
+    if docs.is_empty() {
+        return Err(early(
+            400,
+            Fault::BadRequest,
+            bad_request("'documents' must not be empty"),
+        ));
+    }
+    early_faults(state, rng)?;
+    let words: Vec<String> = query
+        .split_whitespace()
+        .map(|w| {
+            w.trim_matches(|c: char| !c.is_alphanumeric())
+                .to_lowercase()
+        })
+        .filter(|w| !w.is_empty())
+        .collect();
+    let mut scored: Vec<(usize, f64)> = docs
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let d = d.to_lowercase();
+            let hits = words.iter().filter(|w| d.contains(w.as_str())).count();
+            (i, hits as f64 / words.len().max(1) as f64)
+        })
+        .collect();
+    scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    scored.truncate(r.top_n.unwrap_or(docs.len()).max(1));
+    let prompt_tokens: u32 = tokenizer::count(&query) * docs.len() as u32
+        + docs.iter().map(|d| tokenizer::count(d)).sum::<u32>();
+    let results: Vec<serde_json::Value> = scored
+        .iter()
+        .map(|(i, s)| serde_json::json!({"index": i, "relevance_score": s}))
+        .collect();
+    let body = serde_json::json!({
+        "id": format!("rerank-{:016x}", rng.u64(..)),
+        "model": model,
+        "results": results,
+        "usage": {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens},
+    });
+    let due = arrival
+        + jittered(
+            latency.embed_latency + latency.embed_per_text.saturating_mul(docs.len() as u32),
+            latency.jitter,
+            rng,
+        );
+    crate::timer::sleep_until(due).await;
+    let mut rec = state.simple_record(Endpoint::Rerank, 200, Fault::None, arrival);
+    rec.prompt_tokens = prompt_tokens;
+    state.stats.record(rec);
+    Ok(json_response(StatusCode::OK, Bytes::from(body.to_string())))
+}

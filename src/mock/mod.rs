@@ -166,6 +166,7 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Resp, Infal
         "/messages" => Endpoint::Messages,
         "/completions" => Endpoint::Text,
         "/embeddings" => Endpoint::Embeddings,
+        "/rerank" => Endpoint::Rerank,
         "/models" => Endpoint::Models,
         "/health" => Endpoint::Health,
         "/traces" => Endpoint::Traces,
@@ -389,6 +390,7 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Resp, Infal
             .await
         }
         Endpoint::Traces => otlp::traces(&state, &headers, &body, arrival, &mut rng),
+        Endpoint::Rerank => answer::rerank(&state, &body, latency, arrival, &mut rng).await,
         _ => embeddings(&state, &body, latency, arrival, &mut rng).await,
     };
     Ok(match result {

@@ -28,6 +28,8 @@ pub enum Endpoint {
     /// Anthropic's Messages API (`POST /v1/messages`).
     Messages,
     Embeddings,
+    /// Rerank (`POST /v1/rerank`).
+    Rerank,
     Models,
     Health,
     Proxy,

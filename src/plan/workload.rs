@@ -105,6 +105,15 @@ impl WorkloadPlan {
         if images == Some(0) {
             return Err(usage!("--images must be at least 1"));
         }
+        let documents = a.documents.or(f.documents.as_ref().map(|v| v.0));
+        if documents.is_some() && kind != WorkloadKind::Rerank {
+            return Err(usage!(
+                "--documents applies to the rerank workload, not {name}"
+            ));
+        }
+        if documents == Some(0) {
+            return Err(usage!("--documents must be at least 1"));
+        }
         let d = workload::Images::default();
         let (width, height) = image_size.unwrap_or((d.width, d.height));
         let images = workload::Images {
@@ -235,6 +244,7 @@ impl WorkloadPlan {
                 turns: turns.unwrap_or(kind.default_turns()),
                 api,
                 images,
+                documents: documents.unwrap_or(10),
                 batch_sizes: if batch_sizes.is_empty() {
                     vec![1, 8, 32, 128]
                 } else {

@@ -111,9 +111,14 @@ fn workload_figures(r: &RunResult) -> String {
         _ => {}
     }
     if let Some(t) = s.texts {
-        header.push("texts".into());
+        let unit = if r.plan.workload == "rerank" {
+            "documents"
+        } else {
+            "texts"
+        };
+        header.push(unit.into());
         row.push(t.to_string());
-        header.push("texts/s".into());
+        header.push(format!("{unit}/s"));
         row.push(f1(s.texts_per_s.unwrap_or(0.0)));
     }
     if let Some(d) = s.embedding_dims {
@@ -142,6 +147,7 @@ fn counts(g: &super::result::GroupRow, rest: Vec<String>) -> Vec<String> {
 /// Tables by turn, batch size or endpoint.
 fn groups(r: &RunResult) -> String {
     let mut out = String::new();
+    let rerank = r.plan.workload == "rerank";
     for kind in ["turn", "batch", "endpoint"] {
         let rows: Vec<_> = r.groups.iter().filter(|g| g.kind == kind).collect();
         if rows.is_empty() {
@@ -175,17 +181,34 @@ fn groups(r: &RunResult) -> String {
                     .collect(),
             ),
             "batch" => (
-                "By batch size",
-                vec![
-                    "batch",
-                    "req",
-                    "ok",
-                    "err",
-                    "latency p50",
-                    "latency p95",
-                    "per-text latency (mean)",
-                    "texts/s",
-                ],
+                if rerank {
+                    "By documents per request"
+                } else {
+                    "By batch size"
+                },
+                if rerank {
+                    vec![
+                        "documents",
+                        "req",
+                        "ok",
+                        "err",
+                        "latency p50",
+                        "latency p95",
+                        "per-document latency (mean)",
+                        "documents/s",
+                    ]
+                } else {
+                    vec![
+                        "batch",
+                        "req",
+                        "ok",
+                        "err",
+                        "latency p50",
+                        "latency p95",
+                        "per-text latency (mean)",
+                        "texts/s",
+                    ]
+                },
                 rows.iter()
                     .map(|g| {
                         counts(

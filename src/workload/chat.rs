@@ -284,6 +284,7 @@ pub(crate) mod tests {
             turns: 5,
             api: crate::workload::LlmApi::Chat,
             images: crate::workload::Images::default(),
+            documents: 10,
             batch_sizes: vec![],
             endpoints: vec![],
             stage_endpoints: vec![],

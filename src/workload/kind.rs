@@ -12,6 +12,8 @@ pub const DEFAULT_PROMPT: &str =
     "Explain in a few sentences how a load balancer spreads requests across a pool of servers.";
 /// Default embeddings model and input.
 pub const DEFAULT_EMBEDDING_MODEL: &str = "text-embedding-3-small";
+/// Default rerank model.
+pub const DEFAULT_RERANK_MODEL: &str = "rerank-english-v3.0";
 pub const DEFAULT_EMBEDDING_INPUT: &str =
     "A load balancer spreads incoming requests across a pool of servers.";
 
@@ -37,6 +39,7 @@ pub enum WorkloadKind {
     TextCompletions,
     Embeddings,
     BatchEmbeddings,
+    Rerank,
     PrefixCaching,
     Conversation,
     PrefillHeavy,
@@ -56,6 +59,7 @@ impl WorkloadKind {
         WorkloadKind::TextCompletions,
         WorkloadKind::Embeddings,
         WorkloadKind::BatchEmbeddings,
+        WorkloadKind::Rerank,
         WorkloadKind::PrefixCaching,
         WorkloadKind::Conversation,
         WorkloadKind::PrefillHeavy,
@@ -83,6 +87,7 @@ impl WorkloadKind {
             WorkloadKind::TextCompletions => "text-completions",
             WorkloadKind::Embeddings => "embeddings",
             WorkloadKind::BatchEmbeddings => "batch-embeddings",
+            WorkloadKind::Rerank => "rerank",
             WorkloadKind::PrefixCaching => "prefix-caching",
             WorkloadKind::Conversation => "conversation",
             WorkloadKind::PrefillHeavy => "prefill-heavy",
@@ -117,6 +122,9 @@ impl WorkloadKind {
             WorkloadKind::BatchEmbeddings => {
                 "embeddings of --batch-sizes inputs, one stage per size: latency, per-text latency, texts/s"
             }
+            WorkloadKind::Rerank => {
+                "a query and --documents N documents per POST /v1/rerank; latency, documents/s, per-document latency"
+            }
             WorkloadKind::PrefixCaching => {
                 "IDE-style: each VU's code buffer grows by every completion; ttft and prompt tokens by turn"
             }
@@ -142,6 +150,7 @@ impl WorkloadKind {
     pub fn model_env(self) -> &'static str {
         match self {
             WorkloadKind::Embeddings | WorkloadKind::BatchEmbeddings => "OPENAI_EMBEDDING_MODEL",
+            WorkloadKind::Rerank => "OPENAI_RERANK_MODEL",
             WorkloadKind::PrefixCaching => "OPENAI_CODING_MODEL",
             _ => "OPENAI_COMPLETION_MODEL",
         }
@@ -150,6 +159,8 @@ impl WorkloadKind {
     pub fn default_model(self) -> &'static str {
         if self.is_embeddings() {
             DEFAULT_EMBEDDING_MODEL
+        } else if self == WorkloadKind::Rerank {
+            DEFAULT_RERANK_MODEL
         } else {
             DEFAULT_MODEL
         }
@@ -158,6 +169,8 @@ impl WorkloadKind {
     pub fn default_prompt(self) -> &'static str {
         if self.is_embeddings() {
             DEFAULT_EMBEDDING_INPUT
+        } else if self == WorkloadKind::Rerank {
+            super::rerank::RERANK_QUERY
         } else if self == WorkloadKind::ToolCalls {
             super::tools::TOOL_PROMPT
         } else if self == WorkloadKind::Vision {
@@ -192,6 +205,11 @@ impl WorkloadKind {
         )
     }
 
+    /// Whether its requests score or embed texts rather than generate.
+    pub fn reads_texts(self) -> bool {
+        self.is_embeddings() || self == WorkloadKind::Rerank
+    }
+
     /// Whether `--api` chooses its API.
     pub fn takes_api(self) -> bool {
         matches!(self, WorkloadKind::ToolCalls | WorkloadKind::Vision)
@@ -213,7 +231,7 @@ impl WorkloadKind {
     /// Whether its answers are generated tokens: ttft, itl, tpot and
     /// tokens/s mean something.
     pub fn generates(self) -> bool {
-        self.counts_input_tokens() && !self.is_embeddings()
+        self.counts_input_tokens() && !self.reads_texts()
     }
 
     /// Whether a dataset can drive its prompts.
@@ -225,6 +243,7 @@ impl WorkloadKind {
                 | WorkloadKind::Messages
                 | WorkloadKind::ToolCalls
                 | WorkloadKind::Vision
+                | WorkloadKind::Rerank
                 | WorkloadKind::TextCompletions
                 | WorkloadKind::Conversation
                 | WorkloadKind::PrefillHeavy

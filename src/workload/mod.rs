@@ -14,6 +14,7 @@ mod multiturn;
 pub mod otlp;
 pub mod probe;
 mod prompt;
+mod rerank;
 mod tools;
 pub mod trace_query;
 mod vision;
@@ -31,6 +32,7 @@ pub use kind::{
 };
 pub use multiturn::{MultiTurn, MultiTurnKind};
 pub use prompt::{synthetic_text, PromptSource};
+pub use rerank::Rerank;
 pub use tools::ToolCalls;
 pub use vision::{parse_size, synthetic_image, ImageFormat, Images, Vision};
 
@@ -99,6 +101,8 @@ pub struct WorkloadSpec {
     pub api: LlmApi,
     /// The pictures of every `vision` request.
     pub images: Images,
+    /// Documents of every `rerank` request.
+    pub documents: u32,
     /// Inputs per embeddings request, one load stage per size.
     pub batch_sizes: Vec<u32>,
     /// Plain HTTP endpoints with weights.
@@ -124,6 +128,7 @@ pub fn build(spec: &WorkloadSpec, tok: &Arc<Tokenizer>) -> Arc<dyn Workload> {
         WorkloadKind::Messages => Arc::new(Chat::new(spec, ChatKind::Messages, tok)),
         WorkloadKind::ToolCalls => Arc::new(ToolCalls::new(spec, tok)),
         WorkloadKind::Vision => Arc::new(Vision::new(spec, tok)),
+        WorkloadKind::Rerank => Arc::new(Rerank::new(spec, tok)),
         WorkloadKind::TextCompletions => Arc::new(Chat::new(spec, ChatKind::Text, tok)),
         WorkloadKind::PrefillHeavy => Arc::new(Chat::new(spec, ChatKind::PrefillHeavy, tok)),
         WorkloadKind::DecodeHeavy => Arc::new(Chat::new(spec, ChatKind::DecodeHeavy, tok)),
@@ -159,6 +164,7 @@ pub fn known_texts(spec: &WorkloadSpec) -> Vec<String> {
             v.extend(multiturn::known_texts())
         }
         WorkloadKind::ToolCalls => v.extend(tools::known_texts()),
+        WorkloadKind::Rerank => v.extend(rerank::known_texts()),
         _ => {}
     }
     v

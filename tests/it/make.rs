@@ -66,6 +66,7 @@ fn suite_targets() -> Vec<String> {
         "test-messages",
         "test-tool-calls",
         "test-vision",
+        "test-rerank",
         "test-embeddings",
         "test-prefix-caching",
         "test-benchmark",
@@ -93,6 +94,7 @@ fn runs_of(target: &str) -> Option<(&str, &str)> {
         "test-messages" => ("messages", "load"),
         "test-tool-calls" => ("tool-calls", "load"),
         "test-vision" => ("vision", "load"),
+        "test-rerank" => ("rerank", "load"),
         "test-embeddings" => ("embeddings", "load"),
         "test-prefix-caching" => ("prefix-caching", "load"),
         "test-benchmark" => ("completions", "benchmark"),
@@ -204,7 +206,7 @@ fn every_test_target_runs_a_valid_plan_with_the_variables_passed_through() {
         assert_eq!(plan["workload"], workload, "{t}: {s}");
         assert_eq!(plan["scenario"], scenario, "{t}: {s}");
         assert_eq!(plan["target_kind"], "built-in mock", "{t}: {s}");
-        if workload != "embeddings" {
+        if !["embeddings", "rerank"].contains(&workload) {
             assert_eq!(plan["max_tokens"], 9, "{t}: MAX_TOKENS=9 did not reach it");
         }
         if scenario == "soak" {
@@ -218,7 +220,7 @@ fn every_test_target_runs_a_valid_plan_with_the_variables_passed_through() {
         }
         checked += 1;
     }
-    assert_eq!(checked, 20);
+    assert_eq!(checked, 21);
     // The model variables, and VUS, as arguments.
     let out = make(
         &[

@@ -479,6 +479,50 @@ async fn vision_sends_new_pictures_and_reports_their_tokens_from_the_usage() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rerank_reports_documents_per_second_and_per_document_latency() {
+    let mock = MockProc::start(&["--embed-latency", "8ms", "--embed-per-text", "1ms"]);
+    let (out, r) = run_ok(&[
+        "run",
+        "rerank",
+        "--target",
+        &mock.base(),
+        "--no-preflight",
+        "--documents",
+        "12",
+        "--vus",
+        "2",
+        "--iterations",
+        "30",
+    ])
+    .await;
+    let st = mock.stats().await;
+    assert_eq!(st["by_endpoint"]["rerank"], 30, "{st}");
+    let s = &r["summary"];
+    assert_eq!(s["ok"], 30, "{}", r["errors"]);
+    assert_eq!(s["texts"], 360);
+    // Tokens as the mock's usage counted them (the query beside each document).
+    assert_eq!(f(&s["input_tokens"]), f(&st["prompt_tokens"]));
+    // Latency by the mock's stamps (8 ms + 1 ms a document).
+    let e2e = f(&latency(&r, "e2e")["p50"]);
+    let mock_e2e = f(&st["e2e_us"]["p50"]) / 1000.0;
+    assert!(
+        (e2e - mock_e2e).abs() < 2.0,
+        "e2e {e2e} vs the mock's {mock_e2e}"
+    );
+    let g = groups(&r, "batch");
+    assert_eq!(g[0]["label"], "12");
+    let per_doc = f(&g[0]["per_text_ms"]);
+    assert!(
+        (per_doc - f(&g[0]["e2e"]["mean"]) / 12.0).abs() < 1e-6,
+        "{}",
+        g[0]
+    );
+    let text = stdout(&out);
+    assert!(text.contains("per-document latency"), "{text}");
+    assert!(text.contains("documents/s"), "{text}");
+}
+
 /// A run's tokens are the usage the mock sent, and its ttft (p50 within
 /// 2 ms) and itl (within 1 ms) agree with the mock's send stamps.
 fn usage_and_stamps_agree(r: &Value, st: &Value, n: u64) {
