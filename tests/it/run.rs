@@ -107,6 +107,67 @@ async fn error_classes_match(engine: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_events_and_cuts_of_every_api_shape_are_classified_errors() {
+    let mock = MockProc::start(&[
+        "--ttft",
+        "2ms",
+        "--itl",
+        "1ms",
+        "--output-tokens",
+        "6",
+        "--cut-stream-rate",
+        "0.2",
+        "--malformed-rate",
+        "0.2",
+    ]);
+    for shape in ["responses", "messages", "tool-calls", "vision"] {
+        mock.reset().await;
+        let base = mock.base();
+        let mut args = vec![
+            "run",
+            shape,
+            "--target",
+            &base,
+            "--vus",
+            "4",
+            "--iterations",
+            "100",
+            "--no-preflight",
+        ];
+        if shape == "vision" {
+            args.extend(["--image-size", "32x32"]);
+        }
+        let (_, r) = run_ok(&args).await;
+        let st = mock.stats().await;
+        let count = |class: &str| -> u64 {
+            r["errors"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|e| e["class"] == class)
+                .map(|e| e["count"].as_u64().unwrap())
+                .sum()
+        };
+        let fault = |f: &str| st["by_fault"][f].as_u64().unwrap_or(0);
+        assert!(fault("malformed") > 0 && fault("cut") > 0, "{shape}: {st}");
+        assert_eq!(
+            count("bad_body"),
+            fault("malformed"),
+            "{shape}: {}",
+            r["errors"]
+        );
+        assert_eq!(
+            count("stream_cut"),
+            fault("cut"),
+            "{shape}: {}",
+            r["errors"]
+        );
+        let s = &r["summary"];
+        assert_eq!(f(&s["ok"]) + f(&s["errors"]), 100.0, "{shape}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_per_request_timeout_is_classified_as_timeout() {
     let mock = MockProc::start(&["--ttft", "2s", "--itl", "1ms"]);
     for engine in ["h1", "reqwest"] {
