@@ -139,18 +139,8 @@ impl Inner {
             options(&mut b, s.temperature, false);
             ("completions", b)
         } else if self.kind == ChatKind::Responses {
-            let mut b = json!({
-                "model": s.model,
-                "input": [{"role": "user", "content": prompt}],
-                "max_output_tokens": max_tokens,
-                "stream": stream,
-                "store": false,
-            });
-            if let Some(sys) = &s.system {
-                b["instructions"] = Value::from(sys.as_str());
-            }
-            options(&mut b, s.temperature, false);
-            ("responses", b)
+            let input = json!([{"role": "user", "content": prompt}]);
+            ("responses", responses_body(s, input, max_tokens, stream))
         } else if self.kind == ChatKind::Messages {
             let mut b = json!({
                 "model": s.model,
@@ -210,6 +200,28 @@ pub(super) fn chat_body(
     b
 }
 
+/// A Responses API body: `input` items, the system message as
+/// `instructions`, `max_output_tokens`; nothing stored.
+pub(super) fn responses_body(
+    s: &WorkloadSpec,
+    input: Value,
+    max_tokens: u32,
+    stream: bool,
+) -> Value {
+    let mut b = json!({
+        "model": s.model,
+        "input": input,
+        "max_output_tokens": max_tokens,
+        "stream": stream,
+        "store": false,
+    });
+    if let Some(sys) = &s.system {
+        b["instructions"] = Value::from(sys.as_str());
+    }
+    options(&mut b, s.temperature, false);
+    b
+}
+
 fn options(body: &mut Value, temperature: Option<f32>, usage_in_stream: bool) {
     if usage_in_stream {
         body["stream_options"] = json!({"include_usage": true});
@@ -252,9 +264,7 @@ impl Workload for Chat {
     fn session(&self, vu: u64) -> Box<dyn Session> {
         Box::new(ChatSession {
             w: self.0.clone(),
-            rng: fastrand::Rng::with_seed(
-                vu.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ fastrand::u64(..),
-            ),
+            rng: super::session_rng(vu),
         })
     }
 

@@ -103,7 +103,7 @@ impl Workload for Embeddings {
     fn session(&self, vu: u64) -> Box<dyn Session> {
         Box::new(EmbedSession {
             w: self.0.clone(),
-            rng: fastrand::Rng::with_seed(vu ^ fastrand::u64(..)),
+            rng: super::session_rng(vu),
         })
     }
 

@@ -148,7 +148,7 @@ impl Workload for Http {
     fn session(&self, vu: u64) -> Box<dyn Session> {
         Box::new(HttpSession {
             w: self.0.clone(),
-            rng: fastrand::Rng::with_seed(vu ^ fastrand::u64(..)),
+            rng: super::session_rng(vu),
         })
     }
 

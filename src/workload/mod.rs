@@ -75,6 +75,11 @@ pub trait Workload: Send + Sync {
     }
 }
 
+/// A VU's random numbers: its own stream, different on every run.
+fn session_rng(vu: u64) -> fastrand::Rng {
+    fastrand::Rng::with_seed(vu.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ fastrand::u64(..))
+}
+
 /// Everything a workload may be told, resolved from flags, environment and
 /// scenario files (`plan.rs`). Each workload reads the fields it needs.
 #[derive(Debug, Clone, Serialize)]

@@ -228,7 +228,7 @@ impl Workload for MultiTurn {
         let mut s = MultiSession {
             w: self.0.clone(),
             vu,
-            rng: fastrand::Rng::with_seed(vu ^ fastrand::u64(..)),
+            rng: super::session_rng(vu),
             turn: 0,
             code: String::new(),
             history: Vec::new(),

@@ -109,7 +109,7 @@ impl Workload for Rerank {
     fn session(&self, vu: u64) -> Box<dyn Session> {
         Box::new(RerankSession {
             w: self.0.clone(),
-            rng: fastrand::Rng::with_seed(vu ^ fastrand::u64(..)),
+            rng: super::session_rng(vu),
         })
     }
 

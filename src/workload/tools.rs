@@ -11,7 +11,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use serde_json::{json, Value};
 
-use super::chat::chat_body;
+use super::chat::{chat_body, responses_body};
 use super::{LlmApi, PromptSource, Session, Turn, Workload, WorkloadSpec};
 use crate::client::{Expect, Prepared};
 use crate::record::{Group, RequestRecord};
@@ -149,19 +149,8 @@ impl ToolSession {
                 ("chat/completions", b, Expect::Completion)
             }
             LlmApi::Responses => {
-                let mut b = json!({
-                    "model": s.model,
-                    "input": self.items,
-                    "max_output_tokens": max_tokens,
-                    "stream": stream,
-                    "store": false,
-                });
-                if let Some(sys) = &s.system {
-                    b["instructions"] = Value::from(sys.as_str());
-                }
-                if let Some(t) = s.temperature {
-                    b["temperature"] = Value::from(t);
-                }
+                let input = Value::Array(self.items.clone());
+                let b = responses_body(s, input, max_tokens, stream);
                 ("responses", b, Expect::Responses)
             }
         };
@@ -254,9 +243,7 @@ impl Workload for ToolCalls {
     fn session(&self, vu: u64) -> Box<dyn Session> {
         Box::new(ToolSession {
             w: self.0.clone(),
-            rng: fastrand::Rng::with_seed(
-                vu.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ fastrand::u64(..),
-            ),
+            rng: super::session_rng(vu),
             turn: None,
             items: Vec::new(),
             messages: 0,

@@ -11,9 +11,9 @@ use std::sync::Arc;
 use base64::Engine as _;
 use bytes::Bytes;
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::json;
 
-use super::chat::chat_body;
+use super::chat::{chat_body, responses_body};
 use super::{LlmApi, PromptSource, Session, Turn, Workload, WorkloadSpec};
 use crate::client::{Expect, Prepared};
 use crate::tokenizer::{self, Tokenizer};
@@ -183,19 +183,8 @@ impl Inner {
                     urls.into_iter()
                         .map(|u| json!({"type": "input_image", "image_url": u})),
                 );
-                let mut b = json!({
-                    "model": s.model,
-                    "input": [{"role": "user", "content": parts}],
-                    "max_output_tokens": max_tokens,
-                    "stream": stream,
-                    "store": false,
-                });
-                if let Some(sys) = &s.system {
-                    b["instructions"] = Value::from(sys.as_str());
-                }
-                if let Some(t) = s.temperature {
-                    b["temperature"] = Value::from(t);
-                }
+                let input = json!([{"role": "user", "content": parts}]);
+                let b = responses_body(s, input, max_tokens, stream);
                 ("responses", b, Expect::Responses)
             }
         };
@@ -228,9 +217,7 @@ impl Workload for Vision {
     fn session(&self, vu: u64) -> Box<dyn Session> {
         Box::new(VisionSession {
             w: self.0.clone(),
-            rng: fastrand::Rng::with_seed(
-                vu.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ fastrand::u64(..),
-            ),
+            rng: super::session_rng(vu),
         })
     }
 
@@ -247,6 +234,7 @@ impl Workload for Vision {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
 
     fn request(api: LlmApi, images: Images) -> (Prepared, Value) {
         let mut spec = super::super::chat::tests::spec("vision");
