@@ -507,6 +507,10 @@ impl DatasetArgs {
 
 #[derive(Debug, Clone, ClapArgs)]
 pub struct SweepArgs {
+    /// The workload of every level (completions by default; responses,
+    /// messages, tool-calls, vision, text-completions, … — an LLM API's).
+    #[arg(long, default_value = "completions", value_name = "WORKLOAD")]
+    pub workload: String,
     /// One endpoint: find the level after which ok_rps stops growing.
     #[arg(long, value_name = "URL", conflicts_with_all = ["direct_url", "proxy_url"])]
     pub url: Option<String>,
@@ -573,6 +577,10 @@ pub struct ProbeArgs {
     /// Base URL of the service (or OPENAI_BASE_URL).
     #[arg(long, env = "OPENAI_BASE_URL", value_name = "URL")]
     pub url: Option<String>,
+    /// The API the cases are sent to: chat completions (the default),
+    /// OpenAI's Responses API or Anthropic's Messages API.
+    #[arg(long, value_enum, default_value_t = crate::workload::probe::ProbeApi::Chat)]
+    pub api: crate::workload::probe::ProbeApi,
     #[command(flatten)]
     pub request: RequestArgs,
     #[command(flatten)]

@@ -65,7 +65,7 @@ pub async fn main(a: ProbeArgs) -> Result<i32> {
     let mut request = a.request.clone();
     request.max_tokens = Some(request.max_tokens.unwrap_or(64));
     let plan = Plan::from_args(&RunArgs {
-        workload: Some("completions".into()),
+        workload: Some(a.api.workload().into()),
         target: Some(url),
         request,
         no_stream: true,

@@ -150,7 +150,7 @@ fn plan_for(a: &SweepArgs, leg: &Leg, level: Level, requests: u64, first: bool) 
             .map(crate::tokenizer::Choice::AutoAt);
     }
     let mut ra = RunArgs {
-        workload: Some("completions".into()),
+        workload: Some(a.workload.clone()),
         target: Some(leg.url.to_string()),
         sink,
         request,
@@ -180,6 +180,15 @@ fn plan_for(a: &SweepArgs, leg: &Leg, level: Level, requests: u64, first: bool) 
 
 /// `periscope sweep`.
 pub async fn run(a: SweepArgs) -> Result<i32> {
+    match crate::workload::WorkloadKind::parse(&a.workload) {
+        Some(k) if k.counts_input_tokens() => {}
+        _ => {
+            return Err(usage!(
+                "sweep --workload takes an LLM API's workload (completions, responses, messages, tool-calls, vision, rerank, embeddings, …), not '{}'",
+                a.workload
+            ))
+        }
+    }
     let endpoints: Vec<(&str, &str)> = match (&a.url, &a.direct_url, &a.proxy_url) {
         (Some(u), None, None) => vec![("target", u.as_str())],
         (None, Some(d), Some(p)) => vec![("direct", d.as_str()), ("proxy", p.as_str())],

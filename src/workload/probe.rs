@@ -1,5 +1,6 @@
-//! `periscope probe`'s requests: one chat completion per case of a
-//! labelled corpus, each answer judged blocked or allowed.
+//! `periscope probe`'s requests: one chat completion (or Responses, or
+//! Anthropic Messages answer: `--api`) per case of a labelled corpus, each
+//! answer judged blocked or allowed.
 //!
 //! A case counts as blocked on an explicit `blocked: true`, a `refusal`
 //! field, a `content_filter` finish, a guard's 4xx whose body names a policy,
@@ -16,7 +17,7 @@ use regex::Regex;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use super::{Session, Turn, Workload, WorkloadSpec};
+use super::{Session, Turn, Workload, WorkloadKind, WorkloadSpec};
 use crate::client::{Expect, Prepared};
 use crate::dataset::Case;
 use crate::record::RequestRecord;
@@ -39,6 +40,76 @@ const POLICY_WORDS: &[&str] = &[
     "moderation",
 ];
 
+/// The API a probe speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum ProbeApi {
+    #[default]
+    Chat,
+    Responses,
+    Messages,
+}
+
+impl ProbeApi {
+    /// The workload whose requests and headers it sends.
+    pub fn workload(self) -> &'static str {
+        match self {
+            ProbeApi::Chat => "completions",
+            ProbeApi::Responses => "responses",
+            ProbeApi::Messages => "messages",
+        }
+    }
+}
+
+/// A Responses or Messages answer seen as a chat completion's (`message`'s
+/// content, refusal and reasoning, and `finish_reason`), so one judge
+/// reads all three: a Responses refusal part, an `incomplete` response cut
+/// by the content filter, a Messages `refusal` stop, thinking blocks.
+fn as_chat(v: Value) -> Value {
+    let texts = |items: &[Value], kinds: &[&str], key: &str| -> String {
+        items
+            .iter()
+            .filter(|p| kinds.contains(&p["type"].as_str().unwrap_or("")))
+            .filter_map(|p| p[key].as_str())
+            .collect()
+    };
+    if v["object"] == "response" {
+        let output = v["output"].as_array().cloned().unwrap_or_default();
+        let parts: Vec<Value> = output
+            .iter()
+            .filter(|i| i["type"] == "message")
+            .flat_map(|i| i["content"].as_array().cloned().unwrap_or_default())
+            .collect();
+        let summary: Vec<Value> = output
+            .iter()
+            .filter(|i| i["type"] == "reasoning")
+            .flat_map(|i| i["summary"].as_array().cloned().unwrap_or_default())
+            .collect();
+        let filtered = v["incomplete_details"]["reason"] == "content_filter";
+        return json!({"choices": [{
+            "message": {
+                "content": texts(&parts, &["output_text"], "text"),
+                "refusal": texts(&parts, &["refusal"], "refusal"),
+                "reasoning_content": texts(&summary, &["summary_text"], "text"),
+            },
+            "finish_reason": if filtered { "content_filter" } else { "stop" },
+        }]});
+    }
+    if v["type"] == "message" && v["content"].is_array() {
+        let blocks = v["content"].as_array().cloned().unwrap_or_default();
+        let refused = v["stop_reason"] == "refusal";
+        let content = texts(&blocks, &["text"], "text");
+        return json!({"choices": [{
+            "message": {
+                "content": content,
+                "refusal": if refused { "stop_reason: refusal" } else { "" },
+                "reasoning_content": texts(&blocks, &["thinking"], "thinking"),
+            },
+            "finish_reason": "stop",
+        }]});
+    }
+    v
+}
+
 /// What one try showed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -53,7 +124,7 @@ pub enum Verdict {
 pub fn judge(status: u16, body: &str) -> (Verdict, &'static str) {
     if (200..300).contains(&status) {
         let v: Value = match serde_json::from_str(body) {
-            Ok(v) => v,
+            Ok(v) => as_chat(v),
             Err(_) => {
                 return if Regex::new(REFUSAL_PHRASES)
                     .map(|re| re.is_match(body))
@@ -126,7 +197,7 @@ pub struct Try {
 
 /// The text to preview from an answer.
 pub fn answer_text(body: &str) -> String {
-    match serde_json::from_str::<Value>(body) {
+    match serde_json::from_str::<Value>(body).map(as_chat) {
         Ok(v) => {
             let m = &v["choices"][0]["message"];
             m["refusal"]
@@ -196,25 +267,45 @@ impl Probe {
 impl Inner {
     fn request(&self, case: usize) -> Prepared {
         let s = &self.spec;
-        let mut messages = Vec::new();
-        if let Some(sys) = &s.system {
-            messages.push(json!({"role": "system", "content": sys}));
+        let text = &self.cases[case].text;
+        let (path, mut body, expect) = match s.kind {
+            WorkloadKind::Responses => (
+                "responses",
+                json!({"model": s.model, "input": [{"role": "user", "content": text}],
+                    "max_output_tokens": s.max_tokens.max(16), "stream": false, "store": false}),
+                Expect::Responses,
+            ),
+            WorkloadKind::Messages => (
+                "messages",
+                json!({"model": s.model, "messages": [{"role": "user", "content": text}],
+                    "max_tokens": s.max_tokens, "stream": false}),
+                Expect::Messages,
+            ),
+            _ => {
+                let mut messages = Vec::new();
+                if let Some(sys) = &s.system {
+                    messages.push(json!({"role": "system", "content": sys}));
+                }
+                messages.push(json!({"role": "user", "content": text}));
+                (
+                    "chat/completions",
+                    json!({"model": s.model, "messages": messages,
+                        "max_tokens": s.max_tokens, "stream": false}),
+                    Expect::Completion,
+                )
+            }
+        };
+        if let Some(sys) = s.system.as_ref() {
+            match s.kind {
+                WorkloadKind::Responses => body["instructions"] = json!(sys),
+                WorkloadKind::Messages => body["system"] = json!(sys),
+                _ => {}
+            }
         }
-        messages.push(json!({"role": "user", "content": self.cases[case].text}));
-        let mut body = json!({
-            "model": s.model,
-            "messages": messages,
-            "max_tokens": s.max_tokens,
-            "stream": false,
-        });
         if let Some(t) = s.temperature {
             body["temperature"] = json!(t);
         }
-        let mut p = Prepared::post(
-            "chat/completions",
-            Bytes::from(body.to_string()),
-            Expect::Completion,
-        );
+        let mut p = Prepared::post(path, Bytes::from(body.to_string()), expect);
         p.keep_body = true;
         p
     }
@@ -309,6 +400,42 @@ impl Workload for Probe {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn responses_and_messages_answers_are_judged_as_chat_ones() {
+        let resp = |parts: Value, reason: &str| {
+            json!({"object": "response", "status": "completed", "incomplete_details": {"reason": reason},
+                "output": [{"type": "message", "content": parts}]})
+            .to_string()
+        };
+        let cases = [
+            (resp(json!([{"type": "output_text", "text": "Paris."}]), ""), Verdict::Allowed),
+            (resp(json!([{"type": "refusal", "refusal": "No."}]), ""), Verdict::Blocked),
+            (resp(json!([]), "content_filter"), Verdict::Blocked),
+            (
+                json!({"type": "message", "content": [{"type": "text", "text": "Paris."}], "stop_reason": "end_turn"}).to_string(),
+                Verdict::Allowed,
+            ),
+            (
+                json!({"type": "message", "content": [], "stop_reason": "refusal"}).to_string(),
+                Verdict::Blocked,
+            ),
+            (
+                json!({"type": "message", "content": [{"type": "thinking", "thinking": "hmm"}], "stop_reason": "end_turn"}).to_string(),
+                Verdict::Blocked,
+            ),
+        ];
+        for (body, want) in cases {
+            assert_eq!(judge(200, &body).0, want, "{body}");
+        }
+        assert_eq!(
+            answer_text(&resp(
+                json!([{"type": "output_text", "text": "Paris."}]),
+                ""
+            )),
+            "Paris."
+        );
+    }
 
     #[test]
     fn answers_are_judged_by_every_signal() {

@@ -19,6 +19,43 @@ async fn sweep(args: &[&str]) -> (String, Value) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sweep_speaks_every_llm_api_shape() {
+    let mock = MockProc::start(&["--ttft", "5ms", "--itl", "1ms", "--output-tokens", "4"]);
+    for (workload, endpoint) in [
+        ("responses", "responses"),
+        ("messages", "messages"),
+        ("tool-calls", "chat"),
+        ("rerank", "rerank"),
+    ] {
+        mock.reset().await;
+        let (_, r) = sweep(&[
+            "--url",
+            &mock.base(),
+            "--workload",
+            workload,
+            "--concurrency-list",
+            "1,2",
+            "--requests",
+            "6",
+        ])
+        .await;
+        for row in r["rows"].as_array().unwrap() {
+            assert_eq!(
+                (row["ok"].as_u64(), row["errors"].as_u64()),
+                (Some(6), Some(0)),
+                "{workload}: {row}"
+            );
+        }
+        // The preflight, then both levels.
+        let sent = mock.stats().await["by_endpoint"][endpoint].as_u64();
+        assert_eq!(sent, Some(13), "{workload}");
+    }
+    let out = periscope_async(s(&["sweep", "--url", &mock.base(), "--workload", "http"])).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("LLM API"), "{}", stderr(&out));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_mock_proxy_adds_its_5ms_at_every_level() {
     let _serial = SERIAL.lock().await;
     let mock = [
@@ -253,6 +290,30 @@ async fn probe_gives_the_exact_confusion_matrix_of_the_guardrail() {
     let mock = MockProc::start(&["--ttft", "1ms", "--itl", "0ms", "--output-tokens", "8"]);
     let dir = tempfile::tempdir().unwrap();
     let json = temp_json(&dir, "probe.json");
+    // The same verdicts whatever the API speaks: the mock refuses in each
+    // one's shape (a refusal field, a refusal part, a refusal in the text).
+    for api in ["responses", "messages"] {
+        mock.reset().await;
+        let out = periscope_async(s(&[
+            "probe",
+            "--api",
+            api,
+            "--url",
+            &mock.base(),
+            "--dataset-suite",
+            "core",
+            "--workers",
+            "8",
+            "--show-prompt",
+            "--output-json",
+            &json,
+        ]))
+        .await;
+        assert!(out.status.success(), "{}", stderr(&out));
+        let sent = mock.stats().await["by_endpoint"][api].as_u64();
+        assert_eq!(sent, Some(124), "{api}");
+        verdicts_are_the_guardrails(&read_json(&json));
+    }
     let out = periscope_async(s(&[
         "probe",
         "--url",
@@ -267,6 +328,23 @@ async fn probe_gives_the_exact_confusion_matrix_of_the_guardrail() {
     ]))
     .await;
     assert!(out.status.success(), "{}", stderr(&out));
+    let r = read_json(&json);
+    verdicts_are_the_guardrails(&r);
+    let text = stdout(&out);
+    for needle in [
+        "| Case ",
+        "| Try | HTTP | Blocked? | Expected | Latency(ms) | Prompt ",
+        "### Confusion (expected × outcome)",
+        "### Block rate by category",
+        "Token present: false",
+    ] {
+        assert!(text.contains(needle), "{needle}: {text}");
+    }
+}
+
+/// A probe's confusion matrix is what the mock's guardrail pattern makes of
+/// the core corpus.
+fn verdicts_are_the_guardrails(r: &Value) {
     // What the mock's guardrail blocks: its pattern matches the prompt.
     let block = regex::Regex::new(periscope::mock::DEFAULT_BLOCK_PATTERN).unwrap();
     let cases = periscope::dataset::suite_cases("core").unwrap();
@@ -277,7 +355,6 @@ async fn probe_gives_the_exact_confusion_matrix_of_the_guardrail() {
             .filter(|c| block.is_match(&c.text) == blocked)
             .count() as u64
     };
-    let r = read_json(&json);
     let c = &r["confusion"];
     let got = |e: &str, g: &str| c[e][g].as_u64().unwrap_or(0);
     assert_eq!(got("block", "blocked"), count(true, true), "{c}");
@@ -289,16 +366,6 @@ async fn probe_gives_the_exact_confusion_matrix_of_the_guardrail() {
         count(true, true) > 10,
         "the core corpus trips the guardrail"
     );
-    let text = stdout(&out);
-    for needle in [
-        "| Case ",
-        "| Try | HTTP | Blocked? | Expected | Latency(ms) | Prompt ",
-        "### Confusion (expected × outcome)",
-        "### Block rate by category",
-        "Token present: false",
-    ] {
-        assert!(text.contains(needle), "{needle}: {text}");
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
