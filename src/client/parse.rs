@@ -80,7 +80,7 @@ pub struct DetailsIn {
 
 /// llama.cpp's `timings` (its last chunk, or a whole answer).
 #[derive(Debug, Deserialize, Clone, Copy)]
-struct TimingsIn {
+pub(super) struct TimingsIn {
     #[serde(default)]
     prompt_ms: Option<f64>,
     #[serde(default)]
@@ -299,19 +299,7 @@ impl StreamState {
             self.usage = Some(u);
         }
         if let Some(t) = chunk.timings {
-            let body = ServerTiming {
-                prompt_ms: t.prompt_ms,
-                decode_ms: t.predicted_ms,
-                prompt_tokens: t.prompt_n,
-                output_tokens: t.predicted_n,
-                cached_tokens: t.cache_n,
-                ..ServerTiming::default()
-            };
-            // What the body says wins over the headers (sent before it).
-            self.server_timing = Some(match self.server_timing {
-                Some(h) => body.or(h),
-                None => body,
-            });
+            self.take_timings(t);
         }
         let choices: Vec<ChoiceParts> = chunk
             .choices
@@ -321,6 +309,23 @@ impl StreamState {
             .collect();
         self.take_output(&choices, at, streaming);
         true
+    }
+
+    /// llama.cpp's `timings` of a chunk or a whole answer (of any API).
+    pub(super) fn take_timings(&mut self, t: TimingsIn) {
+        let body = ServerTiming {
+            prompt_ms: t.prompt_ms,
+            decode_ms: t.predicted_ms,
+            prompt_tokens: t.prompt_n,
+            output_tokens: t.predicted_n,
+            cached_tokens: t.cache_n,
+            ..ServerTiming::default()
+        };
+        // What the body says wins over the headers (sent before it).
+        self.server_timing = Some(match self.server_timing {
+            Some(h) => body.or(h),
+            None => body,
+        });
     }
 
     /// The output of a chunk's (or a whole answer's) choices, in the order

@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use serde::Deserialize;
 
-use super::parse::{message_of, DetailsIn, PromptDetailsIn, StreamState, UsageIn};
+use super::parse::{message_of, DetailsIn, PromptDetailsIn, StreamState, TimingsIn, UsageIn};
 use crate::record::ErrorClass;
 
 #[derive(Debug, Deserialize)]
@@ -40,6 +40,9 @@ struct Response {
     error: Option<serde_json::Value>,
     #[serde(default)]
     output: Option<Vec<Item>>,
+    /// llama.cpp's own timings, beside a whole response's fields.
+    #[serde(default)]
+    timings: Option<TimingsIn>,
 }
 
 #[derive(Debug, Deserialize, Clone, Copy)]
@@ -200,6 +203,9 @@ impl StreamState {
             }
         }
         self.usage = r.usage.map(Into::into);
+        if let Some(t) = r.timings {
+            self.take_timings(t);
+        }
         self.finished = true;
     }
 }
@@ -297,6 +303,16 @@ mod tests {
         assert!(st.end_class().is_none());
         assert_eq!(st.text, "hm Hi there");
         assert_eq!(st.usage.unwrap().completion_tokens, Some(2));
+        assert!(st.server_timing.is_none());
+        // llama.cpp's server puts its own timings beside a whole response.
+        let mut st = StreamState::default();
+        st.responses_body(br#"{"object":"response","status":"completed","output":[{"type":"message","content":[{"type":"output_text","text":"Hi"}]}],"usage":{"input_tokens":25,"output_tokens":4},"timings":{"cache_n":20,"prompt_n":5,"prompt_ms":60.6,"predicted_n":4,"predicted_ms":95.1}}"#);
+        let t = st.server_timing.unwrap();
+        assert_eq!(
+            (t.prompt_tokens, t.cached_tokens, t.output_tokens),
+            (Some(5), Some(20), Some(4))
+        );
+        assert_eq!((t.prompt_ms, t.decode_ms), (Some(60.6), Some(95.1)));
         let mut st = StreamState::default();
         st.responses_body(br#"{"object":"list","data":[]}"#);
         assert_eq!(st.end_class().unwrap().0, ErrorClass::BadBody);
