@@ -463,12 +463,7 @@ pub(super) async fn embeddings(
         ));
     }
     early_faults(state, rng)?;
-    let due = arrival
-        + jittered(
-            latency.embed_latency + latency.embed_per_text.saturating_mul(items.len() as u32),
-            latency.jitter,
-            rng,
-        );
+    let due = embed_due(&latency, items.len(), arrival, rng);
     let vectors: Vec<Vec<f32>> = items
         .iter()
         .map(|(t, _)| openai::embedding(t, dims))
@@ -562,15 +557,22 @@ pub(super) async fn rerank(
         "results": results,
         "usage": {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens},
     });
-    let due = arrival
-        + jittered(
-            latency.embed_latency + latency.embed_per_text.saturating_mul(docs.len() as u32),
-            latency.jitter,
-            rng,
-        );
+    let due = embed_due(&latency, docs.len(), arrival, rng);
     crate::timer::sleep_until(due).await;
     let mut rec = state.simple_record(Endpoint::Rerank, 200, Fault::None, arrival);
     rec.prompt_tokens = prompt_tokens;
     state.stats.record(rec);
     Ok(json_response(StatusCode::OK, Bytes::from(body.to_string())))
+}
+
+/// When an answer on the embeddings latency model (a base, and a cost per
+/// text) of `texts` texts is due.
+fn embed_due(
+    latency: &Latency,
+    texts: usize,
+    arrival: Instant,
+    rng: &mut fastrand::Rng,
+) -> Instant {
+    let d = latency.embed_latency + latency.embed_per_text.saturating_mul(texts as u32);
+    arrival + jittered(d, latency.jitter, rng)
 }
