@@ -63,13 +63,31 @@ async fn shape_via(llama: &Llama, workload: &str, target: &str, key: Option<&str
     assert_eq!(s["ok"], n, "{workload}");
     assert_eq!(s["output_token_sources"]["usage"], n, "{workload}: {s}");
     assert!(f(&latency(&r, "ttft")["p50"]) > 0.0);
-    // The usage it sent is what it counted.
     let predicted =
         after["llamacpp:tokens_predicted_total"] - before["llamacpp:tokens_predicted_total"];
-    assert_eq!(f(&s["output_tokens"]), predicted, "{workload}");
-    // And its prompt tokens, processed and from its cache.
     let prompt = after["llamacpp:prompt_tokens_total"] - before["llamacpp:prompt_tokens_total"]
         + after["llamacpp:prompt_tokens_cached_total"]
         - before["llamacpp:prompt_tokens_cached_total"];
-    assert_eq!(f(&s["input_tokens"]), prompt, "{workload}");
+    let output = f(&s["output_tokens"]);
+    if key.is_none() {
+        // Direct: the usage it sent is what it counted, prompt tokens
+        // processed and from its cache included.
+        assert_eq!(output, predicted, "{workload}");
+        assert_eq!(f(&s["input_tokens"]), prompt, "{workload}");
+    } else {
+        // Through the gateway, every answer's usage is what llama.cpp sent
+        // (LiteLLM passes it on), but the counter may also hold work the
+        // gateway did on its own: once in CI, one token more than the 40
+        // answers (a stream of its own it dropped after a token; every
+        // answer periscope read carried 16). Less than one answer's worth.
+        let per_answer = output / n as f64;
+        assert!(
+            predicted >= output && predicted < output + per_answer,
+            "{workload}: llama.cpp predicted {predicted}, the answers' usage {output}"
+        );
+        assert!(
+            prompt >= f(&s["input_tokens"]),
+            "{workload}: prompt {prompt}"
+        );
+    }
 }
