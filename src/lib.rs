@@ -51,6 +51,7 @@ pub mod record;
 pub mod report;
 pub mod runner;
 pub mod scenario;
+pub mod script;
 pub mod server_metrics;
 pub mod sink;
 pub mod slo;

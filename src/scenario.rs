@@ -451,6 +451,17 @@ impl Scenario {
     }
 
     /// A usage error naming this scenario.
+    /// This scenario as a script's: named by its file, running the
+    /// `script` workload, with no preflight (the script's calls are its own).
+    pub fn scripted(mut self, path: &str) -> Scenario {
+        self.name = std::path::Path::new(path)
+            .file_name()
+            .map_or_else(|| path.to_string(), |n| n.to_string_lossy().to_string());
+        self.file.workload = Some("script".into());
+        self.file.preflight = Some(false);
+        self
+    }
+
     pub fn error(&self, msg: impl std::fmt::Display) -> Error {
         Error::Usage(format!("{}: {msg}", self.origin))
     }

@@ -102,6 +102,19 @@ enum Figure {
     /// A figure of the server's own metrics (`server.queue_time.p95`);
     /// `true` when in ms.
     Server(String, bool),
+    /// A statistic of a script's own metric (`prompt_length.p(95)`,
+    /// `checks.rate`, `http_req_duration{status:200}.p95`).
+    Custom(String, String),
+}
+
+/// `name.stat` of a custom metric: the statistic may be k6's `p(99.9)`.
+fn split_custom(lhs: &str) -> Option<(&str, &str)> {
+    if lhs.ends_with(')') {
+        if let Some(i) = lhs.rfind(".p(") {
+            return Some((&lhs[..i], &lhs[i + 1..]));
+        }
+    }
+    lhs.rsplit_once('.')
 }
 
 /// A figure of a run by the name thresholds use: `ttft.p95`, `ok_rps`.
@@ -120,6 +133,17 @@ impl Metric {
                 name: lhs.to_string(),
                 figure: Figure::Server(name.to_string(), ms),
             });
+        }
+        if let Some((m, stat)) = split_custom(lhs) {
+            if !LATENCIES.contains(&m)
+                && !m.is_empty()
+                && crate::metrics::custom::check_stat(stat).is_ok()
+            {
+                return Ok(Metric {
+                    name: lhs.to_string(),
+                    figure: Figure::Custom(m.to_string(), stat.to_string()),
+                });
+            }
         }
         let figure = match lhs.split_once('.') {
             Some((m, stat)) => {
@@ -163,8 +187,13 @@ impl Metric {
     pub fn latency(&self) -> Option<(&str, &str)> {
         match &self.figure {
             Figure::Latency(m, s) => Some((m, s)),
-            Figure::Run(_) | Figure::Server(..) => None,
+            Figure::Run(_) | Figure::Server(..) | Figure::Custom(..) => None,
         }
+    }
+
+    /// A statistic of a script's own metric.
+    pub fn is_custom(&self) -> bool {
+        matches!(self.figure, Figure::Custom(..))
     }
 
     /// A figure of the server's metrics, known only at the end of the run.
@@ -176,7 +205,7 @@ impl Metric {
     pub fn unit(&self) -> &'static str {
         match self.figure {
             Figure::Latency(..) | Figure::Server(_, true) => "ms",
-            Figure::Run(_) | Figure::Server(_, false) => "",
+            Figure::Run(_) | Figure::Server(_, false) | Figure::Custom(..) => "",
         }
     }
 
@@ -185,6 +214,7 @@ impl Metric {
         match &self.figure {
             Figure::Latency(..) | Figure::Server(_, true) => true,
             Figure::Run(n) => matches!(n.as_str(), "error_rate" | "errors"),
+            Figure::Custom(n, stat) => stat != "rate" || n.contains("fail") || n.contains("error"),
             Figure::Server(n, false) => {
                 ["waiting", "usage", "preemptions", "failed", "memory", "cpu"]
                     .iter()
@@ -198,6 +228,7 @@ impl Metric {
         let d = duration_s.max(1e-9);
         match &self.figure {
             Figure::Server(..) => None,
+            Figure::Custom(name, stat) => agg.custom.get(name)?.stat(stat, d),
             Figure::Latency(m, stat) => {
                 let s = agg.stats(m);
                 if s.count == 0 {
@@ -250,12 +281,14 @@ impl Threshold {
         let bound = match &metric.figure {
             Figure::Latency(..) | Figure::Server(_, true) => parse_ms(rhs),
             Figure::Run(_) | Figure::Server(_, false) => parse_number(rhs),
+            Figure::Custom(..) => parse_number(rhs).or_else(|| parse_ms(rhs)),
         }
         .ok_or_else(|| {
             format!(
                 "threshold '{expr}': '{rhs}' is not a number{}",
                 match metric.figure {
-                    Figure::Latency(..) | Figure::Server(_, true) => " or duration (800ms, 1.5s)",
+                    Figure::Latency(..) | Figure::Server(_, true) | Figure::Custom(..) =>
+                        " or duration (800ms, 1.5s)",
                     Figure::Run(_) | Figure::Server(_, false) => "",
                 }
             )
@@ -276,6 +309,11 @@ impl Threshold {
     /// A bound on a figure of the server's metrics.
     pub fn is_server(&self) -> bool {
         self.metric.is_server()
+    }
+
+    /// A bound on a script's own metric.
+    pub fn is_custom(&self) -> bool {
+        self.metric.is_custom()
     }
 
     /// Pass or fail of a server figure: it must hold at every scrape

@@ -50,7 +50,10 @@ pub(super) async fn run(
             let ctx = ctx.clone();
             let remaining = remaining.clone();
             let dispatched = dispatched.clone();
-            workers.spawn(tracker, vu(id, stop, ctx, remaining, dispatched));
+            match ctx.script.clone() {
+                Some(s) => super::scripted::spawn(id, stop, ctx, s, remaining, dispatched, tracker),
+                None => workers.spawn(tracker, vu(id, stop, ctx, remaining, dispatched)),
+            }
         }
         while running.len() > target {
             if let Some(Some(stop)) = running.pop() {

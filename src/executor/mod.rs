@@ -12,6 +12,7 @@
 
 mod closed;
 mod open;
+mod scripted;
 pub mod segment;
 pub mod shape;
 pub mod workers;
@@ -261,6 +262,8 @@ pub struct Context {
     /// Seeds the open model's Poisson gaps: every segment of a run computes
     /// the same arrivals (`segment::seed_of` the run id).
     pub seed: u64,
+    /// A script's run: its VUs run the script instead of sessions.
+    pub script: Option<Arc<crate::script::ScriptRun>>,
 }
 
 impl Context {
@@ -303,6 +306,20 @@ pub async fn run(load: &Load, ctx: Arc<Context>, grace: Duration) -> ExecReport 
             return ExecReport::default();
         }
     };
+    if let Some(s) = ctx.script.clone() {
+        // setup() before the first VU; its failure is the run's (k6's way).
+        let setup = scripted::on_thread("periscope-setup".into(), move || s.setup()).await;
+        if let Some(Err(e)) = setup {
+            eprintln!("error: {e}");
+            if let Some(s) = &ctx.script {
+                let _ =
+                    s.io.custom
+                        .send(crate::metrics::custom::CustomSample::Failed(e));
+            }
+            ctx.soft.cancel();
+            return ExecReport::default();
+        }
+    }
     let mut report = match load {
         Load::Closed { vus, iterations } => {
             closed::run(vus, *iterations, &ctx, &tracker, &pool).await
@@ -326,6 +343,19 @@ pub async fn run(load: &Load, ctx: Arc<Context>, grace: Duration) -> ExecReport 
         _ = ctx.hard.cancelled() => {
             report.cancelled_in_flight = true;
             tracker.wait().await;
+        }
+    }
+    if let Some(s) = ctx.script.clone() {
+        if !ctx.hard.is_cancelled() {
+            let done = scripted::on_thread("periscope-teardown".into(), move || s.teardown()).await;
+            if let Some(Err(e)) = done {
+                eprintln!("error: {e}");
+                if let Some(s) = &ctx.script {
+                    let _ =
+                        s.io.custom
+                            .send(crate::metrics::custom::CustomSample::Failed(e));
+                }
+            }
         }
     }
     report

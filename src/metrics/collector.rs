@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use std::sync::mpsc;
 
+use super::custom::CustomSample;
 use super::live::{Observer, SinkReport};
 use super::{histogram, Aggregate};
 use crate::record::{Group, RequestRecord};
@@ -68,6 +69,9 @@ pub struct WindowSummary {
     /// their kept-alive one).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub reconnects: u64,
+    /// A script's own metrics in this second.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub custom: Vec<CustomPoint>,
     /// The generator's resident memory at the end of the window, MiB.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rss_mib: Option<f64>,
@@ -75,6 +79,42 @@ pub struct WindowSummary {
 
 fn is_zero(n: &u64) -> bool {
     *n == 0
+}
+
+/// One custom metric over one second: its count and its value there (a
+/// trend's mean, a counter's sum, a rate's share, a gauge's last value).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct CustomPoint {
+    pub name: String,
+    pub kind: String,
+    pub count: u64,
+    pub value: f64,
+    /// A trend's p95 and max.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p95: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
+}
+
+impl CustomPoint {
+    fn of(name: &str, m: &super::custom::CustomMetric) -> Option<CustomPoint> {
+        use super::custom::MetricKind;
+        let kind = m.kind?;
+        let trend = kind == MetricKind::Trend;
+        Some(CustomPoint {
+            name: name.to_string(),
+            kind: format!("{kind:?}").to_lowercase(),
+            count: m.count,
+            value: match kind {
+                MetricKind::Trend => m.stat("avg", 1.0)?,
+                MetricKind::Counter => m.sum,
+                MetricKind::Rate => m.stat("rate", 1.0)?,
+                MetricKind::Gauge => m.last?,
+            },
+            p95: trend.then(|| m.quantile(0.95)).flatten(),
+            max: trend.then_some(m.max).flatten(),
+        })
+    }
 }
 
 /// One request, kept whole: for statistics over requests (the sweep's
@@ -182,6 +222,8 @@ pub type Judge = Box<dyn Fn(&RequestRecord) -> bool + Send>;
 
 pub struct Collector {
     rx: mpsc::Receiver<RequestRecord>,
+    /// A script's custom metrics, when the run has one.
+    custom: Option<mpsc::Receiver<CustomSample>>,
     origin: Instant,
     open_model: bool,
     gauges: Arc<Gauges>,
@@ -216,6 +258,7 @@ impl Collector {
     ) -> Self {
         Collector {
             rx,
+            custom: None,
             origin,
             open_model,
             gauges,
@@ -235,6 +278,12 @@ impl Collector {
     /// Feed a live output.
     pub fn with_observer(mut self, o: Box<dyn Observer>) -> Self {
         self.observers.push(o);
+        self
+    }
+
+    /// Add a script's custom metrics, sent on `rx`.
+    pub fn with_custom(mut self, rx: mpsc::Receiver<CustomSample>) -> Self {
+        self.custom = Some(rx);
         self
     }
 
@@ -322,6 +371,13 @@ impl Collector {
                     }
                 }
             }
+            if let Some(rx) = &self.custom {
+                let w = &mut open.entry(now_sec.max(next_close - 1)).or_default().agg;
+                while let Ok(c) = rx.try_recv() {
+                    total.custom.add(&c);
+                    w.custom.add(&c);
+                }
+            }
             if close {
                 let w = open.remove(&(next_close - 1));
                 let summary = self.summarize(next_close - 1, w);
@@ -338,6 +394,13 @@ impl Collector {
         }
         // The channel closed: every request has been recorded. Close the rest.
         let end_sec = self.origin.elapsed().as_secs();
+        if let Some(rx) = &self.custom {
+            let w = &mut open.entry(end_sec.max(next_close - 1)).or_default().agg;
+            while let Ok(c) = rx.try_recv() {
+                total.custom.add(&c);
+                w.custom.add(&c);
+            }
+        }
         while next_close - 1 <= end_sec || !open.is_empty() {
             let w = open.remove(&(next_close - 1));
             let s = self.summarize(next_close - 1, w);
@@ -399,6 +462,12 @@ impl Collector {
             e2e_p95: p(h("e2e"), 0.95),
             e2e_p99: p(h("e2e"), 0.99),
             reconnects: agg.reconnects,
+            custom: agg
+                .custom
+                .metrics
+                .iter()
+                .filter_map(|(n, m)| CustomPoint::of(n, m))
+                .collect(),
             payload_bytes: agg.payload.sent_bytes,
             wire_bytes: agg.payload.wire_bytes,
             spans: agg.payload.accepted_spans(),

@@ -72,6 +72,12 @@ pub struct Counts {
     pub input_sources: BTreeMap<TokenSource, u64>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors_by: Vec<ErrorCount>,
+    /// A script's own metrics (every trend value: they merge exactly).
+    #[serde(
+        default,
+        skip_serializing_if = "super::custom::CustomMetrics::is_empty"
+    )]
+    pub custom: super::custom::CustomMetrics,
     /// Non-empty histograms (µs), as [`encode_histogram`] writes them.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub histograms: BTreeMap<String, String>,
@@ -139,6 +145,7 @@ impl Aggregate {
             last_end_us: self.last_end_us,
             reconnects: self.reconnects,
             server: self.server,
+            custom: self.custom.clone(),
             statuses: self.statuses.clone(),
             output_sources: self.output_sources.clone(),
             input_sources: self.input_sources.clone(),
@@ -196,6 +203,7 @@ impl Aggregate {
             last_end_us: c.last_end_us,
             reconnects: c.reconnects,
             server: c.server,
+            custom: c.custom.clone(),
             statuses: c.statuses.clone(),
             output_sources: c.output_sources.clone(),
             input_sources: c.input_sources.clone(),

@@ -7,6 +7,7 @@
 
 mod collector;
 pub mod counts;
+pub mod custom;
 pub mod live;
 
 pub use collector::{Collected, Collector, Gauges, Judge, Sample, WindowSummary};
@@ -136,6 +137,8 @@ pub struct Aggregate {
     pub reconnects: u64,
     /// What the server reported about itself (ok requests).
     pub server: ServerCounts,
+    /// A script's own metrics and its failed iterations.
+    pub custom: custom::CustomMetrics,
 }
 
 /// Sums of what servers reported about their own handling of ok requests.
@@ -206,6 +209,7 @@ impl Default for Aggregate {
             last_end_us: 0,
             reconnects: 0,
             server: ServerCounts::default(),
+            custom: custom::CustomMetrics::default(),
         }
     }
 }
@@ -394,6 +398,7 @@ impl Aggregate {
         self.last_end_us = self.last_end_us.max(other.last_end_us);
         self.reconnects += other.reconnects;
         self.server.add(&other.server);
+        self.custom.merge(&other.custom);
     }
 
     /// errors / (ok + errors); 0 when nothing was answered.

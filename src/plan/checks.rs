@@ -18,12 +18,19 @@ pub struct Checks {
 
 impl Checks {
     /// The file's thresholds and SLOs, and the flags' that it does not have.
-    pub fn from_args(a: &RunArgs, f: &ScenarioFile) -> Result<Self> {
+    /// Custom metrics exist in a `scripted` run only.
+    pub fn from_args(a: &RunArgs, f: &ScenarioFile, scripted: bool) -> Result<Self> {
         let mut thresholds: Vec<Threshold> = f.thresholds.iter().map(|v| v.0.clone()).collect();
         for t in &a.thresholds {
             if !thresholds.iter().any(|x| x.expr == t.expr) {
                 thresholds.push(t.clone());
             }
+        }
+        if let Some(t) = thresholds.iter().find(|t| t.is_custom() && !scripted) {
+            return Err(usage!(
+                "threshold '{}': unknown metric (a latency such as ttft.p95, a run figure such as error_rate; a script's own metrics exist in scripted runs only)",
+                t.expr
+            ));
         }
         let mut slos: Vec<Slo> = f.slos.iter().map(|v| v.0.clone()).collect();
         for s in &a.slos {

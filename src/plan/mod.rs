@@ -70,19 +70,49 @@ fn env_var(name: &str) -> Option<String> {
 
 impl Plan {
     pub fn from_args(a: &RunArgs) -> Result<Plan> {
-        let file_arg = a.workload.as_deref().filter(|w| scenario::is_file_arg(w));
+        let script_arg = a
+            .workload
+            .as_deref()
+            .filter(|w| crate::script::is_script_arg(w));
+        let file_arg = a
+            .workload
+            .as_deref()
+            .filter(|w| scenario::is_file_arg(w) && script_arg.is_none());
         if file_arg.is_some() && a.scenario.is_some() {
             return Err(usage!(
                 "a scenario file was given both as the first argument and with --scenario: choose one"
             ));
         }
-        let sc = scenario::load(
-            file_arg
-                .or(a.scenario.as_deref())
-                .unwrap_or(scenario::DEFAULT),
-        )?;
+        let script = match script_arg {
+            Some(path) => Some(Arc::new(
+                crate::script::Script::load(path).map_err(|e| usage!("{e}"))?,
+            )),
+            None => None,
+        };
+        let sc = match &script {
+            // The script's options, as a scenario file's keys (under the flags).
+            Some(s) => {
+                if a.scenario.is_some() {
+                    return Err(usage!(
+                        "a script sets its load in `export const options` (or the flags), not --scenario"
+                    ));
+                }
+                scenario::parse(
+                    &crate::script::options::to_scenario(&s.path, &s.options)
+                        .map_err(|e| usage!("{e}"))?,
+                    &s.path,
+                )?
+                .scripted(&s.path)
+            }
+            None => scenario::load(
+                file_arg
+                    .or(a.scenario.as_deref())
+                    .unwrap_or(scenario::DEFAULT),
+            )?,
+        };
         let (mut workload, exports) = WorkloadPlan::from_args(a, &sc)?;
-        let checks = Checks::from_args(a, &sc.file)?;
+        workload.spec.script = script;
+        let checks = Checks::from_args(a, &sc.file, workload.spec.script.is_some())?;
         let outputs = Outputs::from_args(a, &sc.file)?;
         if let Some(t) = checks.thresholds.iter().find(|t| t.is_server()) {
             if outputs.server.as_ref().is_none_or(|s| s.targets.is_empty()) {
@@ -115,6 +145,11 @@ impl Plan {
             exports.rate,
             workload.spec.batch_sizes.len(),
         )?;
+        if workload.spec.script.is_some() && load.shape.is_open() {
+            return Err(usage!(
+                "a script runs VUs (the closed model): use --vus, --stages or --iterations, not --rate"
+            ));
+        }
         let segment = SegmentPlan::from_args(&a.segments, checks.abort_on_fail, &load.shape)?;
         workload.keep_segment(segment.segment)?;
         Ok(Plan {

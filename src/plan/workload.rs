@@ -254,6 +254,7 @@ impl WorkloadPlan {
                 stage_endpoints,
                 dataset: None,
                 otlp: otlp.as_ref().map(|o| o.spec.clone()),
+                script: None,
             },
             dataset: dataset.as_ref().map(|(sel, cases)| view_of(sel, cases)),
             queries: otlp.as_ref().and_then(|o| o.queries.clone()).map(Arc::new),

@@ -74,7 +74,7 @@ fn ms_or_dash(l: &crate::metrics::LatencyStats, v: f64) -> String {
     }
 }
 
-fn num(x: f64) -> String {
+pub fn num(x: f64) -> String {
     if x.abs() >= 100.0 {
         format!("{x:.0}")
     } else if x.abs() >= 1.0 {
@@ -684,6 +684,8 @@ pub fn render(r: &RunResult) -> String {
             )
         );
     }
+
+    out.push_str(&super::script::markdown(&r.raw.total.custom, r.duration_s));
 
     if !r.thresholds.is_empty() {
         let _ = writeln!(out, "### Thresholds\n");

@@ -15,6 +15,7 @@ pub mod merge;
 pub mod read;
 pub mod result;
 pub mod scenario;
+pub mod script;
 pub mod server;
 pub mod sweep;
 pub mod timings;

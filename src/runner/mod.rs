@@ -47,6 +47,50 @@ async fn start_scraper(
         .map_err(Error::Usage)
 }
 
+/// What a script's VUs share: the run's client, channels and defaults.
+fn script_run(
+    script: &Arc<crate::script::Script>,
+    plan: &Plan,
+    client: &Arc<client::Client>,
+    records: &std::sync::mpsc::Sender<crate::record::RequestRecord>,
+    custom: std::sync::mpsc::Sender<metrics::custom::CustomSample>,
+    gauges: &Arc<Gauges>,
+    hard: &CancellationToken,
+) -> Result<crate::script::ScriptRun> {
+    let w = &plan.workload.spec;
+    let stages = plan.load.shape.stages().clone();
+    let http = client::http_builder()
+        .build()
+        .map_err(|e| Error::Start(format!("cannot build the HTTP client of k6/http: {e}")))?;
+    Ok(crate::script::ScriptRun {
+        script: (**script).clone(),
+        io: Arc::new(crate::script::Io {
+            handle: tokio::runtime::Handle::current(),
+            client: client.clone(),
+            http,
+            records: records.clone(),
+            custom,
+            gauges: gauges.clone(),
+            stage_of: Box::new(move |us| {
+                stages
+                    .index_at(std::time::Duration::from_micros(us))
+                    .min(u16::MAX as usize) as u16
+            }),
+            hard: hard.clone(),
+            defaults: crate::script::LlmDefaults {
+                model: w.model.clone(),
+                max_tokens: w.max_tokens,
+                stream: w.stream,
+                stream_usage: w.stream_usage,
+                temperature: w.temperature,
+            },
+            tokenizer: client.tokenizer().clone(),
+            timeout: plan.request.timeout,
+        }),
+        data: std::sync::OnceLock::new(),
+    })
+}
+
 /// What one run measured.
 pub struct Executed {
     pub result: RunResult,
@@ -203,12 +247,25 @@ pub async fn execute_with(
         load => progress::Goal::Time(load.duration()),
     };
     let (progress_feed, progress) = progress::start(origin, goal, plan.outputs.progress_every);
+
+    let client = Arc::new(client);
+    let script = match &plan.workload.spec.script {
+        Some(s) => {
+            let (custom_tx, custom_rx) = std::sync::mpsc::channel();
+            collector = collector.with_custom(custom_rx);
+            Some(Arc::new(script_run(
+                s, plan, &client, &tx, custom_tx, &gauges, &hard,
+            )?))
+        }
+        None => None,
+    };
     let collector = tokio::spawn(collector.with_observer(progress_feed).run());
 
     let ctrl_c = tokio::spawn(watch_ctrl_c(soft.clone(), hard.clone(), plan.load.grace));
     let ctx = Arc::new(executor::Context {
-        client: Arc::new(client),
+        client,
         workload,
+        script,
         records: tx,
         gauges,
         soft: soft.clone(),

@@ -73,6 +73,7 @@ pub(super) fn load(
         gauges: Arc::default(),
         soft: ctx.soft.child_token(),
         hard: ctx.hard.child_token(),
+        script: None,
         origin: ctx.origin,
         stages: rate,
         segment: executor::Segment::default(),

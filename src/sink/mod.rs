@@ -506,6 +506,25 @@ impl Feed {
         }
         let _ = writeln!(b, " {ts}");
         self.batch.points += 1;
+        // A script's own metrics: one point each (`periscope_custom`).
+        for c in &w.custom {
+            b.push_str(
+                &self
+                    .window_tags
+                    .replacen("periscope_window", "periscope_custom", 1),
+            );
+            b.push_str(",metric=");
+            tag_escape(&c.name, b);
+            let _ = write!(b, ",kind={} count={}i,value={}", c.kind, c.count, c.value);
+            if let Some(p) = c.p95 {
+                let _ = write!(b, ",p95={p}");
+            }
+            if let Some(m) = c.max {
+                let _ = write!(b, ",max={m}");
+            }
+            let _ = writeln!(b, " {ts}");
+            self.batch.points += 1;
+        }
         self.flush();
     }
 

@@ -300,6 +300,7 @@ pub(crate) mod tests {
             stage_endpoints: vec![],
             dataset: None,
             otlp: None,
+            script: None,
         }
     }
 

@@ -46,6 +46,9 @@ pub enum WorkloadKind {
     DecodeHeavy,
     Http,
     OtlpTraces,
+    /// A k6-style JavaScript test (`periscope run my-test.js`): not in
+    /// [`WorkloadKind::ALL`], since it is named by its file.
+    Script,
 }
 
 impl WorkloadKind {
@@ -71,8 +74,10 @@ impl WorkloadKind {
     /// The workload a name on the command line or in a file means (`chat`
     /// is `completions`).
     pub fn parse(name: &str) -> Option<WorkloadKind> {
-        if name == "chat" {
-            return Some(WorkloadKind::Completions);
+        match name {
+            "chat" => return Some(WorkloadKind::Completions),
+            "script" => return Some(WorkloadKind::Script),
+            _ => {}
         }
         Self::ALL.iter().copied().find(|k| k.name() == name)
     }
@@ -94,6 +99,7 @@ impl WorkloadKind {
             WorkloadKind::DecodeHeavy => "decode-heavy",
             WorkloadKind::Http => "http",
             WorkloadKind::OtlpTraces => "otlp-traces",
+            WorkloadKind::Script => "script",
         }
     }
 
@@ -142,6 +148,9 @@ impl WorkloadKind {
             }
             WorkloadKind::OtlpTraces => {
                 "synthetic GenAI agent traces over OTLP/HTTP (--endpoint URL, --rate or --mb-per-s, --mix); traces/s, spans/s, MB/s"
+            }
+            WorkloadKind::Script => {
+                "a k6-style JavaScript test: k6, k6/http, k6/metrics and periscope's LLM calls; checks and custom metrics"
             }
         }
     }

@@ -122,6 +122,9 @@ pub struct WorkloadSpec {
     /// What `otlp-traces` sends.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub otlp: Option<crate::otlp::OtlpSpec>,
+    /// The script a scripted run runs (`periscope run my-test.js`).
+    #[serde(skip)]
+    pub script: Option<Arc<crate::script::Script>>,
 }
 
 /// The workload a spec names, its prompts counted (and synthetic ones made)
@@ -146,6 +149,8 @@ pub fn build(spec: &WorkloadSpec, tok: &Arc<Tokenizer>) -> Arc<dyn Workload> {
             Arc::new(MultiTurn::new(spec, MultiTurnKind::Conversation, tok))
         }
         WorkloadKind::Http => Arc::new(Http::new(spec)),
+        // A script's VUs run the script; the preflight (when asked) is a chat's.
+        WorkloadKind::Script => Arc::new(Chat::new(spec, ChatKind::Chat, tok)),
         WorkloadKind::OtlpTraces => Arc::new(otlp::OtlpTraces::new(
             spec.otlp
                 .clone()

@@ -23,6 +23,7 @@ mod reconnects;
 mod reports;
 mod run;
 mod scenarios;
+mod scripts;
 mod segments;
 mod series;
 mod server_metrics;

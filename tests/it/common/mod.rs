@@ -736,3 +736,24 @@ pub fn values_or_tags(answer: &Value) -> Vec<Value> {
         })
         .unwrap_or_default()
 }
+
+/// A run's tokens are the usage the mock sent, and its ttft (p50 within
+/// 2 ms) and itl (within 1 ms) agree with the mock's send stamps.
+pub fn usage_and_stamps_agree(r: &Value, st: &Value, n: u64) {
+    let s = &r["summary"];
+    assert_eq!(s["errors"], 0, "{}", r["errors"]);
+    assert_eq!(s["output_token_sources"]["usage"], n);
+    assert_eq!(f(&s["output_tokens"]), f(&st["output_tokens"]));
+    assert_eq!(f(&s["input_tokens"]), f(&st["prompt_tokens"]));
+    let (ttft, itl) = (f(&latency(r, "ttft")["p50"]), f(&latency(r, "itl")["p50"]));
+    let mock_ttft = f(&st["ttft_us"]["p50"]) / 1000.0;
+    let mock_itl = f(&st["itl_us"]["p50"]) / 1000.0;
+    assert!(
+        (ttft - mock_ttft).abs() < 2.0,
+        "ttft {ttft} vs the mock's {mock_ttft}"
+    );
+    assert!(
+        (itl - mock_itl).abs() < 1.0,
+        "itl {itl} vs the mock's {mock_itl}"
+    );
+}

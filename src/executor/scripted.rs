@@ -1,0 +1,91 @@
+//! A scripted VU: the script's `default` run in a loop on a thread of its
+//! own (a JavaScript runtime cannot move between threads), as the closed
+//! model's VUs run their sessions. `setup()` runs before the load and
+//! `teardown()` after it, each on a thread of their own.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use tokio_util::task::TaskTracker;
+
+use super::Context;
+use crate::metrics::custom::CustomSample;
+use crate::script::ScriptRun;
+
+/// Run `f` on a new thread with room for a JavaScript runtime; resolves
+/// when it is done.
+pub(super) async fn on_thread<T: Send + 'static>(
+    name: String,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Option<T> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let spawned = std::thread::Builder::new()
+        .name(name)
+        .stack_size(2 << 20)
+        .spawn(move || {
+            let _ = tx.send(f());
+        });
+    if let Err(e) = spawned {
+        eprintln!("error: cannot start a VU thread: {e}");
+        return None;
+    }
+    rx.await.ok()
+}
+
+/// Start VU `id` (k6's `__VU` is `id + 1`), tracked by `tracker`.
+pub(super) fn spawn(
+    id: u64,
+    stop: Arc<AtomicBool>,
+    ctx: Arc<Context>,
+    script: Arc<ScriptRun>,
+    remaining: Option<Arc<AtomicU64>>,
+    dispatched: Arc<AtomicU64>,
+    tracker: &TaskTracker,
+) {
+    tracker.spawn(on_thread(format!("periscope-vu{}", id + 1), move || {
+        ctx.gauges.active_vus.fetch_add(1, Ordering::Relaxed);
+        run(id, &stop, &ctx, &script, remaining.as_deref(), &dispatched);
+        ctx.gauges.active_vus.fetch_sub(1, Ordering::Relaxed);
+    }));
+}
+
+fn run(
+    id: u64,
+    stop: &AtomicBool,
+    ctx: &Context,
+    script: &ScriptRun,
+    remaining: Option<&AtomicU64>,
+    dispatched: &AtomicU64,
+) {
+    let mut vu = match script.vu(id + 1) {
+        Ok(v) => v,
+        Err(e) => {
+            let _ = script
+                .io
+                .custom
+                .send(CustomSample::Failed(format!("init: {e}")));
+            return;
+        }
+    };
+    let mut iteration = 0u64;
+    loop {
+        if stop.load(Ordering::Relaxed) || ctx.soft.is_cancelled() {
+            break;
+        }
+        if let Some(rem) = remaining {
+            let took = rem.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+            if took.is_err() {
+                ctx.soft.cancel();
+                break;
+            }
+        }
+        dispatched.fetch_add(1, Ordering::Relaxed);
+        // A failed iteration is counted (its message and line) by the VU;
+        // the next one goes on.
+        let _ = vu.iteration(iteration);
+        iteration += 1;
+        if ctx.hard.is_cancelled() {
+            break;
+        }
+    }
+}

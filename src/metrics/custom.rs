@@ -1,0 +1,336 @@
+//! Custom metrics of scripted runs (k6's `Trend`, `Counter`, `Rate` and
+//! `Gauge`), and the k6 built-ins a script records (`checks`,
+//! `http_req_duration`, `iterations`, …), with the failed iterations.
+//!
+//! A VU sends [`CustomSample`]s to the collector, which adds them to the
+//! run's [`CustomMetrics`] (and to the second's window). A trend keeps every
+//! value, as k6 does, so its percentiles are exact (k6's linear
+//! interpolation between closest ranks) and results merge exactly: the
+//! values are written into the JSON result.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// What a custom metric is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MetricKind {
+    /// Values whose distribution matters (min, avg, percentiles, max).
+    Trend,
+    /// A sum.
+    Counter,
+    /// The share of non-zero values.
+    Rate,
+    /// The last value (with min and max).
+    Gauge,
+}
+
+impl MetricKind {
+    pub fn parse(s: &str) -> Option<MetricKind> {
+        match s {
+            "trend" => Some(MetricKind::Trend),
+            "counter" => Some(MetricKind::Counter),
+            "rate" => Some(MetricKind::Rate),
+            "gauge" => Some(MetricKind::Gauge),
+            _ => None,
+        }
+    }
+}
+
+/// One value added to a metric by a script, or one failed iteration.
+#[derive(Debug, Clone)]
+pub enum CustomSample {
+    Value {
+        /// `name`, or `name{tag:value,…}` for a tagged sub-metric.
+        name: String,
+        kind: MetricKind,
+        value: f64,
+        /// Its values are durations in ms (`new Trend(name, true)`).
+        time: bool,
+    },
+    /// An iteration that threw: its message with the line it came from.
+    Failed(String),
+}
+
+/// One metric's state.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CustomMetric {
+    pub kind: Option<MetricKind>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub time: bool,
+    pub count: u64,
+    pub sum: f64,
+    /// Rate: the non-zero values.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub trues: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
+    /// Gauge: the last value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last: Option<f64>,
+    /// Trend: every value, in the order added (sorted when read).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub values: Vec<f64>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// The statistics a threshold may name on a custom metric, k6's and
+/// periscope's spellings: `p(95)`, `p95`, `avg`, `mean`, `med`, `min`,
+/// `max`, `count`, `rate`, `value`.
+pub fn check_stat(stat: &str) -> Result<(), String> {
+    if percentile(stat).is_some()
+        || [
+            "avg", "mean", "med", "min", "max", "count", "rate", "value", "sum",
+        ]
+        .contains(&stat)
+    {
+        Ok(())
+    } else {
+        Err(format!(
+            "unknown statistic '{stat}' of a custom metric (p(95), p95, avg, med, min, max, count, rate or value)"
+        ))
+    }
+}
+
+/// `p(99.9)` or `p95` → 0.999 / 0.95.
+fn percentile(stat: &str) -> Option<f64> {
+    let n = stat
+        .strip_prefix("p(")
+        .and_then(|s| s.strip_suffix(')'))
+        .or_else(|| stat.strip_prefix('p'))?;
+    let p: f64 = n.trim().parse().ok()?;
+    (0.0..=100.0).contains(&p).then_some(p / 100.0)
+}
+
+impl CustomMetric {
+    fn add(&mut self, kind: MetricKind, value: f64, time: bool) {
+        self.kind.get_or_insert(kind);
+        self.time |= time;
+        self.count += 1;
+        self.sum += value;
+        self.min = Some(self.min.map_or(value, |m| m.min(value)));
+        self.max = Some(self.max.map_or(value, |m| m.max(value)));
+        match kind {
+            MetricKind::Rate if value != 0.0 => self.trues += 1,
+            MetricKind::Gauge => self.last = Some(value),
+            MetricKind::Trend => self.values.push(value),
+            _ => {}
+        }
+    }
+
+    fn merge(&mut self, o: &CustomMetric) {
+        if self.kind.is_none() {
+            self.kind = o.kind;
+        }
+        self.time |= o.time;
+        self.count += o.count;
+        self.sum += o.sum;
+        self.trues += o.trues;
+        self.min = match (self.min, o.min) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self.max = match (self.max, o.max) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        self.last = o.last.or(self.last);
+        self.values.extend_from_slice(&o.values);
+    }
+
+    /// The `q` quantile (0..=1) of a trend, as k6 computes it: linear
+    /// interpolation between the closest ranks.
+    pub fn quantile(&self, q: f64) -> Option<f64> {
+        let mut v = self.values.clone();
+        if v.is_empty() {
+            return None;
+        }
+        v.sort_by(f64::total_cmp);
+        let i = q.clamp(0.0, 1.0) * (v.len() - 1) as f64;
+        let (lo, hi) = (v[i.floor() as usize], v[i.ceil() as usize]);
+        Some(lo + (hi - lo) * (i - i.floor()))
+    }
+
+    /// A statistic by a threshold's name; `duration_s` turns a counter into
+    /// its rate.
+    pub fn stat(&self, stat: &str, duration_s: f64) -> Option<f64> {
+        if self.count == 0 {
+            return None;
+        }
+        if let Some(q) = percentile(stat) {
+            return self.quantile(q);
+        }
+        match stat {
+            "avg" | "mean" => Some(self.sum / self.count as f64),
+            "med" => self.quantile(0.5),
+            "min" => self.min,
+            "max" => self.max,
+            "count" => Some(match self.kind {
+                Some(MetricKind::Counter) => self.sum,
+                _ => self.count as f64,
+            }),
+            "sum" => Some(self.sum),
+            "rate" => Some(match self.kind {
+                Some(MetricKind::Rate) => self.trues as f64 / self.count as f64,
+                _ => self.sum / duration_s.max(1e-9),
+            }),
+            "value" => self.last.or(Some(self.sum)),
+            _ => None,
+        }
+    }
+}
+
+/// Every custom metric of a set of samples, and the failed iterations.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CustomMetrics {
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub metrics: BTreeMap<String, CustomMetric>,
+    /// Failed iterations by message (with the line that threw): the first
+    /// [`KEPT_ERRORS`] kinds by name, the rest under one entry.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub failed: BTreeMap<String, u64>,
+}
+
+/// Kinds of iteration errors kept by message.
+pub const KEPT_ERRORS: usize = 20;
+const OTHER_ERRORS: &str = "(other errors)";
+
+impl CustomMetrics {
+    pub fn is_empty(&self) -> bool {
+        self.metrics.is_empty() && self.failed.is_empty()
+    }
+
+    pub fn add(&mut self, s: &CustomSample) {
+        match s {
+            CustomSample::Value {
+                name,
+                kind,
+                value,
+                time,
+            } => {
+                if let Some(m) = self.metrics.get_mut(name.as_str()) {
+                    m.add(*kind, *value, *time);
+                } else {
+                    let mut m = CustomMetric::default();
+                    m.add(*kind, *value, *time);
+                    self.metrics.insert(name.clone(), m);
+                }
+            }
+            CustomSample::Failed(msg) => self.fail(msg, 1),
+        }
+    }
+
+    fn fail(&mut self, msg: &str, n: u64) {
+        let key = if self.failed.contains_key(msg) || self.failed.len() < KEPT_ERRORS {
+            msg
+        } else {
+            OTHER_ERRORS
+        };
+        *self.failed.entry(key.to_string()).or_default() += n;
+    }
+
+    pub fn merge(&mut self, o: &CustomMetrics) {
+        for (k, m) in &o.metrics {
+            self.metrics.entry(k.clone()).or_default().merge(m);
+        }
+        for (msg, n) in &o.failed {
+            self.fail(msg, *n);
+        }
+    }
+
+    pub fn get(&self, name: &str) -> Option<&CustomMetric> {
+        self.metrics.get(name)
+    }
+
+    /// Failed iterations.
+    pub fn failed_iterations(&self) -> u64 {
+        self.failed.values().sum()
+    }
+}
+
+/// The name of a sub-metric: `name{k:v,…}` with the tags sorted by key, as
+/// k6's thresholds spell them.
+pub fn tagged(name: &str, tags: &[(String, String)]) -> String {
+    let mut t: Vec<&(String, String)> = tags.iter().collect();
+    t.sort();
+    let inner: Vec<String> = t.iter().map(|(k, v)| format!("{k}:{v}")).collect();
+    format!("{name}{{{}}}", inner.join(","))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn value(name: &str, kind: MetricKind, value: f64) -> CustomSample {
+        CustomSample::Value {
+            name: name.into(),
+            kind,
+            value,
+            time: false,
+        }
+    }
+
+    #[test]
+    fn a_trend_has_k6s_percentiles_and_merges_exactly() {
+        let mut a = CustomMetrics::default();
+        let mut b = CustomMetrics::default();
+        for i in 1..=100 {
+            let s = value("len", MetricKind::Trend, i as f64);
+            a.add(&s);
+            if i <= 50 {
+                b.add(&s);
+            }
+        }
+        let t = a.get("len").unwrap();
+        // k6: p(95) of 1..=100 = 95.05 (rank 94.05 between 95 and 96).
+        assert!((t.stat("p(95)", 1.0).unwrap() - 95.05).abs() < 1e-9);
+        assert_eq!(t.stat("p95", 1.0), t.stat("p(95)", 1.0));
+        assert_eq!(t.stat("avg", 1.0), Some(50.5));
+        assert_eq!(t.stat("med", 1.0), Some(50.5));
+        assert_eq!(t.stat("max", 1.0), Some(100.0));
+        let mut c = CustomMetrics::default();
+        for i in 51..=100 {
+            c.add(&value("len", MetricKind::Trend, i as f64));
+        }
+        b.merge(&c);
+        let merged = b.get("len").unwrap();
+        assert_eq!(merged.stat("p(95)", 1.0), t.stat("p(95)", 1.0));
+        assert_eq!(merged.count, 100);
+    }
+
+    #[test]
+    fn rates_counters_gauges_and_failures() {
+        let mut m = CustomMetrics::default();
+        for ok in [1.0, 1.0, 0.0, 1.0] {
+            m.add(&value("checks", MetricKind::Rate, ok));
+        }
+        m.add(&value("n", MetricKind::Counter, 3.0));
+        m.add(&value("n", MetricKind::Counter, 2.0));
+        m.add(&value("g", MetricKind::Gauge, 7.0));
+        m.add(&value("g", MetricKind::Gauge, 4.0));
+        assert_eq!(m.get("checks").unwrap().stat("rate", 1.0), Some(0.75));
+        assert_eq!(m.get("n").unwrap().stat("count", 1.0), Some(5.0));
+        assert_eq!(m.get("n").unwrap().stat("rate", 2.0), Some(2.5));
+        assert_eq!(m.get("g").unwrap().stat("value", 1.0), Some(4.0));
+        assert_eq!(m.get("g").unwrap().stat("max", 1.0), Some(7.0));
+        for i in 0..30 {
+            m.add(&CustomSample::Failed(format!("Error: {i} at x.js:1:1")));
+        }
+        m.add(&CustomSample::Failed("Error: 0 at x.js:1:1".into()));
+        assert_eq!(m.failed_iterations(), 31);
+        assert_eq!(m.failed.len(), KEPT_ERRORS + 1);
+        assert_eq!(m.failed["Error: 0 at x.js:1:1"], 2);
+        assert!(check_stat("p(99.9)").is_ok() && check_stat("p101").is_err());
+        assert!(check_stat("avg").is_ok() && check_stat("median").is_err());
+        assert_eq!(
+            tagged("d", &[("z".into(), "1".into()), ("a".into(), "2".into())]),
+            "d{a:2,z:1}"
+        );
+    }
+}
