@@ -38,7 +38,7 @@ periscope = $(PERISCOPE) run $(1) --scenario $(2) $(target_flag) $(influx_out) \
 RUN_DEPS := $(if $(filter $(BIN),$(PERISCOPE)),build) | $(RESULTS)
 
 .PHONY: help build test lint bench bench-mock sizing report-demo test-llama-cpp-python \
-  setup start stop restart status logs clean purge grafana-dashboard run \
+  setup start stop restart status logs clean purge grafana-dashboard run script \
   test-completions test-responses test-messages test-tool-calls test-vision test-rerank test-embeddings test-prefix-caching test-benchmark test-all \
   test-completions-smoke test-completions-stress test-completions-spike \
   test-completions-soak test-completions-recovery \
@@ -218,6 +218,13 @@ test-completions-heavy-all: test-completions-prefill-heavy test-completions-deco
 run: $(RUN_DEPS) ## Run a scenario: make run SCENARIO=my.yaml (or SCENARIO=stress WORKLOAD=embeddings)
 	$(if $(strip $(SCENARIO)),,$(error give the scenario: make run SCENARIO=file.yaml (or a built-in name such as stress)))
 	$(PERISCOPE) run $(scenario_args) $(influx_out) --json $(RESULTS)/$(scenario_name).json --html $(RESULTS)/$(scenario_name).html $(ARGS)
+
+# A k6-style JavaScript test, as the k6 suite's `make test script=…` ran one
+# (SCRIPT= or script=); OPENAI_BASE_URL, else the mock.
+script_file = $(or $(SCRIPT),$(script))
+script: $(RUN_DEPS) ## Run a k6-style JavaScript test: make script SCRIPT=examples/custom-test.js
+	$(if $(strip $(script_file)),,$(error give the script: make script SCRIPT=my-test.js))
+	$(PERISCOPE) run $(script_file) $(target_flag) $(influx_out) --json $(RESULTS)/$(basename $(notdir $(script_file))).json --html $(RESULTS)/$(basename $(notdir $(script_file))).html $(ARGS)
 
 # A file names its own target, else OPENAI_BASE_URL or the mock; a built-in
 # scenario runs WORKLOAD (completions by default).

@@ -7,7 +7,9 @@
 # ROUNDS rounds (the order rotates; medians). Prints req/s and CPU-seconds
 # per 1000 requests of each, periscope's ratios to wrk's and oha's with the
 # targets beside them, then periscope's peak RSS with 1000 and 10 000
-# concurrent streams against the mock (STREAMS to change).
+# concurrent streams against the mock (STREAMS to change); last, a script
+# whose iteration is one periscope.chat beside the built-in completions
+# workload (CPU per request) and 1000 scripted VUs' RSS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -173,3 +175,59 @@ target = {1000: "≤ 60 MB", 10000: "≤ 200 MB"}.get(n, "")
 print(f"| {n} | {d['generator']['peak_rss_mib']:.1f} | {target} | {d['summary']['ok']} | {d['summary']['ok_rps']:.0f} |")
 PY
 done
+
+# Scripts: one `periscope.chat` per iteration against the built-in
+# completions workload on the same target, in turn within each round: the
+# mock with a server's latency (ttft 20 ms, itl 2 ms) and nginx's instant
+# SSE body (where only the generator's own cost shows). Then 1000 VUs of
+# the script against the mock: peak RSS.
+cat > "$work/one-chat.js" <<'JS'
+import { chat } from "periscope";
+export default function () {
+  chat({ messages: [{ role: "user", content: "Say hello." }] });
+}
+JS
+sport=$(free_port)
+"$BIN" mock --listen "127.0.0.1:$sport" --ttft 20ms --itl 2ms 2>/dev/null &
+wait_http "http://127.0.0.1:$sport/health"
+scripted=$work/scripted.txt
+: > "$scripted"
+for r in $(seq "$ROUNDS"); do
+  for where in mock nginx; do
+    if [ "$where" = mock ]; then url=http://127.0.0.1:$sport; else url=http://127.0.0.1:$port/stream/v1; fi
+    for w in completions "$work/one-chat.js"; do
+      /usr/bin/time -f "%U %S" -o "$work/s.time" "$BIN" run "$w" --target "$url" --vus "$CONC" \
+        --duration "${DUR}s" --stream --no-preflight --progress-every 3600 --json "$work/s.json" > /dev/null 2>&1
+      n=$(python3 -c "import json;d=json.load(open('$work/s.json'))['summary'];assert d['errors']==0, d;print(d['ok'])")
+      echo "$where $r $(basename "$w") $n $(cpu "$work/s.time")" >> "$scripted"
+    done
+  done
+done
+python3 - "$scripted" <<'PY'
+import statistics, sys
+from collections import defaultdict
+rows = defaultdict(lambda: defaultdict(dict))
+for line in open(sys.argv[1]):
+    where, r, w, n, cpu = line.split()
+    rows[where][r]["script" if w.endswith(".js") else "builtin"] = float(cpu) / float(n) * 1000
+print()
+print("| target | built-in CPU-s per 1000 req | script CPU-s per 1000 req | script / built-in | target |")
+print("|---|---|---|---|---|")
+for where, label, bound in (("mock", "mock (ttft 20 ms, itl 2 ms)", "≤ 1.5×"), ("nginx", "nginx SSE (instant)", "")):
+    b = statistics.median(x["builtin"] for x in rows[where].values())
+    s = statistics.median(x["script"] for x in rows[where].values())
+    ratio = statistics.median(x["script"] / x["builtin"] for x in rows[where].values())
+    met = "" if not bound else (" (met)" if ratio <= 1.5 else " (**not met**)")
+    print(f"| {label} | {b:.4f} | {s:.4f} | {ratio:.2f}× | {bound}{met} |")
+PY
+"$BIN" run "$work/one-chat.js" --target "http://127.0.0.1:$sport" --vus 1000 --duration "${DUR}s" \
+  --no-preflight --progress-every 3600 --json "$work/srss.json" > /dev/null 2>&1
+python3 - "$work/srss.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+rss = d["generator"]["peak_rss_mib"]
+print()
+print("| scripted VUs | peak RSS (MiB) | target | ok requests |")
+print("|---|---|---|---|")
+print(f"| 1000 | {rss:.1f} | ≤ 250 MB{' (met)' if rss * 1.048576 <= 250 else ' (**not met**)'} | {d['summary']['ok']} |")
+PY

@@ -20,8 +20,11 @@
 //!   load, segment, outputs, checks); `cli`: clap structs only.
 //! - `report`: the result model, its formats, merge and compare.
 //! - `scenario`: built-in scenarios and scenario files.
-//! - `executor`: closed (VUs) and open (arrival schedule) models, segments.
-//! - `workload`: what each request is (one module per [`workload::WorkloadKind`]).
+//! - `executor`: closed (VUs) and open (arrival schedule) models, segments,
+//!   and scripted VUs (a thread each).
+//! - `script`: k6-style JavaScript tests (an embedded engine, k6's modules
+//!   and periscope's LLM calls); `workload`: what each request is (one
+//!   module per [`workload::WorkloadKind`]).
 //! - `sink`: the InfluxDB feed and the span exporter; `progress`: the live
 //!   line; `slo`: thresholds, per-request objectives, abort-on-fail.
 //! - `mock`: the built-in OpenAI-compatible server.

@@ -51,7 +51,14 @@ pub(super) async fn run(
             let remaining = remaining.clone();
             let dispatched = dispatched.clone();
             match ctx.script.clone() {
-                Some(s) => super::scripted::spawn(id, stop, ctx, s, remaining, dispatched, tracker),
+                Some(s) => super::scripted::spawn(
+                    id,
+                    stop,
+                    (ctx, s, workers.next()),
+                    remaining,
+                    dispatched,
+                    tracker,
+                ),
                 None => workers.spawn(tracker, vu(id, stop, ctx, remaining, dispatched)),
             }
         }

@@ -308,13 +308,12 @@ pub async fn run(load: &Load, ctx: Arc<Context>, grace: Duration) -> ExecReport 
     };
     if let Some(s) = ctx.script.clone() {
         // setup() before the first VU; its failure is the run's (k6's way).
-        let setup = scripted::on_thread("periscope-setup".into(), move || s.setup()).await;
+        let worker = pool.next();
+        let setup = scripted::on_thread("periscope-setup".into(), move || s.setup(worker)).await;
         if let Some(Err(e)) = setup {
             eprintln!("error: {e}");
             if let Some(s) = &ctx.script {
-                let _ =
-                    s.io.custom
-                        .send(crate::metrics::custom::CustomSample::Failed(e));
+                s.io.fail(e);
             }
             ctx.soft.cancel();
             return ExecReport::default();
@@ -347,13 +346,13 @@ pub async fn run(load: &Load, ctx: Arc<Context>, grace: Duration) -> ExecReport 
     }
     if let Some(s) = ctx.script.clone() {
         if !ctx.hard.is_cancelled() {
-            let done = scripted::on_thread("periscope-teardown".into(), move || s.teardown()).await;
+            let worker = pool.next();
+            let done =
+                scripted::on_thread("periscope-teardown".into(), move || s.teardown(worker)).await;
             if let Some(Err(e)) = done {
                 eprintln!("error: {e}");
                 if let Some(s) = &ctx.script {
-                    let _ =
-                        s.io.custom
-                            .send(crate::metrics::custom::CustomSample::Failed(e));
+                    s.io.fail(e);
                 }
             }
         }

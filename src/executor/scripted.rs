@@ -9,7 +9,6 @@ use std::sync::Arc;
 use tokio_util::task::TaskTracker;
 
 use super::Context;
-use crate::metrics::custom::CustomSample;
 use crate::script::ScriptRun;
 
 /// Run `f` on a new thread with room for a JavaScript runtime; resolves
@@ -32,19 +31,26 @@ pub(super) async fn on_thread<T: Send + 'static>(
     rx.await.ok()
 }
 
-/// Start VU `id` (k6's `__VU` is `id + 1`), tracked by `tracker`.
+/// Start VU `id` (k6's `__VU` is `id + 1`), its requests run on the
+/// `worker` runtime, tracked by `tracker`.
 pub(super) fn spawn(
     id: u64,
     stop: Arc<AtomicBool>,
-    ctx: Arc<Context>,
-    script: Arc<ScriptRun>,
+    (ctx, script, worker): (Arc<Context>, Arc<ScriptRun>, tokio::runtime::Handle),
     remaining: Option<Arc<AtomicU64>>,
     dispatched: Arc<AtomicU64>,
     tracker: &TaskTracker,
 ) {
     tracker.spawn(on_thread(format!("periscope-vu{}", id + 1), move || {
         ctx.gauges.active_vus.fetch_add(1, Ordering::Relaxed);
-        run(id, &stop, &ctx, &script, remaining.as_deref(), &dispatched);
+        run(
+            id,
+            &stop,
+            &ctx,
+            (&script, worker),
+            remaining.as_deref(),
+            &dispatched,
+        );
         ctx.gauges.active_vus.fetch_sub(1, Ordering::Relaxed);
     }));
 }
@@ -53,17 +59,14 @@ fn run(
     id: u64,
     stop: &AtomicBool,
     ctx: &Context,
-    script: &ScriptRun,
+    (script, worker): (&ScriptRun, tokio::runtime::Handle),
     remaining: Option<&AtomicU64>,
     dispatched: &AtomicU64,
 ) {
-    let mut vu = match script.vu(id + 1) {
+    let mut vu = match script.vu(id + 1, worker) {
         Ok(v) => v,
         Err(e) => {
-            let _ = script
-                .io
-                .custom
-                .send(CustomSample::Failed(format!("init: {e}")));
+            script.io.fail(format!("init: {e}"));
             return;
         }
     };

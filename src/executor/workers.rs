@@ -47,6 +47,12 @@ impl Workers {
         })
     }
 
+    /// The next worker's runtime (dealt in turn, as tasks are).
+    pub fn next(&self) -> Handle {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.handles.len();
+        self.handles[i].clone()
+    }
+
     /// Run `fut` on the next worker, tracked by `tracker`.
     pub fn spawn<F>(&self, tracker: &TaskTracker, fut: F)
     where

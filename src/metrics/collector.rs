@@ -223,7 +223,7 @@ pub type Judge = Box<dyn Fn(&RequestRecord) -> bool + Send>;
 pub struct Collector {
     rx: mpsc::Receiver<RequestRecord>,
     /// A script's custom metrics, when the run has one.
-    custom: Option<mpsc::Receiver<CustomSample>>,
+    custom: Option<mpsc::Receiver<Vec<CustomSample>>>,
     origin: Instant,
     open_model: bool,
     gauges: Arc<Gauges>,
@@ -282,7 +282,7 @@ impl Collector {
     }
 
     /// Add a script's custom metrics, sent on `rx`.
-    pub fn with_custom(mut self, rx: mpsc::Receiver<CustomSample>) -> Self {
+    pub fn with_custom(mut self, rx: mpsc::Receiver<Vec<CustomSample>>) -> Self {
         self.custom = Some(rx);
         self
     }
@@ -373,7 +373,7 @@ impl Collector {
             }
             if let Some(rx) = &self.custom {
                 let w = &mut open.entry(now_sec.max(next_close - 1)).or_default().agg;
-                while let Ok(c) = rx.try_recv() {
+                for c in rx.try_iter().flatten() {
                     total.custom.add(&c);
                     w.custom.add(&c);
                 }
@@ -396,7 +396,7 @@ impl Collector {
         let end_sec = self.origin.elapsed().as_secs();
         if let Some(rx) = &self.custom {
             let w = &mut open.entry(end_sec.max(next_close - 1)).or_default().agg;
-            while let Ok(c) = rx.try_recv() {
+            for c in rx.try_iter().flatten() {
                 total.custom.add(&c);
                 w.custom.add(&c);
             }

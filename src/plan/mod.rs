@@ -241,6 +241,7 @@ impl Plan {
                 o
             }),
             dataset: self.workload.dataset.clone(),
+            script: w.script.as_ref().map(|s| s.path.clone()),
             thresholds: self
                 .checks
                 .thresholds

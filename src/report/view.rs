@@ -59,6 +59,9 @@ pub struct PlanView {
     pub otlp: Option<crate::otlp::OtlpView>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dataset: Option<DatasetView>,
+    /// The script a scripted run ran (`periscope run my-test.js`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub script: Option<String>,
     pub thresholds: Vec<String>,
     pub abort_on_fail: bool,
     pub slos: Vec<String>,

@@ -53,21 +53,19 @@ fn script_run(
     plan: &Plan,
     client: &Arc<client::Client>,
     records: &std::sync::mpsc::Sender<crate::record::RequestRecord>,
-    custom: std::sync::mpsc::Sender<metrics::custom::CustomSample>,
+    custom: std::sync::mpsc::Sender<Vec<metrics::custom::CustomSample>>,
     gauges: &Arc<Gauges>,
     hard: &CancellationToken,
 ) -> Result<crate::script::ScriptRun> {
     let w = &plan.workload.spec;
     let stages = plan.load.shape.stages().clone();
-    let http = client::http_builder()
-        .build()
-        .map_err(|e| Error::Start(format!("cannot build the HTTP client of k6/http: {e}")))?;
     Ok(crate::script::ScriptRun {
         script: (**script).clone(),
         io: Arc::new(crate::script::Io {
-            handle: tokio::runtime::Handle::current(),
             client: client.clone(),
-            http,
+            http: client::http_builder()
+                .build()
+                .map_err(|e| Error::Start(format!("cannot build k6/http's client: {e}")))?,
             records: records.clone(),
             custom,
             gauges: gauges.clone(),

@@ -2,7 +2,9 @@
 //! metric measured as for the built-in workloads), k6/http requests sent
 //! by a general HTTP client, metrics sent to the collector, and sleeps cut
 //! short by the end of the run. A VU's thread blocks on each call, as a k6
-//! VU does; the futures run on the run's tokio runtime.
+//! VU does, while the request runs on one of the load's worker runtimes
+//! (beside the built-in workloads' VUs, batched in their event loops): one
+//! wake-up of the VU's thread per call, not one per streamed chunk.
 
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::Sender;
@@ -28,14 +30,15 @@ pub struct LlmDefaults {
     pub temperature: Option<f32>,
 }
 
-/// The run as a VU's native calls see it.
+/// The run as every VU's native calls see it.
 pub struct Io {
-    pub handle: tokio::runtime::Handle,
+    /// The run's client (its connections kept per worker runtime).
     pub client: Arc<Client>,
     /// k6/http's client (any URL, the script's own headers).
     pub http: reqwest::Client,
     pub records: Sender<RequestRecord>,
-    pub custom: Sender<CustomSample>,
+    /// Custom metrics, a VU's batch at a time.
+    pub custom: Sender<Vec<CustomSample>>,
     pub gauges: Arc<Gauges>,
     /// The stage a request sent at this many µs belongs to.
     pub stage_of: Box<dyn Fn(u64) -> u16 + Send + Sync>,
@@ -47,6 +50,66 @@ pub struct Io {
 }
 
 impl Io {
+    /// A failure outside any VU's iterations (setup, a VU that could not start).
+    pub fn fail(&self, msg: String) {
+        let _ = self.custom.send(vec![CustomSample::Failed(msg)]);
+    }
+}
+
+/// One VU's side of the run: the worker runtime its requests run on, and
+/// its metrics not yet sent.
+pub struct VuIo {
+    pub io: Arc<Io>,
+    worker: tokio::runtime::Handle,
+    pending: std::cell::RefCell<Vec<CustomSample>>,
+}
+
+impl Drop for VuIo {
+    fn drop(&mut self) {
+        self.flush();
+    }
+}
+
+impl VuIo {
+    pub fn new(io: Arc<Io>, worker: tokio::runtime::Handle) -> VuIo {
+        VuIo {
+            io,
+            worker,
+            pending: std::cell::RefCell::new(Vec::new()),
+        }
+    }
+
+    /// Run `fut` on the VU's worker runtime and wait for it; None when the
+    /// run's hard stop came first.
+    fn wait<T: Send + 'static>(
+        &self,
+        fut: impl std::future::Future<Output = T> + Send + 'static,
+    ) -> Option<T> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let hard = self.io.hard.clone();
+        self.worker.spawn(async move {
+            tokio::select! {
+                biased;
+                _ = hard.cancelled() => {}
+                r = fut => { let _ = tx.send(r); }
+            }
+        });
+        rx.blocking_recv().ok()
+    }
+
+    /// Send the metrics added so far to the collector.
+    pub fn flush(&self) {
+        let batch = std::mem::take(&mut *self.pending.borrow_mut());
+        if !batch.is_empty() {
+            let _ = self.io.custom.send(batch);
+        }
+    }
+
+    /// A failed iteration (its message and line).
+    pub fn failed(&self, msg: String) {
+        self.pending.borrow_mut().push(CustomSample::Failed(msg));
+    }
+
     /// Add a value to a metric, and to its tagged sub-metric when tagged.
     pub fn metric(
         &self,
@@ -57,7 +120,7 @@ impl Io {
         time: bool,
     ) {
         let send = |name: String| {
-            let _ = self.custom.send(CustomSample::Value {
+            self.pending.borrow_mut().push(CustomSample::Value {
                 name,
                 kind,
                 value,
@@ -72,35 +135,33 @@ impl Io {
 
     /// Sleep, or less when the run is cut.
     pub fn sleep(&self, d: Duration) {
-        let hard = self.hard.clone();
-        self.handle.block_on(async move {
-            tokio::select! {
-                _ = tokio::time::sleep(d) => {}
-                _ = hard.cancelled() => {}
+        let end = Instant::now() + d;
+        while !self.io.hard.is_cancelled() {
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
             }
-        });
+            std::thread::sleep(left.min(Duration::from_millis(50)));
+        }
     }
 
-    /// Send `req` with the LLM client, record it, and count it in k6's
+    /// Send `req` with the run's client, record it, and count it in k6's
     /// `http_*` metrics.
-    fn send(&self, req: &Prepared) -> RequestRecord {
-        self.gauges.in_flight.fetch_add(1, Ordering::Relaxed);
-        let hard = self.hard.clone();
-        let client = &self.client;
-        let mut rec = self.handle.block_on(async {
-            tokio::select! {
-                biased;
-                _ = hard.cancelled() => {
-                    let now = client.now_us();
-                    let mut r = RequestRecord::new(now, now);
-                    r.outcome = Outcome::Interrupted;
-                    r
-                }
-                r = client.send(req, None) => r,
-            }
-        });
-        self.gauges.in_flight.fetch_sub(1, Ordering::Relaxed);
-        rec.stage = (self.stage_of)(rec.scheduled_us);
+    fn send(&self, req: Prepared) -> RequestRecord {
+        let io = self.io.clone();
+        io.gauges.in_flight.fetch_add(1, Ordering::Relaxed);
+        let client = io.client.clone();
+        let start = client.now_us();
+        let mut rec = self
+            .wait(async move { client.send(&req, None).await })
+            .unwrap_or_else(|| {
+                let mut r = RequestRecord::new(start, start);
+                r.end_us = io.client.now_us();
+                r.outcome = Outcome::Interrupted;
+                r
+            });
+        io.gauges.in_flight.fetch_sub(1, Ordering::Relaxed);
+        rec.stage = (io.stage_of)(rec.scheduled_us);
         self.k6_http(&rec);
         rec
     }
@@ -121,7 +182,7 @@ impl Io {
     pub fn llm(&self, kind: &str, body: &str) -> Result<String, String> {
         let mut b: Map<String, Value> = serde_json::from_str(body)
             .map_err(|e| format!("periscope.{kind}(): the body is not a JSON object: {e}"))?;
-        let d = &self.defaults;
+        let d = &self.io.defaults;
         b.entry("model").or_insert_with(|| json!(d.model));
         let (path, expect, max_key) = match kind {
             "chat" => ("chat/completions", Expect::Completion, Some("max_tokens")),
@@ -177,13 +238,16 @@ impl Io {
             expect,
         );
         req.stream = stream;
-        req.prompt_tokens = texts.iter().map(|t| self.tokenizer.count_prompt(t)).sum();
+        req.prompt_tokens = texts
+            .iter()
+            .map(|t| self.io.tokenizer.count_prompt(t))
+            .sum();
         if kind == "chat" {
             req.framing = crate::tokenizer::chat_framing(messages);
         }
         req.texts = if kind == "embed" { inputs } else { 0 };
         req.keep_text = true;
-        let mut rec = self.send(&req);
+        let mut rec = self.send(req);
         let answer = json!({
             "ok": rec.is_ok(),
             "status": rec.status,
@@ -203,7 +267,7 @@ impl Io {
             },
         });
         rec.tool_calls.clear();
-        let _ = self.records.send(rec);
+        let _ = self.io.records.send(rec);
         Ok(answer.to_string())
     }
 
@@ -222,9 +286,9 @@ impl Io {
         let parsed = reqwest::Url::parse(url).map_err(|e| format!("http: bad URL '{url}': {e}"))?;
         let timeout = match p.get("timeout").and_then(Value::as_str) {
             Some(t) => parse_timeout(t)?,
-            None => self.timeout,
+            None => self.io.timeout,
         };
-        let mut rb = self.http.request(m, parsed.clone()).timeout(timeout);
+        let mut rb = self.io.http.request(m, parsed.clone()).timeout(timeout);
         if let Some(h) = p.get("headers").and_then(Value::as_object) {
             for (k, v) in h {
                 rb = rb.header(
@@ -243,41 +307,36 @@ impl Io {
         let mut rec = RequestRecord::new(0, 0);
         rec.path = parsed.path().to_string().into();
         rec.group = Some(Group::Endpoint(format!("{method} {label}").into()));
-        self.gauges.in_flight.fetch_add(1, Ordering::Relaxed);
-        let hard = self.hard.clone();
-        let client = &self.client;
-        let outcome = self.handle.block_on(async {
+        self.io.gauges.in_flight.fetch_add(1, Ordering::Relaxed);
+        let client = self.io.client.clone();
+        rec.start_us = client.now_us();
+        rec.scheduled_us = rec.start_us;
+        let outcome = self.wait(async move {
             let start = Instant::now();
-            rec.start_us = client.now_us();
-            rec.scheduled_us = rec.start_us;
-            let work = async {
-                let resp = rb.send().await?;
-                let status = resp.status().as_u16();
-                let headers: Map<String, Value> = resp
-                    .headers()
-                    .iter()
-                    .map(|(k, v)| (canonical(k.as_str()), json!(v.to_str().unwrap_or(""))))
-                    .collect();
-                let waiting = start.elapsed();
-                let text = resp.text().await?;
-                Ok::<_, reqwest::Error>((status, headers, text, waiting))
-            };
-            tokio::select! {
-                biased;
-                _ = hard.cancelled() => None,
-                r = work => Some(r),
-            }
+            let resp = rb.send().await?;
+            let status = resp.status().as_u16();
+            let headers: Map<String, Value> = resp
+                .headers()
+                .iter()
+                .map(|(k, v)| (canonical(k.as_str()), json!(v.to_str().unwrap_or(""))))
+                .collect();
+            let waiting = start.elapsed();
+            let text = resp.text().await?;
+            Ok::<_, reqwest::Error>((status, headers, text, waiting, client.now_us()))
         });
-        self.gauges.in_flight.fetch_sub(1, Ordering::Relaxed);
-        rec.end_us = self.client.now_us();
+        self.io.gauges.in_flight.fetch_sub(1, Ordering::Relaxed);
+        rec.end_us = match &outcome {
+            Some(Ok((.., end))) => *end,
+            _ => self.io.client.now_us(),
+        };
         let duration_ms = (rec.end_us - rec.start_us) as f64 / 1000.0;
-        rec.stage = (self.stage_of)(rec.start_us);
+        rec.stage = (self.io.stage_of)(rec.start_us);
         let answer = match outcome {
             None => {
                 rec.outcome = Outcome::Interrupted;
                 json!({"status": 0, "body": "", "headers": {}, "error": "interrupted", "url": url, "timings": {"duration": duration_ms}})
             }
-            Some(Ok((status, headers, text, waiting))) => {
+            Some(Ok((status, headers, text, waiting, _))) => {
                 rec.status = Some(status);
                 if status >= 400 {
                     rec.outcome = Outcome::Error(crate::record::ErrorClass::from_status(status));
@@ -303,7 +362,7 @@ impl Io {
             }
         };
         self.k6_http(&rec);
-        let _ = self.records.send(rec);
+        let _ = self.io.records.send(rec);
         Ok(answer.to_string())
     }
 }

@@ -15,7 +15,7 @@ mod vu;
 
 use std::path::{Path, PathBuf};
 
-pub use io::{Io, LlmDefaults};
+pub use io::{Io, LlmDefaults, VuIo};
 pub use vu::Vu;
 
 /// A loaded script: its source, checked, and what it exports.
@@ -41,9 +41,10 @@ pub struct ScriptRun {
 }
 
 impl ScriptRun {
-    /// A VU's runtime, `setup()`'s data in hand.
-    pub fn vu(&self, id: u64) -> Result<Vu, String> {
-        let mut vu = Vu::new(&self.script, Some(self.io.clone()), id)?;
+    /// A VU's runtime, `setup()`'s data in hand; its requests run on the
+    /// `worker` runtime.
+    pub fn vu(&self, id: u64, worker: tokio::runtime::Handle) -> Result<Vu, String> {
+        let mut vu = Vu::new(&self.script, Some((self.io.clone(), worker)), id)?;
         if let Some(d) = self.data.get() {
             vu.set_data(d)?;
         }
@@ -51,11 +52,11 @@ impl ScriptRun {
     }
 
     /// Run `setup()` (VU 0), keeping its data; its error is the run's.
-    pub fn setup(&self) -> Result<(), String> {
+    pub fn setup(&self, worker: tokio::runtime::Handle) -> Result<(), String> {
         if !self.script.has_setup {
             return Ok(());
         }
-        let mut vu = self.vu(0).map_err(|e| format!("setup: {e}"))?;
+        let mut vu = self.vu(0, worker).map_err(|e| format!("setup: {e}"))?;
         if let Some(d) = vu.call("setup", 0).map_err(|e| format!("setup(): {e}"))? {
             let _ = self.data.set(d);
         }
@@ -63,11 +64,11 @@ impl ScriptRun {
     }
 
     /// Run `teardown(data)` (VU 0).
-    pub fn teardown(&self) -> Result<(), String> {
+    pub fn teardown(&self, worker: tokio::runtime::Handle) -> Result<(), String> {
         if !self.script.has_teardown {
             return Ok(());
         }
-        let mut vu = self.vu(0).map_err(|e| format!("teardown: {e}"))?;
+        let mut vu = self.vu(0, worker).map_err(|e| format!("teardown: {e}"))?;
         vu.call("teardown", 0)
             .map(|_| ())
             .map_err(|e| format!("teardown(): {e}"))

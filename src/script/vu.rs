@@ -14,9 +14,9 @@ use rquickjs::{
     Runtime, Value,
 };
 
-use super::io::Io;
+use super::io::{Io, VuIo};
 use super::{one_line, Script};
-use crate::metrics::custom::{CustomSample, MetricKind};
+use crate::metrics::custom::MetricKind;
 
 const MODULES: &[(&str, &str)] = &[
     ("k6", include_str!("js/k6.js")),
@@ -27,7 +27,7 @@ const MODULES: &[(&str, &str)] = &[
 
 /// What the native functions share.
 struct State {
-    io: Option<Arc<Io>>,
+    io: Option<VuIo>,
     /// The init context is running: `open()` may read, nothing may send.
     init: Cell<bool>,
     dir: std::path::PathBuf,
@@ -43,7 +43,7 @@ pub struct Vu {
     _runtime: Runtime,
     path: String,
     source: Rc<str>,
-    io: Option<Arc<Io>>,
+    state: Rc<State>,
 }
 
 fn caught(path: &str, source: &str, e: CaughtError<'_>) -> String {
@@ -66,8 +66,13 @@ fn caught(path: &str, source: &str, e: CaughtError<'_>) -> String {
 }
 
 impl Vu {
-    /// VU `id`'s runtime; `io` None only checks the script.
-    pub fn new(script: &Script, io: Option<Arc<Io>>, id: u64) -> Result<Vu, String> {
+    /// VU `id`'s runtime, its requests run on the `worker` runtime; `io`
+    /// None only checks the script.
+    pub fn new(
+        script: &Script,
+        io: Option<(Arc<Io>, tokio::runtime::Handle)>,
+        id: u64,
+    ) -> Result<Vu, String> {
         let runtime = Runtime::new().map_err(|e| format!("cannot start JavaScript: {e}"))?;
         // A VU's memory is bounded (a runaway script fails alone).
         runtime.set_memory_limit(256 << 20);
@@ -83,13 +88,14 @@ impl Vu {
             (resolver, FileResolver::default().with_path(dir.as_str())),
             (loader, ScriptLoader::default()),
         );
-        if let Some(io) = &io {
+        if let Some((io, _)) = &io {
             let hard = io.hard.clone();
             runtime.set_interrupt_handler(Some(Box::new(move || hard.is_cancelled())));
         }
+        let io = io.map(|(io, worker)| VuIo::new(io, worker));
         let context = Context::full(&runtime).map_err(|e| format!("JavaScript: {e}"))?;
         let state = Rc::new(State {
-            io: io.clone(),
+            io,
             init: Cell::new(true),
             dir: script.dir.clone(),
             vu: id,
@@ -120,7 +126,7 @@ impl Vu {
             _runtime: runtime,
             path,
             source,
-            io,
+            state,
         })
     }
 
@@ -208,19 +214,26 @@ impl Vu {
     pub fn iteration(&mut self, iteration: u64) -> Result<(), String> {
         let t0 = std::time::Instant::now();
         let r = self.call("default", iteration).map(|_| ());
-        if let Some(io) = &self.io {
+        if let Some(io) = &self.state.io {
             let ms = t0.elapsed().as_secs_f64() * 1000.0;
             // An iteration cut by the end of the run is neither.
-            if io.hard.is_cancelled() {
-                return r;
+            if !io.io.hard.is_cancelled() {
+                io.metric(MetricKind::Counter, "iterations", 1.0, &[], false);
+                io.metric(MetricKind::Trend, "iteration_duration", ms, &[], true);
+                if let Err(e) = &r {
+                    io.failed(e.clone());
+                }
             }
-            io.metric(MetricKind::Counter, "iterations", 1.0, &[], false);
-            io.metric(MetricKind::Trend, "iteration_duration", ms, &[], true);
-            if let Err(e) = &r {
-                let _ = io.custom.send(CustomSample::Failed(e.clone()));
-            }
+            io.flush();
         }
         r
+    }
+
+    /// Send the metrics added outside `default` (setup, teardown).
+    pub fn flush(&self) {
+        if let Some(io) = &self.state.io {
+            io.flush();
+        }
     }
 }
 
@@ -389,7 +402,7 @@ fn install<'js>(ctx: &Ctx<'js>, state: &Rc<State>, id: u64) -> rquickjs::Result<
 }
 
 /// The Io of a VU that may send now, or the exception saying why not.
-fn sending<'a>(ctx: &Ctx<'_>, s: &'a State, what: &str) -> rquickjs::Result<&'a Arc<Io>> {
+fn sending<'a>(ctx: &Ctx<'_>, s: &'a State, what: &str) -> rquickjs::Result<&'a VuIo> {
     if s.init.get() {
         return Err(throw(
             ctx,

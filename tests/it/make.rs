@@ -237,6 +237,21 @@ fn every_test_target_runs_a_valid_plan_with_the_variables_passed_through() {
     let out = make(&["run"], &[]);
     assert_ne!(out.status.code(), Some(0));
     assert!(text(&out).contains("give the scenario: make run SCENARIO=file.yaml"));
+    // A script, as the k6 suite ran one (`script=`), its options applied.
+    for var in ["SCRIPT", "script"] {
+        let arg = format!("{var}=examples/custom-metrics.js");
+        let out = make(
+            &["script", &arg, "ARGS=--dry-run", "RESULTS=target/make-test"],
+            &[],
+        );
+        let s = stdout(&out);
+        assert!(out.status.success(), "{}", text(&out));
+        assert!(s.contains("\"workload\": \"script\""), "{s}");
+        assert!(s.contains("\"scenario\": \"custom-metrics.js\""), "{s}");
+        assert!(s.contains("checks.rate>0.99"), "{s}");
+    }
+    let out = make(&["script"], &[]);
+    assert!(text(&out).contains("give the script: make script SCRIPT="));
 }
 
 /// `make start` (STACK=native: Debian's influxd) is up: a test target writes
