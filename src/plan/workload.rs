@@ -299,7 +299,7 @@ fn workload_kind(a: &RunArgs, sc: &Scenario) -> Result<WorkloadKind> {
     let arg = a
         .workload
         .as_deref()
-        .filter(|w| !crate::scenario::is_file_arg(w));
+        .filter(|w| !crate::scenario::is_file_arg(w) && !crate::script::is_script_arg(w));
     let requested = arg.or(sc.file.workload.as_deref()).unwrap_or("completions");
     let kind = WorkloadKind::parse(requested).ok_or_else(|| {
         let msg = format!(

@@ -287,3 +287,105 @@ async fn scripted_segments_merge_their_custom_metrics_exactly() {
     assert_eq!(custom(&m, "checks")["count"], 60);
     assert!(stdout(&out).contains("### Script"), "{}", stdout(&out));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_script_uses_every_module_setup_teardown_and_the_api_shapes() {
+    let mock = MockProc::start(&["--ttft", "5ms", "--itl", "1ms", "--output-tokens", "6"]);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("words.txt"), "alpha beta").unwrap();
+    let path = script(
+        &dir,
+        "all.js",
+        r#"import { check, group, fail, sleep } from 'k6';
+import http from 'k6/http';
+import { Gauge, Rate, Trend } from 'k6/metrics';
+import * as p from 'periscope';
+const words = open('words.txt').split(' ');
+const cases = p.dataset('core', { limit: 3 });
+const g = new Gauge('words');
+const r = new Rate('long_answers');
+const t = new Trend('ttft_seen', true);
+export function setup() { return { base: __ENV.MOCK_BASE, n: words.length }; }
+export default function (data) {
+  const c = p.chat(words[__ITER % 2]);
+  const s = p.complete({ prompt: 'x', max_tokens: 3, stream: false });
+  const e = p.embed(['a', 'b']);
+  const rs = p.responses('hi');
+  const m = p.messages({ messages: [{ role: 'user', content: 'hi' }], max_tokens: 4 });
+  group('probe', () => {
+    const h = http.get(data.base + '/models', { tags: { name: 'models' } });
+    check(h, { 'models 200': (x) => x.status === 200 && x.json('data') !== undefined && x.headers['Content-Type'] !== undefined });
+  });
+  check(null, {
+    'chat': () => c.ok && c.usage.output_tokens === 6 && c.ttft_ms > 0,
+    'complete': () => s.ok && s.usage.output_tokens === 3,
+    'embed': () => e.ok,
+    'responses': () => rs.ok && rs.usage.output_tokens === 6,
+    'messages': () => m.ok && m.usage.output_tokens === 4,
+    'dataset': () => cases.length === 3 && typeof cases[0].text === 'string',
+  });
+  g.add(data.n);
+  r.add(c.content.length > 1000, { api: 'chat' });
+  t.add(c.ttft_ms);
+  sleep(0.01);
+  if (__ITER === 1) fail('second iteration');
+}
+export function teardown(data) { g.add(data.n * 10); }
+"#,
+    );
+    let dir2 = tempfile::tempdir().unwrap();
+    let json = temp_json(&dir2, "all.json");
+    let out = periscope_env(
+        s(&[
+            "run",
+            &path,
+            "--target",
+            &mock.base(),
+            "--vus",
+            "1",
+            "--iterations",
+            "3",
+            "--json",
+            &json,
+        ]),
+        vec![("MOCK_BASE", mock.base())],
+    )
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let r = read_json(&json);
+    let st = mock.stats().await;
+    // 3 iterations × 5 LLM calls and one k6/http request each.
+    assert_eq!(r["summary"]["ok"], 18, "{}", r["errors"]);
+    assert_eq!(custom(&r, "http_reqs")["sum"], 18.0);
+    for (endpoint, n) in [
+        ("chat", 3),
+        ("text", 3),
+        ("embeddings", 3),
+        ("responses", 3),
+        ("messages", 3),
+    ] {
+        assert_eq!(st["by_endpoint"][endpoint], n, "{endpoint}: {st}");
+    }
+    // Every check passed; group timed; fail() counted with its line.
+    assert_eq!(
+        custom(&r, "checks")["count"],
+        21,
+        "{}",
+        r["raw"]["total"]["custom"]
+    );
+    assert_eq!(custom(&r, "checks")["trues"], 21);
+    assert_eq!(custom(&r, "group_duration{group:::probe}")["count"], 3);
+    let failed = r["raw"]["total"]["custom"]["failed"].as_object().unwrap();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert!(
+        failed.keys().next().unwrap().contains("second iteration"),
+        "{failed:?}"
+    );
+    // setup's data reached every call; teardown ran after (the gauge's last value).
+    assert_eq!(custom(&r, "words")["last"], 20.0);
+    assert_eq!(custom(&r, "words")["max"], 20.0);
+    assert_eq!(custom(&r, "long_answers{api:chat}")["count"], 3);
+    assert_eq!(custom(&r, "long_answers")["trues"].as_u64().unwrap_or(0), 0);
+    assert_eq!(custom(&r, "ttft_seen")["time"], true);
+    assert_eq!(custom(&r, "iterations")["sum"], 3.0);
+}

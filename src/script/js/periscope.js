@@ -4,7 +4,10 @@
 const N = globalThis.__native;
 
 function call(kind, body) {
-  if (typeof body === "string") {
+  if (Array.isArray(body)) {
+    // embed(['a', 'b']) embeds both; chat([...]) sends those messages.
+    body = kind === "embed" ? { input: body } : { messages: body };
+  } else if (typeof body === "string") {
     if (kind === "embed") body = { input: body };
     else if (kind === "complete") body = { prompt: body };
     else if (kind === "responses") body = { input: body };
