@@ -78,6 +78,19 @@ pub(super) async fn run(
     }
 }
 
+/// Take one of the run's `--iterations`; false once none is left (the
+/// load then stops starting new ones).
+pub(super) fn claim(remaining: Option<&AtomicU64>, ctx: &Context) -> bool {
+    let Some(rem) = remaining else {
+        return true;
+    };
+    let took = rem.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+    if took.is_err() {
+        ctx.soft.cancel();
+    }
+    took.is_ok()
+}
+
 async fn vu(
     id: u64,
     stop: Arc<AtomicBool>,
@@ -95,12 +108,8 @@ async fn vu(
         if stop.load(Ordering::Relaxed) || ctx.soft.is_cancelled() {
             break;
         }
-        if let Some(rem) = &remaining {
-            let took = rem.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
-            if took.is_err() {
-                ctx.soft.cancel();
-                break;
-            }
+        if !claim(remaining.as_deref(), &ctx) {
+            break;
         }
         let Some(req) = session.next(ctx.turn(id, iteration)) else {
             // The workload has nothing more for this VU (a corpus sent once

@@ -306,18 +306,10 @@ pub async fn run(load: &Load, ctx: Arc<Context>, grace: Duration) -> ExecReport 
             return ExecReport::default();
         }
     };
-    if let Some(s) = ctx.script.clone() {
-        // setup() before the first VU; its failure is the run's (k6's way).
-        let worker = pool.next();
-        let setup = scripted::on_thread("periscope-setup".into(), move || s.setup(worker)).await;
-        if let Some(Err(e)) = setup {
-            eprintln!("error: {e}");
-            if let Some(s) = &ctx.script {
-                s.io.fail(e);
-            }
-            ctx.soft.cancel();
-            return ExecReport::default();
-        }
+    // setup() before the first VU; its failure is the run's (k6's way).
+    if !scripted::once("setup", &ctx, &pool).await {
+        ctx.soft.cancel();
+        return ExecReport::default();
     }
     let mut report = match load {
         Load::Closed { vus, iterations } => {
@@ -344,18 +336,8 @@ pub async fn run(load: &Load, ctx: Arc<Context>, grace: Duration) -> ExecReport 
             tracker.wait().await;
         }
     }
-    if let Some(s) = ctx.script.clone() {
-        if !ctx.hard.is_cancelled() {
-            let worker = pool.next();
-            let done =
-                scripted::on_thread("periscope-teardown".into(), move || s.teardown(worker)).await;
-            if let Some(Err(e)) = done {
-                eprintln!("error: {e}");
-                if let Some(s) = &ctx.script {
-                    s.io.fail(e);
-                }
-            }
-        }
+    if !ctx.hard.is_cancelled() {
+        scripted::once("teardown", &ctx, &pool).await;
     }
     report
 }

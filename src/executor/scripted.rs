@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use tokio_util::task::TaskTracker;
 
+use super::workers::Workers;
 use super::Context;
 use crate::script::ScriptRun;
 
@@ -29,6 +30,24 @@ pub(super) async fn on_thread<T: Send + 'static>(
         return None;
     }
     rx.await.ok()
+}
+
+/// Run the script's `setup` or `teardown` on a thread of its own; false
+/// when it failed (said on stderr and counted as a failed iteration).
+pub(super) async fn once(name: &'static str, ctx: &Context, pool: &Workers) -> bool {
+    let Some(s) = ctx.script.clone() else {
+        return true;
+    };
+    let worker = pool.next();
+    let run = s.clone();
+    match on_thread(format!("periscope-{name}"), move || run.once(name, worker)).await {
+        Some(Err(e)) => {
+            eprintln!("error: {e}");
+            s.io.fail(e);
+            false
+        }
+        _ => true,
+    }
 }
 
 /// Start VU `id` (k6's `__VU` is `id + 1`), its requests run on the
@@ -75,12 +94,8 @@ fn run(
         if stop.load(Ordering::Relaxed) || ctx.soft.is_cancelled() {
             break;
         }
-        if let Some(rem) = remaining {
-            let took = rem.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
-            if took.is_err() {
-                ctx.soft.cancel();
-                break;
-            }
+        if !super::closed::claim(remaining, ctx) {
+            break;
         }
         dispatched.fetch_add(1, Ordering::Relaxed);
         // A failed iteration is counted (its message and line) by the VU;

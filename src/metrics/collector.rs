@@ -371,13 +371,7 @@ impl Collector {
                     }
                 }
             }
-            if let Some(rx) = &self.custom {
-                let w = &mut open.entry(now_sec.max(next_close - 1)).or_default().agg;
-                for c in rx.try_iter().flatten() {
-                    total.custom.add(&c);
-                    w.custom.add(&c);
-                }
-            }
+            self.take_custom(&mut total, &mut open, now_sec.max(next_close - 1));
             if close {
                 let w = open.remove(&(next_close - 1));
                 let summary = self.summarize(next_close - 1, w);
@@ -394,13 +388,7 @@ impl Collector {
         }
         // The channel closed: every request has been recorded. Close the rest.
         let end_sec = self.origin.elapsed().as_secs();
-        if let Some(rx) = &self.custom {
-            let w = &mut open.entry(end_sec.max(next_close - 1)).or_default().agg;
-            for c in rx.try_iter().flatten() {
-                total.custom.add(&c);
-                w.custom.add(&c);
-            }
-        }
+        self.take_custom(&mut total, &mut open, end_sec.max(next_close - 1));
         while next_close - 1 <= end_sec || !open.is_empty() {
             let w = open.remove(&(next_close - 1));
             let s = self.summarize(next_close - 1, w);
@@ -424,6 +412,19 @@ impl Collector {
             by_group,
             by_stage,
             outputs,
+        }
+    }
+
+    /// A script's custom metrics sent so far, into the total and the window
+    /// of second `sec`.
+    fn take_custom(&self, total: &mut Aggregate, open: &mut BTreeMap<u64, OpenWindow>, sec: u64) {
+        let Some(rx) = &self.custom else {
+            return;
+        };
+        let w = &mut open.entry(sec).or_default().agg;
+        for c in rx.try_iter().flatten() {
+            total.custom.add(&c);
+            w.custom.add(&c);
         }
     }
 

@@ -51,27 +51,23 @@ impl ScriptRun {
         Ok(vu)
     }
 
-    /// Run `setup()` (VU 0), keeping its data; its error is the run's.
-    pub fn setup(&self, worker: tokio::runtime::Handle) -> Result<(), String> {
-        if !self.script.has_setup {
+    /// Run `setup` or `teardown` once (VU 0), if the script exports it;
+    /// what `setup()` returns is kept as every call's data. Its error is
+    /// the run's.
+    pub fn once(&self, name: &str, worker: tokio::runtime::Handle) -> Result<(), String> {
+        let exported = match name {
+            "setup" => self.script.has_setup,
+            _ => self.script.has_teardown,
+        };
+        if !exported {
             return Ok(());
         }
-        let mut vu = self.vu(0, worker).map_err(|e| format!("setup: {e}"))?;
-        if let Some(d) = vu.call("setup", 0).map_err(|e| format!("setup(): {e}"))? {
+        let mut vu = self.vu(0, worker).map_err(|e| format!("{name}: {e}"))?;
+        let out = vu.call(name, 0).map_err(|e| format!("{name}(): {e}"))?;
+        if let (Some(d), "setup") = (out, name) {
             let _ = self.data.set(d);
         }
         Ok(())
-    }
-
-    /// Run `teardown(data)` (VU 0).
-    pub fn teardown(&self, worker: tokio::runtime::Handle) -> Result<(), String> {
-        if !self.script.has_teardown {
-            return Ok(());
-        }
-        let mut vu = self.vu(0, worker).map_err(|e| format!("teardown: {e}"))?;
-        vu.call("teardown", 0)
-            .map(|_| ())
-            .map_err(|e| format!("teardown(): {e}"))
     }
 }
 

@@ -2,22 +2,15 @@
 //! file in `examples/`, custom metrics and checks with their thresholds,
 //! the errors of a bad script, and segments merged exactly.
 
-use std::process::{Command, Output};
+use std::process::Output;
 
 use crate::common::*;
 
 /// Run periscope with extra environment (a script's `__ENV`).
 async fn periscope_env(args: Vec<String>, env: Vec<(&'static str, String)>) -> Output {
     tokio::task::spawn_blocking(move || {
-        let mut c = Command::new(BIN);
-        c.args(&args)
-            .env_remove("OPENAI_BASE_URL")
-            .env_remove("OPENAI_API_KEY")
-            .env_remove("GITHUB_STEP_SUMMARY");
-        for (k, v) in env {
-            c.env(k, v);
-        }
-        c.output().expect("run periscope")
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        periscope_with_env(&refs, &env)
     })
     .await
     .unwrap()

@@ -144,6 +144,11 @@ pub fn http() -> reqwest::Client {
 
 /// Run the periscope binary to completion.
 pub fn periscope(args: &[&str]) -> Output {
+    periscope_with_env(args, &[])
+}
+
+/// Run the periscope binary with `env` set (a script's `__ENV`).
+pub fn periscope_with_env(args: &[&str], env: &[(&str, String)]) -> Output {
     Command::new(BIN)
         .args(args)
         .env_remove("OPENAI_BASE_URL")
@@ -152,6 +157,7 @@ pub fn periscope(args: &[&str]) -> Output {
         .env_remove("DURATION")
         .env_remove("MAX_TOKENS")
         .env_remove("GITHUB_STEP_SUMMARY")
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .output()
         .expect("run periscope")
 }
