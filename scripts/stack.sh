@@ -174,6 +174,7 @@ main() {
       echo "periscope — LLM tokens: $GRAFANA_URL/d/periscope-llm-tokens"
       echo "periscope — OTLP traces: $GRAFANA_URL/d/periscope-otlp-traces"
       echo "periscope — server metrics: $GRAFANA_URL/d/periscope-server"
+      echo "periscope — script metrics: $GRAFANA_URL/d/periscope-script"
       up "$GRAFANA_URL/api/health" || echo "Grafana does not answer at $GRAFANA_URL: make start (needs Docker)"
       if [ -z "${CI:-}" ]; then
         if command -v xdg-open >/dev/null 2>&1; then

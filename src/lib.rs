@@ -36,8 +36,10 @@
 //! - Leaves: `record` (the request record), `tokenizer`, `dataset` (labelled
 //!   and prompt corpora), `otlp` (trace generation), `values` (flag value
 //!   parsers), `fmt` (number and duration formatting), `timer` (sub-ms
-//!   sleeps), `worker` (the pool's thread marks), `error` (errors, exit codes).
+//!   sleeps), `worker` (the pool's thread marks), `error` (errors, exit codes),
+//!   `alloc` (mimalloc, one shared heap for scripted VUs' threads).
 
+pub mod alloc;
 pub mod cli;
 pub mod client;
 pub mod cmd;

@@ -4,10 +4,11 @@
 use clap::error::ErrorKind;
 use clap::Parser;
 
-/// mimalloc: the request path allocates small buffers at a high rate, which
-/// glibc's allocator serves measurably slower (see `make bench-mock`).
+/// mimalloc (the request path allocates small buffers at a high rate, which
+/// glibc's allocator serves measurably slower, see `make bench-mock`), and
+/// one heap shared by scripted VUs' threads (see `periscope::alloc`).
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: periscope::alloc::Allocator = periscope::alloc::Allocator;
 
 /// Environment variables the flags read: a blank one (`export OPENAI_BASE_URL=`)
 /// means unset, not an empty value that conflicts with `--mock`.

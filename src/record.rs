@@ -296,8 +296,11 @@ pub struct RequestRecord {
     pub texts: u32,
     /// Length of the returned embedding vectors.
     pub dims: Option<u32>,
-    /// The generated text, when the workload needs it for its next request.
+    /// The generated text, when the workload needs it for its next request
+    /// (the answer, reasoning left out).
     pub output_text: Option<String>,
+    /// The reasoning the answer came with, when the text is kept.
+    pub reasoning_text: Option<String>,
     /// The function calls the answer asked for, when the workload keeps its
     /// text.
     pub tool_calls: Vec<ToolCall>,
@@ -343,6 +346,7 @@ impl RequestRecord {
             texts: 0,
             dims: None,
             output_text: None,
+            reasoning_text: None,
             tool_calls: Vec::new(),
             body: None,
             path: std::borrow::Cow::Borrowed(""),

@@ -124,7 +124,7 @@ impl StreamState {
                 match d.kind.as_deref() {
                     Some("thinking_delta") => {
                         if let Some(t) = some(&d.thinking) {
-                            self.text.push_str(&t);
+                            self.push_reasoning(&t);
                             self.output_at(false, at);
                         }
                     }
@@ -184,7 +184,10 @@ impl StreamState {
             return;
         };
         for b in &blocks {
-            for t in [&b.thinking, &b.text].into_iter().flatten() {
+            if let Some(t) = &b.thinking {
+                self.push_reasoning(t);
+            }
+            if let Some(t) = &b.text {
                 self.text.push_str(t);
             }
         }
@@ -205,7 +208,7 @@ mod tests {
 
     #[test]
     fn thinking_starts_ttft_text_starts_ttfo_and_usage_adds_the_cache() {
-        let st = feed(&[
+        let mut st = feed(&[
             r#"{"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","content":[],"usage":{"input_tokens":10,"cache_read_input_tokens":30,"cache_creation_input_tokens":2,"output_tokens":1}}}"#,
             r#"{"type":"content_block_start","index":0,"content_block":{"type":"thinking","thinking":""}}"#,
             r#"{"type":"ping"}"#,
@@ -225,6 +228,7 @@ mod tests {
         let u = st.usage.unwrap();
         assert_eq!((u.prompt_tokens, u.completion_tokens), (Some(42), Some(5)));
         assert_eq!(u.prompt_tokens_details.unwrap().cached_tokens, Some(30));
+        assert_eq!(st.split_text(), ("Hi there".into(), "hmm".into()));
     }
 
     #[test]

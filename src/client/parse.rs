@@ -167,6 +167,8 @@ pub struct StreamState {
     pub output_chunks: u32,
     /// Generated text (content, reasoning and refusal), for local counting.
     pub text: String,
+    /// Where the reasoning is in `text` (byte ranges).
+    pub reasoning: Vec<std::ops::Range<usize>>,
     pub finished: bool,
     pub done: bool,
     pub usage: Option<UsageIn>,
@@ -187,6 +189,29 @@ fn non_empty<'b>(s: &'b Option<Cow<'_, str>>) -> Option<&'b str> {
 }
 
 impl StreamState {
+    /// Add reasoning text (counted as output, kept apart from the answer).
+    pub(super) fn push_reasoning(&mut self, r: &str) {
+        let start = self.text.len();
+        self.text.push_str(r);
+        match self.reasoning.last_mut() {
+            Some(last) if last.end == start => last.end = self.text.len(),
+            _ => self.reasoning.push(start..self.text.len()),
+        }
+    }
+
+    /// The generated text as (answer, reasoning).
+    pub fn split_text(&mut self) -> (String, String) {
+        let (text, mut at) = (std::mem::take(&mut self.text), 0);
+        let (mut answer, mut reasoning) = (String::new(), String::new());
+        for r in &self.reasoning {
+            answer.push_str(&text[at..r.start]);
+            reasoning.push_str(&text[r.clone()]);
+            at = r.end;
+        }
+        answer.push_str(&text[at..]);
+        (answer, reasoning)
+    }
+
     /// Take one SSE data payload. Returns false once the stream should stop
     /// being read (a bad chunk or an error event). The fast path reads the
     /// bytes; what it declines is read as text (lossy UTF-8, trimmed) by the
@@ -348,7 +373,7 @@ impl StreamState {
                     .into_iter()
                     .flatten()
                 {
-                    self.text.push_str(r);
+                    self.push_reasoning(r);
                     carries_output = true;
                 }
                 for v in [non_empty(&d.content), non_empty(&d.refusal)]
@@ -653,7 +678,7 @@ mod tests {
             "data: {\"choices\":[{\"delta\":{\"reasoning\":\" more\"}}]}\n\n",
             "data: {\"choices\":[{\"delta\":{\"content\":\"answer\"},\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":3,\"completion_tokens_details\":{\"reasoning_tokens\":2}},\"timings\":{\"prompt_ms\":12.5,\"predicted_ms\":40.0}}\n\n",
         );
-        let st = feed(&[s]).await;
+        let mut st = feed(&[s]).await;
         let t_first = st.first_output.unwrap();
         let t_visible = st.first_visible.unwrap();
         assert_eq!(t_visible.duration_since(t_first), Duration::from_millis(20));
@@ -668,6 +693,9 @@ mod tests {
         assert_eq!(st.server_timing.unwrap().prompt_ms, Some(12.5));
         assert_eq!(st.server_timing.unwrap().decode_ms, Some(40.0));
         assert!(st.end_class().is_none());
+        // All of it is counted; a kept answer has the reasoning apart.
+        assert_eq!(st.text, "think moreanswer");
+        assert_eq!(st.split_text(), ("answer".into(), "think more".into()));
     }
 
     #[tokio::test]

@@ -129,7 +129,7 @@ impl StreamState {
             }
             "response.reasoning_text.delta" | "response.reasoning_summary_text.delta" => {
                 if let Some(d) = delta {
-                    self.text.push_str(d);
+                    self.push_reasoning(d);
                     self.output_at(false, at);
                 }
             }
@@ -192,9 +192,14 @@ impl StreamState {
             return;
         };
         for item in &items {
+            let reasoning = item.kind == "reasoning";
             for p in item.content.iter().chain(&item.summary).flatten() {
                 for t in [&p.text, &p.refusal].into_iter().flatten() {
-                    self.text.push_str(t);
+                    if reasoning {
+                        self.push_reasoning(t);
+                    } else {
+                        self.text.push_str(t);
+                    }
                 }
             }
             if let Some((id, name, args)) = item.call() {
@@ -302,6 +307,7 @@ mod tests {
         st.responses_body(br#"{"id":"resp_1","object":"response","status":"completed","output":[{"type":"reasoning","summary":[{"type":"summary_text","text":"hm "}]},{"type":"message","role":"assistant","content":[{"type":"output_text","text":"Hi there","annotations":[]}]}],"usage":{"input_tokens":9,"output_tokens":2}}"#);
         assert!(st.end_class().is_none());
         assert_eq!(st.text, "hm Hi there");
+        assert_eq!(st.split_text(), ("Hi there".into(), "hm ".into()));
         assert_eq!(st.usage.unwrap().completion_tokens, Some(2));
         assert!(st.server_timing.is_none());
         // llama.cpp's server puts its own timings beside a whole response.

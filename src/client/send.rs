@@ -153,7 +153,7 @@ impl Client {
     async fn finish(
         &self,
         mut rec: RequestRecord,
-        st: StreamState,
+        mut st: StreamState,
         req: &Prepared,
     ) -> RequestRecord {
         rec.ttft_us = st
@@ -224,9 +224,11 @@ impl Client {
         if let Some((class, msg)) = st.end_class() {
             return fail(rec, class, msg);
         }
-        rec.itl_us = st.gaps_us;
+        rec.itl_us = std::mem::take(&mut st.gaps_us);
         if req.keep_text {
-            rec.output_text = Some(st.text);
+            let (answer, reasoning) = st.split_text();
+            rec.output_text = Some(answer);
+            rec.reasoning_text = (!reasoning.is_empty()).then_some(reasoning);
             rec.tool_calls = st.tool_calls;
         }
         rec

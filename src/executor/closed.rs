@@ -125,6 +125,7 @@ async fn vu(
         session.observe(&rec);
         // What only the session reads goes no further.
         rec.output_text = None;
+        rec.reasoning_text = None;
         rec.body = None;
         let refused = rec.outcome == Outcome::Error(ErrorClass::Connect);
         if ctx.records.send(rec).is_err() {

@@ -137,6 +137,7 @@ pub(super) async fn run(
             tokio::pin!(hard);
             let mut rec = send_one(&ctx2, &req, Some(scheduled_us), hard).await;
             rec.output_text = None;
+            rec.reasoning_text = None;
             rec.body = None;
             if let Some((_, wait)) = &permit {
                 rec.queue_wait_us = wait.as_micros() as u64;

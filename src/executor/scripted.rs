@@ -23,6 +23,9 @@ pub(super) async fn on_thread<T: Send + 'static>(
         .name(name)
         .stack_size(2 << 20)
         .spawn(move || {
+            // A VU's thread: the heap all VUs share, not a heap of
+            // its own (see `crate::alloc`).
+            crate::alloc::use_shared_here();
             let _ = tx.send(f());
         });
     if let Err(e) = spawned {

@@ -4,13 +4,23 @@
 //!
 //! A VU sends [`CustomSample`]s to the collector, which adds them to the
 //! run's [`CustomMetrics`] (and to the second's window). A trend keeps every
-//! value, as k6 does, so its percentiles are exact (k6's linear
-//! interpolation between closest ranks) and results merge exactly: the
-//! values are written into the JSON result.
+//! value, as k6 does, up to [`EXACT_VALUES`]: its percentiles are then
+//! exact (k6's linear interpolation between closest ranks) and the values
+//! are written into the JSON result. Past that (a soak), its values move
+//! into an HDR histogram (thousandths of the unit, 3 significant digits), so
+//! memory and the result stay bounded; percentiles are then within 0.1%,
+//! and merging stays exact (histograms add). A trend with a negative value
+//! stays exact.
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Values a trend keeps one by one before it moves to a histogram.
+pub const EXACT_VALUES: usize = 100_000;
+/// A trend's histogram counts thousandths of its unit.
+const HDR_SCALE: f64 = 1000.0;
 
 /// What a custom metric is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -71,9 +81,43 @@ pub struct CustomMetric {
     /// Gauge: the last value.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last: Option<f64>,
-    /// Trend: every value, in the order added (sorted when read).
+    /// Trend: every value, in the order added (sorted when read), while
+    /// there are at most [`EXACT_VALUES`] of them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub values: Vec<f64>,
+    /// Trend: past [`EXACT_VALUES`], every value in a histogram (as
+    /// `counts::encode_histogram` writes it, in thousandths).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "ser_hdr",
+        deserialize_with = "de_hdr"
+    )]
+    pub hdr: Option<Histogram<u64>>,
+}
+
+fn ser_hdr<S: Serializer>(h: &Option<Histogram<u64>>, s: S) -> Result<S::Ok, S::Error> {
+    match h {
+        Some(h) => s.serialize_str(&super::counts::encode_histogram(h)),
+        None => s.serialize_none(),
+    }
+}
+
+fn de_hdr<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Histogram<u64>>, D::Error> {
+    let s: Option<String> = Option::deserialize(d)?;
+    s.map(|s| super::counts::decode_histogram(&s).map_err(serde::de::Error::custom))
+        .transpose()
+}
+
+fn new_hdr() -> Histogram<u64> {
+    let mut h = Histogram::new(3).expect("3 significant digits are valid");
+    h.auto(true);
+    h
+}
+
+fn record(h: &mut Histogram<u64>, v: f64) {
+    // Auto-resizing: any finite value up to u64's range fits.
+    let _ = h.record((v * HDR_SCALE).round() as u64);
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -119,8 +163,26 @@ impl CustomMetric {
         match kind {
             MetricKind::Rate if value != 0.0 => self.trues += 1,
             MetricKind::Gauge => self.last = Some(value),
-            MetricKind::Trend => self.values.push(value),
+            MetricKind::Trend => match &mut self.hdr {
+                Some(h) if value >= 0.0 => record(h, value),
+                _ => {
+                    self.values.push(value);
+                    self.spill();
+                }
+            },
             _ => {}
+        }
+    }
+
+    /// Past [`EXACT_VALUES`], move the values into the histogram (not when
+    /// one is negative: a histogram cannot hold it).
+    fn spill(&mut self) {
+        if self.values.len() <= EXACT_VALUES || self.min.is_some_and(|m| m < 0.0) {
+            return;
+        }
+        let h = self.hdr.get_or_insert_with(new_hdr);
+        for v in self.values.drain(..) {
+            record(h, v);
         }
     }
 
@@ -142,11 +204,34 @@ impl CustomMetric {
         };
         self.last = o.last.or(self.last);
         self.values.extend_from_slice(&o.values);
+        if let Some(oh) = &o.hdr {
+            let h = self.hdr.get_or_insert_with(new_hdr);
+            let _ = h.add(oh);
+        }
+        match &mut self.hdr {
+            Some(h) if self.min.is_none_or(|m| m >= 0.0) => {
+                for v in self.values.drain(..) {
+                    record(h, v);
+                }
+            }
+            _ => self.spill(),
+        }
     }
 
     /// The `q` quantile (0..=1) of a trend, as k6 computes it: linear
     /// interpolation between the closest ranks.
     pub fn quantile(&self, q: f64) -> Option<f64> {
+        if let Some(h) = &self.hdr {
+            // Values left beside a histogram (a negative one kept a part
+            // exact, and a merge met a histogram): read with it, negatives
+            // as 0.
+            let mut all = h.clone();
+            for v in &self.values {
+                record(&mut all, v.max(0.0));
+            }
+            return (!all.is_empty())
+                .then(|| all.value_at_quantile(q.clamp(0.0, 1.0)) as f64 / HDR_SCALE);
+        }
         let mut v = self.values.clone();
         if v.is_empty() {
             return None;
@@ -302,6 +387,48 @@ mod tests {
         let merged = b.get("len").unwrap();
         assert_eq!(merged.stat("p(95)", 1.0), t.stat("p(95)", 1.0));
         assert_eq!(merged.count, 100);
+    }
+
+    #[test]
+    fn a_long_trend_moves_to_a_histogram_within_a_thousandth_and_merges_exactly() {
+        let n = EXACT_VALUES + 50_000;
+        let (mut whole, mut a, mut b) = Default::default();
+        let v = |i: usize| (i % 9973) as f64 * 0.37 + 1.0;
+        for i in 0..n {
+            let s = value("t", MetricKind::Trend, v(i));
+            CustomMetrics::add(&mut whole, &s);
+            CustomMetrics::add(if i % 3 == 0 { &mut a } else { &mut b }, &s);
+        }
+        let t: &CustomMetric = whole.get("t").unwrap();
+        assert!(t.values.is_empty() && t.hdr.is_some(), "bounded");
+        assert_eq!(t.count, n as u64);
+        let mut sorted: Vec<f64> = (0..n).map(v).collect();
+        sorted.sort_by(f64::total_cmp);
+        for q in [0.5, 0.95, 0.99] {
+            let exact = sorted[((q * n as f64).ceil() as usize).max(1) - 1];
+            let got = t.quantile(q).unwrap();
+            assert!(
+                (got - exact).abs() <= exact * 1e-3 + 1e-3,
+                "p{q}: {got} vs {exact}"
+            );
+        }
+        // Two parts (one still exact) merge into the same histogram, and
+        // the JSON round trip keeps it.
+        let mut m: CustomMetrics = CustomMetrics::default();
+        m.merge(&a);
+        m.merge(&b);
+        let back: CustomMetrics =
+            serde_json::from_str(&serde_json::to_string(&m).unwrap()).unwrap();
+        let mt = back.get("t").unwrap();
+        assert_eq!(mt.hdr, t.hdr);
+        assert_eq!((mt.count, mt.max), (t.count, t.max));
+        // A negative value keeps a trend exact.
+        let mut neg = CustomMetrics::default();
+        neg.add(&value("t", MetricKind::Trend, -1.0));
+        for i in 0..n {
+            neg.add(&value("t", MetricKind::Trend, v(i)));
+        }
+        assert_eq!(neg.get("t").unwrap().values.len(), n + 1);
     }
 
     #[test]

@@ -79,15 +79,18 @@ impl VuIo {
         }
     }
 
-    /// Run `fut` on the VU's worker runtime and wait for it; None when the
-    /// run's hard stop came first.
-    fn wait<T: Send + 'static>(
+    /// Run the future `make` makes on the VU's worker runtime and wait for
+    /// it; None when the run's hard stop came first. The future is made and
+    /// boxed there: a request's state (tens of KB) never passes through
+    /// this thread's stack, so a VU's stack stays a few pages.
+    fn wait<T: Send + 'static, F: std::future::Future<Output = T> + Send + 'static>(
         &self,
-        fut: impl std::future::Future<Output = T> + Send + 'static,
+        make: impl FnOnce() -> F + Send + 'static,
     ) -> Option<T> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let hard = self.io.hard.clone();
         self.worker.spawn(async move {
+            let fut = Box::pin(make());
             tokio::select! {
                 biased;
                 _ = hard.cancelled() => {}
@@ -146,14 +149,19 @@ impl VuIo {
     }
 
     /// Send `req` with the run's client, record it, and count it in k6's
-    /// `http_*` metrics.
-    fn send(&self, req: Prepared) -> RequestRecord {
+    /// `http_*` metrics. The prompt's `texts` are counted on the worker
+    /// (the tokenizer's caches stay on its few threads, not one per VU).
+    fn send(&self, mut req: Prepared, texts: Vec<String>) -> RequestRecord {
         let io = self.io.clone();
         io.gauges.in_flight.fetch_add(1, Ordering::Relaxed);
         let client = io.client.clone();
+        let tokenizer = io.tokenizer.clone();
         let start = client.now_us();
         let mut rec = self
-            .wait(async move { client.send(&req, None).await })
+            .wait(move || async move {
+                req.prompt_tokens = texts.iter().map(|t| tokenizer.count_prompt(t)).sum();
+                client.send(&req, None).await
+            })
             .unwrap_or_else(|| {
                 let mut r = RequestRecord::new(start, start);
                 r.end_us = io.client.now_us();
@@ -238,20 +246,17 @@ impl VuIo {
             expect,
         );
         req.stream = stream;
-        req.prompt_tokens = texts
-            .iter()
-            .map(|t| self.io.tokenizer.count_prompt(t))
-            .sum();
         if kind == "chat" {
             req.framing = crate::tokenizer::chat_framing(messages);
         }
         req.texts = if kind == "embed" { inputs } else { 0 };
         req.keep_text = true;
-        let mut rec = self.send(req);
+        let mut rec = self.send(req, texts);
         let answer = json!({
             "ok": rec.is_ok(),
             "status": rec.status,
             "content": rec.output_text.take().unwrap_or_default(),
+            "reasoning": rec.reasoning_text.take().unwrap_or_default(),
             "tool_calls": rec.tool_calls.iter().map(|t| json!({"id": t.id, "name": t.name, "arguments": t.arguments})).collect::<Vec<_>>(),
             "usage": {
                 "input_tokens": rec.input_tokens,
@@ -311,7 +316,7 @@ impl VuIo {
         let client = self.io.client.clone();
         rec.start_us = client.now_us();
         rec.scheduled_us = rec.start_us;
-        let outcome = self.wait(async move {
+        let outcome = self.wait(move || async move {
             let start = Instant::now();
             let resp = rb.send().await?;
             let status = resp.status().as_u16();

@@ -30,6 +30,10 @@ pub struct Script {
     pub options: serde_json::Value,
     pub has_setup: bool,
     pub has_teardown: bool,
+    /// Its VUs get every intrinsic of the engine (typed arrays, BigInt,
+    /// WeakRef, performance), not only those HTTP tests use: the script
+    /// or a local module it imports names one (see [`needs_every_intrinsic`]).
+    pub every_intrinsic: bool,
 }
 
 /// A script being run: what its VUs share.
@@ -96,7 +100,9 @@ impl Script {
             options: serde_json::json!({}),
             has_setup: false,
             has_teardown: false,
+            every_intrinsic: false,
         };
+        script.every_intrinsic = needs_every_intrinsic(&script.dir, &script.source, 0);
         let probe = Vu::new(&script, None, 0)?;
         script.options = probe.options()?;
         script.has_setup = probe.exports("setup");
@@ -108,6 +114,43 @@ impl Script {
         }
         Ok(script)
     }
+}
+
+/// Names of what a VU's context leaves out unless asked (each costs
+/// ~5-20 KB a VU; a thousand VUs add up).
+const RARE_INTRINSICS: [&str; 12] = [
+    "ArrayBuffer",
+    "Int8Array",
+    "Int16Array",
+    "Int32Array",
+    "Uint8",
+    "Uint16Array",
+    "Uint32Array",
+    "Float32Array",
+    "Float64Array",
+    "DataView",
+    "BigInt",
+    "WeakRef",
+];
+
+/// Whether `source`, or a local module it imports (`from './lib.js'`, two
+/// levels deep), names an intrinsic a VU's context leaves out.
+fn needs_every_intrinsic(dir: &Path, source: &str, depth: u8) -> bool {
+    if RARE_INTRINSICS.iter().any(|n| source.contains(n))
+        || ["performance.", "FinalizationRegistry", "Atomics."]
+            .iter()
+            .any(|n| source.contains(n))
+    {
+        return true;
+    }
+    if depth >= 2 {
+        return false;
+    }
+    source
+        .split(['\'', '"', '`'])
+        .filter(|s| s.starts_with("./") || s.starts_with("../"))
+        .filter_map(|s| std::fs::read_to_string(dir.join(s)).ok())
+        .any(|src| needs_every_intrinsic(dir, &src, depth + 1))
 }
 
 /// `file:line:col` of the first `import … 'spec'` of `source`, for an

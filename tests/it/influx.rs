@@ -477,3 +477,75 @@ async fn the_server_dashboards_queries_return_the_scraped_points() {
     let gen = values(&influxql(&influx.base, &q("sum(\"generation_tokens_per_s\")")).await);
     assert!(gen[0] > 0.0, "{gen:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_script_dashboards_queries_return_the_scripts_own_metrics() {
+    let Some(influx) = Server::influxdb() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let json = temp_json(&dir, "r.json");
+    let script = dir.path().join("kinds.js");
+    std::fs::write(
+        &script,
+        r#"import { check } from "k6";
+import { Trend, Counter, Rate, Gauge } from "k6/metrics";
+import { chat } from "periscope";
+const len = new Trend("answer_length");
+const tokens = new Counter("answer_tokens");
+const long = new Rate("long_answer");
+const last = new Gauge("last_tokens");
+export default function () {
+  const r = chat({ messages: [{ role: "user", content: "hi" }], max_tokens: 8 + __ITER % 5 });
+  check(r, { "ok": (x) => x.ok });
+  len.add(r.content.length);
+  tokens.add(r.usage.output_tokens);
+  long.add(r.usage.output_tokens > 10);
+  last.add(r.usage.output_tokens);
+}
+"#,
+    )
+    .unwrap();
+    let out = periscope_async(s(&[
+        "run",
+        script.to_str().unwrap(),
+        "--mock",
+        "--mock-args",
+        "--ttft 20ms --itl 2ms",
+        "--vus",
+        "3",
+        "--duration",
+        "3s",
+        "--out",
+        &format!("influxdb={}/periscope", influx.base),
+        "--json",
+        &json,
+    ]))
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let r = read_json(&json);
+    let run_id = r["run_id"].as_str().unwrap();
+    assert_eq!(r["outputs"][0]["dropped"], 0, "{}", r["outputs"]);
+    // Every panel answers: trends, counters, rates and gauges all came.
+    let by_title = panel_answers(&influx.base, "periscope-script.json", run_id).await;
+    assert_eq!(by_title.len(), 5, "{:?}", by_title.keys());
+    let custom = &r["raw"]["total"]["custom"]["metrics"];
+    let q = |sel: &str, metric: &str| {
+        format!(
+            "SELECT {sel} FROM \"periscope_custom\" WHERE \"run_id\" = '{run_id}' AND \"metric\" = '{metric}'"
+        )
+    };
+    // The points add up to the result's totals, metric by metric.
+    let n = values(&influxql(&influx.base, &q("sum(\"count\")", "answer_length")).await);
+    assert_eq!(n, vec![f(&custom["answer_length"]["count"])]);
+    assert!(n[0] >= 3.0, "{n:?}");
+    let sum = values(&influxql(&influx.base, &q("sum(\"value\")", "answer_tokens")).await);
+    assert_eq!(sum, vec![f(&custom["answer_tokens"]["sum"])]);
+    let reqs = values(&influxql(&influx.base, &q("sum(\"value\")", "iterations")).await);
+    assert_eq!(reqs, vec![f(&r["summary"]["ok"])]);
+    // The largest p95 of a second is at most the run's largest answer.
+    let p95 = values(&influxql(&influx.base, &q("max(\"p95\")", "answer_length")).await);
+    assert!(p95[0] <= f(&custom["answer_length"]["max"]), "{p95:?}");
+    let checks = values(&influxql(&influx.base, &q("min(\"value\")", "checks")).await);
+    assert_eq!(checks, vec![1.0]);
+}

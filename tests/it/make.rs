@@ -404,6 +404,7 @@ fn compose_and_provisioning_reference_files_that_exist() {
         "periscope-llm-tokens.json",
         "periscope-otlp-traces.json",
         "periscope-server.json",
+        "periscope-script.json",
     ] {
         let file = folder.join(name);
         assert!(file.is_file(), "{} is missing", file.display());

@@ -382,3 +382,43 @@ export function teardown(data) { g.add(data.n * 10); }
     assert_eq!(custom(&r, "ttft_seen")["time"], true);
     assert_eq!(custom(&r, "iterations")["sum"], 3.0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn typed_arrays_and_bigint_are_there_for_a_script_or_module_that_names_them() {
+    let dir = tempfile::tempdir().unwrap();
+    // A VU's context leaves the rare intrinsics out unless the script (or
+    // a local module it imports) names one: then they are all there.
+    script(
+        &dir,
+        "bytes.js",
+        "export function sum(n) {\n  const a = new Uint8Array(n);\n  a.fill(3);\n  const d = new DataView(a.buffer);\n  return d.getUint8(0) * n + Number(BigInt(2) ** BigInt(10));\n}\n",
+    );
+    let p = script(
+        &dir,
+        "uses-lib.js",
+        "import { chat } from 'periscope';\nimport { sum } from './bytes.js';\n\
+         export default function () {\n  chat('hi');\n  if (sum(4) !== 1036) throw new Error('bad sum ' + sum(4));\n}\n",
+    );
+    let (_, r) = run_ok(&["run", &p, "--mock", "--vus", "2", "--iterations", "6"]).await;
+    assert_eq!(r["summary"]["ok"], 6);
+    assert!(
+        r["raw"]["total"]["custom"]["failed"].is_null(),
+        "{}",
+        r["raw"]["total"]["custom"]
+    );
+    // One that names none gets the lean context (what keeps a thousand
+    // VUs small): they are not there.
+    let p = script(
+        &dir,
+        "plain.js",
+        "import { chat } from 'periscope';\n\
+         export default function () {\n  chat('hi');\n  const T = globalThis['Uint' + '8Array'];\n  if (typeof T !== 'undefined') throw new Error('present');\n}\n",
+    );
+    let (_, r) = run_ok(&["run", &p, "--mock", "--vus", "1", "--iterations", "2"]).await;
+    assert_eq!(r["summary"]["ok"], 2);
+    assert!(
+        r["raw"]["total"]["custom"]["failed"].is_null(),
+        "{}",
+        r["raw"]["total"]["custom"]
+    );
+}

@@ -42,6 +42,15 @@ export function getContent(r) {
   return "";
 }
 
+/** The reasoning an answer came with ("" when none): reasoning_content,
+ * Responses reasoning items, Anthropic thinking. */
+export function getReasoning(r) {
+  if (!r) return "";
+  if (typeof r.reasoning === "string") return r.reasoning;
+  const m = r.choices && r.choices[0] && r.choices[0].message;
+  return (m && (m.reasoning_content || m.reasoning)) || "";
+}
+
 /** The seed's client: `createClient({options: {model}}).chatComplete({messages})`. */
 export function createClient(config) {
   const defaults = (config && config.options) || {};

@@ -648,6 +648,7 @@ pub fn panel_query(q: &str, run_id: &str) -> String {
         .replace("$endpoint", ".*")
         .replace("$segment", ".*")
         .replace("$timeFilter", "time > now() - 1h")
+        .replace("$__interval_ms", "1000")
         .replace("$__interval", "1s")
 }
 

@@ -1,0 +1,166 @@
+//! The process's allocator: mimalloc, except on threads that asked for the
+//! one heap all scripted VUs share.
+//!
+//! mimalloc is the faster allocator for the request path, which allocates
+//! small buffers at a high rate on a few worker threads (see
+//! `make bench-mock`). It keeps a heap per thread, though, as glibc keeps a
+//! cache per thread, and every thread that allocates pays for those: ~100
+//! KB a thread of mimalloc pages, up to ~200 KB of glibc's cached chunks.
+//! A scripted run has a thread per VU (its JavaScript runtime cannot move),
+//! mostly asleep in a request or `sleep()`; a thousand of them would hold
+//! hundreds of MB of caches. Those threads mark themselves with
+//! [`use_shared_here`] and allocate from one dlmalloc heap behind a lock:
+//! no cache per thread, and a VU allocates little between two requests.
+//! Their JavaScript runtimes allocate through it too (rquickjs's
+//! `rust-alloc`).
+//!
+//! A block is freed by the heap that owns it, found by address
+//! (`mi_is_in_heap_region`, a lookup in mimalloc's page map): a buffer made
+//! on a VU thread and freed on a worker goes back to the shared heap.
+
+use std::alloc::{GlobalAlloc, Layout};
+use std::cell::Cell;
+use std::ffi::c_void;
+use std::sync::{Mutex, MutexGuard};
+
+use dlmalloc::Dlmalloc;
+use mimalloc::MiMalloc;
+
+extern "C" {
+    /// Part of the mimalloc library the `mimalloc` crate links.
+    fn mi_is_in_heap_region(p: *const c_void) -> bool;
+}
+
+thread_local! {
+    /// True on a thread that allocates from the shared heap. A `const`
+    /// thread-local with no destructor: reading it never allocates.
+    static SHARED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// The heap of marked threads.
+static HEAP: Mutex<Dlmalloc> = Mutex::new(Dlmalloc::new());
+
+fn heap() -> MutexGuard<'static, Dlmalloc> {
+    // Nothing panics while holding it; a poisoned lock is still sound.
+    HEAP.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// From now on, this thread allocates from the heap shared by marked
+/// threads.
+pub fn use_shared_here() {
+    SHARED.with(|s| s.set(true));
+}
+
+fn on_shared() -> bool {
+    SHARED.with(Cell::get)
+}
+
+/// mimalloc, or the shared heap on threads marked by [`use_shared_here`];
+/// each block is freed by its owner.
+#[derive(Clone, Copy)]
+pub struct Allocator;
+
+/// # Safety
+/// `ptr` must be a live block of [`Allocator`].
+unsafe fn owned_by_mimalloc(ptr: *mut u8) -> bool {
+    mi_is_in_heap_region(ptr as *const c_void)
+}
+
+unsafe impl GlobalAlloc for Allocator {
+    #[inline]
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if on_shared() {
+            heap().malloc(layout.size(), layout.align())
+        } else {
+            MiMalloc.alloc(layout)
+        }
+    }
+
+    #[inline]
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        if on_shared() {
+            heap().calloc(layout.size(), layout.align())
+        } else {
+            MiMalloc.alloc_zeroed(layout)
+        }
+    }
+
+    #[inline]
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        if owned_by_mimalloc(ptr) {
+            MiMalloc.dealloc(ptr, layout)
+        } else {
+            heap().free(ptr, layout.size(), layout.align())
+        }
+    }
+
+    #[inline]
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let mimalloc = owned_by_mimalloc(ptr);
+        if mimalloc != on_shared() {
+            // The block belongs to this thread's heap: grow it there.
+            return if mimalloc {
+                MiMalloc.realloc(ptr, layout, new_size)
+            } else {
+                heap().realloc(ptr, layout.size(), layout.align(), new_size)
+            };
+        }
+        // Move it to this thread's heap.
+        let new = self.alloc(Layout::from_size_align_unchecked(new_size, layout.align()));
+        if !new.is_null() {
+            std::ptr::copy_nonoverlapping(ptr, new, layout.size().min(new_size));
+            self.dealloc(ptr, layout);
+        }
+        new
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocks_made_on_a_shared_thread_are_freed_by_their_owner_anywhere() {
+        let a = Allocator;
+        let layout = Layout::from_size_align(100, 8).unwrap();
+        // A block made on a marked thread is the shared heap's, and freeing
+        // or growing it on an unmarked thread goes there.
+        let p = std::thread::spawn(move || {
+            use_shared_here();
+            let p = unsafe { a.alloc(layout) };
+            unsafe { p.write_bytes(7, 100) };
+            p as usize
+        })
+        .join()
+        .unwrap() as *mut u8;
+        unsafe {
+            assert!(!owned_by_mimalloc(p));
+            let q = a.realloc(p, layout, 5000);
+            assert!(owned_by_mimalloc(q), "moved to mimalloc here");
+            assert_eq!(*q.add(99), 7);
+            a.dealloc(q, Layout::from_size_align(5000, 8).unwrap());
+        }
+        // A mimalloc block moves to the shared heap when a marked thread
+        // grows it; aligned and zeroed blocks come as asked.
+        let m = unsafe { a.alloc(layout) } as usize;
+        std::thread::spawn(move || {
+            use_shared_here();
+            let m = m as *mut u8;
+            unsafe {
+                assert!(owned_by_mimalloc(m));
+                m.write_bytes(3, 100);
+                let n = a.realloc(m, layout, 300);
+                assert!(!owned_by_mimalloc(n));
+                assert_eq!(*n.add(50), 3);
+                a.dealloc(n, Layout::from_size_align(300, 8).unwrap());
+                let big = Layout::from_size_align(4096, 256).unwrap();
+                let z = a.alloc_zeroed(big);
+                assert_eq!(z as usize % 256, 0);
+                assert!(std::slice::from_raw_parts(z, 4096).iter().all(|b| *b == 0));
+                a.dealloc(z, big);
+            }
+        })
+        .join()
+        .unwrap();
+    }
+}
