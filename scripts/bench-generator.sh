@@ -40,7 +40,7 @@ chmod 755 "$work"  # nginx workers (www-data) read the bodies
 trap 'nginx_stop "$work"; kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 
 capture_bodies "$BIN" "$work"
-port=$(free_port); nginx_static "$work" "$port"
+port=$(free_port); h2port=$(free_port); nginx_static "$work" "$port" "$h2port"
 wait_http "http://127.0.0.1:$port/v1/chat/completions"
 printf '%s' "$REQ_WHOLE" > "$work/whole.json"
 printf '%s' "$REQ_STREAM" > "$work/stream.json"
@@ -151,6 +151,47 @@ for (label, value, bound) in [
 ]:
     print(f"| {label} | {value:.2f}× | {'yes' if value <= bound else '**no**'} |")
 print(f"| (SSE req/s, periscope / oha) | {ratios[('stream', 'oha', 'rps')]:.2f} | |")
+PY
+
+# HTTP/2: periscope's CPU per stream over HTTP/1.1 and over HTTP/2 (h2c,
+# CONC streams over one connection) on nginx's SSE body, oha over HTTP/2
+# beside it; in turn within each round, medians.
+h2=$work/h2.txt
+: > "$h2"
+for r in $(seq "$ROUNDS"); do
+  for proto in h1 h2 oha-h2; do
+    t=$work/h2.time
+    case $proto in
+      oha-h2)
+        /usr/bin/time -f "%U %S" -o "$t" \
+          oha --http2 -z "${DUR}s" -c 1 -p "$CONC" -m POST -H "Content-Type: application/json" \
+          -D "$work/stream.json" --no-tui --output-format json \
+          "http://127.0.0.1:$h2port/stream/v1/chat/completions" > "$work/oha.json" 2>/dev/null
+        n=$(python3 -c "import json;d=json.load(open('$work/oha.json'));print(d['statusCodeDistribution'].get('200', 0))")
+        ;;
+      *)
+        if [ "$proto" = h2 ]; then url=http://127.0.0.1:$h2port/stream/v1; flag=--http2; else url=http://127.0.0.1:$port/stream/v1; flag=; fi
+        /usr/bin/time -f "%U %S" -o "$t" "$BIN" run --target "$url" $flag --vus "$CONC" --duration "${DUR}s" \
+          --stream --no-preflight --progress-every 3600 --json "$work/h2.json" > /dev/null 2>&1
+        n=$(python3 -c "import json;d=json.load(open('$work/h2.json'))['summary'];assert d['errors']==0, d;print(d['ok'])")
+        ;;
+    esac
+    echo "$r $proto $n $(cpu "$t")" >> "$h2"
+  done
+done
+python3 - "$h2" "$CONC" <<'PY'
+import statistics, sys
+from collections import defaultdict
+rows = defaultdict(dict)
+for line in open(sys.argv[1]):
+    r, proto, n, cpu = line.split()
+    rows[r][proto] = float(cpu) / max(float(n), 1) * 1000
+med = lambda f: statistics.median(f(x) for x in rows.values())
+print()
+print(f"| SSE over (nginx, {sys.argv[2]} streams) | periscope CPU-s per 1000 req | periscope HTTP/2 / HTTP/1.1 | periscope / oha over HTTP/2 |")
+print("|---|---|---|---|")
+print(f"| HTTP/1.1 ({sys.argv[2]} connections) | {med(lambda x: x['h1']):.4f} | | |")
+print(f"| HTTP/2 (1 connection) | {med(lambda x: x['h2']):.4f} | {med(lambda x: x['h2'] / x['h1']):.2f}× | {med(lambda x: x['h2'] / x['oha-h2']):.2f}× |")
 PY
 
 # Memory with N concurrent streams against the mock (in its own process).

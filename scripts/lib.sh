@@ -11,10 +11,12 @@ need() {
   apt-get update -qq >/dev/null && apt-get install -y -qq "$2" >/dev/null
 }
 
-# nginx_static DIR PORT: serve DIR/www on 127.0.0.1:PORT; POSTs get the file too.
+# nginx_static DIR PORT [H2PORT]: serve DIR/www on 127.0.0.1:PORT (and over
+# HTTP/2 with prior knowledge, h2c, on H2PORT); POSTs get the file too.
 # Files under stream/ are sent as text/event-stream, others as application/json.
 nginx_static() {
-  local dir=$1 port=$2
+  local dir=$1 port=$2 h2=""
+  [ -n "${3:-}" ] && h2="listen 127.0.0.1:$3 http2;"
   mkdir -p "$dir/tmp"
   cat > "$dir/nginx.conf" <<CONF
 worker_processes 2;
@@ -33,6 +35,7 @@ http {
   scgi_temp_path $dir/tmp/scgi;
   server {
     listen 127.0.0.1:$port;
+    $h2
     root $dir/www;
     error_page 405 =200 \$uri;
     location /stream/ { default_type text/event-stream; }

@@ -26,6 +26,7 @@ need victoria-metrics victoria-metrics >&2
 need prometheus prometheus >&2
 # - curl: the Makefile asks it whether InfluxDB is up (make start).
 need curl curl >&2
+need openssl openssl >&2  # self-signed certificates for the HTTP/2 tests
 VENV=.venv-test
 if [ ! -x "$VENV/bin/python" ]; then
   python3 -m venv "$VENV" >&2

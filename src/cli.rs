@@ -232,6 +232,18 @@ pub struct RunArgs {
     /// HTTP stack: auto (hyper HTTP/1.1 for http://, reqwest for https://; the default), hyper or reqwest.
     #[arg(long, value_enum)]
     pub http_engine: Option<crate::client::Engine>,
+    /// Speak HTTP/2 to the target: prior knowledge on http:// (h2c), ALPN
+    /// h2 on https://; the streams share --connections connections.
+    #[arg(long)]
+    pub http2: bool,
+    /// With --http2: how many connections the streams are spread over
+    /// (default 1).
+    #[arg(long, value_parser = count::<usize>, value_name = "N")]
+    pub connections: Option<usize>,
+    /// Trust the certificate(s) in this PEM file besides the system's (a
+    /// server with a self-signed certificate).
+    #[arg(long, value_name = "PEM")]
+    pub cacert: Option<std::path::PathBuf>,
 
     /// Virtual users (closed model), constant for --duration; with a staged
     /// scenario, its peak [env: VUS].

@@ -288,6 +288,8 @@ pub struct RequestRecord {
     /// It found its kept-alive connection closed by the server before any
     /// byte of an answer, and went out again on a fresh one.
     pub reconnect: bool,
+    /// The answer came over HTTP/2 (else HTTP/1.x, or no answer).
+    pub http2: bool,
     /// The report row this request also counts in.
     pub group: Option<Group>,
     /// The stage of the load shape the request was sent in.
@@ -341,6 +343,7 @@ impl RequestRecord {
             error_message: None,
             server_timing: None,
             reconnect: false,
+            http2: false,
             group: None,
             stage: 0,
             texts: 0,

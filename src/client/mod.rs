@@ -164,9 +164,27 @@ pub enum Engine {
     Reqwest,
 }
 
+/// How a client connects (`--http-engine`, `--http2`, `--connections`,
+/// `--cacert`).
+#[derive(Debug, Clone, Default)]
+pub struct Connect {
+    pub engine: Engine,
+    /// HTTP/2: prior knowledge on http://, ALPN h2 on https://.
+    pub http2: bool,
+    /// HTTP/2 connections the streams are spread over (at least 1).
+    pub connections: usize,
+    /// Root certificates to trust besides the system's (PEM).
+    pub cacert: Option<Vec<u8>>,
+}
+
 enum Transport {
     Reqwest {
-        http: reqwest::Client,
+        /// One client, or with HTTP/2 one per connection: reqwest keeps a
+        /// single HTTP/2 connection per host and client, and multiplexes
+        /// every request over it.
+        http: Vec<reqwest::Client>,
+        /// The next client, round robin.
+        next: std::sync::atomic::AtomicUsize,
         urls: Vec<(&'static str, reqwest::Url)>,
     },
     H1 {
@@ -201,7 +219,8 @@ pub struct Client {
 }
 
 impl Client {
-    /// `pool` is the most connections the load will hold open at once.
+    /// `pool` is the most connections the load will hold open at once
+    /// (over HTTP/1.1).
     pub fn with_engine(
         base: &str,
         token: Option<&str>,
@@ -209,8 +228,9 @@ impl Client {
         timeout: Duration,
         pool: usize,
         origin: Instant,
-        engine: Engine,
+        connect: &Connect,
     ) -> anyhow::Result<Self> {
+        let engine = connect.engine;
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         if let Some(t) = token {
@@ -230,7 +250,10 @@ impl Client {
         let url = reqwest::Url::parse(&base).with_context(|| format!("the target '{base}'"))?;
         let connect_timeout = timeout.min(Duration::from_secs(10));
         let use_hyper = match engine {
-            Engine::Auto => url.scheme() == "http",
+            Engine::Auto => url.scheme() == "http" && !connect.http2,
+            Engine::H1 if connect.http2 => {
+                anyhow::bail!("--http2 needs --http-engine auto or reqwest")
+            }
             Engine::H1 if url.scheme() != "http" => {
                 anyhow::bail!(
                     "--http-engine h1 speaks plain http:// only; use auto or reqwest for {base}"
@@ -269,13 +292,32 @@ impl Client {
                 headers: wire,
             }
         } else {
-            let http = http_builder()
-                .default_headers(headers)
-                .connect_timeout(connect_timeout)
-                .pool_max_idle_per_host(pool.max(1))
-                .pool_idle_timeout(Duration::from_secs(90))
-                .build()
-                .context("building the HTTP client")?;
+            let certs = match &connect.cacert {
+                Some(pem) => reqwest::Certificate::from_pem_bundle(pem)
+                    .context("--cacert: not PEM certificates")?,
+                None => Vec::new(),
+            };
+            let clients = if connect.http2 {
+                connect.connections.max(1)
+            } else {
+                1
+            };
+            let http = (0..clients)
+                .map(|_| {
+                    let mut b = http_builder()
+                        .default_headers(headers.clone())
+                        .connect_timeout(connect_timeout)
+                        .pool_max_idle_per_host(pool.max(1))
+                        .pool_idle_timeout(Duration::from_secs(90));
+                    if !certs.is_empty() {
+                        b = b.tls_certs_merge(certs.iter().cloned());
+                    }
+                    if connect.http2 {
+                        b = b.http2_prior_knowledge();
+                    }
+                    b.build().context("building the HTTP client")
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
             let urls = KNOWN_PATHS
                 .iter()
                 .filter_map(|p| {
@@ -284,7 +326,11 @@ impl Client {
                         .map(|u| (*p, u))
                 })
                 .collect();
-            Transport::Reqwest { http, urls }
+            Transport::Reqwest {
+                http,
+                next: std::sync::atomic::AtomicUsize::new(0),
+                urls,
+            }
         };
         Ok(Client {
             transport,
@@ -411,9 +457,14 @@ impl Client {
                     body: Box::pin(body),
                     reconnect: sent.reconnect,
                     headers,
+                    http2: false,
                 })
             }
-            Transport::Reqwest { http, urls } => {
+            Transport::Reqwest { http, next, urls } => {
+                let http = match http.len() {
+                    1 => &http[0],
+                    n => &http[next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % n],
+                };
                 let url = match urls.iter().find(|(p, _)| *p == req.path.as_ref()) {
                     Some((_, u)) => u.clone(),
                     None => match req.path.strip_prefix('/') {
@@ -449,6 +500,7 @@ impl Client {
                     Err(e) => return Err(connect(error_chain(&e))),
                 };
                 let status = resp.status().as_u16();
+                let http2 = resp.version() == reqwest::Version::HTTP_2;
                 let headers = server_headers(
                     resp.headers()
                         .iter()
@@ -460,6 +512,7 @@ impl Client {
                     body: Box::pin(body),
                     reconnect,
                     headers,
+                    http2,
                 })
             }
         }
@@ -491,6 +544,8 @@ struct Started {
     reconnect: bool,
     /// Timings the server put in its headers (TGI's `x-queue-time`, …).
     headers: Option<ServerTiming>,
+    /// The answer came over HTTP/2.
+    http2: bool,
 }
 
 /// TGI's timing headers: `x-queue-time`, `x-inference-time` (ms) and

@@ -41,6 +41,7 @@ impl Client {
             mut body,
             reconnect,
             headers,
+            http2,
         } = match started {
             Ok(s) => s,
             Err((class, msg)) => {
@@ -49,6 +50,7 @@ impl Client {
             }
         };
         rec.reconnect = reconnect;
+        rec.http2 = http2;
         rec.status = Some(status);
         rec.group = req.group.clone();
         rec.payload = req.payload;

@@ -153,6 +153,9 @@ pub struct Sample {
     /// kept-alive one).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub reconnect: bool,
+    /// The answer came over HTTP/2.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub http2: bool,
     /// The server's own prompt (prefill) and generation time, ms.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_prompt_ms: Option<f64>,
@@ -190,6 +193,7 @@ impl Sample {
             output_tokens: r.output_tokens,
             output_source: r.output_source,
             reconnect: r.reconnect,
+            http2: r.http2,
             server_prompt_ms: r.server_timing.and_then(|t| t.prompt_ms),
             server_decode_ms: r.server_timing.and_then(|t| t.decode_ms),
             cached_tokens: r.server_timing.and_then(|t| t.cached_tokens),

@@ -61,6 +61,9 @@ pub struct Counts {
     /// closed by the server).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub reconnects: u64,
+    /// Requests answered over HTTP/2.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub http2: u64,
     /// What the server reported about itself.
     #[serde(default, skip_serializing_if = "super::ServerCounts::is_empty")]
     pub server: super::ServerCounts,
@@ -144,6 +147,7 @@ impl Aggregate {
             first_start_us: self.first_start_us,
             last_end_us: self.last_end_us,
             reconnects: self.reconnects,
+            http2: self.http2,
             server: self.server,
             custom: self.custom.clone(),
             statuses: self.statuses.clone(),
@@ -202,6 +206,7 @@ impl Aggregate {
             first_start_us: c.first_start_us,
             last_end_us: c.last_end_us,
             reconnects: c.reconnects,
+            http2: c.http2,
             server: c.server,
             custom: c.custom.clone(),
             statuses: c.statuses.clone(),

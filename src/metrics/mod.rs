@@ -135,6 +135,8 @@ pub struct Aggregate {
     /// Requests that found their kept-alive connection closed by the server
     /// and went out again on a fresh one.
     pub reconnects: u64,
+    /// Requests answered over HTTP/2.
+    pub http2: u64,
     /// What the server reported about itself (ok requests).
     pub server: ServerCounts,
     /// A script's own metrics and its failed iterations.
@@ -208,6 +210,7 @@ impl Default for Aggregate {
             first_start_us: None,
             last_end_us: 0,
             reconnects: 0,
+            http2: 0,
             server: ServerCounts::default(),
             custom: custom::CustomMetrics::default(),
         }
@@ -239,6 +242,7 @@ impl Aggregate {
         );
         self.last_end_us = self.last_end_us.max(r.end_us);
         self.reconnects += r.reconnect as u64;
+        self.http2 += r.http2 as u64;
         if open {
             self.scheduled += 1;
             let lag = r.start_us.saturating_sub(r.scheduled_us + r.queue_wait_us);
@@ -397,6 +401,7 @@ impl Aggregate {
         };
         self.last_end_us = self.last_end_us.max(other.last_end_us);
         self.reconnects += other.reconnects;
+        self.http2 += other.http2;
         self.server.add(&other.server);
         self.custom.merge(&other.custom);
     }

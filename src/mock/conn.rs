@@ -1,5 +1,6 @@
-//! The mock's connections: accept, serve HTTP/1.1 or HTTP/2 on each, and
-//! (`--close-after-response`) close a share of them after a response,
+//! The mock's connections: accept (counted), serve HTTP/1.1 or HTTP/2 (h2c,
+//! prior knowledge) on each, and (`--close-after-response`) close a share
+//! of them after a response,
 //! though every answer advertised keep-alive, as llama.cpp's server does
 //! after a streamed answer. The client's next request on such a connection
 //! finds it closed: a reconnect, which `GET /mock/stats` counts from this
@@ -42,6 +43,7 @@ pub(super) async fn accept_loop(
             }
         };
         let _ = stream.set_nodelay(true);
+        state.stats.note_connection();
         let state = state.clone();
         let builder = builder.clone();
         let close_rate = state.config.faults.close_after_response;

@@ -149,6 +149,9 @@ fn bad_request(message: &str) -> Resp {
 
 async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Resp, Infallible> {
     let arrival = Instant::now();
+    if req.version() == hyper::Version::HTTP_2 {
+        state.stats.note_http2_request();
+    }
     if let Some(tp) = req.headers().get("traceparent") {
         if let Ok(mut t) = state.traceparents.lock() {
             t.note(tp);

@@ -115,8 +115,9 @@ pub struct OtlpStats {
 pub struct StatsHandle {
     tx: mpsc::Sender<Box<MockRecord>>,
     shared: Arc<Mutex<Collector>>,
-    /// Connections closed after a response (`--close-after-response`).
-    closed: Arc<std::sync::atomic::AtomicU64>,
+    /// Connections: accepted, closed after a response
+    /// (`--close-after-response`), and requests that came over HTTP/2.
+    conns: Arc<[std::sync::atomic::AtomicU64; 3]>,
     /// Requests in service and in line, for `/metrics`.
     live: Arc<super::metrics::Live>,
 }
@@ -176,15 +177,24 @@ impl StatsHandle {
         StatsHandle {
             tx,
             shared,
-            closed: Arc::default(),
+            conns: Arc::default(),
             live: Arc::default(),
         }
     }
 
     /// A connection was closed after a response, keep-alive notwithstanding.
     pub fn note_closed_after_response(&self) {
-        self.closed
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.conns[1].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// A connection was accepted.
+    pub fn note_connection(&self) {
+        self.conns[0].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// A request came over HTTP/2.
+    pub fn note_http2_request(&self) {
+        self.conns[2].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Requests in service and in line.
@@ -217,7 +227,8 @@ impl StatsHandle {
             Ok(mut c) => {
                 c.drain();
                 let mut s = c.stats.snapshot();
-                s.closed_after_response = self.closed.load(std::sync::atomic::Ordering::Relaxed);
+                let n = |i: usize| self.conns[i].load(std::sync::atomic::Ordering::Relaxed);
+                (s.connections, s.closed_after_response, s.http2_requests) = (n(0), n(1), n(2));
                 s
             }
             Err(_) => StatsSnapshot::default(),
@@ -241,7 +252,9 @@ impl StatsHandle {
     }
 
     pub fn reset(&self) {
-        self.closed.store(0, std::sync::atomic::Ordering::Relaxed);
+        for c in self.conns.iter() {
+            c.store(0, std::sync::atomic::Ordering::Relaxed);
+        }
         if let Ok(mut c) = self.shared.lock() {
             c.drain();
             c.stats = Stats::default();
@@ -381,6 +394,8 @@ impl Stats {
             proxy_hold_us: Summary::of(&self.hold),
             otlp: self.otlp.clone(),
             closed_after_response: 0,
+            connections: 0,
+            http2_requests: 0,
         }
     }
 }
@@ -462,4 +477,10 @@ pub struct StatsSnapshot {
     /// advertised keep-alive (`--close-after-response`).
     #[serde(default)]
     pub closed_after_response: u64,
+    /// Connections accepted.
+    #[serde(default)]
+    pub connections: u64,
+    /// Requests that came over HTTP/2 (h2c).
+    #[serde(default)]
+    pub http2_requests: u64,
 }

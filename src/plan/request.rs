@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use crate::cli::RunArgs;
-use crate::client::Engine;
+use crate::client::{Connect, Engine};
 use crate::error::Result;
 use crate::scenario::ScenarioFile;
 use crate::tokenizer::Choice;
@@ -19,7 +19,8 @@ pub struct RequestPlan {
     /// The scenario file's headers, an OTLP platform's, then the flags'.
     pub headers: Vec<(String, String)>,
     pub timeout: Duration,
-    pub http_engine: Engine,
+    /// The HTTP stack, HTTP/2, its connections, extra trusted roots.
+    pub connect: Connect,
     /// What counts tokens (`--tokenizer`).
     pub tokenizer: Choice,
     pub preflight: bool,
@@ -47,14 +48,44 @@ impl RequestPlan {
             .collect();
         headers.splice(0..0, platform_headers.iter().cloned());
         headers.extend(a.request.headers.iter().cloned());
+        let engine = a
+            .http_engine
+            .or(f.http_engine.as_ref().map(|v| v.0))
+            .unwrap_or_default();
+        if a.http2 && engine == Engine::H1 {
+            return Err(usage!(
+                "--http2 needs --http-engine auto or reqwest (h1 speaks HTTP/1.1 only)"
+            ));
+        }
+        if a.connections.is_some() && !a.http2 {
+            return Err(usage!(
+                "--connections spreads HTTP/2 streams: give --http2 too (HTTP/1.1 opens a connection per VU)"
+            ));
+        }
+        let cacert = match &a.cacert {
+            Some(p) => {
+                let pem = std::fs::read(p)
+                    .map_err(|e| usage!("--cacert {}: cannot read it ({e})", p.display()))?;
+                if !String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") {
+                    return Err(usage!(
+                        "--cacert {}: no PEM certificate in it (-----BEGIN CERTIFICATE-----)",
+                        p.display()
+                    ));
+                }
+                Some(pem)
+            }
+            None => None,
+        };
         Ok(RequestPlan {
             token: a.request.token.clone().filter(|t| !t.is_empty()),
             headers,
             timeout,
-            http_engine: a
-                .http_engine
-                .or(f.http_engine.as_ref().map(|v| v.0))
-                .unwrap_or_default(),
+            connect: Connect {
+                engine,
+                http2: a.http2,
+                connections: a.connections.unwrap_or(1),
+                cacert,
+            },
             tokenizer: a.request.tokenizer.clone().unwrap_or_default(),
             preflight: !a.no_preflight && f.preflight != Some(false),
         })
@@ -91,7 +122,8 @@ mod tests {
         let r = &p.request;
         assert_eq!(r.token, None);
         assert_eq!(r.timeout, Duration::from_secs(60));
-        assert_eq!(r.http_engine, Engine::Auto);
+        assert_eq!(r.connect.engine, Engine::Auto);
+        assert!(!r.connect.http2);
         assert_eq!(r.tokenizer, Choice::Auto);
         assert!(r.preflight);
         let p = plan(&[
@@ -113,7 +145,7 @@ mod tests {
         assert_eq!(r.token.as_deref(), Some("sk-1"));
         assert_eq!(r.headers, vec![("X-A".to_string(), "1".to_string())]);
         assert_eq!(r.timeout, Duration::from_secs(5));
-        assert_eq!(r.http_engine, Engine::Reqwest);
+        assert_eq!(r.connect.engine, Engine::Reqwest);
         assert!(
             matches!(r.tokenizer, Choice::Tiktoken(_)),
             "{:?}",
@@ -126,6 +158,38 @@ mod tests {
             None
         );
         assert!(usage_error(&["--mock", "--timeout", "0s"]).contains("more than 0"));
+    }
+
+    #[test]
+    fn http2_its_connections_and_a_cacert_are_checked() {
+        let p = plan(&["--mock", "--http2", "--connections", "4"]).unwrap();
+        assert!(p.request.connect.http2);
+        assert_eq!(p.request.connect.connections, 4);
+        assert_eq!(
+            plan(&["--mock", "--http2"])
+                .unwrap()
+                .request
+                .connect
+                .connections,
+            1
+        );
+        let e = usage_error(&["--mock", "--http2", "--http-engine", "h1"]);
+        assert!(
+            e.contains("--http2 needs --http-engine auto or reqwest"),
+            "{e}"
+        );
+        let e = usage_error(&["--mock", "--connections", "2"]);
+        assert!(e.contains("give --http2 too"), "{e}");
+        let e = usage_error(&["--mock", "--cacert", "/nonexistent/ca.pem"]);
+        assert!(
+            e.contains("--cacert /nonexistent/ca.pem: cannot read it"),
+            "{e}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let not_pem = dir.path().join("ca.pem");
+        std::fs::write(&not_pem, "hello").unwrap();
+        let e = usage_error(&["--mock", "--cacert", not_pem.to_str().unwrap()]);
+        assert!(e.contains("no PEM certificate in it"), "{e}");
     }
 
     #[test]

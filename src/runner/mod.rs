@@ -131,7 +131,7 @@ pub async fn execute_with(
             .share(plan.load.shape.max_concurrency() as u64)
             .max(1) as usize,
         Instant::now(),
-        plan.request.http_engine,
+        &plan.request.connect,
     )?;
     let (workload, tokenizer) = match own {
         Some(w) => (w, None),

@@ -27,7 +27,7 @@ pub(super) fn load(
         plan.request.timeout,
         pool,
         ctx.origin,
-        plan.request.http_engine,
+        &plan.request.connect,
     )
     .map_err(|e| Error::Usage(format!("--query-endpoint {endpoint}: {e:#}")))?;
     let recent = plan

@@ -8,6 +8,7 @@
 mod common;
 
 mod csv_rows;
+mod http2;
 mod influx;
 mod k8s;
 mod make;

@@ -261,6 +261,9 @@ pub struct Summary {
     /// errors: a client does the same; each costs a new connection).
     #[serde(default)]
     pub reconnects: u64,
+    /// Requests answered over HTTP/2 (the rest over HTTP/1.1, or not at all).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub http2: u64,
     /// Ok requests that met every SLO, per second (only with SLOs).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub goodput: Option<f64>,
@@ -645,6 +648,7 @@ impl RunResult {
                 usage_checked: t.usage_checked,
                 usage_mismatch: t.usage_mismatch,
                 reconnects: t.reconnects,
+                http2: t.http2,
                 goodput: i.has_slos.then(|| t.good as f64 / dur),
                 goodput_ratio: (i.has_slos && t.ok > 0).then(|| t.good as f64 / t.ok as f64),
                 prefill_rate: t.prefill_rate(),
@@ -693,4 +697,8 @@ impl RunResult {
             raw,
         }
     }
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }

@@ -310,6 +310,8 @@ pub async fn run_ok(args: &[&str]) -> (Output, Value) {
 pub struct Nginx {
     dir: tempfile::TempDir,
     pub port: u16,
+    /// It speaks HTTPS (and HTTP/2).
+    tls: bool,
 }
 
 impl Nginx {
@@ -322,7 +324,59 @@ impl Nginx {
             // (it never retries a POST).
             &format!("upstream up {{ server {upstream}; keepalive 256; keepalive_timeout 2s; }}\n"),
             "proxy_pass http://up;\n      proxy_http_version 1.1;\n      proxy_set_header Connection \"\";\n      proxy_buffering off;",
+            "",
         )
+    }
+
+    /// The streaming reverse proxy in front of `upstream`, speaking HTTP/2
+    /// over TLS with a self-signed certificate for 127.0.0.1 made here by
+    /// `openssl` (its PEM: [`Nginx::cert`]); `/nginx_status` is its
+    /// stub_status (connections accepted).
+    pub fn tls_h2_proxy(upstream: &str) -> Option<Nginx> {
+        let certs = tempfile::tempdir().unwrap();
+        let (cert, key) = (certs.path().join("cert.pem"), certs.path().join("key.pem"));
+        let out = Command::new("openssl")
+            .args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+            ])
+            .args([
+                "-subj",
+                "/CN=127.0.0.1",
+                "-addext",
+                "subjectAltName=IP:127.0.0.1",
+            ])
+            // A server's certificate, not a CA's (rustls refuses a CA's as
+            // the server's own: CaUsedAsEndEntity).
+            .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+            .args(["-addext", "extendedKeyUsage=serverAuth"])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .output()
+            .expect("openssl is installed by scripts/test-env.sh");
+        assert!(
+            out.status.success(),
+            "openssl: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut n = Self::start(
+            &format!("upstream up {{ server {upstream}; keepalive 256; keepalive_timeout 2s; }}\n"),
+            "proxy_pass http://up;\n      proxy_http_version 1.1;\n      proxy_set_header Connection \"\";\n      proxy_buffering off;",
+            &format!(
+                "listen 127.0.0.1:{{port}} ssl http2;\n    keepalive_requests 1000000;\n    ssl_certificate {};\n    ssl_certificate_key {};\n    location = /nginx_status {{ stub_status; }}\n",
+                cert.display(),
+                key.display()
+            ),
+        )?;
+        std::fs::copy(&cert, n.dir.path().join("cert.pem")).unwrap();
+        n.tls = true;
+        Some(n)
+    }
+
+    /// The certificate of a [`Nginx::tls_h2_proxy`] (PEM).
+    pub fn cert(&self) -> std::path::PathBuf {
+        self.dir.path().join("cert.pem")
     }
 
     /// What nginx logged: why it answered 502, when it did.
@@ -336,10 +390,13 @@ impl Nginx {
         Self::start(
             "",
             "keepalive_requests 100000000;\n      default_type application/json;\n      return 200 '{\"ok\":true}';",
+            "",
         )
     }
 
-    fn start(http_extra: &str, location: &str) -> Option<Nginx> {
+    /// `server` replaces the plain `listen` line (`{port}` in it is the
+    /// port).
+    fn start(http_extra: &str, location: &str, server: &str) -> Option<Nginx> {
         let bin = ["/usr/sbin/nginx", "/usr/bin/nginx"]
             .into_iter()
             .find(|p| std::path::Path::new(p).exists());
@@ -358,13 +415,17 @@ impl Nginx {
             .port();
         let d = dir.path().display();
         std::fs::create_dir_all(dir.path().join("tmp")).unwrap();
+        let server = match server {
+            "" => format!("listen 127.0.0.1:{port};\n"),
+            s => s.replace("{port}", &port.to_string()),
+        };
         let conf = format!(
             "worker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\ndaemon on;\n\
              events {{ worker_connections 4096; }}\n\
              http {{\n  access_log off;\n  client_body_temp_path {d}/tmp/body;\n  proxy_temp_path {d}/tmp/proxy;\n\
                fastcgi_temp_path {d}/tmp/fastcgi;\n  uwsgi_temp_path {d}/tmp/uwsgi;\n  scgi_temp_path {d}/tmp/scgi;\n\
                {http_extra}\
-               server {{\n    listen 127.0.0.1:{port};\n    location / {{\n      {location}\n    }}\n  }}\n}}\n"
+               server {{\n    {server}    location / {{\n      {location}\n    }}\n  }}\n}}\n"
         );
         let path = dir.path().join("nginx.conf");
         std::fs::write(&path, conf).unwrap();
@@ -388,11 +449,16 @@ impl Nginx {
             }
             std::thread::sleep(std::time::Duration::from_millis(100));
         }
-        Some(Nginx { dir, port })
+        Some(Nginx {
+            dir,
+            port,
+            tls: false,
+        })
     }
 
     pub fn base(&self) -> String {
-        format!("http://127.0.0.1:{}/v1", self.port)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}/v1", self.port)
     }
 }
 
