@@ -140,6 +140,15 @@ mod tests {
             assert_eq!(*q.add(99), 7);
             a.dealloc(q, Layout::from_size_align(5000, 8).unwrap());
         }
+        // Every mimalloc block is found as mimalloc's, however large (a
+        // miss would free it into the shared heap).
+        for size in [8, 4096, 1 << 20, 64 << 20, 1 << 30] {
+            let l = Layout::from_size_align(size, 16).unwrap();
+            let p = unsafe { a.alloc(l) };
+            assert!(!p.is_null());
+            assert!(unsafe { owned_by_mimalloc(p) }, "{size} bytes");
+            unsafe { a.dealloc(p, l) };
+        }
         // A mimalloc block moves to the shared heap when a marked thread
         // grows it; aligned and zeroed blocks come as asked.
         let m = unsafe { a.alloc(layout) } as usize;
