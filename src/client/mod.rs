@@ -11,6 +11,7 @@ mod responses;
 mod scan;
 mod send;
 mod sse;
+mod text;
 mod tokens;
 mod tools;
 

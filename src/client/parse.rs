@@ -189,29 +189,6 @@ fn non_empty<'b>(s: &'b Option<Cow<'_, str>>) -> Option<&'b str> {
 }
 
 impl StreamState {
-    /// Add reasoning text (counted as output, kept apart from the answer).
-    pub(super) fn push_reasoning(&mut self, r: &str) {
-        let start = self.text.len();
-        self.text.push_str(r);
-        match self.reasoning.last_mut() {
-            Some(last) if last.end == start => last.end = self.text.len(),
-            _ => self.reasoning.push(start..self.text.len()),
-        }
-    }
-
-    /// The generated text as (answer, reasoning).
-    pub fn split_text(&mut self) -> (String, String) {
-        let (text, mut at) = (std::mem::take(&mut self.text), 0);
-        let (mut answer, mut reasoning) = (String::new(), String::new());
-        for r in &self.reasoning {
-            answer.push_str(&text[at..r.start]);
-            reasoning.push_str(&text[r.clone()]);
-            at = r.end;
-        }
-        answer.push_str(&text[at..]);
-        (answer, reasoning)
-    }
-
     /// Take one SSE data payload. Returns false once the stream should stop
     /// being read (a bad chunk or an error event). The fast path reads the
     /// bytes; what it declines is read as text (lossy UTF-8, trimmed) by the
@@ -234,7 +211,10 @@ impl StreamState {
         }
         if let Some((field, text)) = self.template.read(d) {
             if !text.is_empty() {
-                self.text.push_str(&text);
+                match field.visible() {
+                    true => self.text.push_str(&text),
+                    false => self.push_reasoning(&text),
+                }
                 self.output_at(field.visible(), at);
             }
             return true;

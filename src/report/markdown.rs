@@ -757,22 +757,8 @@ pub fn render(r: &RunResult) -> String {
             s.reasoning_tokens
         ));
     }
-    if s.http2 > 0 {
-        let n = (s.http2, s.requests - s.http2);
-        notes.push(format!(
-            "protocol: HTTP/2 for {} requests, HTTP/1.1 or none for {}",
-            n.0, n.1
-        ));
-    }
-    let mock = if r.generator.includes_mock {
-        " (includes the in-process mock)"
-    } else {
-        ""
-    };
-    notes.push(format!(
-        "generator: {:.2} CPU-s, peak RSS {:.1} MiB{mock}",
-        r.generator.cpu_seconds, r.generator.peak_rss_mib
-    ));
+    notes.extend(s.protocol_note());
+    notes.push(r.generator.note());
     for o in &r.outputs {
         notes.push(o.summary());
     }

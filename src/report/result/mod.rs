@@ -323,6 +323,33 @@ pub struct GeneratorUsage {
     pub includes_mock: bool,
 }
 
+impl GeneratorUsage {
+    /// The summary's note: `generator: 0.92 CPU-s, peak RSS 85.8 MiB`.
+    pub fn note(&self) -> String {
+        let mock = match self.includes_mock {
+            true => " (includes the in-process mock)",
+            false => "",
+        };
+        format!(
+            "generator: {:.2} CPU-s, peak RSS {:.1} MiB{mock}",
+            self.cpu_seconds, self.peak_rss_mib
+        )
+    }
+}
+
+impl Summary {
+    /// The protocol the answers came over, when any came over HTTP/2.
+    pub fn protocol_note(&self) -> Option<String> {
+        (self.http2 > 0).then(|| {
+            format!(
+                "protocol: HTTP/2 for {} requests, HTTP/1.1 or none for {}",
+                self.http2,
+                self.requests - self.http2
+            )
+        })
+    }
+}
+
 /// Read the process's CPU time and peak RSS.
 pub fn generator_usage(includes_mock: bool) -> GeneratorUsage {
     // SAFETY: getrusage writes into the zeroed struct we pass.
