@@ -20,6 +20,9 @@ impl StreamState {
     /// The generated text as (answer, reasoning).
     pub fn split_text(&mut self) -> (String, String) {
         let (text, mut at) = (std::mem::take(&mut self.text), 0);
+        if self.reasoning.is_empty() {
+            return (text, String::new());
+        }
         let (mut answer, mut reasoning) = (String::new(), String::new());
         for r in &self.reasoning {
             answer.push_str(&text[at..r.start]);

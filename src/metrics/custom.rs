@@ -174,10 +174,11 @@ impl CustomMetric {
         }
     }
 
-    /// Past [`EXACT_VALUES`], move the values into the histogram (not when
-    /// one is negative: a histogram cannot hold it).
+    /// Past [`EXACT_VALUES`], or once there is a histogram, move the
+    /// values into it (not when one is negative: a histogram cannot hold it).
     fn spill(&mut self) {
-        if self.values.len() <= EXACT_VALUES || self.min.is_some_and(|m| m < 0.0) {
+        let over = self.values.len() > EXACT_VALUES || self.hdr.is_some();
+        if !over || self.min.is_some_and(|m| m < 0.0) {
             return;
         }
         let h = self.hdr.get_or_insert_with(new_hdr);
@@ -205,17 +206,9 @@ impl CustomMetric {
         self.last = o.last.or(self.last);
         self.values.extend_from_slice(&o.values);
         if let Some(oh) = &o.hdr {
-            let h = self.hdr.get_or_insert_with(new_hdr);
-            let _ = h.add(oh);
+            let _ = self.hdr.get_or_insert_with(new_hdr).add(oh);
         }
-        match &mut self.hdr {
-            Some(h) if self.min.is_none_or(|m| m >= 0.0) => {
-                for v in self.values.drain(..) {
-                    record(h, v);
-                }
-            }
-            _ => self.spill(),
-        }
+        self.spill();
     }
 
     /// The `q` quantile (0..=1) of a trend, as k6 computes it: linear

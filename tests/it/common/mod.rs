@@ -314,6 +314,9 @@ pub struct Nginx {
     tls: bool,
 }
 
+/// nginx's location block of a streaming reverse proxy to `up`.
+const PROXY_LOCATION: &str = "proxy_pass http://up;\n      proxy_http_version 1.1;\n      proxy_set_header Connection \"\";\n      proxy_buffering off;";
+
 impl Nginx {
     /// A streaming reverse proxy in front of `upstream` (host:port).
     pub fn proxy(upstream: &str) -> Option<Nginx> {
@@ -323,7 +326,7 @@ impl Nginx {
             // a request on a socket the server is closing, and answer 502
             // (it never retries a POST).
             &format!("upstream up {{ server {upstream}; keepalive 256; keepalive_timeout 2s; }}\n"),
-            "proxy_pass http://up;\n      proxy_http_version 1.1;\n      proxy_set_header Connection \"\";\n      proxy_buffering off;",
+            PROXY_LOCATION,
             "",
         )
     }
@@ -362,7 +365,7 @@ impl Nginx {
         );
         let mut n = Self::start(
             &format!("upstream up {{ server {upstream}; keepalive 256; keepalive_timeout 2s; }}\n"),
-            "proxy_pass http://up;\n      proxy_http_version 1.1;\n      proxy_set_header Connection \"\";\n      proxy_buffering off;",
+            PROXY_LOCATION,
             &format!(
                 "listen 127.0.0.1:{{port}} ssl http2;\n    keepalive_requests 1000000;\n    ssl_certificate {};\n    ssl_certificate_key {};\n    location = /nginx_status {{ stub_status; }}\n",
                 cert.display(),
