@@ -362,6 +362,11 @@ pub struct OtlpArgs {
     /// otlp-traces: send OTLP/JSON instead of protobuf.
     #[arg(long)]
     pub otlp_json: bool,
+    /// otlp-traces and --trace-requests: grpc (Export calls, e.g. to
+    /// http://host:4317), http/protobuf (the default) or http/json. Else
+    /// OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, OTEL_EXPORTER_OTLP_PROTOCOL.
+    #[arg(long, value_name = "PROTOCOL")]
+    pub otlp_protocol: Option<String>,
     /// otlp-traces: the backend's project (Phoenix, LangSmith, Braintrust; default periscope).
     #[arg(long, value_name = "NAME")]
     pub project: Option<String>,

@@ -26,7 +26,60 @@ pub enum ErrorClass {
     BadBody,
     /// An `error` object arrived inside a 2xx stream.
     StreamError,
+    // A gRPC call's status other than OK (an OTLP/gRPC export), by code.
+    /// gRPC status 1, CANCELLED.
+    GrpcCancelled,
+    /// gRPC status 2, UNKNOWN.
+    GrpcUnknown,
+    /// gRPC status 3, INVALID_ARGUMENT.
+    GrpcInvalidArgument,
+    /// gRPC status 4, DEADLINE_EXCEEDED.
+    GrpcDeadlineExceeded,
+    /// gRPC status 5, NOT_FOUND.
+    GrpcNotFound,
+    /// gRPC status 6, ALREADY_EXISTS.
+    GrpcAlreadyExists,
+    /// gRPC status 7, PERMISSION_DENIED.
+    GrpcPermissionDenied,
+    /// gRPC status 8, RESOURCE_EXHAUSTED.
+    GrpcResourceExhausted,
+    /// gRPC status 9, FAILED_PRECONDITION.
+    GrpcFailedPrecondition,
+    /// gRPC status 10, ABORTED.
+    GrpcAborted,
+    /// gRPC status 11, OUT_OF_RANGE.
+    GrpcOutOfRange,
+    /// gRPC status 12, UNIMPLEMENTED.
+    GrpcUnimplemented,
+    /// gRPC status 13, INTERNAL.
+    GrpcInternal,
+    /// gRPC status 14, UNAVAILABLE.
+    GrpcUnavailable,
+    /// gRPC status 15, DATA_LOSS.
+    GrpcDataLoss,
+    /// gRPC status 16, UNAUTHENTICATED.
+    GrpcUnauthenticated,
 }
+
+/// The gRPC error classes, by code (1 to 16).
+const GRPC: [ErrorClass; 16] = [
+    ErrorClass::GrpcCancelled,
+    ErrorClass::GrpcUnknown,
+    ErrorClass::GrpcInvalidArgument,
+    ErrorClass::GrpcDeadlineExceeded,
+    ErrorClass::GrpcNotFound,
+    ErrorClass::GrpcAlreadyExists,
+    ErrorClass::GrpcPermissionDenied,
+    ErrorClass::GrpcResourceExhausted,
+    ErrorClass::GrpcFailedPrecondition,
+    ErrorClass::GrpcAborted,
+    ErrorClass::GrpcOutOfRange,
+    ErrorClass::GrpcUnimplemented,
+    ErrorClass::GrpcInternal,
+    ErrorClass::GrpcUnavailable,
+    ErrorClass::GrpcDataLoss,
+    ErrorClass::GrpcUnauthenticated,
+];
 
 impl ErrorClass {
     pub fn as_str(self) -> &'static str {
@@ -39,6 +92,31 @@ impl ErrorClass {
             ErrorClass::StreamCut => "stream_cut",
             ErrorClass::BadBody => "bad_body",
             ErrorClass::StreamError => "stream_error",
+            ErrorClass::GrpcCancelled => "grpc_cancelled",
+            ErrorClass::GrpcUnknown => "grpc_unknown",
+            ErrorClass::GrpcInvalidArgument => "grpc_invalid_argument",
+            ErrorClass::GrpcDeadlineExceeded => "grpc_deadline_exceeded",
+            ErrorClass::GrpcNotFound => "grpc_not_found",
+            ErrorClass::GrpcAlreadyExists => "grpc_already_exists",
+            ErrorClass::GrpcPermissionDenied => "grpc_permission_denied",
+            ErrorClass::GrpcResourceExhausted => "grpc_resource_exhausted",
+            ErrorClass::GrpcFailedPrecondition => "grpc_failed_precondition",
+            ErrorClass::GrpcAborted => "grpc_aborted",
+            ErrorClass::GrpcOutOfRange => "grpc_out_of_range",
+            ErrorClass::GrpcUnimplemented => "grpc_unimplemented",
+            ErrorClass::GrpcInternal => "grpc_internal",
+            ErrorClass::GrpcUnavailable => "grpc_unavailable",
+            ErrorClass::GrpcDataLoss => "grpc_data_loss",
+            ErrorClass::GrpcUnauthenticated => "grpc_unauthenticated",
+        }
+    }
+
+    /// The class of a gRPC status code other than OK (0); a code gRPC
+    /// does not define counts as UNKNOWN, as gRPC's libraries read it.
+    pub fn from_grpc(code: i32) -> Self {
+        match code {
+            1..=16 => GRPC[code as usize - 1],
+            _ => ErrorClass::GrpcUnknown,
         }
     }
 
@@ -411,5 +489,19 @@ mod tests {
         assert_eq!(ErrorClass::from_status(429), ErrorClass::Http429);
         assert_eq!(ErrorClass::from_status(503), ErrorClass::Http5xx);
         assert_eq!(ErrorClass::from_status(401), ErrorClass::Http4xx);
+    }
+
+    #[test]
+    fn grpc_codes_map_to_classes_named_as_serde_writes_them() {
+        assert_eq!(ErrorClass::from_grpc(14), ErrorClass::GrpcUnavailable);
+        assert_eq!(ErrorClass::from_grpc(8), ErrorClass::GrpcResourceExhausted);
+        assert_eq!(ErrorClass::from_grpc(99), ErrorClass::GrpcUnknown);
+        for code in 1..=16 {
+            let c = ErrorClass::from_grpc(code);
+            let json = serde_json::to_value(c).unwrap();
+            assert_eq!(json.as_str(), Some(c.as_str()), "code {code}");
+            assert!(c.as_str().starts_with("grpc_"));
+        }
+        assert_eq!(ErrorClass::from_grpc(4).as_str(), "grpc_deadline_exceeded");
     }
 }

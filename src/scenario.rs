@@ -367,6 +367,8 @@ pub struct OtlpEntry {
     pub mix: Option<String>,
     pub platform: Option<String>,
     pub json: Option<bool>,
+    /// grpc, http/protobuf or http/json.
+    pub protocol: Option<String>,
     pub project: Option<String>,
     /// The trace backend's query API, and the query load sent to it.
     pub query_endpoint: Option<String>,

@@ -4,6 +4,7 @@
 //! request (path, serialized body, whether it streams, the local prompt
 //! token count) and the run's origin instant, and returns what it measured.
 
+pub mod grpc;
 mod h1;
 mod messages;
 pub mod parse;
@@ -28,12 +29,17 @@ use crate::record::TraceIds;
 use crate::record::{ErrorClass, ServerTiming};
 use crate::tokenizer::Tokenizer;
 
-/// A reqwest builder with the TLS provider installed and no system proxy.
-pub fn http_builder() -> reqwest::ClientBuilder {
+/// Make ring the process's TLS provider (once; reqwest and tonic use it).
+fn install_tls_provider() {
     static TLS: Once = Once::new();
     TLS.call_once(|| {
         let _ = rustls::crypto::ring::default_provider().install_default();
     });
+}
+
+/// A reqwest builder with the TLS provider installed and no system proxy.
+pub fn http_builder() -> reqwest::ClientBuilder {
+    install_tls_provider();
     reqwest::Client::builder().no_proxy().tcp_nodelay(true)
 }
 
@@ -176,9 +182,14 @@ pub struct Connect {
     pub connections: usize,
     /// Root certificates to trust besides the system's (PEM).
     pub cacert: Option<Vec<u8>>,
+    /// OTLP trace exports over gRPC (`--otlp-protocol grpc`): the target
+    /// is the endpoint's origin, every request an Export call.
+    pub grpc: bool,
 }
 
 enum Transport {
+    /// OTLP/gRPC exports (`Connect::grpc`).
+    Grpc(grpc::Exporter),
     Reqwest {
         /// One client, or with HTTP/2 one per connection: reqwest keeps a
         /// single HTTP/2 connection per host and client, and multiplexes
@@ -250,87 +261,100 @@ impl Client {
         let base = base.trim_end_matches('/').to_string();
         let url = reqwest::Url::parse(&base).with_context(|| format!("the target '{base}'"))?;
         let connect_timeout = timeout.min(Duration::from_secs(10));
-        let use_hyper = match engine {
-            Engine::Auto => url.scheme() == "http" && !connect.http2,
-            Engine::H1 if connect.http2 => {
-                anyhow::bail!("--http2 needs --http-engine auto or reqwest")
-            }
-            Engine::H1 if url.scheme() != "http" => {
-                anyhow::bail!(
-                    "--http-engine h1 speaks plain http:// only; use auto or reqwest for {base}"
+        let transport = if connect.grpc {
+            Transport::Grpc(
+                grpc::Exporter::new(
+                    &base,
+                    extra_headers,
+                    timeout,
+                    connect.connections,
+                    connect.cacert.as_deref(),
                 )
-            }
-            Engine::H1 => true,
-            Engine::Reqwest => false,
-        };
-        let transport = if use_hyper {
-            let host = url.host_str().context("the target has no host")?;
-            let port = url.port_or_known_default().unwrap_or(80);
-            let authority = match url.port() {
-                Some(p) => format!("{host}:{p}"),
-                None => host.to_string(),
-            };
-            if !headers.contains_key(HOST) {
-                headers.insert(
-                    HOST,
-                    HeaderValue::from_str(&authority).context("the target's host")?,
-                );
-            }
-            let mut wire = Vec::new();
-            for (name, value) in &headers {
-                wire.extend_from_slice(name.as_str().as_bytes());
-                wire.extend_from_slice(b": ");
-                wire.extend_from_slice(value.as_bytes());
-                wire.extend_from_slice(b"\r\n");
-            }
-            Transport::H1 {
-                pool: Arc::new(h1::Pool::new(host, port, pool.max(1), connect_timeout)),
-                // None kept: a server with a thread per connection
-                // (llama.cpp's) would hold a thread for each until its
-                // keep-alive timeout, and the load would wait for them.
-                side: Arc::new(h1::Pool::new(host, port, 0, connect_timeout)),
-                base_path: url.path().trim_end_matches('/').to_string(),
-                headers: wire,
-            }
+                .map_err(|e| anyhow::anyhow!(e))?,
+            )
         } else {
-            let certs = match &connect.cacert {
-                Some(pem) => reqwest::Certificate::from_pem_bundle(pem)
-                    .context("--cacert: not PEM certificates")?,
-                None => Vec::new(),
+            let use_hyper = match engine {
+                Engine::Auto => url.scheme() == "http" && !connect.http2,
+                Engine::H1 if connect.http2 => {
+                    anyhow::bail!("--http2 needs --http-engine auto or reqwest")
+                }
+                Engine::H1 if url.scheme() != "http" => {
+                    anyhow::bail!(
+                        "--http-engine h1 speaks plain http:// only; use auto or reqwest for {base}"
+                    )
+                }
+                Engine::H1 => true,
+                Engine::Reqwest => false,
             };
-            let clients = if connect.http2 {
-                connect.connections.max(1)
+            if use_hyper {
+                let host = url.host_str().context("the target has no host")?;
+                let port = url.port_or_known_default().unwrap_or(80);
+                let authority = match url.port() {
+                    Some(p) => format!("{host}:{p}"),
+                    None => host.to_string(),
+                };
+                if !headers.contains_key(HOST) {
+                    headers.insert(
+                        HOST,
+                        HeaderValue::from_str(&authority).context("the target's host")?,
+                    );
+                }
+                let mut wire = Vec::new();
+                for (name, value) in &headers {
+                    wire.extend_from_slice(name.as_str().as_bytes());
+                    wire.extend_from_slice(b": ");
+                    wire.extend_from_slice(value.as_bytes());
+                    wire.extend_from_slice(b"\r\n");
+                }
+                Transport::H1 {
+                    pool: Arc::new(h1::Pool::new(host, port, pool.max(1), connect_timeout)),
+                    // None kept: a server with a thread per connection
+                    // (llama.cpp's) would hold a thread for each until its
+                    // keep-alive timeout, and the load would wait for them.
+                    side: Arc::new(h1::Pool::new(host, port, 0, connect_timeout)),
+                    base_path: url.path().trim_end_matches('/').to_string(),
+                    headers: wire,
+                }
             } else {
-                1
-            };
-            let http = (0..clients)
-                .map(|_| {
-                    let mut b = http_builder()
-                        .default_headers(headers.clone())
-                        .connect_timeout(connect_timeout)
-                        .pool_max_idle_per_host(pool.max(1))
-                        .pool_idle_timeout(Duration::from_secs(90));
-                    if !certs.is_empty() {
-                        b = b.tls_certs_merge(certs.iter().cloned());
-                    }
-                    if connect.http2 {
-                        b = b.http2_prior_knowledge();
-                    }
-                    b.build().context("building the HTTP client")
-                })
-                .collect::<anyhow::Result<Vec<_>>>()?;
-            let urls = KNOWN_PATHS
-                .iter()
-                .filter_map(|p| {
-                    reqwest::Url::parse(&format!("{base}/{p}"))
-                        .ok()
-                        .map(|u| (*p, u))
-                })
-                .collect();
-            Transport::Reqwest {
-                http,
-                next: std::sync::atomic::AtomicUsize::new(0),
-                urls,
+                let certs = match &connect.cacert {
+                    Some(pem) => reqwest::Certificate::from_pem_bundle(pem)
+                        .context("--cacert: not PEM certificates")?,
+                    None => Vec::new(),
+                };
+                let clients = if connect.http2 {
+                    connect.connections.max(1)
+                } else {
+                    1
+                };
+                let http = (0..clients)
+                    .map(|_| {
+                        let mut b = http_builder()
+                            .default_headers(headers.clone())
+                            .connect_timeout(connect_timeout)
+                            .pool_max_idle_per_host(pool.max(1))
+                            .pool_idle_timeout(Duration::from_secs(90));
+                        if !certs.is_empty() {
+                            b = b.tls_certs_merge(certs.iter().cloned());
+                        }
+                        if connect.http2 {
+                            b = b.http2_prior_knowledge();
+                        }
+                        b.build().context("building the HTTP client")
+                    })
+                    .collect::<anyhow::Result<Vec<_>>>()?;
+                let urls = KNOWN_PATHS
+                    .iter()
+                    .filter_map(|p| {
+                        reqwest::Url::parse(&format!("{base}/{p}"))
+                            .ok()
+                            .map(|u| (*p, u))
+                    })
+                    .collect();
+                Transport::Reqwest {
+                    http,
+                    next: std::sync::atomic::AtomicUsize::new(0),
+                    urls,
+                }
             }
         };
         Ok(Client {
@@ -407,6 +431,9 @@ impl Client {
         let traceparent = trace.and_then(|t| HeaderValue::from_str(&t.traceparent()).ok());
         let connect = |e: String| (ErrorClass::Connect, e);
         match &self.transport {
+            Transport::Grpc(_) => Err(connect(
+                "an OTLP/gRPC target answers trace exports only".into(),
+            )),
             Transport::H1 {
                 pool,
                 side: side_pool,

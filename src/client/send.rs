@@ -17,6 +17,9 @@ impl Client {
     /// Send one request and measure it. `scheduled_us` is the intended send
     /// time (the open model's schedule), or `None` to use the actual one.
     pub async fn send(&self, req: &Prepared, scheduled_us: Option<u64>) -> RequestRecord {
+        if let super::Transport::Grpc(exporter) = &self.transport {
+            return self.send_grpc(exporter, req, scheduled_us).await;
+        }
         let start = Instant::now();
         let start_us = self.us(start);
         let mut rec = RequestRecord::new(scheduled_us.unwrap_or(start_us).min(start_us), start_us);

@@ -23,6 +23,8 @@ use crate::timer::{self, Sleep};
 /// The body of every mock response.
 pub enum MockBody {
     Full(Option<Bytes>),
+    /// A whole body, then trailers (a gRPC answer's `grpc-status`).
+    Trailed(Option<Bytes>, Option<hyper::HeaderMap>),
     Tokens(Box<TokenStream>),
     Proxy(Box<ProxyBody>),
 }
@@ -43,6 +45,10 @@ impl Body for MockBody {
     ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
         match self.get_mut() {
             MockBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
+            MockBody::Trailed(b, t) => Poll::Ready(match b.take() {
+                Some(b) => Some(Ok(Frame::data(b))),
+                None => t.take().map(|t| Ok(Frame::trailers(t))),
+            }),
             MockBody::Tokens(s) => s.poll_next_frame(cx),
             MockBody::Proxy(p) => p.poll_next_frame(cx),
         }
@@ -51,6 +57,7 @@ impl Body for MockBody {
     fn is_end_stream(&self) -> bool {
         match self {
             MockBody::Full(b) => b.is_none(),
+            MockBody::Trailed(b, t) => b.is_none() && t.is_none(),
             MockBody::Tokens(s) => matches!(s.phase, Phase::Done),
             MockBody::Proxy(_) => false,
         }

@@ -18,6 +18,7 @@ mod answer;
 mod body;
 mod config;
 mod conn;
+mod grpc;
 mod images;
 mod messages;
 mod metrics;
@@ -200,6 +201,9 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Resp, Infal
                 None,
             ),
         });
+    }
+    if path == grpc::EXPORT_PATH && req.method() == Method::POST {
+        return Ok(grpc::export(&state, req, arrival).await);
     }
     if path == "/tokenize" && state.config.tokenize {
         // llama.cpp's shape; not a request of the load, so not counted.

@@ -169,6 +169,50 @@ fn url_pairs(q: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Count an export (its traces, spans and payload bytes), keep its traces
+/// for the query API, and answer it: a partial success when
+/// `--otlp-reject-rate` rejects some of its spans.
+pub(super) fn accept(
+    state: &State,
+    req: &ExportTraceServiceRequest,
+    payload_bytes: usize,
+    arrival: Instant,
+    rng: &mut fastrand::Rng,
+) -> ExportTraceServiceResponse {
+    let mut ids = HashSet::new();
+    let mut spans = 0u64;
+    for rs in &req.resource_spans {
+        for ss in &rs.scope_spans {
+            for s in &ss.spans {
+                spans += 1;
+                ids.insert(s.trace_id.as_slice());
+            }
+        }
+    }
+    if let Ok(mut r) = state.received.lock() {
+        r.add(req);
+    }
+    let rate = state.config.faults.otlp_reject_rate;
+    // Whole spans: the rate's share, the fraction drawn.
+    let rejected = ((spans as f64 * rate) + rng.f64())
+        .floor()
+        .min(spans as f64) as u64;
+    let mut rec = state.simple_record(Endpoint::Traces, 200, Fault::None, arrival);
+    rec.otlp = Some(OtlpReceived {
+        traces: ids.len() as u64,
+        spans,
+        rejected_spans: rejected,
+        payload_bytes: payload_bytes as u64,
+    });
+    state.stats.record(rec);
+    ExportTraceServiceResponse {
+        partial_success: (rejected > 0).then(|| ExportTracePartialSuccess {
+            rejected_spans: rejected as i64,
+            error_message: "the mock rejected these spans (--otlp-reject-rate)".into(),
+        }),
+    }
+}
+
 /// The body of an export, decompressed.
 fn inflate(headers: &HeaderMap, body: &[u8]) -> Result<Vec<u8>, String> {
     let gzip = headers
@@ -208,30 +252,7 @@ pub(super) fn traces(
             ))
         })?
     };
-    let mut ids = HashSet::new();
-    let mut spans = 0u64;
-    for rs in &req.resource_spans {
-        for ss in &rs.scope_spans {
-            for s in &ss.spans {
-                spans += 1;
-                ids.insert(s.trace_id.as_slice());
-            }
-        }
-    }
-    if let Ok(mut r) = state.received.lock() {
-        r.add(&req);
-    }
-    let rate = state.config.faults.otlp_reject_rate;
-    // Whole spans: the rate's share, the fraction drawn.
-    let rejected = ((spans as f64 * rate) + rng.f64())
-        .floor()
-        .min(spans as f64) as u64;
-    let answer = ExportTraceServiceResponse {
-        partial_success: (rejected > 0).then(|| ExportTracePartialSuccess {
-            rejected_spans: rejected as i64,
-            error_message: "the mock rejected these spans (--otlp-reject-rate)".into(),
-        }),
-    };
+    let answer = accept(state, &req, raw.len(), arrival, rng);
     let (bytes, ctype) = if json {
         (
             serde_json::to_vec(&answer).expect("json"),
@@ -240,14 +261,6 @@ pub(super) fn traces(
     } else {
         (answer.encode_to_vec(), "application/x-protobuf")
     };
-    let mut rec = state.simple_record(Endpoint::Traces, 200, Fault::None, arrival);
-    rec.otlp = Some(OtlpReceived {
-        traces: ids.len() as u64,
-        spans,
-        rejected_spans: rejected,
-        payload_bytes: raw.len() as u64,
-    });
-    state.stats.record(rec);
     let mut r = Resp::new(MockBody::full(Bytes::from(bytes)));
     *r.status_mut() = StatusCode::OK;
     r.headers_mut()

@@ -24,6 +24,76 @@ pub const DEFAULT_MIX: &str =
 /// The OTLP/HTTP traces path.
 pub const TRACES_PATH: &str = "/v1/traces";
 
+/// How exports travel: OTLP's `OTEL_EXPORTER_OTLP_PROTOCOL` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+pub enum Protocol {
+    /// Unary `TraceService/Export` calls over HTTP/2.
+    Grpc,
+    /// Protobuf POSTed to `/v1/traces`.
+    #[default]
+    HttpProtobuf,
+    /// OTLP/JSON POSTed to `/v1/traces`.
+    HttpJson,
+}
+
+impl Protocol {
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Grpc => "grpc",
+            Protocol::HttpProtobuf => "http/protobuf",
+            Protocol::HttpJson => "http/json",
+        }
+    }
+
+    /// `grpc`, `http/protobuf` or `http/json`; `what` names the source in
+    /// the error.
+    pub fn parse(s: &str, what: &str) -> Result<Protocol, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "grpc" => Ok(Protocol::Grpc),
+            "http/protobuf" | "http" | "protobuf" => Ok(Protocol::HttpProtobuf),
+            "http/json" | "json" => Ok(Protocol::HttpJson),
+            other => Err(format!(
+                "{what}: '{other}' is not an OTLP protocol: expected grpc, http/protobuf or http/json"
+            )),
+        }
+    }
+
+    /// The protocol of a run: the flag, else `--otlp-json`, else the
+    /// scenario file's, else `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`, else
+    /// `OTEL_EXPORTER_OTLP_PROTOCOL`, else http/protobuf.
+    pub fn resolve(
+        flag: Option<&str>,
+        json_flag: bool,
+        file: Option<&str>,
+    ) -> Result<Protocol, String> {
+        if let Some(f) = flag {
+            let p = Protocol::parse(f, "--otlp-protocol")?;
+            if json_flag && p != Protocol::HttpJson {
+                return Err(format!(
+                    "--otlp-json and --otlp-protocol {} disagree: give one",
+                    p.name()
+                ));
+            }
+            return Ok(p);
+        }
+        if json_flag {
+            return Ok(Protocol::HttpJson);
+        }
+        if let Some(f) = file {
+            return Protocol::parse(f, "otlp.protocol");
+        }
+        for var in [
+            "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+            "OTEL_EXPORTER_OTLP_PROTOCOL",
+        ] {
+            if let Some(v) = env(var) {
+                return Protocol::parse(&v, var);
+            }
+        }
+        Ok(Protocol::HttpProtobuf)
+    }
+}
+
 /// What an `otlp-traces` run sends.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct OtlpSpec {
@@ -32,6 +102,8 @@ pub struct OtlpSpec {
     pub platform: Platform,
     /// OTLP/JSON instead of protobuf.
     pub json: bool,
+    /// Export calls over gRPC (the gzipped protobuf in a gRPC frame).
+    pub grpc: bool,
     pub service_name: String,
     pub project: String,
     /// The URL path traces are posted to.
@@ -132,6 +204,9 @@ pub struct OtlpView {
     pub mix: String,
     pub platform: String,
     pub json: bool,
+    /// grpc, http/protobuf or http/json (older results: empty).
+    #[serde(default)]
+    pub protocol: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mb_per_s: Option<f64>,
     /// Mean encoded bytes and spans of a trace of the mix.
@@ -212,8 +287,13 @@ pub fn parse_otel_headers(s: &str) -> Result<Vec<(String, String)>, String> {
 
 /// Where exports go: `--endpoint`, `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` (as
 /// is), `OTEL_EXPORTER_OTLP_ENDPOINT` (+ `/v1/traces`), then `--target`. A
-/// URL with no path gets `/v1/traces`.
-pub fn traces_url(endpoint: Option<&str>, target: Option<&str>) -> Result<String, String> {
+/// URL with no path gets `/v1/traces`; over gRPC the URL is the origin of
+/// the calls, taken as it is.
+pub fn traces_url(
+    endpoint: Option<&str>,
+    target: Option<&str>,
+    grpc: bool,
+) -> Result<String, String> {
     let (raw, append) = match (
         endpoint,
         env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"),
@@ -226,7 +306,7 @@ pub fn traces_url(endpoint: Option<&str>, target: Option<&str>) -> Result<String
         (None, None, None, Some(t)) => (t.to_string(), false),
         _ => {
             return Err(
-                "otlp-traces needs the traces URL: --endpoint http://host:4318/v1/traces (or OTEL_EXPORTER_OTLP_ENDPOINT), or --mock".into(),
+                "otlp-traces needs the traces URL: --endpoint http://host:4318/v1/traces (http://host:4317 over gRPC; or OTEL_EXPORTER_OTLP_ENDPOINT), or --mock".into(),
             )
         }
     };
@@ -237,6 +317,9 @@ pub fn traces_url(endpoint: Option<&str>, target: Option<&str>) -> Result<String
         return Err(format!(
             "'{raw}' must be an http:// or https:// URL with a host"
         ));
+    }
+    if grpc {
+        return Ok(url.to_string());
     }
     if append {
         let path = format!("{}{TRACES_PATH}", url.path().trim_end_matches('/'));

@@ -133,6 +133,7 @@ impl Plan {
         };
         let target = Target::from_args(a, &sc.file, exports.url.as_ref().or(base_url.as_ref()))?;
         let mut request = RequestPlan::from_args(a, &sc.file, &exports.headers)?;
+        request.connect.grpc = exports.grpc;
         if anthropic {
             request.anthropic(env_var("ANTHROPIC_API_KEY").filter(|_| {
                 a.request.token.is_none() || a.request.token == env_var("OPENAI_API_KEY")

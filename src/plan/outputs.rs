@@ -118,6 +118,11 @@ impl Outputs {
                     u,
                     a.otlp.platform.unwrap_or_default(),
                     a.otlp.project.clone(),
+                    crate::otlp::Protocol::resolve(
+                        a.otlp.otlp_protocol.as_deref(),
+                        a.otlp.otlp_json,
+                        None,
+                    )?,
                 )
             })
             .transpose()

@@ -57,7 +57,7 @@ impl RequestPlan {
                 "--http2 needs --http-engine auto or reqwest (h1 speaks HTTP/1.1 only)"
             ));
         }
-        if a.connections.is_some() && !a.http2 {
+        if a.connections.is_some() && !a.http2 && a.otlp.otlp_protocol.is_none() {
             return Err(usage!(
                 "--connections spreads HTTP/2 streams: give --http2 too (HTTP/1.1 opens a connection per VU)"
             ));
@@ -85,6 +85,7 @@ impl RequestPlan {
                 http2: a.http2,
                 connections: a.connections.unwrap_or(1),
                 cacert,
+                grpc: false,
             },
             tokenizer: a.request.tokenizer.clone().unwrap_or_default(),
             preflight: !a.no_preflight && f.preflight != Some(false),

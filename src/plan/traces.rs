@@ -8,7 +8,7 @@ use std::sync::Arc;
 use crate::otlp::query::{self, QueryPlan};
 use crate::otlp::{
     env, expected, export_headers, parse_mix, project_name, traces_url, OtlpSpec, OtlpView,
-    Platform, QueryView, DEFAULT_MIX, TRACES_PATH,
+    Platform, Protocol, QueryView, DEFAULT_MIX, TRACES_PATH,
 };
 
 /// An otlp-traces run, resolved from flags, scenario file and environment.
@@ -21,6 +21,8 @@ pub struct Resolved {
     pub headers: Vec<(String, String)>,
     /// Traces per second when `--mb-per-s` sets the rate.
     pub rate: Option<f64>,
+    /// Exports are gRPC calls.
+    pub grpc: bool,
     /// The query load sent alongside ingestion.
     pub queries: Option<QueryPlan>,
     /// What the run is planned to send.
@@ -36,11 +38,21 @@ pub fn resolve(
     target: Option<&str>,
     mock: bool,
 ) -> Result<Resolved, String> {
+    let protocol = Protocol::resolve(
+        a.otlp_protocol.as_deref(),
+        a.otlp_json,
+        f.and_then(|f| f.protocol.as_deref()),
+    )?;
+    let grpc = protocol == Protocol::Grpc;
     let url = if mock {
         // The mock's port is known only when it starts: the path is what counts.
         format!("http://127.0.0.1{TRACES_PATH}")
     } else {
-        traces_url(endpoint.or(f.and_then(|f| f.endpoint.as_deref())), target)?
+        traces_url(
+            endpoint.or(f.and_then(|f| f.endpoint.as_deref())),
+            target,
+            grpc,
+        )?
     };
     let mix = match a.mix.as_deref().or(f.and_then(|f| f.mix.as_deref())) {
         Some(m) => parse_mix(m)?,
@@ -53,7 +65,12 @@ pub fn resolve(
         })?,
         (None, None) => Platform::Otlp,
     };
-    let json = a.otlp_json || f.and_then(|f| f.json).unwrap_or(false);
+    if grpc && f.and_then(|f| f.json) == Some(true) && a.otlp_protocol.is_none() {
+        return Err(
+            "otlp.json: true and the gRPC protocol disagree: OTLP/JSON travels over HTTP".into(),
+        );
+    }
+    let json = protocol == Protocol::HttpJson || (!grpc && f.and_then(|f| f.json).unwrap_or(false));
     let project = project_name(
         a.project
             .clone()
@@ -79,6 +96,7 @@ pub fn resolve(
         mix,
         platform,
         json,
+        grpc,
         service_name,
         project,
         path,
@@ -100,6 +118,12 @@ pub fn resolve(
             .join(","),
         platform: format!("{platform:?}").to_lowercase(),
         json,
+        protocol: if json {
+            Protocol::HttpJson.name()
+        } else {
+            protocol.name()
+        }
+        .to_string(),
         mb_per_s: mb,
         mean_trace_bytes: mean_bytes,
         mean_trace_spans: mean_spans,
@@ -110,6 +134,7 @@ pub fn resolve(
         url,
         headers,
         rate,
+        grpc,
         queries,
         view,
     })

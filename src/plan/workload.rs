@@ -38,6 +38,8 @@ pub struct Exports {
     pub url: Option<String>,
     pub headers: Vec<(String, String)>,
     pub rate: Option<f64>,
+    /// Over gRPC (`--otlp-protocol grpc`).
+    pub grpc: bool,
 }
 
 impl WorkloadPlan {
@@ -218,6 +220,7 @@ impl WorkloadPlan {
                 url: Some(o.url.clone()),
                 headers: o.headers.clone(),
                 rate: o.rate,
+                grpc: o.grpc,
             })
             .unwrap_or_default();
         let plan = WorkloadPlan {
@@ -346,6 +349,7 @@ fn otlp_part(a: &RunArgs, sc: &Scenario, kind: WorkloadKind) -> Result<Option<tr
     if o.mb_per_s.is_some()
         || o.mix.is_some()
         || o.otlp_json
+        || o.otlp_protocol.is_some() && a.sink.trace_requests.is_none()
         || dressing
         || o.query_endpoint.is_some()
         || o.queries_per_s.is_some()
@@ -353,7 +357,7 @@ fn otlp_part(a: &RunArgs, sc: &Scenario, kind: WorkloadKind) -> Result<Option<tr
         || f.otlp.is_some()
     {
         return Err(usage!(
-            "--mb-per-s, --mix, --platform, --otlp-json, --project and the --query flags apply to otlp-traces: `periscope run otlp-traces --endpoint URL …` (--platform and --project also dress --trace-requests)"
+            "--mb-per-s, --mix, --platform, --otlp-json, --otlp-protocol, --project and the --query flags apply to otlp-traces: `periscope run otlp-traces --endpoint URL …` (--platform, --project and --otlp-protocol also apply to --trace-requests)"
         ));
     }
     Ok(None)

@@ -517,7 +517,11 @@ pub fn render(r: &RunResult) -> String {
                 "traces to `{}` · platform `{}` · {} + gzip · mix `{}` · {}{} · run `{}`{stopped}\n",
                 o.url,
                 o.platform,
-                if o.json { "OTLP/JSON" } else { "protobuf" },
+                match (o.json, o.protocol.as_str()) {
+                    (true, _) => "OTLP/JSON",
+                    (false, "grpc") => "OTLP/gRPC",
+                    _ => "protobuf",
+                },
                 o.mix,
                 describe_load(&p.load),
                 o.mb_per_s

@@ -1,5 +1,6 @@
 //! `--trace-requests`: every request of a run becomes an OpenTelemetry
-//! client span, exported over OTLP/HTTP to the URL given.
+//! client span, exported over OTLP/HTTP (or gRPC, `--otlp-protocol grpc`)
+//! to the URL given.
 //!
 //! The client gives each request a trace and span id and sends them as a
 //! W3C `traceparent` header, so the server's own spans join the client's.
@@ -34,17 +35,28 @@ pub struct TraceTarget {
     pub url: String,
     pub headers: Vec<(String, String)>,
     pub dress: Dress,
+    /// Export calls over gRPC.
+    pub grpc: bool,
 }
 
 impl TraceTarget {
-    /// `--trace-requests URL` (a URL with no path gets `/v1/traces`), with
-    /// the platform's headers and `OTEL_EXPORTER_OTLP_HEADERS`.
+    /// `--trace-requests URL` (a URL with no path gets `/v1/traces`; over
+    /// gRPC the origin of the calls), with the platform's headers and
+    /// `OTEL_EXPORTER_OTLP_HEADERS`.
     pub fn resolve(
         url: &str,
         platform: Platform,
         project: Option<String>,
+        protocol: crate::otlp::Protocol,
     ) -> Result<TraceTarget, String> {
-        let url = crate::otlp::traces_url(Some(url), None)
+        let grpc = protocol == crate::otlp::Protocol::Grpc;
+        if protocol == crate::otlp::Protocol::HttpJson {
+            return Err(
+                "--trace-requests exports protobuf: use --otlp-protocol http/protobuf or grpc"
+                    .into(),
+            );
+        }
+        let url = crate::otlp::traces_url(Some(url), None, grpc)
             .map_err(|e| format!("--trace-requests: {e}"))?;
         let project = crate::otlp::project_name(project, platform);
         let headers = crate::otlp::export_headers(platform, &project, false)?;
@@ -59,6 +71,7 @@ impl TraceTarget {
                     .unwrap_or_else(|| "periscope".into()),
                 project,
             },
+            grpc,
         })
     }
 
@@ -72,7 +85,10 @@ impl TraceTarget {
                 u.to_string()
             })
             .unwrap_or_else(|_| self.url.clone());
-        format!("trace-requests={shown}")
+        match self.grpc {
+            true => format!("trace-requests={shown} (gRPC)"),
+            false => format!("trace-requests={shown}"),
+        }
     }
 }
 
@@ -315,9 +331,13 @@ pub fn span_of(
 async fn export_loop(
     target: TraceTarget,
     label: String,
-    mut rx: mpsc::Receiver<Vec<Span>>,
+    rx: mpsc::Receiver<Vec<Span>>,
     counters: Arc<Counters>,
 ) -> Option<String> {
+    if target.grpc {
+        return export_loop_grpc(target, label, rx, counters).await;
+    }
+    let mut rx = rx;
     let client = match crate::client::http_builder()
         .timeout(EXPORT_TIMEOUT)
         .build()
@@ -349,6 +369,52 @@ async fn export_loop(
             Err(e) => {
                 counters.dropped.fetch_add(n, Ordering::Relaxed);
                 Some(crate::client::error_chain(&e))
+            }
+        };
+        if let Some(msg) = failure {
+            super::warn_once(&label, &format!("export failed ({msg})"));
+            first_error.get_or_insert(msg);
+        }
+    }
+    first_error
+}
+
+/// [`export_loop`] over gRPC.
+async fn export_loop_grpc(
+    target: TraceTarget,
+    label: String,
+    mut rx: mpsc::Receiver<Vec<Span>>,
+    counters: Arc<Counters>,
+) -> Option<String> {
+    let exporter = match crate::client::grpc::Exporter::new(
+        &target.url,
+        &target.headers,
+        EXPORT_TIMEOUT,
+        1,
+        None,
+    ) {
+        Ok(e) => e,
+        Err(e) => return Some(e),
+    };
+    let mut first_error: Option<String> = None;
+    while let Some(spans) = rx.recv().await {
+        let n = spans.len() as u64;
+        let req = export_request(&target.dress, "periscope.requests", spans);
+        let call = exporter.export(crate::otlp::encode(&req, false).0);
+        let failure = match tokio::time::timeout(EXPORT_TIMEOUT, call).await {
+            Ok((_, Ok(answer))) => {
+                let rejected = answer.rejected_spans.min(n);
+                counters.written.fetch_add(n - rejected, Ordering::Relaxed);
+                counters.dropped.fetch_add(rejected, Ordering::Relaxed);
+                (rejected > 0).then(|| format!("the backend rejected {rejected} of {n} spans"))
+            }
+            Ok((_, Err((class, msg)))) => {
+                counters.dropped.fetch_add(n, Ordering::Relaxed);
+                Some(format!("{}: {msg}", class.as_str()))
+            }
+            Err(_) => {
+                counters.dropped.fetch_add(n, Ordering::Relaxed);
+                Some(format!("no answer within {EXPORT_TIMEOUT:?}"))
             }
         };
         if let Some(msg) = failure {
@@ -473,12 +539,19 @@ mod tests {
 
     #[test]
     fn targets_get_the_traces_path_and_hide_credentials() {
-        let t =
-            TraceTarget::resolve("http://u:secret@127.0.0.1:6006", Platform::Otlp, None).unwrap();
+        let t = TraceTarget::resolve(
+            "http://u:secret@127.0.0.1:6006",
+            Platform::Otlp,
+            None,
+            Default::default(),
+        )
+        .unwrap();
         assert_eq!(t.url, "http://u:secret@127.0.0.1:6006/v1/traces");
         assert_eq!(t.label(), "trace-requests=http://127.0.0.1:6006/v1/traces");
-        assert!(TraceTarget::resolve("127.0.0.1:6006", Platform::Otlp, None)
-            .unwrap_err()
-            .contains("--trace-requests"));
+        assert!(
+            TraceTarget::resolve("127.0.0.1:6006", Platform::Otlp, None, Default::default())
+                .unwrap_err()
+                .contains("--trace-requests")
+        );
     }
 }

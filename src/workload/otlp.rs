@@ -1,7 +1,8 @@
 //! `otlp-traces`: load for the trace ingestion of AI-observability backends.
 //!
 //! Every request exports one synthetic trace over OTLP/HTTP (protobuf, or
-//! JSON with `--otlp-json`; gzip on), built with the OpenTelemetry protobuf
+//! JSON with `--otlp-json`; gzip on) or OTLP/gRPC (`--otlp-protocol grpc`:
+//! the same gzipped protobuf in a gRPC frame), built with the OpenTelemetry protobuf
 //! types. The trace's scenario is drawn from the mix; its encoded size,
 //! spans and tokens travel with the request into the record, so the report
 //! can say how many bytes and spans the backend took in. With `--mb-per-s`
@@ -80,7 +81,8 @@ impl Session for OtlpSession {
         let kind = self.pick();
         let t = self.gen.trace(kind, now_unix_ns());
         let (body, raw) = encode(&t.request, self.spec.json);
-        let wire = body.len() as u64;
+        // Over gRPC the gzipped message goes in a frame of 5 bytes more.
+        let wire = body.len() as u64 + if self.spec.grpc { 5 } else { 0 };
         let mut p = post(&self.spec, body);
         p.group = Some(Group::TraceScenario(kind.name().into()));
         p.exported_trace = Some(t.trace_id);
@@ -141,6 +143,7 @@ mod tests {
             mix: parse_mix(DEFAULT_MIX).unwrap(),
             platform: Platform::Otlp,
             json: false,
+            grpc: false,
             service_name: "s".into(),
             project: "p".into(),
             path: "/v1/traces".into(),

@@ -15,6 +15,7 @@ mod make;
 mod mock;
 mod openai_sdk;
 mod otlp;
+mod otlp_grpc;
 mod otlp_queries;
 mod phoenix;
 mod presets;

@@ -314,8 +314,12 @@ pub struct Nginx {
     tls: bool,
 }
 
-/// nginx's location block of a streaming reverse proxy to `up`.
-const PROXY_LOCATION: &str = "proxy_pass http://up;\n      proxy_http_version 1.1;\n      proxy_set_header Connection \"\";\n      proxy_buffering off;";
+/// nginx's location block of a streaming reverse proxy to `up`. A POST
+/// that fails on a kept-alive upstream connection the server had just
+/// closed (llama.cpp closes one after a number of requests) is sent again
+/// on a fresh one, as a production proxy in front of it is set up to do:
+/// nginx never retries a POST otherwise, and answers 502.
+const PROXY_LOCATION: &str = "proxy_pass http://up;\n      proxy_http_version 1.1;\n      proxy_set_header Connection \"\";\n      proxy_buffering off;\n      proxy_next_upstream error timeout non_idempotent;";
 
 impl Nginx {
     /// A streaming reverse proxy in front of `upstream` (host:port).

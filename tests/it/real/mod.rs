@@ -184,15 +184,27 @@ async fn streams_without_usage_are_counted_with_the_servers_tokenizer() {
         "{}",
         r["warnings"]
     );
+    // The server counts the tokens it sampled; periscope re-tokenizes the
+    // text. Sampled at temperature 1, a run of tokens can re-tokenize into
+    // fewer (a sampled "▁the" + "re" is "▁there" read back), so each request
+    // may differ by a few tokens, and the whole run by a few percent; a
+    // tokenizer other than the server's (cl100k) is off by more on gemma.
+    let (mut sum_ours, mut sum_theirs) = (0, 0);
     for row in csv_rows(&csv) {
         assert_eq!(row["output_source"], "tokenizer");
         let ours: i64 = row["output_tokens"].parse().unwrap();
         let theirs: i64 = row["server_output_tokens"].parse().unwrap();
         assert!(
-            (ours - theirs).abs() <= 1,
+            (ours - theirs).abs() <= 3,
             "periscope counted {ours}, the server generated {theirs}"
         );
+        sum_ours += ours;
+        sum_theirs += theirs;
     }
+    assert!(
+        (sum_ours - sum_theirs).abs() * 100 <= sum_theirs * 4,
+        "periscope counted {sum_ours} in all, the server generated {sum_theirs}"
+    );
 }
 
 /// The client's ttft less the server's prompt time, measured by a
