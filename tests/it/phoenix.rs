@@ -1,5 +1,6 @@
-//! otlp-traces into Arize Phoenix (from PyPI): it lists exactly the traces
-//! and spans periscope reported accepted.
+//! otlp-traces into Arize Phoenix (from PyPI), over OTLP/HTTP and over its
+//! OTLP gRPC port: it lists exactly the traces and spans periscope reported
+//! accepted; and `--trace-requests` over both.
 
 use crate::common::*;
 use crate::otlp::{otlp_run, received_traceparents};
@@ -11,6 +12,8 @@ struct Phoenix {
     child: std::process::Child,
     _dir: tempfile::TempDir,
     base: String,
+    /// Its OTLP gRPC receiver.
+    grpc: String,
 }
 
 impl Drop for Phoenix {
@@ -43,12 +46,13 @@ fn phoenix() -> Option<Phoenix> {
     }
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
+    let grpc_port = free_port();
     let child = std::process::Command::new(venv.join("bin/phoenix"))
         .arg("serve")
         .env("PHOENIX_WORKING_DIR", dir.path())
         .env("PHOENIX_HOST", "127.0.0.1")
         .env("PHOENIX_PORT", port.to_string())
-        .env("PHOENIX_GRPC_PORT", free_port().to_string())
+        .env("PHOENIX_GRPC_PORT", grpc_port.to_string())
         .env("PHOENIX_TELEMETRY_ENABLED", "false")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -59,6 +63,7 @@ fn phoenix() -> Option<Phoenix> {
         child,
         _dir: dir,
         base,
+        grpc: format!("http://127.0.0.1:{grpc_port}"),
     };
     for _ in 0..600 {
         if let Ok(Some(status)) = p.child.try_wait() {
@@ -95,6 +100,21 @@ async fn phoenix_list(base: &str, path: &str) -> Vec<Value> {
             None => return items,
         }
     }
+}
+
+/// A project's traces and spans once Phoenix (which writes in the
+/// background) has stored at least `traces` and `spans`, or after 30 s.
+async fn settled(base: &str, project: &str, traces: u64, spans: u64) -> (Vec<Value>, Vec<Value>) {
+    let (mut t, mut sp) = (Vec::new(), Vec::new());
+    for _ in 0..60 {
+        t = phoenix_list(base, &format!("/v1/projects/{project}/traces")).await;
+        sp = phoenix_list(base, &format!("/v1/projects/{project}/spans")).await;
+        if t.len() as u64 >= traces && sp.len() as u64 >= spans {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    (t, sp)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -139,15 +159,8 @@ async fn phoenix_lists_exactly_the_traces_and_spans_periscope_reported_accepted(
     assert!((190..=210).contains(&traces), "{o}");
     assert_eq!(o["failed_exports"], 0, "{o}");
     // Phoenix writes in the background: wait until the counts settle.
-    let (mut t, mut sp) = (Vec::new(), Vec::new());
-    for _ in 0..60 {
-        t = phoenix_list(&px.base, "/v1/projects/periscope-ci/traces").await;
-        sp = phoenix_list(&px.base, "/v1/projects/periscope-ci/spans").await;
-        if t.len() as u64 >= traces && sp.len() as u64 >= o["spans_accepted"].as_u64().unwrap() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    }
+    let accepted = o["spans_accepted"].as_u64().unwrap();
+    let (t, sp) = settled(&px.base, "periscope-ci", traces, accepted).await;
     assert_eq!(t.len() as u64, traces);
     assert_eq!(sp.len() as u64, o["spans_accepted"].as_u64().unwrap());
     // Dressed for Phoenix: OpenInference span kinds.
@@ -211,4 +224,60 @@ async fn phoenix_lists_exactly_the_traces_and_spans_periscope_reported_accepted(
             "{sp}"
         );
     }
+
+    // The same over Phoenix's OTLP gRPC port.
+    let (out, r) = otlp_run(
+        &px.grpc,
+        &[
+            "--otlp-protocol",
+            "grpc",
+            "--platform",
+            "phoenix",
+            "--project",
+            "periscope-grpc",
+            "--mix",
+            "simple_query",
+            "--rate",
+            "10",
+            "--duration",
+            "8s",
+        ],
+    )
+    .await;
+    let o = &r["otlp"];
+    let traces = o["traces"].as_u64().unwrap();
+    assert!((75..=85).contains(&traces), "{o}");
+    assert_eq!(o["failed_exports"], 0, "{o}");
+    assert_eq!(r["summary"]["http2"], r["summary"]["requests"]);
+    assert!(stdout(&out).contains("OTLP/gRPC"));
+    let accepted = o["spans_accepted"].as_u64().unwrap();
+    let (t, sp) = settled(&px.base, "periscope-grpc", traces, accepted).await;
+    assert_eq!(t.len() as u64, traces);
+    assert_eq!(sp.len() as u64, accepted);
+    let (_, rr) = run_ok(&[
+        "run",
+        "completions",
+        "--target",
+        &mock.base(),
+        "--vus",
+        "2",
+        "--iterations",
+        "20",
+        "--max-tokens",
+        "6",
+        "--no-preflight",
+        "--otlp-protocol",
+        "grpc",
+        "--trace-requests",
+        &px.grpc,
+        "--platform",
+        "phoenix",
+        "--project",
+        "periscope-requests-grpc",
+    ])
+    .await;
+    assert_eq!(rr["outputs"][0]["written"], 20, "{}", rr["outputs"]);
+    let (_, spans) = settled(&px.base, "periscope-requests-grpc", 0, 20).await;
+    assert_eq!(spans.len(), 20);
+    assert!(spans.iter().all(|s| s["span_kind"] == "LLM"), "{spans:?}");
 }
