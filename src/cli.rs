@@ -367,6 +367,11 @@ pub struct OtlpArgs {
     /// OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, OTEL_EXPORTER_OTLP_PROTOCOL.
     #[arg(long, value_name = "PROTOCOL")]
     pub otlp_protocol: Option<String>,
+    /// otlp-traces: ingestion (exports only), query (queries only, at
+    /// --queries-per-s, of the traces the backend has) or combined (both;
+    /// the default when a query endpoint is given).
+    #[arg(long, value_enum, value_name = "TYPE")]
+    pub test_type: Option<crate::otlp::TestType>,
     /// otlp-traces: the backend's project (Phoenix, LangSmith, Braintrust; default periscope).
     #[arg(long, value_name = "NAME")]
     pub project: Option<String>,

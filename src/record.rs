@@ -145,6 +145,9 @@ pub enum Group {
     /// A query template of the trace backend's query load (`otlp-traces
     /// --queries-per-s`): counted on its own, never in the run's totals.
     Query(std::sync::Arc<str>),
+    /// A query template of a query-only run (`--test-type query`): the
+    /// queries are the run, so they count in its totals too.
+    QueryOnly(std::sync::Arc<str>),
 }
 
 impl Group {
@@ -155,7 +158,7 @@ impl Group {
             Group::Batch(_) => "batch",
             Group::Endpoint(_) => "endpoint",
             Group::TraceScenario(_) => "trace_scenario",
-            Group::Query(_) => "query",
+            Group::Query(_) | Group::QueryOnly(_) => "query",
         }
     }
 
@@ -180,7 +183,7 @@ impl Group {
     pub fn label(&self) -> String {
         match self {
             Group::Turn(n) | Group::Batch(n) => n.to_string(),
-            Group::Endpoint(e) | Group::Query(e) => e.to_string(),
+            Group::Endpoint(e) | Group::Query(e) | Group::QueryOnly(e) => e.to_string(),
             Group::TraceScenario(s) => s.to_string(),
         }
     }

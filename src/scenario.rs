@@ -369,6 +369,8 @@ pub struct OtlpEntry {
     pub json: Option<bool>,
     /// grpc, http/protobuf or http/json.
     pub protocol: Option<String>,
+    /// ingestion, query or combined.
+    pub test_type: Option<String>,
     pub project: Option<String>,
     /// The trace backend's query API, and the query load sent to it.
     pub query_endpoint: Option<String>,

@@ -26,6 +26,9 @@ pub async fn main(a: RunArgs) -> Result<i32> {
                     .planned_queries()
                     .map(|q| format!("planned queries: {q}\n"))
                     .unwrap_or_default();
+                if o.test_type == "query" {
+                    return queries;
+                }
                 format!(
                     "planned traces: {}\n{queries}",
                     o.planned(plan.load.shape.mean_rate())

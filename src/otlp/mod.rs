@@ -94,6 +94,29 @@ impl Protocol {
     }
 }
 
+/// What an otlp-traces run does: ingestion, queries, or both at once (the
+/// Tempo suite's test types).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TestType {
+    /// Trace exports only.
+    Ingestion,
+    /// Queries only, at `--queries-per-s`, of the traces the backend has.
+    Query,
+    /// Exports, and the queries beside them.
+    Combined,
+}
+
+impl TestType {
+    pub fn name(self) -> &'static str {
+        match self {
+            TestType::Ingestion => "ingestion",
+            TestType::Query => "query",
+            TestType::Combined => "combined",
+        }
+    }
+}
+
 /// What an `otlp-traces` run sends.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct OtlpSpec {
@@ -111,10 +134,13 @@ pub struct OtlpSpec {
     /// Mean encoded bytes of a trace of the mix, measured before the run;
     /// set when arrivals are paced by bytes (`--mb-per-s`).
     pub pace_mean_bytes: Option<f64>,
-    /// Trace ids accepted by the backend (the collector keeps them), for
-    /// the query load's `{{trace_id}}`.
+    /// Trace ids accepted by the backend (the collector keeps them), or
+    /// found there (a query-only run), for the queries' `{{trace_id}}`.
     #[serde(skip)]
     pub recent: Arc<query::RecentTraces>,
+    /// A query-only run's queries: the run's load, in place of exports.
+    #[serde(skip)]
+    pub query_only: Option<Arc<query::QueryPlan>>,
 }
 
 impl OtlpSpec {
@@ -207,6 +233,9 @@ pub struct OtlpView {
     /// grpc, http/protobuf or http/json (older results: empty).
     #[serde(default)]
     pub protocol: String,
+    /// ingestion, query or combined (older results: empty).
+    #[serde(default)]
+    pub test_type: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mb_per_s: Option<f64>,
     /// Mean encoded bytes and spans of a trace of the mix.

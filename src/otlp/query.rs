@@ -121,6 +121,11 @@ impl RecentTraces {
         }
     }
 
+    /// No id yet.
+    pub fn is_empty(&self) -> bool {
+        self.ids.lock().map_or(true, |ids| ids.is_empty())
+    }
+
     /// One of the recent ids, at random; a random id before the first export.
     pub fn pick(&self, rng: &mut fastrand::Rng) -> [u8; 16] {
         if let Ok(ids) = self.ids.lock() {

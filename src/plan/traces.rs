@@ -8,7 +8,7 @@ use std::sync::Arc;
 use crate::otlp::query::{self, QueryPlan};
 use crate::otlp::{
     env, expected, export_headers, parse_mix, project_name, traces_url, OtlpSpec, OtlpView,
-    Platform, Protocol, QueryView, DEFAULT_MIX, TRACES_PATH,
+    Platform, Protocol, QueryView, TestType, DEFAULT_MIX, TRACES_PATH,
 };
 
 /// An otlp-traces run, resolved from flags, scenario file and environment.
@@ -43,17 +43,7 @@ pub fn resolve(
         a.otlp_json,
         f.and_then(|f| f.protocol.as_deref()),
     )?;
-    let grpc = protocol == Protocol::Grpc;
-    let url = if mock {
-        // The mock's port is known only when it starts: the path is what counts.
-        format!("http://127.0.0.1{TRACES_PATH}")
-    } else {
-        traces_url(
-            endpoint.or(f.and_then(|f| f.endpoint.as_deref())),
-            target,
-            grpc,
-        )?
-    };
+    let mut grpc = protocol == Protocol::Grpc;
     let mix = match a.mix.as_deref().or(f.and_then(|f| f.mix.as_deref())) {
         Some(m) => parse_mix(m)?,
         None => parse_mix(DEFAULT_MIX)?,
@@ -85,13 +75,51 @@ pub fn resolve(
             return Err("--mb-per-s must be more than 0".into());
         }
     }
+    let mut headers = export_headers(platform, &project, json)?;
+    let service_name = env("OTEL_SERVICE_NAME").unwrap_or_else(|| "periscope-agent".into());
+    let (mut queries, mut query_view) =
+        resolve_queries(a, f, mock, platform, &headers, &service_name, &project)?;
+    let test_type = test_type(a, f, queries.is_some())?;
+    let mut query_only = None;
+    let mut mb = mb;
+    let url = match test_type {
+        TestType::Query => {
+            if a.mb_per_s.is_some() {
+                return Err("--mb-per-s paces trace exports; a query-only run (--test-type query) sends none: drop it".into());
+            }
+            // A profile's byte rate is ingestion's: not this run's.
+            mb = None;
+            grpc = false;
+            let q = queries.take().expect("test_type checked the query load");
+            headers = q.headers.clone();
+            let url = match &q.endpoint {
+                Some(e) => e.clone(),
+                None => "http://127.0.0.1".into(),
+            };
+            query_only = Some(Arc::new(q));
+            url
+        }
+        _ if mock => {
+            // The mock's port is known only when it starts: the path is what counts.
+            format!("http://127.0.0.1{TRACES_PATH}")
+        }
+        _ => traces_url(
+            endpoint.or(f.and_then(|f| f.endpoint.as_deref())),
+            target,
+            grpc,
+        )?,
+    };
+    if test_type == TestType::Ingestion {
+        queries = None;
+        // Asked for: no query planned. By default: a profile's rate with no
+        // endpoint is still said to be unsent.
+        if a.test_type.is_some() || f.is_some_and(|f| f.test_type.is_some()) {
+            query_view = None;
+        }
+    }
     let path = reqwest::Url::parse(&url)
         .map(|u| u.path().to_string())
         .unwrap_or_else(|_| TRACES_PATH.into());
-    let headers = export_headers(platform, &project, json)?;
-    let service_name = env("OTEL_SERVICE_NAME").unwrap_or_else(|| "periscope-agent".into());
-    let (queries, query_view) =
-        resolve_queries(a, f, mock, platform, &headers, &service_name, &project)?;
     let mut spec = OtlpSpec {
         mix,
         platform,
@@ -102,12 +130,16 @@ pub fn resolve(
         path,
         pace_mean_bytes: None,
         recent: Arc::default(),
+        query_only,
     };
     let (mean_bytes, mean_spans) = expected(&spec);
-    let rate = mb.map(|m| {
-        spec.pace_mean_bytes = Some(mean_bytes);
-        m * 1e6 / mean_bytes
-    });
+    let rate = match &spec.query_only {
+        Some(q) => Some(q.rate),
+        None => mb.map(|m| {
+            spec.pace_mean_bytes = Some(mean_bytes);
+            m * 1e6 / mean_bytes
+        }),
+    };
     let view = OtlpView {
         url: url.clone(),
         mix: spec
@@ -124,6 +156,7 @@ pub fn resolve(
             protocol.name()
         }
         .to_string(),
+        test_type: test_type.name().to_string(),
         mb_per_s: mb,
         mean_trace_bytes: mean_bytes,
         mean_trace_spans: mean_spans,
@@ -138,6 +171,35 @@ pub fn resolve(
         queries,
         view,
     })
+}
+
+/// The test type: the flag, the file's, else combined when there is a
+/// query load and ingestion when not. Queries need the query API.
+fn test_type(
+    a: &crate::cli::OtlpArgs,
+    f: Option<&crate::scenario::OtlpEntry>,
+    has_queries: bool,
+) -> Result<TestType, String> {
+    let file = match f.and_then(|f| f.test_type.as_deref()) {
+        Some(t) => Some(
+            <TestType as clap::ValueEnum>::from_str(t, true).map_err(|_| {
+                format!("otlp.test_type: '{t}' is not one of ingestion, query, combined")
+            })?,
+        ),
+        None => None,
+    };
+    let t = a.test_type.or(file).unwrap_or(if has_queries {
+        TestType::Combined
+    } else {
+        TestType::Ingestion
+    });
+    if t != TestType::Ingestion && !has_queries {
+        return Err(format!(
+            "--test-type {} queries the backend: give its query API with --query-endpoint URL and a rate with --queries-per-s N (a profile may give the rate)",
+            t.name()
+        ));
+    }
+    Ok(t)
 }
 
 /// The query load: flags over the scenario file; none without a rate, and

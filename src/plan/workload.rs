@@ -350,6 +350,7 @@ fn otlp_part(a: &RunArgs, sc: &Scenario, kind: WorkloadKind) -> Result<Option<tr
         || o.mix.is_some()
         || o.otlp_json
         || o.otlp_protocol.is_some() && a.sink.trace_requests.is_none()
+        || o.test_type.is_some()
         || dressing
         || o.query_endpoint.is_some()
         || o.queries_per_s.is_some()
@@ -357,7 +358,7 @@ fn otlp_part(a: &RunArgs, sc: &Scenario, kind: WorkloadKind) -> Result<Option<tr
         || f.otlp.is_some()
     {
         return Err(usage!(
-            "--mb-per-s, --mix, --platform, --otlp-json, --otlp-protocol, --project and the --query flags apply to otlp-traces: `periscope run otlp-traces --endpoint URL …` (--platform, --project and --otlp-protocol also apply to --trace-requests)"
+            "--mb-per-s, --mix, --platform, --otlp-json, --otlp-protocol, --test-type, --project and the --query flags apply to otlp-traces: `periscope run otlp-traces --endpoint URL …` (--platform, --project and --otlp-protocol also apply to --trace-requests)"
         ));
     }
     Ok(None)

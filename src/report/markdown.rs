@@ -20,11 +20,11 @@ pub fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
     t.to_string()
 }
 
-fn f1(x: f64) -> String {
+pub(super) fn f1(x: f64) -> String {
     format!("{x:.1}")
 }
 
-fn f2(x: f64) -> String {
+pub(super) fn f2(x: f64) -> String {
     format!("{x:.2}")
 }
 
@@ -252,106 +252,6 @@ fn groups(r: &RunResult) -> String {
     out
 }
 
-/// What the trace backend took in, by scenario, and the data volume: the
-/// end of an otlp-traces report.
-fn otlp(o: &super::result::OtlpFigures) -> String {
-    let mut out = String::from("### OTLP ingestion\n\n");
-    out.push_str(&table(
-        &[
-            "traces",
-            "traces/s",
-            "spans accepted",
-            "spans/s",
-            "rejected spans",
-            "failed exports",
-            "payload MB/s",
-            "wire MB/s",
-        ],
-        vec![vec![
-            o.traces.to_string(),
-            f2(o.traces_per_s),
-            o.spans_accepted.to_string(),
-            f1(o.spans_per_s),
-            o.rejected_spans.to_string(),
-            o.failed_exports.to_string(),
-            format!("{:.3}", o.payload_mb_per_s),
-            format!("{:.3}", o.wire_mb_per_s),
-        ]],
-    ));
-    if !o.queries.is_empty() {
-        out.push_str("\n\n### Trace queries\n\n");
-        let rows = o
-            .queries
-            .iter()
-            .map(|q| {
-                vec![
-                    format!("`{}`", q.query.replace('|', "\\|")),
-                    q.sent.to_string(),
-                    q.ok.to_string(),
-                    q.errors.to_string(),
-                    q.statuses
-                        .iter()
-                        .map(|(k, v)| format!("{k}: {v}"))
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                    f2(q.per_s),
-                    f2(q.latency.p50),
-                    f2(q.latency.p95),
-                    f2(q.latency.p99),
-                    f2(q.latency.max),
-                ]
-            })
-            .collect();
-        out.push_str(&table(
-            &[
-                "query", "sent", "ok", "err", "statuses", "q/s", "p50 (ms)", "p95 (ms)",
-                "p99 (ms)", "max (ms)",
-            ],
-            rows,
-        ));
-    }
-    out.push_str("\n\n### Trace mix\n\n");
-    let rows = o
-        .mix
-        .iter()
-        .map(|m| {
-            vec![
-                m.scenario.clone(),
-                m.traces.to_string(),
-                format!("{:.1}%", m.share * 100.0),
-                f2(m.p50_ms),
-                f2(m.p95_ms),
-                format!("{:.1}", m.mean_bytes / 1e3),
-                f1(m.spans_per_trace),
-                m.spans.to_string(),
-                m.tokens.to_string(),
-            ]
-        })
-        .collect();
-    out.push_str(&table(
-        &[
-            "scenario",
-            "traces",
-            "share",
-            "p50 (ms)",
-            "p95 (ms)",
-            "mean size (KB)",
-            "spans/trace",
-            "spans",
-            "tokens",
-        ],
-        rows,
-    ));
-    out.push_str(&format!(
-        "\n\n**Data volume: {:.2} MB** encoded ({:.2} MB on the wire, gzip), {} spans accepted, {} model tokens recorded.\n\n",
-        o.payload_bytes as f64 / 1e6,
-        o.wire_bytes as f64 / 1e6,
-        o.spans_accepted,
-        o.tokens
-    ));
-    out
-}
-
 /// One row per stage of a multi-stage load.
 fn stages(r: &RunResult) -> String {
     if r.stages.is_empty() {
@@ -511,6 +411,19 @@ pub fn render(r: &RunResult) -> String {
     };
     let stopped = format!("{part}{stopped}");
     match &p.otlp {
+        Some(o) if o.test_type == "query" => {
+            let _ = writeln!(
+                out,
+                "query-only: queries to `{}` · platform `{}` · {} · run `{}`{stopped}\n",
+                o.queries
+                    .as_ref()
+                    .and_then(|q| q.endpoint.as_deref())
+                    .unwrap_or(&o.url),
+                o.platform,
+                describe_load(&p.load),
+                r.run_id,
+            );
+        }
         Some(o) => {
             let _ = writeln!(
                 out,
@@ -778,7 +691,8 @@ pub fn render(r: &RunResult) -> String {
         .collect();
     defs.extend(super::timings::definitions(r));
     if let Some(o) = &r.otlp {
-        out.push_str(&otlp(o));
+        let query_only = r.plan.otlp.as_ref().is_some_and(|v| v.test_type == "query");
+        out.push_str(&super::otlp::markdown(o, query_only));
     }
     if !defs.is_empty() {
         let _ = writeln!(out, "<sub>Definitions: {}. Latency in HDR histograms (µs, 3 significant digits); errors and interrupted requests are excluded from latency.</sub>", defs.join("; "));

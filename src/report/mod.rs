@@ -12,6 +12,7 @@ pub mod html;
 pub mod json;
 pub mod markdown;
 pub mod merge;
+pub mod otlp;
 pub mod read;
 pub mod result;
 pub mod scenario;

@@ -137,6 +137,7 @@ pub async fn execute_with(
         Some(w) => (w, None),
         None => {
             let ready = preflight::prepare(plan, &mut client).await?;
+            preflight::discover(&client, ready.workload.as_ref()).await;
             (ready.workload, Some(ready.tokenizer))
         }
     };

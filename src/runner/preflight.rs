@@ -133,6 +133,19 @@ pub async fn prepare(plan: &Plan, client: &mut Client) -> Result<Ready> {
     })
 }
 
+/// Ask what the workload needs to know before the load (a query-only run's
+/// trace ids, from the backend's searches); say what it did not find.
+pub async fn discover(client: &Client, w: &dyn Workload) {
+    for p in w.discovery() {
+        if let Some(body) = client.send(&p, None).await.body {
+            w.discovered(&body);
+        }
+    }
+    if let Some(m) = w.missing() {
+        eprintln!("warning: {m}");
+    }
+}
+
 /// What a preflight decided about a target's tokens.
 #[derive(Clone)]
 struct Decision {

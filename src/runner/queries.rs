@@ -20,6 +20,11 @@ pub(super) fn load(
 ) -> Result<(executor::Load, Arc<executor::Context>)> {
     let endpoint = q.endpoint_for(base);
     let pool = (q.rate.ceil() as usize).clamp(4, 256);
+    // The query API speaks HTTP, whatever the exports travel over.
+    let connect = client::Connect {
+        grpc: false,
+        ..plan.request.connect.clone()
+    };
     let client = client::Client::with_engine(
         &endpoint,
         None,
@@ -27,7 +32,7 @@ pub(super) fn load(
         plan.request.timeout,
         pool,
         ctx.origin,
-        &plan.request.connect,
+        &connect,
     )
     .map_err(|e| Error::Usage(format!("--query-endpoint {endpoint}: {e:#}")))?;
     let recent = plan

@@ -73,6 +73,24 @@ pub trait Workload: Send + Sync {
     fn paced_by_weight(&self) -> bool {
         false
     }
+
+    /// Requests whose answers (`keep_body`) tell the workload what to ask
+    /// for before the load starts: a query-only run's searches, for the
+    /// trace ids its lookups fill in. None for most workloads.
+    fn discovery(&self) -> Vec<Prepared> {
+        Vec::new()
+    }
+
+    /// Learn from the answer of a [`Workload::discovery`] request; how many
+    /// things (trace ids) it found.
+    fn discovered(&self, _body: &[u8]) -> usize {
+        0
+    }
+
+    /// What the load needs that discovery did not find, as a warning.
+    fn missing(&self) -> Option<String> {
+        None
+    }
 }
 
 /// A VU's random numbers: its own stream, different on every run.
@@ -151,11 +169,19 @@ pub fn build(spec: &WorkloadSpec, tok: &Arc<Tokenizer>) -> Arc<dyn Workload> {
         WorkloadKind::Http => Arc::new(Http::new(spec)),
         // A script's VUs run the script; the preflight (when asked) is a chat's.
         WorkloadKind::Script => Arc::new(Chat::new(spec, ChatKind::Chat, tok)),
-        WorkloadKind::OtlpTraces => Arc::new(otlp::OtlpTraces::new(
-            spec.otlp
+        WorkloadKind::OtlpTraces => {
+            let o = spec
+                .otlp
                 .clone()
-                .expect("the plan sets the OTLP spec of otlp-traces"),
-        )),
+                .expect("the plan sets the OTLP spec of otlp-traces");
+            match &o.query_only {
+                Some(q) => Arc::new(trace_query::TraceQueries::query_only(
+                    q.clone(),
+                    o.recent.clone(),
+                )),
+                None => Arc::new(otlp::OtlpTraces::new(o)),
+            }
+        }
     }
 }
 

@@ -149,6 +149,7 @@ mod tests {
             path: "/v1/traces".into(),
             pace_mean_bytes: None,
             recent: Arc::default(),
+            query_only: None,
         }
     }
 

@@ -8,6 +8,12 @@
 //! of the traces the backend accepted so far. Records are grouped by
 //! template (`Group::Query`) and stay out of the run's totals: the report
 //! gives them their own table.
+//!
+//! A query-only run (`--test-type query`) runs them as its load (grouped
+//! as `Group::QueryOnly`, so they are the run's totals too). Its
+//! `{{trace_id}}` comes from the traces the backend already has, found by
+//! the templates' searches before the load, and `{{start}}` is an hour
+//! before the run: the traces it asks about were sent before it.
 
 use std::sync::Arc;
 
@@ -33,13 +39,28 @@ struct Inner {
     groups: Vec<Group>,
 }
 
+/// How far back a query-only run's `{{start}}` is: its traces are older
+/// than the run.
+pub const QUERY_ONLY_LOOKBACK: std::time::Duration = std::time::Duration::from_secs(3600);
+
 impl TraceQueries {
     pub fn new(plan: Arc<QueryPlan>, recent: Arc<RecentTraces>, start_ns: u64) -> Self {
-        let groups = plan
-            .templates
-            .iter()
-            .map(|t| Group::Query(t.text.as_str().into()))
-            .collect();
+        Self::with_groups(plan, recent, start_ns, |t| Group::Query(t.into()))
+    }
+
+    /// The queries of a query-only run: its load, `{{start}}` an hour ago.
+    pub fn query_only(plan: Arc<QueryPlan>, recent: Arc<RecentTraces>) -> Self {
+        let start_ns = now_unix_ns().saturating_sub(QUERY_ONLY_LOOKBACK.as_nanos() as u64);
+        Self::with_groups(plan, recent, start_ns, |t| Group::QueryOnly(t.into()))
+    }
+
+    fn with_groups(
+        plan: Arc<QueryPlan>,
+        recent: Arc<RecentTraces>,
+        start_ns: u64,
+        group: impl Fn(&str) -> Group,
+    ) -> Self {
+        let groups = plan.templates.iter().map(|t| group(&t.text)).collect();
         TraceQueries(Arc::new(Inner {
             plan,
             recent,
@@ -47,6 +68,40 @@ impl TraceQueries {
             groups,
         }))
     }
+}
+
+/// Trace ids in an answer of a trace API, wherever they are: the values of
+/// `traceID`, `traceId` and `trace_id` keys that are 32 hex digits
+/// (Tempo's and Jaeger's searches, Phoenix's span and trace lists).
+pub fn trace_ids_in(body: &[u8]) -> Vec<[u8; 16]> {
+    fn walk(v: &serde_json::Value, out: &mut Vec<[u8; 16]>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                for (k, v) in m {
+                    if matches!(k.as_str(), "traceID" | "traceId" | "trace_id") {
+                        if let Some(id) = v.as_str().and_then(parse_id) {
+                            out.push(id);
+                            continue;
+                        }
+                    }
+                    walk(v, out);
+                }
+            }
+            serde_json::Value::Array(a) => a.iter().for_each(|v| walk(v, out)),
+            _ => {}
+        }
+    }
+    fn parse_id(s: &str) -> Option<[u8; 16]> {
+        let v = u128::from_str_radix(s, 16).ok().filter(|_| s.len() == 32)?;
+        Some(v.to_be_bytes())
+    }
+    let mut out = Vec::new();
+    if let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) {
+        walk(&v, &mut out);
+    }
+    out.sort_unstable();
+    out.dedup();
+    out
 }
 
 impl Inner {
@@ -100,6 +155,39 @@ impl Workload for TraceQueries {
 
     fn preflight(&self) -> Prepared {
         self.0.query(0, &mut fastrand::Rng::new())
+    }
+
+    /// The templates that do not ask for a trace id (the searches), once.
+    fn discovery(&self) -> Vec<Prepared> {
+        let mut rng = fastrand::Rng::new();
+        (0..self.0.plan.templates.len())
+            .filter(|&i| !self.0.plan.templates[i].text.contains("trace_id"))
+            .map(|i| {
+                let mut p = self.0.query(i as u64, &mut rng);
+                p.keep_body = true;
+                p
+            })
+            .collect()
+    }
+
+    fn discovered(&self, body: &[u8]) -> usize {
+        let ids = trace_ids_in(body);
+        for id in &ids {
+            self.0.recent.push(*id);
+        }
+        ids.len()
+    }
+
+    fn missing(&self) -> Option<String> {
+        let asks = self
+            .0
+            .plan
+            .templates
+            .iter()
+            .any(|t| t.text.contains("trace_id"));
+        (asks && self.0.recent.is_empty()).then(|| {
+            "the query API's searches found no trace: {{trace_id}} queries ask for random ids (expect 404s); send traces first, or widen the searches".to_string()
+        })
     }
 }
 

@@ -1,6 +1,7 @@
 //! otlp-traces' query load: trace queries sent beside the ingestion at
 //! their own rate, to a query server here that stamps what it got, and to
-//! the mock, which answers about the traces it received.
+//! the mock, which answers about the traces it received; query-only and
+//! combined runs (`--test-type`).
 
 use std::sync::{Arc, Mutex};
 
@@ -278,4 +279,134 @@ async fn the_mock_answers_trace_queries_about_the_traces_it_received() {
         .await
         .unwrap();
     assert_eq!(none.status(), 404);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_query_only_run_holds_its_rate_by_the_servers_stamps_and_asks_for_traces_it_found() {
+    let mock = MockProc::start(&[]);
+    // Traces sent before the run, as a backend has them.
+    let (_, ing) = otlp_run(
+        &mock.url("/v1/traces"),
+        &["--mix", "small", "--rate", "40", "--duration", "1s"],
+    )
+    .await;
+    assert!(
+        ing["otlp"]["traces"].as_u64().unwrap() >= 35,
+        "{}",
+        ing["otlp"]
+    );
+    mock.reset().await;
+    let dir = tempfile::tempdir().unwrap();
+    let json = temp_json(&dir, "q.json");
+    let out = periscope_async(s(&[
+        "run",
+        "otlp-traces",
+        "--test-type",
+        "query",
+        "--query-endpoint",
+        &format!("http://{}", mock.addr),
+        "--queries-per-s",
+        "25",
+        "--duration",
+        "8s",
+        "--no-preflight",
+        "--json",
+        &json,
+    ]))
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let r = read_json(&json);
+    let n = r["summary"]["requests"].as_u64().unwrap() as usize;
+    assert!((195..=205).contains(&n), "{n}");
+    // The searches found the traces: every lookup asks for one it has.
+    assert_eq!(r["summary"]["errors"], 0, "{}", r["errors"]);
+    let st = mock.stats().await;
+    assert_eq!(st["by_status"].as_object().unwrap().len(), 1, "{st}");
+    assert!(!stderr(&out).contains("found no trace"), "{}", stderr(&out));
+    let stamps = mock.arrivals().await;
+    // Before the load: the search that found the trace ids.
+    assert_eq!(stamps.len(), n + 1, "{}", stamps.len());
+    let load = &stamps[1..];
+    let span_s = (load[load.len() - 1] - load[0]) as f64 / 1e6;
+    let rate = (load.len() - 1) as f64 / span_s;
+    assert!((rate - 25.0).abs() <= 25.0 * 0.05, "{rate:.2} queries/s");
+    // Only the query table: no ingestion in a query-only run.
+    let text = stdout(&out);
+    assert!(text.contains("### Trace queries"), "{text}");
+    assert!(!text.contains("### OTLP ingestion"), "{text}");
+    assert!(text.contains("query-only"), "{text}");
+    assert_eq!(r["plan"]["otlp"]["test_type"], "query");
+    let rows = r["otlp"]["queries"].as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    let sent: u64 = rows.iter().map(|q| q["sent"].as_u64().unwrap()).sum();
+    assert_eq!(sent as usize, n);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn combined_runs_report_both_tables_and_ingestion_sends_no_query() {
+    let (out, r) = run_ok(&[
+        "run",
+        "otlp-traces",
+        "--mock",
+        "--mix",
+        "small",
+        "--rate",
+        "20",
+        "--queries-per-s",
+        "5",
+        "--duration",
+        "3s",
+    ])
+    .await;
+    assert_eq!(r["plan"]["otlp"]["test_type"], "combined");
+    let text = stdout(&out);
+    assert!(text.contains("### OTLP ingestion"), "{text}");
+    assert!(text.contains("### Trace queries"), "{text}");
+    assert!(r["otlp"]["queries"].as_array().unwrap().len() == 2);
+    // A profile's query rate, and ingestion only asked for.
+    let (out, r) = run_ok(&[
+        "run",
+        "--scenario",
+        "otlp-small",
+        "--mock",
+        "--test-type",
+        "ingestion",
+        "--duration",
+        "2s",
+    ])
+    .await;
+    assert_eq!(r["plan"]["otlp"]["test_type"], "ingestion");
+    assert!(r["otlp"]["queries"].is_null(), "{}", r["otlp"]);
+    assert!(!stdout(&out).contains("### Trace queries"));
+    for (args, want) in [
+        (
+            vec![
+                "--test-type",
+                "query",
+                "--endpoint",
+                "http://127.0.0.1:4318",
+            ],
+            "--query-endpoint",
+        ),
+        (
+            vec![
+                "--test-type",
+                "query",
+                "--mock",
+                "--queries-per-s",
+                "5",
+                "--mb-per-s",
+                "1",
+            ],
+            "drop it",
+        ),
+        (vec!["--test-type", "nonsense", "--mock"], "--test-type"),
+    ] {
+        let mut a = vec!["run", "otlp-traces", "--dry-run"];
+        a.extend_from_slice(&args);
+        let out = periscope(&a);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = stderr(&out);
+        assert!(err.contains(want), "{args:?}: {err}");
+    }
 }

@@ -716,7 +716,10 @@ impl RunResult {
             scenario,
             requests,
             merged_from: i.merged_from,
-            otlp: (!t.payload.is_empty()).then(|| OtlpFigures::of(t, i.by_group, dur)),
+            // An otlp-traces run's: exports carry payloads; a query-only
+            // run's queries are its groups.
+            otlp: (!t.payload.is_empty() || i.by_group.keys().any(|g| g.kind() == "query"))
+                .then(|| OtlpFigures::of(t, i.by_group, dur)),
             tokenizer: i.tokenizer,
             server_timings: ServerTimings::of(&t.server),
             server,
