@@ -262,10 +262,15 @@ impl Client {
         let url = reqwest::Url::parse(&base).with_context(|| format!("the target '{base}'"))?;
         let connect_timeout = timeout.min(Duration::from_secs(10));
         let transport = if connect.grpc {
+            // The key as gRPC clients send it: `authorization` metadata.
+            let mut metadata = extra_headers.to_vec();
+            if let Some(t) = token {
+                metadata.insert(0, ("authorization".into(), format!("Bearer {t}")));
+            }
             Transport::Grpc(
                 grpc::Exporter::new(
                     &base,
-                    extra_headers,
+                    &metadata,
                     timeout,
                     connect.connections,
                     connect.cacert.as_deref(),

@@ -280,3 +280,82 @@ fn the_protocol_comes_from_the_flag_the_file_or_the_environment() {
     let err = stderr(&plan(&[], &env));
     assert!(err.contains("OTEL_EXPORTER_OTLP_PROTOCOL"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn over_tls_through_nginx_with_the_key_as_metadata() {
+    let mock = MockProc::start(&["--api-key", "sk-grpc-test"]);
+    let Some(nginx) = Nginx::tls_grpc_proxy(&mock.addr.to_string()) else {
+        return;
+    };
+    let tls = nginx.base().replace("/v1", "");
+    assert!(tls.starts_with("https://"), "{tls}");
+    let cert = nginx.cert();
+    let run = |key: Option<&'static str>, n: &'static str| {
+        let dir = tempfile::tempdir().unwrap();
+        let json = temp_json(&dir, "r.json");
+        let args = s(&[
+            "run",
+            "otlp-traces",
+            "--otlp-protocol",
+            "grpc",
+            "--endpoint",
+            &tls,
+            "--cacert",
+            cert.to_str().unwrap(),
+            "--mix",
+            "small",
+            "--iterations",
+            n,
+            "--no-preflight",
+            "--json",
+            &json,
+        ]);
+        let env: Vec<(&str, String)> = key
+            .map(|k| {
+                (
+                    "OTEL_EXPORTER_OTLP_HEADERS",
+                    format!("authorization=Bearer%20{k}"),
+                )
+            })
+            .into_iter()
+            .collect();
+        async move {
+            let out = tokio::task::spawn_blocking(move || {
+                let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+                periscope_with_env(&refs, &env)
+            })
+            .await
+            .unwrap();
+            let err = stderr(&out);
+            assert!(!err.contains("panicked"), "{err}");
+            assert!(
+                !stdout(&out).contains("sk-grpc-test"),
+                "the key is never printed"
+            );
+            let r = read_json(&json);
+            drop(dir);
+            r
+        }
+    };
+    // The key in the metadata: every export accepted, over TLS and HTTP/2.
+    let r = run(Some("sk-grpc-test"), "40").await;
+    assert_eq!(
+        u(&r["summary"]["ok"]),
+        40,
+        "{}\n{}",
+        r["errors"],
+        nginx.error_log()
+    );
+    assert_eq!(u(&r["summary"]["http2"]), 40);
+    let st = mock.stats().await;
+    assert_eq!(r["otlp"]["traces"], st["otlp"]["traces"], "{st}");
+    assert_eq!(r["otlp"]["payload_bytes"], st["otlp"]["payload_bytes"]);
+    // Without it: UNAUTHENTICATED, as the mock answers.
+    let r = run(None, "5").await;
+    assert_eq!(u(&r["summary"]["errors"]), 5, "{r}");
+    assert_eq!(
+        r["errors"][0]["class"], "grpc_unauthenticated",
+        "{}",
+        r["errors"]
+    );
+}

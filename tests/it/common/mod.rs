@@ -340,6 +340,16 @@ impl Nginx {
     /// `openssl` (its PEM: [`Nginx::cert`]); `/nginx_status` is its
     /// stub_status (connections accepted).
     pub fn tls_h2_proxy(upstream: &str) -> Option<Nginx> {
+        Self::tls_h2(upstream, PROXY_LOCATION)
+    }
+
+    /// A gRPC proxy (`grpc_pass`, h2c to `upstream`) serving HTTP/2 over
+    /// TLS as [`Nginx::tls_h2_proxy`] does.
+    pub fn tls_grpc_proxy(upstream: &str) -> Option<Nginx> {
+        Self::tls_h2(upstream, "grpc_pass grpc://up;")
+    }
+
+    fn tls_h2(upstream: &str, location: &str) -> Option<Nginx> {
         let certs = tempfile::tempdir().unwrap();
         let (cert, key) = (certs.path().join("cert.pem"), certs.path().join("key.pem"));
         let out = Command::new("openssl")
@@ -369,7 +379,7 @@ impl Nginx {
         );
         let mut n = Self::start(
             &format!("upstream up {{ server {upstream}; keepalive 256; keepalive_timeout 2s; }}\n"),
-            PROXY_LOCATION,
+            location,
             &format!(
                 "listen 127.0.0.1:{{port}} ssl http2;\n    keepalive_requests 1000000;\n    ssl_certificate {};\n    ssl_certificate_key {};\n    location = /nginx_status {{ stub_status; }}\n",
                 cert.display(),
