@@ -536,12 +536,21 @@ async fn merge_refuses_what_is_not_one_runs_segments_and_waits_for_late_ones() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn byte_paced_segments_share_the_byte_rate_by_the_receivers_stamps() {
+    // Over OTLP/HTTP, and over gRPC (the endpoint its origin).
+    for (protocol, path) in [("http/protobuf", "/v1/traces"), ("grpc", "")] {
+        byte_paced_segments(protocol, path).await;
+    }
+}
+
+async fn byte_paced_segments(protocol: &str, path: &str) {
     let mock = MockProc::start(&[]);
     let dir = tempfile::tempdir().unwrap();
     let plan = s(&[
         "otlp-traces",
+        "--otlp-protocol",
+        protocol,
         "--endpoint",
-        &mock.url("/v1/traces"),
+        &mock.url(path),
         "--mb-per-s",
         "1",
         "--duration",
@@ -552,14 +561,23 @@ async fn byte_paced_segments_share_the_byte_rate_by_the_receivers_stamps() {
         "--mix",
         "simple_query",
     ]);
-    let parts = segments(&dir, 2, "bytes1", &plan).await;
+    let parts = segments(
+        &dir,
+        2,
+        &format!("bytes-{}", protocol.replace('/', "-")),
+        &plan,
+    )
+    .await;
     let o = &mock.stats().await["otlp"];
     // From the first arrival to the last, all bytes but the last export's
     // were due at the rate: 1 MB/s for the two segments together.
     let bytes = o["payload_bytes"].as_f64().unwrap() - o["last_payload_bytes"].as_f64().unwrap();
     let secs = o["arrival_span_us"].as_f64().unwrap() / 1e6;
     let rate = bytes / secs / 1e6;
-    assert!((rate - 1.0).abs() <= 0.05, "{rate:.3} MB/s over {secs:.1}s");
+    assert!(
+        (rate - 1.0).abs() <= 0.05,
+        "{protocol}: {rate:.3} MB/s over {secs:.1}s"
+    );
     assert!(secs > 8.0, "{secs}");
     // Each segment paced its half, and sent what the receiver got.
     let sent: Vec<f64> = parts
@@ -574,5 +592,5 @@ async fn byte_paced_segments_share_the_byte_rate_by_the_receivers_stamps() {
         let share = b / (sent[0] + sent[1]);
         assert!((share - 0.5).abs() <= 0.05, "{sent:?}");
     }
-    eprintln!("--mb-per-s 1 in 2 segments: {rate:.3} MB/s by the receiver over {secs:.1}s, split {sent:?}");
+    eprintln!("{protocol} --mb-per-s 1 in 2 segments: {rate:.3} MB/s by the receiver over {secs:.1}s, split {sent:?}");
 }
