@@ -11,6 +11,32 @@ fn origin(mock: &MockProc) -> String {
     format!("http://{}", mock.addr)
 }
 
+/// `periscope run otlp-traces --otlp-protocol grpc --endpoint URL ARGS…
+/// --json`, succeeding or not: its output (never a panic) and its result.
+async fn grpc_run(url: &str, args: &[&str]) -> (std::process::Output, Value) {
+    let dir = tempfile::tempdir().unwrap();
+    let json = temp_json(&dir, "r.json");
+    let mut a = s(&[
+        "run",
+        "otlp-traces",
+        "--otlp-protocol",
+        "grpc",
+        "--endpoint",
+        url,
+    ]);
+    a.extend(s(args));
+    a.extend(s(&["--json", &json]));
+    let out = periscope_async(a).await;
+    let err = stderr(&out);
+    assert!(!err.contains("panicked"), "{err}");
+    // A run stopped before its load leaves no result.
+    let r = std::fs::read_to_string(&json)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or(Value::Null);
+    (out, r)
+}
+
 fn u(v: &Value) -> u64 {
     v.as_u64().unwrap_or_else(|| panic!("not a count: {v}"))
 }
@@ -102,29 +128,19 @@ async fn refusals_garbage_and_a_dead_endpoint_are_classified_never_a_panic() {
         "--malformed-rate",
         "0.15",
     ]);
-    let dir = tempfile::tempdir().unwrap();
-    let json = temp_json(&dir, "r.json");
-    let out = periscope_async(s(&[
-        "run",
-        "otlp-traces",
-        "--otlp-protocol",
-        "grpc",
-        "--endpoint",
+    let (out, r) = grpc_run(
         &origin(&mock),
-        "--mix",
-        "small",
-        "--rate",
-        "120",
-        "--duration",
-        "3s",
-        "--no-preflight",
-        "--json",
-        &json,
-    ]))
+        &[
+            "--mix",
+            "small",
+            "--rate",
+            "120",
+            "--duration",
+            "3s",
+            "--no-preflight",
+        ],
+    )
     .await;
-    let err = stderr(&out);
-    assert!(!err.contains("panicked"), "{err}");
-    let r = read_json(&json);
     let st = mock.stats().await;
     let class = |name: &str| -> u64 {
         r["errors"]
@@ -164,38 +180,11 @@ async fn refusals_garbage_and_a_dead_endpoint_are_classified_never_a_panic() {
 
     // Nothing listens: connect errors, a result all the same.
     let dead = format!("http://127.0.0.1:{}", free_port());
-    let json = temp_json(&dir, "dead.json");
-    let out = periscope_async(s(&[
-        "run",
-        "otlp-traces",
-        "--otlp-protocol",
-        "grpc",
-        "--endpoint",
-        &dead,
-        "--iterations",
-        "5",
-        "--no-preflight",
-        "--json",
-        &json,
-    ]))
-    .await;
-    let err = stderr(&out);
-    assert!(!err.contains("panicked"), "{err}");
-    let r = read_json(&json);
+    let (_, r) = grpc_run(&dead, &["--iterations", "5", "--no-preflight"]).await;
     assert_eq!(u(&r["summary"]["errors"]), 5, "{r}");
     assert_eq!(r["errors"][0]["class"], "connect", "{}", r["errors"]);
     // With the preflight, a dead endpoint stops the run before the load.
-    let out = periscope_async(s(&[
-        "run",
-        "otlp-traces",
-        "--otlp-protocol",
-        "grpc",
-        "--endpoint",
-        &dead,
-        "--iterations",
-        "5",
-    ]))
-    .await;
+    let (out, _) = grpc_run(&dead, &["--iterations", "5"]).await;
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(2), "could not start: {err}");
     assert!(err.contains("cannot reach"), "{err}");

@@ -117,6 +117,29 @@ async fn settled(base: &str, project: &str, traces: u64, spans: u64) -> (Vec<Val
     (t, sp)
 }
 
+/// `completions` against `mock`, `n` requests, each exported as a span to
+/// Phoenix's `project` (ARGS: the URL and protocol): the result.
+async fn traced(mock: &MockProc, n: &str, project: &str, args: &[&str]) -> Value {
+    let mut a = vec!["run", "completions", "--target"];
+    let base = mock.base();
+    a.push(&base);
+    a.extend_from_slice(&[
+        "--vus",
+        "2",
+        "--iterations",
+        n,
+        "--max-tokens",
+        "6",
+        "--no-preflight",
+        "--platform",
+        "phoenix",
+        "--project",
+        project,
+    ]);
+    a.extend_from_slice(args);
+    run_ok(&a).await.1
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn phoenix_lists_exactly_the_traces_and_spans_periscope_reported_accepted() {
     let Some(px) = tokio::task::spawn_blocking(phoenix).await.unwrap() else {
@@ -174,25 +197,12 @@ async fn phoenix_lists_exactly_the_traces_and_spans_periscope_reported_accepted(
     // --trace-requests: one span per LLM request, with its first-token
     // event, joined to the traceparent the target received.
     let mock = MockProc::start(&["--ttft", "20ms", "--itl", "2ms"]);
-    let (_, rr) = run_ok(&[
-        "run",
-        "completions",
-        "--target",
-        &mock.base(),
-        "--vus",
-        "2",
-        "--iterations",
+    let rr = traced(
+        &mock,
         "30",
-        "--max-tokens",
-        "6",
-        "--no-preflight",
-        "--trace-requests",
-        &px.base,
-        "--platform",
-        "phoenix",
-        "--project",
         "periscope-requests",
-    ])
+        &["--trace-requests", &px.base],
+    )
     .await;
     assert_eq!(rr["outputs"][0]["written"], 30, "{}", rr["outputs"]);
     let mut spans = Vec::new();
@@ -254,28 +264,8 @@ async fn phoenix_lists_exactly_the_traces_and_spans_periscope_reported_accepted(
     let (t, sp) = settled(&px.base, "periscope-grpc", traces, accepted).await;
     assert_eq!(t.len() as u64, traces);
     assert_eq!(sp.len() as u64, accepted);
-    let (_, rr) = run_ok(&[
-        "run",
-        "completions",
-        "--target",
-        &mock.base(),
-        "--vus",
-        "2",
-        "--iterations",
-        "20",
-        "--max-tokens",
-        "6",
-        "--no-preflight",
-        "--otlp-protocol",
-        "grpc",
-        "--trace-requests",
-        &px.grpc,
-        "--platform",
-        "phoenix",
-        "--project",
-        "periscope-requests-grpc",
-    ])
-    .await;
+    let args = ["--otlp-protocol", "grpc", "--trace-requests", &px.grpc];
+    let rr = traced(&mock, "20", "periscope-requests-grpc", &args).await;
     assert_eq!(rr["outputs"][0]["written"], 20, "{}", rr["outputs"]);
     let (_, spans) = settled(&px.base, "periscope-requests-grpc", 0, 20).await;
     assert_eq!(spans.len(), 20);
