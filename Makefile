@@ -25,7 +25,8 @@ INFLUX_DB ?= periscope
 PASS_ENV := OPENAI_API_KEY OPENAI_BASE_URL ANTHROPIC_API_KEY ANTHROPIC_BASE_URL OPENAI_COMPLETION_MODEL \
   OPENAI_EMBEDDING_MODEL OPENAI_CODING_MODEL MAX_TOKENS MAX_OUTPUT_TOKENS VUS \
   DURATION ENABLE_BATCH_MODE SOAK_DURATION INFLUX_TOKEN INFLUX_USERNAME \
-  INFLUX_PASSWORD STACK STACK_DIR INFLUX_PORT GRAFANA_PORT
+  INFLUX_PASSWORD STACK STACK_DIR INFLUX_PORT GRAFANA_PORT OTEL_EXPORTER_OTLP_ENDPOINT \
+  OTEL_EXPORTER_OTLP_PROTOCOL OTLP_DURATION
 $(foreach v,$(PASS_ENV),$(if $(strip $(value $(v))),$(eval export $(v))))
 
 # The target: OPENAI_BASE_URL, else the built-in mock.
@@ -38,6 +39,7 @@ periscope = $(PERISCOPE) run $(1) --scenario $(2) $(target_flag) $(influx_out) \
 RUN_DEPS := $(if $(filter $(BIN),$(PERISCOPE)),build) | $(RESULTS)
 
 .PHONY: help build test lint bench bench-mock sizing report-demo test-llama-cpp-python \
+  perf-test perf-test-dry-run \
   setup start stop restart status logs clean purge grafana-dashboard run script \
   test-completions test-responses test-messages test-tool-calls test-vision test-rerank test-embeddings test-prefix-caching test-benchmark test-all \
   test-completions-smoke test-completions-stress test-completions-spike \
@@ -218,6 +220,23 @@ test-completions-heavy-all: test-completions-prefill-heavy test-completions-deco
 run: $(RUN_DEPS) ## Run a scenario: make run SCENARIO=my.yaml (or SCENARIO=stress WORKLOAD=embeddings)
 	$(if $(strip $(SCENARIO)),,$(error give the scenario: make run SCENARIO=file.yaml (or a built-in name such as stress)))
 	$(PERISCOPE) run $(scenario_args) $(influx_out) --json $(RESULTS)/$(scenario_name).json --html $(RESULTS)/$(scenario_name).html $(ARGS)
+
+# The Tempo suite's runner: its sizing profiles (the otlp-PROFILE scenarios)
+# one after another, ingestion, queries or both, to
+# OTEL_EXPORTER_OTLP_ENDPOINT (else the mock) and QUERY_ENDPOINT.
+PROFILES ?= 1x-demo,1x-extra-small,1x-small,1x-medium,small,medium,large,xlarge
+TEST_TYPE ?=
+QUERY_ENDPOINT ?=
+comma := ,
+otlp_target = $(if $(strip $(OTEL_EXPORTER_OTLP_ENDPOINT)),,--mock)
+perf_test = set -e; for p in $(subst $(comma), ,$(PROFILES)); do \
+  $(PERISCOPE) run --scenario otlp-$$p $(otlp_target) $(if $(strip $(TEST_TYPE)),--test-type $(TEST_TYPE)) \
+  $(if $(strip $(QUERY_ENDPOINT)),--query-endpoint $(QUERY_ENDPOINT)) $(influx_out) \
+  --json $(RESULTS)/otlp-$$p.json --html $(RESULTS)/otlp-$$p.html $(ARGS) $(1); done
+perf-test: $(RUN_DEPS) ## The Tempo suite's profiles in turn: PROFILES=1x-small,medium TEST_TYPE=ingestion|query|combined QUERY_ENDPOINT=URL
+	$(call perf_test,)
+perf-test-dry-run: $(RUN_DEPS) ## What make perf-test would run, planned (--dry-run)
+	$(call perf_test,--dry-run)
 
 # A k6-style JavaScript test, as the k6 suite's `make test script=…` ran one
 # (SCRIPT= or script=); OPENAI_BASE_URL, else the mock.

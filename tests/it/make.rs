@@ -447,3 +447,44 @@ fn collect_datasource_uids(v: &Value, f: &mut impl FnMut(&str)) {
         _ => {}
     }
 }
+
+#[test]
+fn perf_test_runs_the_tempo_suites_profiles_with_their_test_type() {
+    let out = make(
+        &[
+            "perf-test-dry-run",
+            "PROFILES=1x-small,medium",
+            "TEST_TYPE=query",
+            "QUERY_ENDPOINT=http://127.0.0.1:3200",
+            "RESULTS=target/make-test",
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let s = stdout(&out);
+    let plans: Vec<Value> = s
+        .match_indices("\n{")
+        .filter_map(|(i, _)| {
+            serde_json::Deserializer::from_str(&s[i + 1..])
+                .into_iter::<Value>()
+                .next()
+                .and_then(Result::ok)
+        })
+        .collect();
+    let names: Vec<&str> = plans
+        .iter()
+        .filter_map(|p| p["scenario"].as_str())
+        .collect();
+    assert_eq!(names, ["otlp-1x-small", "otlp-medium"], "{s}");
+    for p in &plans {
+        assert_eq!(p["otlp"]["test_type"], "query", "{p}");
+    }
+    // The profiles' own query rates: 25 and 25 queries/s.
+    assert_eq!(
+        s.matches("planned queries: 25 queries/s to http://127.0.0.1:3200")
+            .count(),
+        2,
+        "{s}"
+    );
+    assert!(!s.contains("planned traces"), "{s}");
+}
