@@ -27,7 +27,7 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 use tower_service::Service as _;
 
 use super::{Client, Prepared};
-use crate::record::{ErrorClass, Outcome, RequestRecord};
+use crate::record::{ErrorClass, RequestRecord};
 
 /// The method every OTLP trace export calls.
 pub const EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
@@ -81,7 +81,8 @@ impl Exporter {
             }
         };
         let port = parsed.port_or_known_default().unwrap_or(4317);
-        let origin = format!("{}://{}:{port}", parsed.scheme(), bracketed(host));
+        // An IPv6 host comes in brackets, as it goes in the URI.
+        let origin = format!("{}://{host}:{port}", parsed.scheme());
         let mut endpoint = Endpoint::from_shared(origin.clone())
             .map_err(|e| format!("'{url}': {e}"))?
             .connect_timeout(timeout.min(Duration::from_secs(10)))
@@ -233,13 +234,18 @@ async fn answer(resp: hyper::Response<tonic::body::Body>) -> Result<Answer, Fail
     })
 }
 
-/// The message of an answer's one frame (none: an empty message).
-fn unframe(body: &[u8], gzip: bool) -> Result<Vec<u8>, String> {
+/// The message of a unary call's one frame, gunzipped when it says so
+/// (`gzip`: the call's `grpc-encoding` is gzip); no frame is an empty
+/// message. The mock reads requests with it too.
+pub fn unframe(body: &[u8], gzip: bool) -> Result<Vec<u8>, String> {
     if body.is_empty() {
         return Ok(Vec::new());
     }
     if body.len() < 5 {
-        return Err(format!("a {}-byte answer is not a gRPC frame", body.len()));
+        return Err(format!(
+            "a {}-byte body is not a gRPC frame (5 bytes of header, then the message)",
+            body.len()
+        ));
     }
     let len = u32::from_be_bytes([body[1], body[2], body[3], body[4]]) as usize;
     let payload = body
@@ -251,20 +257,11 @@ fn unframe(body: &[u8], gzip: bool) -> Result<Vec<u8>, String> {
             let mut out = Vec::with_capacity(payload.len() * 4);
             flate2::read::GzDecoder::new(payload)
                 .read_to_end(&mut out)
-                .map_err(|e| format!("the gzip answer could not be read: {e}"))?;
+                .map_err(|e| format!("the gzip message could not be read: {e}"))?;
             Ok(out)
         }
-        1 => Err("a compressed answer without grpc-encoding: gzip".into()),
+        1 => Err("a compressed message without grpc-encoding: gzip".into()),
         f => Err(format!("a frame flag of {f} is not gRPC's")),
-    }
-}
-
-/// A host as it goes in a URL: an IPv6 address in brackets.
-fn bracketed(host: &str) -> String {
-    if host.contains(':') && !host.starts_with('[') {
-        format!("[{host}]")
-    } else {
-        host.to_string()
     }
 }
 
@@ -332,13 +329,10 @@ impl Client {
         match result {
             Ok(a) => {
                 rec.payload.rejected_spans = a.rejected_spans.min(rec.payload.spans);
+                rec
             }
-            Err((class, msg)) => {
-                rec.outcome = Outcome::Error(class);
-                rec.error_message = Some(msg);
-            }
+            Err((class, msg)) => super::send::fail(rec, class, msg),
         }
-        rec
     }
 }
 

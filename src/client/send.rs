@@ -287,7 +287,7 @@ fn rerank(mut rec: RequestRecord, body: &[u8], req: &Prepared) -> RequestRecord 
     }
 }
 
-fn fail(mut rec: RequestRecord, class: ErrorClass, message: String) -> RequestRecord {
+pub(super) fn fail(mut rec: RequestRecord, class: ErrorClass, message: String) -> RequestRecord {
     rec.outcome = Outcome::Error(class);
     rec.error_message = Some(message);
     rec

@@ -10,7 +10,6 @@
 //! `--error-rate` UNAVAILABLE, `--malformed-rate` an answer that is not an
 //! `ExportTraceServiceResponse`, a missing key UNAUTHENTICATED.
 
-use std::io::Read as _;
 use std::time::Instant;
 
 use bytes::{BufMut as _, Bytes, BytesMut};
@@ -107,30 +106,12 @@ pub(super) async fn export(state: &State, req: Request<Incoming>, arrival: Insta
     framed(Bytes::from(answer.encode_to_vec()))
 }
 
-/// The one message of a unary call's body.
+/// The one message of a unary call's body (a call carries one).
 fn message(body: &[u8], gzip: bool) -> Result<Vec<u8>, String> {
-    if body.len() < 5 {
-        return Err(format!(
-            "a gRPC frame needs 5 bytes of header, got {}",
-            body.len()
-        ));
+    if body.is_empty() {
+        return Err("an empty body: a gRPC call carries a message".into());
     }
-    let compressed = body[0] == 1;
-    let len = u32::from_be_bytes([body[1], body[2], body[3], body[4]]) as usize;
-    let payload = body
-        .get(5..5 + len)
-        .ok_or_else(|| format!("the frame says {len} bytes, {} came", body.len() - 5))?;
-    if !compressed {
-        return Ok(payload.to_vec());
-    }
-    if !gzip {
-        return Err("a compressed message without grpc-encoding: gzip".into());
-    }
-    let mut out = Vec::with_capacity(payload.len() * 4);
-    flate2::read::GzDecoder::new(payload)
-        .read_to_end(&mut out)
-        .map_err(|e| format!("the gzip message could not be read: {e}"))?;
-    Ok(out)
+    crate::client::grpc::unframe(body, gzip)
 }
 
 fn grpc_head(r: &mut Resp) {

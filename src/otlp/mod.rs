@@ -123,10 +123,9 @@ pub struct OtlpSpec {
     /// Scenarios and their weights.
     pub mix: Vec<(Kind, u32)>,
     pub platform: Platform,
-    /// OTLP/JSON instead of protobuf.
-    pub json: bool,
-    /// Export calls over gRPC (the gzipped protobuf in a gRPC frame).
-    pub grpc: bool,
+    /// OTLP/HTTP with protobuf or JSON, or gRPC calls (the gzipped
+    /// protobuf in a gRPC frame).
+    pub protocol: Protocol,
     pub service_name: String,
     pub project: String,
     /// The URL path traces are posted to.
@@ -144,6 +143,16 @@ pub struct OtlpSpec {
 }
 
 impl OtlpSpec {
+    /// OTLP/JSON instead of protobuf.
+    pub fn json(&self) -> bool {
+        self.protocol == Protocol::HttpJson
+    }
+
+    /// Export calls over gRPC.
+    pub fn grpc(&self) -> bool {
+        self.protocol == Protocol::Grpc
+    }
+
     /// What every trace of the run is dressed with.
     pub fn dress(&self) -> Dress {
         Dress {
@@ -428,7 +437,7 @@ pub fn expected(spec: &OtlpSpec) -> (f64, f64) {
         let share = *w as f64 / total.max(1) as f64;
         for _ in 0..EACH {
             let t = g.trace(*kind, now_unix_ns());
-            let len = if spec.json {
+            let len = if spec.json() {
                 serde_json::to_vec(&t.request).map_or(0, |v| v.len())
             } else {
                 t.request.encoded_len()

@@ -38,11 +38,22 @@ pub fn resolve(
     target: Option<&str>,
     mock: bool,
 ) -> Result<Resolved, String> {
-    let protocol = Protocol::resolve(
-        a.otlp_protocol.as_deref(),
-        a.otlp_json,
+    // A file's `json: true` is its protocol http/json.
+    let file_protocol = match (
         f.and_then(|f| f.protocol.as_deref()),
-    )?;
+        f.and_then(|f| f.json),
+    ) {
+        (Some(p), Some(true)) if Protocol::parse(p, "otlp.protocol")? != Protocol::HttpJson => {
+            return Err(
+                "otlp.json: true and otlp.protocol disagree: OTLP/JSON travels over HTTP".into(),
+            )
+        }
+        (Some(p), _) => Some(p),
+        (None, Some(true)) => Some(Protocol::HttpJson.name()),
+        (None, _) => None,
+    };
+    let protocol = Protocol::resolve(a.otlp_protocol.as_deref(), a.otlp_json, file_protocol)?;
+    let json = protocol == Protocol::HttpJson;
     let mut grpc = protocol == Protocol::Grpc;
     let mix = match a.mix.as_deref().or(f.and_then(|f| f.mix.as_deref())) {
         Some(m) => parse_mix(m)?,
@@ -55,12 +66,6 @@ pub fn resolve(
         })?,
         (None, None) => Platform::Otlp,
     };
-    if grpc && f.and_then(|f| f.json) == Some(true) && a.otlp_protocol.is_none() {
-        return Err(
-            "otlp.json: true and the gRPC protocol disagree: OTLP/JSON travels over HTTP".into(),
-        );
-    }
-    let json = protocol == Protocol::HttpJson || (!grpc && f.and_then(|f| f.json).unwrap_or(false));
     let project = project_name(
         a.project
             .clone()
@@ -123,8 +128,7 @@ pub fn resolve(
     let mut spec = OtlpSpec {
         mix,
         platform,
-        json,
-        grpc,
+        protocol,
         service_name,
         project,
         path,
@@ -150,12 +154,7 @@ pub fn resolve(
             .join(","),
         platform: format!("{platform:?}").to_lowercase(),
         json,
-        protocol: if json {
-            Protocol::HttpJson.name()
-        } else {
-            protocol.name()
-        }
-        .to_string(),
+        protocol: protocol.name().to_string(),
         test_type: test_type.name().to_string(),
         mb_per_s: mb,
         mean_trace_bytes: mean_bytes,

@@ -432,7 +432,7 @@ pub fn render(r: &RunResult) -> String {
                 o.platform,
                 match (o.json, o.protocol.as_str()) {
                     (true, _) => "OTLP/JSON",
-                    (false, "grpc") => "OTLP/gRPC",
+                    (_, "grpc") => "OTLP/gRPC",
                     _ => "protobuf",
                 },
                 o.mix,

@@ -328,93 +328,85 @@ pub fn span_of(
     })
 }
 
-async fn export_loop(
-    target: TraceTarget,
-    label: String,
-    rx: mpsc::Receiver<Vec<Span>>,
-    counters: Arc<Counters>,
-) -> Option<String> {
-    if target.grpc {
-        return export_loop_grpc(target, label, rx, counters).await;
-    }
-    let mut rx = rx;
-    let client = match crate::client::http_builder()
-        .timeout(EXPORT_TIMEOUT)
-        .build()
-    {
-        Ok(c) => c,
-        Err(e) => return Some(format!("cannot build the HTTP client: {e}")),
-    };
-    let mut first_error: Option<String> = None;
-    while let Some(spans) = rx.recv().await {
-        let n = spans.len() as u64;
-        let req = export_request(&target.dress, "periscope.requests", spans);
-        let (body, _) = crate::otlp::encode(&req, false);
-        let mut post = client.post(&target.url).body(body);
-        for (k, v) in &target.headers {
-            post = post.header(k, v);
-        }
-        let failure = match post.send().await {
-            Ok(resp) if resp.status().is_success() => {
-                let body = resp.bytes().await.unwrap_or_default();
-                let rejected = crate::client::parse::rejected_spans(&body).min(n);
-                counters.written.fetch_add(n - rejected, Ordering::Relaxed);
-                counters.dropped.fetch_add(rejected, Ordering::Relaxed);
-                (rejected > 0).then(|| format!("the backend rejected {rejected} of {n} spans"))
-            }
-            Ok(resp) => {
-                counters.dropped.fetch_add(n, Ordering::Relaxed);
-                Some(super::refusal(resp).await)
-            }
-            Err(e) => {
-                counters.dropped.fetch_add(n, Ordering::Relaxed);
-                Some(crate::client::error_chain(&e))
-            }
-        };
-        if let Some(msg) = failure {
-            super::warn_once(&label, &format!("export failed ({msg})"));
-            first_error.get_or_insert(msg);
-        }
-    }
-    first_error
+/// How batches go out: an OTLP/HTTP POST or an OTLP/gRPC call.
+enum Sender {
+    Http(reqwest::Client),
+    Grpc(Box<crate::client::grpc::Exporter>),
 }
 
-/// [`export_loop`] over gRPC.
-async fn export_loop_grpc(
+impl Sender {
+    fn new(target: &TraceTarget) -> Result<Sender, String> {
+        if target.grpc {
+            let e = crate::client::grpc::Exporter::new(
+                &target.url,
+                &target.headers,
+                EXPORT_TIMEOUT,
+                1,
+                None,
+            )?;
+            return Ok(Sender::Grpc(Box::new(e)));
+        }
+        crate::client::http_builder()
+            .timeout(EXPORT_TIMEOUT)
+            .build()
+            .map(Sender::Http)
+            .map_err(|e| format!("cannot build the HTTP client: {e}"))
+    }
+
+    /// Export one gzipped batch: the spans the backend rejected, or why
+    /// none was taken.
+    async fn send(&self, target: &TraceTarget, body: bytes::Bytes) -> Result<u64, String> {
+        match self {
+            Sender::Http(client) => {
+                let mut post = client.post(&target.url).body(body);
+                for (k, v) in &target.headers {
+                    post = post.header(k, v);
+                }
+                match post.send().await {
+                    Ok(resp) if resp.status().is_success() => {
+                        let body = resp.bytes().await.unwrap_or_default();
+                        Ok(crate::client::parse::rejected_spans(&body))
+                    }
+                    Ok(resp) => Err(super::refusal(resp).await),
+                    Err(e) => Err(crate::client::error_chain(&e)),
+                }
+            }
+            Sender::Grpc(exporter) => {
+                match tokio::time::timeout(EXPORT_TIMEOUT, exporter.export(body)).await {
+                    Ok((_, Ok(answer))) => Ok(answer.rejected_spans),
+                    Ok((_, Err((class, msg)))) => Err(format!("{}: {msg}", class.as_str())),
+                    Err(_) => Err(format!("no answer within {EXPORT_TIMEOUT:?}")),
+                }
+            }
+        }
+    }
+}
+
+async fn export_loop(
     target: TraceTarget,
     label: String,
     mut rx: mpsc::Receiver<Vec<Span>>,
     counters: Arc<Counters>,
 ) -> Option<String> {
-    let exporter = match crate::client::grpc::Exporter::new(
-        &target.url,
-        &target.headers,
-        EXPORT_TIMEOUT,
-        1,
-        None,
-    ) {
-        Ok(e) => e,
+    let sender = match Sender::new(&target) {
+        Ok(s) => s,
         Err(e) => return Some(e),
     };
     let mut first_error: Option<String> = None;
     while let Some(spans) = rx.recv().await {
         let n = spans.len() as u64;
         let req = export_request(&target.dress, "periscope.requests", spans);
-        let call = exporter.export(crate::otlp::encode(&req, false).0);
-        let failure = match tokio::time::timeout(EXPORT_TIMEOUT, call).await {
-            Ok((_, Ok(answer))) => {
-                let rejected = answer.rejected_spans.min(n);
+        let (body, _) = crate::otlp::encode(&req, false);
+        let failure = match sender.send(&target, body).await {
+            Ok(rejected) => {
+                let rejected = rejected.min(n);
                 counters.written.fetch_add(n - rejected, Ordering::Relaxed);
                 counters.dropped.fetch_add(rejected, Ordering::Relaxed);
                 (rejected > 0).then(|| format!("the backend rejected {rejected} of {n} spans"))
             }
-            Ok((_, Err((class, msg)))) => {
+            Err(msg) => {
                 counters.dropped.fetch_add(n, Ordering::Relaxed);
-                Some(format!("{}: {msg}", class.as_str()))
-            }
-            Err(_) => {
-                counters.dropped.fetch_add(n, Ordering::Relaxed);
-                Some(format!("no answer within {EXPORT_TIMEOUT:?}"))
+                Some(msg)
             }
         };
         if let Some(msg) = failure {

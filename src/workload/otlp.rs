@@ -80,9 +80,9 @@ impl Session for OtlpSession {
     fn next(&mut self, _turn: Turn) -> Option<Prepared> {
         let kind = self.pick();
         let t = self.gen.trace(kind, now_unix_ns());
-        let (body, raw) = encode(&t.request, self.spec.json);
+        let (body, raw) = encode(&t.request, self.spec.json());
         // Over gRPC the gzipped message goes in a frame of 5 bytes more.
-        let wire = body.len() as u64 + if self.spec.grpc { 5 } else { 0 };
+        let wire = body.len() as u64 + if self.spec.grpc() { 5 } else { 0 };
         let mut p = post(&self.spec, body);
         p.group = Some(Group::TraceScenario(kind.name().into()));
         p.exported_trace = Some(t.trace_id);
@@ -117,7 +117,7 @@ impl Workload for OtlpTraces {
     fn preflight(&self) -> Prepared {
         let empty =
             opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest::default();
-        post(&self.spec, encode(&empty, self.spec.json).0)
+        post(&self.spec, encode(&empty, self.spec.json()).0)
     }
 }
 
@@ -142,8 +142,7 @@ mod tests {
         OtlpSpec {
             mix: parse_mix(DEFAULT_MIX).unwrap(),
             platform: Platform::Otlp,
-            json: false,
-            grpc: false,
+            protocol: Default::default(),
             service_name: "s".into(),
             project: "p".into(),
             path: "/v1/traces".into(),
