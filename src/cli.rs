@@ -13,7 +13,10 @@ use clap::{Args as ClapArgs, Parser, Subcommand, ValueEnum};
 use crate::executor::shape::{parse_stages, StageList};
 use crate::executor::Arrival;
 use crate::mock::MockArgs;
-use crate::values::{count, parse_duration, parse_header, parse_percent, parse_rfc3339, parse_tag};
+use crate::values::{
+    count, parse_duration, parse_every_requests, parse_every_seconds, parse_header, parse_percent,
+    parse_rfc3339, parse_tag, Every,
+};
 
 /// periscope — load generator and benchmark for OpenAI-compatible LLM APIs.
 #[derive(Debug, Parser)]
@@ -120,9 +123,19 @@ pub struct RequestArgs {
     /// Extra request header, repeatable: --header 'X-LLMTrace-Agent-ID: bench'.
     #[arg(long = "header", value_name = "'K: V'", value_parser = parse_header)]
     pub headers: Vec<(String, String)>,
-    /// Per-request timeout (default 60s).
-    #[arg(long, value_parser = parse_duration)]
+    /// Per-request timeout (default 60s; a bare number is seconds).
+    #[arg(long, alias = "timeout-seconds", value_parser = parse_duration)]
     pub timeout: Option<Duration>,
+    /// Send `X-LLMTrace-Agent-ID: ID` with every request (the LLMTrace
+    /// bench's flag; any header goes with --header).
+    #[arg(long, value_name = "ID")]
+    pub agent_id: Option<String>,
+    /// Request defaults of the tool a comparison is made with: `llmtrace`
+    /// (its overhead bench's: max_tokens 16, temperature 0.0, system "You
+    /// are a helpful assistant.", prompt "Return a one-word response: OK.",
+    /// no streaming). Flags still win.
+    #[arg(long, value_enum, value_name = "TOOL")]
+    pub seed_defaults: Option<SeedDefaults>,
     /// Maximum output tokens per request (default 64; run: prefill-heavy 16,
     /// decode-heavy 1024 or MAX_OUTPUT_TOKENS) [env: MAX_TOKENS].
     #[arg(long, allow_negative_numbers = true, value_parser = count::<u32>)]
@@ -151,6 +164,31 @@ pub struct RequestArgs {
     pub no_stream_usage: bool,
 }
 
+/// `--seed-defaults`: another tool's request defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SeedDefaults {
+    /// LLMTrace's direct-vs-proxy overhead bench.
+    Llmtrace,
+}
+
+impl SeedDefaults {
+    /// Fill what the flags left unset with the tool's defaults; whether
+    /// it asks for whole (non-streamed) answers.
+    pub fn apply(self, r: &mut RequestArgs) -> bool {
+        match self {
+            SeedDefaults::Llmtrace => {
+                r.max_tokens.get_or_insert(16);
+                r.temperature.get_or_insert(0.0);
+                r.system
+                    .get_or_insert_with(|| "You are a helpful assistant.".into());
+                r.prompt
+                    .get_or_insert_with(|| "Return a one-word response: OK.".into());
+                true
+            }
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, ClapArgs)]
 pub struct RunArgs {
     /// The workload (see `periscope scenarios`): completions (chat, the default),
@@ -163,9 +201,20 @@ pub struct RunArgs {
     #[arg(long, value_name = "NAME|FILE")]
     pub scenario: Option<String>,
 
-    /// Base URL of the target, e.g. http://localhost:8000 or http://localhost:8000/v1.
-    #[arg(long, env = "OPENAI_BASE_URL", conflicts_with = "mock")]
+    /// Base URL of the target, e.g. http://localhost:8000 or
+    /// http://localhost:8000/v1, or its whole endpoint
+    /// (http://localhost:8000/v1/chat/completions).
+    #[arg(
+        long,
+        visible_alias = "url",
+        env = "OPENAI_BASE_URL",
+        conflicts_with = "mock"
+    )]
     pub target: Option<String>,
+    /// The flag the target came from, for messages (`--url` of sweep and
+    /// probe); not a flag.
+    #[arg(skip)]
+    pub target_flag: Option<&'static str>,
     /// Start the built-in mock in-process on a free loopback port and target it.
     #[arg(long)]
     pub mock: bool,
@@ -265,8 +314,12 @@ pub struct RunArgs {
     #[arg(long, value_parser = parse_stages)]
     pub stages: Option<StageList>,
     /// Requests per second (open model: latency is measured from the scheduled send time).
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(long, visible_alias = "rps", allow_negative_numbers = true)]
     pub rate: Option<f64>,
+    /// Closed model: wait a random 0..N ms before each request, so that VUs
+    /// do not move in lockstep (the wait is not in any latency).
+    #[arg(long, allow_negative_numbers = true, value_parser = count::<u64>, value_name = "N")]
+    pub jitter_ms: Option<u64>,
     /// Arrival process of the open model (default constant).
     #[arg(long, value_enum)]
     pub arrival: Option<Arrival>,
@@ -308,9 +361,10 @@ pub struct RunArgs {
     /// Keep one row per request in the JSON result (for `periscope report --csv`).
     #[arg(long)]
     pub keep_requests: bool,
-    /// Print a plain progress line every N seconds instead of the live bar.
-    #[arg(long, allow_negative_numbers = true, value_parser = count::<u64>, value_name = "N")]
-    pub progress_every: Option<u64>,
+    /// Print a plain progress line every N seconds (or `Nreq`: every N
+    /// completed requests) instead of the live bar.
+    #[arg(long, value_parser = parse_every_seconds, value_name = "N")]
+    pub progress_every: Option<Every>,
     #[command(flatten)]
     pub sink: SinkArgs,
     #[command(flatten)]
@@ -551,6 +605,11 @@ pub struct SweepArgs {
         conflicts_with = "rate_list"
     )]
     pub concurrency_list: Vec<u64>,
+    /// One concurrency level (the LLMTrace bench's fixed concurrency); with
+    /// neither this nor a list, the sweep runs one level of 10.
+    #[arg(long, allow_negative_numbers = true, value_parser = count::<u64>, value_name = "N",
+          conflicts_with_all = ["concurrency_list", "rate_list"])]
+    pub concurrency: Option<u64>,
     /// Arrival rates (open model: req/s) instead of concurrency levels.
     #[arg(
         long,
@@ -589,14 +648,55 @@ pub struct SweepArgs {
     pub html: Option<PathBuf>,
     #[command(flatten)]
     pub sink: SinkArgs,
-    /// Print a plain progress line every N seconds instead of the live bar.
+    /// Print a plain progress line every N completed requests (or `Ns`:
+    /// every N seconds) instead of the live bar.
+    #[arg(long, value_parser = parse_every_requests, value_name = "N")]
+    pub progress_every: Option<Every>,
+    /// Wait a random 0..N ms before each request, so that the workers do
+    /// not move in lockstep (the wait is not in any latency).
     #[arg(long, allow_negative_numbers = true, value_parser = count::<u64>, value_name = "N")]
-    pub progress_every: Option<u64>,
+    pub jitter_ms: Option<u64>,
+    /// `load` (the sweep: aggregate figures, the default) or `probe` (each
+    /// case of the corpus once, judged: `periscope probe`), as the LLMTrace
+    /// bench's --mode.
+    #[arg(long, value_enum, default_value_t = Mode::Load)]
+    pub mode: Mode,
+    #[command(flatten)]
+    pub probe: ProbeTableArgs,
+}
+
+/// `--mode` of the LLMTrace bench.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Mode {
+    /// Aggregate latency and throughput (`periscope sweep`).
+    Load,
+    /// One judged request per case (`periscope probe`).
+    Probe,
+}
+
+/// How a probe sends its cases and shows them (`probe`, `sweep --mode probe`).
+#[derive(Debug, Clone, Default, ClapArgs)]
+pub struct ProbeTableArgs {
+    /// probe: cases in flight at once (default 8; sweep --mode probe: its
+    /// --concurrency, 10 unless given; 0 means that too).
+    #[arg(long, allow_negative_numbers = true, value_parser = count::<usize>)]
+    pub workers: Option<usize>,
+    /// probe: tries again on a transport error or a non-2xx answer that is
+    /// not a block (default 0).
+    #[arg(long, allow_negative_numbers = true, value_parser = count::<u32>, default_value_t = 0)]
+    pub retries: u32,
+    /// probe: characters of each answer shown (default 90).
+    #[arg(long, allow_negative_numbers = true, value_parser = count::<usize>, default_value_t = 90)]
+    pub preview_chars: usize,
+    /// probe: add a column with the start of each prompt.
+    #[arg(long)]
+    pub show_prompt: bool,
 }
 
 #[derive(Debug, Clone, ClapArgs)]
 pub struct ProbeArgs {
-    /// Base URL of the service (or OPENAI_BASE_URL).
+    /// Base URL of the service, or its whole endpoint
+    /// (http://host/v1/chat/completions) (or OPENAI_BASE_URL).
     #[arg(long, env = "OPENAI_BASE_URL", value_name = "URL")]
     pub url: Option<String>,
     /// The API the cases are sent to: chat completions (the default),
@@ -607,24 +707,26 @@ pub struct ProbeArgs {
     pub request: RequestArgs,
     #[command(flatten)]
     pub dataset: DatasetArgs,
-    /// Cases in flight at once.
-    #[arg(long, allow_negative_numbers = true, value_parser = count::<usize>, default_value_t = 8)]
-    pub workers: usize,
-    /// Tries again on a transport error or a non-2xx answer that is not a block.
-    #[arg(long, allow_negative_numbers = true, value_parser = count::<u32>, default_value_t = 0)]
-    pub retries: u32,
-    /// Characters of each answer shown.
-    #[arg(long, allow_negative_numbers = true, value_parser = count::<usize>, default_value_t = 90)]
-    pub preview_chars: usize,
-    /// Add a column with the start of each prompt.
-    #[arg(long)]
-    pub show_prompt: bool,
+    #[command(flatten)]
+    pub table: ProbeTableArgs,
     /// Write every case and try to this path.
     #[arg(long = "json", visible_alias = "output-json", value_name = "PATH")]
     pub output_json: Option<PathBuf>,
-    /// Print a progress line every N seconds.
+    /// Print a progress line every N completed cases (or `Ns`: every N
+    /// seconds).
+    #[arg(long, value_parser = parse_every_requests, value_name = "N")]
+    pub progress_every: Option<Every>,
+    /// Wait a random 0..N ms before each request.
     #[arg(long, allow_negative_numbers = true, value_parser = count::<u64>, value_name = "N")]
-    pub progress_every: Option<u64>,
+    pub jitter_ms: Option<u64>,
+    /// Accepted as the LLMTrace bench's `--mode probe` (this command);
+    /// `--mode load` is `periscope sweep`.
+    #[arg(long, value_enum, hide = true)]
+    pub mode: Option<Mode>,
+    /// The cases in flight when --workers is not given (the LLMTrace
+    /// bench's --concurrency).
+    #[arg(long, allow_negative_numbers = true, value_parser = count::<usize>, hide = true)]
+    pub concurrency: Option<usize>,
 }
 
 #[cfg(test)]

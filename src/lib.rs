@@ -35,7 +35,8 @@
 //!   load, and `--promql` range queries at its end.
 //! - Leaves: `record` (the request record), `tokenizer`, `dataset` (labelled
 //!   and prompt corpora), `otlp` (trace generation), `values` (flag value
-//!   parsers), `fmt` (number and duration formatting), `timer` (sub-ms
+//!   parsers), `fmt` (number and duration formatting), `stats` (t and
+//!   proportion intervals), `endpoint` (base or whole endpoint URLs), `timer` (sub-ms
 //!   sleeps), `worker` (the pool's thread marks), `error` (errors, exit codes),
 //!   `alloc` (mimalloc, one shared heap for scripted VUs' threads).
 
@@ -44,6 +45,7 @@ pub mod cli;
 pub mod client;
 pub mod cmd;
 pub mod dataset;
+pub mod endpoint;
 pub mod error;
 pub mod executor;
 pub mod fmt;
@@ -60,6 +62,7 @@ pub mod script;
 pub mod server_metrics;
 pub mod sink;
 pub mod slo;
+pub mod stats;
 pub mod sweep;
 pub mod timer;
 pub mod tokenizer;
@@ -104,6 +107,9 @@ pub async fn run(args: Args) -> Result<i32> {
     match args.command {
         Command::Run(a) => cmd::run::main(*a).await,
         Command::Mock(a) => cmd::mock::main(*a).await,
+        Command::Sweep(a) if a.mode == cli::Mode::Probe => {
+            cmd::probe::main(cmd::probe::from_sweep(*a)?).await
+        }
         Command::Sweep(a) => sweep::run(*a).await,
         Command::Probe(a) => cmd::probe::main(*a).await,
         Command::Report(a) => cmd::report::main(*a),

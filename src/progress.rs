@@ -1,5 +1,6 @@
 //! The live progress line: an indicatif bar on a terminal, plain lines when
-//! stderr is not a terminal or with `--progress-every N`. A live output of
+//! stderr is not a terminal or with `--progress-every N` (every N seconds,
+//! or every N completed requests). A live output of
 //! the collector: it is handed every closed second and never measures
 //! anything itself.
 
@@ -11,6 +12,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::metrics::{Aggregate, Observer, WindowSummary};
+use crate::values::Every;
 
 /// What the progress line shows.
 #[derive(Debug, Clone, Default)]
@@ -79,7 +81,7 @@ impl Goal {
 pub fn start(
     origin: Instant,
     goal: Goal,
-    every: Option<u64>,
+    every: Option<Every>,
 ) -> (Box<dyn Observer>, JoinHandle<()>) {
     let (tx, rx) = watch::channel(Live::default());
     (Box::new(Feed { tx, origin }), spawn(rx, goal, every))
@@ -108,7 +110,7 @@ fn line(l: &Live, goal: Goal) -> String {
 }
 
 /// Show progress until the collector drops its sender.
-fn spawn(mut live: watch::Receiver<Live>, goal: Goal, every: Option<u64>) -> JoinHandle<()> {
+fn spawn(mut live: watch::Receiver<Live>, goal: Goal, every: Option<Every>) -> JoinHandle<()> {
     let terminal = std::io::stderr().is_terminal();
     tokio::spawn(async move {
         if terminal && every.is_none() {
@@ -124,13 +126,16 @@ fn spawn(mut live: watch::Receiver<Live>, goal: Goal, every: Option<u64>) -> Joi
             }
             bar.finish_and_clear();
         } else {
-            let every = every.unwrap_or(DEFAULT_PLAIN_EVERY).max(1);
+            let every = every.unwrap_or(Every::Seconds(DEFAULT_PLAIN_EVERY));
             let mut last_printed = 0u64;
             while live.changed().await.is_ok() {
                 let l = live.borrow_and_update().clone();
-                let s = l.elapsed.as_secs();
-                if s >= last_printed + every {
-                    last_printed = s - s % every;
+                let (at, n) = match every {
+                    Every::Seconds(n) => (l.elapsed.as_secs(), n.max(1)),
+                    Every::Requests(n) => (l.ok + l.errors, n.max(1)),
+                };
+                if at >= last_printed + n {
+                    last_printed = at - at % n;
                     eprintln!("{}", line(&l, goal));
                 }
             }

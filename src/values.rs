@@ -73,6 +73,47 @@ pub fn parse_tag(s: &str) -> Result<(String, String), String> {
     }
 }
 
+/// `--progress-every`: a plain progress line every so many seconds, or
+/// every so many completed requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Every {
+    Seconds(u64),
+    Requests(u64),
+}
+
+fn parse_every(s: &str, bare_is_requests: bool) -> Result<Every, String> {
+    let t = s.trim();
+    let expected = "expected N (a whole number), Ns (seconds) or Nreq (completed requests)";
+    let (num, unit) = match t.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => t.split_at(i),
+        None => (t, ""),
+    };
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("'{s}' is not a progress interval: {expected}"))?;
+    if n == 0 {
+        return Err(format!("'{s}': the interval must be at least 1"));
+    }
+    match unit.trim() {
+        "" if bare_is_requests => Ok(Every::Requests(n)),
+        "" | "s" => Ok(Every::Seconds(n)),
+        "m" => Ok(Every::Seconds(n * 60)),
+        "req" | "requests" | "r" => Ok(Every::Requests(n)),
+        _ => Err(format!("'{s}' is not a progress interval: {expected}")),
+    }
+}
+
+/// `run`'s `--progress-every`: a bare number is seconds.
+pub fn parse_every_seconds(s: &str) -> Result<Every, String> {
+    parse_every(s, false)
+}
+
+/// `sweep`'s and `probe`'s `--progress-every`: a bare number is completed
+/// requests, as the overhead bench they replace counted them.
+pub fn parse_every_requests(s: &str) -> Result<Every, String> {
+    parse_every(s, true)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -98,5 +139,19 @@ mod tests {
         assert!(parse_header("bad name: v").is_err());
         assert_eq!(parse_tag("env=ci").unwrap(), ("env".into(), "ci".into()));
         assert!(parse_tag("=x").is_err());
+    }
+
+    #[test]
+    fn progress_intervals_in_seconds_or_requests() {
+        assert_eq!(parse_every_seconds("5"), Ok(Every::Seconds(5)));
+        assert_eq!(parse_every_seconds("2m"), Ok(Every::Seconds(120)));
+        assert_eq!(parse_every_seconds("100req"), Ok(Every::Requests(100)));
+        assert_eq!(parse_every_requests("100"), Ok(Every::Requests(100)));
+        assert_eq!(parse_every_requests("10s"), Ok(Every::Seconds(10)));
+        assert!(parse_every_requests("0")
+            .unwrap_err()
+            .contains("at least 1"));
+        assert!(parse_every_requests("-3").unwrap_err().contains("expected"));
+        assert!(parse_every_seconds("5x").unwrap_err().contains("Nreq"));
     }
 }

@@ -36,8 +36,49 @@ impl CaseResult {
 /// The longest a probe may take: it ends when every case is judged.
 const PROBE_MAX_DURATION: Duration = Duration::from_secs(7 * 24 * 3600);
 
+/// `periscope sweep --mode probe …` (the LLMTrace bench's one command for
+/// both modes) as a probe: one `--url`, its workers the sweep's
+/// `--concurrency` unless given.
+pub fn from_sweep(a: crate::cli::SweepArgs) -> Result<ProbeArgs> {
+    if a.direct_url.is_some() || !a.concurrency_list.is_empty() || !a.rate_list.is_empty() {
+        return Err(usage!(
+            "--mode probe sends each case once to one --url: drop --direct-url/--proxy-url and the level lists"
+        ));
+    }
+    let api = match crate::workload::WorkloadKind::parse(&a.workload) {
+        Some(crate::workload::WorkloadKind::Completions) => crate::workload::probe::ProbeApi::Chat,
+        Some(crate::workload::WorkloadKind::Responses) => {
+            crate::workload::probe::ProbeApi::Responses
+        }
+        Some(crate::workload::WorkloadKind::Messages) => crate::workload::probe::ProbeApi::Messages,
+        _ => {
+            return Err(usage!(
+                "--mode probe sends chat, responses or messages requests, not --workload {}",
+                a.workload
+            ))
+        }
+    };
+    Ok(ProbeArgs {
+        url: a.url,
+        api,
+        request: a.request,
+        dataset: a.dataset,
+        table: a.probe,
+        output_json: a.output_json,
+        progress_every: a.progress_every,
+        jitter_ms: a.jitter_ms,
+        mode: Some(crate::cli::Mode::Probe),
+        concurrency: Some(a.concurrency.unwrap_or(10) as usize),
+    })
+}
+
 /// `periscope probe`.
 pub async fn main(a: ProbeArgs) -> Result<i32> {
+    if a.mode == Some(crate::cli::Mode::Load) {
+        return Err(usage!(
+            "--mode load is `periscope sweep` (the same flags); probe sends each case once"
+        ));
+    }
     let url = a
         .url
         .clone()
@@ -48,9 +89,14 @@ pub async fn main(a: ProbeArgs) -> Result<i32> {
             "probe needs a corpus: --dataset-suite core|external|all or --dataset-file PATH"
         ));
     }
-    if a.workers == 0 {
+    let workers = match a.table.workers {
+        Some(0) | None => a.concurrency.unwrap_or(8),
+        Some(n) => n,
+    };
+    if workers == 0 {
         return Err(usage!("--workers must be at least 1"));
     }
+    let (retries, preview_chars) = (a.table.retries, a.table.preview_chars);
     let cases = selection.load().map_err(Error::Usage)?;
     if cases.is_empty() {
         return Err(usage!(
@@ -67,10 +113,12 @@ pub async fn main(a: ProbeArgs) -> Result<i32> {
     let plan = Plan::from_args(&RunArgs {
         workload: Some(a.api.workload().into()),
         target: Some(url),
+        target_flag: Some("--url"),
         request,
         no_stream: true,
-        vus: Some(a.workers as u64),
-        iterations: Some(cases.len() as u64 * (u64::from(a.retries) + 1)),
+        vus: Some(workers as u64),
+        iterations: Some(cases.len() as u64 * (u64::from(retries) + 1)),
+        jitter_ms: a.jitter_ms,
         duration: Some(PROBE_MAX_DURATION),
         no_preflight: true,
         progress_every: a.progress_every,
@@ -79,20 +127,27 @@ pub async fn main(a: ProbeArgs) -> Result<i32> {
     let Target::Remote(base) = &plan.target else {
         unreachable!("a probe's target is its --url")
     };
-    let endpoint = format!("{base}/chat/completions");
+    let api = crate::workload::WorkloadKind::parse(a.api.workload())
+        .and_then(|k| k.apis(Default::default()).first().copied())
+        .unwrap_or(crate::endpoint::Api::ChatCompletions);
+    let endpoint = format!("{base}/{}", api.path());
     let token_present = plan.request.token.is_some();
     let model = plan.workload.spec.model.clone();
+    let agent = a
+        .request
+        .agent_id
+        .as_deref()
+        .map(|id| format!(" · agent `{id}`"))
+        .unwrap_or_default();
     crate::print_stdout(&format!(
-        "## periscope probe: {} cases → {endpoint}\n\nToken present: {token_present} · model `{model}` · {} workers · {} retries\n\n",
+        "## periscope probe: {} cases → {endpoint}\n\nToken present: {token_present} · model `{model}`{agent} · {workers} workers · {retries} retries\n\n",
         cases.len(),
-        a.workers,
-        a.retries
     ));
     let probe = Arc::new(Probe::new(
         cases,
         &plan.workload.spec,
-        a.retries,
-        a.preview_chars,
+        retries,
+        preview_chars,
     ));
     let executed = runner::execute_with(&plan, false, Some(probe.clone())).await?;
     let interrupted = executed.result.interrupted_by_user;
@@ -102,7 +157,7 @@ pub async fn main(a: ProbeArgs) -> Result<i32> {
         .map(|(case, tries)| CaseResult { case, tries })
         .partition(|r| !r.tries.is_empty());
 
-    let mut md = render(&results, a.show_prompt, a.preview_chars);
+    let mut md = render(&results, a.table.show_prompt, preview_chars);
     if !unsent.is_empty() {
         md.push_str(&format!(
             "**{} of {} cases were not sent**{}: they are left out of the tables.\n\n",
@@ -121,8 +176,9 @@ pub async fn main(a: ProbeArgs) -> Result<i32> {
                 "model": model,
                 "token_present": token_present,
                 "dataset": selection,
-                "workers": a.workers,
-                "retries": a.retries,
+                "workers": workers,
+                "retries": retries,
+                "agent_id": a.request.agent_id,
             },
             "interrupted": interrupted,
             "confusion": confusion(&results),

@@ -120,6 +120,20 @@ async fn vu(
             }
             break;
         };
+        if let Some(j) = ctx.jitter {
+            // A random wait against lockstep bursts, before the request's
+            // clock starts.
+            let wait = j.mul_f64(fastrand::f64());
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = ctx.soft.cancelled() => {
+                    if let Some(rem) = &remaining {
+                        rem.fetch_add(1, Ordering::AcqRel);
+                    }
+                    break;
+                }
+            }
+        }
         dispatched.fetch_add(1, Ordering::Relaxed);
         let mut rec = send_one(&ctx, &req, None, hard.as_mut()).await;
         session.observe(&rec);

@@ -264,6 +264,8 @@ pub struct Context {
     pub seed: u64,
     /// A script's run: its VUs run the script instead of sessions.
     pub script: Option<Arc<crate::script::ScriptRun>>,
+    /// `--jitter-ms`: a VU waits a random 0..this before each request.
+    pub jitter: Option<Duration>,
 }
 
 impl Context {

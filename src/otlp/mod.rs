@@ -324,7 +324,8 @@ pub fn parse_otel_headers(s: &str) -> Result<Vec<(String, String)>, String> {
 }
 
 /// Where exports go: `--endpoint`, `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` (as
-/// is), `OTEL_EXPORTER_OTLP_ENDPOINT` (+ `/v1/traces`), then `--target`. A
+/// is), `OTEL_EXPORTER_OTLP_ENDPOINT` (+ `/v1/traces` unless it ends so
+/// already), then `--target`. A
 /// URL with no path gets `/v1/traces`; over gRPC the URL is the origin of
 /// the calls, taken as it is.
 pub fn traces_url(
@@ -359,7 +360,10 @@ pub fn traces_url(
     if grpc {
         return Ok(url.to_string());
     }
-    if append {
+    // A base given whole, as some backends' docs print it
+    // (`https://api.braintrust.dev/otel/v1/traces`), is not appended to.
+    let whole = url.path().trim_end_matches('/').ends_with(TRACES_PATH);
+    if append && !whole {
         let path = format!("{}{TRACES_PATH}", url.path().trim_end_matches('/'));
         url.set_path(&path);
     } else if url.path() == "/" || url.path().is_empty() {

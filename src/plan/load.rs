@@ -26,6 +26,9 @@ pub struct LoadPlan {
     pub grace: Duration,
     /// `--strict-schedule`: a generator that fell behind fails the run.
     pub strict_schedule: bool,
+    /// `--jitter-ms`: the closed model's VUs wait a random 0..this before
+    /// each request.
+    pub jitter: Option<Duration>,
 }
 
 impl LoadPlan {
@@ -74,7 +77,14 @@ impl LoadPlan {
             load = split_evenly(load, 10);
             phases = vec![None; 10];
         }
+        let jitter = a.jitter_ms.filter(|ms| *ms > 0).map(Duration::from_millis);
+        if jitter.is_some() && load.is_open() {
+            return Err(usage!(
+                "--jitter-ms spaces the requests of VUs (closed model); an open model's arrivals are already spread: drop it or use --arrival poisson"
+            ));
+        }
         Ok(LoadPlan {
+            jitter,
             shape: load,
             phases,
             grace: a

@@ -70,6 +70,14 @@ fn env_var(name: &str) -> Option<String> {
 
 impl Plan {
     pub fn from_args(a: &RunArgs) -> Result<Plan> {
+        if let Some(seed) = a.request.seed_defaults {
+            let mut a = a.clone();
+            a.request.seed_defaults = None;
+            if seed.apply(&mut a.request) && !a.stream {
+                a.no_stream = true;
+            }
+            return Plan::from_args(&a);
+        }
         let script_arg = a
             .workload
             .as_deref()
@@ -131,7 +139,14 @@ impl Plan {
             }
             _ => None,
         };
-        let target = Target::from_args(a, &sc.file, exports.url.as_ref().or(base_url.as_ref()))?;
+        let target = Target::from_args(
+            a,
+            &sc.file,
+            exports.url.as_ref(),
+            base_url.as_ref(),
+            workload.spec.kind.apis(workload.spec.api),
+            &format!("the {} workload", workload.spec.kind.name()),
+        )?;
         let mut request = RequestPlan::from_args(a, &sc.file, &exports.headers)?;
         request.connect.grpc = exports.grpc;
         if anthropic {
@@ -174,6 +189,26 @@ impl Plan {
         crate::workload::build(&self.workload.spec, tok)
     }
 
+    /// The URL the workload's requests go to (its first API's endpoint
+    /// under the target's base; the base itself for plain HTTP and
+    /// scripts; the mock's, once it listens, as `base`).
+    pub fn sent_to_at(&self, base: &str) -> String {
+        let w = &self.workload.spec;
+        match w.kind.apis(w.api).first() {
+            _ if w.otlp.is_some() => base.to_string(),
+            Some(api) => format!("{base}/{}", api.path()),
+            None => base.to_string(),
+        }
+    }
+
+    /// [`Plan::sent_to_at`] the target's base (a remote target's).
+    pub fn sent_to(&self) -> String {
+        match &self.target {
+            Target::Remote(base) => self.sent_to_at(base),
+            Target::Mock { .. } => self.sent_to_at("http://127.0.0.1:<free port>/v1"),
+        }
+    }
+
     pub fn workload_name(&self) -> &'static str {
         self.workload.spec.kind.name()
     }
@@ -191,6 +226,8 @@ impl Plan {
             },
             workload: self.workload_name().to_string(),
             target: target_url.to_string(),
+            sent_to: self.sent_to_at(target_url),
+            jitter_ms: self.load.jitter.map(|j| j.as_millis() as u64),
             target_kind: match self.target {
                 Target::Mock { .. } => "built-in mock",
                 Target::Remote(_) => "remote",

@@ -21,7 +21,7 @@ pub struct Outputs {
     pub csv: Option<PathBuf>,
     /// Keep one row per request in the result.
     pub keep_requests: bool,
-    pub progress_every: Option<u64>,
+    pub progress_every: Option<crate::values::Every>,
     /// Live outputs, their credentials and the share of requests they get.
     pub live: Vec<Output>,
     pub credentials: Credentials,
@@ -89,7 +89,14 @@ fn server_config(
         }
         return Ok(None);
     }
-    let mut targets = a.server_metrics.clone();
+    let mut targets = a
+        .server_metrics
+        .iter()
+        .map(|t| match t.is_empty() {
+            true => Ok(String::new()),
+            false => crate::endpoint::metrics_url("--server-metrics", t).map_err(Error::Usage),
+        })
+        .collect::<Result<Vec<_>>>()?;
     targets.dedup();
     Ok(Some(crate::server_metrics::Config {
         targets,
@@ -106,9 +113,6 @@ fn server_config(
 
 impl Outputs {
     pub fn from_args(a: &RunArgs, f: &ScenarioFile) -> Result<Self> {
-        if a.progress_every == Some(0) {
-            return Err(usage!("--progress-every must be at least 1 (seconds)"));
-        }
         let trace_requests = a
             .sink
             .trace_requests
@@ -196,8 +200,7 @@ mod tests {
         );
         assert_eq!(o.tags, vec![("team".to_string(), "a".to_string())]);
         assert_eq!(o.request_sample, 0.25);
-        assert_eq!(o.progress_every, Some(5));
-        assert!(usage_error(&["--mock", "--progress-every", "0"]).contains("at least 1"));
+        assert_eq!(o.progress_every, Some(crate::values::Every::Seconds(5)));
         assert!(
             usage_error(&["--mock", "--influx-request-sample", "2"]).contains("between 0 and 1")
         );

@@ -47,6 +47,9 @@ impl RequestPlan {
             .map(|h| (h.0 .0.clone(), h.0 .1.clone()))
             .collect();
         headers.splice(0..0, platform_headers.iter().cloned());
+        if let Some(id) = &a.request.agent_id {
+            headers.push(("X-LLMTrace-Agent-ID".into(), id.clone()));
+        }
         headers.extend(a.request.headers.iter().cloned());
         let engine = a
             .http_engine

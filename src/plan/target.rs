@@ -1,9 +1,12 @@
 //! The target part of a plan: where requests go — the built-in mock,
 //! started in-process with its own flags, or a base URL normalized to end
-//! in the API root (`http://host:port` → `http://host:port/v1`).
+//! in the API root (`http://host:port` → `http://host:port/v1`). A whole
+//! endpoint (`…/v1/chat/completions`) is taken as its base, once checked
+//! against the API the workload sends to.
 
 use crate::cli::RunArgs;
 use crate::client::normalize_base;
+use crate::endpoint::{self, Api};
 use crate::error::{Error, Result};
 use crate::mock::MockConfig;
 use crate::scenario::ScenarioFile;
@@ -23,8 +26,16 @@ pub enum Target {
 
 impl Target {
     /// `--mock` (with `--mock-args`), else the URL otlp-traces exports to,
-    /// `--target`, or the file's target.
-    pub fn from_args(a: &RunArgs, f: &ScenarioFile, traces_url: Option<&String>) -> Result<Self> {
+    /// `--target`, or the file's target; `apis` are the endpoints the
+    /// workload (`what`) sends to, which a whole endpoint URL must be one of.
+    pub fn from_args(
+        a: &RunArgs,
+        f: &ScenarioFile,
+        traces_url: Option<&String>,
+        anthropic_base: Option<&String>,
+        apis: &[Api],
+        what: &str,
+    ) -> Result<Self> {
         if a.mock {
             let config = MockConfig::from_flag_string(a.mock_args.as_deref().unwrap_or(""))
                 .map_err(Error::Usage)?;
@@ -33,8 +44,21 @@ impl Target {
                 flags: a.mock_args.clone(),
             });
         }
-        match traces_url.or(a.target.as_ref()).or(f.target.as_ref()) {
-            Some(t) => Ok(Target::Remote(normalize_base(t).map_err(Error::Usage)?)),
+        if let Some(t) = traces_url {
+            return Ok(Target::Remote(normalize_base(t).map_err(Error::Usage)?));
+        }
+        let given = match (anthropic_base, &a.target, &f.target) {
+            (Some(u), ..) => Some(("ANTHROPIC_BASE_URL", u)),
+            (None, Some(u), _) => Some((a.target_flag.unwrap_or("--target"), u)),
+            (None, None, Some(u)) => Some(("the scenario's target", u)),
+            (None, None, None) => None,
+        };
+        match given {
+            Some((flag, t)) => {
+                let url = endpoint::split(flag, t).map_err(Error::Usage)?;
+                url.check(flag, what, apis).map_err(Error::Usage)?;
+                Ok(Target::Remote(url.base))
+            }
             None => Err(usage!(
                 "no target: pass --target URL (or set OPENAI_BASE_URL), or --mock for the built-in mock"
             )),

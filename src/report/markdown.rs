@@ -396,7 +396,11 @@ pub fn render(r: &RunResult) -> String {
         out,
         "## periscope: {} → {} ({})\n",
         p.workload,
-        p.otlp.as_ref().map_or(&p.target, |o| &o.url),
+        match (&p.otlp, p.sent_to.is_empty()) {
+            (Some(o), _) => &o.url,
+            (None, false) => &p.sent_to,
+            (None, true) => &p.target,
+        },
         p.target_kind
     );
     let stopped = if r.interrupted_by_user {
@@ -409,7 +413,11 @@ pub fn render(r: &RunResult) -> String {
         (None, 0) => String::new(),
         (None, n) => format!(" · merged from {n} results"),
     };
-    let stopped = format!("{part}{stopped}");
+    let jitter = p
+        .jitter_ms
+        .map(|j| format!(" · jitter 0–{j} ms before each request"))
+        .unwrap_or_default();
+    let stopped = format!("{jitter}{part}{stopped}");
     match &p.otlp {
         Some(o) if o.test_type == "query" => {
             let _ = writeln!(

@@ -57,6 +57,10 @@ pub struct Row {
     pub ttft_p95: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub itl_p50: Option<f64>,
+    /// ok_rps of each block this endpoint ran at the level, in order: the
+    /// pairs the ok_rps delta's interval is taken over.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub block_ok_rps: Vec<f64>,
     /// Answers by HTTP status (`transport` for none).
     pub statuses: BTreeMap<String, u64>,
     /// Every request, in the order they ended.
@@ -74,6 +78,19 @@ pub struct Overhead {
     /// 95% bootstrap intervals of the p50 and mean deltas, ms.
     pub p50_ci: (f64, f64),
     pub mean_ci: (f64, f64),
+    /// ok_rps, proxy − direct: negative when throughput drops through the
+    /// proxy; its 95% interval over the paired blocks (Student's t; none
+    /// with one block).
+    #[serde(default)]
+    pub ok_rps: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ok_rps_ci: Option<(f64, f64)>,
+    /// Error rate (errors / requests), proxy − direct, and its 95%
+    /// interval (Newcombe's, for a difference of proportions).
+    #[serde(default)]
+    pub error_rate: f64,
+    #[serde(default)]
+    pub error_rate_ci: (f64, f64),
     /// The proxy delivered streams in bursts.
     pub buffering: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -118,6 +135,12 @@ pub struct SweepInputs {
     pub bootstrap: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dataset: Option<crate::dataset::Selection>,
+    /// `--jitter-ms`: each request waited a random 0..this many ms first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jitter_ms: Option<u64>,
+    /// `--agent-id`, sent as `X-LLMTrace-Agent-ID`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_id: Option<String>,
 }
 
 pub fn level_name(l: Level) -> &'static str {
@@ -228,6 +251,15 @@ pub fn overhead_table(o: &[&Overhead]) -> String {
                 format!("{:+.2}", o.p99),
                 format!("[{:+.2}, {:+.2}]", o.p50_ci.0, o.p50_ci.1),
                 format!("[{:+.2}, {:+.2}]", o.mean_ci.0, o.mean_ci.1),
+                format!("{:+.2}", o.ok_rps),
+                o.ok_rps_ci
+                    .map_or("–".into(), |(l, h)| format!("[{l:+.2}, {h:+.2}]")),
+                format!("{:+.2}%", 100.0 * o.error_rate),
+                format!(
+                    "[{:+.2}%, {:+.2}%]",
+                    100.0 * o.error_rate_ci.0,
+                    100.0 * o.error_rate_ci.1
+                ),
                 if o.buffering { "**yes**" } else { "no" }.to_string(),
             ]
         })
@@ -241,6 +273,10 @@ pub fn overhead_table(o: &[&Overhead]) -> String {
             "Δp99",
             "Δp50 95% CI",
             "Δmean 95% CI",
+            "Δok_rps",
+            "Δok_rps 95% CI",
+            "Δerror rate",
+            "Δerror rate 95% CI",
             "buffers streams",
         ],
         body,

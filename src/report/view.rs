@@ -19,6 +19,14 @@ pub struct PlanView {
     pub workload: String,
     /// The API base URL requests went to.
     pub target: String,
+    /// The URL the workload's requests went to (the base + its endpoint's
+    /// path: `…/v1/chat/completions`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub sent_to: String,
+    /// `--jitter-ms`: each VU waited a random 0..this many ms before each
+    /// request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jitter_ms: Option<u64>,
     /// `built-in mock` or `remote`.
     pub target_kind: String,
     /// Flags of the in-process mock.

@@ -273,6 +273,7 @@ pub async fn execute_with(
         stages: plan.load.shape.stages().clone(),
         segment: plan.segment.segment,
         seed: executor::segment::seed_of(&run_id),
+        jitter: plan.load.jitter,
     });
     let queries = match &plan.workload.queries {
         Some(q) => Some(queries::load(q.clone(), plan, &base, &ctx, started_at)?),

@@ -83,6 +83,7 @@ pub(super) fn load(
         stages: rate,
         segment: executor::Segment::default(),
         seed: ctx.seed,
+        jitter: None,
     });
     Ok((load, qctx))
 }

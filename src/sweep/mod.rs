@@ -26,6 +26,10 @@ use crate::report::sweep::{
 use crate::usage;
 use stats::{bootstrap, mean, quantile, saturation, sorted_ok, JUDGED_LEVEL_S};
 
+/// The level a sweep runs when none is given (the LLMTrace bench's
+/// `--concurrency` default).
+const DEFAULT_CONCURRENCY: u64 = 10;
+
 /// Adds one run's output counts to the sweep's, output by output.
 fn add_outputs(total: &mut Vec<crate::sink::SinkReport>, run: &[crate::sink::SinkReport]) {
     for r in run {
@@ -54,6 +58,10 @@ fn row(endpoint: &str, level: Level, parts: Vec<crate::Executed>) -> Row {
         sum(&|r| r.summary.errors),
     );
     let duration: f64 = parts.iter().map(|p| p.result.duration_s).sum();
+    let block_ok_rps = parts
+        .iter()
+        .map(|p| p.result.summary.ok as f64 / p.result.duration_s.max(1e-9))
+        .collect();
     let mut itl: Vec<f64> = parts
         .iter()
         .filter_map(|p| p.result.latency.get("itl").map(|l| l.p50))
@@ -83,6 +91,7 @@ fn row(endpoint: &str, level: Level, parts: Vec<crate::Executed>) -> Row {
         ttft_p50: (!ttft.is_empty()).then(|| quantile(&ttft, 0.5)),
         ttft_p95: (!ttft.is_empty()).then(|| quantile(&ttft, 0.95)),
         itl_p50: (!itl.is_empty()).then(|| quantile(&itl, 0.5)),
+        block_ok_rps,
         statuses,
         samples,
     }
@@ -110,8 +119,31 @@ fn overhead(direct: &Row, proxy: &Row, resamples: u32) -> Overhead {
         }
         _ => None,
     };
+    // Blocks ran in pairs (the endpoints taking turns): the spread of the
+    // pairs' differences is the ok_rps delta's noise.
+    let pairs: Vec<f64> = proxy
+        .block_ok_rps
+        .iter()
+        .zip(&direct.block_ok_rps)
+        .map(|(p, d)| p - d)
+        .collect();
+    let ok_rps = proxy.ok_rps - direct.ok_rps;
+    let ok_rps_ci = crate::stats::mean_ci(&pairs).map(|(lo, hi)| {
+        let half = (hi - lo) / 2.0;
+        (ok_rps - half, ok_rps + half)
+    });
+    let rate = |r: &Row| r.errors as f64 / r.requests.max(1) as f64;
     Overhead {
         level: direct.level,
+        ok_rps,
+        ok_rps_ci,
+        error_rate: rate(proxy) - rate(direct),
+        error_rate_ci: crate::stats::diff_of_proportions_ci(
+            proxy.errors,
+            proxy.requests,
+            direct.errors,
+            direct.requests,
+        ),
         mean: proxy.mean - direct.mean,
         p50: proxy.p50 - direct.p50,
         p95: proxy.p95 - direct.p95,
@@ -126,6 +158,8 @@ fn overhead(direct: &Row, proxy: &Row, resamples: u32) -> Overhead {
 /// Where a sweep's run is sent and how its live points are tagged.
 struct Leg<'a> {
     name: &'a str,
+    /// The flag its URL came from.
+    flag: &'static str,
     url: &'a str,
     /// Live points carry the endpoint's name (direct, proxy), not its URL.
     named: bool,
@@ -152,11 +186,13 @@ fn plan_for(a: &SweepArgs, leg: &Leg, level: Level, requests: u64, first: bool) 
     let mut ra = RunArgs {
         workload: Some(a.workload.clone()),
         target: Some(leg.url.to_string()),
+        target_flag: Some(leg.flag),
         sink,
         request,
         no_stream: a.no_stream,
         dataset: a.dataset.clone(),
         progress_every: a.progress_every,
+        jitter_ms: a.jitter_ms,
         no_preflight: !first,
         segments: crate::cli::SegmentArgs {
             run_id: Some(leg.run_id.to_string()),
@@ -189,9 +225,12 @@ pub async fn run(a: SweepArgs) -> Result<i32> {
             ))
         }
     }
-    let endpoints: Vec<(&str, &str)> = match (&a.url, &a.direct_url, &a.proxy_url) {
-        (Some(u), None, None) => vec![("target", u.as_str())],
-        (None, Some(d), Some(p)) => vec![("direct", d.as_str()), ("proxy", p.as_str())],
+    let endpoints: Vec<(&str, &str, &'static str)> = match (&a.url, &a.direct_url, &a.proxy_url) {
+        (Some(u), None, None) => vec![("target", u.as_str(), "--url")],
+        (None, Some(d), Some(p)) => vec![
+            ("direct", d.as_str(), "--direct-url"),
+            ("proxy", p.as_str(), "--proxy-url"),
+        ],
         _ => {
             return Err(usage!(
                 "give --url URL (saturation), or --direct-url URL and --proxy-url URL (overhead)"
@@ -212,9 +251,11 @@ pub async fn run(a: SweepArgs) -> Result<i32> {
         }
         a.rate_list.iter().map(|r| Level::Rate(*r)).collect()
     } else {
-        return Err(usage!(
-            "give the levels: --concurrency-list 1,2,5,10,20 or --rate-list 5,10,20"
-        ));
+        // One level: --concurrency, else the LLMTrace bench's default of 10.
+        match a.concurrency.unwrap_or(DEFAULT_CONCURRENCY) {
+            0 => return Err(usage!("--concurrency must be at least 1")),
+            n => vec![Level::Concurrency(n)],
+        }
     };
     if a.requests == 0 {
         return Err(usage!("--requests must be at least 1"));
@@ -223,17 +264,21 @@ pub async fn run(a: SweepArgs) -> Result<i32> {
     let run_id = crate::new_run_id();
     let legs: Vec<Leg> = endpoints
         .iter()
-        .map(|(name, url)| Leg {
+        .map(|(name, url, flag)| Leg {
             name,
             url,
+            flag,
             named: endpoints.len() > 1,
             run_id: &run_id,
         })
         .collect();
+    let mut checked = Vec::new();
     for leg in &legs {
-        plan_for(&a, leg, levels[0], a.requests, true)?;
+        checked.push(plan_for(&a, leg, levels[0], a.requests, true)?);
     }
-    let stream = !a.no_stream;
+    // What every leg sends, as resolved (flags over --seed-defaults).
+    let spec = &checked[0].workload.spec;
+    let (stream, model, max_tokens) = (spec.stream, spec.model.clone(), spec.max_tokens);
     let json_out = a
         .output_json
         .as_deref()
@@ -245,15 +290,25 @@ pub async fn run(a: SweepArgs) -> Result<i32> {
         .map(|p| crate::report::json::JsonOutput::open_for(p, "--html"))
         .transpose()?;
     let mut out = format!(
-        "## periscope sweep: {}\n\nToken present: {} · {} requests per endpoint per level · {}\n\n",
+        "## periscope sweep: {}\n\nToken present: {} · model `{model}`{} · {} requests per endpoint per level · {}{}\n\n",
         endpoints
             .iter()
-            .map(|(n, u)| format!("{n} {u}"))
+            .zip(&checked)
+            .map(|((n, _, _), p)| format!("{n} {}", p.sent_to()))
             .collect::<Vec<_>>()
             .join(" vs "),
         a.request.token.as_deref().is_some_and(|t| !t.is_empty()),
+        a.request
+            .agent_id
+            .as_deref()
+            .map(|id| format!(" · agent `{id}`"))
+            .unwrap_or_default(),
         a.requests,
-        if stream { "streaming" } else { "not streaming" }
+        if stream { "streaming" } else { "not streaming" },
+        a.jitter_ms
+            .filter(|j| *j > 0)
+            .map(|j| format!(" · jitter 0–{j} ms before each request"))
+            .unwrap_or_default(),
     );
     crate::print_stdout(&out);
     let mut summary_md = std::mem::take(&mut out);
@@ -300,7 +355,7 @@ pub async fn run(a: SweepArgs) -> Result<i32> {
             .iter()
             .zip(parts)
             .filter(|(_, p)| !p.is_empty())
-            .map(|((name, _), p)| row(name, *level, p))
+            .map(|((name, _, _), p)| row(name, *level, p))
             .collect();
         let refs: Vec<&Row> = level_rows.iter().collect();
         let mut text = format!(
@@ -320,7 +375,7 @@ pub async fn run(a: SweepArgs) -> Result<i32> {
         if let [direct, proxy] = refs[..] {
             let o = overhead(direct, proxy, a.bootstrap);
             text.push_str(&format!(
-                "### Estimated Overhead (proxy - direct), ms\n\n{}\n\n",
+                "### Estimated Overhead (proxy - direct)\n\nLatency in ms, ok_rps in req/s (negative: throughput drops through the proxy), error rate in percentage points.\n\n{}\n\n",
                 overhead_table(&[&o])
             ));
             if let Some(note) = &o.buffering_note {
@@ -344,7 +399,7 @@ pub async fn run(a: SweepArgs) -> Result<i32> {
     if overheads.len() > 1 {
         let o: Vec<&Overhead> = overheads.iter().collect();
         out.push_str(&format!(
-            "### Overhead by level, ms\n\n{}\n\n",
+            "### Overhead by level (proxy - direct)\n\n{}\n\n",
             overhead_table(&o)
         ));
     }
@@ -381,13 +436,15 @@ pub async fn run(a: SweepArgs) -> Result<i32> {
         inputs: SweepInputs {
             endpoints: endpoints
                 .iter()
-                .map(|(n, u)| (n.to_string(), u.to_string()))
+                .map(|(n, u, _)| (n.to_string(), u.to_string()))
                 .collect(),
             levels,
             requests: a.requests,
             stream,
-            model: a.request.model.clone(),
-            max_tokens: a.request.max_tokens,
+            model: Some(model),
+            max_tokens: Some(max_tokens),
+            jitter_ms: a.jitter_ms.filter(|j| *j > 0),
+            agent_id: a.request.agent_id.clone(),
             token_present: a.request.token.as_deref().is_some_and(|t| !t.is_empty()),
             bootstrap: a.bootstrap,
             dataset: selection.is_set().then_some(selection),

@@ -5,6 +5,8 @@
 
 use serde::Serialize;
 
+use crate::endpoint::Api;
+
 /// Default model, as in the k6 suite periscope replaces.
 pub const DEFAULT_MODEL: &str = "gpt-3.5-turbo";
 /// Default prompt of the completions workloads.
@@ -217,6 +219,30 @@ impl WorkloadKind {
     /// Whether its requests score or embed texts rather than generate.
     pub fn reads_texts(self) -> bool {
         self.is_embeddings() || self == WorkloadKind::Rerank
+    }
+
+    /// The API endpoints its requests go to (`--api` choosing for tool-calls
+    /// and vision); none for plain HTTP and scripts, which name their own
+    /// paths.
+    pub fn apis(self, api: LlmApi) -> &'static [Api] {
+        match self {
+            WorkloadKind::Completions
+            | WorkloadKind::PrefixCaching
+            | WorkloadKind::Conversation
+            | WorkloadKind::PrefillHeavy
+            | WorkloadKind::DecodeHeavy => &[Api::ChatCompletions],
+            WorkloadKind::ToolCalls | WorkloadKind::Vision => match api {
+                LlmApi::Chat => &[Api::ChatCompletions],
+                LlmApi::Responses => &[Api::Responses],
+            },
+            WorkloadKind::Responses => &[Api::Responses],
+            WorkloadKind::Messages => &[Api::Messages],
+            WorkloadKind::TextCompletions => &[Api::Completions],
+            WorkloadKind::Embeddings | WorkloadKind::BatchEmbeddings => &[Api::Embeddings],
+            WorkloadKind::Rerank => &[Api::Rerank],
+            WorkloadKind::OtlpTraces => &[Api::Traces],
+            WorkloadKind::Http | WorkloadKind::Script => &[],
+        }
     }
 
     /// Whether `--api` chooses its API.
