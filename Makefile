@@ -1,7 +1,8 @@
 # periscope — make targets. `make help` lists them.
 #
 # The test-* targets keep the names of the k6 suite periscope replaces. They
-# run against OPENAI_BASE_URL, or the built-in mock when it is not set, write
+# run against OPENAI_BASE_URL (OpenAI's API when only OPENAI_API_KEY is set;
+# the built-in mock only with MOCK=1), write
 # each result to $(RESULTS)/WORKLOAD-SCENARIO.{json,html}, and stream live to
 # InfluxDB when `make start` is up (without it they still run).
 SHELL := /bin/bash
@@ -29,16 +30,36 @@ PASS_ENV := OPENAI_API_KEY OPENAI_BASE_URL ANTHROPIC_API_KEY ANTHROPIC_BASE_URL 
   OTEL_EXPORTER_OTLP_PROTOCOL OTLP_DURATION
 $(foreach v,$(PASS_ENV),$(if $(strip $(value $(v))),$(eval export $(v))))
 
-# The target: OPENAI_BASE_URL, else the built-in mock.
-target_flag = $(if $(strip $(OPENAI_BASE_URL)$(ANTHROPIC_BASE_URL)),,--mock)
+# The target: the built-in mock only when asked (MOCK=1); else
+# OPENAI_BASE_URL (ANTHROPIC_BASE_URL for messages); with only a key,
+# OpenAI's API (Anthropic's for messages), as the k6 suite defaulted to it;
+# with neither, stop and say what to set.
+MOCK ?=
+mock_asked = $(filter 1 true yes,$(MOCK))
+no_target = $(error no target: set OPENAI_BASE_URL (and OPENAI_API_KEY), or MOCK=1 for the built-in mock)
+# $(call target_for,WORKLOAD)
+target_for = $(if $(mock_asked),--mock,$(if $(filter messages,$(1)),$(anthropic_target),$(openai_target)))
+openai_target = $(if $(strip $(OPENAI_BASE_URL)),,$(if $(strip $(OPENAI_API_KEY)),--target https://api.openai.com/v1,$(no_target)))
+anthropic_target = $(if $(strip $(ANTHROPIC_BASE_URL)$(OPENAI_BASE_URL)),,$(if $(strip $(ANTHROPIC_API_KEY)),--target https://api.anthropic.com/v1,$(if $(strip $(OPENAI_API_KEY)),--target https://api.openai.com/v1,$(no_target))))
+target_flag = $(call target_for,completions)
+# Under MOCK=1 the environment's target gives way (periscope's --mock wins
+# over OPENAI_BASE_URL, not over ANTHROPIC_BASE_URL).
+mock_env = $(if $(mock_asked),env -u ANTHROPIC_BASE_URL)
+# The k6 suite's default load: 1 VU (VUS=N for more) where a target runs
+# the steady `load` scenario.
+# $(call vus_for,SCENARIO)
+vus_for = $(if $(filter load,$(1)),$(if $(strip $(VUS)),,--vus 1))
 # Live metrics when InfluxDB answers (make start).
 influx_out = $(shell curl -fsS -m 2 -o /dev/null $(INFLUX_URL)/ping 2>/dev/null && echo --out influxdb=$(INFLUX_URL)/$(INFLUX_DB))
+# A k6-style script's file, given as SCRIPT= or script= (read by `test`
+# and `script`).
+script_file = $(or $(SCRIPT),$(script))
 # $(call periscope,WORKLOAD,SCENARIO): one run, its result in $(RESULTS)/.
-periscope = $(PERISCOPE) run $(1) --scenario $(2) $(target_flag) $(influx_out) \
+periscope = $(mock_env) $(PERISCOPE) run $(1) --scenario $(2) $(call target_for,$(1)) $(call vus_for,$(2)) $(influx_out) \
   --json $(RESULTS)/$(1)-$(2).json --html $(RESULTS)/$(1)-$(2).html $(ARGS)
 RUN_DEPS := $(if $(filter $(BIN),$(PERISCOPE)),build) | $(RESULTS)
 
-.PHONY: help build test lint bench bench-mock sizing report-demo test-llama-cpp-python \
+.PHONY: help build test suite lint bench bench-mock sizing report-demo test-llama-cpp-python \
   perf-test perf-test-dry-run \
   setup start stop restart status logs clean purge grafana-dashboard run script \
   test-completions test-responses test-messages test-tool-calls test-vision test-rerank test-embeddings test-prefix-caching test-benchmark test-all \
@@ -54,7 +75,8 @@ help: ## List the targets and the variables they read
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-32s %s\n", $$1, $$2}'
 	@echo
 	@echo "Variables (as arguments or from the environment):"
-	@echo "  OPENAI_BASE_URL      the target (unset: the built-in mock)"
+	@echo "  OPENAI_BASE_URL      the target (unset: https://api.openai.com/v1 when OPENAI_API_KEY is set)"
+	@echo "  MOCK=1               run against the built-in mock instead (never used unless asked)"
 	@echo "  OPENAI_API_KEY       API key (never printed or stored)"
 	@echo "  OPENAI_COMPLETION_MODEL, OPENAI_EMBEDDING_MODEL, OPENAI_CODING_MODEL"
 	@echo "  MAX_TOKENS, MAX_OUTPUT_TOKENS (decode-heavy), VUS, DURATION, SOAK_DURATION"
@@ -73,7 +95,11 @@ lint: ## cargo fmt --check and clippy with warnings as errors
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets --locked -- -D warnings
 
-test: lint ## The whole suite: lint, then every test (installs what the tests need first)
+# `make test script=my-test.js` (the k6 suite's way to run a script) runs
+# that script; `make test` alone is periscope's own suite.
+test: $(if $(strip $(script_file)),script,suite) ## The whole suite (make suite); with script=FILE, that k6-style script instead (make script)
+
+suite: lint ## periscope's own suite: lint, then every test (installs what the tests need first)
 	eval "$$(scripts/test-env.sh)" && \
 	if $(CARGO) nextest --version >/dev/null 2>&1; then \
 	  $(CARGO) nextest run --cargo-profile ci --locked; \
@@ -163,8 +189,10 @@ test-embeddings: $(RUN_DEPS) ## Embeddings at a steady load (ENABLE_BATCH_MODE=t
 test-prefix-caching: $(RUN_DEPS) ## IDE-style growing code buffer: ttft by turn (OPENAI_CODING_MODEL)
 	$(call periscope,prefix-caching,load)
 
-test-benchmark: $(RUN_DEPS) ## Chat completions at 1, 2, 4, 8, 16 VUs: where throughput peaks
+test-benchmark: $(RUN_DEPS) ## Chat completions, then embeddings, at 1, 2, 4, 8, 16 VUs: where throughput peaks, side by side
 	$(call periscope,completions,benchmark)
+	$(call periscope,embeddings,benchmark)
+	$(if $(findstring --dry-run,$(ARGS)),,$(PERISCOPE) report $(RESULTS)/completions-benchmark.json $(RESULTS)/embeddings-benchmark.json)
 
 test-all: test-completions test-embeddings test-prefix-caching test-benchmark ## The four above, one after another
 
@@ -228,25 +256,29 @@ PROFILES ?= 1x-demo,1x-extra-small,1x-small,1x-medium,small,medium,large,xlarge
 TEST_TYPE ?=
 QUERY_ENDPOINT ?=
 comma := ,
-otlp_target = $(if $(strip $(OTEL_EXPORTER_OTLP_ENDPOINT)),,--mock)
+otlp_target = $(if $(mock_asked),--mock,$(if $(strip $(OTEL_EXPORTER_OTLP_ENDPOINT)$(TEMPO_ENDPOINT)),,$(error no OTLP endpoint: set OTEL_EXPORTER_OTLP_ENDPOINT (or TEMPO_ENDPOINT), or MOCK=1 for the built-in mock)))
+# A dry run sends nothing: with no endpoint it plans against the mock.
+otlp_dry_target = $(if $(strip $(OTEL_EXPORTER_OTLP_ENDPOINT)$(TEMPO_ENDPOINT)),$(otlp_target),--mock)
 perf_test = set -e; for p in $(subst $(comma), ,$(PROFILES)); do \
-  $(PERISCOPE) run --scenario otlp-$$p $(otlp_target) $(if $(strip $(TEST_TYPE)),--test-type $(TEST_TYPE)) \
+  $(PERISCOPE) run --scenario otlp-$$p $(2) $(if $(strip $(TEST_TYPE)),--test-type $(TEST_TYPE)) \
   $(if $(strip $(QUERY_ENDPOINT)),--query-endpoint $(QUERY_ENDPOINT)) $(influx_out) \
   --json $(RESULTS)/otlp-$$p.json --html $(RESULTS)/otlp-$$p.html $(ARGS) $(1); done
 perf-test: $(RUN_DEPS) ## The Tempo suite's profiles in turn: PROFILES=1x-small,medium TEST_TYPE=ingestion|query|combined QUERY_ENDPOINT=URL
-	$(call perf_test,)
+	$(call perf_test,,$(otlp_target))
 perf-test-dry-run: $(RUN_DEPS) ## What make perf-test would run, planned (--dry-run)
-	$(call perf_test,--dry-run)
+	$(call perf_test,--dry-run,$(otlp_dry_target))
 
 # A k6-style JavaScript test, as the k6 suite's `make test script=…` ran one
-# (SCRIPT= or script=); OPENAI_BASE_URL, else the mock.
-script_file = $(or $(SCRIPT),$(script))
-script: $(RUN_DEPS) ## Run a k6-style JavaScript test: make script SCRIPT=examples/custom-test.js
+# (SCRIPT= or script=); its target as the test-* targets'.
+# A name without a folder is looked for as given, then in scripts/ (where
+# the k6 suite kept its scripts) and examples/.
+script_path = $(firstword $(wildcard $(script_file) scripts/$(script_file) examples/$(script_file)) $(script_file))
+script: $(RUN_DEPS) ## Run a k6-style JavaScript test: make script SCRIPT=examples/custom-test.js (or make test script=…)
 	$(if $(strip $(script_file)),,$(error give the script: make script SCRIPT=my-test.js))
-	$(PERISCOPE) run $(script_file) $(target_flag) $(influx_out) --json $(RESULTS)/$(basename $(notdir $(script_file))).json --html $(RESULTS)/$(basename $(notdir $(script_file))).html $(ARGS)
+	$(mock_env) $(PERISCOPE) run $(script_path) $(target_flag) $(influx_out) --json $(RESULTS)/$(basename $(notdir $(script_file))).json --html $(RESULTS)/$(basename $(notdir $(script_file))).html $(ARGS)
 
 # A file names its own target, else OPENAI_BASE_URL or the mock; a built-in
 # scenario runs WORKLOAD (completions by default).
 scenario_args = $(if $(filter %.yaml %.yml,$(SCENARIO)),$(SCENARIO) $(file_target),$(WORKLOAD) --scenario $(SCENARIO) $(target_flag))
-file_target = $(if $(strip $(OPENAI_BASE_URL)),,$(shell grep -qE '^target:' $(SCENARIO) 2>/dev/null || echo --mock))
+file_target = $(if $(mock_asked),--mock,$(if $(strip $(OPENAI_BASE_URL))$(shell grep -qE '^target:' $(SCENARIO) 2>/dev/null && echo yes),,$(target_flag)))
 scenario_name = $(if $(strip $(WORKLOAD)),$(WORKLOAD)-)$(basename $(notdir $(SCENARIO)))

@@ -56,6 +56,10 @@ pub struct ReportArgs {
     /// A JSON result written by `run --json` or `sweep --json`.
     #[arg(value_name = "RESULT.json")]
     pub result: PathBuf,
+    /// More run results: all of them printed side by side (workload,
+    /// model, throughput, latency; stage by stage when their stages match).
+    #[arg(value_name = "MORE.json")]
+    pub more: Vec<PathBuf>,
     /// Write a self-contained HTML report to this path.
     #[arg(long, value_name = "PATH")]
     pub html: Option<PathBuf>,
@@ -204,18 +208,14 @@ pub struct RunArgs {
     /// Base URL of the target, e.g. http://localhost:8000 or
     /// http://localhost:8000/v1, or its whole endpoint
     /// (http://localhost:8000/v1/chat/completions).
-    #[arg(
-        long,
-        visible_alias = "url",
-        env = "OPENAI_BASE_URL",
-        conflicts_with = "mock"
-    )]
+    #[arg(long, visible_alias = "url", env = "OPENAI_BASE_URL")]
     pub target: Option<String>,
     /// The flag the target came from, for messages (`--url` of sweep and
     /// probe); not a flag.
     #[arg(skip)]
     pub target_flag: Option<&'static str>,
-    /// Start the built-in mock in-process on a free loopback port and target it.
+    /// Start the built-in mock in-process on a free loopback port and target
+    /// it (over an OPENAI_BASE_URL in the environment).
     #[arg(long)]
     pub mock: bool,
     /// Settings of the in-process mock, as `periscope mock` flags, e.g. "--ttft 100ms --itl 20ms".

@@ -45,6 +45,7 @@ pub mod cli;
 pub mod client;
 pub mod cmd;
 pub mod dataset;
+pub mod dotenv;
 pub mod endpoint;
 pub mod error;
 pub mod executor;

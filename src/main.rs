@@ -20,6 +20,23 @@ const FLAG_ENV: [&str; 4] = [
 ];
 
 fn main() {
+    // `.env` first: the flags read the environment. Help and version stay
+    // quiet and fast.
+    let quiet = std::env::args()
+        .skip(1)
+        .all(|a| matches!(a.as_str(), "--version" | "-V" | "--help" | "-h" | "help"));
+    if !quiet {
+        match periscope::dotenv::load(std::path::Path::new(".env")) {
+            Ok(set) if !set.is_empty() => {
+                eprintln!("read .env: {} (values not shown)", set.join(", "))
+            }
+            Ok(_) => {}
+            Err(e) => {
+                eprintln!("error: {e}: fix the line or move the file");
+                std::process::exit(periscope::error::exit::USAGE);
+            }
+        }
+    }
     for name in FLAG_ENV {
         if std::env::var_os(name).is_some_and(|v| v.to_string_lossy().trim().is_empty()) {
             // Single-threaded here: nothing else reads the environment yet.

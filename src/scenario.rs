@@ -377,6 +377,10 @@ pub struct OtlpEntry {
     pub queries_per_s: Option<Val<f64>>,
     #[serde(default)]
     pub queries: Vec<String>,
+    /// Trace scenarios declared as workflow steps, named in `mix` (or
+    /// weighed by their `weight` when there is no mix).
+    #[serde(default)]
+    pub scenarios: Vec<crate::otlp::ScenarioDef>,
 }
 
 /// A scenario's prompt corpus, as the `--dataset-*` flags.

@@ -10,6 +10,9 @@ use super::run::open_html;
 
 /// `periscope report`: print the tables of a result, or write its HTML and CSV.
 pub fn main(a: ReportArgs) -> Result<i32> {
+    if !a.more.is_empty() {
+        return side_by_side(&a);
+    }
     let doc = report::read::document(&a.result)?;
     let html_out = open_html(a.html.as_deref())?;
     match doc {
@@ -38,5 +41,34 @@ pub fn main(a: ReportArgs) -> Result<i32> {
             }
         }
     }
+    Ok(exit::OK)
+}
+
+/// `periscope report A.json B.json …`: run results side by side.
+fn side_by_side(a: &ReportArgs) -> Result<i32> {
+    if a.html.is_some() || a.csv.is_some() {
+        return Err(Error::Usage(
+            "--html and --csv take one result; several are printed side by side".into(),
+        ));
+    }
+    let mut results = Vec::new();
+    for path in std::iter::once(&a.result).chain(&a.more) {
+        match report::read::document(path)? {
+            report::read::Document::Run(r) => {
+                let name = path.file_stem().map_or_else(
+                    || path.display().to_string(),
+                    |s| s.to_string_lossy().into(),
+                );
+                results.push((name, *r));
+            }
+            report::read::Document::Sweep(_) => {
+                return Err(Error::Usage(format!(
+                    "{}: a sweep's levels are side by side already: report it alone",
+                    path.display()
+                )))
+            }
+        }
+    }
+    print_stdout(&report::side::render(&results));
     Ok(exit::OK)
 }

@@ -15,6 +15,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use prost::Message;
 
+pub use gen::workflow::ScenarioDef;
 pub use gen::{Dress, Generator, Kind, Platform, Trace};
 
 /// The agent mix of the sizing, as trace-backend operators use it.
@@ -165,9 +166,16 @@ impl OtlpSpec {
 
 /// Parse `simple_query:40,multi_service_complex:10` (a bare name weighs 1).
 pub fn parse_mix(s: &str) -> Result<Vec<(Kind, u32)>, String> {
+    parse_mix_with(s, &[])
+}
+
+/// [`parse_mix`], knowing the scenarios a file declared besides the
+/// built-in ones.
+pub fn parse_mix_with(s: &str, declared: &[Kind]) -> Result<Vec<(Kind, u32)>, String> {
     let names = || {
         Kind::ALL
             .iter()
+            .chain(declared)
             .map(|k| k.name())
             .collect::<Vec<_>>()
             .join(", ")
@@ -183,12 +191,14 @@ pub fn parse_mix(s: &str) -> Result<Vec<(Kind, u32)>, String> {
             ),
             None => (part, 1),
         };
-        let kind = Kind::parse(name).ok_or_else(|| {
-            format!(
-                "--mix: unknown trace scenario '{name}': expected one of {}",
-                names()
-            )
-        })?;
+        let kind = Kind::parse(name)
+            .or_else(|| declared.iter().copied().find(|k| k.name() == name.trim()))
+            .ok_or_else(|| {
+                format!(
+                    "--mix: unknown trace scenario '{name}': expected one of {}",
+                    names()
+                )
+            })?;
         if w > 0 {
             mix.push((kind, w));
         }
@@ -422,10 +432,14 @@ pub fn export_headers(
                 headers.push(("Authorization".into(), format!("Bearer {k}")));
             }
         }
-        Platform::Otlp => {}
+        Platform::Otlp | Platform::Console => {}
     }
+    // The variable's headers replace the platform's of the same name
+    // (`x-bt-parent=project_name:…` in the Braintrust example).
     if let Some(h) = env("OTEL_EXPORTER_OTLP_HEADERS") {
-        headers.extend(parse_otel_headers(&h)?);
+        let given = parse_otel_headers(&h)?;
+        headers.retain(|(k, _)| !given.iter().any(|(g, _)| g.eq_ignore_ascii_case(k)));
+        headers.extend(given);
     }
     Ok(headers)
 }

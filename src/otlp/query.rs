@@ -25,7 +25,7 @@ pub const PLACEHOLDERS: &[(&str, &str)] = &[
 /// plain OTLP, the REST API's span and trace lists for Phoenix.
 pub fn default_templates(platform: Platform) -> Option<Vec<String>> {
     match platform {
-        Platform::Otlp => Some(vec![
+        Platform::Otlp | Platform::Console => Some(vec![
             "/api/search?tags=service.name%3D{{service}}&start={{start}}&end={{end}}&limit=20"
                 .into(),
             "/api/traces/{{trace_id}}".into(),

@@ -32,7 +32,7 @@ pub use target::Target;
 pub use workload::WorkloadPlan;
 
 use crate::cli::RunArgs;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::report::view::PlanView;
 use crate::scenario::{self, Kind};
 use crate::tokenizer::Tokenizer;
@@ -66,6 +66,31 @@ pub struct Plan {
 
 fn env_var(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// An otlp-traces run on the console platform with nowhere to send to.
+fn console_without_endpoint(a: &RunArgs, f: &scenario::ScenarioFile) -> bool {
+    let otlp = a.workload.as_deref().or(f.workload.as_deref()) == Some("otlp-traces");
+    let platform = a
+        .otlp
+        .platform
+        .map(|p| p == crate::otlp::Platform::Console)
+        .or_else(|| env_var("OTEL_PLATFORM").map(|p| p.trim().eq_ignore_ascii_case("console")))
+        .or_else(|| {
+            f.otlp
+                .as_ref()
+                .and_then(|o| o.platform.as_deref())
+                .map(|p| p.eq_ignore_ascii_case("console"))
+        })
+        .unwrap_or(false);
+    let somewhere = a.mock
+        || !a.endpoints.is_empty()
+        || a.target.is_some()
+        || f.target.is_some()
+        || f.otlp.as_ref().is_some_and(|o| o.endpoint.is_some())
+        || env_var("OTEL_EXPORTER_OTLP_ENDPOINT").is_some()
+        || env_var("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").is_some();
+    otlp && platform && !somewhere
 }
 
 impl Plan {
@@ -118,7 +143,20 @@ impl Plan {
                     .unwrap_or(scenario::DEFAULT),
             )?,
         };
+        if console_without_endpoint(a, &sc.file) {
+            // Traces printed, not sent anywhere: the built-in mock takes them.
+            let mut a = a.clone();
+            a.mock = true;
+            return Plan::from_args(&a);
+        }
         let (mut workload, exports) = WorkloadPlan::from_args(a, &sc)?;
+        let scale_test;
+        let a = if workload.spec.kind == crate::workload::WorkloadKind::OtlpTraces {
+            scale_test = traces::scale_test_env(a, &sc.file).map_err(Error::Usage)?;
+            &scale_test
+        } else {
+            a
+        };
         workload.spec.script = script;
         let checks = Checks::from_args(a, &sc.file, workload.spec.script.is_some())?;
         let outputs = Outputs::from_args(a, &sc.file)?;

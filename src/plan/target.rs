@@ -37,6 +37,13 @@ impl Target {
         what: &str,
     ) -> Result<Self> {
         if a.mock {
+            // The environment's target gives way to --mock; a flag's does not.
+            let from_env = std::env::var("OPENAI_BASE_URL").ok() == a.target;
+            if a.target.is_some() && !from_env {
+                return Err(usage!(
+                    "--mock and --target can't be combined: the mock is the target"
+                ));
+            }
             let config = MockConfig::from_flag_string(a.mock_args.as_deref().unwrap_or(""))
                 .map_err(Error::Usage)?;
             return Ok(Target::Mock {

@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use crate::otlp::query::{self, QueryPlan};
 use crate::otlp::{
-    env, expected, export_headers, parse_mix, project_name, traces_url, OtlpSpec, OtlpView,
-    Platform, Protocol, QueryView, TestType, DEFAULT_MIX, TRACES_PATH,
+    env, expected, export_headers, parse_mix, parse_mix_with, project_name, traces_url, OtlpSpec,
+    OtlpView, Platform, Protocol, QueryView, TestType, DEFAULT_MIX, TRACES_PATH,
 };
 
 /// An otlp-traces run, resolved from flags, scenario file and environment.
@@ -55,16 +55,48 @@ pub fn resolve(
     let protocol = Protocol::resolve(a.otlp_protocol.as_deref(), a.otlp_json, file_protocol)?;
     let json = protocol == Protocol::HttpJson;
     let mut grpc = protocol == Protocol::Grpc;
+    // Scenarios the file declares, then the mix: the flag's, the file's,
+    // else the declared ones by weight, else the built-in default.
+    let mut declared: Vec<crate::otlp::Kind> = Vec::new();
+    let mut weights = Vec::new();
+    for def in f.map(|f| f.scenarios.clone()).unwrap_or_default() {
+        let taken: Vec<String> = declared.iter().map(|k| k.name().to_string()).collect();
+        let w = def.weight.unwrap_or(1);
+        let k = def.into_kind(&taken)?;
+        declared.push(k);
+        weights.push(w);
+    }
     let mix = match a.mix.as_deref().or(f.and_then(|f| f.mix.as_deref())) {
-        Some(m) => parse_mix(m)?,
+        Some(m) => parse_mix_with(m, &declared)?,
+        None if !declared.is_empty() => {
+            let mix: Vec<_> = declared
+                .iter()
+                .copied()
+                .zip(weights)
+                .filter(|(_, w)| *w > 0)
+                .collect();
+            if mix.is_empty() {
+                return Err("otlp.scenarios: every weight is 0: give one a weight above 0".into());
+            }
+            mix
+        }
         None => parse_mix(DEFAULT_MIX)?,
     };
-    let platform = match (a.platform, f.and_then(|f| f.platform.as_deref())) {
-        (Some(p), _) => p,
-        (None, Some(p)) => <Platform as clap::ValueEnum>::from_str(p, true).map_err(|_| {
-            format!("otlp.platform: '{p}' is not one of otlp, braintrust, langsmith, phoenix")
-        })?,
-        (None, None) => Platform::Otlp,
+    // The flag, OTEL_PLATFORM (the scale test's variable), the file.
+    let named = |what: &str, p: &str| {
+        <Platform as clap::ValueEnum>::from_str(p.trim(), true).map_err(|_| {
+            format!("{what}: '{p}' is not one of otlp, braintrust, langsmith, phoenix, console")
+        })
+    };
+    let platform = match (
+        a.platform,
+        env("OTEL_PLATFORM"),
+        f.and_then(|f| f.platform.as_deref()),
+    ) {
+        (Some(p), ..) => p,
+        (None, Some(p), _) => named("OTEL_PLATFORM", &p)?,
+        (None, None, Some(p)) => named("otlp.platform", p)?,
+        (None, None, None) => Platform::Otlp,
     };
     let project = project_name(
         a.project
@@ -307,4 +339,43 @@ fn resolve_queries(
         }),
         Some(view),
     ))
+}
+
+/// The AI-observability scale test's variables, as an otlp-traces run's
+/// load where no flag sets it (over the scenario file): its
+/// `SCALE_TEST_DURATION` seconds, `SCALE_TEST_RATE_LIMIT` requests per
+/// second with at most `SCALE_TEST_CONCURRENCY` in flight, or without a
+/// rate limit `SCALE_TEST_CONCURRENCY` workers as fast as they go.
+pub fn scale_test_env(
+    a: &crate::cli::RunArgs,
+    f: &crate::scenario::ScenarioFile,
+) -> Result<crate::cli::RunArgs, String> {
+    let num = |name: &str| -> Result<Option<f64>, String> {
+        match env(name) {
+            None => Ok(None),
+            Some(v) => match v.trim().parse::<f64>() {
+                Ok(x) if x > 0.0 && x.is_finite() => Ok(Some(x)),
+                _ => Err(format!("{name}='{v}' must be a number above 0")),
+            },
+        }
+    };
+    let mut a = a.clone();
+    if let (None, Some(s)) = (a.duration, num("SCALE_TEST_DURATION")?) {
+        a.duration = Some(std::time::Duration::from_secs_f64(s));
+    }
+    let paced = a.otlp.mb_per_s.is_some() || f.otlp.as_ref().is_some_and(|o| o.mb_per_s.is_some());
+    let shaped = a.vus.is_some() || a.stages.is_some() || a.iterations.is_some();
+    if let (None, false, false, Some(r)) = (a.rate, paced, shaped, num("SCALE_TEST_RATE_LIMIT")?) {
+        a.rate = Some(r);
+    }
+    if let Some(c) = num("SCALE_TEST_CONCURRENCY")? {
+        let c = c.round().max(1.0) as u64;
+        let open = a.rate.is_some() || paced || (f.rate.is_some() && a.vus.is_none());
+        if open {
+            a.max_in_flight.get_or_insert(c);
+        } else if !shaped && a.rate.is_none() {
+            a.vus = Some(c);
+        }
+    }
+    Ok(a)
 }

@@ -18,6 +18,7 @@ pub mod result;
 pub mod scenario;
 pub mod script;
 pub mod server;
+pub mod side;
 pub mod sweep;
 pub mod timings;
 pub mod view;

@@ -55,6 +55,7 @@ pub fn markdown(o: &OtlpFigures, query_only: bool) -> String {
                 f1(m.spans_per_trace),
                 m.spans.to_string(),
                 m.tokens.to_string(),
+                format!("{:.1}K", m.tokens as f64 / m.traces.max(1) as f64 / 1e3),
             ]
         })
         .collect();
@@ -69,13 +70,15 @@ pub fn markdown(o: &OtlpFigures, query_only: bool) -> String {
             "spans/trace",
             "spans",
             "tokens",
+            "tokens/trace",
         ],
         rows,
     ));
     out.push_str(&format!(
-        "\n\n**Data volume: {:.2} MB** encoded ({:.2} MB on the wire, gzip), {} spans accepted, {} model tokens recorded.\n\n",
+        "\n\n**Data volume: {:.2} MB** encoded ({:.2} MB on the wire, gzip), {:.1} KB per request on average, {} spans accepted, {} model tokens recorded.\n\n",
         o.payload_bytes as f64 / 1e6,
         o.wire_bytes as f64 / 1e6,
+        o.payload_bytes as f64 / o.traces.max(1) as f64 / 1e3,
         o.spans_accepted,
         o.tokens
     ));

@@ -23,7 +23,37 @@ const MODULES: &[(&str, &str)] = &[
     ("k6/http", include_str!("js/http.js")),
     ("k6/metrics", include_str!("js/metrics.js")),
     ("periscope", include_str!("js/periscope.js")),
+    ("periscope/config", include_str!("js/config.js")),
 ];
+
+/// The k6 suite's helper modules, by file name, and the built-in module
+/// that stands for each when a script imports one it does not have beside
+/// it (`import * as oai from "./helpers/openaiGeneric.js"`).
+const SEED_HELPERS: &[(&str, &str)] = &[
+    ("openaiGeneric.js", "periscope"),
+    ("config.js", "periscope/config"),
+];
+
+/// Relative imports of the k6 suite's helpers that the script's folder
+/// does not hold, resolved to the built-in modules that do their work.
+struct SeedHelpers;
+
+impl Resolver for SeedHelpers {
+    fn resolve<'js>(
+        &mut self,
+        _ctx: &Ctx<'js>,
+        base: &str,
+        name: &str,
+    ) -> rquickjs::Result<String> {
+        let file = name.rsplit('/').next().unwrap_or(name);
+        match SEED_HELPERS.iter().find(|(f, _)| *f == file) {
+            Some((_, module)) if name.starts_with("./") || name.starts_with("../") => {
+                Ok(module.to_string())
+            }
+            _ => Err(rquickjs::Error::new_resolving(base, name)),
+        }
+    }
+}
 
 /// What the native functions share.
 struct State {
@@ -130,7 +160,7 @@ impl Vu {
         }
         let dir = script.dir.to_string_lossy().to_string();
         runtime.set_loader(
-            (resolver, LocalFiles { dir }),
+            (resolver, LocalFiles { dir }, SeedHelpers),
             (loader, ScriptLoader::default()),
         );
         if let Some((io, _)) = &io {
@@ -323,6 +353,19 @@ fn install<'js>(ctx: &Ctx<'js>, state: &Rc<State>, id: u64) -> rquickjs::Result<
     let env = Object::new(ctx.clone())?;
     for (k, v) in std::env::vars() {
         env.set(k, v)?;
+    }
+    // The run's target, where a script reads it: the mock's URL under
+    // --mock, --target's when given (the variable as the user wrote it when
+    // it names the same base).
+    if let Some(io) = &state.io {
+        let base = io.io.client.base();
+        let same = std::env::var("OPENAI_BASE_URL")
+            .ok()
+            .and_then(|v| crate::endpoint::split("OPENAI_BASE_URL", &v).ok())
+            .is_some_and(|u| u.base == base);
+        if !same {
+            env.set("OPENAI_BASE_URL", base)?;
+        }
     }
     g.set("__ENV", env)?;
     let native = Object::new(ctx.clone())?;

@@ -83,6 +83,9 @@ impl Session for OtlpSession {
         let (body, raw) = encode(&t.request, self.spec.json());
         // Over gRPC the gzipped message goes in a frame of 5 bytes more.
         let wire = body.len() as u64 + if self.spec.grpc() { 5 } else { 0 };
+        if self.spec.platform == crate::otlp::Platform::Console {
+            crate::print_stdout(&crate::otlp::gen::console::render(&t, raw));
+        }
         let mut p = post(&self.spec, body);
         p.group = Some(Group::TraceScenario(kind.name().into()));
         p.exported_trace = Some(t.trace_id);

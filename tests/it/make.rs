@@ -20,6 +20,13 @@ fn make(args: &[&str], env: &[(&str, &str)]) -> Output {
     for v in [
         "OPENAI_BASE_URL",
         "OPENAI_API_KEY",
+        "ANTHROPIC_BASE_URL",
+        "ANTHROPIC_API_KEY",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "TEMPO_ENDPOINT",
+        "MOCK",
+        "SCRIPT",
+        "script",
         "OPENAI_COMPLETION_MODEL",
         "OPENAI_EMBEDDING_MODEL",
         "OPENAI_CODING_MODEL",
@@ -146,12 +153,12 @@ fn help_lists_every_target_of_the_makefile_and_of_the_k6_suite() {
 
 #[test]
 fn make_n_test_stress_all_expands_to_the_periscope_commands() {
-    let out = make(&["-n", "test-stress-all"], &[]);
+    let out = make(&["-n", "test-stress-all", "MOCK=1"], &[]);
     assert!(out.status.success(), "{}", text(&out));
     let printed = stdout(&out);
-    let runs: Vec<&str> = printed.lines().filter(|l| l.starts_with(BIN)).collect();
+    let runs: Vec<&str> = printed.lines().filter(|l| l.contains(BIN)).collect();
     let want = |w: &str| {
-        format!("{BIN} run {w} --scenario stress --mock --json results/{w}-stress.json --html results/{w}-stress.html")
+        format!("env -u ANTHROPIC_BASE_URL {BIN} run {w} --scenario stress --mock --json results/{w}-stress.json --html results/{w}-stress.html")
     };
     let squeezed: Vec<String> = runs
         .iter()
@@ -173,6 +180,149 @@ fn make_n_test_stress_all_expands_to_the_periscope_commands() {
     assert!(!s.contains("--mock"), "{s}");
 }
 
+/// The k6 suite's user exports only a key: its targets go to OpenAI's API,
+/// never to the mock; with neither key nor URL they stop and say what to
+/// set; the mock only with MOCK=1 (also over an OPENAI_BASE_URL).
+#[test]
+fn make_targets_use_the_mock_only_when_asked() {
+    let out = make(&["-n", "test-smoke-all"], &[("OPENAI_API_KEY", "x")]);
+    assert!(out.status.success(), "{}", text(&out));
+    let s = stdout(&out);
+    assert_eq!(
+        s.matches("--target https://api.openai.com/v1").count(),
+        2,
+        "{s}"
+    );
+    assert!(!s.contains("--mock"), "{s}");
+    let out = make(&["-n", "test-messages"], &[("ANTHROPIC_API_KEY", "x")]);
+    assert!(
+        stdout(&out).contains("--target https://api.anthropic.com/v1"),
+        "{}",
+        text(&out)
+    );
+    let out = make(&["test-smoke-all"], &[]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("no target: set OPENAI_BASE_URL (and OPENAI_API_KEY), or MOCK=1"),
+        "{}",
+        text(&out)
+    );
+    assert!(!text(&out).contains(" run "), "nothing ran: {}", text(&out));
+    // Run for real: with a key and no URL nothing reaches a mock (the dry
+    // run shows the plan's target); with MOCK=1 the mock answers, over an
+    // OPENAI_BASE_URL in the environment.
+    let out = make(
+        &[
+            "test-completions-smoke",
+            "ARGS=--dry-run",
+            "RESULTS=target/make-test",
+        ],
+        &[("OPENAI_API_KEY", "x")],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        stdout(&out).contains("\"target_kind\": \"remote\""),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        stdout(&out).contains("\"target\": \"https://api.openai.com/v1\""),
+        "{}",
+        text(&out)
+    );
+    let out = make(
+        &[
+            "test-completions-smoke",
+            "MOCK=1",
+            "RESULTS=target/make-test",
+            "ARGS=--mock-args '--ttft 1ms --itl 1ms'",
+        ],
+        &[
+            ("OPENAI_API_KEY", "x"),
+            ("OPENAI_BASE_URL", "http://127.0.0.1:9/v1"),
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(stdout(&out).contains("(built-in mock)"), "{}", text(&out));
+}
+
+/// `make test-benchmark`: completions and embeddings at the same VU steps,
+/// then both side by side, stage by stage (the k6 suite's benchmark).
+#[test]
+fn test_benchmark_runs_completions_and_embeddings_side_by_side() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = make(
+        &[
+            "test-benchmark",
+            "MOCK=1",
+            &format!("RESULTS={}", dir.path().display()),
+            "ARGS=--duration 5s --mock-args '--ttft 2ms --itl 1ms --output-tokens 4'",
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let c = read_json(
+        dir.path()
+            .join("completions-benchmark.json")
+            .to_str()
+            .unwrap(),
+    );
+    let e = read_json(
+        dir.path()
+            .join("embeddings-benchmark.json")
+            .to_str()
+            .unwrap(),
+    );
+    assert_eq!(e["plan"]["workload"], "embeddings");
+    let s = stdout(&out);
+    assert!(s.contains("## periscope: 2 results side by side"), "{s}");
+    assert!(s.contains("### By stage, side by side (ms)"), "{s}");
+    // One row per VU step, each with both results' ok_rps as they measured it.
+    let stages = c["stages"].as_array().unwrap();
+    assert_eq!(stages.len(), e["stages"].as_array().unwrap().len());
+    for (i, st) in stages.iter().enumerate() {
+        let row = format!("| {}     | {}", i + 1, st["target"].as_f64().unwrap());
+        assert!(
+            s.lines().any(|l| l.starts_with(&row[..3])
+                && l.contains(&format!("{:.2}", st["ok_rps"].as_f64().unwrap()))
+                && l.contains(&format!(
+                    "{:.2}",
+                    e["stages"][i]["ok_rps"].as_f64().unwrap()
+                ))),
+            "stage {i} ({row}): {s}"
+        );
+    }
+}
+
+/// `make test script=FILE` (the k6 suite's command, twice in its README)
+/// runs the script; a name without a folder is found in examples/.
+#[test]
+fn make_test_with_a_script_runs_that_script() {
+    for file in ["examples/custom-test.js", "custom-test.js"] {
+        let out = make(
+            &[
+                "test",
+                &format!("script={file}"),
+                "MOCK=1",
+                "RESULTS=target/make-test",
+                "ARGS=--duration 1s --mock-args '--ttft 1ms --itl 1ms --output-tokens 4'",
+            ],
+            &[],
+        );
+        assert!(out.status.success(), "{}", text(&out));
+        let s = stdout(&out);
+        assert!(s.contains("run examples/custom-test.js --mock"), "{s}");
+        assert!(!s.contains("cargo"), "the suite did not run: {s}");
+        let r = read_json(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/target/make-test/custom-test.json"
+        ));
+        assert_eq!(r["plan"]["workload"], "script", "{}", r["plan"]);
+        assert!(r["summary"]["ok"].as_u64().unwrap() > 0, "{}", r["summary"]);
+        assert_eq!(r["summary"]["errors"], 0, "{}", r["summary"]);
+    }
+}
+
 /// Every single-run target, run for real with `ARGS=--dry-run`: its command
 /// is one periscope accepts, with the workload and scenario it should have,
 /// and the variables reach it.
@@ -188,6 +338,7 @@ fn every_test_target_runs_a_valid_plan_with_the_variables_passed_through() {
                 &t,
                 "ARGS=--dry-run",
                 "MAX_TOKENS=9",
+                "MOCK=1",
                 "RESULTS=target/make-test",
             ],
             &[("SOAK_DURATION", "7m")],
@@ -209,6 +360,10 @@ fn every_test_target_runs_a_valid_plan_with_the_variables_passed_through() {
         if !["embeddings", "rerank"].contains(&workload) {
             assert_eq!(plan["max_tokens"], 9, "{t}: MAX_TOKENS=9 did not reach it");
         }
+        if scenario == "load" {
+            // The k6 suite's default: 1 VU.
+            assert_eq!(plan["load"]["vus"]["start"], 1.0, "{t}: {}", plan["load"]);
+        }
         if scenario == "soak" {
             let total: f64 = plan["load"]["vus"]["stages"]
                 .as_array()
@@ -228,6 +383,7 @@ fn every_test_target_runs_a_valid_plan_with_the_variables_passed_through() {
             "ARGS=--dry-run",
             "OPENAI_EMBEDDING_MODEL=my-embedder",
             "VUS=3",
+            "MOCK=1",
         ],
         &[],
     );
@@ -241,7 +397,13 @@ fn every_test_target_runs_a_valid_plan_with_the_variables_passed_through() {
     for var in ["SCRIPT", "script"] {
         let arg = format!("{var}=examples/custom-metrics.js");
         let out = make(
-            &["script", &arg, "ARGS=--dry-run", "RESULTS=target/make-test"],
+            &[
+                "script",
+                &arg,
+                "ARGS=--dry-run",
+                "MOCK=1",
+                "RESULTS=target/make-test",
+            ],
             &[],
         );
         let s = stdout(&out);
@@ -278,6 +440,7 @@ fn test_targets_write_to_influxdb_when_make_start_is_up_and_run_without_it() {
                 &results_arg,
                 "VUS=2",
                 "MAX_TOKENS=7",
+                "MOCK=1",
             ],
             env,
         );

@@ -126,7 +126,7 @@ async fn the_mock_proxy_adds_its_5ms_at_every_level() {
     assert_eq!(r["inputs"]["token_present"], false);
     for needle in [
         "### Results (concurrency=1)",
-        "### Estimated Overhead (proxy - direct), ms",
+        "### Estimated Overhead (proxy - direct)",
         "### Sweep Results",
         "| endpoint | conc | req | ok  | err | ok_rps | mean",
         "Token present: false",
@@ -421,8 +421,54 @@ fn bad_sweep_and_probe_input_gets_one_line_errors() {
             "invalid value",
         ),
         (
-            vec!["sweep", "--url", "http://127.0.0.1:1/v1"],
-            "give the levels",
+            vec![
+                "sweep",
+                "--url",
+                "http://127.0.0.1:1/v1",
+                "--concurrency",
+                "2",
+                "--concurrency-list",
+                "1,2",
+            ],
+            "cannot be used with",
+        ),
+        (
+            vec!["sweep", "--url", "http://127.0.0.1:1/v1/embeddings"],
+            "--url names the /embeddings (embeddings) endpoint, but the completions workload sends to /chat/completions",
+        ),
+        (
+            vec![
+                "sweep",
+                "--mode",
+                "probe",
+                "--direct-url",
+                "http://127.0.0.1:1/v1",
+                "--proxy-url",
+                "http://127.0.0.1:2/v1",
+                "--dataset-suite",
+                "core",
+            ],
+            "--mode probe sends each case once to one --url",
+        ),
+        (
+            vec![
+                "probe",
+                "--mode",
+                "load",
+                "--url",
+                "http://127.0.0.1:1/v1",
+            ],
+            "--mode load is `periscope sweep`",
+        ),
+        (
+            vec![
+                "probe",
+                "--url",
+                "http://127.0.0.1:1/v1/messages",
+                "--dataset-suite",
+                "core",
+            ],
+            "--url names the /messages (Anthropic's Messages API) endpoint",
         ),
         (
             vec![

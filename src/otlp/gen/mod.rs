@@ -6,19 +6,27 @@
 //! model, call tools (a tool may call a downstream service over HTTP) and
 //! delegate to sub-agents, down to the scenario's depth. Then its payloads —
 //! the messages of each model call, the arguments and results of each tool —
-//! sized so that the encoded trace lands on the scenario's byte target.
+//! sized so that the encoded trace lands on the scenario's byte target and
+//! its model calls on the scenario's token count. A scenario may also be
+//! declared in a file as workflow steps ([`workflow`]); [`tree`] lays out
+//! either kind.
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::span::{Event, SpanKind};
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
+pub mod console;
 mod payload;
+mod tree;
+pub mod workflow;
 
 use payload::Slot;
+use tree::{Node, Placed};
 
-/// The kinds of trace: four agent scenarios and four plain size profiles.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// The kinds of trace: four agent scenarios, four plain size profiles, and
+/// the agent scenarios a file declares.
+#[derive(Debug, Clone, Copy)]
 pub enum Kind {
     SimpleQuery,
     SingleServiceSearch,
@@ -28,6 +36,46 @@ pub enum Kind {
     Medium,
     Large,
     XLarge,
+    /// Declared in a scenario file (`otlp.scenarios`).
+    Custom(&'static workflow::Custom),
+}
+
+impl Kind {
+    /// Built-ins first, in their order, then declared ones by name.
+    fn rank(&self) -> (usize, &'static str) {
+        match self {
+            Kind::Custom(c) => (Kind::ALL.len(), c.name),
+            k => (
+                Kind::ALL
+                    .iter()
+                    .position(|b| b.name() == k.name())
+                    .unwrap_or(0),
+                "",
+            ),
+        }
+    }
+}
+
+impl PartialEq for Kind {
+    fn eq(&self, o: &Self) -> bool {
+        self.rank() == o.rank()
+    }
+}
+impl Eq for Kind {}
+impl PartialOrd for Kind {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Kind {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        self.rank().cmp(&o.rank())
+    }
+}
+impl std::hash::Hash for Kind {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.rank().hash(h)
+    }
 }
 
 impl serde::Serialize for Kind {
@@ -45,6 +93,9 @@ pub struct Shape {
     pub depth: (usize, usize),
     /// The encoded size aimed at (protobuf bytes), for the agent scenarios.
     pub bytes: Option<usize>,
+    /// The model tokens aimed at (`gen_ai.usage.*` summed), for the agent
+    /// scenarios.
+    pub tokens: Option<usize>,
 }
 
 impl Kind {
@@ -69,6 +120,7 @@ impl Kind {
             Kind::Medium => "medium",
             Kind::Large => "large",
             Kind::XLarge => "xlarge",
+            Kind::Custom(c) => c.name,
         }
     }
 
@@ -83,24 +135,30 @@ impl Kind {
                 | Kind::SingleServiceSearch
                 | Kind::DelegatedBooking
                 | Kind::MultiServiceComplex
+                | Kind::Custom(_)
         )
     }
 
+    /// The seed's figures for the agent scenarios: ~35 KB and ~5K tokens in
+    /// 5 spans, ~270 KB and ~18K in 12, ~470 KB and ~40K in 25, ~2.3 MB and
+    /// ~185K in 80.
     pub fn shape(self) -> Shape {
-        let (spans, depth, bytes) = match self {
-            Kind::SimpleQuery => ((5, 5), (2, 3), Some(35_000)),
-            Kind::SingleServiceSearch => ((11, 13), (3, 4), Some(270_000)),
-            Kind::DelegatedBooking => ((23, 27), (4, 5), Some(470_000)),
-            Kind::MultiServiceComplex => ((72, 88), (5, 8), Some(2_300_000)),
-            Kind::Small => ((8, 15), (3, 4), None),
-            Kind::Medium => ((25, 40), (4, 6), None),
-            Kind::Large => ((50, 80), (5, 7), None),
-            Kind::XLarge => ((100, 150), (6, 9), None),
+        let (spans, depth, bytes, tokens) = match self {
+            Kind::SimpleQuery => ((5, 5), (2, 3), Some(35_000), Some(5_000)),
+            Kind::SingleServiceSearch => ((11, 13), (3, 4), Some(270_000), Some(18_000)),
+            Kind::DelegatedBooking => ((23, 27), (4, 5), Some(470_000), Some(40_000)),
+            Kind::MultiServiceComplex => ((72, 88), (5, 8), Some(2_300_000), Some(185_000)),
+            Kind::Small => ((8, 15), (3, 4), None, None),
+            Kind::Medium => ((25, 40), (4, 6), None, None),
+            Kind::Large => ((50, 80), (5, 7), None, None),
+            Kind::XLarge => ((100, 150), (6, 9), None, None),
+            Kind::Custom(c) => (c.spans, c.depth, Some(c.bytes), Some(c.tokens)),
         };
         Shape {
             spans,
             depth,
             bytes,
+            tokens,
         }
     }
 }
@@ -119,6 +177,9 @@ pub enum Platform {
     Langsmith,
     /// Braintrust: `braintrust.span_attributes`, `x-bt-parent` header.
     Braintrust,
+    /// Print each trace as a tree on stdout (plain OTLP attributes); with
+    /// no endpoint, the built-in mock takes the exports.
+    Console,
 }
 
 /// Settings that hold for every trace of a run.
@@ -141,39 +202,8 @@ pub struct Trace {
     pub kind: Kind,
 }
 
-/// A node of the tree before it becomes a span.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Node {
-    Agent,
-    Chat,
-    Tool,
-    /// A downstream call made by a tool (HTTP client).
-    Downstream,
-    /// Plain microservice spans (size profiles).
-    Server,
-    Client,
-    Db,
-    Internal,
-}
-
-struct Tree {
-    /// (node, parent index, level from 1)
-    nodes: Vec<(Node, Option<usize>, usize)>,
-}
-
-impl Tree {
-    fn push(&mut self, n: Node, parent: Option<usize>) -> usize {
-        let level = parent.map_or(1, |p| self.nodes[p].2 + 1);
-        self.nodes.push((n, parent, level));
-        self.nodes.len() - 1
-    }
-    fn depth(&self) -> usize {
-        self.nodes.iter().map(|n| n.2).max().unwrap_or(0)
-    }
-}
-
 const MODELS: [&str; 3] = ["gpt-4o", "gpt-4o-mini", "claude-sonnet-4"];
-const AGENTS: [&str; 8] = [
+pub(crate) const AGENTS: [&str; 8] = [
     "travel_assistant",
     "flight_agent",
     "hotel_agent",
@@ -183,7 +213,7 @@ const AGENTS: [&str; 8] = [
     "loyalty_agent",
     "support_agent",
 ];
-const TOOLS: [&str; 8] = [
+pub(crate) const TOOLS: [&str; 8] = [
     "search_flights",
     "search_hotels",
     "book_flight",
@@ -325,10 +355,10 @@ impl Generator {
     /// A new trace of this kind, ending now.
     pub fn trace(&mut self, kind: Kind, now_unix_ns: u64) -> Trace {
         let shape = kind.shape();
-        let tree = if kind.is_agent() {
-            self.agent_tree(shape)
-        } else {
-            self.service_tree(shape)
+        let tree = match kind {
+            Kind::Custom(c) => self.workflow_tree(c.agent, &c.steps),
+            k if k.is_agent() => self.agent_tree(shape),
+            _ => self.service_tree(shape),
         };
         let mut trace_id = [0u8; 16];
         self.fill(&mut trace_id);
@@ -344,9 +374,10 @@ impl Generator {
         let mut spans: Vec<Span> = Vec::with_capacity(tree.nodes.len());
         let mut slots: Vec<(usize, Slot)> = Vec::new();
         let mut agent_names: Vec<&'static str> = Vec::new();
-        for (k, &(node, parent, level)) in tree.nodes.iter().enumerate() {
+        for (k, placed) in tree.nodes.iter().enumerate() {
+            let (node, parent) = (placed.node, placed.parent);
             let (name, span_kind, mut attrs) =
-                self.attributes(kind, node, level, model, &conversation, &mut agent_names);
+                self.attributes(kind, placed, model, &conversation, &mut agent_names);
             attrs.push(s("periscope.scenario", kind.name()));
             match node {
                 Node::Chat => {
@@ -389,19 +420,21 @@ impl Generator {
             });
         }
         let mut request = export_request(&self.dress, "periscope.otlp-traces", spans);
-        let tokens = match shape.bytes {
-            Some(target) => {
-                // Aim within ±10% of the target, so every trace lands inside
+        let tokens = match (shape.bytes, shape.tokens) {
+            (Some(bytes), Some(tokens)) => {
+                // Aim within ±10% of the targets, so every trace lands inside
                 // the ±15% a backend operator plans with.
-                let target = (target as f64 * (0.9 + 0.2 * self.rng.f64())) as usize;
-                self.fill_payloads(&mut request, &slots, target)
+                let spread = 0.9 + 0.2 * self.rng.f64();
+                let bytes = (bytes as f64 * spread) as usize;
+                let tokens = (tokens as f64 * spread) as usize;
+                self.fill_payloads(&mut request, &slots, bytes, tokens)
             }
-            None => 0,
+            _ => 0,
         };
         Trace {
             request,
             trace_id,
-            spans: tree.nodes.len() as u32,
+            spans: tree.len() as u32,
             depth: tree.depth() as u32,
             tokens,
             kind,
@@ -417,156 +450,27 @@ impl Generator {
         }
     }
 
-    fn between(&mut self, (lo, hi): (usize, usize)) -> usize {
+    pub(super) fn between(&mut self, (lo, hi): (usize, usize)) -> usize {
         self.rng.usize(lo..=hi)
     }
 
-    /// An agent run: a chain of delegations down to the depth, then model
-    /// calls, tool calls (some with a downstream call) and more delegations
-    /// hung on the agents until the span count is reached.
-    fn agent_tree(&mut self, shape: Shape) -> Tree {
-        let n = self.between(shape.spans);
-        let depth = self.between(shape.depth);
-        let mut t = Tree {
-            nodes: Vec::with_capacity(n),
-        };
-        let root = t.push(Node::Agent, None);
-        let mut agents = vec![root];
-        // The deepest path: agents delegating, ending in a tool whose
-        // downstream call is the last level when there is room for it.
-        let mut last = root;
-        let spine_agents = depth.saturating_sub(2).max(1);
-        for _ in 1..spine_agents {
-            last = t.push(Node::Agent, Some(last));
-            agents.push(last);
-        }
-        if depth >= 2 {
-            let tool = t.push(Node::Tool, Some(last));
-            if t.nodes[tool].2 < depth {
-                t.push(Node::Downstream, Some(tool));
-            }
-        }
-        // Every agent calls the model at least once.
-        for a in agents.clone() {
-            if t.nodes.len() < n {
-                t.push(Node::Chat, Some(a));
-            }
-        }
-        while t.nodes.len() < n {
-            let a = agents[self.rng.usize(..agents.len())];
-            let level = t.nodes[a].2;
-            let room = n - t.nodes.len();
-            match self.rng.u32(0..10) {
-                0..=3 => {
-                    t.push(Node::Chat, Some(a));
-                }
-                4..=7 => {
-                    let tool = t.push(Node::Tool, Some(a));
-                    if room >= 2 && level + 2 <= depth && self.rng.bool() {
-                        t.push(Node::Downstream, Some(tool));
-                    }
-                }
-                _ if room >= 2 && level + 2 <= depth => {
-                    let sub = t.push(Node::Agent, Some(a));
-                    agents.push(sub);
-                    t.push(Node::Chat, Some(sub));
-                }
-                _ => {
-                    t.push(Node::Chat, Some(a));
-                }
-            }
-        }
-        t
-    }
-
-    /// A plain request through services: a server span per hop, client
-    /// calls between them, database calls and internal work.
-    fn service_tree(&mut self, shape: Shape) -> Tree {
-        let n = self.between(shape.spans);
-        let depth = self.between(shape.depth);
-        let mut t = Tree {
-            nodes: Vec::with_capacity(n),
-        };
-        let root = t.push(Node::Server, None);
-        let mut last = root;
-        while t.depth() < depth && t.nodes.len() < n {
-            let c = t.push(Node::Client, Some(last));
-            if t.depth() == depth || t.nodes.len() == n {
-                break;
-            }
-            last = t.push(Node::Server, Some(c));
-        }
-        while t.nodes.len() < n {
-            let servers: Vec<usize> = (0..t.nodes.len())
-                .filter(|k| t.nodes[*k].0 == Node::Server && t.nodes[*k].2 < depth)
-                .collect();
-            let p = servers[self.rng.usize(..servers.len())];
-            let node = if self.rng.bool() {
-                Node::Db
-            } else {
-                Node::Internal
-            };
-            t.push(node, Some(p));
-        }
-        t
-    }
-
-    /// Start and end of every span, children one after another inside
-    /// their parent, the whole trace ending at `end_ns`.
-    fn times(&mut self, t: &Tree, end_ns: u64) -> Vec<(u64, u64)> {
-        let n = t.nodes.len();
-        let mut own: Vec<u64> = t
-            .nodes
-            .iter()
-            .map(|(node, _, _)| {
-                let ms = match node {
-                    Node::Chat => self.rng.u64(300..3000),
-                    Node::Tool => self.rng.u64(20..400),
-                    Node::Downstream | Node::Client => self.rng.u64(5..200),
-                    Node::Db => self.rng.u64(1..30),
-                    _ => self.rng.u64(1..20),
-                };
-                ms * 1_000_000
-            })
-            .collect();
-        // A parent lasts its children plus its own work (children come
-        // after their parent in the list).
-        for k in (1..n).rev() {
-            if let Some(p) = t.nodes[k].1 {
-                own[p] += own[k];
-            }
-        }
-        let mut start = vec![0u64; n];
-        let mut cursor = vec![0u64; n];
-        start[0] = end_ns.saturating_sub(own[0]);
-        cursor[0] = start[0] + 1_000_000;
-        for k in 1..n {
-            let p = t.nodes[k].1.unwrap_or(0);
-            start[k] = cursor[p];
-            cursor[p] += own[k];
-            cursor[k] = start[k] + 500_000;
-        }
-        (0..n).map(|k| (start[k], start[k] + own[k])).collect()
-    }
-
-    #[allow(clippy::too_many_arguments)]
     fn attributes(
         &mut self,
         kind: Kind,
-        node: Node,
-        level: usize,
+        placed: &Placed,
         model: &str,
         conversation: &str,
         agent_names: &mut Vec<&'static str>,
     ) -> (String, SpanKind, Vec<KeyValue>) {
         let p = self.dress.platform;
+        let (node, level) = (placed.node, placed.level);
         let mut a = Vec::with_capacity(12);
         let (name, kind_) = match node {
             Node::Agent => {
-                let agent = if agent_names.is_empty() {
-                    AGENTS[0]
-                } else {
-                    AGENTS[1 + self.rng.usize(..AGENTS.len() - 1)]
+                let agent = match placed.name {
+                    Some(n) => n,
+                    None if agent_names.is_empty() => AGENTS[0],
+                    None => AGENTS[1 + self.rng.usize(..AGENTS.len() - 1)],
                 };
                 agent_names.push(agent);
                 a.push(s("gen_ai.operation.name", "invoke_agent"));
@@ -604,8 +508,20 @@ impl Generator {
                 a.push(s("server.address", "api.openai.com"));
                 (format!("chat {model}"), SpanKind::Client)
             }
+            Node::Router => {
+                // The decision a router (a classifier or a model call) makes:
+                // which agent takes the request.
+                let to = placed
+                    .name
+                    .unwrap_or_else(|| AGENTS[1 + self.rng.usize(..AGENTS.len() - 1)]);
+                a.push(s("periscope.step", "routing"));
+                a.push(s("router.decision", to));
+                a.push(d("router.confidence", 0.5 + 0.5 * self.rng.f64()));
+                a.push(s("gen_ai.conversation.id", conversation));
+                ("route request".to_string(), SpanKind::Internal)
+            }
             Node::Tool => {
-                let tool = TOOLS[self.rng.usize(..TOOLS.len())];
+                let tool = self.tool_name(placed);
                 a.push(s("gen_ai.operation.name", "execute_tool"));
                 a.push(s("gen_ai.tool.name", tool));
                 a.push(s("gen_ai.tool.type", "function"));
@@ -652,6 +568,7 @@ impl Generator {
                         Node::Agent => "AGENT",
                         Node::Chat => "LLM",
                         Node::Tool => "TOOL",
+                        Node::Router => "CHAIN",
                         _ => "CHAIN",
                     };
                     a.push(s("openinference.span.kind", k));
@@ -679,7 +596,7 @@ impl Generator {
                         format!("{{\"type\":\"{k}\"}}"),
                     ));
                 }
-                Platform::Otlp => {}
+                Platform::Otlp | Platform::Console => {}
             }
         }
         (name, kind_, a)
