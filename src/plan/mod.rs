@@ -149,14 +149,15 @@ impl Plan {
             a.mock = true;
             return Plan::from_args(&a);
         }
-        let (mut workload, exports) = WorkloadPlan::from_args(a, &sc)?;
-        let scale_test;
-        let a = if workload.spec.kind == crate::workload::WorkloadKind::OtlpTraces {
-            scale_test = traces::scale_test_env(a, &sc.file).map_err(Error::Usage)?;
-            &scale_test
+        // The OTLP suites' variables, as flags of an otlp-traces run.
+        let with_env;
+        let a = if a.workload.as_deref().or(sc.file.workload.as_deref()) == Some("otlp-traces") {
+            with_env = traces::env_args(a, &sc.file).map_err(Error::Usage)?;
+            &with_env
         } else {
             a
         };
+        let (mut workload, exports) = WorkloadPlan::from_args(a, &sc)?;
         workload.spec.script = script;
         let checks = Checks::from_args(a, &sc.file, workload.spec.script.is_some())?;
         let outputs = Outputs::from_args(a, &sc.file)?;

@@ -341,24 +341,78 @@ fn resolve_queries(
     ))
 }
 
+fn num(name: &str) -> Result<Option<f64>, String> {
+    match env(name) {
+        None => Ok(None),
+        Some(v) => match v.trim().parse::<f64>() {
+            Ok(x) if x > 0.0 && x.is_finite() => Ok(Some(x)),
+            _ => Err(format!("{name}='{v}' must be a number above 0")),
+        },
+    }
+}
+
+/// The variables of the suites periscope replaces, as an otlp-traces run's
+/// flags where none is given (so they count over the scenario file): the
+/// Tempo suite's (`MB_PER_SECOND`, `QUERIES_PER_SECOND`, `TRACE_PROFILE`,
+/// `VUS_MAX`, `TEMPO_ENDPOINT` as `host:4317` over gRPC,
+/// `TEMPO_QUERY_ENDPOINT`), then the AI-observability scale test's
+/// ([`scale_test_env`]).
+pub fn env_args(
+    a: &crate::cli::RunArgs,
+    f: &crate::scenario::ScenarioFile,
+) -> Result<crate::cli::RunArgs, String> {
+    let mut a = a.clone();
+    let o = &mut a.otlp;
+    if o.mb_per_s.is_none() && a.rate.is_none() {
+        o.mb_per_s = num("MB_PER_SECOND")?;
+    }
+    if o.queries_per_s.is_none() {
+        o.queries_per_s = num("QUERIES_PER_SECOND")?;
+    }
+    if o.mix.is_none() {
+        o.mix = env("TRACE_PROFILE");
+    }
+    if a.max_in_flight.is_none() {
+        a.max_in_flight = num("VUS_MAX")?.map(|v| v.round().max(1.0) as u64);
+    }
+    let o = &mut a.otlp;
+    if o.query_endpoint.is_none() {
+        o.query_endpoint = env("TEMPO_QUERY_ENDPOINT");
+    }
+    let given = !a.endpoints.is_empty()
+        || f.otlp.as_ref().is_some_and(|o| o.endpoint.is_some())
+        || env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").is_some()
+        || env("OTEL_EXPORTER_OTLP_ENDPOINT").is_some();
+    if let (false, false, Some(t)) = (given, a.mock, env("TEMPO_ENDPOINT")) {
+        // The suite's OTLP gRPC endpoint, written without a scheme.
+        let url = match t.contains("://") {
+            true => t.trim().to_string(),
+            false => format!("http://{}", t.trim()),
+        };
+        a.endpoints = vec![url];
+        let protocol_given = o.otlp_protocol.is_some()
+            || o.otlp_json
+            || f.otlp
+                .as_ref()
+                .is_some_and(|o| o.protocol.is_some() || o.json.is_some())
+            || env("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL").is_some()
+            || env("OTEL_EXPORTER_OTLP_PROTOCOL").is_some();
+        if !protocol_given {
+            o.otlp_protocol = Some("grpc".into());
+        }
+    }
+    scale_test_env(&a, f)
+}
+
 /// The AI-observability scale test's variables, as an otlp-traces run's
 /// load where no flag sets it (over the scenario file): its
 /// `SCALE_TEST_DURATION` seconds, `SCALE_TEST_RATE_LIMIT` requests per
 /// second with at most `SCALE_TEST_CONCURRENCY` in flight, or without a
 /// rate limit `SCALE_TEST_CONCURRENCY` workers as fast as they go.
-pub fn scale_test_env(
+fn scale_test_env(
     a: &crate::cli::RunArgs,
     f: &crate::scenario::ScenarioFile,
 ) -> Result<crate::cli::RunArgs, String> {
-    let num = |name: &str| -> Result<Option<f64>, String> {
-        match env(name) {
-            None => Ok(None),
-            Some(v) => match v.trim().parse::<f64>() {
-                Ok(x) if x > 0.0 && x.is_finite() => Ok(Some(x)),
-                _ => Err(format!("{name}='{v}' must be a number above 0")),
-            },
-        }
-    };
     let mut a = a.clone();
     if let (None, Some(s)) = (a.duration, num("SCALE_TEST_DURATION")?) {
         a.duration = Some(std::time::Duration::from_secs_f64(s));

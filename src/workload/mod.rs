@@ -64,6 +64,9 @@ pub trait Session: Send {
 pub trait Workload: Send + Sync {
     /// The workload's name, as on the command line.
     fn name(&self) -> &'static str;
+    /// The answer to a request of the open model, whose sessions live for
+    /// one request (its body when the request asked to keep it).
+    fn answered(&self, _rec: &RequestRecord) {}
     fn session(&self, vu: u64) -> Box<dyn Session>;
     /// A cheap request to check the target before the load (one output token,
     /// not streamed).

@@ -23,7 +23,7 @@ use super::{Session, Turn, Workload};
 use crate::client::{Expect, Prepared};
 use crate::otlp::now_unix_ns;
 use crate::otlp::query::{QueryPlan, RecentTraces, Values};
-use crate::record::Group;
+use crate::record::{Group, RequestRecord};
 
 /// Most queries in flight at once; beyond it a query waits for a slot (its
 /// latency still counts from its scheduled time).
@@ -125,6 +125,8 @@ impl Inner {
         p.method = t.method.clone();
         p.path = path.into();
         p.group = Some(self.groups[i].clone());
+        // A search's answer names traces the next lookups can ask for.
+        p.keep_body = !t.text.contains("trace_id");
         p
     }
 }
@@ -144,6 +146,17 @@ impl Session for QuerySession {
 impl Workload for TraceQueries {
     fn name(&self) -> &'static str {
         "trace-queries"
+    }
+
+    /// The traces a search found during the load join those to look up
+    /// (a query-only run beside another's ingestion finds them as they
+    /// arrive).
+    fn answered(&self, rec: &RequestRecord) {
+        if let (Some(body), true) = (&rec.body, rec.is_ok()) {
+            for id in trace_ids_in(body) {
+                self.0.recent.push(id);
+            }
+        }
     }
 
     fn session(&self, vu: u64) -> Box<dyn Session> {

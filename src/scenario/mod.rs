@@ -26,38 +26,61 @@ use crate::slo::{Slo, Threshold};
 use crate::values::{parse_duration, parse_header};
 use crate::workload::Endpoint;
 
+pub mod profile;
+
 /// The built-in scenarios: name and YAML text.
 pub const BUILTIN: &[(&str, &str)] = &[
-    ("smoke", include_str!("../scenarios/smoke.yaml")),
-    ("load", include_str!("../scenarios/load.yaml")),
-    ("stress", include_str!("../scenarios/stress.yaml")),
-    ("spike", include_str!("../scenarios/spike.yaml")),
-    ("soak", include_str!("../scenarios/soak.yaml")),
-    ("recovery", include_str!("../scenarios/recovery.yaml")),
-    ("benchmark", include_str!("../scenarios/benchmark.yaml")),
+    ("smoke", include_str!("../../scenarios/smoke.yaml")),
+    ("load", include_str!("../../scenarios/load.yaml")),
+    ("stress", include_str!("../../scenarios/stress.yaml")),
+    ("spike", include_str!("../../scenarios/spike.yaml")),
+    ("soak", include_str!("../../scenarios/soak.yaml")),
+    ("recovery", include_str!("../../scenarios/recovery.yaml")),
+    ("benchmark", include_str!("../../scenarios/benchmark.yaml")),
     (
         "otlp-1x-demo",
-        include_str!("../scenarios/otlp-1x-demo.yaml"),
+        include_str!("../../scenarios/otlp-1x-demo.yaml"),
     ),
     (
         "otlp-1x-extra-small",
-        include_str!("../scenarios/otlp-1x-extra-small.yaml"),
+        include_str!("../../scenarios/otlp-1x-extra-small.yaml"),
     ),
     (
         "otlp-1x-small",
-        include_str!("../scenarios/otlp-1x-small.yaml"),
+        include_str!("../../scenarios/otlp-1x-small.yaml"),
     ),
     (
         "otlp-1x-medium",
-        include_str!("../scenarios/otlp-1x-medium.yaml"),
+        include_str!("../../scenarios/otlp-1x-medium.yaml"),
     ),
-    ("http-light", include_str!("../scenarios/http-light.yaml")),
-    ("http-medium", include_str!("../scenarios/http-medium.yaml")),
-    ("http-heavy", include_str!("../scenarios/http-heavy.yaml")),
-    ("otlp-small", include_str!("../scenarios/otlp-small.yaml")),
-    ("otlp-medium", include_str!("../scenarios/otlp-medium.yaml")),
-    ("otlp-large", include_str!("../scenarios/otlp-large.yaml")),
-    ("otlp-xlarge", include_str!("../scenarios/otlp-xlarge.yaml")),
+    (
+        "http-light",
+        include_str!("../../scenarios/http-light.yaml"),
+    ),
+    (
+        "http-medium",
+        include_str!("../../scenarios/http-medium.yaml"),
+    ),
+    (
+        "http-heavy",
+        include_str!("../../scenarios/http-heavy.yaml"),
+    ),
+    (
+        "otlp-small",
+        include_str!("../../scenarios/otlp-small.yaml"),
+    ),
+    (
+        "otlp-medium",
+        include_str!("../../scenarios/otlp-medium.yaml"),
+    ),
+    (
+        "otlp-large",
+        include_str!("../../scenarios/otlp-large.yaml"),
+    ),
+    (
+        "otlp-xlarge",
+        include_str!("../../scenarios/otlp-xlarge.yaml"),
+    ),
 ];
 
 /// The scenario a run without `--scenario` uses.
@@ -355,6 +378,12 @@ pub struct ScenarioFile {
     pub slos: Vec<Val<Slo>>,
     #[serde(default)]
     pub tags: BTreeMap<String, Val<String>>,
+
+    /// A Tempo performance profile's load (`k6:`), read as otlp-traces
+    /// settings ([`profile`]).
+    pub k6: Option<profile::K6Profile>,
+    /// A Tempo profile's deployment (`tempo:`): accepted, not used.
+    pub tempo: Option<yaml_serde::Value>,
 }
 
 /// otlp-traces settings, as the `--mb-per-s`, `--mix`, … flags.
@@ -521,6 +550,9 @@ pub fn parse(text: &str, origin: &str) -> Result<Scenario> {
             }
         })?
     };
+    let file = file
+        .with_tempo_profile()
+        .map_err(|e| Error::Usage(format!("{origin}: {e}")))?;
     let sc = Scenario {
         name: file.name.clone().unwrap_or_else(|| {
             std::path::Path::new(origin)
