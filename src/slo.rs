@@ -117,21 +117,65 @@ fn split_custom(lhs: &str) -> Option<(&str, &str)> {
     lhs.rsplit_once('.')
 }
 
-/// A figure of a run by the name thresholds use: `ttft.p95`, `ok_rps`.
+/// A figure of a run by the name thresholds use: `ttft.p95`, `ok_rps`, or
+/// one group's (`e2e{endpoint:GET /health}.p95`, `ok_rps{endpoint:GET /health}`,
+/// `ttft{turn:3}.p95`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Metric {
     pub name: String,
     figure: Figure,
+    /// The group whose figure it is: its kind (`endpoint`, `turn`, `batch`,
+    /// `trace_scenario`, `query`) and label (`GET /health`).
+    group: Option<(String, String)>,
+}
+
+/// Group kinds a selector may name.
+const GROUP_KINDS: &[&str] = &["endpoint", "turn", "batch", "trace_scenario", "query"];
+
+/// `e2e{endpoint:GET /health}.p95` → (`e2e.p95`, endpoint, `GET /health`),
+/// when the name before the braces is a built-in figure.
+fn split_group(lhs: &str) -> Option<(String, String, String)> {
+    let open = lhs.find('{')?;
+    let close = open + lhs[open..].find('}')?;
+    let base = &lhs[..open];
+    if !LATENCIES.contains(&base) && !FIGURES.contains(&base) {
+        return None;
+    }
+    let (kind, label) = lhs[open + 1..close].split_once(':')?;
+    // `GET:/health` as `--endpoint` writes it, or `GET /health` as reports do.
+    let label = label.trim();
+    let label = match label.split_once(':') {
+        Some((m, p)) if p.starts_with('/') && !m.contains(' ') => format!("{m} {p}"),
+        _ => label.to_string(),
+    };
+    Some((
+        format!("{base}{}", &lhs[close + 1..]),
+        kind.trim().to_string(),
+        label,
+    ))
 }
 
 impl Metric {
     /// Parse a figure's name; `ctx` starts the errors (`threshold 'x<1': `).
     fn parse_in(lhs: &str, ctx: &str) -> Result<Metric, String> {
+        if let Some((plain, kind, label)) = split_group(lhs) {
+            if !GROUP_KINDS.contains(&kind.as_str()) {
+                return Err(format!(
+                    "{ctx}unknown group '{kind}' (one of {}), e.g. e2e{{endpoint:GET /health}}.p95",
+                    GROUP_KINDS.join(", ")
+                ));
+            }
+            let mut m = Metric::parse_in(&plain, ctx)?;
+            m.name = lhs.to_string();
+            m.group = Some((kind, label));
+            return Ok(m);
+        }
         if let Some(name) = lhs.strip_prefix("server.") {
             let ms = crate::server_metrics::check_figure(name).map_err(|e| format!("{ctx}{e}"))?;
             return Ok(Metric {
                 name: lhs.to_string(),
                 figure: Figure::Server(name.to_string(), ms),
+                group: None,
             });
         }
         if let Some((m, stat)) = split_custom(lhs) {
@@ -142,6 +186,7 @@ impl Metric {
                 return Ok(Metric {
                     name: lhs.to_string(),
                     figure: Figure::Custom(m.to_string(), stat.to_string()),
+                    group: None,
                 });
             }
         }
@@ -175,7 +220,32 @@ impl Metric {
         Ok(Metric {
             name: lhs.to_string(),
             figure,
+            group: None,
         })
+    }
+
+    /// The group (kind, label) whose figure this is.
+    pub fn group(&self) -> Option<(&str, &str)> {
+        self.group.as_ref().map(|(k, l)| (k.as_str(), l.as_str()))
+    }
+
+    /// The figure's value: the run's, or its group's from `groups`.
+    pub fn value_in(
+        &self,
+        total: &Aggregate,
+        groups: &std::collections::BTreeMap<crate::record::Group, Aggregate>,
+        duration_s: f64,
+    ) -> Option<f64> {
+        match &self.group {
+            None => self.value(total, duration_s),
+            Some((kind, label)) => {
+                let agg = groups
+                    .iter()
+                    .find(|(g, _)| g.kind() == kind && g.label() == *label)
+                    .map(|(_, a)| a)?;
+                self.value(agg, duration_s)
+            }
+        }
     }
 
     /// `ttft.p95`, `e2e.mean`, `ok_rps`, `error_rate`…
@@ -301,9 +371,34 @@ impl Threshold {
         })
     }
 
-    /// The figure's value in a run of `duration_s` seconds so far.
+    /// The figure's value in a run of `duration_s` seconds so far (a
+    /// group's figure: none; see [`Threshold::check_in`]).
     pub fn actual(&self, agg: &Aggregate, duration_s: f64) -> Option<f64> {
-        self.metric.value(agg, duration_s)
+        match self.metric.group {
+            Some(_) => None,
+            None => self.metric.value(agg, duration_s),
+        }
+    }
+
+    /// The group this bound is on (`{endpoint:GET /health}`).
+    pub fn group(&self) -> Option<(&str, &str)> {
+        self.metric.group()
+    }
+
+    /// Pass or fail on the run's figures and its groups'.
+    pub fn check_in(
+        &self,
+        total: &Aggregate,
+        groups: &std::collections::BTreeMap<crate::record::Group, Aggregate>,
+        duration_s: f64,
+    ) -> ThresholdResult {
+        let actual = self.metric.value_in(total, groups, duration_s);
+        ThresholdResult {
+            threshold: self.expr.clone(),
+            actual,
+            unit: self.metric.unit().to_string(),
+            pass: actual.is_some_and(|x| self.op.holds(x, self.bound)),
+        }
     }
 
     /// A bound on a figure of the server's metrics.
@@ -455,7 +550,7 @@ impl crate::metrics::Observer for AbortOnFail {
         if let Some(t) = self
             .thresholds
             .iter()
-            .filter(|t| !t.is_server())
+            .filter(|t| !t.is_server() && t.group().is_none())
             .find(|t| !t.check(total, elapsed).pass)
         {
             *fired = Some((t.expr.clone(), w.t + 1));

@@ -249,6 +249,25 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Resp, Infal
         };
         return Ok(json_response(StatusCode::OK, Bytes::from(body)));
     }
+    // An `--ok-path` answers any method, and counts the body it was sent
+    // (a webhook's event).
+    let plain = state.config.ok_paths.iter().any(|p| p == path);
+    if plain {
+        let method = req.method().clone();
+        let body_bytes = match http_body_util::BodyExt::collect(req.into_body()).await {
+            Ok(b) => b.to_bytes().len() as u64,
+            Err(_) => 0,
+        };
+        let mut rec = state.simple_record(endpoint, 200, Fault::None, arrival);
+        rec.body_bytes = body_bytes;
+        state.stats.record(rec);
+        return Ok(json_response(
+            StatusCode::OK,
+            Bytes::from(format!(
+                "{{\"status\":\"ok\",\"method\":\"{method}\",\"received_bytes\":{body_bytes}}}"
+            )),
+        ));
+    }
     let expected_method = match endpoint {
         Endpoint::Models | Endpoint::Health | Endpoint::TraceQuery => Method::GET,
         Endpoint::Other => {

@@ -176,6 +176,7 @@ impl State {
             cached_tokens: 0,
             queued: std::time::Duration::ZERO,
             otlp: None,
+            body_bytes: 0,
         }
     }
 }

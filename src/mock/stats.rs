@@ -82,6 +82,8 @@ pub struct MockRecord {
     pub queued: Duration,
     /// What an OTLP export held.
     pub otlp: Option<OtlpReceived>,
+    /// Bytes of the request's body (plain `--ok-path` endpoints).
+    pub body_bytes: u64,
 }
 
 /// One OTLP export as the mock decoded it.
@@ -271,6 +273,7 @@ struct Stats {
     by_status: BTreeMap<u16, u64>,
     by_fault: BTreeMap<Fault, u64>,
     by_endpoint: BTreeMap<Endpoint, u64>,
+    body_bytes: BTreeMap<Endpoint, u64>,
     streams: u64,
     output_tokens: u64,
     prompt_tokens: u64,
@@ -298,6 +301,7 @@ impl Default for Stats {
             by_status: BTreeMap::new(),
             by_fault: BTreeMap::new(),
             by_endpoint: BTreeMap::new(),
+            body_bytes: BTreeMap::new(),
             streams: 0,
             output_tokens: 0,
             prompt_tokens: 0,
@@ -331,6 +335,9 @@ impl Stats {
         *self.by_status.entry(r.status).or_default() += 1;
         *self.by_fault.entry(r.fault).or_default() += 1;
         *self.by_endpoint.entry(r.endpoint).or_default() += 1;
+        if r.body_bytes > 0 {
+            *self.body_bytes.entry(r.endpoint).or_default() += r.body_bytes;
+        }
         self.streams += r.stream as u64;
         self.output_tokens += r.output_tokens as u64;
         self.prompt_tokens += r.prompt_tokens as u64;
@@ -378,6 +385,11 @@ impl Stats {
                 .collect(),
             by_endpoint: self
                 .by_endpoint
+                .iter()
+                .map(|(k, v)| (endpoint_name(*k), *v))
+                .collect(),
+            body_bytes: self
+                .body_bytes
                 .iter()
                 .map(|(k, v)| (endpoint_name(*k), *v))
                 .collect(),
@@ -452,6 +464,9 @@ pub struct StatsSnapshot {
     pub by_status: BTreeMap<String, u64>,
     pub by_fault: BTreeMap<String, u64>,
     pub by_endpoint: BTreeMap<String, u64>,
+    /// Request body bytes received, by endpoint (those that had any).
+    #[serde(default)]
+    pub body_bytes: BTreeMap<String, u64>,
     pub streams: u64,
     pub output_tokens: u64,
     pub prompt_tokens: u64,

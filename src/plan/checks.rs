@@ -14,6 +14,8 @@ pub struct Checks {
     pub thresholds: Vec<Threshold>,
     pub abort_on_fail: bool,
     pub slos: Vec<Slo>,
+    /// Token prices, for the run's cost.
+    pub prices: Option<crate::report::result::cost::Prices>,
 }
 
 impl Checks {
@@ -42,10 +44,30 @@ impl Checks {
         if abort_on_fail && thresholds.is_empty() {
             return Err(usage!("--abort-on-fail needs at least one --threshold"));
         }
+        let price =
+            |flag: Option<f64>, key: &Option<crate::scenario::Val<f64>>, name: &str| match flag
+                .or(key.as_ref().map(|v| v.0))
+            {
+                Some(p) if !(p >= 0.0 && p.is_finite()) => Err(usage!(
+                    "--{name} must be 0 or more (US dollars per million tokens)"
+                )),
+                p => Ok(p),
+            };
+        let prices = match (
+            price(a.price_input, &f.price_input, "price-input")?,
+            price(a.price_output, &f.price_output, "price-output")?,
+        ) {
+            (None, None) => None,
+            (i, o) => Some(crate::report::result::cost::Prices {
+                input_per_mtok: i.unwrap_or(0.0),
+                output_per_mtok: o.unwrap_or(0.0),
+            }),
+        };
         Ok(Checks {
             thresholds,
             abort_on_fail,
             slos,
+            prices,
         })
     }
 }

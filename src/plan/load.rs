@@ -370,6 +370,15 @@ fn fit_shape(
         }
     }
     let total: Duration = specs.iter().map(|s| s.duration).sum();
+    let per_phase = sc.file.duration_per_phase == Some(true);
+    if let (true, Some(d)) = (per_phase, duration) {
+        // Every phase lasts --duration.
+        return Ok(specs
+            .iter()
+            .zip(levels)
+            .map(|(st, level)| (d, level, st.phase.clone()))
+            .collect());
+    }
     let stretch = match duration {
         Some(d) if !total.is_zero() => d.as_secs_f64() / total.as_secs_f64(),
         _ => 1.0,

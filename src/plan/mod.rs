@@ -235,6 +235,10 @@ impl Plan {
         let w = &self.workload.spec;
         match w.kind.apis(w.api).first() {
             _ if w.otlp.is_some() => base.to_string(),
+            // Plain HTTP paths are from the origin's root.
+            _ if w.kind == crate::workload::WorkloadKind::Http => {
+                crate::endpoint::origin(base).unwrap_or_else(|| base.to_string())
+            }
             Some(api) => format!("{base}/{}", api.path()),
             None => base.to_string(),
         }
@@ -267,6 +271,7 @@ impl Plan {
             target: target_url.to_string(),
             sent_to: self.sent_to_at(target_url),
             jitter_ms: self.load.jitter.map(|j| j.as_millis() as u64),
+            prices: self.checks.prices,
             target_kind: match self.target {
                 Target::Mock { .. } => "built-in mock",
                 Target::Remote(_) => "remote",

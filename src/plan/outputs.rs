@@ -104,6 +104,7 @@ fn server_config(
         csv: a.server_csv.clone(),
         auth: None,
         prometheus: a.prometheus.clone(),
+        query_concurrency: a.promql_concurrency.unwrap_or(5).max(1),
         queries,
         prometheus_wait: a
             .prometheus_wait

@@ -226,7 +226,8 @@ fn groups(r: &RunResult) -> String {
             _ => (
                 "By endpoint",
                 vec![
-                    "endpoint", "req", "ok", "err", "statuses", "p50", "p95", "p99",
+                    "endpoint", "req", "ok", "err", "statuses", "min", "mean", "p50", "p95", "p99",
+                    "max",
                 ],
                 rows.iter()
                     .map(|g| {
@@ -235,12 +236,18 @@ fn groups(r: &RunResult) -> String {
                             vec![
                                 g.statuses
                                     .iter()
-                                    .map(|(k, v)| format!("{k}: {v}"))
+                                    .map(|(k, v)| {
+                                        let share = 100.0 * *v as f64 / g.requests.max(1) as f64;
+                                        format!("{k}: {v} ({share:.1}%)")
+                                    })
                                     .collect::<Vec<_>>()
                                     .join(", "),
+                                f2(g.e2e.min),
+                                f2(g.e2e.mean),
                                 f2(g.e2e.p50),
                                 f2(g.e2e.p95),
                                 f2(g.e2e.p99),
+                                f2(g.e2e.max),
                             ],
                         )
                     })
@@ -274,7 +281,14 @@ fn stages(r: &RunResult) -> String {
     if generates {
         header.extend(["tokens/s", "ttft p50", "ttft p95"]);
     }
-    header.extend(["e2e p50", "e2e p95"]);
+    // Without tokens, e2e is the figure: all of its statistics.
+    if generates {
+        header.extend(["e2e p50", "e2e p95"]);
+    } else {
+        header.extend([
+            "e2e min", "e2e mean", "e2e p50", "e2e p95", "e2e p99", "e2e max",
+        ]);
+    }
     if goodput {
         header.push("goodput");
     }
@@ -306,10 +320,24 @@ fn stages(r: &RunResult) -> String {
                     ms_or_dash(&st.ttft, st.ttft.p95),
                 ]);
             }
-            row.extend([
-                ms_or_dash(&st.e2e, st.e2e.p50),
-                ms_or_dash(&st.e2e, st.e2e.p95),
-            ]);
+            if generates {
+                row.extend([
+                    ms_or_dash(&st.e2e, st.e2e.p50),
+                    ms_or_dash(&st.e2e, st.e2e.p95),
+                ]);
+            } else {
+                row.extend(
+                    [
+                        st.e2e.min,
+                        st.e2e.mean,
+                        st.e2e.p50,
+                        st.e2e.p95,
+                        st.e2e.p99,
+                        st.e2e.max,
+                    ]
+                    .map(|v| ms_or_dash(&st.e2e, v)),
+                );
+            }
             if goodput {
                 row.push(f2(st.goodput));
             }
@@ -511,6 +539,19 @@ pub fn render(r: &RunResult) -> String {
     header.push("duration");
     row.push(format!("{:.1}s", r.duration_s));
     let _ = writeln!(out, "{}\n", table(&header, vec![row]));
+    if let (Some(c), Some(p)) = (&s.cost, &r.plan.prices) {
+        let _ = writeln!(
+            out,
+            "**Cost: ${:.4}** (input ${:.4}, output ${:.4}) · ${:.6} per request · ${:.4} per 1000 requests, at ${}/M input and ${}/M output tokens\n",
+            c.total_usd,
+            c.input_usd,
+            c.output_usd,
+            c.per_request_usd,
+            c.per_1k_requests_usd,
+            p.input_per_mtok,
+            p.output_per_mtok
+        );
+    }
 
     let rows: Vec<Vec<String>> = ROWS
         .iter()
@@ -518,6 +559,7 @@ pub fn render(r: &RunResult) -> String {
             r.latency.get(*name).map(|l| {
                 vec![
                     name.to_string(),
+                    f2(l.min),
                     f2(l.mean),
                     f2(l.p50),
                     f2(l.p90),
@@ -535,7 +577,7 @@ pub fn render(r: &RunResult) -> String {
             out,
             "{}\n",
             table(
-                &["metric", "mean", "p50", "p90", "p95", "p99", "max", "count"],
+                &["metric", "min", "mean", "p50", "p90", "p95", "p99", "max", "count"],
                 rows
             )
         );

@@ -114,6 +114,8 @@ pub struct Facts<'a> {
     pub windows: &'a [WindowSummary],
     pub thresholds: &'a [Threshold],
     pub total: &'a Aggregate,
+    /// The run's groups (endpoints, turns…), for thresholds on one of them.
+    pub by_group: &'a BTreeMap<crate::record::Group, Aggregate>,
     pub duration_s: f64,
     pub streaming: bool,
     pub includes_mock: bool,
@@ -172,7 +174,7 @@ pub fn analyze(f: Facts<'_>) -> (ScenarioReport, Option<Vec<ThresholdResult>>) {
             let failed: Vec<String> = f
                 .thresholds
                 .iter()
-                .filter(|t| !t.is_server() && !t.check(f.total, f.duration_s).pass)
+                .filter(|t| !t.is_server() && !t.check_in(f.total, f.by_group, f.duration_s).pass)
                 .map(|t| t.expr.clone())
                 .collect();
             rep.figure = format!(
@@ -199,6 +201,8 @@ pub fn analyze(f: Facts<'_>) -> (ScenarioReport, Option<Vec<ThresholdResult>>) {
                 } else {
                     f.thresholds
                         .iter()
+                        // A group's bound is on the whole run, not a step.
+                        .filter(|t| t.group().is_none())
                         .filter(|t| !t.is_server() && !t.check(agg, row.duration_s).pass)
                         .map(|t| t.expr.clone())
                         .collect()
@@ -223,7 +227,7 @@ pub fn analyze(f: Facts<'_>) -> (ScenarioReport, Option<Vec<ThresholdResult>>) {
                 verdicts = Some(
                     f.thresholds
                         .iter()
-                        .filter(|t| !t.is_server())
+                        .filter(|t| !t.is_server() && t.group().is_none())
                         .map(|t| {
                             let mut v = t.check(agg, d);
                             v.threshold = format!("{} (step {})", t.expr, i + 1);

@@ -23,6 +23,10 @@ pub struct PlanView {
     /// path: `…/v1/chat/completions`).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub sent_to: String,
+    /// US dollars per million input and output tokens (`--price-input`,
+    /// `--price-output`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prices: Option<crate::report::result::cost::Prices>,
     /// `--jitter-ms`: each VU waited a random 0..this many ms before each
     /// request.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -342,6 +342,9 @@ pub struct ScenarioFile {
     pub stages: Option<Vec<StageEntry>>,
     pub steps: Option<Steps>,
     pub grace: Option<Val<Duration>>,
+    /// `--duration` sets each stage's length rather than the whole run's
+    /// (the API load test's presets ran each of their phases that long).
+    pub duration_per_phase: Option<bool>,
     pub preflight: Option<bool>,
 
     pub max_tokens: Option<Val<u32>>,
@@ -376,6 +379,9 @@ pub struct ScenarioFile {
     pub abort_on_fail: Option<bool>,
     #[serde(default)]
     pub slos: Vec<Val<Slo>>,
+    /// US dollars per million input and output tokens: the run's cost.
+    pub price_input: Option<Val<f64>>,
+    pub price_output: Option<Val<f64>>,
     #[serde(default)]
     pub tags: BTreeMap<String, Val<String>>,
 
@@ -512,6 +518,11 @@ pub fn is_file_arg(arg: &str) -> bool {
 
 /// Load a built-in scenario by name, or a scenario file by path.
 pub fn load(spec: &str) -> Result<Scenario> {
+    // The API load test's presets, by the names its `--scenario` took.
+    let spec = match spec {
+        "light" | "medium" | "heavy" => &format!("http-{spec}"),
+        s => s,
+    };
     if let Some((name, text)) = BUILTIN.iter().find(|(n, _)| *n == spec) {
         let scenario = parse(text, &format!("scenarios/{name}.yaml"))?;
         return Ok(Scenario {

@@ -48,6 +48,8 @@ pub struct Config {
     /// The target's origin and API key: a `/metrics` URL on that origin is
     /// asked with the same `Authorization` (LiteLLM's needs it).
     pub auth: Option<(String, String)>,
+    /// How many `--promql` queries are asked at once.
+    pub query_concurrency: usize,
     /// `--prometheus` and its queries.
     pub prometheus: Option<String>,
     pub queries: Vec<Query>,
@@ -577,8 +579,15 @@ impl Scraper {
                 tokio::time::sleep(self.cfg.prometheus_wait).await;
             }
             let step = self.cfg.interval.as_secs_f64().max(0.001);
-            for q in &self.cfg.queries {
-                let r = promql::range(&self.client, base, q, window, step).await;
+            // Asked a few at a time, answers kept in the queries' order.
+            use futures_util::StreamExt as _;
+            let client = &self.client;
+            let answers: Vec<_> = futures_util::stream::iter(&self.cfg.queries)
+                .map(|q| promql::range(client, base, q, window, step))
+                .buffered(self.cfg.query_concurrency.max(1))
+                .collect()
+                .await;
+            for (q, r) in self.cfg.queries.iter().zip(answers) {
                 if let Some(rows) = rows.as_mut() {
                     for s in &r.series {
                         let text = expo::labels_text(s.labels.iter());

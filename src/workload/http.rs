@@ -1,4 +1,6 @@
-//! Plain HTTP endpoints with weights: `--endpoint GET:/health:3`.
+//! Plain HTTP endpoints with weights: `--endpoint GET:/health:3`, and a
+//! body for those that take one (`POST:/api/v1/webhooks @event.json`, or
+//! the JSON written after the spec).
 
 use std::sync::Arc;
 
@@ -17,11 +19,29 @@ pub struct Endpoint {
     /// From the origin's root (`/health`), or under the API base (`models`).
     pub path: String,
     pub weight: u32,
+    /// What every request to it carries (a webhook's event).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
 }
 
-/// Parse `METHOD:PATH[:WEIGHT]`, e.g. `GET:/health:3`.
+/// Parse `METHOD:PATH[:WEIGHT][ BODY]`, e.g. `GET:/health:3`, where BODY
+/// (after a space) is `@FILE` or the text itself (`{"event": "push"}`).
 pub fn parse_endpoint(s: &str) -> Result<Endpoint, String> {
-    let bad = || format!("'{s}' is not METHOD:PATH[:WEIGHT], e.g. GET:/health:3");
+    let s = s.trim();
+    let (s, body) = match s.split_once(char::is_whitespace) {
+        Some((spec, body)) => {
+            let body = body.trim();
+            let text = match body.strip_prefix('@') {
+                Some(path) => std::fs::read_to_string(path.trim()).map_err(|e| {
+                    format!("'{spec}': cannot read the body file {}: {e}", path.trim())
+                })?,
+                None => body.to_string(),
+            };
+            (spec, Some(text))
+        }
+        None => (s, None),
+    };
+    let bad = || format!("'{s}' is not METHOD:PATH[:WEIGHT][ @BODY_FILE], e.g. GET:/health:3");
     let (method, rest) = s.split_once(':').ok_or_else(bad)?;
     let method = method.trim().to_ascii_uppercase();
     if Method::from_bytes(method.as_bytes()).is_err() || method.is_empty() {
@@ -44,6 +64,7 @@ pub fn parse_endpoint(s: &str) -> Result<Endpoint, String> {
         method,
         path: path.to_string(),
         weight,
+        body,
     })
 }
 
@@ -65,7 +86,8 @@ impl Set {
             .map(|e| {
                 total += e.weight;
                 cumulative.push(total);
-                let mut p = Prepared::post("", Bytes::new(), Expect::Status);
+                let body = e.body.clone().map(Bytes::from).unwrap_or_default();
+                let mut p = Prepared::post("", body, Expect::Status);
                 p.method = Method::from_bytes(e.method.as_bytes()).unwrap_or(Method::GET);
                 p.path = e.path.clone().into();
                 p.group = Some(Group::Endpoint(format!("{} {}", e.method, e.path).into()));
@@ -108,6 +130,7 @@ impl Http {
                 method: "GET".into(),
                 path: "/health".into(),
                 weight: 1,
+                body: None,
             }]
         } else {
             spec.endpoints.clone()
@@ -168,9 +191,24 @@ mod tests {
             Endpoint {
                 method: "GET".into(),
                 path: "/health".into(),
-                weight: 3
+                weight: 3,
+                body: None,
             }
         );
+        let e = parse_endpoint(r#"POST:/api/v1/webhooks/github:2 {"action": "opened"}"#).unwrap();
+        assert_eq!(
+            (e.method.as_str(), e.path.as_str(), e.weight),
+            ("POST", "/api/v1/webhooks/github", 2)
+        );
+        assert_eq!(e.body.as_deref(), Some(r#"{"action": "opened"}"#));
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("event.json");
+        std::fs::write(&f, "{\"alert\": \"disk\"}").unwrap();
+        let e = parse_endpoint(&format!("POST:/hook @{}", f.display())).unwrap();
+        assert_eq!(e.body.as_deref(), Some("{\"alert\": \"disk\"}"));
+        assert!(parse_endpoint("POST:/hook @/no/such/file")
+            .unwrap_err()
+            .contains("cannot read the body file"));
         assert_eq!(parse_endpoint("get:/v1/models").unwrap().weight, 1);
         assert!(parse_endpoint("/health").is_err());
         assert!(parse_endpoint("GET:/x:0").is_err());

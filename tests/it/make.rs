@@ -520,8 +520,8 @@ fn compose_and_provisioning_reference_files_that_exist() {
     };
     let compose = yaml(&root.join("docker-compose.yaml"));
     let services = compose["services"].as_object().unwrap();
-    let influx = &services["influxdb"];
-    let grafana = &services["grafana"];
+    let influx = &services["k6-influxdb"];
+    let grafana = &services["k6-grafana"];
     assert!(influx["image"]
         .as_str()
         .unwrap()
@@ -590,7 +590,7 @@ fn compose_and_provisioning_reference_files_that_exist() {
     let ds = yaml(&provisioning.join("datasources/influxdb.yaml"));
     let ds = &ds["datasources"][0];
     assert_eq!(ds["uid"], "periscope-influxdb");
-    assert_eq!(ds["url"], "http://influxdb:8086");
+    assert_eq!(ds["url"], "http://k6-influxdb:8086");
     assert!(influx["ports"][0].as_str().unwrap().ends_with(":8086"));
     assert_eq!(
         ds["jsonData"]["dbName"],

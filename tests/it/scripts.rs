@@ -54,7 +54,7 @@ async fn the_examples_run_against_the_mock_measured_by_its_stamps_and_usage() {
     );
     assert!(text.contains("`response_length.p(95)>0`"), "{text}");
 
-    // The seed's custom test: its content logged by console.log.
+    // The k6 suite's custom test: its content logged by console.log.
     mock.reset().await;
     let (out, r) = run_ok(&[
         "run",

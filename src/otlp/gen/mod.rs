@@ -139,7 +139,7 @@ impl Kind {
         )
     }
 
-    /// The seed's figures for the agent scenarios: ~35 KB and ~5K tokens in
+    /// The AI-observability scale test's figures for its agent scenarios: ~35 KB and ~5K tokens in
     /// 5 spans, ~270 KB and ~18K in 12, ~470 KB and ~40K in 25, ~2.3 MB and
     /// ~185K in 80.
     pub fn shape(self) -> Shape {

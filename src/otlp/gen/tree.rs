@@ -344,7 +344,7 @@ mod tests {
         }
     }
 
-    /// The seed's token counts per scenario (±15%), summed over the model
+    /// The scale test's token counts per scenario (±15%), summed over the model
     /// calls' `gen_ai.usage.*`, besides the sizes the mod's test checks.
     #[test]
     fn agent_scenarios_record_their_token_counts() {

@@ -17,6 +17,7 @@ use crate::slo::ThresholdResult;
 
 use super::scenario::{analyze, Facts, ScenarioReport};
 
+pub mod cost;
 mod otlp;
 mod server;
 
@@ -223,6 +224,10 @@ pub struct StageRow {
 /// Totals and rates of a run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Summary {
+    /// What the tokens cost at the plan's prices (`--price-input`,
+    /// `--price-output`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<cost::Cost>,
     /// Requests finished (ok + errors + interrupted).
     pub requests: u64,
     /// 2xx answers with a well-formed body.
@@ -625,6 +630,7 @@ impl RunResult {
             windows: &i.windows,
             thresholds: i.thresholds,
             total: t,
+            by_group: &i.by_group,
             duration_s: dur,
             streaming: i.plan.stream,
             includes_mock: i.includes_mock,
@@ -650,6 +656,7 @@ impl RunResult {
         };
         let mut requests = i.requests;
         requests.sort_by(|a, b| a.t_s.total_cmp(&b.t_s));
+        let prices = i.plan.prices;
         RunResult {
             schema: SCHEMA.to_string(),
             periscope_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -658,6 +665,7 @@ impl RunResult {
             duration_s: (i.duration_s * 1000.0).round() / 1000.0,
             plan: i.plan,
             summary: Summary {
+                cost: prices.map(|p| cost::Cost::of(p, t.input_tokens, t.output_tokens, t.ok)),
                 requests: t.requests,
                 ok: t.ok,
                 errors: t.errors,
@@ -692,22 +700,33 @@ impl RunResult {
             generator: i.generator,
             warnings,
             interrupted_by_user: i.interrupted_by_user,
-            thresholds: stage_verdicts
-                .unwrap_or_else(|| {
-                    i.thresholds
-                        .iter()
-                        .filter(|th| !th.is_server())
-                        .map(|th| th.check(t, dur))
-                        .collect()
-                })
-                .into_iter()
-                .chain(
-                    i.thresholds
-                        .iter()
-                        .filter(|th| th.is_server())
-                        .map(|th| th.check_server(server.as_ref())),
-                )
-                .collect(),
+            thresholds: match stage_verdicts {
+                // Stress: the capacity step's verdicts, then the bounds on
+                // a group (judged on the whole run).
+                Some(v) => v
+                    .into_iter()
+                    .chain(
+                        i.thresholds
+                            .iter()
+                            .filter(|th| !th.is_server() && th.group().is_some())
+                            .map(|th| th.check_in(t, &i.by_group, dur)),
+                    )
+                    .collect::<Vec<_>>(),
+                None => i
+                    .thresholds
+                    .iter()
+                    .filter(|th| !th.is_server())
+                    .map(|th| th.check_in(t, &i.by_group, dur))
+                    .collect(),
+            }
+            .into_iter()
+            .chain(
+                i.thresholds
+                    .iter()
+                    .filter(|th| th.is_server())
+                    .map(|th| th.check_server(server.as_ref())),
+            )
+            .collect(),
             aborted: i
                 .aborted
                 .map(|(threshold, at_s)| Aborted { threshold, at_s }),

@@ -51,7 +51,7 @@ export function getReasoning(r) {
   return (m && (m.reasoning_content || m.reasoning)) || "";
 }
 
-/** The seed's client: `createClient({options: {model}}).chatComplete({messages})`. */
+/** The k6 suite's client: `createClient({options: {model}}).chatComplete({messages})`. */
 export function createClient(config) {
   const defaults = (config && config.options) || {};
   const withDefaults = (b) => Object.assign({}, defaults, b || {});
