@@ -7,6 +7,8 @@
 # InfluxDB when `make start` is up (without it they still run).
 SHELL := /bin/bash
 .NOTPARALLEL:
+# This Makefile's folder (the project), also when another Makefile includes it.
+HERE := $(dir $(abspath $(lastword $(MAKEFILE_LIST))))
 CARGO ?= cargo
 BIN := target/release/periscope
 # The binary the test-* targets run; built here unless you name another one
@@ -72,7 +74,7 @@ RUN_DEPS := $(if $(filter $(BIN),$(PERISCOPE)),build) | $(RESULTS)
   test-completions-heavy-all
 
 help: ## List the targets and the variables they read
-	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-32s %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-32s %s\n", $$1, $$2}'
 	@echo
 	@echo "Variables (as arguments or from the environment):"
 	@echo "  OPENAI_BASE_URL      the target (unset: https://api.openai.com/v1 when OPENAI_API_KEY is set)"
@@ -249,7 +251,7 @@ run: $(RUN_DEPS) ## Run a scenario: make run SCENARIO=my.yaml (or SCENARIO=stres
 	$(if $(strip $(SCENARIO)),,$(error give the scenario: make run SCENARIO=file.yaml (or a built-in name such as stress)))
 	$(PERISCOPE) run $(scenario_args) $(influx_out) --json $(RESULTS)/$(scenario_name).json --html $(RESULTS)/$(scenario_name).html $(ARGS)
 
-# The Tempo suite's runner (scripts/perf-test.sh): its sizing profiles (the
+# The Tempo suite's runner ($(HERE)scripts/perf-test.sh): its sizing profiles (the
 # otlp-PROFILE scenarios, or PROFILES_DIR/PROFILE.yaml in its own schema)
 # one after another; ingestion and queries as two runs side by side, each
 # with its log and JSON in $(RESULTS); to OTEL_EXPORTER_OTLP_ENDPOINT or
@@ -264,15 +266,15 @@ comma := ,
 perf_env = PERISCOPE=$(PERISCOPE) RESULTS=$(RESULTS) PROFILES_DIR=$(PROFILES_DIR) MOCK=$(MOCK) \
   TEST_TYPE=$(1) QUERY_ENDPOINT=$(QUERY_ENDPOINT) ARGS="$(ARGS)" INFLUX_OUT="$(influx_out)"
 perf-test: $(RUN_DEPS) ## The Tempo suite's profiles in turn: PROFILES=1x-small,medium TEST_TYPE=ingestion|query|combined QUERY_ENDPOINT=URL
-	$(call perf_env,$(TEST_TYPE)) scripts/perf-test.sh $(PROFILES)
+	$(call perf_env,$(TEST_TYPE)) $(HERE)scripts/perf-test.sh $(PROFILES)
 perf-test-dry-run: $(RUN_DEPS) ## What make perf-test would run, planned (--dry-run)
-	$(call perf_env,$(TEST_TYPE)) scripts/perf-test.sh --dry-run $(PROFILES)
+	$(call perf_env,$(TEST_TYPE)) $(HERE)scripts/perf-test.sh --dry-run $(PROFILES)
 k6-ingestion: $(RUN_DEPS) ## Ingestion only of one size against a running backend: K6_SIZE=small|medium|large|xlarge (TEMPO_ENDPOINT)
-	$(call perf_env,ingestion) scripts/perf-test.sh $(K6_SIZE)
+	$(call perf_env,ingestion) $(HERE)scripts/perf-test.sh $(K6_SIZE)
 k6-query: $(RUN_DEPS) ## Queries only of one size: K6_SIZE=… (TEMPO_QUERY_ENDPOINT)
-	$(call perf_env,query) scripts/perf-test.sh $(K6_SIZE)
+	$(call perf_env,query) $(HERE)scripts/perf-test.sh $(K6_SIZE)
 k6-combined: $(RUN_DEPS) ## Ingestion and queries side by side: K6_SIZE=… (TEMPO_ENDPOINT, TEMPO_QUERY_ENDPOINT)
-	$(call perf_env,combined) scripts/perf-test.sh $(K6_SIZE)
+	$(call perf_env,combined) $(HERE)scripts/perf-test.sh $(K6_SIZE)
 validate-profiles: $(RUN_DEPS) ## Check every profile (the built-in otlp-* and PROFILES_DIR/*.yaml) by planning it
 	@set -e; for p in $(subst $(comma), ,$(PROFILES)); do \
 	  if [ -f $(PROFILES_DIR)/$$p.yaml ]; then s=$(PROFILES_DIR)/$$p.yaml; else s=otlp-$$p; fi; \

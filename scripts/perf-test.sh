@@ -18,8 +18,8 @@
 # periscope), MOCK=1 (a `periscope mock` process takes both loads instead),
 # PROFILES_DIR (profiles), ARGS (more flags for every run), INFLUX_OUT.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-. scripts/lib.sh
+# Paths (RESULTS, PROFILES_DIR) are the caller's, from where make ran.
+. "$(dirname "$0")/lib.sh"
 
 dry=""
 if [ "${1:-}" = "--dry-run" ]; then

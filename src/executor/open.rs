@@ -149,6 +149,15 @@ pub(super) async fn run(
         index += 1;
         t += gap(arrival, &mut rng, weight, r);
     }
+    // The arrival process spans the whole window even when no arrival
+    // falls in its last stretch (a 2.5 MB trace paced at 1.2 MB/s holds
+    // the next one back for two seconds): the load lasts what it was
+    // planned to, so that its rates are over that time.
+    let end = ctx.origin + Duration::from_secs_f64(total);
+    tokio::select! {
+        _ = ctx.soft.cancelled() => {}
+        _ = timer::sleep_until(end) => {}
+    }
     report
 }
 

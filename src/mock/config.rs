@@ -50,6 +50,10 @@ pub struct MockArgs {
     /// presets' `/` and `/api/v1/llm/providers`). Repeatable, or comma-separated.
     #[arg(long, value_delimiter = ',', value_name = "PATH")]
     pub ok_path: Vec<String>,
+    /// Count the values of this request header (`GET /mock/headers`):
+    /// what a client sent, e.g. `X-LLMTrace-Agent-ID`. Repeatable.
+    #[arg(long, value_name = "NAME")]
+    pub count_header: Vec<String>,
     /// Serve llama.cpp's `POST /tokenize {"content"}` (counted with cl100k_base).
     #[arg(long)]
     pub tokenize: bool,
@@ -272,6 +276,8 @@ pub struct MockConfig {
     pub metrics_llamacpp: bool,
     /// Paths answered as `/health` is.
     pub ok_paths: Vec<String>,
+    /// Request headers whose values are counted (lower case).
+    pub count_headers: Vec<String>,
 }
 
 pub(super) fn rate(name: &str, v: f64) -> Result<f64, String> {
@@ -377,6 +383,11 @@ impl MockConfig {
             tokenize: a.tokenize,
             metrics_llamacpp: a.metrics_llamacpp,
             ok_paths: a.ok_path.clone(),
+            count_headers: a
+                .count_header
+                .iter()
+                .map(|h| h.trim().to_ascii_lowercase())
+                .collect(),
         })
     }
 

@@ -158,6 +158,23 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Resp, Infal
             t.note(tp);
         }
     }
+    if !state.config.count_headers.is_empty() && !req.uri().path().starts_with("/mock/") {
+        if let Ok(mut counts) = state.header_counts.lock() {
+            for name in &state.config.count_headers {
+                let value = req
+                    .headers()
+                    .get(name.as_str())
+                    .map_or("(none)".to_string(), |v| {
+                        String::from_utf8_lossy(v.as_bytes()).into_owned()
+                    });
+                *counts
+                    .entry(name.clone())
+                    .or_default()
+                    .entry(value)
+                    .or_default() += 1;
+            }
+        }
+    }
     // The proxy answers for its own stamps; everything else goes upstream.
     if state.proxy.is_some() && !req.uri().path().starts_with("/mock/") {
         return Ok(proxy::forward(&state, req, arrival).await);
@@ -174,6 +191,8 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Resp, Infal
         "/models" => Endpoint::Models,
         "/health" => Endpoint::Health,
         "/traces" => Endpoint::Traces,
+        // OTLP mounted under a gateway's prefix (`/otel/v1/traces`).
+        _ if path.ends_with("/v1/traces") => Endpoint::Traces,
         _ if path == "/api/search" || path.starts_with("/api/traces/") => Endpoint::TraceQuery,
         _ if state.config.ok_paths.iter().any(|p| p == path) => Endpoint::Health,
         _ => Endpoint::Other,
@@ -241,6 +260,13 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Resp, Infal
             StatusCode::OK,
             Bytes::from(serde_json::to_vec(&a).expect("json")),
         ));
+    }
+    if path == "/mock/headers" {
+        let body = match state.header_counts.lock() {
+            Ok(c) => serde_json::to_vec(&*c).expect("json"),
+            Err(_) => b"{}".to_vec(),
+        };
+        return Ok(json_response(StatusCode::OK, Bytes::from(body)));
     }
     if path == "/mock/traceparents" {
         let body = match state.traceparents.lock() {

@@ -60,6 +60,9 @@ pub(super) struct State {
     /// W3C `traceparent` headers received (only requests that carry one
     /// take this lock).
     pub(super) traceparents: Mutex<Traceparents>,
+    /// `--count-header`: name → value → requests.
+    pub(super) header_counts:
+        Mutex<std::collections::BTreeMap<String, std::collections::BTreeMap<String, u64>>>,
     /// Traces received over OTLP, for the trace query API.
     pub(super) received: Mutex<otlp::Received>,
 }
@@ -128,6 +131,7 @@ impl State {
             draws: AtomicU64::new(0),
             auth,
             traceparents: Mutex::default(),
+            header_counts: Mutex::default(),
             received: Mutex::default(),
             config,
         })

@@ -26,6 +26,7 @@ mod reports;
 mod run;
 mod scenarios;
 mod scripts;
+mod seeds;
 mod segments;
 mod series;
 mod server_metrics;

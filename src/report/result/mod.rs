@@ -630,7 +630,7 @@ impl RunResult {
             windows: &i.windows,
             thresholds: i.thresholds,
             total: t,
-            by_group: &i.by_group,
+            by_group: i.by_group,
             duration_s: dur,
             streaming: i.plan.stream,
             includes_mock: i.includes_mock,
@@ -709,14 +709,14 @@ impl RunResult {
                         i.thresholds
                             .iter()
                             .filter(|th| !th.is_server() && th.group().is_some())
-                            .map(|th| th.check_in(t, &i.by_group, dur)),
+                            .map(|th| th.check_in(t, i.by_group, dur)),
                     )
                     .collect::<Vec<_>>(),
                 None => i
                     .thresholds
                     .iter()
                     .filter(|th| !th.is_server())
-                    .map(|th| th.check_in(t, &i.by_group, dur))
+                    .map(|th| th.check_in(t, i.by_group, dur))
                     .collect(),
             }
             .into_iter()
