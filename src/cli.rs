@@ -316,6 +316,14 @@ pub struct RunArgs {
     /// Requests per second (open model: latency is measured from the scheduled send time).
     #[arg(long, visible_alias = "rps", allow_negative_numbers = true)]
     pub rate: Option<f64>,
+    /// Run the same test N times, each on fresh connections: the report
+    /// gives every run's figures with their mean, sd, CV and 95% interval.
+    #[arg(long, value_parser = count::<u32>, value_name = "N")]
+    pub runs: Option<u32>,
+    /// With --runs: a shell command run between runs (to reset a prefix
+    /// cache, restart a server); its failure stops the runs.
+    #[arg(long, value_name = "CMD", requires = "runs")]
+    pub between_runs: Option<String>,
     /// Closed model: wait a random 0..N ms before each request, so that VUs
     /// do not move in lockstep (the wait is not in any latency).
     #[arg(long, allow_negative_numbers = true, value_parser = count::<u64>, value_name = "N")]
@@ -503,7 +511,8 @@ pub struct ServerMetricsArgs {
     /// VictoriaMetrics), asked the --promql queries over the run's window.
     #[arg(long, value_name = "URL")]
     pub prometheus: Option<String>,
-    /// A PromQL expression, repeatable, or @FILE of `name: EXPR` lines.
+    /// A PromQL expression, repeatable: `EXPR`, `NAME: EXPR` (thresholds name it:
+    /// server.promql.NAME.max<50), or @FILE of `name: EXPR` lines.
     #[arg(long, value_name = "EXPR|@FILE")]
     pub promql: Vec<String>,
     /// How many --promql queries are asked at once (default 5).
@@ -519,7 +528,8 @@ pub struct ServerMetricsArgs {
 #[derive(Debug, Clone, Default, ClapArgs)]
 pub struct DatasetArgs {
     /// Prompts from a file: a JSON array of {id, text, label, category,
-    /// subcategory}, JSON Lines, or ShareGPT conversations.
+    /// subcategory}, JSON Lines, or ShareGPT conversations; or a folder of
+    /// such files (all of them, in name order).
     #[arg(long, value_name = "PATH", conflicts_with = "dataset_suite")]
     pub dataset_file: Option<String>,
     /// Prompts from a built-in corpus: core, external or all.

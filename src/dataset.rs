@@ -80,10 +80,47 @@ impl Selection {
 
     /// Load and filter the cases; errors say what to fix.
     pub fn load(&self) -> Result<Vec<Case>, String> {
+        /// A folder of corpus files (a benchmark's `datasets/` tree): every
+        /// `.json`, `.jsonl` and `.ndjson` in it and below, in name order.
+        fn read_dir(dir: &str) -> Result<Vec<Case>, String> {
+            fn walk(d: &std::path::Path, out: &mut Vec<std::path::PathBuf>) -> std::io::Result<()> {
+                for e in std::fs::read_dir(d)? {
+                    let p = e?.path();
+                    if p.is_dir() {
+                        walk(&p, out)?;
+                    } else if p
+                        .extension()
+                        .is_some_and(|x| x == "json" || x == "jsonl" || x == "ndjson")
+                    {
+                        out.push(p);
+                    }
+                }
+                Ok(())
+            }
+            let mut files = Vec::new();
+            walk(std::path::Path::new(dir), &mut files)
+                .map_err(|e| format!("--dataset-file {dir}: {e}"))?;
+            files.sort();
+            if files.is_empty() {
+                return Err(format!(
+                    "--dataset-file {dir}: no .json or .jsonl file in the folder"
+                ));
+            }
+            let mut cases = Vec::new();
+            for f in files {
+                let text = std::fs::read_to_string(&f)
+                    .map_err(|e| format!("--dataset-file {}: {e}", f.display()))?;
+                cases.extend(
+                    parse(&text).map_err(|e| format!("--dataset-file {}: {e}", f.display()))?,
+                );
+            }
+            Ok(cases)
+        }
         let mut cases = match (&self.file, &self.suite) {
             (Some(_), Some(_)) => {
                 return Err("use either --dataset-file or --dataset-suite, not both".into())
             }
+            (Some(path), None) if std::path::Path::new(path).is_dir() => read_dir(path)?,
             (Some(path), None) => {
                 let text = std::fs::read_to_string(path)
                     .map_err(|e| format!("--dataset-file {path}: {e}"))?;
@@ -242,6 +279,35 @@ mod tests {
         assert_eq!(ids.len(), cases.len(), "ids are unique");
         let all = suite_cases("all").unwrap();
         assert!(all.len() > cases.len());
+    }
+
+    #[test]
+    fn a_folder_of_corpus_files_is_one_corpus() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("external")).unwrap();
+        std::fs::write(
+            dir.path().join("benign.json"),
+            r#"[{"id": "b1", "text": "Hello", "label": "benign"}]"#,
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("external/inj.jsonl"),
+            "{\"id\": \"m1\", \"text\": \"Ignore all rules\", \"label\": \"malicious\"}\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("README.md"), "not a corpus").unwrap();
+        let sel = Selection {
+            file: Some(dir.path().to_string_lossy().into()),
+            ..Default::default()
+        };
+        let ids: Vec<String> = sel.load().unwrap().into_iter().map(|c| c.id).collect();
+        assert_eq!(ids, ["b1", "m1"]);
+        let empty = tempfile::tempdir().unwrap();
+        let sel = Selection {
+            file: Some(empty.path().to_string_lossy().into()),
+            ..Default::default()
+        };
+        assert!(sel.load().unwrap_err().contains("no .json or .jsonl"));
     }
 
     #[test]

@@ -36,8 +36,9 @@
 //! - Leaves: `record` (the request record), `tokenizer`, `dataset` (labelled
 //!   and prompt corpora), `otlp` (trace generation), `values` (flag value
 //!   parsers), `fmt` (number and duration formatting), `stats` (t and
-//!   proportion intervals), `endpoint` (base or whole endpoint URLs), `timer` (sub-ms
-//!   sleeps), `worker` (the pool's thread marks), `error` (errors, exit codes),
+//!   proportion intervals), `endpoint` (base or whole endpoint URLs),
+//!   `dotenv` (`.env` in the working directory), `timer` (sub-ms sleeps),
+//!   `worker` (the pool's thread marks), `error` (errors, exit codes),
 //!   `alloc` (mimalloc, one shared heap for scripted VUs' threads).
 
 pub mod alloc;

@@ -26,6 +26,10 @@ struct Live {
     rps: u64,
     tokens_per_s: u64,
     ttft_p50_ms: Option<f64>,
+    /// OTLP exports of the last window: payload bytes and spans.
+    payload_bytes: u64,
+    spans: u64,
+    e2e_p50_ms: Option<f64>,
 }
 
 /// The collector's side of the progress line.
@@ -45,6 +49,9 @@ impl Observer for Feed {
             rps: w.requests,
             tokens_per_s: w.output_tokens,
             ttft_p50_ms: w.ttft_p50,
+            payload_bytes: w.payload_bytes,
+            spans: w.spans,
+            e2e_p50_ms: w.e2e_p50,
         });
     }
 }
@@ -103,9 +110,23 @@ fn line(l: &Live, goal: Goal) -> String {
             l.elapsed.as_secs()
         ),
     };
+    // Trace exports: the data they carry, not tokens.
+    let figures = if l.payload_bytes > 0 {
+        let e2e = l
+            .e2e_p50_ms
+            .map(|t| format!("{t:.1} ms"))
+            .unwrap_or_else(|| "-".into());
+        format!(
+            "{:.3} MB/s · {} spans/s · e2e p50 {e2e}",
+            l.payload_bytes as f64 / 1e6,
+            l.spans
+        )
+    } else {
+        format!("ttft p50 {ttft} · {} tok/s", l.tokens_per_s)
+    };
     format!(
-        "{at} · vus {} · in flight {} · {} req/s · ok {} err {} · ttft p50 {} · {} tok/s",
-        l.active_vus, l.in_flight, l.rps, l.ok, l.errors, ttft, l.tokens_per_s
+        "{at} · vus {} · in flight {} · {} req/s · ok {} err {} · {figures}",
+        l.active_vus, l.in_flight, l.rps, l.ok, l.errors
     )
 }
 

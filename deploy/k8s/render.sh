@@ -15,14 +15,31 @@
 #   -d SECONDS  the most a segment may run, start wait included [3600]
 #   -c CPU      CPU requested per segment [2]
 #   -N NAME     the name of the Jobs, ConfigMap and volume [periscope]
+#   -a K=V      keep the segments off the nodes running pods labelled K=V
+#               (the system under test), so that they never share its CPU
+#   -S K=V[,…]  schedule the segments on nodes with these labels
+# -d defaults to TEMPO_PERF_JOB_TIMEOUT when it is set (30m, 1h, or seconds).
 # When a periscope binary is found ($PERISCOPE, else on PATH), the plan is
 # checked first with `periscope run PLAN --segments N --dry-run`.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 SEGMENTS=4 PLAN=$here/plan.yaml IMAGE=periscope:latest LEAD_S=120 RUN_ID=''
-DEADLINE_S=3600 CPU=2 NAME=periscope
+DEADLINE_S=3600 CPU=2 NAME=periscope SUT='' NODES=''
 die() { echo "render.sh: $*" >&2; exit 1; }
-while getopts "n:p:i:s:r:d:c:N:h" opt; do
+# 30m, 1h, 90s or 600: whole seconds.
+seconds() {
+  case $1 in
+    *h) echo $((${1%h} * 3600)) ;;
+    *m) echo $((${1%m} * 60)) ;;
+    *s) echo "${1%s}" ;;
+    *) echo "$1" ;;
+  esac
+}
+if [ -n "${TEMPO_PERF_JOB_TIMEOUT:-}" ]; then
+  [[ $TEMPO_PERF_JOB_TIMEOUT =~ ^[0-9]+[hms]?$ ]] || die "TEMPO_PERF_JOB_TIMEOUT=$TEMPO_PERF_JOB_TIMEOUT: give e.g. 30m, 1h or 3600"
+  DEADLINE_S=$(seconds "$TEMPO_PERF_JOB_TIMEOUT")
+fi
+while getopts "n:p:i:s:r:d:c:N:a:S:h" opt; do
   case $opt in
     n) SEGMENTS=$OPTARG ;;
     p) PLAN=$OPTARG ;;
@@ -32,6 +49,8 @@ while getopts "n:p:i:s:r:d:c:N:h" opt; do
     d) DEADLINE_S=$OPTARG ;;
     c) CPU=$OPTARG ;;
     N) NAME=$OPTARG ;;
+    a) SUT=$OPTARG ;;
+    S) NODES=$OPTARG ;;
     h) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown option: see $0 -h" ;;
   esac
@@ -60,8 +79,30 @@ MERGE_INPUTS=$(for ((i = 0; i < SEGMENTS; i++)); do
   printf '"/results/%s-segment-%d.json"' "$RUN_ID" "$i"
 done)
 PLAN_INDENTED=$(sed 's/^/    /' "$PLAN")
-export NAME SEGMENTS IMAGE RUN_ID START_AT DEADLINE_S WAIT_S CPU MERGE_INPUTS PLAN_INDENTED
-vars='${NAME} ${SEGMENTS} ${IMAGE} ${RUN_ID} ${START_AT} ${DEADLINE_S} ${WAIT_S} ${CPU} ${MERGE_INPUTS} ${PLAN_INDENTED}'
+kv='^[A-Za-z0-9./_-]+=[A-Za-z0-9._-]*$'
+SUT_ANTI_AFFINITY=''
+if [ -n "$SUT" ]; then
+  [[ $SUT =~ $kv ]] || die "-a $SUT: give one label as KEY=VALUE (the pods of the system under test)"
+  SUT_ANTI_AFFINITY="
+          requiredDuringSchedulingIgnoredDuringExecution:
+            - topologyKey: kubernetes.io/hostname
+              labelSelector:
+                matchLabels:
+                  \"${SUT%%=*}\": \"${SUT#*=}\""
+fi
+NODE_SELECTOR=''
+if [ -n "$NODES" ]; then
+  NODE_SELECTOR="
+      nodeSelector:"
+  IFS=, read -r -a pairs <<<"$NODES"
+  for p in "${pairs[@]}"; do
+    [[ $p =~ $kv ]] || die "-S $NODES: give KEY=VALUE labels separated by commas"
+    NODE_SELECTOR+="
+        \"${p%%=*}\": \"${p#*=}\""
+  done
+fi
+export NAME SEGMENTS IMAGE RUN_ID START_AT DEADLINE_S WAIT_S CPU MERGE_INPUTS PLAN_INDENTED SUT_ANTI_AFFINITY NODE_SELECTOR
+vars='${NAME} ${SEGMENTS} ${IMAGE} ${RUN_ID} ${START_AT} ${DEADLINE_S} ${WAIT_S} ${CPU} ${MERGE_INPUTS} ${PLAN_INDENTED} ${SUT_ANTI_AFFINITY} ${NODE_SELECTOR}'
 echo "# periscope run $RUN_ID: $SEGMENTS segments of $(basename "$PLAN") from $START_AT"
 first=1
 for f in configmap.yaml results-pvc.yaml job.yaml merge-job.yaml; do

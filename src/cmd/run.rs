@@ -51,7 +51,7 @@ pub async fn main(a: RunArgs) -> Result<i32> {
         .transpose()?;
     let html_out = open_html(plan.outputs.html.as_deref())?;
     let csv_out = plan.outputs.csv.as_deref().map(open_csv).transpose()?;
-    let result = crate::runner::execute(&plan, false).await?.result;
+    let result = run_n(&plan).await?;
     let markdown = report::markdown::render(&result);
     print_stdout(&markdown);
     report::append_step_summary(&markdown);
@@ -79,6 +79,60 @@ pub async fn main(a: RunArgs) -> Result<i32> {
         });
     }
     verdict(&result, plan.load.strict_schedule)
+}
+
+/// The plan run `--runs` times (once by default), each on fresh
+/// connections, `--between-runs` between them: the last run's result, with
+/// every run's figures when there were several. An interrupted run ends
+/// the series there.
+async fn run_n(plan: &Plan) -> Result<RunResult> {
+    let n = plan.load.runs.max(1);
+    let mut results: Vec<RunResult> = Vec::new();
+    for i in 0..n {
+        if i > 0 {
+            if let Some(cmd) = &plan.load.between_runs {
+                between(cmd)?;
+            }
+        }
+        let r = crate::runner::execute(plan, false).await?.result;
+        if n > 1 {
+            eprintln!(
+                "run {}/{n}: {} requests, {} errors, {:.2} ok req/s in {:.1}s",
+                i + 1,
+                r.summary.requests,
+                r.summary.errors,
+                r.summary.ok_rps,
+                r.duration_s
+            );
+        }
+        let stop = r.interrupted_by_user;
+        results.push(r);
+        if stop {
+            break;
+        }
+    }
+    let repeats = (results.len() > 1)
+        .then(|| report::runs::Repeats::of(&results, plan.load.between_runs.clone()));
+    let mut last = results.pop().expect("at least one run");
+    last.runs = repeats;
+    Ok(last)
+}
+
+/// `--between-runs CMD`, by the shell; a failure is the run's error.
+fn between(cmd: &str) -> Result<()> {
+    let status = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .status()
+        .map_err(|e| {
+            crate::error::Error::Usage(format!("--between-runs '{cmd}': cannot run it: {e}"))
+        })?;
+    if !status.success() {
+        return Err(crate::error::Error::Usage(format!(
+            "--between-runs '{cmd}' failed ({status}): the runs stop here"
+        )));
+    }
+    Ok(())
 }
 
 /// What a segment of the plan runs, for `--dry-run`.

@@ -285,10 +285,11 @@ impl OtlpView {
         );
         match rate {
             Some(r) => format!(
-                "{:.2} traces/s, {:.1} spans/s, {:.3} MB/s ({per})",
+                "{:.2} traces/s, {:.1} spans/s, {:.3} MB/s, {:.1} GB/day ({per})",
                 r,
                 r * self.mean_trace_spans,
-                r * self.mean_trace_bytes / 1e6
+                r * self.mean_trace_bytes / 1e6,
+                r * self.mean_trace_bytes * 86_400.0 / 1e9
             ),
             None => format!("as fast as the VUs go ({per})"),
         }

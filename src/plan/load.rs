@@ -29,6 +29,10 @@ pub struct LoadPlan {
     /// `--jitter-ms`: the closed model's VUs wait a random 0..this before
     /// each request.
     pub jitter: Option<Duration>,
+    /// `--runs`: how many times the test runs (at least 1), and the command
+    /// between runs.
+    pub runs: u32,
+    pub between_runs: Option<String>,
 }
 
 impl LoadPlan {
@@ -83,7 +87,17 @@ impl LoadPlan {
                 "--jitter-ms spaces the requests of VUs (closed model); an open model's arrivals are already spread: drop it or use --arrival poisson"
             ));
         }
+        if a.runs == Some(0) {
+            return Err(usage!("--runs must be at least 1"));
+        }
+        if a.runs.is_some_and(|n| n > 1) && (a.csv.is_some() || a.segments.segment.is_some()) {
+            return Err(usage!(
+                "--runs repeats a whole run: its rows go to --json (each run's figures), not --csv or a --segment"
+            ));
+        }
         Ok(LoadPlan {
+            runs: a.runs.unwrap_or(1),
+            between_runs: a.between_runs.clone(),
             jitter,
             shape: load,
             phases,

@@ -161,7 +161,27 @@ impl Plan {
         workload.spec.script = script;
         let checks = Checks::from_args(a, &sc.file, workload.spec.script.is_some())?;
         let outputs = Outputs::from_args(a, &sc.file)?;
-        if let Some(t) = checks.thresholds.iter().find(|t| t.is_server()) {
+        if let Some(t) = checks
+            .thresholds
+            .iter()
+            .find(|t| t.expr.starts_with("server.promql."))
+        {
+            if outputs
+                .server
+                .as_ref()
+                .is_none_or(|s| s.prometheus.is_none())
+            {
+                return Err(usage!(
+                    "threshold '{}' is on a --promql query: add --prometheus URL --promql 'NAME: EXPR'",
+                    t.expr
+                ));
+            }
+        }
+        if let Some(t) = checks
+            .thresholds
+            .iter()
+            .find(|t| t.is_server() && !t.expr.starts_with("server.promql."))
+        {
             if outputs.server.as_ref().is_none_or(|s| s.targets.is_empty()) {
                 return Err(usage!(
                     "threshold '{}' is on the server's metrics: add --server-metrics [URL]",

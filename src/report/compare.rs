@@ -213,6 +213,35 @@ fn noise_test(m: &Metric, a: &Side, b: &Side) -> Noise {
     }
 }
 
+/// Welch's t over the runs' values of a figure, when both results were
+/// `--runs N` (N ≥ 2) and have it.
+fn runs_test(base: &RunResult, cur: &RunResult, name: &str) -> Option<Noise> {
+    let a = &base.runs.as_ref()?.figures.get(name)?.values;
+    let b = &cur.runs.as_ref()?.figures.get(name)?.values;
+    if a.len() < 2 || b.len() < 2 {
+        return None;
+    }
+    let (ma, sa) = crate::stats::mean_sd(a);
+    let (mb, sb) = crate::stats::mean_sd(b);
+    let (na, nb) = (a.len() as f64, b.len() as f64);
+    let (va, vb) = (sa * sa / na, sb * sb / nb);
+    if va + vb == 0.0 {
+        return Some(if ma == mb {
+            Noise::Within
+        } else {
+            Noise::Beyond
+        });
+    }
+    let t = (mb - ma) / (va + vb).sqrt();
+    let df = (va + vb).powi(2) / (va * va / (na - 1.0) + vb * vb / (nb - 1.0));
+    let critical = crate::stats::t_975(df.floor().max(1.0) as usize);
+    Some(if t.abs() > critical {
+        Noise::Beyond
+    } else {
+        Noise::Within
+    })
+}
+
 fn refuse(path: &Path, msg: String) -> Error {
     Error::Usage(format!("{}: {msg}", path.display()))
 }
@@ -281,7 +310,11 @@ pub fn compare(
                 (y - x) / x.abs()
             }
         });
-        let mut noise = noise_test(&m, &a, &b);
+        // Repeated runs on both sides: their spread is the noise.
+        let mut noise = match runs_test(base, cur, &m.name) {
+            Some(n) => n,
+            None => noise_test(&m, &a, &b),
+        };
         if change.is_some_and(|c| c.abs() < noise_floor) {
             noise = Noise::Within;
         }
@@ -393,6 +426,9 @@ pub fn render(
         )
     );
     let regressions = c.regressions();
+    if c.rows.iter().all(|r| r.noise != Noise::Beyond) {
+        out.push_str("No significant change: every difference is within the noise.\n\n");
+    }
     if regressions.is_empty() {
         out.push_str(&format!(
             "No regression beyond {}.\n",
@@ -415,7 +451,7 @@ pub fn render(
         ));
     }
     out.push_str(
-        "\n<sub>beyond noise: percentiles — the runs' distribution-free 95% intervals (order statistics of the HDR histograms) do not overlap; means — Welch's z; rates — Welch's z over per-second values; error_rate — two-proportion z; and the change is at least the noise floor. A change beyond the bound that is not beyond noise is not a regression.</sub>\n",
+        "\n<sub>beyond noise: results of `--runs N` on both sides — Welch's t over the runs' values; otherwise percentiles — the runs' distribution-free 95% intervals (order statistics of the HDR histograms) do not overlap; means — Welch's z; rates — Welch's z over per-second values; error_rate — two-proportion z; and the change is at least the noise floor. A change beyond the bound that is not beyond noise is not a regression.</sub>\n",
     );
     out
 }

@@ -744,6 +744,9 @@ pub fn render(r: &RunResult) -> String {
         let query_only = r.plan.otlp.as_ref().is_some_and(|v| v.test_type == "query");
         out.push_str(&super::otlp::markdown(o, query_only));
     }
+    if let Some(runs) = &r.runs {
+        out.push_str(&runs.markdown());
+    }
     if !defs.is_empty() {
         let _ = writeln!(out, "<sub>Definitions: {}. Latency in HDR histograms (µs, 3 significant digits); errors and interrupted requests are excluded from latency.</sub>", defs.join("; "));
     }

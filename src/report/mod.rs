@@ -15,6 +15,7 @@ pub mod merge;
 pub mod otlp;
 pub mod read;
 pub mod result;
+pub mod runs;
 pub mod scenario;
 pub mod script;
 pub mod server;

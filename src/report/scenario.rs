@@ -273,9 +273,24 @@ pub fn analyze(f: Facts<'_>) -> (ScenarioReport, Option<Vec<ThresholdResult>>) {
                 let during = get("spike");
                 let after = get("after");
                 let before = get("before");
+                // How long after the spike p95 was back near the level
+                // before it, as the recovery scenario judges it.
+                if let (Some(base), Some(a)) = (before.map(m).filter(|b| *b > 0.0), after) {
+                    rep.recovery_s =
+                        recovery_time(f.windows, metric, base, a.start_s, a.start_s + a.duration_s);
+                }
+                let recovered = match (rep.recovery_s, after) {
+                    (Some(s), _) => format!("; back within {:.0}% of the p95 before it {s:.0} s after", RECOVERY_BAND * 100.0),
+                    (None, Some(a)) if before.is_some() => format!(
+                        "; not back within {:.0}% of the p95 before it in the {:.0} s observed after",
+                        RECOVERY_BAND * 100.0,
+                        a.duration_s
+                    ),
+                    _ => String::new(),
+                };
                 rep.figure = match during {
                     Some(s) => format!(
-                        "{} failed of {} requests during the spike ({:.2}%), {} after it; {metric} p95 before / during / after: {} / {:.1} / {} ms",
+                        "{} failed of {} requests during the spike ({:.2}%), {} after it; {metric} p95 before / during / after: {} / {:.1} / {} ms{recovered}",
                         s.errors,
                         s.requests,
                         s.error_rate * 100.0,

@@ -136,6 +136,6 @@ k6:
         );
         // A misspelt key is still an error at its line.
         let e = parse(&CUSTOM.replace("mbPerSecond", "mbPerSec"), "p.yaml").unwrap_err();
-        assert!(e.to_string().contains("p.yaml:15"), "{e}");
+        assert!(e.to_string().contains("p.yaml:17"), "{e}");
     }
 }

@@ -155,6 +155,28 @@ impl ServerMetrics {
     /// A figure's value at every target that has it (thresholds: `name`
     /// as [`check_figure`] accepts it, without `server.`).
     pub fn values(&self, name: &str) -> Vec<f64> {
+        if let Some((q, stat)) = name
+            .strip_prefix("promql.")
+            .and_then(|r| r.rsplit_once('.'))
+        {
+            // One value per series of the query: each must hold.
+            return self
+                .queries
+                .iter()
+                .filter(|r| r.name == q && r.error.is_none())
+                .flat_map(|r| &r.series)
+                .filter(|s| !s.samples.is_empty())
+                .map(|s| {
+                    let v = s.samples.iter().map(|p| p[1]);
+                    match stat {
+                        "min" => v.fold(f64::INFINITY, f64::min),
+                        "max" => v.fold(f64::NEG_INFINITY, f64::max),
+                        "last" => s.samples.last().map_or(0.0, |p| p[1]),
+                        _ => v.sum::<f64>() / s.samples.len() as f64,
+                    }
+                })
+                .collect();
+        }
         self.targets
             .iter()
             .filter_map(|t| figure(&t.figures, name))
@@ -203,6 +225,15 @@ fn figure(f: &Figures, name: &str) -> Option<f64> {
 /// `Ok(true)` for figures in ms.
 pub fn check_figure(name: &str) -> Result<bool, String> {
     use catalog::FAMILIES;
+    // A --promql query's series: `promql.NAME.max` (min, mean, max, last).
+    if let Some(rest) = name.strip_prefix("promql.") {
+        return match rest.rsplit_once('.') {
+            Some((q, "min" | "mean" | "max" | "last")) if !q.is_empty() => Ok(false),
+            _ => Err(format!(
+                "server.{name}: name a --promql query and say min, mean, max or last, e.g. server.promql.db_connections.max"
+            )),
+        };
+    }
     let mut gauges: Vec<&str> = vec!["memory_bytes"];
     let mut hists: Vec<&str> = Vec::new();
     let mut counters: Vec<&str> = vec!["cpu_seconds"];

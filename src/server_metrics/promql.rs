@@ -44,6 +44,15 @@ impl Query {
                 }
             } else if v.trim().is_empty() {
                 return Err("--promql: an empty expression".into());
+            } else if let Some((name, expr)) = v
+                .split_once(": ")
+                .filter(|(n, e)| is_name(n.trim()) && !e.trim().is_empty())
+            {
+                // `NAME: EXPR`, as a file's lines: the name thresholds use.
+                out.push(Query {
+                    name: name.trim().to_string(),
+                    expr: expr.trim().to_string(),
+                });
             } else {
                 out.push(Query {
                     name: format!("q{}", out.len() + 1),
@@ -208,5 +217,17 @@ mod tests {
         let e = Query::parse_all(&[format!("@{}", p.display())]).unwrap_err();
         assert!(e.contains(":1: expected `name: EXPR`"), "{e}");
         assert!(Query::parse_all(&["@/nonexistent/q".into()]).is_err());
+        // A name on the command line too; a recording rule's colons are not one.
+        let got = Query::parse_all(&[
+            "db_connections: sum(pg_stat_activity_count)".to_string(),
+            "job:up:sum".to_string(),
+        ])
+        .unwrap();
+        assert_eq!(got[0].name, "db_connections");
+        assert_eq!(got[0].expr, "sum(pg_stat_activity_count)");
+        assert_eq!(
+            (got[1].name.as_str(), got[1].expr.as_str()),
+            ("q2", "job:up:sum")
+        );
     }
 }

@@ -303,6 +303,44 @@ async fn the_rendered_pods_run_here_as_one_plan_and_the_merge_judges_it() {
     assert!(results.join("localk8s-merged.html").exists());
 }
 
+/// The segments kept off the system under test's nodes and on the nodes
+/// asked for, and the job timeout of the Tempo suite's variable.
+#[test]
+fn segments_stay_off_the_system_under_test_on_the_nodes_asked_for() {
+    let out = Command::new("bash")
+        .arg(root().join("deploy/k8s/render.sh"))
+        .args(["-n", "2", "-r", "iso", "-a", "app.kubernetes.io/name=tempo"])
+        .args([
+            "-S",
+            "node-role.kubernetes.io/infra=,kubernetes.io/os=linux",
+        ])
+        .env("PERISCOPE", BIN)
+        .env("TEMPO_PERF_JOB_TIMEOUT", "30m")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let docs = documents(&stdout(&out));
+    let job = kind(&docs, "Job", "periscope");
+    let pod = &job["spec"]["template"]["spec"];
+    let required =
+        &pod["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][0];
+    assert_eq!(required["topologyKey"], "kubernetes.io/hostname");
+    assert_eq!(
+        required["labelSelector"]["matchLabels"]["app.kubernetes.io/name"],
+        "tempo"
+    );
+    assert_eq!(pod["nodeSelector"]["node-role.kubernetes.io/infra"], "");
+    assert_eq!(pod["nodeSelector"]["kubernetes.io/os"], "linux");
+    assert_eq!(job["spec"]["activeDeadlineSeconds"], 1800);
+    let o = render(&["-a", "no label"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("-a no label: give one label as KEY=VALUE"),
+        "{}",
+        stderr(&o)
+    );
+}
+
 #[test]
 fn render_refuses_bad_settings_and_plans_that_do_not_split() {
     let o = render(&["-n", "0"]);

@@ -24,6 +24,7 @@ mod real;
 mod reconnects;
 mod reports;
 mod run;
+mod runs;
 mod scenarios;
 mod scripts;
 mod seeds;

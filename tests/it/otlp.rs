@@ -216,6 +216,8 @@ async fn each_scenario_arrives_with_its_spans_depth_size_and_genai_attributes() 
                     "gen_ai.tool.call.result",
                 ],
                 Some("invoke_agent") => &["gen_ai.agent.name", "gen_ai.conversation.id"],
+                // A router's decision: the agent it chose.
+                _ if s.name == "route request" => &["router.decision", "gen_ai.conversation.id"],
                 // Downstream calls of tools: plain HTTP client spans.
                 _ => &["http.request.method", "server.address"],
             };
@@ -528,7 +530,7 @@ fn dry_run_plans_traces_spans_and_megabytes_per_second_and_bad_input_says_what_t
         .lines()
         .find(|l| l.starts_with("planned traces:"))
         .unwrap();
-    assert!(line.contains("1.200 MB/s"), "{line}");
+    assert!(line.contains("1.200 MB/s, 103.7 GB/day"), "{line}");
     assert!(
         text.contains("\"url\": \"http://127.0.0.1:4318/v1/traces\""),
         "{text}"

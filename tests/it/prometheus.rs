@@ -110,7 +110,11 @@ async fn run_and_check(target: &str, extra: &[&str], store: &str, counter: &str,
         "--promql",
         counter,
         "--promql",
-        "up",
+        "targets_up: up",
+        "--threshold",
+        "server.promql.targets_up.min>0.5",
+        "--threshold",
+        "server.promql.targets_up.max<1.5",
         "--prometheus-wait",
         "2500ms",
     ];
@@ -168,6 +172,14 @@ async fn run_and_check(target: &str, extra: &[&str], store: &str, counter: &str,
         .iter()
         .all(|p| p[1] == 1.0)));
     assert!(stdout(&out).contains("### Prometheus queries"));
+    // Thresholds on a named query's series (every series holds them).
+    let th = r["thresholds"].as_array().unwrap();
+    assert_eq!(th.len(), 2, "{th:?}");
+    for t in th {
+        assert_eq!(t["pass"], true, "{t}");
+        assert_eq!(f(&t["actual"]), 1.0, "{t}");
+    }
+    assert_eq!(up["name"], "targets_up");
     let _ = last;
 }
 

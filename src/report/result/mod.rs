@@ -84,6 +84,10 @@ pub struct RunResult {
     /// The run ids this result was merged from (`periscope merge`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub merged_from: Vec<String>,
+    /// `--runs N`: every run's figures and their spread (the rest of this
+    /// result is the last run's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runs: Option<crate::report::runs::Repeats>,
     /// otlp-traces: what the backend took in, and by scenario.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub otlp: Option<OtlpFigures>,
@@ -735,6 +739,7 @@ impl RunResult {
             scenario,
             requests,
             merged_from: i.merged_from,
+            runs: None,
             // An otlp-traces run's: exports carry payloads; a query-only
             // run's queries are its groups.
             otlp: (!t.payload.is_empty() || i.by_group.keys().any(|g| g.kind() == "query"))
