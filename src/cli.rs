@@ -49,13 +49,40 @@ pub enum Command {
     /// Merge the results of one plan run as several processes: histograms
     /// added exactly, series summed per second, thresholds judged on the whole.
     Merge(Box<MergeArgs>),
+    /// Timestamped request traces (`run --replay FILE`): `periscope trace
+    /// summarize FILE` shows a trace's rate over time, lengths and prefix reuse.
+    Trace(TraceArgs),
+}
+
+#[derive(Debug, Clone, ClapArgs)]
+pub struct TraceArgs {
+    #[command(subcommand)]
+    pub command: TraceCommand,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum TraceCommand {
+    /// A trace's rate over time, its prompt and output lengths, and how much
+    /// of its prompts a prefix cache could serve.
+    Summarize {
+        /// A JSONL trace (Mooncake's fields).
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// Write the summary as JSON to this path too.
+        #[arg(long, value_name = "PATH")]
+        json: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Clone, ClapArgs)]
 pub struct ReportArgs {
     /// A JSON result written by `run --json` or `sweep --json`.
-    #[arg(value_name = "RESULT.json")]
-    pub result: PathBuf,
+    #[arg(value_name = "RESULT.json", required_unless_present = "from_vllm")]
+    pub result: Option<PathBuf>,
+    /// A vLLM benchmark result (`vllm bench serve --save-result`): its
+    /// figures as tables.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["result", "html", "csv"])]
+    pub from_vllm: Option<PathBuf>,
     /// More run results: all of them printed side by side (workload,
     /// model, throughput, latency; stage by stage when their stages match).
     #[arg(value_name = "MORE.json")]
@@ -166,6 +193,16 @@ pub struct RequestArgs {
     /// tokenizer.
     #[arg(long)]
     pub no_stream_usage: bool,
+}
+
+/// `--format` of `--json`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum JsonFormat {
+    /// periscope.result/v1: every figure, mergeable and comparable.
+    #[default]
+    Periscope,
+    /// vLLM's benchmark result JSON.
+    Vllm,
 }
 
 /// `--seed-defaults`: another tool's request defaults.
@@ -316,6 +353,25 @@ pub struct RunArgs {
     /// Requests per second (open model: latency is measured from the scheduled send time).
     #[arg(long, visible_alias = "rps", allow_negative_numbers = true)]
     pub rate: Option<f64>,
+    /// Replay a timestamped trace (JSONL: `timestamp` ms, `input_length`,
+    /// `output_length`, `hash_ids`, `session_id`; Mooncake's format): each
+    /// record sent at its time, as an open model.
+    #[arg(long, value_name = "FILE")]
+    pub replay: Option<PathBuf>,
+    /// With --replay: play the trace this many times faster (0.5: slower).
+    #[arg(long, value_name = "X", requires = "replay")]
+    pub replay_speed: Option<f64>,
+    /// With --replay: tokens of each `hash_ids` block of a prompt (default 512).
+    #[arg(long, value_parser = count::<u32>, value_name = "N", requires = "replay")]
+    pub block_tokens: Option<u32>,
+    /// Ask the server to generate every requested token (`ignore_eos`, as
+    /// vLLM, SGLang and llama.cpp take it): output lengths as asked.
+    #[arg(long)]
+    pub ignore_eos: bool,
+    /// Mean wait between a session's turns (exponential), e.g. 2s: a
+    /// replayed trace's sessions, conversation, prefix-caching, tool-calls.
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub think_time: Option<Duration>,
     /// Run the same test N times, each on fresh connections: the report
     /// gives every run's figures with their mean, sd, CV and 95% interval.
     #[arg(long, value_parser = count::<u32>, value_name = "N")]
@@ -365,6 +421,10 @@ pub struct RunArgs {
     /// Write the JSON result (periscope.result/v1) to this path.
     #[arg(long, visible_alias = "output-json", value_name = "PATH")]
     pub json: Option<PathBuf>,
+    /// The --json file's format: periscope's result (the default), or
+    /// vLLM's benchmark JSON (`vllm bench serve --save-result`'s fields).
+    #[arg(long, value_enum, value_name = "FORMAT", requires = "json")]
+    pub format: Option<JsonFormat>,
     /// Write a self-contained HTML report (charts; views offline) to this path.
     #[arg(long, value_name = "PATH")]
     pub html: Option<PathBuf>,

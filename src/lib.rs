@@ -37,7 +37,8 @@
 //!   and prompt corpora), `otlp` (trace generation), `values` (flag value
 //!   parsers), `fmt` (number and duration formatting), `stats` (t and
 //!   proportion intervals), `endpoint` (base or whole endpoint URLs),
-//!   `dotenv` (`.env` in the working directory), `timer` (sub-ms sleeps),
+//!   `dotenv` (`.env` in the working directory), `replay` (timestamped
+//!   request traces), `timer` (sub-ms sleeps),
 //!   `worker` (the pool's thread marks), `error` (errors, exit codes),
 //!   `alloc` (mimalloc, one shared heap for scripted VUs' threads).
 
@@ -57,6 +58,7 @@ pub mod otlp;
 pub mod plan;
 pub mod progress;
 pub mod record;
+pub mod replay;
 pub mod report;
 pub mod runner;
 pub mod scenario;
@@ -118,6 +120,7 @@ pub async fn run(args: Args) -> Result<i32> {
         Command::Compare(a) => cmd::compare::main(*a),
         Command::Merge(a) => cmd::merge::main(*a).await,
         Command::Scenarios => cmd::scenarios::main(),
+        Command::Trace(a) => cmd::trace::main(a),
     }
 }
 

@@ -10,15 +10,30 @@ use super::run::open_html;
 
 /// `periscope report`: print the tables of a result, or write its HTML and CSV.
 pub fn main(a: ReportArgs) -> Result<i32> {
-    if !a.more.is_empty() {
-        return side_by_side(&a);
+    if let Some(path) = &a.from_vllm {
+        let v = report::vllm::read(path)?.ok_or_else(|| {
+            Error::Usage(format!(
+                "{}: not a vLLM benchmark result (no request_throughput and backend)",
+                path.display()
+            ))
+        })?;
+        print_stdout(&report::vllm::markdown(path, &v));
+        return Ok(exit::OK);
     }
-    let doc = report::read::document(&a.result)?;
+    let Some(result) = a.result.clone() else {
+        return Err(Error::Usage(
+            "give a result: periscope report RESULT.json (or --from-vllm FILE)".into(),
+        ));
+    };
+    if !a.more.is_empty() {
+        return side_by_side(&result, &a);
+    }
+    let doc = report::read::document(&result)?;
     let html_out = open_html(a.html.as_deref())?;
     match doc {
         report::read::Document::Run(r) => {
             if let Some(path) = &a.csv {
-                report::csv::write(&r, path, &a.result)?;
+                report::csv::write(&r, path, &result)?;
             }
             if let Some(out) = html_out {
                 out.write_str(&report::html::render(&r))?;
@@ -31,7 +46,7 @@ pub fn main(a: ReportArgs) -> Result<i32> {
             if a.csv.is_some() {
                 return Err(Error::Usage(format!(
                     "{}: --csv is for run results; a sweep's raw latencies are in its JSON (rows[].samples)",
-                    a.result.display()
+                    result.display()
                 )));
             }
             if let Some(out) = html_out {
@@ -45,14 +60,14 @@ pub fn main(a: ReportArgs) -> Result<i32> {
 }
 
 /// `periscope report A.json B.json …`: run results side by side.
-fn side_by_side(a: &ReportArgs) -> Result<i32> {
+fn side_by_side(first: &std::path::Path, a: &ReportArgs) -> Result<i32> {
     if a.html.is_some() || a.csv.is_some() {
         return Err(Error::Usage(
             "--html and --csv take one result; several are printed side by side".into(),
         ));
     }
     let mut results = Vec::new();
-    for path in std::iter::once(&a.result).chain(&a.more) {
+    for path in std::iter::once(&first.to_path_buf()).chain(&a.more) {
         match report::read::document(path)? {
             report::read::Document::Run(r) => {
                 let name = path.file_stem().map_or_else(

@@ -56,7 +56,14 @@ pub async fn main(a: RunArgs) -> Result<i32> {
     print_stdout(&markdown);
     report::append_step_summary(&markdown);
     if let Some(out) = json_out {
-        out.write(&result)?;
+        match plan.outputs.json_format {
+            crate::cli::JsonFormat::Periscope => out.write(&result)?,
+            crate::cli::JsonFormat::Vllm => {
+                let path = plan.outputs.json.clone().unwrap_or_default();
+                let parts = report::merge::parts(&path, &result)?;
+                out.write(&report::vllm::to_vllm(&result, &parts))?
+            }
+        }
     }
     if let Some(out) = html_out {
         out.write_str(&report::html::render(&result))?;

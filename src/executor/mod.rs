@@ -12,6 +12,7 @@
 
 mod closed;
 mod open;
+pub mod replay;
 mod scripted;
 pub mod segment;
 pub mod shape;
@@ -137,6 +138,10 @@ pub enum Load {
         rate: Stages,
         arrival: Arrival,
         max_in_flight: Option<u64>,
+        /// A replayed trace: arrivals at its records' timestamps (the rate
+        /// stages are its mean, for the windows and the schedule check).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        replay: Option<replay::ReplaySource>,
     },
 }
 
@@ -223,8 +228,34 @@ pub fn describe_load(load: &Load) -> String {
         }
         Load::Open {
             rate,
+            max_in_flight,
+            replay: Some(r),
+            ..
+        } => {
+            let mut s = format!(
+                "replay of {} ({} records over {} at {}× speed, ≈ {} req/s)",
+                r.file.display(),
+                r.records,
+                fmt_dur(rate.total()),
+                fmt_num(r.speed),
+                fmt_num(rate.start)
+            );
+            if r.think_ms > 0.0 {
+                s.push_str(&format!(
+                    ", sessions' turns {} ms apart on average",
+                    fmt_num(r.think_ms)
+                ));
+            }
+            if let Some(m) = max_in_flight {
+                s.push_str(&format!(", at most {m} in flight"));
+            }
+            s
+        }
+        Load::Open {
+            rate,
             arrival,
             max_in_flight,
+            replay: None,
         } => {
             let mut s = format!(
                 "open model: {} ({} arrivals, ≈ {} requests)",
@@ -318,9 +349,15 @@ pub async fn run(load: &Load, ctx: Arc<Context>, grace: Duration) -> ExecReport 
             closed::run(vus, *iterations, &ctx, &tracker, &pool).await
         }
         Load::Open {
+            max_in_flight,
+            replay: Some(src),
+            ..
+        } => replay::run(src, *max_in_flight, &ctx, &tracker, &pool).await,
+        Load::Open {
             rate,
             arrival,
             max_in_flight,
+            replay: None,
         } => open::run(rate, *arrival, *max_in_flight, &ctx, &tracker, &pool).await,
     };
     report.load_elapsed = ctx.origin.elapsed();

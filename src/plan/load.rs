@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use crate::cli::RunArgs;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::executor::shape::{Level, StageSpec};
 use crate::executor::{Arrival, Load, Stage, Stages};
 use crate::scenario::{Kind, Scenario};
@@ -135,17 +135,72 @@ fn split_evenly(load: Load, n: usize) -> Load {
             rate,
             arrival,
             max_in_flight,
+            replay,
         } => Load::Open {
             rate: split(rate),
             arrival,
             max_in_flight,
+            replay,
         },
     }
+}
+
+/// A replayed trace's load (`--replay FILE`): its records at their
+/// timestamps over the trace's span (or `--duration`, if shorter).
+fn replay_load(a: &RunArgs, path: &std::path::Path) -> Result<(Load, Vec<Option<String>>)> {
+    for (given, flag) in [
+        (a.rate.is_some(), "--rate"),
+        (a.vus.is_some(), "--vus"),
+        (a.stages.is_some(), "--stages"),
+        (a.iterations.is_some(), "--iterations"),
+        (a.jitter_ms.is_some(), "--jitter-ms"),
+        (a.arrival.is_some(), "--arrival"),
+    ] {
+        if given {
+            return Err(usage!(
+                "--replay sends each record at its timestamp: drop {flag}"
+            ));
+        }
+    }
+    let speed = a.replay_speed.unwrap_or(1.0);
+    if !(speed > 0.0 && speed.is_finite()) {
+        return Err(usage!(
+            "--replay-speed must be more than 0 (2 replays twice as fast)"
+        ));
+    }
+    let block_tokens = a.block_tokens.unwrap_or(512);
+    if block_tokens == 0 {
+        return Err(usage!("--block-tokens must be at least 1"));
+    }
+    let shape = crate::replay::check(path).map_err(Error::Usage)?;
+    // The span of the trace, so that its last record is inside it.
+    let span = Duration::from_secs_f64((shape.last_ms / 1000.0 / speed).max(0.001) + 0.001);
+    let span = a.duration.map_or(span, |d| d.min(span));
+    let rate = shape.records as f64 / span.as_secs_f64();
+    let think_ms = a.think_time.map_or(0.0, |d| d.as_secs_f64() * 1000.0);
+    Ok((
+        Load::Open {
+            rate: Stages::constant(rate, span),
+            arrival: Arrival::Constant,
+            max_in_flight: a.max_in_flight,
+            replay: Some(crate::executor::replay::ReplaySource {
+                file: path.to_path_buf(),
+                speed,
+                records: shape.records,
+                block_tokens,
+                think_ms,
+            }),
+        },
+        vec![None],
+    ))
 }
 
 /// The load and each stage's phase, from the flags, the environment and the
 /// scenario (in that order of precedence).
 fn resolve_load(a: &RunArgs, sc: &Scenario) -> Result<(Load, Vec<Option<String>>)> {
+    if let Some(path) = &a.replay {
+        return replay_load(a, path);
+    }
     let f = &sc.file;
     let env_vus = match env_var("VUS") {
         Some(v) if a.rate.is_none() && a.stages.is_none() => Some(
@@ -293,6 +348,7 @@ fn resolve_load(a: &RunArgs, sc: &Scenario) -> Result<(Load, Vec<Option<String>>
                 .or(f.arrival.as_ref().map(|v| v.0))
                 .unwrap_or(Arrival::Constant),
             max_in_flight: a.max_in_flight.or(f.max_in_flight.as_ref().map(|v| v.0)),
+            replay: None,
         };
         return Ok((load, phases));
     }

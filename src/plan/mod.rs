@@ -158,6 +158,21 @@ impl Plan {
             a
         };
         let (mut workload, exports) = WorkloadPlan::from_args(a, &sc)?;
+        {
+            use crate::workload::WorkloadKind as K;
+            let k = workload.spec.kind;
+            if a.replay.is_some()
+                && !matches!(
+                    k,
+                    K::Completions | K::Responses | K::Messages | K::TextCompletions
+                )
+            {
+                return Err(usage!(
+                    "--replay replays chat completions, responses, messages or text-completions, not {}",
+                    k.name()
+                ));
+            }
+        }
         workload.spec.script = script;
         let checks = Checks::from_args(a, &sc.file, workload.spec.script.is_some())?;
         let outputs = Outputs::from_args(a, &sc.file)?;

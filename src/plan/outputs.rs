@@ -17,6 +17,8 @@ use super::env_var;
 #[derive(Debug, Clone, Default)]
 pub struct Outputs {
     pub json: Option<PathBuf>,
+    /// `--format`: periscope's result or vLLM's benchmark JSON.
+    pub json_format: crate::cli::JsonFormat,
     pub html: Option<PathBuf>,
     pub csv: Option<PathBuf>,
     /// Keep one row per request in the result.
@@ -144,6 +146,7 @@ impl Outputs {
             html: a.html.clone(),
             csv: a.csv.clone(),
             keep_requests: a.keep_requests,
+            json_format: a.format.unwrap_or_default(),
             progress_every: a.progress_every,
             live: a.sink.outs.clone(),
             credentials: Credentials {

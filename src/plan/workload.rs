@@ -258,6 +258,8 @@ impl WorkloadPlan {
                 dataset: None,
                 otlp: otlp.as_ref().map(|o| o.spec.clone()),
                 script: None,
+                block_tokens: a.block_tokens.unwrap_or(512),
+                ignore_eos: a.ignore_eos,
             },
             dataset: dataset.as_ref().map(|(sel, cases)| view_of(sel, cases)),
             queries: otlp.as_ref().and_then(|o| o.queries.clone()).map(Arc::new),

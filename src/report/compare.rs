@@ -299,51 +299,96 @@ pub fn compare(
         if !explicit && (x.is_none() || y.is_none()) {
             continue; // not a figure of this workload
         }
-        let change = x.zip(y).map(|(x, y)| {
-            if x == 0.0 {
-                if y == 0.0 {
-                    0.0
-                } else {
-                    f64::INFINITY * y.signum()
-                }
-            } else {
-                (y - x) / x.abs()
-            }
-        });
         // Repeated runs on both sides: their spread is the noise.
-        let mut noise = match runs_test(base, cur, &m.name) {
+        let noise = match runs_test(base, cur, &m.name) {
             Some(n) => n,
             None => noise_test(&m, &a, &b),
         };
-        if change.is_some_and(|c| c.abs() < noise_floor) {
-            noise = Noise::Within;
-        }
-        let verdict = match change {
-            None => Verdict::Missing,
-            Some(c) => {
-                let worse = if m.lower_is_better() {
-                    c > 0.0
-                } else {
-                    c < 0.0
-                };
-                if c.abs() <= max_regression || noise == Noise::Within {
-                    Verdict::Ok
-                } else if worse {
-                    Verdict::Regression
-                } else {
-                    Verdict::Improved
-                }
+        rows.push(judge(&m, x, y, noise, max_regression, noise_floor));
+    }
+    Ok(Comparison {
+        rows,
+        max_regression,
+        noise_floor,
+    })
+}
+
+/// One metric's row: its change, its noise (within the floor is within),
+/// and the verdict against the bound.
+fn judge(
+    m: &Metric,
+    x: Option<f64>,
+    y: Option<f64>,
+    mut noise: Noise,
+    max_regression: f64,
+    noise_floor: f64,
+) -> Row {
+    let change = x.zip(y).map(|(x, y)| {
+        if x == 0.0 {
+            if y == 0.0 {
+                0.0
+            } else {
+                f64::INFINITY * y.signum()
             }
-        };
-        rows.push(Row {
-            metric: m.name.clone(),
-            unit: m.unit(),
-            baseline: x,
-            current: y,
-            change,
-            noise,
-            verdict,
-        });
+        } else {
+            (y - x) / x.abs()
+        }
+    });
+    if change.is_some_and(|c| c.abs() < noise_floor) {
+        noise = Noise::Within;
+    }
+    let verdict = match change {
+        None => Verdict::Missing,
+        Some(c) => {
+            let worse = if m.lower_is_better() {
+                c > 0.0
+            } else {
+                c < 0.0
+            };
+            if c.abs() <= max_regression || noise == Noise::Within {
+                Verdict::Ok
+            } else if worse {
+                Verdict::Regression
+            } else {
+                Verdict::Improved
+            }
+        }
+    };
+    Row {
+        metric: m.name.clone(),
+        unit: m.unit(),
+        baseline: x,
+        current: y,
+        change,
+        noise,
+        verdict,
+    }
+}
+
+/// Compare two results known by their figures alone (a vLLM benchmark
+/// result on either side): changes and verdicts, with no noise test (a
+/// change beyond the bound counts).
+pub fn compare_figures(
+    base: &dyn Fn(&str) -> Option<f64>,
+    cur: &dyn Fn(&str) -> Option<f64>,
+    metrics: &[String],
+    max_regression: f64,
+    noise_floor: f64,
+) -> Result<Comparison, Error> {
+    let explicit = !metrics.is_empty();
+    let names: Vec<String> = if explicit {
+        metrics.to_vec()
+    } else {
+        DEFAULT_METRICS.iter().map(|s| s.to_string()).collect()
+    };
+    let mut rows = Vec::new();
+    for name in names {
+        let m = Metric::parse(&name).map_err(|e| Error::Usage(format!("--metric: {e}")))?;
+        let (x, y) = (base(&name), cur(&name));
+        if !explicit && (x.is_none() || y.is_none()) {
+            continue;
+        }
+        rows.push(judge(&m, x, y, Noise::Unknown, max_regression, noise_floor));
     }
     Ok(Comparison {
         rows,
@@ -365,21 +410,20 @@ fn pct(x: f64) -> String {
 }
 
 /// The comparison as Markdown.
-pub fn render(
-    c: &Comparison,
-    (base_path, base): (&Path, &RunResult),
-    (cur_path, cur): (&Path, &RunResult),
-) -> String {
-    let describe = |p: &Path, r: &RunResult| {
-        format!(
-            "`{}` (run `{}`, {}, {} → {})",
-            p.display(),
-            r.run_id,
-            r.started_at,
-            r.plan.workload,
-            target_identity(r)
-        )
-    };
+/// How a result file is named in the comparison's heading.
+pub fn describe_run(p: &Path, r: &RunResult) -> String {
+    format!(
+        "`{}` (run `{}`, {}, {} → {})",
+        p.display(),
+        r.run_id,
+        r.started_at,
+        r.plan.workload,
+        target_identity(r)
+    )
+}
+
+/// `base` and `cur` are the two sides as [`describe_run`] names them.
+pub fn render(c: &Comparison, base: &str, cur: &str) -> String {
     let rows = c
         .rows
         .iter()
@@ -416,8 +460,8 @@ pub fn render(
         .collect();
     let mut out = format!(
         "## periscope compare\n\nbaseline {}\n\ncurrent {}\n\nmax regression {} · noise floor {}\n\n{}\n\n",
-        describe(base_path, base),
-        describe(cur_path, cur),
+        base,
+        cur,
         pct(c.max_regression),
         pct(c.noise_floor),
         table(

@@ -23,6 +23,7 @@ pub mod side;
 pub mod sweep;
 pub mod timings;
 pub mod view;
+pub mod vllm;
 
 pub use result::RunResult;
 

@@ -12,20 +12,8 @@ use serde::{Deserialize, Serialize};
 use super::markdown::table;
 use super::result::RunResult;
 
-/// The figures each run keeps (those a run has).
-pub const FIGURES: &[&str] = &[
-    "ttft.p50",
-    "ttft.p95",
-    "ttft.p99",
-    "itl.p50",
-    "tpot.p50",
-    "e2e.p50",
-    "e2e.p95",
-    "e2e.p99",
-    "ok_rps",
-    "tokens_per_s",
-    "error_rate",
-];
+/// The figures each run keeps (those a run has): those `compare` judges.
+pub const FIGURES: &[&str] = super::compare::DEFAULT_METRICS;
 
 /// One figure over the runs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -81,6 +69,7 @@ fn figure(r: &RunResult, name: &str) -> Option<f64> {
             let l = r.latency.get(m).filter(|l| l.count > 0)?;
             Some(match stat {
                 "p50" => l.p50,
+                "p90" => l.p90,
                 "p95" => l.p95,
                 "p99" => l.p99,
                 _ => l.mean,

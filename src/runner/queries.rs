@@ -68,6 +68,7 @@ pub(super) fn load(
         rate: rate.clone(),
         arrival: executor::Arrival::Constant,
         max_in_flight: Some(workload::trace_query::MAX_IN_FLIGHT),
+        replay: None,
     };
     let qctx = Arc::new(executor::Context {
         client: Arc::new(client),

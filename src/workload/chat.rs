@@ -61,6 +61,8 @@ struct Inner {
     framing: u32,
     fixed: Option<Prepared>,
     preflight: Prepared,
+    /// The run tokenizer's one-token words (a replayed trace's prompts).
+    words: std::sync::Arc<[String]>,
 }
 
 impl Chat {
@@ -111,6 +113,7 @@ impl Chat {
             framing,
             fixed: None,
             preflight: Prepared::post("chat/completions", Bytes::new(), Expect::Completion),
+            words: tok.words(),
         };
         let mut rng = fastrand::Rng::with_seed(0);
         let (p, n) = w.prompts.next(&mut rng);
@@ -125,6 +128,19 @@ impl Chat {
 }
 
 impl Inner {
+    /// A replayed record's request: its prompt, its output length, and
+    /// `ignore_eos` when asked.
+    fn build_record(&self, prompt: &str, prompt_tokens: u32, max_tokens: u32) -> Prepared {
+        let mut p = self.build(prompt, prompt_tokens, max_tokens, self.spec.stream);
+        if self.spec.ignore_eos {
+            if let Ok(mut v) = serde_json::from_slice::<Value>(&p.body) {
+                v["ignore_eos"] = Value::Bool(true);
+                p.body = Bytes::from(v.to_string());
+            }
+        }
+        p
+    }
+
     fn build(&self, prompt: &str, prompt_tokens: u32, max_tokens: u32, stream: bool) -> Prepared {
         let s = &self.spec;
         let text;
@@ -271,6 +287,91 @@ impl Workload for Chat {
     fn preflight(&self) -> Prepared {
         self.0.preflight.clone()
     }
+
+    /// A record's prompt: its text when the trace keeps it, else its
+    /// blocks, `--block-tokens` synthetic tokens each, the same text for the
+    /// same block id in every record (so records sharing a block share that
+    /// prefix), cut to `input_length` tokens; `output_length` tokens asked.
+    fn for_record(
+        &self,
+        rec: &crate::replay::Record,
+        turn: Option<u32>,
+        rng: &mut fastrand::Rng,
+    ) -> Option<Prepared> {
+        let w = &self.0;
+        let s = &w.spec;
+        let mut p = match (&rec.messages, &rec.prompt) {
+            (Some(m), _) if w.kind == ChatKind::Chat => {
+                let mut b = chat_body(
+                    &s.model,
+                    m.as_array().cloned().unwrap_or_default(),
+                    rec.output_length,
+                    s.temperature,
+                    s.stream,
+                    s.stream_usage,
+                );
+                if s.ignore_eos {
+                    b["ignore_eos"] = Value::Bool(true);
+                }
+                let mut p = Prepared::post(
+                    "chat/completions",
+                    Bytes::from(b.to_string()),
+                    Expect::Completion,
+                );
+                p.stream = s.stream;
+                p.prompt_tokens = rec.input_length;
+                p.framing = w.framing;
+                p
+            }
+            (_, Some(text)) => {
+                // The trace's length, else a local count (the server's usage
+                // says what it was).
+                let n = match rec.input_length {
+                    0 => tokenizer::count(text),
+                    n => n,
+                };
+                w.build_record(text, n, rec.output_length)
+            }
+            _ => {
+                let text = blocks_text(
+                    &w.words,
+                    rec.input_length,
+                    s.block_tokens.max(1),
+                    &rec.hash_ids,
+                    rng,
+                );
+                w.build_record(&text, rec.input_length, rec.output_length)
+            }
+        };
+        p.group = turn.map(crate::record::Group::Turn);
+        Some(p)
+    }
+}
+
+/// A prompt of `n` synthetic tokens made of blocks of `block` tokens: block
+/// j is the text of `hash_ids[j]` (the same for that id in every record),
+/// or new random text where the trace names no block.
+pub(super) fn blocks_text(
+    words: &[String],
+    n: u32,
+    block: u32,
+    hash_ids: &[u64],
+    rng: &mut fastrand::Rng,
+) -> String {
+    let mut s = String::with_capacity(n as usize * 6);
+    let mut left = n;
+    let mut j = 0usize;
+    while left > 0 {
+        let take = left.min(block);
+        let mut r = match hash_ids.get(j) {
+            Some(id) => fastrand::Rng::with_seed(id.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xb10c),
+            None => fastrand::Rng::with_seed(rng.u64(..)),
+        };
+        s.push_str(&super::prompt::synthetic_text(words, take, &mut r));
+        left -= take;
+        j += 1;
+    }
+    s
 }
 
 #[cfg(test)]
@@ -301,6 +402,8 @@ pub(crate) mod tests {
             dataset: None,
             otlp: None,
             script: None,
+            block_tokens: 512,
+            ignore_eos: false,
         }
     }
 

@@ -67,6 +67,16 @@ pub trait Workload: Send + Sync {
     /// The answer to a request of the open model, whose sessions live for
     /// one request (its body when the request asked to keep it).
     fn answered(&self, _rec: &RequestRecord) {}
+    /// The request for one record of a replayed trace (`turn`: its place in
+    /// its session); None for a workload that cannot replay one.
+    fn for_record(
+        &self,
+        _rec: &crate::replay::Record,
+        _turn: Option<u32>,
+        _rng: &mut fastrand::Rng,
+    ) -> Option<Prepared> {
+        None
+    }
     fn session(&self, vu: u64) -> Box<dyn Session>;
     /// A cheap request to check the target before the load (one output token,
     /// not streamed).
@@ -146,6 +156,12 @@ pub struct WorkloadSpec {
     /// The script a scripted run runs (`periscope run my-test.js`).
     #[serde(skip)]
     pub script: Option<Arc<crate::script::Script>>,
+    /// A replayed trace's prompt blocks (`--block-tokens`), and whether to
+    /// ask the server to ignore the end of sequence (`--ignore-eos`).
+    #[serde(skip)]
+    pub block_tokens: u32,
+    #[serde(skip)]
+    pub ignore_eos: bool,
 }
 
 /// The workload a spec names, its prompts counted (and synthetic ones made)

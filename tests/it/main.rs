@@ -36,4 +36,5 @@ mod snapshots;
 mod structure;
 mod sweep;
 mod timing;
+mod vllm_format;
 mod workloads;
