@@ -18,6 +18,7 @@ use std::sync::mpsc;
 
 use super::custom::CustomSample;
 use super::live::{Observer, SinkReport};
+use super::plateau::{NoPlateau, Plateau, PlateauTarget, Steady, WindowLoad};
 use super::{histogram, Aggregate};
 use crate::record::{Group, RequestRecord};
 
@@ -219,6 +220,8 @@ pub struct Collected {
     pub by_stage: BTreeMap<u16, Aggregate>,
     /// What the live outputs wrote, once finished.
     pub outputs: Vec<SinkReport>,
+    /// The run's plateau at full load, or why it had none (when asked).
+    pub steady: Option<Result<Steady, NoPlateau>>,
 }
 
 /// Whether an ok request met every SLO (goodput).
@@ -237,6 +240,8 @@ pub struct Collector {
     observers: Vec<Box<dyn Observer>>,
     /// How long the outputs may take to finish at the end.
     finish_wait: Duration,
+    /// Finds the steady state, when the run has a load to judge it by.
+    plateau: Option<Plateau>,
 }
 
 /// A window still open: the same aggregate as the total, per second, and
@@ -270,7 +275,14 @@ impl Collector {
             keep_samples: false,
             observers: Vec::new(),
             finish_wait: Duration::from_secs(10),
+            plateau: None,
         }
+    }
+
+    /// Find the run's steady state against this full load.
+    pub fn with_plateau(mut self, target: PlateauTarget) -> Self {
+        self.plateau = Some(Plateau::new(target));
+        self
     }
 
     /// Count the ok requests `judge` passes as goodput.
@@ -307,7 +319,8 @@ impl Collector {
         // Close window k-1 a little after second k, so records of requests
         // that ended just before the boundary are in.
         let mut next_close = 1u64;
-        let tick_at = |k: u64| self.origin + Duration::from_secs(k) + Duration::from_millis(100);
+        let origin = self.origin;
+        let tick_at = move |k: u64| origin + Duration::from_secs(k) + Duration::from_millis(100);
         let mut tick = Box::pin(tokio::time::sleep_until(tick_at(next_close).into()));
         let mut drain = tokio::time::interval(Duration::from_millis(20));
         drain.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -378,7 +391,7 @@ impl Collector {
             self.take_custom(&mut total, &mut open, now_sec.max(next_close - 1));
             if close {
                 let w = open.remove(&(next_close - 1));
-                let summary = self.summarize(next_close - 1, w);
+                let summary = self.close_window(next_close - 1, w);
                 for o in &mut self.observers {
                     o.window(&summary, &total);
                 }
@@ -395,7 +408,7 @@ impl Collector {
         self.take_custom(&mut total, &mut open, end_sec.max(next_close - 1));
         while next_close - 1 <= end_sec || !open.is_empty() {
             let w = open.remove(&(next_close - 1));
-            let s = self.summarize(next_close - 1, w);
+            let s = self.close_window(next_close - 1, w);
             // The last, partial second is kept only when something happened in it.
             if next_close - 1 < end_sec || s.requests > 0 {
                 for o in &mut self.observers {
@@ -416,7 +429,30 @@ impl Collector {
             by_group,
             by_stage,
             outputs,
+            steady: self.plateau.take().map(Plateau::finish),
         }
+    }
+
+    /// Summarize window `t` and show it to the plateau.
+    fn close_window(&mut self, t: u64, w: Option<OpenWindow>) -> WindowSummary {
+        let w = w.unwrap_or_default();
+        if let Some(p) = &mut self.plateau {
+            let mean = |sum: u64, now: &std::sync::atomic::AtomicU64| match w.samples {
+                0 => now.load(Ordering::Relaxed) as f64,
+                n => sum as f64 / n as f64,
+            };
+            let e2e = w.agg.hist.get("e2e").filter(|h| !h.is_empty());
+            p.window(
+                WindowLoad {
+                    t,
+                    in_flight: mean(w.in_flight_sum, &self.gauges.in_flight),
+                    vus: mean(w.vus_sum, &self.gauges.active_vus),
+                    mean_e2e_s: e2e.map(|h| h.mean() / 1e6),
+                },
+                &w.agg,
+            );
+        }
+        self.summarize(t, Some(w))
     }
 
     /// A script's custom metrics sent so far, into the total and the window

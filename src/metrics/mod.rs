@@ -9,6 +9,7 @@ mod collector;
 pub mod counts;
 pub mod custom;
 pub mod live;
+pub mod plateau;
 
 pub use collector::{Collected, Collector, Gauges, Judge, Sample, WindowSummary};
 pub use live::{Observer, SinkReport};

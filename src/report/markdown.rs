@@ -618,6 +618,7 @@ pub fn render(r: &RunResult) -> String {
         );
     }
 
+    out.push_str(&super::steady::markdown(r));
     out.push_str(&super::timings::markdown(r));
     out.push_str(&super::server::markdown(r));
     out.push_str(&workload_figures(r));

@@ -20,6 +20,7 @@ pub mod scenario;
 pub mod script;
 pub mod server;
 pub mod side;
+pub mod steady;
 pub mod sweep;
 pub mod timings;
 pub mod view;

@@ -47,6 +47,25 @@ async fn start_scraper(
         .map_err(Error::Usage)
 }
 
+/// The full load the steady state is judged against: the shape's peak.
+fn plateau_target(plan: &Plan) -> crate::metrics::plateau::PlateauTarget {
+    use crate::metrics::plateau::PlateauTarget;
+    match &plan.load.shape {
+        crate::executor::Load::Closed { vus, .. } => PlateauTarget::Vus {
+            peak: vus.peak(),
+            idle: plan.workload.spec.script.is_some() || plan.load.jitter.is_some(),
+        },
+        crate::executor::Load::Open {
+            rate,
+            max_in_flight,
+            ..
+        } => PlateauTarget::Rate {
+            peak: rate.peak(),
+            cap: max_in_flight.map(|m| m as f64),
+        },
+    }
+}
+
 /// What a script's VUs share: the run's client, channels and defaults.
 fn script_run(
     script: &Arc<crate::script::Script>,
@@ -162,7 +181,8 @@ pub async fn execute_with(
     let (tx, rx) = std::sync::mpsc::channel();
     let gauges = Arc::new(Gauges::default());
     let mut collector = Collector::new(rx, origin, plan.load.shape.is_open(), gauges.clone())
-        .with_samples(keep_samples || plan.outputs.keep_requests);
+        .with_samples(keep_samples || plan.outputs.keep_requests)
+        .with_plateau(plateau_target(plan));
     let soft = CancellationToken::new();
     let hard = CancellationToken::new();
     if !plan.outputs.live.is_empty() {
@@ -341,6 +361,7 @@ pub async fn execute_with(
         outputs,
         tokenizer,
         server,
+        steady: collected.steady.take(),
     });
     if let Some(m) = mock_server {
         m.shutdown().await;

@@ -33,6 +33,7 @@ mod series;
 mod server_metrics;
 mod server_side;
 mod snapshots;
+mod steady;
 mod structure;
 mod sweep;
 mod timing;

@@ -20,6 +20,7 @@ use super::scenario::{analyze, Facts, ScenarioReport};
 pub mod cost;
 mod otlp;
 mod server;
+pub mod steady;
 
 pub use otlp::{MixRow, OtlpFigures, QueryRow};
 pub use server::{ServerTimings, TokenizerInfo};
@@ -88,6 +89,9 @@ pub struct RunResult {
     /// result is the last run's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runs: Option<crate::report::runs::Repeats>,
+    /// The run at full load only (its plateau), or why it had none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub steady_state: Option<steady::SteadyState>,
     /// otlp-traces: what the backend took in, and by scenario.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub otlp: Option<OtlpFigures>,
@@ -411,6 +415,8 @@ pub struct Inputs<'a> {
     pub tokenizer: Option<TokenizerInfo>,
     /// The server's metrics, as scraped (figures are derived here).
     pub server: Option<crate::server_metrics::ServerMetrics>,
+    /// The collector's plateau (a live run), or why it had none.
+    pub steady: Option<Result<crate::metrics::plateau::Steady, crate::metrics::plateau::NoPlateau>>,
 }
 
 fn group_row(g: &Group, a: &Aggregate) -> GroupRow {
@@ -740,6 +746,7 @@ impl RunResult {
             requests,
             merged_from: i.merged_from,
             runs: None,
+            steady_state: i.steady.map(|p| steady::SteadyState::of(p, i.has_slos)),
             // An otlp-traces run's: exports carry payloads; a query-only
             // run's queries are its groups.
             otlp: (!t.payload.is_empty() || i.by_group.keys().any(|g| g.kind() == "query"))
