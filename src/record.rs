@@ -148,6 +148,9 @@ pub enum Group {
     /// A query template of a query-only run (`--test-type query`): the
     /// queries are the run, so they count in its totals too.
     QueryOnly(std::sync::Arc<str>),
+    /// A LoRA adapter the request asked for (`--lora`): counted beside the
+    /// request's own group.
+    Adapter(std::sync::Arc<str>),
 }
 
 impl Group {
@@ -159,6 +162,7 @@ impl Group {
             Group::Endpoint(_) => "endpoint",
             Group::TraceScenario(_) => "trace_scenario",
             Group::Query(_) | Group::QueryOnly(_) => "query",
+            Group::Adapter(_) => "adapter",
         }
     }
 
@@ -176,6 +180,7 @@ impl Group {
             "endpoint" => Some(Group::Endpoint(label.into())),
             "query" => Some(Group::Query(label.into())),
             "trace_scenario" => Some(Group::TraceScenario(label.to_string().into())),
+            "adapter" => Some(Group::Adapter(label.into())),
             _ => None,
         }
     }
@@ -183,7 +188,9 @@ impl Group {
     pub fn label(&self) -> String {
         match self {
             Group::Turn(n) | Group::Batch(n) => n.to_string(),
-            Group::Endpoint(e) | Group::Query(e) | Group::QueryOnly(e) => e.to_string(),
+            Group::Endpoint(e) | Group::Query(e) | Group::QueryOnly(e) | Group::Adapter(e) => {
+                e.to_string()
+            }
             Group::TraceScenario(s) => s.to_string(),
         }
     }
@@ -373,6 +380,8 @@ pub struct RequestRecord {
     pub http2: bool,
     /// The report row this request also counts in.
     pub group: Option<Group>,
+    /// The LoRA adapter the request asked for (`--lora`).
+    pub adapter: Option<std::sync::Arc<str>>,
     /// The stage of the load shape the request was sent in.
     pub stage: u16,
     /// Inputs of an embeddings request.
@@ -426,6 +435,7 @@ impl RequestRecord {
             reconnect: false,
             http2: false,
             group: None,
+            adapter: None,
             stage: 0,
             texts: 0,
             dims: None,

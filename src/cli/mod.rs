@@ -374,6 +374,30 @@ pub struct RunArgs {
     /// replayed trace's sessions, conversation, prefix-caching, tool-calls.
     #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
     pub think_time: Option<Duration>,
+    /// The header that names a multi-turn session on each of its turns,
+    /// for a router's affinity (a replayed trace's sessions carry their own
+    /// ids): X-Session-ID unless given; `none` sends none.
+    #[arg(long, value_name = "NAME")]
+    pub session_header: Option<String>,
+    /// LoRA adapters to spread the requests over, by name in the body's
+    /// `model`: sql-lora,chat-lora. Every turn of a session asks the same one.
+    #[arg(long, value_name = "A,B,…")]
+    pub lora: Option<String>,
+    /// How sessions are spread over --lora: random (the default),
+    /// round-robin, or weights=3,1,1 (one per adapter).
+    #[arg(long, value_name = "HOW")]
+    pub lora_assignment: Option<String>,
+    /// Find the boundary and hold it (as --scenario find-and-hold): raise
+    /// the VUs in steps until a --threshold (or 90% --slo attainment)
+    /// breaks, then hold the last level that passed.
+    #[arg(long)]
+    pub adaptive: bool,
+    /// find-and-hold: how long each step lasts (default 10s).
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub step_duration: Option<Duration>,
+    /// find-and-hold: how long the level found is held (default 60s).
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub hold: Option<Duration>,
     /// Run the same test N times, each on fresh connections: the report
     /// gives every run's figures with their mean, sd, CV and 95% interval.
     #[arg(long, value_parser = count::<u32>, value_name = "N")]

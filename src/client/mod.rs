@@ -78,6 +78,10 @@ pub struct Prepared {
     pub weight: f64,
     /// The id of the trace an OTLP export carries: copied into its record.
     pub exported_trace: Option<[u8; 16]>,
+    /// The session's header (`--session-header`) and its id.
+    pub session: Option<(HeaderName, HeaderValue)>,
+    /// The LoRA adapter the body asks for (`--lora`): copied into its record.
+    pub adapter: Option<std::sync::Arc<str>>,
 }
 
 /// What a successful answer looks like.
@@ -118,6 +122,8 @@ impl Prepared {
             payload: crate::record::Payload::default(),
             weight: 1.0,
             exported_trace: None,
+            session: None,
+            adapter: None,
         }
     }
 }
@@ -473,6 +479,12 @@ impl Client {
                     wire.extend_from_slice(tp.as_bytes());
                     wire.extend_from_slice(b"\r\n");
                 }
+                if let Some((name, value)) = &req.session {
+                    wire.extend_from_slice(name.as_str().as_bytes());
+                    wire.extend_from_slice(b": ");
+                    wire.extend_from_slice(value.as_bytes());
+                    wire.extend_from_slice(b"\r\n");
+                }
                 wire.extend_from_slice(b"\r\n");
                 wire.extend_from_slice(&req.body);
                 let sent = pool
@@ -517,6 +529,9 @@ impl Client {
                         .body(req.body.clone());
                     if let Some(tp) = &traceparent {
                         builder = builder.header(TRACEPARENT, tp.clone());
+                    }
+                    if let Some((name, value)) = &req.session {
+                        builder = builder.header(name.clone(), value.clone());
                     }
                     builder.send()
                 };

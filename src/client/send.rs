@@ -25,6 +25,10 @@ impl Client {
         let mut rec = RequestRecord::new(scheduled_us.unwrap_or(start_us).min(start_us), start_us);
         rec.input_tokens = self.local_prompt_tokens(req);
         rec.path = req.path.clone();
+        // A request that never got an answer still counts in its turn and
+        // its adapter.
+        rec.group = req.group.clone();
+        rec.adapter = req.adapter.clone();
         rec.trace = self.tracing.then(TraceIds::random);
         let deadline = tokio::time::sleep(self.timeout);
         tokio::pin!(deadline);
@@ -55,7 +59,6 @@ impl Client {
         rec.reconnect = reconnect;
         rec.http2 = http2;
         rec.status = Some(status);
-        rec.group = req.group.clone();
         rec.payload = req.payload;
         rec.exported_trace = req.exported_trace;
         rec.texts = req.texts;

@@ -37,7 +37,14 @@ pub async fn main(a: RunArgs) -> Result<i32> {
             .unwrap_or_default();
         print_stdout(&format!(
             "{json}\n\nplanned load: {}\n{}{traces}--dry-run: nothing was sent.\n",
-            describe_load(&plan.load.shape),
+            match &plan.load.search {
+                Some(s) => format!(
+                    "{} (at most {})",
+                    s.describe(),
+                    humantime::format_duration(s.bound())
+                ),
+                None => describe_load(&plan.load.shape),
+            },
             describe_segment(&plan),
         ));
         return Ok(exit::OK);

@@ -14,7 +14,7 @@ use tokio_util::task::TaskTracker;
 
 use super::workers::Workers;
 use super::{send_one, Context, ExecReport, Stages};
-use crate::record::{ErrorClass, Outcome};
+use crate::record::{ErrorClass, Group, Outcome};
 
 pub(super) async fn run(
     vus: &Stages,
@@ -37,7 +37,10 @@ pub(super) async fn run(
         if elapsed >= total || ctx.soft.is_cancelled() {
             break;
         }
-        let target = vus.at(elapsed).round() as usize;
+        let target = match &ctx.adaptive {
+            Some(c) => c.vus.load(Ordering::Relaxed) as usize,
+            None => vus.at(elapsed).round() as usize,
+        };
         while running.len() < target {
             let id = next_id;
             next_id += 1;
@@ -120,10 +123,14 @@ async fn vu(
             }
             break;
         };
-        if let Some(j) = ctx.jitter {
-            // A random wait against lockstep bursts, before the request's
-            // clock starts.
-            let wait = j.mul_f64(fastrand::f64());
+        let think = ctx
+            .think
+            .filter(|_| matches!(req.group, Some(Group::Turn(n)) if n > 1))
+            .map(|mean| mean.mul_f64(-(1.0 - fastrand::f64()).ln()));
+        let jitter = ctx.jitter.map(|j| j.mul_f64(fastrand::f64()));
+        if let Some(wait) = think.or(jitter) {
+            // A user reading the last answer (think time), or a random wait
+            // against lockstep bursts: before the request's clock starts.
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
                 _ = ctx.soft.cancelled() => {

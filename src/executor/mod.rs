@@ -10,6 +10,7 @@
 //! are recorded as interrupted. Completion is signalled by dropping the
 //! record senders, which closes the collector's channel.
 
+pub mod adaptive;
 mod closed;
 mod open;
 pub mod replay;
@@ -297,6 +298,12 @@ pub struct Context {
     pub script: Option<Arc<crate::script::ScriptRun>>,
     /// `--jitter-ms`: a VU waits a random 0..this before each request.
     pub jitter: Option<Duration>,
+    /// `--think-time`: a VU waits an exponential wait of this mean before
+    /// each turn of a session after its first.
+    pub think: Option<Duration>,
+    /// find-and-hold: the VUs to run now, set by its controller (instead of
+    /// the stages).
+    pub adaptive: Option<Arc<adaptive::Control>>,
 }
 
 impl Context {

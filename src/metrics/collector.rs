@@ -279,9 +279,9 @@ impl Collector {
         }
     }
 
-    /// Find the run's steady state against this full load.
-    pub fn with_plateau(mut self, target: PlateauTarget) -> Self {
-        self.plateau = Some(Plateau::new(target));
+    /// Find the run's steady state against this full load (None: none).
+    pub fn with_plateau(mut self, target: Option<PlateauTarget>) -> Self {
+        self.plateau = target.map(Plateau::new);
         self
     }
 
@@ -370,6 +370,12 @@ impl Collector {
                                 good,
                             );
                         }
+                        if let Some(a) = &r.adapter {
+                            by_group
+                                .entry(Group::Adapter(a.clone()))
+                                .or_default()
+                                .add_judged(&r, self.open_model, good);
+                        }
                         by_stage
                             .entry(r.stage)
                             .or_default()
@@ -448,6 +454,7 @@ impl Collector {
                     in_flight: mean(w.in_flight_sum, &self.gauges.in_flight),
                     vus: mean(w.vus_sum, &self.gauges.active_vus),
                     mean_e2e_s: e2e.map(|h| h.mean() / 1e6),
+                    completed: w.agg.requests as f64,
                 },
                 &w.agg,
             );

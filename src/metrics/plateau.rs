@@ -5,8 +5,11 @@
 //! the window's mean in-flight (or VU) count. A window is *at load* when
 //! that count reaches 95% of what the plan's peak should hold: the peak VUs
 //! of a closed model (its running VUs when they idle between requests:
-//! think time, a script), or the peak rate × the window's mean latency for
-//! an open one (Little's law). The plateau runs from the first window at
+//! think time, a script). An open model's rate should hold rate × latency in
+//! flight (Little's law); it does when the requests that end in the window
+//! reach 95% of the peak rate (of `--max-in-flight` / latency when that is
+//! lower), which is what is judged: in-flight sampled every 20 ms cannot see
+//! sub-millisecond requests, their completions can. The plateau runs from the first window at
 //! load to the last; windows below inside it (a dip) count, those after the
 //! last (the drain) and before the first (the ramp) do not. Its figures are
 //! those of the requests that ended in its windows, kept as one
@@ -40,6 +43,8 @@ pub struct WindowLoad {
     pub vus: f64,
     /// Mean e2e of the requests that ended in it, seconds.
     pub mean_e2e_s: Option<f64>,
+    /// Requests that ended in it.
+    pub completed: f64,
 }
 
 /// The plateau found so far.
@@ -87,13 +92,6 @@ pub struct NoPlateau {
 
 impl std::fmt::Display for NoPlateau {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let what = match self.target {
-            PlateauTarget::Vus { peak, idle: false } => format!("in-flight of {peak} VUs"),
-            PlateauTarget::Vus { peak, idle: true } => format!("{peak} running VUs"),
-            PlateauTarget::Rate { peak, .. } => {
-                format!("in-flight {peak} req/s hold at their latency")
-            }
-        };
         if let Some((start, end)) = self.empty {
             return write!(
                 f,
@@ -101,6 +99,18 @@ impl std::fmt::Display for NoPlateau {
                  (each outlasted it): too short for steady-state figures"
             );
         }
+        let what = match self.target {
+            PlateauTarget::Vus { peak, idle: false } => format!("in-flight of {peak} VUs"),
+            PlateauTarget::Vus { peak, idle: true } => format!("{peak} running VUs"),
+            PlateauTarget::Rate { peak, .. } => {
+                return write!(
+                    f,
+                    "no second's completions reached {:.0}% of {peak} req/s (best {:.0}%): the target did not keep up with the rate",
+                    AT_LOAD * 100.0,
+                    self.best_share * 100.0
+                );
+            }
+        };
         write!(
             f,
             "no second reached {:.0}% of the {what} (best {:.0}%)",
@@ -126,16 +136,18 @@ impl Plateau {
         }
     }
 
-    /// The window's load as a share of the target (None: nothing to judge
-    /// by, an open model's window in which no request ended).
+    /// The window's load as a share of the target (None: no target).
     fn share(&self, w: &WindowLoad) -> Option<f64> {
         match self.target {
             PlateauTarget::Vus { peak, idle } if peak > 0.0 => {
                 Some(if idle { w.vus } else { w.in_flight } / peak)
             }
             PlateauTarget::Rate { peak, cap } if peak > 0.0 => {
-                let want = (peak * w.mean_e2e_s?).min(cap.unwrap_or(f64::INFINITY));
-                (want > 0.0).then(|| w.in_flight / want)
+                let want = match (cap, w.mean_e2e_s) {
+                    (Some(c), Some(l)) if l > 0.0 => peak.min(c / l),
+                    _ => peak,
+                };
+                Some(w.completed / want)
             }
             _ => None,
         }
@@ -208,6 +220,7 @@ mod tests {
             in_flight,
             vus: in_flight,
             mean_e2e_s: Some(1.0),
+            completed: 0.0,
         }
     }
 
@@ -264,31 +277,39 @@ mod tests {
     }
 
     #[test]
-    fn an_open_model_is_judged_by_rate_times_latency() {
+    fn an_open_model_is_at_load_when_its_completions_keep_up_with_the_rate() {
         let mut p = Plateau::new(PlateauTarget::Rate {
             peak: 100.0,
             cap: None,
         });
-        // At 100/s and 0.2 s per request, 20 in flight is full load.
-        let w = |t, f| WindowLoad {
+        let w = |t, done: f64| WindowLoad {
             t,
-            in_flight: f,
+            in_flight: 0.0,
             vus: 0.0,
-            mean_e2e_s: Some(0.2),
+            mean_e2e_s: (done > 0.0).then_some(0.2),
+            completed: done,
         };
-        p.window(w(0, 12.0), &agg(50, 0));
-        p.window(w(1, 19.5), &agg(100, 1));
-        p.window(w(2, 20.0), &agg(100, 2));
-        // A window with no request ended cannot be judged: not at load.
-        p.window(
-            WindowLoad {
-                mean_e2e_s: None,
-                ..w(3, 20.0)
-            },
-            &agg(0, 3),
-        );
+        // Filling up (80 of 100 end), at rate, at rate, the drain.
+        for (t, done) in [80.0, 96.0, 100.0, 20.0].into_iter().enumerate() {
+            p.window(w(t as u64, done), &agg(done as u64, t as u64));
+        }
         let s = p.finish().unwrap();
-        assert_eq!((s.start_s, s.end_s, s.agg.requests), (1, 3, 200));
+        assert_eq!((s.start_s, s.end_s, s.agg.requests), (1, 3, 196));
+        // A cap of 10 in flight at 0.2 s each holds 50/s: that is full load.
+        let mut p = Plateau::new(PlateauTarget::Rate {
+            peak: 100.0,
+            cap: Some(10.0),
+        });
+        p.window(w(0, 48.0), &agg(48, 0));
+        assert_eq!(p.finish().unwrap().agg.requests, 48);
+        // A target that serves half the rate never holds it.
+        let mut p = Plateau::new(PlateauTarget::Rate {
+            peak: 100.0,
+            cap: None,
+        });
+        p.window(w(0, 50.0), &agg(50, 0));
+        let e = p.finish().unwrap_err();
+        assert!(e.to_string().contains("did not keep up"), "{e}");
     }
 
     #[test]
@@ -303,6 +324,7 @@ mod tests {
                 in_flight: 1.0,
                 vus: 4.0,
                 mean_e2e_s: Some(0.1),
+                completed: 5.0,
             },
             &agg(5, 0),
         );

@@ -54,6 +54,11 @@ pub struct MockArgs {
     /// what a client sent, e.g. `X-LLMTrace-Agent-ID`. Repeatable.
     #[arg(long, value_name = "NAME")]
     pub count_header: Vec<String>,
+    /// Count the body's `model` too (`GET /mock/headers`: `model`, and
+    /// `NAME+model` pairs with each --count-header's value): which adapter
+    /// each session asked for.
+    #[arg(long)]
+    pub count_model: bool,
     /// Serve llama.cpp's `POST /tokenize {"content"}` (counted with cl100k_base).
     #[arg(long)]
     pub tokenize: bool,
@@ -278,6 +283,8 @@ pub struct MockConfig {
     pub ok_paths: Vec<String>,
     /// Request headers whose values are counted (lower case).
     pub count_headers: Vec<String>,
+    /// Count the body's model, alone and with each counted header's value.
+    pub count_model: bool,
 }
 
 pub(super) fn rate(name: &str, v: f64) -> Result<f64, String> {
@@ -388,6 +395,7 @@ impl MockConfig {
                 .iter()
                 .map(|h| h.trim().to_ascii_lowercase())
                 .collect(),
+            count_model: a.count_model,
         })
     }
 

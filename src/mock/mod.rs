@@ -148,6 +148,34 @@ fn bad_request(message: &str) -> Resp {
     )
 }
 
+/// `--count-model`: the body's model, alone and paired with the value of
+/// each counted header (a session's id and the adapter it asked for).
+fn count_model(state: &State, headers: &hyper::HeaderMap, body: &[u8]) {
+    #[derive(serde::Deserialize)]
+    struct Model {
+        model: Option<String>,
+    }
+    let model = serde_json::from_slice::<Model>(body)
+        .ok()
+        .and_then(|m| m.model)
+        .unwrap_or_else(|| "(none)".into());
+    let Ok(mut counts) = state.header_counts.lock() else {
+        return;
+    };
+    let mut add = |key: String, value: String| {
+        *counts.entry(key).or_default().entry(value).or_default() += 1;
+    };
+    add("model".into(), model.clone());
+    for name in &state.config.count_headers {
+        let v = headers
+            .get(name.as_str())
+            .map_or("(none)".to_string(), |v| {
+                String::from_utf8_lossy(v.as_bytes()).into_owned()
+            });
+        add(format!("{name}+model"), format!("{v} {model}"));
+    }
+}
+
 async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Resp, Infallible> {
     let arrival = Instant::now();
     if req.version() == hyper::Version::HTTP_2 {
@@ -391,6 +419,9 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Resp, Infal
             ));
         }
     };
+    if state.config.count_model {
+        count_model(&state, &headers, &body);
+    }
     let id = state.next_id();
     let mut rng = state.rng(id);
     // Wait in line for a slot; the service starts when one is free.

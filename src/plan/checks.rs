@@ -19,6 +19,22 @@ pub struct Checks {
 }
 
 impl Checks {
+    /// What a find-and-hold step is judged on: the thresholds on the run's
+    /// own figures (not the server's, a group's or a script's, known only
+    /// at the end), or with none, that 90% of ok requests met the SLOs.
+    pub fn step_thresholds(&self) -> Vec<Threshold> {
+        let own: Vec<Threshold> = self
+            .thresholds
+            .iter()
+            .filter(|t| !t.is_server() && !t.is_custom() && t.group().is_none())
+            .cloned()
+            .collect();
+        if own.is_empty() && !self.slos.is_empty() {
+            return Threshold::parse("goodput_ratio>=0.9").into_iter().collect();
+        }
+        own
+    }
+
     /// The file's thresholds and SLOs, and the flags' that it does not have.
     /// Custom metrics exist in a `scripted` run only.
     pub fn from_args(a: &RunArgs, f: &ScenarioFile, scripted: bool) -> Result<Self> {

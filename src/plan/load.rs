@@ -29,6 +29,11 @@ pub struct LoadPlan {
     /// `--jitter-ms`: the closed model's VUs wait a random 0..this before
     /// each request.
     pub jitter: Option<Duration>,
+    /// `--think-time` of a closed model's multi-turn sessions: the mean
+    /// (exponential) wait before each turn after the first.
+    pub think: Option<Duration>,
+    /// find-and-hold: the steps of the search and the hold.
+    pub search: Option<crate::executor::adaptive::Search>,
     /// `--runs`: how many times the test runs (at least 1), and the command
     /// between runs.
     pub runs: u32,
@@ -47,8 +52,16 @@ impl LoadPlan {
         batches: usize,
     ) -> Result<Self> {
         let f = &sc.file;
-        let (mut load, mut phases) = match paced_rate {
-            Some(rate) => {
+        let search = find_and_hold(a, sc)?;
+        let (mut load, mut phases) = match (&search, paced_rate) {
+            (Some(s), _) => (
+                Load::Closed {
+                    vus: Stages::constant(s.max as f64, s.bound()),
+                    iterations: None,
+                },
+                vec![None],
+            ),
+            (None, Some(rate)) => {
                 if a.rate.is_some() || f.rate.is_some() {
                     return Err(usage!("--mb-per-s sets the rate: drop --rate"));
                 }
@@ -63,7 +76,7 @@ impl LoadPlan {
                 };
                 resolve_load(&paced, sc)?
             }
-            None => resolve_load(a, sc)?,
+            (None, None) => resolve_load(a, sc)?,
         };
         let shaped = load.stages().stages.len() > 1;
         if workload == "batch-embeddings" && !(shaped && batches == 1) {
@@ -99,6 +112,8 @@ impl LoadPlan {
             runs: a.runs.unwrap_or(1),
             between_runs: a.between_runs.clone(),
             jitter,
+            think: None,
+            search,
             shape: load,
             phases,
             grace: a
@@ -143,6 +158,69 @@ fn split_evenly(load: Load, n: usize) -> Load {
             replay,
         },
     }
+}
+
+/// find-and-hold (`--scenario find-and-hold`, `--adaptive`): VUs from
+/// `--vus` (1) up to `--max-vus` (the scenario's 64), each step
+/// `--step-duration` (10s), the level found held `--hold` (60s).
+fn find_and_hold(a: &RunArgs, sc: &Scenario) -> Result<Option<crate::executor::adaptive::Search>> {
+    if !(a.adaptive || sc.kind == Kind::FindAndHold) {
+        if a.hold.is_some() || a.step_duration.is_some() {
+            return Err(usage!(
+                "--hold and --step-duration belong to find-and-hold: add --adaptive (or --scenario find-and-hold)"
+            ));
+        }
+        return Ok(None);
+    }
+    for (given, flag, instead) in [
+        (
+            a.rate.is_some(),
+            "--rate",
+            "it raises VUs (the closed model)",
+        ),
+        (a.stages.is_some(), "--stages", "it makes its own steps"),
+        (
+            a.duration.is_some(),
+            "--duration",
+            "it ends after --hold; --step-duration sets each step",
+        ),
+        (
+            a.iterations.is_some(),
+            "--iterations",
+            "it ends after --hold",
+        ),
+        (a.replay.is_some(), "--replay", "a trace sets its own load"),
+    ] {
+        if given {
+            return Err(usage!("find-and-hold: drop {flag}: {instead}"));
+        }
+    }
+    let f = &sc.file;
+    let start = a.vus.unwrap_or(1);
+    let max = a.max_vus.or(f.max_vus.as_ref().map(|v| v.0)).unwrap_or(64);
+    if max < start {
+        return Err(usage!(
+            "find-and-hold starts at --vus {start}, above --max-vus {max}: lower one"
+        ));
+    }
+    let step = a
+        .step_duration
+        .or(f.steps.as_ref().map(|s| s.hold.0))
+        .unwrap_or(Duration::from_secs(10));
+    if step < Duration::from_secs(2) {
+        return Err(usage!(
+            "--step-duration must be at least 2s: a step is judged on its whole seconds at load"
+        ));
+    }
+    Ok(Some(crate::executor::adaptive::Search {
+        start,
+        max,
+        step,
+        hold: a
+            .hold
+            .unwrap_or(Duration::from_secs(60))
+            .max(Duration::from_secs(1)),
+    }))
 }
 
 /// A replayed trace's load (`--replay FILE`): its records at their

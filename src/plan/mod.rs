@@ -228,13 +228,31 @@ impl Plan {
                 a.request.token.is_none() || a.request.token == env_var("OPENAI_API_KEY")
             }));
         }
-        let load = LoadPlan::from_args(
+        let mut load = LoadPlan::from_args(
             a,
             &sc,
             workload.spec.kind.name(),
             exports.rate,
             workload.spec.batch_sizes.len(),
         )?;
+        if let Some(t) = a.think_time.filter(|_| a.replay.is_none()) {
+            if !workload.spec.kind.has_turns() || load.shape.is_open() {
+                return Err(usage!(
+                    "--think-time waits between a session's turns: conversation, prefix-caching or tool-calls run by VUs (--vus, --stages), or a --replay trace's sessions"
+                ));
+            }
+            load.think = Some(t).filter(|t| !t.is_zero());
+        }
+        if load.search.is_some() && checks.step_thresholds().is_empty() {
+            return Err(usage!(
+                "find-and-hold raises the load until a bound breaks: give one, e.g. --threshold 'ttft.p95<500ms' (or --slo 'ttft<500ms')"
+            ));
+        }
+        if load.search.is_some() && a.segments.segment.is_some() {
+            return Err(usage!(
+                "find-and-hold steps by what one process sees: run it without --segment"
+            ));
+        }
         if workload.spec.script.is_some() && load.shape.is_open() {
             return Err(usage!(
                 "a script runs VUs (the closed model): use --vus, --stages or --iterations, not --rate"
@@ -306,6 +324,32 @@ impl Plan {
             target: target_url.to_string(),
             sent_to: self.sent_to_at(target_url),
             jitter_ms: self.load.jitter.map(|j| j.as_millis() as u64),
+            search: self.load.search.clone(),
+            think_ms: self.load.think.map(|t| t.as_secs_f64() * 1000.0),
+            session_header: w.session_header.clone().filter(|_| {
+                w.kind.has_turns()
+                    || matches!(
+                        self.load.shape,
+                        crate::executor::Load::Open {
+                            replay: Some(_),
+                            ..
+                        }
+                    )
+            }),
+            lora: w.lora.as_ref().map(|l| crate::report::view::LoraView {
+                adapters: l.adapters.iter().map(|a| a.to_string()).collect(),
+                assignment: match &l.assignment {
+                    crate::workload::Assignment::Random => "random".into(),
+                    crate::workload::Assignment::RoundRobin => "round-robin".into(),
+                    crate::workload::Assignment::Weights(w) => format!(
+                        "weights={}",
+                        w.iter()
+                            .map(|x| x.to_string())
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    ),
+                },
+            }),
             prices: self.checks.prices,
             target_kind: match self.target {
                 Target::Mock { .. } => "built-in mock",

@@ -214,6 +214,7 @@ impl WorkloadPlan {
             })
             .or_else(|| f.model.clone())
             .unwrap_or_else(|| kind.default_model().to_string());
+        let (session_header, lora) = affinity_part(a, kind)?;
         let exports = otlp
             .as_ref()
             .map(|o| Exports {
@@ -260,6 +261,8 @@ impl WorkloadPlan {
                 script: None,
                 block_tokens: a.block_tokens.unwrap_or(512),
                 ignore_eos: a.ignore_eos,
+                session_header,
+                lora,
             },
             dataset: dataset.as_ref().map(|(sel, cases)| view_of(sel, cases)),
             queries: otlp.as_ref().and_then(|o| o.queries.clone()).map(Arc::new),
@@ -372,6 +375,63 @@ fn view_of(selection: &Selection, cases: &[Case]) -> DatasetView {
         cases: cases.len(),
         benign: cases.iter().filter(|c| c.label == Label::Benign).count(),
     }
+}
+
+/// `--session-header` (on unless `none`) and `--lora` with its assignment.
+fn affinity_part(
+    a: &RunArgs,
+    kind: WorkloadKind,
+) -> Result<(Option<String>, Option<crate::workload::LoraSpec>)> {
+    let header = match a.session_header.as_deref().map(str::trim) {
+        Some("none" | "") => None,
+        Some(h) => {
+            reqwest::header::HeaderName::from_bytes(h.as_bytes()).map_err(|_| {
+                usage!("--session-header '{h}' is not a header name: e.g. X-Session-ID, or none")
+            })?;
+            Some(h.to_string())
+        }
+        None => Some("X-Session-ID".to_string()),
+    };
+    let Some(list) = &a.lora else {
+        if a.lora_assignment.is_some() {
+            return Err(usage!(
+                "--lora-assignment spreads the adapters of --lora: give them, e.g. --lora a,b,c"
+            ));
+        }
+        return Ok((header, None));
+    };
+    if matches!(
+        kind,
+        WorkloadKind::Http | WorkloadKind::OtlpTraces | WorkloadKind::Script
+    ) {
+        return Err(usage!(
+            "--lora names adapters in the model field of an LLM API's requests; {} has none",
+            kind.name()
+        ));
+    }
+    let adapters: Vec<String> = list
+        .split(',')
+        .map(|s| s.trim())
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect();
+    if adapters.is_empty() {
+        return Err(usage!(
+            "--lora takes adapter names: --lora sql-lora,chat-lora"
+        ));
+    }
+    let assignment = crate::workload::Assignment::parse(
+        a.lora_assignment.as_deref().unwrap_or("random"),
+        adapters.len(),
+    )
+    .map_err(Error::Usage)?;
+    Ok((
+        header,
+        Some(crate::workload::LoraSpec {
+            adapters,
+            assignment,
+        }),
+    ))
 }
 
 #[cfg(test)]

@@ -15,7 +15,6 @@ use super::chart::{render_chart, Chart, Line};
 
 use super::result::RunResult;
 use super::sweep::{Level, SweepResult};
-use crate::executor::describe_load;
 use crate::metrics::counts::decode_histogram;
 use crate::metrics::WindowSummary;
 
@@ -429,7 +428,7 @@ pub fn render(r: &RunResult) -> String {
             "scenario",
             format!("{} — {}", p.scenario, r.scenario.figure),
         ),
-        ("load", describe_load(&p.load)),
+        ("load", super::markdown::load_words(p)),
         (
             "requests",
             format!(

@@ -132,133 +132,6 @@ fn workload_figures(r: &RunResult) -> String {
     format!("### Workload\n\n{}\n\n", table(&h, vec![row]))
 }
 
-/// A group's row: its label and counts, then `rest`.
-fn counts(g: &super::result::GroupRow, rest: Vec<String>) -> Vec<String> {
-    let mut row = vec![
-        g.label.clone(),
-        g.requests.to_string(),
-        g.ok.to_string(),
-        g.errors.to_string(),
-    ];
-    row.extend(rest);
-    row
-}
-
-/// Tables by turn, batch size or endpoint.
-fn groups(r: &RunResult) -> String {
-    let mut out = String::new();
-    let rerank = r.plan.workload == "rerank";
-    for kind in ["turn", "batch", "endpoint"] {
-        let rows: Vec<_> = r.groups.iter().filter(|g| g.kind == kind).collect();
-        if rows.is_empty() {
-            continue;
-        }
-        let (title, header, cells): (&str, Vec<&str>, Vec<Vec<String>>) = match kind {
-            "turn" => (
-                "By turn",
-                vec![
-                    "turn",
-                    "req",
-                    "ok",
-                    "err",
-                    "prompt tokens (mean)",
-                    "ttft p50",
-                    "ttft p95",
-                    "e2e p50",
-                ],
-                rows.iter()
-                    .map(|g| {
-                        counts(
-                            g,
-                            vec![
-                                f1(g.input_tokens_mean),
-                                f2(g.ttft.p50),
-                                f2(g.ttft.p95),
-                                f2(g.e2e.p50),
-                            ],
-                        )
-                    })
-                    .collect(),
-            ),
-            "batch" => (
-                if rerank {
-                    "By documents per request"
-                } else {
-                    "By batch size"
-                },
-                if rerank {
-                    vec![
-                        "documents",
-                        "req",
-                        "ok",
-                        "err",
-                        "latency p50",
-                        "latency p95",
-                        "per-document latency (mean)",
-                        "documents/s",
-                    ]
-                } else {
-                    vec![
-                        "batch",
-                        "req",
-                        "ok",
-                        "err",
-                        "latency p50",
-                        "latency p95",
-                        "per-text latency (mean)",
-                        "texts/s",
-                    ]
-                },
-                rows.iter()
-                    .map(|g| {
-                        counts(
-                            g,
-                            vec![
-                                f2(g.e2e.p50),
-                                f2(g.e2e.p95),
-                                g.per_text_ms.map(f2).unwrap_or_else(|| "-".into()),
-                                g.texts_per_s.map(f1).unwrap_or_else(|| "-".into()),
-                            ],
-                        )
-                    })
-                    .collect(),
-            ),
-            _ => (
-                "By endpoint",
-                vec![
-                    "endpoint", "req", "ok", "err", "statuses", "min", "mean", "p50", "p95", "p99",
-                    "max",
-                ],
-                rows.iter()
-                    .map(|g| {
-                        counts(
-                            g,
-                            vec![
-                                g.statuses
-                                    .iter()
-                                    .map(|(k, v)| {
-                                        let share = 100.0 * *v as f64 / g.requests.max(1) as f64;
-                                        format!("{k}: {v} ({share:.1}%)")
-                                    })
-                                    .collect::<Vec<_>>()
-                                    .join(", "),
-                                f2(g.e2e.min),
-                                f2(g.e2e.mean),
-                                f2(g.e2e.p50),
-                                f2(g.e2e.p95),
-                                f2(g.e2e.p99),
-                                f2(g.e2e.max),
-                            ],
-                        )
-                    })
-                    .collect(),
-            ),
-        };
-        let _ = writeln!(out, "### {title} (ms)\n\n{}\n", table(&header, cells));
-    }
-    out
-}
-
 /// One row per stage of a multi-stage load.
 fn stages(r: &RunResult) -> String {
     if r.stages.is_empty() {
@@ -441,10 +314,24 @@ pub fn render(r: &RunResult) -> String {
         (None, 0) => String::new(),
         (None, n) => format!(" · merged from {n} results"),
     };
-    let jitter = p
+    let mut jitter = p
         .jitter_ms
         .map(|j| format!(" · jitter 0–{j} ms before each request"))
         .unwrap_or_default();
+    if let Some(t) = p.think_ms {
+        let _ = write!(jitter, " · think time {} ms (mean) between turns", num(t));
+    }
+    if let Some(h) = &p.session_header {
+        let _ = write!(jitter, " · sessions named in `{h}`");
+    }
+    if let Some(l) = &p.lora {
+        let _ = write!(
+            jitter,
+            " · LoRA {} ({})",
+            l.adapters.join(", "),
+            l.assignment
+        );
+    }
     let stopped = format!("{jitter}{part}{stopped}");
     match &p.otlp {
         Some(o) if o.test_type == "query" => {
@@ -456,7 +343,7 @@ pub fn render(r: &RunResult) -> String {
                     .and_then(|q| q.endpoint.as_deref())
                     .unwrap_or(&o.url),
                 o.platform,
-                describe_load(&p.load),
+                load_words(p),
                 r.run_id,
             );
         }
@@ -472,7 +359,7 @@ pub fn render(r: &RunResult) -> String {
                     _ => "protobuf",
                 },
                 o.mix,
-                describe_load(&p.load),
+                load_words(p),
                 o.mb_per_s
                     .map(|m| format!(" paced to {m} MB/s"))
                     .unwrap_or_default(),
@@ -481,19 +368,14 @@ pub fn render(r: &RunResult) -> String {
         }
         // Plain HTTP requests have no model, stream or token budget.
         None if !tokens_apply(r).0 => {
-            let _ = writeln!(
-                out,
-                "{} · run `{}`{stopped}\n",
-                describe_load(&p.load),
-                r.run_id
-            );
+            let _ = writeln!(out, "{} · run `{}`{stopped}\n", load_words(p), r.run_id);
         }
         None => {
             let _ = writeln!(
                 out,
                 "model `{}` · {} · {} · max_tokens {} · run `{}`{stopped}\n",
                 p.model,
-                describe_load(&p.load),
+                load_words(p),
                 if p.stream {
                     "streaming"
                 } else {
@@ -618,11 +500,12 @@ pub fn render(r: &RunResult) -> String {
         );
     }
 
+    out.push_str(&super::search::markdown(r));
     out.push_str(&super::steady::markdown(r));
     out.push_str(&super::timings::markdown(r));
     out.push_str(&super::server::markdown(r));
     out.push_str(&workload_figures(r));
-    out.push_str(&groups(r));
+    out.push_str(&super::groups::markdown(r));
     out.push_str(&stages(r));
 
     if let Some(sc) = &r.schedule {
@@ -756,6 +639,14 @@ pub fn render(r: &RunResult) -> String {
 
 /// Whether input tokens, and generated tokens (tokens/s, ttft), mean
 /// something for the run's workload (all do for a workload not known here).
+/// The plan's load in words: its shape, or the search that drives it.
+pub(super) fn load_words(p: &super::view::PlanView) -> String {
+    match &p.search {
+        Some(s) => s.describe(),
+        None => describe_load(&p.load),
+    }
+}
+
 fn tokens_apply(r: &RunResult) -> (bool, bool) {
     WorkloadKind::parse(&r.plan.workload)
         .map_or((true, true), |k| (k.counts_input_tokens(), k.generates()))

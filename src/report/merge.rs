@@ -392,5 +392,6 @@ pub fn merge(results: &[(PathBuf, RunResult)], force: bool) -> Result<RunResult,
             }),
         // Segments' plateaus fall in different seconds: none merges exactly.
         steady: None,
+        search: None,
     }))
 }

@@ -8,6 +8,7 @@
 pub mod chart;
 pub mod compare;
 pub mod csv;
+mod groups;
 pub mod html;
 pub mod json;
 pub mod markdown;
@@ -18,6 +19,7 @@ pub mod result;
 pub mod runs;
 pub mod scenario;
 pub mod script;
+mod search;
 pub mod server;
 pub mod side;
 pub mod steady;

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::result::StageRow;
+use crate::executor::adaptive::SearchReport;
 use crate::executor::Stages;
 use crate::metrics::{Aggregate, LatencyStats, WindowSummary};
 use crate::scenario::Kind;
@@ -120,9 +121,54 @@ pub struct Facts<'a> {
     pub streaming: bool,
     pub includes_mock: bool,
     pub open: bool,
+    /// find-and-hold: its steps, and the hold's requests and seconds at load.
+    pub search: Option<(&'a SearchReport, Option<(&'a Aggregate, f64)>)>,
 }
 
 /// The figure of the run's scenario; for stress, also the threshold verdicts
+/// find-and-hold's figure, and the verdicts that stand for the run: the
+/// thresholds judged on the hold (none held: on the whole run, failing).
+fn find_and_hold(f: &Facts<'_>) -> (String, Option<Vec<ThresholdResult>>) {
+    let Some((search, hold)) = f.search else {
+        return ("find-and-hold ran no step".to_string(), None);
+    };
+    let last = search.steps.last();
+    let figure = match (&search.hold, search.how.is_empty(), last) {
+        (Some(h), _, _) => format!(
+            "{}; held {} s at {} VUs: {:.2} ok req/s, ttft p95 {}, e2e p95 {}",
+            search.how,
+            h.end_s - h.start_s,
+            h.vus,
+            h.ok_rps,
+            ms(h.ttft_p95_ms),
+            ms(h.e2e_p95_ms)
+        ),
+        (None, false, _) => search.how.clone(),
+        (None, true, Some(s)) => format!(
+            "the search stopped at step {} ({} VUs) before it found the boundary",
+            search.steps.len(),
+            s.vus
+        ),
+        (None, true, None) => "the search stopped before its first step ended".to_string(),
+    };
+    let verdicts = hold.map(|(agg, d)| {
+        f.thresholds
+            .iter()
+            .filter(|t| !t.is_server() && t.group().is_none())
+            .map(|t| {
+                let mut v = t.check(agg, d);
+                v.threshold = format!("{} (the hold)", t.expr);
+                v
+            })
+            .collect()
+    });
+    (figure, verdicts)
+}
+
+fn ms(v: Option<f64>) -> String {
+    v.map_or("-".to_string(), |x| format!("{x:.1} ms"))
+}
+
 /// that stand for the run (those of the capacity step).
 pub fn analyze(f: Facts<'_>) -> (ScenarioReport, Option<Vec<ThresholdResult>>) {
     let metric = if f.streaming && !f.total.hist["ttft"].is_empty() {
@@ -400,6 +446,11 @@ pub fn analyze(f: Facts<'_>) -> (ScenarioReport, Option<Vec<ThresholdResult>>) {
             } else {
                 rep.figure = "no stages were run".to_string();
             }
+        }
+        Kind::FindAndHold => {
+            let (figure, v) = find_and_hold(&f);
+            rep.figure = figure;
+            verdicts = v;
         }
         Kind::Benchmark => {
             let best = f.rows.iter().max_by(|a, b| a.ok_rps.total_cmp(&b.ok_rps));

@@ -36,7 +36,12 @@ pub fn markdown(r: &RunResult) -> String {
         .into_iter()
         .filter(|m| f.latency.contains_key(*m))
         .collect();
-    let mut header = vec!["", "req", "ok", "err", "error_rate", "ok_rps", "tokens/s"];
+    let generates = crate::workload::WorkloadKind::parse(&r.plan.workload)
+        .is_none_or(crate::workload::WorkloadKind::generates);
+    let mut header = vec!["", "req", "ok", "err", "error_rate", "ok_rps"];
+    if generates {
+        header.push("tokens/s");
+    }
     let heads: Vec<String> = metrics
         .iter()
         .flat_map(|m| [format!("{m} p50 (ms)"), format!("{m} p99 (ms)")])
@@ -56,7 +61,6 @@ pub fn markdown(r: &RunResult) -> String {
         s.errors.to_string(),
         format!("{:.2}%", s.error_rate * 100.0),
         f2(s.ok_rps),
-        f1(s.tokens_per_s),
     ];
     let mut steady = vec![
         format!("steady state ({:.0} s)", f.duration_s),
@@ -65,8 +69,11 @@ pub fn markdown(r: &RunResult) -> String {
         f.errors.to_string(),
         format!("{:.2}%", f.error_rate * 100.0),
         f2(f.ok_rps),
-        f1(f.tokens_per_s),
     ];
+    if generates {
+        whole.push(f1(s.tokens_per_s));
+        steady.push(f1(f.tokens_per_s));
+    }
     for m in &metrics {
         whole.extend(lat(r.latency.get(*m)));
         steady.extend(lat(f.latency.get(*m)));

@@ -31,6 +31,18 @@ pub struct PlanView {
     /// request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jitter_ms: Option<u64>,
+    /// find-and-hold: the search asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub search: Option<crate::executor::adaptive::Search>,
+    /// `--think-time`: the mean wait (exponential) between a session's turns, ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub think_ms: Option<f64>,
+    /// The header each turn of a session carried its id in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_header: Option<String>,
+    /// `--lora`: the adapters the requests were spread over, and how.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lora: Option<LoraView>,
     /// `built-in mock` or `remote`.
     pub target_kind: String,
     /// Flags of the in-process mock.
@@ -101,4 +113,12 @@ fn yes() -> bool {
 
 fn is_yes(b: &bool) -> bool {
     *b
+}
+
+/// The LoRA adapters of a run and how sessions were spread over them.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LoraView {
+    pub adapters: Vec<String>,
+    /// `random`, `round-robin` or `weights=3,1,1`.
+    pub assignment: String,
 }

@@ -48,12 +48,22 @@ async fn start_scraper(
 }
 
 /// The full load the steady state is judged against: the shape's peak.
-fn plateau_target(plan: &Plan) -> crate::metrics::plateau::PlateauTarget {
+/// What the run's full load is, for its steady state; None for a replayed
+/// trace, whose load is the trace's own, with no level to hold.
+fn plateau_target(plan: &Plan) -> Option<crate::metrics::plateau::PlateauTarget> {
     use crate::metrics::plateau::PlateauTarget;
-    match &plan.load.shape {
+    if plan.load.search.is_some() {
+        return None; // find-and-hold judges its own steps and its hold
+    }
+    Some(match &plan.load.shape {
+        crate::executor::Load::Open {
+            replay: Some(_), ..
+        } => return None,
         crate::executor::Load::Closed { vus, .. } => PlateauTarget::Vus {
             peak: vus.peak(),
-            idle: plan.workload.spec.script.is_some() || plan.load.jitter.is_some(),
+            idle: plan.workload.spec.script.is_some()
+                || plan.load.jitter.is_some()
+                || plan.load.think.is_some(),
         },
         crate::executor::Load::Open {
             rate,
@@ -63,7 +73,7 @@ fn plateau_target(plan: &Plan) -> crate::metrics::plateau::PlateauTarget {
             peak: rate.peak(),
             cap: max_in_flight.map(|m| m as f64),
         },
-    }
+    })
 }
 
 /// What a script's VUs share: the run's client, channels and defaults.
@@ -258,6 +268,21 @@ pub async fn execute_with(
         aborted = Some(a.fired.clone());
         collector = collector.with_observer(Box::new(a));
     }
+    // find-and-hold: its controller judges each step and sets the VUs.
+    let adaptive = match plan.load.search.clone() {
+        Some(search) => {
+            let control = Arc::new(executor::adaptive::Control::default());
+            let c = executor::adaptive::Controller::new(
+                search,
+                plan.checks.step_thresholds(),
+                control.clone(),
+                soft.clone(),
+            );
+            collector = collector.with_observer(Box::new(c));
+            Some(control)
+        }
+        None => None,
+    };
     let goal = match &plan.load.shape {
         executor::Load::Closed {
             iterations: Some(n),
@@ -294,6 +319,8 @@ pub async fn execute_with(
         segment: plan.segment.segment,
         seed: executor::segment::seed_of(&run_id),
         jitter: plan.load.jitter,
+        think: plan.load.think,
+        adaptive: adaptive.clone(),
     });
     let queries = match &plan.workload.queries {
         Some(q) => Some(queries::load(q.clone(), plan, &base, &ctx, started_at)?),
@@ -362,6 +389,11 @@ pub async fn execute_with(
         tokenizer,
         server,
         steady: collected.steady.take(),
+        search: adaptive.map(|c| {
+            let report = c.report.lock().map(|r| r.clone()).unwrap_or_default();
+            let hold = c.hold.lock().ok().and_then(|mut h| h.take());
+            (report, hold)
+        }),
     });
     if let Some(m) = mock_server {
         m.shutdown().await;

@@ -85,6 +85,8 @@ pub(super) fn load(
         segment: executor::Segment::default(),
         seed: ctx.seed,
         jitter: None,
+        think: None,
+        adaptive: None,
     });
     Ok((load, qctx))
 }

@@ -38,6 +38,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("recovery", include_str!("../../scenarios/recovery.yaml")),
     ("benchmark", include_str!("../../scenarios/benchmark.yaml")),
     (
+        "find-and-hold",
+        include_str!("../../scenarios/find-and-hold.yaml"),
+    ),
+    (
         "otlp-1x-demo",
         include_str!("../../scenarios/otlp-1x-demo.yaml"),
     ),
@@ -105,6 +109,10 @@ pub enum Kind {
     Recovery,
     /// VU steps 1, 2, 4, 8…: one row per step, and where throughput peaks.
     Benchmark,
+    /// VUs raised until a threshold breaks, then the last passing level held.
+    #[serde(rename = "find-and-hold")]
+    #[value(name = "find-and-hold")]
+    FindAndHold,
 }
 
 /// A scalar read from its text form, so a bad value is reported at its line.

@@ -404,6 +404,8 @@ pub(crate) mod tests {
             script: None,
             block_tokens: 512,
             ignore_eos: false,
+            session_header: None,
+            lora: None,
         }
     }
 

@@ -6,6 +6,7 @@
 //! stateless, but multi-turn ones (a growing conversation, an IDE's code
 //! buffer) see each answer before building their next request.
 
+pub mod affinity;
 mod chat;
 mod embeddings;
 mod http;
@@ -23,6 +24,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+pub use affinity::{Assignment, LoraSpec};
 pub use chat::{Chat, ChatKind};
 pub use embeddings::Embeddings;
 pub use http::{parse_endpoint, Endpoint, Http};
@@ -162,11 +164,39 @@ pub struct WorkloadSpec {
     pub block_tokens: u32,
     #[serde(skip)]
     pub ignore_eos: bool,
+    /// The header naming a multi-turn session (`--session-header`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_header: Option<String>,
+    /// LoRA adapters the requests spread over (`--lora`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lora: Option<LoraSpec>,
 }
 
 /// The workload a spec names, its prompts counted (and synthetic ones made)
 /// with `tok`.
 pub fn build(spec: &WorkloadSpec, tok: &Arc<Tokenizer>) -> Arc<dyn Workload> {
+    let inner = build_kind(spec, tok);
+    let header = spec
+        .session_header
+        .as_deref()
+        .and_then(|h| reqwest::header::HeaderName::from_bytes(h.as_bytes()).ok());
+    let llm = !matches!(
+        spec.kind,
+        WorkloadKind::Http | WorkloadKind::OtlpTraces | WorkloadKind::Script
+    );
+    if llm && (header.is_some() || spec.lora.is_some()) {
+        Arc::new(affinity::Shared(Arc::new(affinity::Affinity::new(
+            inner,
+            &spec.model,
+            header,
+            spec.lora.clone(),
+        ))))
+    } else {
+        inner
+    }
+}
+
+fn build_kind(spec: &WorkloadSpec, tok: &Arc<Tokenizer>) -> Arc<dyn Workload> {
     match spec.kind {
         WorkloadKind::Completions => Arc::new(Chat::new(spec, ChatKind::Chat, tok)),
         WorkloadKind::Responses => Arc::new(Chat::new(spec, ChatKind::Responses, tok)),

@@ -8,6 +8,7 @@
 mod common;
 
 mod csv_rows;
+mod find_and_hold;
 mod http2;
 mod influx;
 mod k8s;
@@ -32,6 +33,7 @@ mod segments;
 mod series;
 mod server_metrics;
 mod server_side;
+mod sessions;
 mod snapshots;
 mod steady;
 mod structure;

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::executor::adaptive::SearchReport;
 use crate::executor::ExecReport;
 use crate::metrics::counts::{encode_histograms, Counts};
 use crate::metrics::{Aggregate, LatencyStats, Sample, WindowSummary};
@@ -89,6 +90,9 @@ pub struct RunResult {
     /// result is the last run's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runs: Option<crate::report::runs::Repeats>,
+    /// find-and-hold: each step, the level found and held, and how.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub search: Option<SearchReport>,
     /// The run at full load only (its plateau), or why it had none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub steady_state: Option<steady::SteadyState>,
@@ -197,6 +201,15 @@ pub struct GroupRow {
     pub texts_per_s: Option<f64>,
     /// Answers by HTTP status.
     pub statuses: BTreeMap<String, u64>,
+    /// Output tokens of its ok requests.
+    #[serde(default)]
+    pub output_tokens: u64,
+    /// Prompt tokens the server said it served from its cache, and their
+    /// share of the prompt tokens of the requests that said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cached_tokens: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_hit_rate: Option<f64>,
 }
 
 /// One stage of the load shape.
@@ -417,11 +430,14 @@ pub struct Inputs<'a> {
     pub server: Option<crate::server_metrics::ServerMetrics>,
     /// The collector's plateau (a live run), or why it had none.
     pub steady: Option<Result<crate::metrics::plateau::Steady, crate::metrics::plateau::NoPlateau>>,
+    /// find-and-hold: its steps, and the hold's requests and seconds at load.
+    pub search: Option<(SearchReport, Option<(Aggregate, f64)>)>,
 }
 
 fn group_row(g: &Group, a: &Aggregate) -> GroupRow {
     let e2e = LatencyStats::of(&a.hist["e2e"]);
     let per_text = (a.texts > 0 && a.ok > 0).then(|| e2e.mean / (a.texts as f64 / a.ok as f64));
+    let server = server::ServerTimings::of(&a.server);
     GroupRow {
         kind: g.kind().to_string(),
         label: g.label(),
@@ -442,6 +458,11 @@ fn group_row(g: &Group, a: &Aggregate) -> GroupRow {
             .iter()
             .map(|(k, v)| (k.to_string(), *v))
             .collect(),
+        output_tokens: a.output_tokens,
+        cached_tokens: server
+            .as_ref()
+            .and_then(|s| s.cache_hit_rate.map(|_| s.cached_tokens)),
+        cache_hit_rate: server.and_then(|s| s.cache_hit_rate),
     }
 }
 
@@ -645,6 +666,10 @@ impl RunResult {
             streaming: i.plan.stream,
             includes_mock: i.includes_mock,
             open: i.plan.load.is_open(),
+            search: i
+                .search
+                .as_ref()
+                .map(|(r, h)| (r, h.as_ref().map(|(a, d)| (a, *d)))),
         });
         let raw = Raw {
             total: t.to_counts(false),
@@ -747,6 +772,7 @@ impl RunResult {
             merged_from: i.merged_from,
             runs: None,
             steady_state: i.steady.map(|p| steady::SteadyState::of(p, i.has_slos)),
+            search: i.search.map(|(r, _)| r),
             // An otlp-traces run's: exports carry payloads; a query-only
             // run's queries are its groups.
             otlp: (!t.payload.is_empty() || i.by_group.keys().any(|g| g.kind() == "query"))

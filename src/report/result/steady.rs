@@ -58,7 +58,7 @@ fn target_words(t: PlateauTarget) -> String {
             format!("running VUs ≥ {:.0}% of {}", AT_LOAD * 100.0, fmt_num(peak))
         }
         PlateauTarget::Rate { peak, .. } => format!(
-            "in flight ≥ {:.0}% of {} req/s × the second's mean latency",
+            "completions ≥ {:.0}% of {} req/s (the in-flight the rate holds)",
             AT_LOAD * 100.0,
             fmt_num(peak)
         ),
