@@ -459,6 +459,10 @@ pub struct RunArgs {
     /// PATH-summary.csv and the per-second series to PATH-series.csv.
     #[arg(long, value_name = "PATH")]
     pub csv: Option<PathBuf>,
+    /// Write one row per request during the run to FILE.jsonl or
+    /// FILE.parquet (bounded memory; no prompt or answer text).
+    #[arg(long, value_name = "FILE")]
+    pub requests_out: Option<PathBuf>,
     /// Keep one row per request in the JSON result (for `periscope report --csv`).
     #[arg(long)]
     pub keep_requests: bool,

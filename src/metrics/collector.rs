@@ -168,6 +168,9 @@ pub struct Sample {
     /// The tokens it generated, by its own count.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_output_tokens: Option<u32>,
+    /// The LoRA adapter it asked for (`--lora`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adapter: Option<String>,
 }
 
 impl Sample {
@@ -199,6 +202,7 @@ impl Sample {
             server_decode_ms: r.server_timing.and_then(|t| t.decode_ms),
             cached_tokens: r.server_timing.and_then(|t| t.cached_tokens),
             server_output_tokens: r.server_timing.and_then(|t| t.output_tokens),
+            adapter: r.adapter.as_deref().map(str::to_string),
         }
     }
 

@@ -46,7 +46,7 @@ impl SinkReport {
     pub fn summary(&self) -> String {
         let unit = if self.label.starts_with("trace-requests=") {
             "spans"
-        } else if self.label.starts_with("csv=") {
+        } else if self.label.starts_with("csv=") || self.label.starts_with("requests-out=") {
             "rows"
         } else {
             "points"

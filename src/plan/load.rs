@@ -103,9 +103,11 @@ impl LoadPlan {
         if a.runs == Some(0) {
             return Err(usage!("--runs must be at least 1"));
         }
-        if a.runs.is_some_and(|n| n > 1) && (a.csv.is_some() || a.segments.segment.is_some()) {
+        if a.runs.is_some_and(|n| n > 1)
+            && (a.csv.is_some() || a.requests_out.is_some() || a.segments.segment.is_some())
+        {
             return Err(usage!(
-                "--runs repeats a whole run: its rows go to --json (each run's figures), not --csv or a --segment"
+                "--runs repeats a whole run: its rows go to --json (each run's figures), not --csv, --requests-out or a --segment"
             ));
         }
         Ok(LoadPlan {

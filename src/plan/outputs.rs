@@ -21,6 +21,8 @@ pub struct Outputs {
     pub json_format: crate::cli::JsonFormat,
     pub html: Option<PathBuf>,
     pub csv: Option<PathBuf>,
+    /// `--requests-out FILE.jsonl|FILE.parquet`: a row per request, live.
+    pub requests_out: Option<PathBuf>,
     /// Keep one row per request in the result.
     pub keep_requests: bool,
     pub progress_every: Option<crate::values::Every>,
@@ -145,6 +147,13 @@ impl Outputs {
             json: a.json.clone(),
             html: a.html.clone(),
             csv: a.csv.clone(),
+            requests_out: match &a.requests_out {
+                Some(p) => {
+                    crate::sink::rows::Format::of(p).map_err(Error::Usage)?;
+                    Some(p.clone())
+                }
+                None => None,
+            },
             keep_requests: a.keep_requests,
             json_format: a.format.unwrap_or_default(),
             progress_every: a.progress_every,

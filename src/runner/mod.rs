@@ -259,6 +259,12 @@ pub async fn execute_with(
                 .map_err(Error::Usage)?,
         ));
     }
+    if let Some(path) = &plan.outputs.requests_out {
+        collector = collector.with_observer(Box::new(
+            sink::rows::RequestFile::create(path, &run_id, started_at, plan.load.shape.is_open())
+                .map_err(Error::Usage)?,
+        ));
+    }
     if let Some(judge) = slo::judge(plan.checks.slos.clone()) {
         collector = collector.with_judge(judge);
     }

@@ -19,6 +19,8 @@
 //! the end of the run reports what was written and what was lost.
 
 pub mod csv;
+mod parquet;
+pub mod rows;
 pub mod tracer;
 
 use std::fmt::Write as _;

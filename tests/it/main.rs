@@ -24,6 +24,7 @@ mod prometheus;
 mod real;
 mod reconnects;
 mod reports;
+mod requests_out;
 mod run;
 mod runs;
 mod scenarios;
