@@ -373,7 +373,7 @@ pub fn render(r: &RunResult) -> String {
         None => {
             let _ = writeln!(
                 out,
-                "model `{}` · {} · {} · max_tokens {} · run `{}`{stopped}\n",
+                "model `{}` · {} · {} · {} · run `{}`{stopped}\n",
                 p.model,
                 load_words(p),
                 if p.stream {
@@ -381,7 +381,12 @@ pub fn render(r: &RunResult) -> String {
                 } else {
                     "not streaming"
                 },
-                p.max_tokens,
+                match &p.load {
+                    crate::executor::Load::Open {
+                        replay: Some(_), ..
+                    } => "max_tokens: each record's output_length".to_string(),
+                    _ => format!("max_tokens {}", p.max_tokens),
+                },
                 r.run_id,
             );
         }

@@ -23,6 +23,7 @@ mod presets;
 mod prometheus;
 mod real;
 mod reconnects;
+mod replay;
 mod reports;
 mod requests_out;
 mod run;

@@ -125,6 +125,9 @@ async fn each_session_has_one_id_and_one_adapter_and_the_tables_agree_with_the_m
         .sum();
     let stats = m.stats().await;
     assert_eq!(cached, stats["cached_tokens"].as_u64().unwrap());
+    // Every request the mock served is in one turn's row (the preflight aside).
+    let by_turn: u64 = turns.iter().map(|t| t["requests"].as_u64().unwrap()).sum();
+    assert_eq!(by_turn + 1, stats["requests"].as_u64().unwrap());
     assert!(
         md.contains("| cache hits |") || md.contains("cache hits"),
         "{md}"
