@@ -392,6 +392,10 @@ pub struct RunArgs {
     /// breaks, then hold the last level that passed.
     #[arg(long)]
     pub adaptive: bool,
+    /// find-and-hold by rate (from --rate): the highest rate tried
+    /// (default 64 × --rate).
+    #[arg(long, value_name = "REQ_PER_S")]
+    pub max_rate: Option<f64>,
     /// find-and-hold: how long each step lasts (default 10s).
     #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
     pub step_duration: Option<Duration>,

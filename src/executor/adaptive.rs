@@ -1,15 +1,17 @@
 //! Find the boundary and hold it (`--scenario find-and-hold`, `--adaptive`).
 //!
-//! The closed model's VUs go up in steps: doubling from the start level
-//! until a step breaks a threshold (or `--max-vus` is reached), then halving
-//! the gap between the last level that passed and the first that failed.
-//! Each step is judged on its own windows *at load* (the steady-state rule:
-//! a second counts once its mean in-flight reaches 95% of the step's VUs), so
-//! the ramp between steps is left out. When the gap is one VU, the last
-//! passing level is held for `--hold`, and the load ends.
+//! The load goes up in steps, VUs of the closed model or the open model's
+//! rate: doubling from the start level until a step breaks a threshold (or
+//! the maximum is reached), then halving the gap between the last level
+//! that passed and the first that failed. Each step is judged on its own
+//! seconds *at load* (the steady-state rule: a second counts once its mean
+//! in-flight reaches 95% of the step's VUs, or its completions 95% of the
+//! step's rate), so the ramp between steps is left out. When the gap is one
+//! VU (or 5% of the rate), the last passing level is held for `--hold`, and
+//! the load ends.
 //!
 //! The [`Controller`] is an observer of the collector: it sees every
-//! request and every closed second, judges, and sets the VUs the closed
+//! request and every closed second, judges, and sets the level the
 //! executor follows through the shared [`Control`].
 
 use std::collections::BTreeMap;
@@ -28,7 +30,7 @@ use crate::slo::Threshold;
 /// The search asked for.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Search {
-    /// The first level, VUs.
+    /// The first level: VUs, or requests per second when `open`.
     pub start: u64,
     /// The highest level tried.
     pub max: u64,
@@ -36,13 +38,26 @@ pub struct Search {
     pub step: Duration,
     /// How long the level found is held.
     pub hold: Duration,
+    /// The levels are the open model's rates.
+    #[serde(default)]
+    pub open: bool,
 }
 
 impl Search {
+    /// What a level counts.
+    pub fn unit(&self) -> &'static str {
+        if self.open {
+            "req/s"
+        } else {
+            "VUs"
+        }
+    }
+
     /// The plan's line for it.
     pub fn describe(&self) -> String {
         format!(
-            "find-and-hold: VUs from {} up to {}, steps of {}, the level found held {}",
+            "find-and-hold: {} from {} up to {}, steps of {}, the level found held {}",
+            self.unit(),
             self.start,
             self.max,
             humantime::format_duration(self.step),
@@ -55,15 +70,17 @@ impl Search {
     pub fn bound(&self) -> Duration {
         let doublings = (self.max as f64 / self.start.max(1) as f64).log2().ceil() as u32 + 1;
         let halvings = (self.max as f64).log2().ceil() as u32 + 1;
-        self.step * (doublings + halvings) + self.hold + Duration::from_secs(1)
+        // An open model may wait as long again for backlogs to drain.
+        let steps = (doublings + halvings) * if self.open { 2 } else { 1 };
+        self.step * steps + self.hold + Duration::from_secs(1)
     }
 }
 
 /// What the executor follows and the report reads.
 #[derive(Debug, Default)]
 pub struct Control {
-    /// The VUs the executor should run now.
-    pub vus: AtomicU64,
+    /// The VUs the closed executor runs now, or the open one's rate.
+    pub level: AtomicU64,
     pub report: Mutex<SearchReport>,
     /// The hold's requests at load and its seconds at load: the run's
     /// thresholds are judged on them.
@@ -73,7 +90,8 @@ pub struct Control {
 /// One step of the search.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Step {
-    pub vus: u64,
+    /// VUs, or requests per second (the report's `unit`).
+    pub level: u64,
     /// Seconds since the start of the load: [start_s, end_s).
     pub start_s: u64,
     pub end_s: u64,
@@ -94,6 +112,8 @@ pub struct Step {
 /// The search's steps and what it found.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct SearchReport {
+    /// `VUs` or `req/s`.
+    pub unit: String,
     pub steps: Vec<Step>,
     /// The level held: the highest that passed (None: none passed).
     pub found: Option<u64>,
@@ -106,7 +126,14 @@ pub struct SearchReport {
 
 enum Phase {
     Search,
-    Hold { until: u64 },
+    /// An open model's backlog draining before the next level (or the hold).
+    Drain {
+        level: u64,
+        hold: bool,
+    },
+    Hold {
+        until: u64,
+    },
     Done,
 }
 
@@ -136,7 +163,10 @@ impl Controller {
         control: Arc<Control>,
         stop: CancellationToken,
     ) -> Self {
-        control.vus.store(search.start, Ordering::Relaxed);
+        control.level.store(search.start, Ordering::Relaxed);
+        if let Ok(mut r) = control.report.lock() {
+            r.unit = search.unit().to_string();
+        }
         Controller {
             level: search.start,
             search,
@@ -159,11 +189,19 @@ impl Controller {
         let secs = std::mem::take(&mut self.seconds_at_load);
         let d = secs.max(1) as f64;
         let broke = if a.requests == 0 {
-            Some(format!(
-                "no second reached {:.0}% of {} VUs in flight",
-                AT_LOAD * 100.0,
-                self.level
-            ))
+            Some(if self.search.open {
+                format!(
+                    "no second's completions reached {:.0}% of {} req/s",
+                    AT_LOAD * 100.0,
+                    self.level
+                )
+            } else {
+                format!(
+                    "no second reached {:.0}% of {} VUs in flight",
+                    AT_LOAD * 100.0,
+                    self.level
+                )
+            })
         } else {
             self.thresholds.iter().find_map(|t| {
                 let r = t.check(&a, d);
@@ -178,7 +216,7 @@ impl Controller {
             (s.count > 0).then_some(s.p95)
         };
         Step {
-            vus: self.level,
+            level: self.level,
             start_s: self.step_start,
             end_s,
             seconds_at_load: secs,
@@ -196,25 +234,29 @@ impl Controller {
         match (self.passed, self.failed) {
             (Some(p), None) if p >= self.search.max => None,
             (Some(p), None) => Some((p * 2).min(self.search.max)),
-            (Some(p), Some(f)) if f > p + 1 => Some(p + (f - p) / 2),
+            // One VU apart, or 5% of the rate.
+            (Some(p), Some(f)) if f > p + 1 && !(self.search.open && f - p <= p / 20) => {
+                Some(p + (f - p) / 2)
+            }
             _ => None,
         }
     }
 
     fn how(&self) -> String {
+        let u = self.search.unit();
         let thresholds: Vec<&str> = self.thresholds.iter().map(|t| t.expr.as_str()).collect();
         match (self.passed, self.failed) {
             (Some(p), Some(f)) => format!(
-                "{p} VUs: the most that held {} ({f} broke it); found in {} steps, doubling then halving the gap",
+                "{p} {u}: the most that held {} ({f} broke it); found in {} steps, doubling then halving the gap",
                 thresholds.join(", "),
                 self.report_steps()
             ),
             (Some(p), None) => format!(
-                "{p} VUs: --max-vus, and it still held {}; the boundary is above it",
+                "{p} {u}: the maximum, and it still held {}; the boundary is above it",
                 thresholds.join(", ")
             ),
             (None, _) => format!(
-                "none: {} VUs already broke {}",
+                "none: {} {u} already broke {}",
                 self.search.start,
                 thresholds.join(", ")
             ),
@@ -230,51 +272,90 @@ impl Controller {
     }
 
     /// Second `t` closed with `agg` ended in it.
+    /// Start the next step (or the hold) at second `t1`.
+    fn start_level(&mut self, level: u64, hold: bool, t1: u64) {
+        self.level = level;
+        self.step_start = t1;
+        self.at_load = Aggregate::default();
+        self.seconds_at_load = 0;
+        self.phase = if hold {
+            Phase::Hold {
+                until: t1 + self.search.hold.as_secs().max(1),
+            }
+        } else {
+            Phase::Search
+        };
+        self.control.level.store(level, Ordering::Relaxed);
+    }
+
+    /// The step that ended at `t1` is judged: move to the next level, the
+    /// hold, or the end.
+    fn end_step(&mut self, t1: u64) {
+        let step = self.judge(t1);
+        let pass = step.pass;
+        if pass {
+            self.passed = Some(self.level);
+        } else {
+            self.failed = Some(self.level);
+        }
+        if let Ok(mut r) = self.control.report.lock() {
+            r.steps.push(step);
+        }
+        let (level, hold) = match self.next_level() {
+            Some(n) => (n, false),
+            None => {
+                let how = self.how();
+                if let Ok(mut r) = self.control.report.lock() {
+                    r.found = self.passed;
+                    r.how = how;
+                }
+                match self.passed {
+                    Some(p) => (p, true),
+                    None => {
+                        self.phase = Phase::Done;
+                        self.stop.cancel();
+                        return;
+                    }
+                }
+            }
+        };
+        if self.search.open && !pass {
+            // An open model's failing step leaves a backlog in the server's
+            // queue: no arrivals until it has drained, so that the next
+            // step starts clean.
+            self.phase = Phase::Drain { level, hold };
+            self.control.level.store(0, Ordering::Relaxed);
+        } else {
+            self.start_level(level, hold, t1);
+        }
+    }
+
+    /// Second `t` closed with `agg` ended in it.
     fn second(&mut self, w: &WindowSummary, agg: Aggregate) {
         let t = w.t;
+        if let Phase::Drain { level, hold } = self.phase {
+            if w.in_flight <= 1 {
+                self.start_level(level, hold, t + 1);
+            }
+            return;
+        }
         if t < self.step_start {
             return;
         }
-        // A second counts once the step's VUs are in flight.
-        if w.in_flight as f64 >= AT_LOAD * self.level as f64 {
+        // A second counts once the step's VUs are in flight, or its
+        // completions keep up with its rate.
+        let load = if self.search.open {
+            agg.requests as f64
+        } else {
+            w.in_flight as f64
+        };
+        if load >= AT_LOAD * self.level as f64 {
             self.at_load.merge(&agg);
             self.seconds_at_load += 1;
         }
         match self.phase {
             Phase::Search if t + 1 - self.step_start >= self.search.step.as_secs().max(1) => {
-                let step = self.judge(t + 1);
-                if step.pass {
-                    self.passed = Some(self.level);
-                } else {
-                    self.failed = Some(self.level);
-                }
-                if let Ok(mut r) = self.control.report.lock() {
-                    r.steps.push(step);
-                }
-                self.step_start = t + 1;
-                match self.next_level() {
-                    Some(n) => self.level = n,
-                    None => {
-                        let how = self.how();
-                        if let Ok(mut r) = self.control.report.lock() {
-                            r.found = self.passed;
-                            r.how = how;
-                        }
-                        match self.passed {
-                            Some(p) => {
-                                self.level = p;
-                                self.phase = Phase::Hold {
-                                    until: t + 1 + self.search.hold.as_secs().max(1),
-                                };
-                            }
-                            None => {
-                                self.phase = Phase::Done;
-                                self.stop.cancel();
-                            }
-                        }
-                    }
-                }
-                self.control.vus.store(self.level, Ordering::Relaxed);
+                self.end_step(t + 1);
             }
             Phase::Hold { until } if t + 1 >= until => {
                 if let Ok(mut h) = self.control.hold.lock() {
@@ -327,6 +408,7 @@ mod tests {
                 max,
                 step: Duration::from_secs(2),
                 hold: Duration::from_secs(3),
+                open: false,
             },
             vec![Threshold::parse(&format!("e2e.p95<{bound_ms}ms")).unwrap()],
             control.clone(),
@@ -342,7 +424,7 @@ mod tests {
             if stop.is_cancelled() {
                 return;
             }
-            let vus = control.vus.load(Ordering::Relaxed);
+            let vus = control.level.load(Ordering::Relaxed);
             let e2e_us = 100_000 * vus.div_ceil(cap);
             for i in 0..10 {
                 let mut r = RequestRecord::new(0, t * 1_000_000 + i);
@@ -365,7 +447,7 @@ mod tests {
         drive(&mut c, &control, &stop, 8);
         assert!(stop.is_cancelled(), "the load ends after the hold");
         let r = control.report.lock().unwrap().clone();
-        let levels: Vec<u64> = r.steps.iter().map(|s| s.vus).collect();
+        let levels: Vec<u64> = r.steps.iter().map(|s| s.level).collect();
         // 1 2 4 8 pass, 16 fails, then 12 10 9 fail: 8 is the boundary.
         assert_eq!(levels, [1, 2, 4, 8, 16, 12, 10, 9]);
         assert_eq!(r.found, Some(8));
@@ -381,7 +463,7 @@ mod tests {
             .unwrap()
             .starts_with("e2e.p95<150ms (was "));
         let hold = r.hold.unwrap();
-        assert_eq!((hold.vus, hold.pass), (8, true));
+        assert_eq!((hold.level, hold.pass), (8, true));
         assert_eq!(hold.end_s - hold.start_s, 3);
     }
 

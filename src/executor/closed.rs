@@ -38,7 +38,7 @@ pub(super) async fn run(
             break;
         }
         let target = match &ctx.adaptive {
-            Some(c) => c.vus.load(Ordering::Relaxed) as usize,
+            Some(c) => c.level.load(Ordering::Relaxed) as usize,
             None => vus.at(elapsed).round() as usize,
         };
         while running.len() < target {

@@ -53,11 +53,33 @@ pub(super) async fn run(
     let mut index = 0u64;
     let mut blocked_until: Option<Instant> = None;
     loop {
-        // Skip stretches where the rate is zero.
-        let mut r = rate.at(Duration::from_secs_f64(t));
+        if let Some(c) = &ctx.adaptive {
+            // find-and-hold paused the arrivals (a backlog draining): wait,
+            // then go on from now.
+            while c.level.load(std::sync::atomic::Ordering::Relaxed) == 0
+                && !ctx.soft.is_cancelled()
+            {
+                tokio::select! {
+                    biased;
+                    _ = ctx.soft.cancelled() => {}
+                    _ = tokio::time::sleep(Duration::from_millis(10)) => {}
+                }
+                t = t.max(ctx.origin.elapsed().as_secs_f64());
+            }
+            if ctx.soft.is_cancelled() {
+                break;
+            }
+        }
+        // Skip stretches where the rate is zero. find-and-hold sets the
+        // rate as it goes.
+        let rate_at = |t: f64| match &ctx.adaptive {
+            Some(c) => c.level.load(std::sync::atomic::Ordering::Relaxed) as f64,
+            None => rate.at(Duration::from_secs_f64(t)),
+        };
+        let mut r = rate_at(t);
         while r <= 0.0 && t < total {
             t += 0.001;
-            r = rate.at(Duration::from_secs_f64(t));
+            r = rate_at(t);
         }
         if index == 0 && by_bytes {
             t += f64::from(segment.index - 1) / r.max(1e-9);

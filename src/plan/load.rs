@@ -54,6 +54,15 @@ impl LoadPlan {
         let f = &sc.file;
         let search = find_and_hold(a, sc)?;
         let (mut load, mut phases) = match (&search, paced_rate) {
+            (Some(s), _) if s.open => (
+                Load::Open {
+                    rate: Stages::constant(s.max as f64, s.bound()),
+                    arrival: a.arrival.unwrap_or(Arrival::Constant),
+                    max_in_flight: a.max_in_flight,
+                    replay: None,
+                },
+                vec![None],
+            ),
             (Some(s), _) => (
                 Load::Closed {
                     vus: Stages::constant(s.max as f64, s.bound()),
@@ -167,18 +176,23 @@ fn split_evenly(load: Load, n: usize) -> Load {
 /// `--step-duration` (10s), the level found held `--hold` (60s).
 fn find_and_hold(a: &RunArgs, sc: &Scenario) -> Result<Option<crate::executor::adaptive::Search>> {
     if !(a.adaptive || sc.kind == Kind::FindAndHold) {
-        if a.hold.is_some() || a.step_duration.is_some() {
+        if a.hold.is_some() || a.step_duration.is_some() || a.max_rate.is_some() {
             return Err(usage!(
-                "--hold and --step-duration belong to find-and-hold: add --adaptive (or --scenario find-and-hold)"
+                "--hold, --step-duration and --max-rate belong to find-and-hold: add --adaptive (or --scenario find-and-hold)"
             ));
         }
         return Ok(None);
     }
     for (given, flag, instead) in [
         (
-            a.rate.is_some(),
-            "--rate",
-            "it raises VUs (the closed model)",
+            a.rate.is_some() && a.vus.is_some(),
+            "--vus or --rate",
+            "it raises one: VUs (from --vus) or the rate (from --rate)",
+        ),
+        (
+            a.max_rate.is_some() && a.rate.is_none(),
+            "--max-rate",
+            "it is the top of a search by rate: give the start with --rate",
         ),
         (a.stages.is_some(), "--stages", "it makes its own steps"),
         (
@@ -198,11 +212,23 @@ fn find_and_hold(a: &RunArgs, sc: &Scenario) -> Result<Option<crate::executor::a
         }
     }
     let f = &sc.file;
-    let start = a.vus.unwrap_or(1);
-    let max = a.max_vus.or(f.max_vus.as_ref().map(|v| v.0)).unwrap_or(64);
+    let open = a.rate.is_some();
+    let (start, max) = match a.rate {
+        Some(r) => {
+            let start = r.ceil().max(1.0) as u64;
+            (start, a.max_rate.map_or(start * 64, |m| m.ceil() as u64))
+        }
+        None => {
+            let start = a.vus.unwrap_or(1);
+            (
+                start,
+                a.max_vus.or(f.max_vus.as_ref().map(|v| v.0)).unwrap_or(64),
+            )
+        }
+    };
     if max < start {
         return Err(usage!(
-            "find-and-hold starts at --vus {start}, above --max-vus {max}: lower one"
+            "find-and-hold starts at {start}, above its maximum {max} (--max-vus or --max-rate): lower one"
         ));
     }
     let step = a
@@ -222,6 +248,7 @@ fn find_and_hold(a: &RunArgs, sc: &Scenario) -> Result<Option<crate::executor::a
             .hold
             .unwrap_or(Duration::from_secs(60))
             .max(Duration::from_secs(1)),
+        open,
     }))
 }
 

@@ -261,9 +261,16 @@ impl Plan {
         let segment = SegmentPlan::from_args(&a.segments, checks.abort_on_fail, &load.shape)?;
         workload.keep_segment(segment.segment)?;
         Ok(Plan {
-            scenario: ScenarioRef {
-                name: sc.name.clone(),
-                kind: sc.kind,
+            // --adaptive makes any scenario's load a find-and-hold.
+            scenario: match &load.search {
+                Some(_) if sc.kind != Kind::FindAndHold => ScenarioRef {
+                    name: "find-and-hold".to_string(),
+                    kind: Kind::FindAndHold,
+                },
+                _ => ScenarioRef {
+                    name: sc.name.clone(),
+                    kind: sc.kind,
+                },
             },
             workload,
             target,

@@ -135,19 +135,21 @@ fn find_and_hold(f: &Facts<'_>) -> (String, Option<Vec<ThresholdResult>>) {
     let last = search.steps.last();
     let figure = match (&search.hold, search.how.is_empty(), last) {
         (Some(h), _, _) => format!(
-            "{}; held {} s at {} VUs: {:.2} ok req/s, ttft p95 {}, e2e p95 {}",
+            "{}; held {} s at {} {}: {:.2} ok req/s, ttft p95 {}, e2e p95 {}",
             search.how,
             h.end_s - h.start_s,
-            h.vus,
+            h.level,
+            search.unit,
             h.ok_rps,
             ms(h.ttft_p95_ms),
             ms(h.e2e_p95_ms)
         ),
         (None, false, _) => search.how.clone(),
         (None, true, Some(s)) => format!(
-            "the search stopped at step {} ({} VUs) before it found the boundary",
+            "the search stopped at step {} ({} {}) before it found the boundary",
             search.steps.len(),
-            s.vus
+            s.level,
+            search.unit
         ),
         (None, true, None) => "the search stopped before its first step ended".to_string(),
     };

@@ -14,7 +14,7 @@ fn ms(v: Option<f64>) -> String {
 fn row(label: String, s: &Step) -> Vec<String> {
     vec![
         label,
-        s.vus.to_string(),
+        s.level.to_string(),
         s.start_s.to_string(),
         s.seconds_at_load.to_string(),
         s.requests.to_string(),
@@ -47,7 +47,7 @@ pub fn markdown(r: &RunResult) -> String {
     }
     let header = [
         "step",
-        "VUs",
+        search.unit.as_str(),
         "from (s)",
         "s at load",
         "req",
@@ -58,7 +58,7 @@ pub fn markdown(r: &RunResult) -> String {
     ];
     let _ = writeln!(out, "{}\n", table(&header, rows));
     out.push_str(
-        "<sub>Each step is judged on its seconds at load only (in flight ≥ 95% of its VUs); the run's thresholds are judged on the hold.</sub>\n\n",
+        "<sub>Each step is judged on its seconds at load only (in flight ≥ 95% of its VUs, or completions ≥ 95% of its rate); the run's thresholds are judged on the hold.</sub>\n\n",
     );
     out
 }

@@ -41,19 +41,19 @@ async fn a_server_that_serves_eight_at_once_is_found_at_eight_vus_and_held() {
     assert!((7..=9).contains(&found), "{s}");
     let steps = s["steps"].as_array().unwrap();
     // Doubling to the first failure, then halving the gap to one VU.
-    let levels: Vec<u64> = steps.iter().map(|x| x["vus"].as_u64().unwrap()).collect();
+    let levels: Vec<u64> = steps.iter().map(|x| x["level"].as_u64().unwrap()).collect();
     assert_eq!(&levels[..4], [1, 2, 4, 8], "{s}");
     assert!(
         levels.contains(&(found + 1)),
         "the level above was tried: {s}"
     );
     for st in steps {
-        let v = st["vus"].as_u64().unwrap();
+        let v = st["level"].as_u64().unwrap();
         assert_eq!(st["pass"], v <= found, "{st}");
     }
     // The hold ran the level found, and passed.
     let hold = &s["hold"];
-    assert_eq!(hold["vus"].as_u64(), Some(found), "{s}");
+    assert_eq!(hold["level"].as_u64(), Some(found), "{s}");
     assert_eq!(hold["pass"], true, "{hold}");
     assert!(f(&hold["ttft_p95_ms"]) < 80.0, "{hold}");
     // The mock never held more than 8 at once; in the hold, nothing waited
@@ -93,8 +93,10 @@ fn find_and_hold_without_a_bound_or_with_a_fixed_load_is_refused() {
                 "ttft.p95<1s",
                 "--rate",
                 "5",
+                "--vus",
+                "2",
             ],
-            "find-and-hold: drop --rate",
+            "find-and-hold: drop --vus or --rate",
         ),
         (
             vec![
@@ -110,7 +112,7 @@ fn find_and_hold_without_a_bound_or_with_a_fixed_load_is_refused() {
         ),
         (
             vec!["run", "--mock", "--hold", "5s"],
-            "--hold and --step-duration belong to find-and-hold",
+            "--hold, --step-duration and --max-rate belong to find-and-hold",
         ),
     ] {
         let out = periscope(&args);
@@ -121,4 +123,62 @@ fn find_and_hold_without_a_bound_or_with_a_fixed_load_is_refused() {
             "{args:?}: {err}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn by_rate_the_boundary_is_the_servers_rate_limit() {
+    // The mock answers 429 above 20 requests a second; each answer is
+    // quick, so a failing step leaves no backlog behind.
+    let m = MockProc::start(&["--rate-limit", "20", "--ttft", "5ms", "--itl", "1ms"]);
+    let dir = tempfile::tempdir().unwrap();
+    let json = temp_json(&dir, "r");
+    let out = periscope(&[
+        "run",
+        "--target",
+        &m.base(),
+        "--adaptive",
+        "--rate",
+        "4",
+        "--max-rate",
+        "64",
+        "--max-tokens",
+        "8",
+        "--threshold",
+        "error_rate<1%",
+        "--step-duration",
+        "2s",
+        "--hold",
+        "3s",
+        "--json",
+        &json,
+    ]);
+    let r = read_json(&json);
+    let s = &r["search"];
+    assert_eq!(s["unit"], "req/s");
+    let found = s["found"].as_u64().expect("a rate found");
+    assert!((18..=21).contains(&found), "{s}");
+    let levels: Vec<u64> = s["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["level"].as_u64().unwrap())
+        .collect();
+    assert_eq!(&levels[..4], [4, 8, 16, 32], "{s}");
+    // The hold sent the rate found; at the limit's edge it may or may not
+    // have kept under it, and the run's verdict is the hold's.
+    let hold = &s["hold"];
+    assert_eq!(hold["level"].as_u64(), Some(found), "{hold}");
+    assert!((f(&hold["ok_rps"]) - found as f64).abs() <= 2.0, "{hold}");
+    let passed = hold["pass"] == true;
+    assert_eq!(
+        out.status.code(),
+        Some(if passed { 0 } else { 99 }),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        stdout(&out).contains("find-and-hold: req/s from 4 up to 64"),
+        "{}",
+        stdout(&out)
+    );
 }
