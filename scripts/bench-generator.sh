@@ -9,7 +9,8 @@
 # targets beside them, then periscope's peak RSS with 1000 and 10 000
 # concurrent streams against the mock (STREAMS to change); last, a script
 # whose iteration is one periscope.chat beside the built-in completions
-# workload (CPU per request) and 1000 scripted VUs' RSS.
+# workload (CPU per request) and 1000 scripted VUs' RSS; and a replayed trace
+# beside the open model at the same rate (CPU per request).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -271,4 +272,52 @@ print()
 print("| scripted VUs | peak RSS (MiB) | target | ok requests |")
 print("|---|---|---|---|")
 print(f"| 1000 | {rss:.1f} | ≤ 250 MB{' (met)' if rss * 1.048576 <= 250 else ' (**not met**)'} | {d['summary']['ok']} |")
+PY
+
+# Replay: a trace of RATE records a second (64-token prompts from shared
+# blocks, 64 tokens out) beside the open model at the same rate and prompt
+# length, on nginx's instant SSE body: the generator's CPU per request, in
+# turn within each round.
+RATE=${RATE:-400}
+python3 - "$work/trace.jsonl" "$RATE" "$DUR" <<'PY'
+import random, sys
+path, rate, dur = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
+random.seed(1)
+with open(path, "w") as f:
+    for i in range(int(rate * dur)):
+        f.write('{"timestamp": %.3f, "input_length": 64, "output_length": 64, "hash_ids": [%d]}\n'
+                % (i * 1000.0 / rate, random.randrange(100)))
+PY
+replayed=$work/replayed.txt
+: > "$replayed"
+for r in $(seq "$ROUNDS"); do
+  for how in replay open; do
+    if [ "$how" = replay ]; then
+      load=(--replay "$work/trace.jsonl" --block-tokens 64)
+    else
+      load=(--rate "$RATE" --duration "${DUR}s" --input-tokens 64 --max-tokens 64)
+    fi
+    /usr/bin/time -f "%U %S" -o "$work/r.time" "$BIN" run --target "http://127.0.0.1:$port/stream/v1" \
+      "${load[@]}" --stream --no-preflight --progress-every 3600 --json "$work/r.json" > /dev/null 2>&1
+    n=$(python3 -c "import json;d=json.load(open('$work/r.json'))['summary'];assert d['errors']==0, d;print(d['ok'])")
+    echo "$how $r $n $(cpu "$work/r.time")" >> "$replayed"
+  done
+done
+python3 - "$replayed" "$RATE" <<'PY'
+import statistics, sys
+from collections import defaultdict
+rows = defaultdict(dict)
+for line in open(sys.argv[1]):
+    how, r, n, cpu = line.split()
+    rows[r][how] = (float(cpu) / float(n) * 1000, int(n))
+ratio = statistics.median(x["replay"][0] / x["open"][0] for x in rows.values())
+print()
+print(f"| {sys.argv[2]} req/s, nginx SSE | CPU-s per 1000 req | requests | replay / open | target |")
+print("|---|---|---|---|---|")
+for how in ("open", "replay"):
+    cpu = statistics.median(x[how][0] for x in rows.values())
+    n = statistics.median(x[how][1] for x in rows.values())
+    cell = f"{ratio:.2f}×" if how == "replay" else ""
+    target = ("≤ 1.10×" + (" (met)" if ratio <= 1.10 else " (**not met**)")) if how == "replay" else ""
+    print(f"| {'open model' if how == 'open' else 'replayed trace'} | {cpu:.4f} | {n:.0f} | {cell} | {target} |")
 PY
