@@ -1,22 +1,20 @@
 //! `--csv PATH`'s per-request rows, written while the run goes on.
 //!
 //! The collector formats each request into a batch; batches of up to 64 KB
-//! (or what one second gathered) go through a small bounded channel to a
-//! writer thread, which appends each whole batch to the file with one write.
-//! Memory stays bounded however long the run, and the file always ends on a
-//! whole row: a run killed mid-way leaves every row up to its last second
-//! or so, parseable. A full channel (a disk slower than the requests) holds
-//! the collector up rather than lose a row. The row format is shared with
+//! (or what one second gathered) go to a writer thread (`batches`), which
+//! appends each whole batch to the file with one write. Memory stays
+//! bounded however long the run, and the file always ends on a whole row: a
+//! run killed mid-way leaves every row up to its last second or so,
+//! parseable. The row format is shared with
 //! `periscope report --csv`, which writes the rows a JSON result kept.
 
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
-use std::sync::mpsc::{sync_channel, SyncSender};
-use std::sync::{Arc, Mutex};
+use std::path::Path;
 use std::time::{Duration, SystemTime};
 
+use super::batches::{BatchSink, BatchWriter};
 use crate::metrics::live::Finish;
-use crate::metrics::{Aggregate, Observer, Sample, SinkReport, WindowSummary};
+use crate::metrics::{Aggregate, Observer, Sample, WindowSummary};
 use crate::record::{Group, RequestRecord};
 
 /// The columns of the per-request CSV.
@@ -108,26 +106,23 @@ fn whole_millis(t: SystemTime) -> SystemTime {
     }
 }
 
-/// What the writer thread did.
-#[derive(Default)]
-struct Written {
-    rows: u64,
-    /// Rows handed over after the file failed.
-    lost: u64,
-    error: Option<String>,
+/// The file's end of `--csv`: each batch appended with one write.
+struct CsvFile(std::fs::File);
+
+impl BatchSink<Vec<u8>> for CsvFile {
+    fn write(&mut self, bytes: Vec<u8>) -> Result<(), String> {
+        self.0.write_all(&bytes).map_err(|e| e.to_string())
+    }
 }
 
 /// The live output of `--csv`: one row per request of the run.
 pub struct RequestRows {
-    path: PathBuf,
     run_id: String,
     start: SystemTime,
     open_model: bool,
     batch: csv::Writer<Vec<u8>>,
     rows_in_batch: u64,
-    tx: Option<SyncSender<(Vec<u8>, u64)>>,
-    writer: Option<std::thread::JoinHandle<()>>,
-    written: Arc<Mutex<Written>>,
+    writer: BatchWriter<Vec<u8>>,
 }
 
 fn batch_writer() -> csv::Writer<Vec<u8>> {
@@ -152,30 +147,13 @@ impl RequestRows {
         header.write_record(REQUEST_HEADER).map_err(|e| fail(&e))?;
         let header = header.into_inner().map_err(|e| fail(&e.error()))?;
         file.write_all(&header).map_err(|e| fail(&e))?;
-        let (tx, rx) = sync_channel::<(Vec<u8>, u64)>(QUEUE);
-        let written = Arc::new(Mutex::new(Written::default()));
-        let w = written.clone();
-        let label = path.display().to_string();
-        let writer = std::thread::Builder::new()
-            .name("periscope-csv".into())
-            .spawn(move || {
-                for (bytes, rows) in rx {
-                    let result = file.write_all(&bytes);
-                    let mut w = w.lock().unwrap_or_else(|p| p.into_inner());
-                    match (result, w.error.is_some()) {
-                        (Ok(()), false) => w.rows += rows,
-                        (Err(e), false) => {
-                            eprintln!("warning: --csv {label}: {e}; later rows are lost");
-                            w.error = Some(e.to_string());
-                            w.lost += rows;
-                        }
-                        (_, true) => w.lost += rows,
-                    }
-                }
-            })
-            .map_err(|e| fail(&e))?;
+        let writer = BatchWriter::spawn(
+            format!("csv={}", path.display()),
+            QUEUE,
+            Box::new(CsvFile(file)),
+        )
+        .map_err(|e| fail(&e))?;
         Ok(RequestRows {
-            path: path.to_path_buf(),
             run_id: run_id.to_string(),
             // The result states its start to the millisecond; the rows'
             // timestamps are that start plus `t_s`, as `report --csv` writes
@@ -184,9 +162,7 @@ impl RequestRows {
             open_model,
             batch: batch_writer(),
             rows_in_batch: 0,
-            tx: Some(tx),
-            writer: Some(writer),
-            written,
+            writer,
         })
     }
 
@@ -197,12 +173,8 @@ impl RequestRows {
         }
         let full = std::mem::replace(&mut self.batch, batch_writer());
         let rows = std::mem::take(&mut self.rows_in_batch);
-        let bytes = full.into_inner().unwrap_or_default();
-        if let Some(tx) = &self.tx {
-            if tx.send((bytes, rows)).is_err() {
-                self.written.lock().unwrap_or_else(|p| p.into_inner()).lost += rows;
-            }
-        }
+        self.writer
+            .send(full.into_inner().unwrap_or_default(), rows);
     }
 }
 
@@ -227,22 +199,7 @@ impl Observer for RequestRows {
 
     fn finish(mut self: Box<Self>, _wait: Duration) -> Finish {
         self.hand_over();
-        drop(self.tx.take());
-        let writer = self.writer.take();
-        let written = self.written.clone();
-        let label = format!("csv={}", self.path.display());
-        Box::pin(async move {
-            if let Some(w) = writer {
-                let _ = tokio::task::spawn_blocking(move || w.join()).await;
-            }
-            let w = written.lock().unwrap_or_else(|p| p.into_inner());
-            vec![SinkReport {
-                label,
-                written: w.rows,
-                dropped: w.lost,
-                error: w.error.clone(),
-            }]
-        })
+        self.writer.finish()
     }
 }
 

@@ -18,6 +18,7 @@
 //! fails, the points are dropped and counted, one warning is printed, and
 //! the end of the run reports what was written and what was lost.
 
+mod batches;
 pub mod csv;
 mod parquet;
 pub mod rows;

@@ -11,7 +11,8 @@ use parquet::file::properties::WriterProperties;
 use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::parser::parse_message_type;
 
-use super::rows::{tpot, Sink};
+use super::batches::BatchSink;
+use super::rows::tpot;
 use crate::metrics::Sample;
 
 /// A column's values, read from a row.
@@ -107,7 +108,7 @@ impl Parquet {
         })
     }
 
-    fn write(&mut self, rows: &[Sample]) -> parquet::errors::Result<()> {
+    fn write_group(&mut self, rows: &[Sample]) -> parquet::errors::Result<()> {
         let mut rg = self.writer.next_row_group()?;
         let mut column = 0usize;
         while let Some(mut w) = rg.next_column()? {
@@ -167,9 +168,9 @@ fn levels<T>(rows: &[Sample], f: impl Fn(&Sample) -> Option<T>) -> (Vec<T>, Vec<
     (values, defs)
 }
 
-impl Sink for Parquet {
-    fn batch(&mut self, rows: &[Sample]) -> Result<(), String> {
-        self.write(rows).map_err(|e| e.to_string())
+impl BatchSink<Vec<Sample>> for Parquet {
+    fn write(&mut self, rows: Vec<Sample>) -> Result<(), String> {
+        self.write_group(&rows).map_err(|e| e.to_string())
     }
 
     fn close(self: Box<Self>) -> Result<(), String> {
@@ -204,8 +205,8 @@ mod tests {
         failed.outcome = Outcome::Error(ErrorClass::Connect);
         rows.push(Sample::of(&failed, false));
         // Two batches: two row groups.
-        w.batch(&rows[..2]).unwrap();
-        w.batch(&rows[2..]).unwrap();
+        w.write(rows[..2].to_vec()).unwrap();
+        w.write(rows[2..].to_vec()).unwrap();
         Box::new(w).close().unwrap();
 
         let reader = SerializedFileReader::new(std::fs::File::open(&path).unwrap()).unwrap();

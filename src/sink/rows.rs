@@ -2,20 +2,18 @@
 //! while the run goes on, for pandas, DuckDB or Spark.
 //!
 //! The collector gathers rows (the [`Sample`] of each request, no prompt or
-//! answer text) into batches of at most [`BATCH_ROWS`] or one second; a
-//! bounded channel hands them to a writer thread, so memory stays bounded
-//! however long the run. JSONL appends each batch as lines: a run killed
+//! answer text) into batches of at most [`BATCH_ROWS`] or one second, for a
+//! writer thread (`batches`), so memory stays bounded however long the run. JSONL appends each batch as lines: a run killed
 //! mid-way leaves every whole line written so far. Parquet writes each batch
 //! as a row group (gzip) and its footer at the end of the run.
 
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
-use std::sync::mpsc::{sync_channel, SyncSender};
-use std::sync::{Arc, Mutex};
+use std::path::Path;
 use std::time::{Duration, SystemTime};
 
+use super::batches::{BatchSink, BatchWriter};
 use crate::metrics::live::Finish;
-use crate::metrics::{Aggregate, Observer, Sample, SinkReport, WindowSummary};
+use crate::metrics::{Aggregate, Observer, Sample, WindowSummary};
 use crate::record::{Group, RequestRecord};
 
 /// A batch goes to the writer at this many rows (or each second).
@@ -61,22 +59,16 @@ pub(super) fn tpot(s: &Sample) -> Option<f64> {
     }
 }
 
-/// What the writer thread does with batches.
-pub(super) trait Sink: Send {
-    fn batch(&mut self, rows: &[Sample]) -> Result<(), String>;
-    fn close(self: Box<Self>) -> Result<(), String>;
-}
-
 struct Jsonl {
     file: std::fs::File,
     run_id: String,
     start: SystemTime,
 }
 
-impl Sink for Jsonl {
-    fn batch(&mut self, rows: &[Sample]) -> Result<(), String> {
+impl BatchSink<Vec<Sample>> for Jsonl {
+    fn write(&mut self, rows: Vec<Sample>) -> Result<(), String> {
         let mut buf = Vec::with_capacity(rows.len() * 320);
-        for s in rows {
+        for s in &rows {
             let at = self.start + Duration::from_secs_f64(s.t_s.max(0.0));
             let row = Row {
                 run_id: &self.run_id,
@@ -95,23 +87,11 @@ impl Sink for Jsonl {
     }
 }
 
-/// What the writer thread did.
-#[derive(Default)]
-struct Written {
-    rows: u64,
-    /// Rows handed over after the file failed.
-    lost: u64,
-    error: Option<String>,
-}
-
 /// The live output of `--requests-out`.
 pub struct RequestFile {
-    path: PathBuf,
     open_model: bool,
     batch: Vec<Sample>,
-    tx: Option<SyncSender<Vec<Sample>>>,
-    writer: Option<std::thread::JoinHandle<()>>,
-    written: Arc<Mutex<Written>>,
+    writer: BatchWriter<Vec<Sample>>,
 }
 
 impl RequestFile {
@@ -127,7 +107,7 @@ impl RequestFile {
         };
         let format = Format::of(path)?;
         let file = std::fs::File::create(path).map_err(|e| fail(&e))?;
-        let mut sink: Box<dyn Sink> = match format {
+        let sink: Box<dyn BatchSink<Vec<Sample>>> = match format {
             Format::Jsonl => Box::new(Jsonl {
                 file,
                 run_id: run_id.to_string(),
@@ -137,44 +117,12 @@ impl RequestFile {
                 Box::new(super::parquet::Parquet::new(file, run_id, start).map_err(|e| fail(&e))?)
             }
         };
-        let (tx, rx) = sync_channel::<Vec<Sample>>(QUEUE);
-        let written = Arc::new(Mutex::new(Written::default()));
-        let w = written.clone();
-        let label = path.display().to_string();
-        let writer = std::thread::Builder::new()
-            .name("periscope-rows".into())
-            .spawn(move || {
-                let note = |w: &mut Written, e: String| {
-                    if w.error.is_none() {
-                        eprintln!("warning: --requests-out {label}: {e}; later rows are lost");
-                        w.error = Some(e);
-                    }
-                };
-                for rows in rx {
-                    let failed = w.lock().is_ok_and(|w| w.error.is_some());
-                    let result = if failed { Ok(()) } else { sink.batch(&rows) };
-                    let mut w = w.lock().unwrap_or_else(|p| p.into_inner());
-                    match result {
-                        Ok(()) if !failed => w.rows += rows.len() as u64,
-                        Ok(()) => w.lost += rows.len() as u64,
-                        Err(e) => {
-                            note(&mut w, e);
-                            w.lost += rows.len() as u64;
-                        }
-                    }
-                }
-                if let Err(e) = sink.close() {
-                    note(&mut w.lock().unwrap_or_else(|p| p.into_inner()), e);
-                }
-            })
+        let writer = BatchWriter::spawn(format!("requests-out={}", path.display()), QUEUE, sink)
             .map_err(|e| fail(&e))?;
         Ok(RequestFile {
-            path: path.to_path_buf(),
             open_model,
             batch: Vec::new(),
-            tx: Some(tx),
-            writer: Some(writer),
-            written,
+            writer,
         })
     }
 
@@ -184,11 +132,7 @@ impl RequestFile {
         }
         let rows = std::mem::take(&mut self.batch);
         let n = rows.len() as u64;
-        if let Some(tx) = &self.tx {
-            if tx.send(rows).is_err() {
-                self.written.lock().unwrap_or_else(|p| p.into_inner()).lost += n;
-            }
-        }
+        self.writer.send(rows, n);
     }
 }
 
@@ -209,21 +153,6 @@ impl Observer for RequestFile {
 
     fn finish(mut self: Box<Self>, _wait: Duration) -> Finish {
         self.hand_over();
-        drop(self.tx.take());
-        let writer = self.writer.take();
-        let written = self.written.clone();
-        let label = format!("requests-out={}", self.path.display());
-        Box::pin(async move {
-            if let Some(w) = writer {
-                let _ = tokio::task::spawn_blocking(move || w.join()).await;
-            }
-            let w = written.lock().unwrap_or_else(|p| p.into_inner());
-            vec![SinkReport {
-                label,
-                written: w.rows,
-                dropped: w.lost,
-                error: w.error.clone(),
-            }]
-        })
+        self.writer.finish()
     }
 }
