@@ -382,6 +382,8 @@ pub struct RequestRecord {
     pub group: Option<Group>,
     /// The LoRA adapter the request asked for (`--lora`).
     pub adapter: Option<std::sync::Arc<str>>,
+    /// The request's body, kept for `--requests-text`.
+    pub prompt: Option<bytes::Bytes>,
     /// The stage of the load shape the request was sent in.
     pub stage: u16,
     /// Inputs of an embeddings request.
@@ -436,6 +438,7 @@ impl RequestRecord {
             http2: false,
             group: None,
             adapter: None,
+            prompt: None,
             stage: 0,
             texts: 0,
             dims: None,

@@ -467,6 +467,10 @@ pub struct RunArgs {
     /// FILE.parquet (bounded memory; no prompt or answer text).
     #[arg(long, value_name = "FILE")]
     pub requests_out: Option<PathBuf>,
+    /// With --requests-out: each row also carries the request's body (the
+    /// prompt) and the answer's text.
+    #[arg(long)]
+    pub requests_text: bool,
     /// Keep one row per request in the JSON result (for `periscope report --csv`).
     #[arg(long)]
     pub keep_requests: bool,

@@ -144,10 +144,7 @@ async fn vu(
         dispatched.fetch_add(1, Ordering::Relaxed);
         let mut rec = send_one(&ctx, &req, None, hard.as_mut()).await;
         session.observe(&rec);
-        // What only the session reads goes no further.
-        rec.output_text = None;
-        rec.reasoning_text = None;
-        rec.body = None;
+        ctx.strip(&mut rec);
         let refused = rec.outcome == Outcome::Error(ErrorClass::Connect);
         if ctx.records.send(rec).is_err() {
             break;

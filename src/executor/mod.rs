@@ -304,9 +304,22 @@ pub struct Context {
     /// find-and-hold: the VUs to run now, set by its controller (instead of
     /// the stages).
     pub adaptive: Option<Arc<adaptive::Control>>,
+    /// `--requests-text`: records keep the request's body and the answer's
+    /// text for the per-request rows.
+    pub keep_texts: bool,
 }
 
 impl Context {
+    /// What only a session reads goes no further (the answer's text stays
+    /// for `--requests-text`).
+    pub fn strip(&self, rec: &mut RequestRecord) {
+        if !self.keep_texts {
+            rec.output_text = None;
+        }
+        rec.reasoning_text = None;
+        rec.body = None;
+    }
+
     /// Where the load is now, for a VU's next request.
     pub fn turn(&self, vu: u64, iteration: u64) -> Turn {
         self.turn_at(vu, iteration, self.origin.elapsed())
@@ -397,6 +410,17 @@ async fn send_one(
     scheduled_us: Option<u64>,
     hard: std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
 ) -> RequestRecord {
+    // `--requests-text`: every answer's text is read and kept.
+    let owned;
+    let req = if ctx.keep_texts && !req.keep_text {
+        owned = Prepared {
+            keep_text: true,
+            ..req.clone()
+        };
+        &owned
+    } else {
+        req
+    };
     ctx.gauges.in_flight.fetch_add(1, Ordering::Relaxed);
     let start_us = ctx.client.now_us();
     let rec = tokio::select! {
@@ -410,6 +434,9 @@ async fn send_one(
         r = ctx.client.send(req, scheduled_us) => r,
     };
     let mut rec = rec;
+    if ctx.keep_texts {
+        rec.prompt = Some(req.body.clone());
+    }
     rec.stage = ctx
         .stages
         .index_at(Duration::from_micros(rec.scheduled_us))

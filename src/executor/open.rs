@@ -159,9 +159,7 @@ pub(super) async fn run(
             tokio::pin!(hard);
             let mut rec = send_one(&ctx2, &req, Some(scheduled_us), hard).await;
             ctx2.workload.answered(&rec);
-            rec.output_text = None;
-            rec.reasoning_text = None;
-            rec.body = None;
+            ctx2.strip(&mut rec);
             if let Some((_, wait)) = &permit {
                 rec.queue_wait_us = wait.as_micros() as u64;
             }

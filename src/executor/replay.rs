@@ -151,9 +151,7 @@ pub(super) async fn run(
                 let _ = d.send(Instant::now());
             }
             ctx2.workload.answered(&rec);
-            rec.output_text = None;
-            rec.reasoning_text = None;
-            rec.body = None;
+            ctx2.strip(&mut rec);
             let _ = ctx2.records.send(rec);
             drop(permit);
         });

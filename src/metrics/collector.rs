@@ -171,6 +171,11 @@ pub struct Sample {
     /// The LoRA adapter it asked for (`--lora`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub adapter: Option<String>,
+    /// `--requests-text`: the request's body and the answer's text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_body: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer: Option<String>,
 }
 
 impl Sample {
@@ -203,6 +208,11 @@ impl Sample {
             cached_tokens: r.server_timing.and_then(|t| t.cached_tokens),
             server_output_tokens: r.server_timing.and_then(|t| t.output_tokens),
             adapter: r.adapter.as_deref().map(str::to_string),
+            request_body: r
+                .prompt
+                .as_ref()
+                .map(|b| String::from_utf8_lossy(b).into_owned()),
+            answer: r.prompt.as_ref().and(r.output_text.clone()),
         }
     }
 

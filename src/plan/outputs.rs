@@ -23,6 +23,8 @@ pub struct Outputs {
     pub csv: Option<PathBuf>,
     /// `--requests-out FILE.jsonl|FILE.parquet`: a row per request, live.
     pub requests_out: Option<PathBuf>,
+    /// `--requests-text`: the rows carry the request's body and the answer.
+    pub requests_text: bool,
     /// Keep one row per request in the result.
     pub keep_requests: bool,
     pub progress_every: Option<crate::values::Every>,
@@ -153,6 +155,13 @@ impl Outputs {
                     Some(p.clone())
                 }
                 None => None,
+            },
+            requests_text: if a.requests_text && a.requests_out.is_none() {
+                return Err(usage!(
+                    "--requests-text puts texts in the rows of --requests-out FILE.jsonl|FILE.parquet: give it"
+                ));
+            } else {
+                a.requests_text
             },
             keep_requests: a.keep_requests,
             json_format: a.format.unwrap_or_default(),

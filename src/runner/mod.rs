@@ -327,6 +327,7 @@ pub async fn execute_with(
         jitter: plan.load.jitter,
         think: plan.load.think,
         adaptive: adaptive.clone(),
+        keep_texts: plan.outputs.requests_text,
     });
     let queries = match &plan.workload.queries {
         Some(q) => Some(queries::load(q.clone(), plan, &base, &ctx, started_at)?),

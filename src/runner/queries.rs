@@ -87,6 +87,7 @@ pub(super) fn load(
         jitter: None,
         think: None,
         adaptive: None,
+        keep_texts: false,
     });
     Ok((load, qctx))
 }

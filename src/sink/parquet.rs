@@ -62,6 +62,8 @@ const COLUMNS: &[(&str, Col)] = &[
         "server_output_tokens",
         Col::I32(|s| s.server_output_tokens.map(|n| n as i32)),
     ),
+    ("request_body", Col::Text(|s| s.request_body.clone())),
+    ("answer", Col::Text(|s| s.answer.clone())),
 ];
 
 fn schema() -> String {

@@ -133,3 +133,35 @@ fn a_requests_file_of_another_kind_is_refused() {
         stderr(&out)
     );
 }
+
+#[test]
+fn texts_are_in_the_rows_only_when_asked() {
+    let m = MockProc::start(&["--ttft", "5ms", "--itl", "1ms", "--output-tokens", "8"]);
+    let dir = tempfile::tempdir().unwrap();
+    let rows = temp_json(&dir, "rows.jsonl");
+    let out = periscope(&[
+        "run",
+        "--target",
+        &m.base(),
+        "--vus",
+        "2",
+        "--iterations",
+        "6",
+        "--prompt",
+        "Name three rivers.",
+        "--requests-out",
+        &rows,
+        "--requests-text",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lines = jsonl(&rows);
+    assert_eq!(lines.len(), 6);
+    for l in &lines {
+        let body: Value = serde_json::from_str(l["request_body"].as_str().unwrap()).unwrap();
+        assert_eq!(body["messages"][0]["content"], "Name three rivers.", "{l}");
+        assert!(!l["answer"].as_str().unwrap().is_empty(), "{l}");
+    }
+    let out = periscope(&["run", "--mock", "--requests-text"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("--requests-text puts texts in the rows of --requests-out"));
+}
