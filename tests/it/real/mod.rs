@@ -526,12 +526,14 @@ async fn sweep_direct_vs_litellm_and_nginx_sees_the_gateway_not_false_errors() {
         assert_eq!(u(&row["errors"]), 0, "{row}");
         assert_eq!(u(&row["ok"]), 24);
     }
-    // LiteLLM, a Python gateway, adds milliseconds: the interval at
-    // concurrency 1 lies above 0.
+    // LiteLLM, a Python gateway, adds milliseconds: the interval of the
+    // mean difference at concurrency 1 lies above 0 (Welch's; the p50's
+    // distribution-free interval of 24 requests is too wide to say it: seen
+    // at [-0.06, +36.02] with the mean's at [+10.13, +35.38]).
     let o = &r["overhead"][0];
     eprintln!("LiteLLM overhead by level: {}", r["overhead"]);
     assert_eq!(o["level"]["concurrency"], 1);
-    assert!(f(&o["p50_ci"][0]) > 0.0, "{o}\n{text}");
+    assert!(f(&o["mean_ci"][0]) > 0.0, "{o}\n{text}");
     assert!(!text.contains("disagree"), "{text}");
     // A run through the gateway counts with the server behind it: LiteLLM
     // passes llama.cpp's usage through, and the two agree.
