@@ -4,7 +4,7 @@
 //! line (`error: …`) and exits with [`Error::exit_code`]. Per-request failures
 //! are not errors here: they are counted by class in `metrics`.
 
-/// Exit codes, as documented in DESIGN.md (the k6 convention for thresholds).
+/// Exit codes (the k6 convention for thresholds), as the README states them.
 pub mod exit {
     /// The run finished and every threshold passed.
     pub const OK: i32 = 0;

@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Why a request failed (DESIGN.md's error classes).
+/// Why a request failed: the error classes the README's "What it reports" lists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorClass {

@@ -1,7 +1,7 @@
 //! Reading what OpenAI-compatible servers send: SSE chunks and whole bodies.
 //!
 //! `StreamState` is fed one SSE `data` payload at a time with the instant it
-//! arrived, and keeps the timings and counts DESIGN.md defines: ttft (first
+//! arrived, and keeps the timings and counts the README defines: ttft (first
 //! chunk that carries output: content, reasoning, refusal or a tool call;
 //! role-only and empty chunks don't count), ttfo (first visible output), the
 //! gaps between output chunks, usage wherever it arrives, llama.cpp's

@@ -1,6 +1,6 @@
 //! Reading OpenAI's Responses API (`POST /v1/responses`): its typed stream
 //! events and its whole response object, into the same [`StreamState`] as
-//! chat chunks, by DESIGN.md's definitions: ttft at the first event that
+//! chat chunks, by the README's definitions (What it reports): ttft at the first event that
 //! carries output (text, reasoning, refusal or a function call's
 //! arguments), ttfo at the first visible one; usage from
 //! `response.completed` (`input_tokens`, `output_tokens`, their details);

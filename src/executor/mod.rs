@@ -1,6 +1,6 @@
 //! Executors: who sends when.
 //!
-//! Every load shape is reduced to stages (DESIGN.md): a list of (duration,
+//! Every load shape is reduced to stages: a list of (duration,
 //! target) steps ramping linearly from a start value. The closed model runs
 //! that many virtual users, each with one request in flight; the open model
 //! schedules arrivals at that rate and measures latency from each arrival's
