@@ -115,13 +115,7 @@ fn find_and_hold_without_a_bound_or_with_a_fixed_load_is_refused() {
             "--hold, --step-duration and --max-rate belong to find-and-hold",
         ),
     ] {
-        let out = periscope(&args);
-        assert_eq!(out.status.code(), Some(1), "{args:?}");
-        let err = stderr(&out);
-        assert!(
-            err.contains(says) && err.lines().count() == 1,
-            "{args:?}: {err}"
-        );
+        assert_usage_error(&args, says);
     }
 }
 

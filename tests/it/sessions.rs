@@ -206,13 +206,7 @@ fn session_and_lora_flags_say_what_is_wrong() {
             "is not a header name",
         ),
     ] {
-        let out = periscope(&args);
-        assert_eq!(out.status.code(), Some(1), "{args:?}");
-        let err = stderr(&out);
-        assert!(
-            err.contains(says) && err.lines().count() == 1,
-            "{args:?}: {err}"
-        );
+        assert_usage_error(&args, says);
     }
 }
 

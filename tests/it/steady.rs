@@ -20,20 +20,7 @@ fn windows_in(r: &Value, start: f64, end: f64) -> Vec<&Value> {
 
 #[test]
 fn a_ramp_and_a_drain_are_left_out_of_the_steady_state() {
-    let mock = MockProc::start(&[]);
-    let dir = tempfile::tempdir().unwrap();
-    let json = temp_json(&dir, "r");
-    let o = periscope(&[
-        "run",
-        "--target",
-        &mock.base(),
-        "--stages",
-        "3s:8,4s:8,2s:0",
-        "--json",
-        &json,
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let r = read_json(&json);
+    let (r, md) = run_json(&["--stages", "3s:8,4s:8,2s:0"]);
     let st = &r["steady_state"];
     assert_eq!(st["found"], true, "{st}");
     let (start, end) = (f(&st["start_s"]), f(&st["end_s"]));
@@ -66,7 +53,6 @@ fn a_ramp_and_a_drain_are_left_out_of_the_steady_state() {
         "steady {steady_rps} req/s, Little's law {little}"
     );
     assert!(steady_rps > f(&r["summary"]["ok_rps"]) * 1.1, "{st}");
-    let md = stdout(&o);
     let sec = md
         .split("### Steady state")
         .nth(1)
@@ -79,22 +65,7 @@ fn a_ramp_and_a_drain_are_left_out_of_the_steady_state() {
 
 #[test]
 fn an_open_model_is_at_load_when_its_rate_times_latency_is_in_flight() {
-    let mock = MockProc::start(&[]);
-    let dir = tempfile::tempdir().unwrap();
-    let json = temp_json(&dir, "r");
-    let o = periscope(&[
-        "run",
-        "--target",
-        &mock.base(),
-        "--rate",
-        "20",
-        "--duration",
-        "5s",
-        "--json",
-        &json,
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let r = read_json(&json);
+    let (r, _) = run_json(&["--rate", "20", "--duration", "5s"]);
     let st = &r["steady_state"];
     assert_eq!(st["found"], true, "{st}");
     // The first second fills up (0.68 s per request); the rest holds 20 req/s.

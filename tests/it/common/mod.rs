@@ -197,6 +197,17 @@ pub async fn periscope_async(args: Vec<String>) -> Output {
     .unwrap()
 }
 
+/// `args` is refused as bad usage: exit 1 and one line that says `says`.
+pub fn assert_usage_error(args: &[&str], says: &str) {
+    let out = periscope(args);
+    assert_eq!(out.status.code(), Some(1), "{args:?}");
+    let err = stderr(&out);
+    assert!(
+        err.contains(says) && err.lines().count() == 1,
+        "{args:?}: {err}"
+    );
+}
+
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
