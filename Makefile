@@ -61,7 +61,7 @@ periscope = $(mock_env) $(PERISCOPE) run $(1) --scenario $(2) $(call target_for,
   --json $(RESULTS)/$(1)-$(2).json --html $(RESULTS)/$(1)-$(2).html $(ARGS)
 RUN_DEPS := $(if $(filter $(BIN),$(PERISCOPE)),build) | $(RESULTS)
 
-.PHONY: help build test suite lint bench bench-mock sizing report-demo test-llama-cpp-python \
+.PHONY: help build test suite lint bench bench-overhead bench-mock sizing report-demo test-llama-cpp-python \
   perf-test perf-test-dry-run k6-ingestion k6-query k6-combined validate-profiles check format deps \
   setup start stop restart status logs clean purge grafana-dashboard run script \
   test-completions test-responses test-messages test-tool-calls test-vision test-rerank test-embeddings test-prefix-caching test-benchmark test-all \
@@ -126,6 +126,9 @@ report-demo: build ## A mock run's HTML report (target/report-demo/) and its scr
 
 bench: build ## periscope vs wrk, oha and k6 on nginx-served JSON and SSE (CPU and req/s ratios, targets); RSS at 1000 and 10 000 streams
 	scripts/bench-generator.sh
+
+bench-overhead: build ## vLLM's client-overhead study: ttft and itl error at 1-1000 streams against a 50 ms / 10 ms mock, CPU and RSS
+	scripts/bench-overhead.sh
 
 bench-mock: build ## The mock's req/s vs nginx serving the same body, same load client
 	scripts/bench-mock.sh

@@ -42,6 +42,10 @@ pub fn current_rss_mib() -> Option<f64> {
 pub struct LatencyStats {
     pub count: u64,
     pub mean: f64,
+    /// The standard deviation (vLLM's `std_*_ms`); 0 in results written
+    /// before it was kept.
+    #[serde(default)]
+    pub std: f64,
     pub min: f64,
     pub p50: f64,
     pub p90: f64,
@@ -62,6 +66,7 @@ impl LatencyStats {
         LatencyStats {
             count: h.len(),
             mean: (h.mean() / 1000.0 * 1000.0).round() / 1000.0,
+            std: (h.stdev() / 1000.0 * 1000.0).round() / 1000.0,
             min: ms(h.min()),
             p50: ms(h.value_at_quantile(0.50)),
             p90: ms(h.value_at_quantile(0.90)),

@@ -431,6 +431,9 @@ fn endpoint_name(e: Endpoint) -> String {
 pub struct Summary {
     pub count: u64,
     pub mean: f64,
+    /// The standard deviation.
+    #[serde(default)]
+    pub std: f64,
     pub min: u64,
     pub p50: u64,
     pub p90: u64,
@@ -447,6 +450,7 @@ impl Summary {
         Summary {
             count: h.len(),
             mean: (h.mean() * 10.0).round() / 10.0,
+            std: (h.stdev() * 10.0).round() / 10.0,
             min: h.min(),
             p50: h.value_at_quantile(0.5),
             p90: h.value_at_quantile(0.9),

@@ -279,11 +279,16 @@ fn replay_load(a: &RunArgs, path: &std::path::Path) -> Result<(Load, Vec<Option<
     if block_tokens == 0 {
         return Err(usage!("--block-tokens must be at least 1"));
     }
-    let shape = crate::replay::check(path).map_err(Error::Usage)?;
+    // A `--duration` shorter than the trace sends the records stamped
+    // before it (in the trace's time, at this speed).
+    let cut_ms = a
+        .duration
+        .map_or(f64::INFINITY, |d| d.as_secs_f64() * 1000.0 * speed);
+    let shape = crate::replay::check(path, cut_ms).map_err(Error::Usage)?;
     // The span of the trace, so that its last record is inside it.
     let span = Duration::from_secs_f64((shape.last_ms / 1000.0 / speed).max(0.001) + 0.001);
     let span = a.duration.map_or(span, |d| d.min(span));
-    let rate = shape.records as f64 / span.as_secs_f64();
+    let rate = shape.within as f64 / span.as_secs_f64();
     let think_ms = a.think_time.map_or(0.0, |d| d.as_secs_f64() * 1000.0);
     Ok((
         Load::Open {
@@ -293,7 +298,7 @@ fn replay_load(a: &RunArgs, path: &std::path::Path) -> Result<(Load, Vec<Option<
             replay: Some(crate::executor::replay::ReplaySource {
                 file: path.to_path_buf(),
                 speed,
-                records: shape.records,
+                records: shape.within,
                 block_tokens,
                 think_ms,
             }),

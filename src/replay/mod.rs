@@ -87,6 +87,9 @@ impl Record {
 pub struct Shape {
     pub path: PathBuf,
     pub records: u64,
+    /// The records stamped before the cut the check was given (all of
+    /// them when none): those a run cut short by `--duration` sends.
+    pub within: u64,
     /// The last record's timestamp, ms.
     pub last_ms: f64,
     pub sessions: u64,
@@ -102,11 +105,13 @@ fn lines(path: &Path) -> Result<std::io::Lines<std::io::BufReader<std::fs::File>
 }
 
 /// Check every record of a trace, in one pass, keeping none of them. The
-/// timestamps must not go back in time.
-pub fn check(path: &Path) -> Result<Shape, String> {
+/// timestamps must not go back in time. Records stamped at or after
+/// `cut_ms` (ms in the trace's own time) are checked but not `within`.
+pub fn check(path: &Path, cut_ms: f64) -> Result<Shape, String> {
     let mut shape = Shape {
         path: path.to_path_buf(),
         records: 0,
+        within: 0,
         last_ms: 0.0,
         sessions: 0,
         input_tokens: 0,
@@ -131,6 +136,7 @@ pub fn check(path: &Path) -> Result<Shape, String> {
         }
         shape.last_ms = r.timestamp;
         shape.records += 1;
+        shape.within += u64::from(r.timestamp < cut_ms);
         shape.input_tokens += u64::from(r.input_length);
         shape.output_tokens += u64::from(r.output_length);
         if let Some(s) = r.session_id {
@@ -196,7 +202,7 @@ mod tests {
             "{\"timestamp\": 250.5, \"input_length\": 700, \"output_length\": 5, \"hash_ids\": [0, 2], \"session_id\": 7}\n",
             "{\"timestamp\": 900, \"output_length\": 3, \"prompt\": \"Hello\", \"session_id\": \"7\"}\n",
         ));
-        let s = check(&p).unwrap();
+        let s = check(&p, f64::INFINITY).unwrap();
         assert_eq!((s.records, s.last_ms, s.sessions), (3, 900.0, 1));
         assert_eq!((s.input_tokens, s.output_tokens), (1700, 18));
         let all: Vec<Record> = Reader::open(&p).unwrap().collect();
@@ -217,11 +223,11 @@ mod tests {
             ("\n\n", "no record"),
         ] {
             let (_d, p) = write(text);
-            let e = check(&p).unwrap_err();
+            let e = check(&p, f64::INFINITY).unwrap_err();
             assert!(e.contains(want), "{text:?}: {e}");
             assert!(!e.contains('\n'), "one line: {e}");
         }
-        assert!(check(Path::new("/no/such/trace.jsonl"))
+        assert!(check(Path::new("/no/such/trace.jsonl"), f64::INFINITY)
             .unwrap_err()
             .contains("cannot read"));
     }

@@ -5,7 +5,9 @@
 //! answer text) into batches of at most [`BATCH_ROWS`] or one second, for a
 //! writer thread (`batches`), so memory stays bounded however long the run. JSONL appends each batch as lines: a run killed
 //! mid-way leaves every whole line written so far. Parquet writes each batch
-//! as a row group (gzip) and its footer at the end of the run.
+//! as a row group (gzip) and its footer at the end of the run, Ctrl-C and
+//! SIGTERM included; a run killed outright leaves no footer (JSONL is the
+//! format for that).
 
 use std::io::Write as _;
 use std::path::Path;

@@ -198,6 +198,7 @@ async fn ctrl_c_or_sigterm_exit_105_after_writing_every_output() {
         let json = temp_json(&dir, "r.json");
         let html = temp_json(&dir, "r.html");
         let csv = temp_json(&dir, "r.csv");
+        let parquet = temp_json(&dir, "rows.parquet");
         let args = [
             "run",
             "--target",
@@ -208,6 +209,8 @@ async fn ctrl_c_or_sigterm_exit_105_after_writing_every_output() {
             "60s",
             "--grace",
             "5s",
+            "--requests-out",
+            &parquet,
             "--threshold",
             "ok<1",
             "--json",
@@ -245,6 +248,14 @@ async fn ctrl_c_or_sigterm_exit_105_after_writing_every_output() {
         let rows = std::fs::read_to_string(&csv).unwrap().lines().count() as u64 - 1;
         let sent = r["summary"]["requests"].as_u64().unwrap();
         assert_eq!(rows, sent, "{name}: one CSV row per request");
+        // The Parquet file has its footer: read whole by the crate's reader.
+        use parquet::file::reader::{FileReader, SerializedFileReader};
+        let reader = SerializedFileReader::new(std::fs::File::open(&parquet).unwrap()).unwrap();
+        assert_eq!(
+            reader.metadata().file_metadata().num_rows() as u64,
+            sent,
+            "{name}: one Parquet row per request"
+        );
         assert!(std::path::Path::new(&csv.replace(".csv", "-summary.csv")).exists());
     }
 }

@@ -135,6 +135,28 @@ impl Drop for MockProc {
     }
 }
 
+/// The machine's busy CPU-seconds so far, all processes (user, nice,
+/// system, irq, softirq and steal of /proc/stat's first line): a timing
+/// test subtracts its own processes' share to say what else ran beside it.
+pub fn machine_busy_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let f: Vec<f64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    // user nice system idle iowait irq softirq steal
+    [0, 1, 2, 5, 6, 7]
+        .iter()
+        .filter_map(|&i| f.get(i))
+        .sum::<f64>()
+        / hz
+}
+
 pub fn http() -> reqwest::Client {
     periscope::client::http_builder()
         .pool_max_idle_per_host(512)
