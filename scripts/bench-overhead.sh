@@ -89,3 +89,47 @@ for c in sorted({r["c"] for r in rows}):
           f"{a('itl_std'):.3f} | {a('mock_itl_std'):.3f} | {a('cpu_per_1000'):.2f} | {max(r['rss'] for r in rs):.0f} | {a('mock_share'):.2f} |")
 print("\nvLLM's figures are its published study's (4 cores): ITL σ 0.53 ms at 1000 streams.")
 PY
+
+# Startup: exec → the first byte of the first request at a listener of its
+# own (Python's, on one clock: CLOCK_MONOTONIC), median of 20 on a warm disk;
+# and `periscope --version` to its exit.
+echo
+python3 - "$BIN" <<'PY'
+import json, socket, statistics, subprocess, sys, threading, time
+bin_ = sys.argv[1]
+srv = socket.socket(); srv.bind(("127.0.0.1", 0)); srv.listen(64)
+port = srv.getsockname()[1]
+body = json.dumps({"id": "x", "object": "chat.completion", "created": 0, "model": "m",
+    "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}],
+    "usage": {"prompt_tokens": 8, "completion_tokens": 1, "total_tokens": 9}}).encode()
+first = []
+def serve():
+    while True:
+        c, _ = srv.accept()
+        c.recv(1)
+        first.append(time.monotonic_ns())
+        c.recv(65536)
+        c.sendall(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nconnection: close\r\n"
+                  b"content-length: %d\r\n\r\n" % len(body) + body)
+        c.close()
+threading.Thread(target=serve, daemon=True).start()
+def startup(args):
+    out = []
+    for _ in range(21):
+        n = len(first)
+        t0 = time.monotonic_ns()
+        subprocess.run([bin_, *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+        out.append((first[n] - t0) / 1e6)
+    return statistics.median(out[1:])
+run = ["run", "--target", f"http://127.0.0.1:{port}/v1", "--model", "m", "--iterations", "1",
+       "--vus", "1", "--no-stream", "--max-tokens", "1"]
+pre = startup(run)
+nopre = startup(run + ["--no-preflight"])
+v = []
+for _ in range(21):
+    t0 = time.monotonic_ns(); subprocess.run([bin_, "--version"], stdout=subprocess.DEVNULL); v.append((time.monotonic_ns() - t0) / 1e6)
+print("| startup (median of 20) | ms |\n|---|---|")
+print(f"| `periscope run …` exec → its first request at the server | {pre:.1f} |")
+print(f"| the same with `--no-preflight` | {nopre:.1f} |")
+print(f"| `periscope --version` exec → exit | {statistics.median(v[1:]):.1f} |")
+PY

@@ -7,7 +7,7 @@ use crate::mock::{self, MockArgs};
 /// Serve until Ctrl-C.
 pub async fn main(a: MockArgs) -> Result<i32> {
     let config = mock::MockConfig::from_args(&a).map_err(Error::Usage)?;
-    let listener = tokio::net::TcpListener::bind(&a.listen)
+    let listener = mock::bind(&a.listen)
         .await
         .map_err(|e| Error::Usage(format!("--listen {}: {e}", a.listen)))?;
     let addr = listener.local_addr().map_err(anyhow::Error::from)?;

@@ -91,9 +91,36 @@ impl MockServer {
     }
 }
 
+/// Connections waiting to be accepted (the kernel caps it at
+/// `net.core.somaxconn`). tokio binds with std's 128, so a burst of new
+/// connections beyond that had SYNs dropped and waited a second for the
+/// kernel to resend them: a mock that delays connects is no ground truth.
+const BACKLOG: u32 = 8192;
+
+/// Listen on `addr` (`host:port`; port 0 for a free one) with room for a
+/// burst of connections as large as the load that the tests send.
+pub async fn bind(addr: &str) -> std::io::Result<TcpListener> {
+    let mut last = None;
+    for a in tokio::net::lookup_host(addr).await? {
+        let socket = if a.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        match socket.bind(a).and_then(|()| socket.listen(BACKLOG)) {
+            Ok(l) => return Ok(l),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::NotFound, "the name has no address")
+    }))
+}
+
 /// Bind `addr` (use port 0 for a free one) and serve on a background task.
 pub async fn start(config: MockConfig, addr: &str) -> anyhow::Result<MockServer> {
-    let listener = TcpListener::bind(addr)
+    let listener = bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
     let local = listener.local_addr()?;
