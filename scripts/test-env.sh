@@ -27,6 +27,9 @@ need prometheus prometheus >&2
 # - curl: the Makefile asks it whether InfluxDB is up (make start).
 need curl curl >&2
 need openssl openssl >&2  # self-signed certificates for the HTTP/2 tests
+# - tinyproxy from Debian: a forward proxy (CONNECT, Basic credentials) the
+#   proxy tests send through (tests/it/proxy.rs), on a free loopback port.
+need tinyproxy tinyproxy >&2
 VENV=.venv-test
 if [ ! -x "$VENV/bin/python" ]; then
   python3 -m venv "$VENV" >&2

@@ -108,6 +108,7 @@ pub fn main_with(args: Args) -> i32 {
 
 /// Run one command; returns the exit code.
 pub async fn run(args: Args) -> Result<i32> {
+    client::proxy::install(args.proxy.as_deref()).map_err(Error::Usage)?;
     match args.command {
         Command::Run(a) => cmd::run::main(*a).await,
         Command::Mock(a) => cmd::mock::main(*a).await,

@@ -26,6 +26,11 @@ use crate::values::{
 pub struct Args {
     #[command(subcommand)]
     pub command: Command,
+    /// Send every request through this proxy (http://[user:pass@]host:port;
+    /// CONNECT for https:// targets), whatever HTTPS_PROXY, HTTP_PROXY and
+    /// ALL_PROXY say; NO_PROXY still applies. Credentials are never printed.
+    #[arg(long, global = true, value_name = "URL")]
+    pub proxy: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -8,6 +8,7 @@ pub mod grpc;
 mod h1;
 mod messages;
 pub mod parse;
+pub mod proxy;
 mod responses;
 mod scan;
 mod send;
@@ -37,10 +38,18 @@ fn install_tls_provider() {
     });
 }
 
-/// A reqwest builder with the TLS provider installed and no system proxy.
+/// A reqwest builder with the TLS provider installed and the process's
+/// proxies (`--proxy`, the environment; see [`proxy`]).
 pub fn http_builder() -> reqwest::ClientBuilder {
     install_tls_provider();
-    reqwest::Client::builder().no_proxy().tcp_nodelay(true)
+    let b = reqwest::Client::builder().no_proxy().tcp_nodelay(true);
+    if proxy::proxies().any() {
+        b.proxy(reqwest::Proxy::custom(|url| {
+            proxy::proxies().for_url(url).map(|p| p.url.clone())
+        }))
+    } else {
+        b
+    }
 }
 
 /// A request ready to send, built by a workload.
@@ -210,8 +219,12 @@ enum Transport {
         /// Connections for what the run asks besides its load (`/tokenize`),
         /// so that they neither wait for nor reuse the load's; none is kept.
         side: Arc<h1::Pool>,
-        /// The base URL's path, e.g. `/v1`.
+        /// The base URL's path, e.g. `/v1`; through a proxy, after the
+        /// origin (`http://host:port/v1`).
         base_path: String,
+        /// Through a proxy, the target's origin (`http://host:port`) that
+        /// goes before a path from the root; else empty.
+        origin: String,
         /// The headers of every request, as they go on the wire.
         headers: Vec<u8>,
     },
@@ -231,6 +244,8 @@ pub struct Client {
     tracing: bool,
     /// What counts tokens the server's usage does not give.
     tokenizer: Arc<Tokenizer>,
+    /// The proxy requests go through (no credentials), if any.
+    proxy: Option<String>,
     /// The server's chat template's tokens less OpenAI's accounting of
     /// them (`Prepared::framing`), measured at the preflight (0 until then).
     template_delta: i64,
@@ -267,6 +282,7 @@ impl Client {
         let base = base.trim_end_matches('/').to_string();
         let url = reqwest::Url::parse(&base).with_context(|| format!("the target '{base}'"))?;
         let connect_timeout = timeout.min(Duration::from_secs(10));
+        let via = proxy::proxies().for_url(&url);
         let transport = if connect.grpc {
             // The key as gRPC clients send it: `authorization` metadata.
             let mut metadata = extra_headers.to_vec();
@@ -284,14 +300,22 @@ impl Client {
                 .map_err(|e| anyhow::anyhow!(e))?,
             )
         } else {
+            // An https:// proxy needs TLS to the proxy: reqwest's.
+            let route = via;
+            let tls_proxy = route.is_some_and(|p| p.url.scheme() == "https");
             let use_hyper = match engine {
-                Engine::Auto => url.scheme() == "http" && !connect.http2,
+                Engine::Auto => url.scheme() == "http" && !connect.http2 && !tls_proxy,
                 Engine::H1 if connect.http2 => {
                     anyhow::bail!("--http2 needs --http-engine auto or reqwest")
                 }
                 Engine::H1 if url.scheme() != "http" => {
                     anyhow::bail!(
                         "--http-engine h1 speaks plain http:// only; use auto or reqwest for {base}"
+                    )
+                }
+                Engine::H1 if tls_proxy => {
+                    anyhow::bail!(
+                        "--http-engine h1 reaches http:// proxies only; use auto or reqwest behind an https:// proxy"
                     )
                 }
                 Engine::H1 => true,
@@ -317,13 +341,27 @@ impl Client {
                     wire.extend_from_slice(value.as_bytes());
                     wire.extend_from_slice(b"\r\n");
                 }
+                // Through a proxy: connect to it, name the whole URL in the
+                // request line (absolute form), and give it the credentials.
+                let (host, port, origin) = match route {
+                    Some(p) => {
+                        if let Some(auth) = &p.auth {
+                            wire.extend_from_slice(b"proxy-authorization: ");
+                            wire.extend_from_slice(auth.as_bytes());
+                            wire.extend_from_slice(b"\r\n");
+                        }
+                        (p.host.as_str(), p.port, format!("http://{authority}"))
+                    }
+                    None => (host, port, String::new()),
+                };
                 Transport::H1 {
                     pool: Arc::new(h1::Pool::new(host, port, pool.max(1), connect_timeout)),
                     // None kept: a server with a thread per connection
                     // (llama.cpp's) would hold a thread for each until its
                     // keep-alive timeout, and the load would wait for them.
                     side: Arc::new(h1::Pool::new(host, port, 0, connect_timeout)),
-                    base_path: url.path().trim_end_matches('/').to_string(),
+                    base_path: format!("{origin}{}", url.path().trim_end_matches('/')),
+                    origin,
                     headers: wire,
                 }
             } else {
@@ -369,6 +407,7 @@ impl Client {
             }
         };
         Ok(Client {
+            proxy: via.filter(|_| !connect.grpc).map(proxy::Proxy::shown),
             transport,
             base,
             timeout,
@@ -383,6 +422,11 @@ impl Client {
     /// Count tokens the server's usage leaves out with `t` from now on.
     pub fn set_tokenizer(&mut self, t: Arc<Tokenizer>) {
         self.tokenizer = t;
+    }
+
+    /// The proxy requests go through, as it may be shown.
+    pub fn proxy(&self) -> Option<&str> {
+        self.proxy.as_deref()
     }
 
     pub fn tokenizer(&self) -> &Arc<Tokenizer> {
@@ -449,6 +493,7 @@ impl Client {
                 pool,
                 side: side_pool,
                 base_path,
+                origin,
                 headers,
             } => {
                 let pool = if side { side_pool } else { pool };
@@ -462,7 +507,9 @@ impl Client {
                 let mut wire = Vec::with_capacity(headers.len() + req.body.len() + 128);
                 wire.extend_from_slice(req.method.as_str().as_bytes());
                 wire.push(b' ');
-                if !path.starts_with('/') {
+                if path.starts_with('/') {
+                    wire.extend_from_slice(origin.as_bytes());
+                } else {
                     wire.extend_from_slice(base_path.as_bytes());
                     wire.push(b'/');
                 }

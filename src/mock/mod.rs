@@ -124,6 +124,8 @@ pub async fn start(config: MockConfig, addr: &str) -> anyhow::Result<MockServer>
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
     let local = listener.local_addr()?;
+    // Requests to the in-process mock never go through a proxy.
+    crate::client::proxy::direct(local);
     let state = Arc::new(State::new(config)?);
     let stats = state.stats.clone();
     let (tx, rx) = oneshot::channel::<()>();

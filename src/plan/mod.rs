@@ -333,6 +333,14 @@ impl Plan {
             jitter_ms: self.load.jitter.map(|j| j.as_millis() as u64),
             search: self.load.search.clone(),
             think_ms: self.load.think.map(|t| t.as_secs_f64() * 1000.0),
+            proxy: match &self.target {
+                Target::Remote(_) => reqwest::Url::parse(target_url).ok().and_then(|u| {
+                    crate::client::proxy::proxies()
+                        .for_url(&u)
+                        .map(crate::client::proxy::Proxy::shown)
+                }),
+                Target::Mock { .. } => None,
+            },
             session_header: w.session_header.clone().filter(|_| {
                 w.kind.has_turns()
                     || matches!(

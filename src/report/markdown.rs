@@ -324,6 +324,9 @@ pub fn render(r: &RunResult) -> String {
     if let Some(h) = &p.session_header {
         let _ = write!(jitter, " · sessions named in `{h}`");
     }
+    if let Some(x) = &p.proxy {
+        let _ = write!(jitter, " · through the proxy {x}");
+    }
     if let Some(l) = &p.lora {
         let _ = write!(
             jitter,

@@ -37,6 +37,9 @@ pub struct PlanView {
     /// `--think-time`: the mean wait (exponential) between a session's turns, ms.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub think_ms: Option<f64>,
+    /// The proxy the requests went through (no credentials).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<String>,
     /// The header each turn of a session carried its id in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_header: Option<String>,

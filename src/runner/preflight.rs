@@ -172,12 +172,20 @@ fn agrees(client: &Client, pre: &Prepared, rec: &RequestRecord) -> bool {
 /// Send the preflight: an answer that says the run cannot work stops it.
 async fn check(client: &Client, pre: &Prepared) -> Result<RequestRecord> {
     let rec = client.send(pre, None).await;
-    let base = client.base();
+    let via = client
+        .proxy()
+        .map(|p| format!(" (through the proxy {p})"))
+        .unwrap_or_default();
+    let base = format!("{}{via}", client.base());
     match rec.outcome {
         Outcome::Ok | Outcome::Interrupted => Ok(rec),
         Outcome::Error(class) => {
             let msg = rec.error_message.clone().unwrap_or_default();
             Err(Error::Start(match rec.status {
+                Some(407) if client.proxy().is_some() => format!(
+                    "the proxy {} asks for credentials (407): give them in its URL, http://user:password@host:port",
+                    client.proxy().unwrap_or_default()
+                ),
                 Some(status) if !(200..300).contains(&status) => {
                     format!("{base} answered {status}: {msg}")
                 }

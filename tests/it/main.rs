@@ -21,6 +21,7 @@ mod otlp_queries;
 mod phoenix;
 mod presets;
 mod prometheus;
+mod proxy;
 mod real;
 mod reconnects;
 mod replay;
