@@ -13,6 +13,13 @@
 //! connection's close. Chunks are handed over as they are read (`Bytes`
 //! split from the read buffer: no copy). TLS targets use reqwest.
 //!
+//! Framing follows RFC 9112 (6.3): a Transfer-Encoding overrides any
+//! Content-Length (read to the close when its last coding is not chunked;
+//! the connection is not reused when both were given), Content-Length
+//! values that disagree are an error, and a 101 no request asked for ends
+//! the connection with an error. Names with several addresses are
+//! connected to as RFC 8305 has it ([`happy_eyeballs`]).
+//!
 //! A connection goes back to the idle list when its answer was read to its
 //! end and the server keeps it; one whose answer was not read to the end (a
 //! cut, a timeout, a cancel) is dropped, which closes it, as HTTP/1.1
@@ -231,10 +238,10 @@ impl Pool {
 
     async fn connect(&self) -> Result<Conn, SendError> {
         let fail = |e: String| SendError::Connect(format!("{}:{}", self.host, self.port), e);
-        let io = tokio::time::timeout(
-            self.connect_timeout,
-            TcpStream::connect((self.host.as_str(), self.port)),
-        )
+        let io = tokio::time::timeout(self.connect_timeout, async {
+            let addrs = tokio::net::lookup_host((self.host.as_str(), self.port)).await?;
+            happy_eyeballs(addrs.collect()).await
+        })
         .await
         .map_err(|_| fail(format!("timed out after {:?}", self.connect_timeout)))?
         .map_err(|e| fail(e.to_string()))?;
@@ -244,6 +251,60 @@ impl Pool {
             buf: BytesMut::new(),
         })
     }
+}
+
+/// How long an attempt to connect has before the next address is tried
+/// beside it (RFC 8305's recommended 250 ms).
+const ATTEMPT_DELAY: Duration = Duration::from_millis(250);
+
+/// Connect to the first of `addrs` that answers, as RFC 8305 (Happy
+/// Eyeballs) has it: the families taken in turn, IPv6 first; each attempt
+/// started when the one before fails, or after [`ATTEMPT_DELAY`] beside
+/// it. A black-holed address costs 250 ms, not the connect timeout.
+pub(crate) async fn happy_eyeballs(addrs: Vec<std::net::SocketAddr>) -> std::io::Result<TcpStream> {
+    use futures_util::stream::{FuturesUnordered, StreamExt};
+    let (v6, v4): (Vec<_>, Vec<_>) = addrs.into_iter().partition(|a| a.is_ipv6());
+    let mut order = Vec::with_capacity(v6.len() + v4.len());
+    let (mut a, mut b) = (v6.into_iter(), v4.into_iter());
+    loop {
+        match (a.next(), b.next()) {
+            (None, None) => break,
+            (x, y) => order.extend(x.into_iter().chain(y)),
+        }
+    }
+    let mut next = order.into_iter();
+    let Some(first) = next.next() else {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            "the name has no address",
+        ));
+    };
+    let mut attempts = FuturesUnordered::new();
+    attempts.push(TcpStream::connect(first));
+    let mut last = None;
+    loop {
+        let more = next.len() > 0;
+        tokio::select! {
+            done = attempts.next(), if !attempts.is_empty() => match done {
+                Some(Ok(io)) => return Ok(io),
+                Some(Err(e)) => {
+                    last = Some(e);
+                    match next.next() {
+                        Some(addr) => attempts.push(TcpStream::connect(addr)),
+                        None if attempts.is_empty() => break,
+                        None => {}
+                    }
+                }
+                None => break,
+            },
+            _ = tokio::time::sleep(ATTEMPT_DELAY), if more => {
+                if let Some(addr) = next.next() {
+                    attempts.push(TcpStream::connect(addr));
+                }
+            }
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::ErrorKind::NotConnected.into()))
 }
 
 /// Why an exchange failed: the connection was closed before any byte of
@@ -278,7 +339,14 @@ impl Conn {
         let mut answered = false;
         loop {
             if let Some((head, framing)) = self.parse_head(head_only).map_err(Failure::Other)? {
-                if (100..200).contains(&head.status) && head.status != 101 {
+                if head.status == 101 {
+                    // No request here asks to upgrade: what follows is not
+                    // HTTP, and the connection is dropped with this error.
+                    return Err(Failure::Other(
+                        "the server switched protocols (101) though no upgrade was asked".into(),
+                    ));
+                }
+                if (100..200).contains(&head.status) {
                     answered = true;
                     continue;
                 }
@@ -338,46 +406,29 @@ impl Conn {
         let len = match parsed {
             Ok(httparse::Status::Complete(n)) => n,
             Ok(httparse::Status::Partial) => return Ok(None),
+            Err(httparse::Error::TooManyHeaders) => {
+                return Err(format!(
+                    "the answer has more than {MAX_HEADERS} header fields"
+                ))
+            }
             Err(e) => return Err(format!("the server's answer is not HTTP/1.1: {e}")),
         };
         let status = resp.code.unwrap_or(0);
-        let mut length = None;
-        let mut chunked = false;
-        let mut close = false;
-        let mut keep = false;
-        for h in resp.headers.iter() {
-            let v = std::str::from_utf8(h.value).unwrap_or("").trim();
-            if h.name.eq_ignore_ascii_case("content-length") {
-                length =
-                    Some(v.parse::<u64>().map_err(|_| {
-                        format!("the answer's Content-Length '{v}' is not a number")
-                    })?);
-            } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
-                chunked = v
-                    .rsplit(',')
-                    .next()
-                    .is_some_and(|last| last.trim().eq_ignore_ascii_case("chunked"));
-            } else if h.name.eq_ignore_ascii_case("connection") {
-                for token in v.split(',').map(str::trim) {
-                    close |= token.eq_ignore_ascii_case("close");
-                    keep |= token.eq_ignore_ascii_case("keep-alive");
-                }
-            }
-        }
+        let f = Fields::of(resp.headers);
         let keep_alive = match resp.version {
-            Some(1) => !close,
-            _ => keep && !close,
+            Some(1) => !f.close,
+            _ => f.keep && !f.close,
         };
         let framing = if head_only || (100..200).contains(&status) || status == 204 || status == 304
         {
             Framing::Empty
-        } else if chunked {
-            Framing::Chunked(Chunk::Size)
-        } else if let Some(n) = length {
-            Framing::Length(n)
         } else {
-            Framing::Eof
+            f.framing()?
         };
+        // A Transfer-Encoding beside a Content-Length may be an attempt to
+        // smuggle a second answer: the body is framed by the former, and
+        // the connection is not used again (RFC 9112, 6.3).
+        let keep_alive = keep_alive && !(f.coded && f.length.is_some());
         let raw = self.buf.split_to(len).freeze();
         Ok(Some((
             Head {
@@ -387,6 +438,80 @@ impl Conn {
             },
             framing,
         )))
+    }
+}
+
+/// What a response head's fields say about its framing and connection.
+#[derive(Debug, Default)]
+struct Fields {
+    /// `Content-Length`, every one alike.
+    length: Option<u64>,
+    /// What is wrong with the `Content-Length`s, if anything: an error
+    /// only where the length frames the body (no Transfer-Encoding).
+    bad_length: Option<String>,
+    /// A `Transfer-Encoding` was given.
+    coded: bool,
+    /// Its last coding, across all its fields, is `chunked`.
+    chunked: bool,
+    close: bool,
+    keep: bool,
+}
+
+impl Fields {
+    fn of(headers: &[httparse::Header]) -> Fields {
+        let mut f = Fields::default();
+        for h in headers {
+            let v = std::str::from_utf8(h.value).unwrap_or("").trim();
+            if h.name.eq_ignore_ascii_case("content-length") {
+                // `5, 5` or two fields of 5 are one length; two lengths are
+                // no framing at all (RFC 9112, 6.3).
+                for part in v.split(',').map(str::trim) {
+                    let n = part
+                        .parse::<u64>()
+                        .ok()
+                        .filter(|_| part.bytes().all(|b| b.is_ascii_digit()));
+                    match (n, f.length) {
+                        (None, _) => {
+                            f.bad_length.get_or_insert_with(|| {
+                                format!("the answer's Content-Length '{v}' is not a number")
+                            });
+                        }
+                        (Some(n), Some(m)) if m != n => {
+                            f.bad_length.get_or_insert_with(|| format!(
+                                "the answer has two Content-Length values, {m} and {n}: its framing is unknown"
+                            ));
+                        }
+                        (Some(n), _) => f.length = Some(n),
+                    }
+                }
+            } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+                f.coded = true;
+                if let Some(last) = v.rsplit(',').map(str::trim).find(|c| !c.is_empty()) {
+                    f.chunked = last.eq_ignore_ascii_case("chunked");
+                }
+            } else if h.name.eq_ignore_ascii_case("connection") {
+                for token in v.split(',').map(str::trim) {
+                    f.close |= token.eq_ignore_ascii_case("close");
+                    f.keep |= token.eq_ignore_ascii_case("keep-alive");
+                }
+            }
+        }
+        f
+    }
+
+    /// How the body of an answer that has one ends: chunked when that is
+    /// the last coding; read to the close under any other coding, whatever
+    /// a Content-Length says; else by the length, or to the close.
+    fn framing(&self) -> Result<Framing, String> {
+        Ok(match (self.coded, self.chunked, self.length) {
+            (true, true, _) => Framing::Chunked(Chunk::Size),
+            (true, false, _) => Framing::Eof,
+            _ if self.bad_length.is_some() => {
+                return Err(self.bad_length.clone().unwrap_or_default())
+            }
+            (false, _, Some(n)) => Framing::Length(n),
+            (false, _, None) => Framing::Eof,
+        })
     }
 }
 

@@ -1,6 +1,8 @@
 //! Tests of the HTTP/1.1 client: the chunked decoder against bodies cut at
 //! every kind of boundary, and whole exchanges with a scripted server on a
-//! loopback socket (keep-alive, framing, 1xx, HEAD, closes and cuts).
+//! loopback socket (keep-alive, framing, 1xx, HEAD, closes and cuts), RFC
+//! 9112's framing rules, random heads read beside hyper's client, and
+//! Happy Eyeballs past a black-holed address.
 
 use super::*;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -97,6 +99,8 @@ enum Answer {
     SendAndClose(&'static [u8]),
     /// Send these bytes and wait.
     Owned(Vec<u8>),
+    /// Send these bytes and close.
+    OwnedAndClose(Vec<u8>),
     /// Close the connection without a word.
     Close,
 }
@@ -132,6 +136,7 @@ async fn serve(answers: Vec<Answer>) -> (u16, Arc<AtomicUsize>) {
                         Some(Send(b)) => (*b, false),
                         Some(SendAndClose(b)) => (*b, true),
                         Some(Owned(b)) => (b.as_slice(), false),
+                        Some(OwnedAndClose(b)) => (b.as_slice(), true),
                         Some(Close) | None => return,
                     };
                     // In small pieces, as a streaming server sends.
@@ -270,4 +275,246 @@ async fn a_body_cut_short_is_an_error_and_garbage_is_not_http() {
     let (port, _) = serve(vec![Send(b"SSH-2.0-OpenSSH\r\n\r\n")]).await;
     let err = pool(port).send(GET, false).await.err().unwrap();
     assert!(err.to_string().contains("not HTTP/1.1"), "{err}");
+}
+
+#[tokio::test]
+async fn conflicting_lengths_are_refused_and_a_repeated_one_is_one_length() {
+    let (port, _) = serve(vec![Send(
+        b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\ncontent-length: 30\r\n\r\nabc",
+    )])
+    .await;
+    let err = pool(port).send(GET, false).await.err().unwrap();
+    assert!(
+        err.to_string()
+            .contains("two Content-Length values, 3 and 30"),
+        "{err}"
+    );
+
+    let (port, accepted) = serve(vec![
+        Send(b"HTTP/1.1 200 OK\r\ncontent-length: 3, 3\r\n\r\nabc"),
+        Send(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-length: 2\r\n\r\nde"),
+    ])
+    .await;
+    let p = pool(port);
+    for want in [&b"abc"[..], b"de"] {
+        let mut a = p.send(GET, false).await.unwrap();
+        assert_eq!(body_of(&mut a).await.unwrap(), want);
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 1, "kept alive");
+
+    let (port, _) = serve(vec![Send(
+        b"HTTP/1.1 200 OK\r\ncontent-length: +3\r\n\r\nabc",
+    )])
+    .await;
+    let err = pool(port).send(GET, false).await.err().unwrap();
+    assert!(err.to_string().contains("is not a number"), "{err}");
+}
+
+#[tokio::test]
+async fn a_coding_overrides_the_length_and_the_connection_is_not_reused() {
+    // The last coding is not chunked: the body runs to the close, whatever
+    // the length says (RFC 9112, 6.3).
+    let (port, accepted) = serve(vec![
+        SendAndClose(b"HTTP/1.1 200 OK\r\ntransfer-encoding: gzip\r\ncontent-length: 2\r\n\r\nabcdef"),
+        // Chunked beside a length: chunked wins, and the connection is
+        // closed after it (a second answer might be smuggled in it).
+        Send(b"HTTP/1.1 200 OK\r\ncontent-length: 99\r\ntransfer-encoding: chunked\r\n\r\n3\r\nxyz\r\n0\r\n\r\n"),
+        Send(b"HTTP/1.1 200 OK\r\ncontent-length: 1\r\n\r\nz"),
+        // Codings over two fields: the last one counts.
+        Send(b"HTTP/1.1 200 OK\r\ntransfer-encoding: gzip\r\ntransfer-encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n"),
+    ])
+    .await;
+    let p = pool(port);
+    let mut a = p.send(GET, false).await.unwrap();
+    assert_eq!(body_of(&mut a).await.unwrap(), b"abcdef");
+    let mut b = p.send(GET, false).await.unwrap();
+    assert_eq!(body_of(&mut b).await.unwrap(), b"xyz");
+    let mut c = p.send(GET, false).await.unwrap();
+    assert_eq!(body_of(&mut c).await.unwrap(), b"z");
+    let mut d = p.send(GET, false).await.unwrap();
+    assert_eq!(body_of(&mut d).await.unwrap(), b"ok");
+    // One connection for the first, one for the second (closed after it),
+    // one shared by the last two.
+    assert_eq!(accepted.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test]
+async fn an_unasked_switch_of_protocols_and_too_many_fields_are_errors_of_their_own() {
+    let (port, accepted) = serve(vec![
+        Send(b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: upgrade\r\n\r\n"),
+        Send(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"),
+    ])
+    .await;
+    let p = pool(port);
+    let err = p.send(GET, false).await.err().unwrap();
+    assert!(
+        err.to_string().contains("switched protocols (101)"),
+        "{err}"
+    );
+    // The connection that switched is not used again.
+    let mut a = p.send(GET, false).await.unwrap();
+    assert_eq!(body_of(&mut a).await.unwrap(), b"ok");
+    assert_eq!(accepted.load(Ordering::SeqCst), 2);
+
+    let mut head = b"HTTP/1.1 200 OK\r\n".to_vec();
+    for i in 0..101 {
+        head.extend_from_slice(format!("x-{i}: y\r\n").as_bytes());
+    }
+    head.extend_from_slice(b"content-length: 0\r\n\r\n");
+    let (port, _) = serve(vec![Owned(head)]).await;
+    let err = pool(port).send(GET, false).await.err().unwrap();
+    assert!(
+        err.to_string().contains("more than 100 header fields"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_black_holed_address_costs_a_quarter_second_not_the_connect_timeout() {
+    // A listener that never accepts, its one-place queue filled: the
+    // kernel drops further SYNs, as a black-holed route would.
+    let hole = tokio::net::TcpSocket::new_v4().unwrap();
+    hole.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let hole = hole.listen(0).unwrap();
+    let hole_addr = hole.local_addr().unwrap();
+    let mut filling = Vec::new();
+    for _ in 0..4 {
+        if let Ok(Ok(s)) = tokio::time::timeout(
+            Duration::from_millis(100),
+            tokio::net::TcpStream::connect(hole_addr),
+        )
+        .await
+        {
+            filling.push(s);
+        }
+    }
+    let still = tokio::time::timeout(
+        Duration::from_millis(300),
+        tokio::net::TcpStream::connect(hole_addr),
+    )
+    .await;
+    assert!(still.is_err(), "the hole answers: {still:?}");
+
+    let (port, _) = serve(vec![Send(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")]).await;
+    let good = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let t0 = std::time::Instant::now();
+    let io = super::happy_eyeballs(vec![hole_addr, good]).await.unwrap();
+    let took = t0.elapsed();
+    assert_eq!(io.peer_addr().unwrap(), good);
+    assert!(
+        took >= super::ATTEMPT_DELAY && took < Duration::from_secs(1),
+        "{took:?}"
+    );
+    drop(io);
+    // None answers: the last error, within the caller's timeout.
+    let refused = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let err = super::happy_eyeballs(vec![refused]).await.unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused);
+    drop(hole);
+}
+
+/// A random answer head and body: Content-Length fields (none, one, two
+/// alike or not, a list), Transfer-Encoding fields (none, chunked, another
+/// coding, both), and a body of the length or not.
+fn random_answer(rng: &mut fastrand::Rng) -> Vec<u8> {
+    let body: Vec<u8> = (0..rng.usize(0..40))
+        .map(|_| rng.alphanumeric() as u8)
+        .collect();
+    let mut head = b"HTTP/1.1 200 OK\r\n".to_vec();
+    let len = |rng: &mut fastrand::Rng| match rng.u8(0..4) {
+        0 => body.len() + 3,
+        1 => body.len().saturating_sub(2),
+        _ => body.len(),
+    };
+    match rng.u8(0..5) {
+        0 => {}
+        1 => head.extend_from_slice(format!("content-length: {}\r\n", len(rng)).as_bytes()),
+        2 => {
+            let (a, b) = (len(rng), len(rng));
+            head.extend_from_slice(
+                format!("content-length: {a}\r\ncontent-length: {b}\r\n").as_bytes(),
+            );
+        }
+        3 => {
+            let (a, b) = (len(rng), len(rng));
+            head.extend_from_slice(format!("content-length: {a}, {b}\r\n").as_bytes());
+        }
+        _ => head.extend_from_slice(b"content-length: 1x\r\n"),
+    }
+    let coding = rng.u8(0..4);
+    match coding {
+        0 => {}
+        1 => head.extend_from_slice(b"transfer-encoding: chunked\r\n"),
+        2 => head.extend_from_slice(b"transfer-encoding: gzip\r\n"),
+        _ => head.extend_from_slice(b"transfer-encoding: gzip\r\ntransfer-encoding: chunked\r\n"),
+    }
+    head.extend_from_slice(b"\r\n");
+    if coding == 1 || coding == 3 {
+        head.extend_from_slice(&chunked(&body, rng));
+    } else {
+        head.extend_from_slice(&body);
+    }
+    head
+}
+
+/// hyper's HTTP/1.1 client's reading of `answer`: the body, or an error.
+async fn hyper_reads(port: u16) -> Result<Vec<u8>, String> {
+    use http_body_util::BodyExt;
+    let io = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .map_err(|e| e.to_string())?;
+    let (mut send, conn) =
+        hyper::client::conn::http1::handshake::<_, http_body_util::Empty<Bytes>>(
+            hyper_util::rt::TokioIo::new(io),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(conn);
+    let req = hyper::Request::get("/")
+        .header("host", "x")
+        .body(http_body_util::Empty::new())
+        .unwrap();
+    let resp = send.send_request(req).await.map_err(|e| e.to_string())?;
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(body.to_bytes().to_vec())
+}
+
+/// Framing conflicts and heads with a byte gone wrong, read by this client
+/// and by hyper's: the same body, or both an error.
+#[tokio::test]
+async fn framing_of_random_heads_agrees_with_hypers_client() {
+    let mut rng = fastrand::Rng::with_seed(9112);
+    for case in 0..600 {
+        let mut answer = random_answer(&mut rng);
+        // Every other case, one byte of the head made something else.
+        let head_len = answer
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .unwrap_or(0)
+            + 4;
+        if case % 2 == 1 {
+            let at = rng.usize(..head_len);
+            answer[at] = *rng.choice(b"\0 :\n\r\t\x7f\xff/1aZ;,".iter()).unwrap();
+        }
+        let (ours_port, _) = serve(vec![OwnedAndClose(answer.clone())]).await;
+        let ours = match pool(ours_port).send(GET, false).await {
+            Ok(mut sent) => body_of(&mut sent).await,
+            Err(e) => Err(e.to_string()),
+        };
+        let (theirs_port, _) = serve(vec![OwnedAndClose(answer.clone())]).await;
+        let theirs = hyper_reads(theirs_port).await;
+        let shown = String::from_utf8_lossy(&answer);
+        match (&ours, &theirs) {
+            (Ok(a), Ok(b)) => assert_eq!(a, b, "case {case}: {shown}"),
+            (Err(_), Err(_)) => {}
+            _ => panic!("case {case}: ours {ours:?}, hyper's {theirs:?}: {shown}"),
+        }
+    }
 }
