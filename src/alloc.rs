@@ -14,21 +14,118 @@
 //! Their JavaScript runtimes allocate through it too (rquickjs's
 //! `rust-alloc`).
 //!
-//! A block is freed by the heap that owns it, found by address
-//! (`mi_is_in_heap_region`, a lookup in mimalloc's page map): a buffer made
-//! on a VU thread and freed on a worker goes back to the shared heap.
+//! A block is freed by the heap that owns it, found by address: the shared
+//! heap takes its memory from one reservation of address space ([`Region`],
+//! made at its first use), so a block is its iff the block's address is in
+//! that range. One load and a compare, exact, and no call into mimalloc's
+//! internals: a buffer made on a VU thread and freed on a worker goes back
+//! to the shared heap.
 
 use std::alloc::{GlobalAlloc, Layout};
 use std::cell::Cell;
-use std::ffi::c_void;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use dlmalloc::Dlmalloc;
 use mimalloc::MiMalloc;
 
-extern "C" {
-    /// Part of the mimalloc library the `mimalloc` crate links.
-    fn mi_is_in_heap_region(p: *const c_void) -> bool;
+/// Where the shared heap's reservation starts (0: not made yet) and its
+/// length.
+static BASE: AtomicUsize = AtomicUsize::new(0);
+static LEN: AtomicUsize = AtomicUsize::new(0);
+/// How much of it dlmalloc has been given (touched only under the heap's
+/// lock, from which dlmalloc asks for memory).
+static USED: AtomicUsize = AtomicUsize::new(0);
+
+/// The shared heap's system memory: pages of one reservation of address
+/// space (PROT_NONE, no memory committed), made readable and writable as
+/// dlmalloc asks for them, never given back (dlmalloc reuses what it frees).
+struct Region;
+
+impl Region {
+    /// Reserve the range once: 64 GiB of addresses, or less where the
+    /// process may not have that much (`ulimit -v`).
+    fn base() -> Option<usize> {
+        let b = BASE.load(Ordering::Acquire);
+        if b != 0 {
+            return Some(b);
+        }
+        let mut len = 64usize << 30;
+        while len >= 256 << 20 {
+            // SAFETY: a fresh anonymous mapping, no memory of ours touched.
+            let p = unsafe {
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    len,
+                    libc::PROT_NONE,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                    -1,
+                    0,
+                )
+            };
+            if p != libc::MAP_FAILED {
+                LEN.store(len, Ordering::Release);
+                BASE.store(p as usize, Ordering::Release);
+                return Some(p as usize);
+            }
+            len /= 2;
+        }
+        None
+    }
+}
+
+// SAFETY: the regions handed out are fresh, page-aligned, zeroed and not
+// handed out twice.
+unsafe impl dlmalloc::Allocator for Region {
+    fn alloc(&self, size: usize) -> (*mut u8, usize, u32) {
+        let none = (std::ptr::null_mut(), 0, 0);
+        let Some(base) = Region::base() else {
+            return none;
+        };
+        let size = size.next_multiple_of(self.page_size());
+        let used = USED.load(Ordering::Relaxed);
+        if used + size > LEN.load(Ordering::Acquire) {
+            return none;
+        }
+        let p = (base + used) as *mut libc::c_void;
+        // SAFETY: inside our own reservation.
+        if unsafe { libc::mprotect(p, size, libc::PROT_READ | libc::PROT_WRITE) } != 0 {
+            return none;
+        }
+        USED.store(used + size, Ordering::Relaxed);
+        (p as *mut u8, size, 0)
+    }
+
+    fn remap(&self, _: *mut u8, _: usize, _: usize, _: bool) -> *mut u8 {
+        std::ptr::null_mut()
+    }
+
+    fn free_part(&self, _: *mut u8, _: usize, _: usize) -> bool {
+        false
+    }
+
+    fn free(&self, _: *mut u8, _: usize) -> bool {
+        false
+    }
+
+    fn can_release_part(&self, _: u32) -> bool {
+        false
+    }
+
+    fn allocates_zeros(&self) -> bool {
+        true
+    }
+
+    fn page_size(&self) -> usize {
+        4096
+    }
+}
+
+/// Whether `ptr` is a block of the shared heap.
+#[inline]
+fn owned_by_shared(ptr: *mut u8) -> bool {
+    let base = BASE.load(Ordering::Acquire);
+    base != 0 && (ptr as usize).wrapping_sub(base) < LEN.load(Ordering::Relaxed)
 }
 
 thread_local! {
@@ -38,9 +135,9 @@ thread_local! {
 }
 
 /// The heap of marked threads.
-static HEAP: Mutex<Dlmalloc> = Mutex::new(Dlmalloc::new());
+static HEAP: Mutex<Dlmalloc<Region>> = Mutex::new(Dlmalloc::new_with_allocator(Region));
 
-fn heap() -> MutexGuard<'static, Dlmalloc> {
+fn heap() -> MutexGuard<'static, Dlmalloc<Region>> {
     // Nothing panics while holding it; a poisoned lock is still sound.
     HEAP.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -60,10 +157,10 @@ fn on_shared() -> bool {
 #[derive(Clone, Copy)]
 pub struct Allocator;
 
-/// # Safety
-/// `ptr` must be a live block of [`Allocator`].
-unsafe fn owned_by_mimalloc(ptr: *mut u8) -> bool {
-    mi_is_in_heap_region(ptr as *const c_void)
+/// Whether `ptr`, a live block of [`Allocator`], is mimalloc's.
+#[inline]
+fn owned_by_mimalloc(ptr: *mut u8) -> bool {
+    !owned_by_shared(ptr)
 }
 
 unsafe impl GlobalAlloc for Allocator {
@@ -146,7 +243,7 @@ mod tests {
             let l = Layout::from_size_align(size, 16).unwrap();
             let p = unsafe { a.alloc(l) };
             assert!(!p.is_null());
-            assert!(unsafe { owned_by_mimalloc(p) }, "{size} bytes");
+            assert!(owned_by_mimalloc(p), "{size} bytes");
             unsafe { a.dealloc(p, l) };
         }
         // A mimalloc block moves to the shared heap when a marked thread
