@@ -7,6 +7,9 @@ use crate::mock::{self, MockArgs};
 /// Serve until Ctrl-C.
 pub async fn main(a: MockArgs) -> Result<i32> {
     let config = mock::MockConfig::from_args(&a).map_err(Error::Usage)?;
+    // The vocabulary every prompt is counted with, loaded before the banner
+    // says the mock listens: its first requests wait for nothing.
+    crate::tokenizer::warm_up();
     let listener = mock::bind(&a.listen)
         .await
         .map_err(|e| Error::Usage(format!("--listen {}: {e}", a.listen)))?;

@@ -48,15 +48,6 @@ pub fn ready() -> bool {
     READY.load(std::sync::atomic::Ordering::Acquire)
 }
 
-/// Load the vocabulary on a thread of its own, while the run starts: the
-/// first request need not wait for it unless it counts with it (a caller
-/// then waits for the load to end, not for a second one).
-pub fn warm_up_beside() {
-    let _ = std::thread::Builder::new()
-        .name("periscope-vocab".into())
-        .spawn(warm_up);
-}
-
 /// `cl100k_base`, shared: what counts when nothing else was chosen.
 pub fn default_tokenizer() -> Arc<Tokenizer> {
     static DEFAULT: std::sync::OnceLock<Arc<Tokenizer>> = std::sync::OnceLock::new();
