@@ -27,9 +27,9 @@ impl Client {
     /// The tokens in `text` by the run's tokenizer: counted here, or asked
     /// of the server.
     pub async fn count_tokens(&self, text: &str) -> Result<u32, String> {
-        // While the vocabulary still loads beside the run's start, a count
-        // waits for it on a blocking thread, not on the worker that reads
-        // other requests' answers.
+        // Before the vocabulary is loaded (a run loads it before its first
+        // request), a count waits for it on a blocking thread, not on the
+        // worker that reads other requests' answers.
         if self.tokenizer.is_tiktoken() && !tokenizer::ready() {
             let (tok, text) = (self.tokenizer.clone(), text.to_string());
             return tokio::task::spawn_blocking(move || tok.count_prompt(&text))
