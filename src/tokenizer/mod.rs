@@ -33,19 +33,9 @@ fn bpe() -> &'static CoreBPE {
     tiktoken_rs::cl100k_base_singleton()
 }
 
-/// Whether [`warm_up`] has loaded the vocabulary.
-static READY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
 /// Load the vocabulary now (40-100 ms) rather than on the first request.
 pub fn warm_up() {
     let _ = bpe();
-    READY.store(true, std::sync::atomic::Ordering::Release);
-}
-
-/// Whether the vocabulary is loaded: until then a count would wait for it,
-/// and a caller on a worker thread counts on a blocking thread instead.
-pub fn ready() -> bool {
-    READY.load(std::sync::atomic::Ordering::Acquire)
 }
 
 /// `cl100k_base`, shared: what counts when nothing else was chosen.
@@ -356,17 +346,6 @@ impl Tokenizer {
             Kind::Server { api, at } => Some((api, at.as_deref())),
             _ => None,
         }
-    }
-
-    /// Whether this counts with a tiktoken vocabulary (loaded once, on
-    /// first use).
-    pub fn is_tiktoken(&self) -> bool {
-        matches!(self.kind, Kind::Tiktoken(_))
-    }
-
-    /// Whether this counts with `cl100k_base`.
-    pub fn is_cl100k(&self) -> bool {
-        matches!(self.kind, Kind::Tiktoken(Encoding::Cl100k))
     }
 
     /// The words synthetic prompts are made of.
