@@ -61,7 +61,7 @@ periscope = $(mock_env) $(PERISCOPE) run $(1) --scenario $(2) $(call target_for,
   --json $(RESULTS)/$(1)-$(2).json --html $(RESULTS)/$(1)-$(2).html $(ARGS)
 RUN_DEPS := $(if $(filter $(BIN),$(PERISCOPE)),build) | $(RESULTS)
 
-.PHONY: help build test suite lint bench bench-overhead bench-mock sizing report-demo test-llama-cpp-python \
+.PHONY: help build test suite lint bench bench-overhead bench-mock soak sizing report-demo test-llama-cpp-python \
   perf-test perf-test-dry-run k6-ingestion k6-query k6-combined validate-profiles check format deps \
   setup start stop restart status logs clean purge grafana-dashboard run script \
   test-completions test-responses test-messages test-tool-calls test-vision test-rerank test-embeddings test-prefix-caching test-benchmark test-all \
@@ -119,6 +119,16 @@ test-llama-cpp-python: ## periscope against llama-cpp-python's server (a second 
 	  $(CARGO) nextest run --cargo-profile ci --locked --run-ignored only -E 'test(/llama_cpp_python/)'; \
 	else \
 	  $(CARGO) test --profile ci --locked --test it llama_cpp_python -- --ignored; \
+	fi
+
+# An hour at 200 streams with every output on (tests/it/soak.rs; the suite
+# runs the same test for 40 s): RSS flat, every request in every output.
+soak: ## 60 minutes at 200 streams against the mock, every output on: RSS flat, every request in every output (PERISCOPE_SOAK=60m)
+	eval "$$(scripts/test-env.sh)" && export PERISCOPE_SOAK=$${PERISCOPE_SOAK:-60m} && \
+	if $(CARGO) nextest --version >/dev/null 2>&1; then \
+	  $(CARGO) nextest run --cargo-profile ci --locked --profile soak --no-capture -E 'test(/^soak::/)'; \
+	else \
+	  $(CARGO) test --profile ci --locked --test it soak:: -- --nocapture; \
 	fi
 
 report-demo: build ## A mock run's HTML report (target/report-demo/) and its screenshot docs/report.png

@@ -30,6 +30,13 @@ need openssl openssl >&2  # self-signed certificates for the HTTP/2 tests
 # - tinyproxy from Debian: a forward proxy (CONNECT, Basic credentials) the
 #   proxy tests send through (tests/it/proxy.rs), on a free loopback port.
 need tinyproxy tinyproxy >&2
+# - brotli and zstd from Debian (gzip is on every machine): the reference
+#   encoders of the compressed-answer tests (tests/it/compression.rs).
+need brotli brotli >&2
+# - nftables from Debian: the fault tests (tests/it/faults.rs) drop and
+#   reset packets in network namespaces of their own.
+need nft nftables >&2
+need zstd zstd >&2
 VENV=.venv-test
 if [ ! -x "$VENV/bin/python" ]; then
   python3 -m venv "$VENV" >&2

@@ -18,8 +18,15 @@ pub enum ErrorClass {
     Http5xx,
     /// The per-request timeout expired.
     Timeout,
-    /// No connection, or it failed before an answer.
+    /// No connection: refused, unreachable, or not made in time.
     Connect,
+    /// The target's name did not resolve.
+    Dns,
+    /// The connection closed (EOF or a reset) after the request was
+    /// written, or while it was, and before any byte of an answer: not
+    /// sent again, as the server may have started on it (a POST is not
+    /// idempotent). The message says how far it got.
+    ConnectionLost,
     /// The stream closed before a finish_reason or `[DONE]`.
     StreamCut,
     /// A 2xx answer whose body or a chunk of it is not what the API sends.
@@ -89,6 +96,8 @@ impl ErrorClass {
             ErrorClass::Http5xx => "http_5xx",
             ErrorClass::Timeout => "timeout",
             ErrorClass::Connect => "connect",
+            ErrorClass::Dns => "dns",
+            ErrorClass::ConnectionLost => "connection_lost",
             ErrorClass::StreamCut => "stream_cut",
             ErrorClass::BadBody => "bad_body",
             ErrorClass::StreamError => "stream_error",
@@ -265,6 +274,31 @@ impl Payload {
     }
 }
 
+/// What came back: answer bodies as the server sent them (`wire_bytes`,
+/// compressed or not) and once decoded (`bytes`), and how many were
+/// compressed; summed over many requests in an aggregate.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Received {
+    /// Body bytes, decoded.
+    pub bytes: u64,
+    /// Body bytes as they came over the connection.
+    pub wire_bytes: u64,
+    /// Answers with a `Content-Encoding` periscope decoded.
+    pub compressed: u64,
+}
+
+impl Received {
+    pub fn is_empty(&self) -> bool {
+        *self == Received::default()
+    }
+
+    pub fn add(&mut self, o: &Received) {
+        self.bytes += o.bytes;
+        self.wire_bytes += o.wire_bytes;
+        self.compressed += o.compressed;
+    }
+}
+
 /// What a server reported about its own handling of one request:
 /// llama.cpp's `timings`, the usage's cached prompt tokens, TGI's timing
 /// headers. Each field is there only when the server sent it.
@@ -404,6 +438,8 @@ pub struct RequestRecord {
     pub path: std::borrow::Cow<'static, str>,
     /// What it carried (`otlp-traces`).
     pub payload: Payload,
+    /// Its answer's body, as sent and decoded.
+    pub received: Received,
     /// Its client span's ids, sent as `traceparent` (`--trace-requests`).
     pub trace: Option<TraceIds>,
     /// The id of the trace an `otlp-traces` export carried.
@@ -448,6 +484,7 @@ impl RequestRecord {
             body: None,
             path: std::borrow::Cow::Borrowed(""),
             payload: Payload::default(),
+            received: Received::default(),
             trace: None,
             exported_trace: None,
         }

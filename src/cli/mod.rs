@@ -337,6 +337,11 @@ pub struct RunArgs {
     /// server with a self-signed certificate).
     #[arg(long, value_name = "PEM")]
     pub cacert: Option<std::path::PathBuf>,
+    /// Ask for compressed answers (Accept-Encoding: gzip, br, zstd,
+    /// deflate). Off by default: servers send SSE plain. A compressed
+    /// answer is decoded as it arrives either way.
+    #[arg(long)]
+    pub compression: bool,
 
     /// Virtual users (closed model), constant for --duration; with a staged
     /// scenario, its peak [env: VUS].

@@ -18,7 +18,7 @@
 //! the connection is not reused when both were given), Content-Length
 //! values that disagree are an error, and a 101 no request asked for ends
 //! the connection with an error. Names with several addresses are
-//! connected to as RFC 8305 has it ([`happy_eyeballs`]).
+//! connected to as RFC 8305 has it ([`dial::happy_eyeballs`]).
 //!
 //! A connection goes back to the idle list when its answer was read to its
 //! end and the server keeps it; one whose answer was not read to the end (a
@@ -31,7 +31,18 @@
 //! connection then finds it closed, either in the idle list or right after
 //! writing its request (EOF or a reset before any byte of an answer). As
 //! curl and browsers do, such a request is sent once more on a fresh
-//! connection: a *reconnect*, not an error.
+//! connection: a *reconnect*, not an error — when nothing of it had gone
+//! out, when the server's TCP acknowledged none of it (Linux's
+//! `tcpi_bytes_acked`: a server that had closed the connection before the
+//! request came answers it with a bare reset, so it cannot have read it),
+//! when the connection had carried an answer less than [`AFTER_ANSWER`]
+//! before (a server that closes after its answers closes it before the
+//! next request can reach it; on the mock, more than half of such closes
+//! arrive only after the next request was written), or when the request
+//! is idempotent (`replayable`: a GET, or one with an `Idempotency-Key`).
+//! A POST the server may have read is not sent again: it may have started
+//! on it. It fails as [`SendError::Lost`], saying how much of it went out
+//! and was acknowledged.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -39,6 +50,8 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+use super::dial::{bytes_acked, happy_eyeballs};
 
 /// What one read asks the socket for, at least.
 const READ_SIZE: usize = 4096;
@@ -51,10 +64,17 @@ const MAX_HEAD: usize = 64 * 1024;
 /// The most headers a response head may have.
 const MAX_HEADERS: usize = 100;
 
+/// A kept-alive connection found closed this soon after its last answer
+/// was closed by a server that closes after its answers, before the next
+/// request could reach it: that request is sent again.
+const AFTER_ANSWER: Duration = Duration::from_secs(1);
+
 /// A connection and the bytes read from it and not yet used.
 pub struct Conn {
     io: TcpStream,
     buf: BytesMut,
+    /// When its last answer was read to its end (an idle connection).
+    answered: Option<std::time::Instant>,
 }
 
 /// Connections to one `host:port`.
@@ -73,6 +93,13 @@ pub struct Pool {
 pub enum SendError {
     #[error("connect to {0}: {1}")]
     Connect(String, String),
+    /// The name did not resolve.
+    #[error("resolve {0}: {1}")]
+    Dns(String, String),
+    /// The connection closed before any byte of an answer, with the
+    /// request (or part of it) written.
+    #[error("{0}")]
+    Lost(String),
     #[error("{0}")]
     Io(String),
 }
@@ -174,10 +201,14 @@ impl Pool {
     /// connection that turns out closed before any byte of an answer
     /// arrived costs a fresh connection (`reconnect`), never an error.
     /// `head_only`: the request was a HEAD (its answer has no body).
+    /// `replayable`: it may be sent twice (idempotent), so a kept-alive
+    /// connection that closes after it was written costs a reconnect, not
+    /// an error.
     pub async fn send(
         self: &Arc<Self>,
         request: &[u8],
         head_only: bool,
+        replayable: bool,
     ) -> Result<Sent, SendError> {
         let mut found_closed = false;
         while let Some(mut conn) = self.pop() {
@@ -187,11 +218,30 @@ impl Pool {
             }
             match conn.exchange(request, head_only).await {
                 Ok((head, framing)) => return Ok(self.sent(conn, head, framing, false)),
-                Err(Failure::Closed(_)) => {
-                    // Written, then EOF or a reset with no answer: the
-                    // server had closed the connection.
+                // EOF or a reset with no answer: the server had closed the
+                // connection. Nothing of the request reached it, or it may
+                // go out twice: again on a fresh one.
+                Err(Failure::Closed { written, acked, .. })
+                    if written == 0
+                        || acked == Some(0)
+                        || replayable
+                        || conn.answered.is_some_and(|t| t.elapsed() < AFTER_ANSWER) =>
+                {
                     found_closed = true;
                     break;
+                }
+                Err(Failure::Closed {
+                    why,
+                    written,
+                    acked,
+                }) => {
+                    return Err(SendError::Lost(lost(
+                        &why,
+                        written,
+                        acked,
+                        request.len(),
+                        true,
+                    )))
                 }
                 Err(Failure::Other(e)) => return Err(SendError::Io(e)),
             }
@@ -199,7 +249,18 @@ impl Pool {
         let mut conn = self.connect().await?;
         match conn.exchange(request, head_only).await {
             Ok((head, framing)) => Ok(self.sent(conn, head, framing, found_closed)),
-            Err(Failure::Closed(e) | Failure::Other(e)) => Err(SendError::Io(e)),
+            Err(Failure::Closed {
+                why,
+                written,
+                acked,
+            }) => Err(SendError::Lost(lost(
+                &why,
+                written,
+                acked,
+                request.len(),
+                false,
+            ))),
+            Err(Failure::Other(e)) => Err(SendError::Io(e)),
         }
     }
 
@@ -226,6 +287,7 @@ impl Pool {
         if conn.buf.capacity() > KEEP_BUFFER {
             conn.buf = BytesMut::new();
         }
+        conn.answered = Some(std::time::Instant::now());
         let mut idle = self.shard().lock().unwrap_or_else(|p| p.into_inner());
         if idle.len() < self.max_idle {
             idle.push(conn);
@@ -237,81 +299,63 @@ impl Pool {
     }
 
     async fn connect(&self) -> Result<Conn, SendError> {
-        let fail = |e: String| SendError::Connect(format!("{}:{}", self.host, self.port), e);
-        let io = tokio::time::timeout(self.connect_timeout, async {
-            let addrs = tokio::net::lookup_host((self.host.as_str(), self.port)).await?;
-            happy_eyeballs(addrs.collect()).await
-        })
+        let at = || format!("{}:{}", self.host, self.port);
+        let fail = |e: String| SendError::Connect(at(), e);
+        let late = || format!("timed out after {:?}", self.connect_timeout);
+        let deadline = tokio::time::Instant::now() + self.connect_timeout;
+        let addrs = tokio::time::timeout_at(
+            deadline,
+            tokio::net::lookup_host((self.host.as_str(), self.port)),
+        )
         .await
-        .map_err(|_| fail(format!("timed out after {:?}", self.connect_timeout)))?
-        .map_err(|e| fail(e.to_string()))?;
+        .map_err(|_| SendError::Dns(at(), late()))?
+        .map_err(|e| SendError::Dns(at(), e.to_string()))?;
+        let io = tokio::time::timeout_at(deadline, happy_eyeballs(addrs.collect()))
+            .await
+            .map_err(|_| fail(late()))?
+            .map_err(|e| fail(e.to_string()))?;
         io.set_nodelay(true).map_err(|e| fail(e.to_string()))?;
         Ok(Conn {
             io,
             buf: BytesMut::new(),
+            answered: None,
         })
     }
-}
-
-/// How long an attempt to connect has before the next address is tried
-/// beside it (RFC 8305's recommended 250 ms).
-const ATTEMPT_DELAY: Duration = Duration::from_millis(250);
-
-/// Connect to the first of `addrs` that answers, as RFC 8305 (Happy
-/// Eyeballs) has it: the families taken in turn, IPv6 first; each attempt
-/// started when the one before fails, or after [`ATTEMPT_DELAY`] beside
-/// it. A black-holed address costs 250 ms, not the connect timeout.
-pub(crate) async fn happy_eyeballs(addrs: Vec<std::net::SocketAddr>) -> std::io::Result<TcpStream> {
-    use futures_util::stream::{FuturesUnordered, StreamExt};
-    let (v6, v4): (Vec<_>, Vec<_>) = addrs.into_iter().partition(|a| a.is_ipv6());
-    let mut order = Vec::with_capacity(v6.len() + v4.len());
-    let (mut a, mut b) = (v6.into_iter(), v4.into_iter());
-    loop {
-        match (a.next(), b.next()) {
-            (None, None) => break,
-            (x, y) => order.extend(x.into_iter().chain(y)),
-        }
-    }
-    let mut next = order.into_iter();
-    let Some(first) = next.next() else {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::NotFound,
-            "the name has no address",
-        ));
-    };
-    let mut attempts = FuturesUnordered::new();
-    attempts.push(TcpStream::connect(first));
-    let mut last = None;
-    loop {
-        let more = next.len() > 0;
-        tokio::select! {
-            done = attempts.next(), if !attempts.is_empty() => match done {
-                Some(Ok(io)) => return Ok(io),
-                Some(Err(e)) => {
-                    last = Some(e);
-                    match next.next() {
-                        Some(addr) => attempts.push(TcpStream::connect(addr)),
-                        None if attempts.is_empty() => break,
-                        None => {}
-                    }
-                }
-                None => break,
-            },
-            _ = tokio::time::sleep(ATTEMPT_DELAY), if more => {
-                if let Some(addr) = next.next() {
-                    attempts.push(TcpStream::connect(addr));
-                }
-            }
-        }
-    }
-    Err(last.unwrap_or_else(|| std::io::ErrorKind::NotConnected.into()))
 }
 
 /// Why an exchange failed: the connection was closed before any byte of
 /// an answer (worth a fresh connection), or anything else.
 enum Failure {
-    Closed(String),
+    /// EOF or a reset before any byte of an answer; `written`: how much
+    /// of the request had gone out; `acked`: how much of it the server's
+    /// TCP acknowledged (None where the kernel does not say).
+    Closed {
+        why: String,
+        written: usize,
+        acked: Option<u64>,
+    },
     Other(String),
+}
+
+/// What [`SendError::Lost`] says: how far the request got.
+fn lost(why: &str, written: usize, acked: Option<u64>, len: usize, kept_alive: bool) -> String {
+    let conn = if kept_alive {
+        "a kept-alive connection"
+    } else {
+        "a new connection"
+    };
+    let how_far = if written < len {
+        format!("while the request was being written ({written} of {len} bytes)")
+    } else {
+        format!("after the whole request ({len} bytes) was written")
+    };
+    let acked = match acked {
+        Some(n) => format!(" (the server acknowledged {n} of its bytes)"),
+        None => String::new(),
+    };
+    format!(
+        "{why}: {conn} closed {how_far}{acked}, before any byte of an answer; not sent again, as the server may have started on it"
+    )
 }
 
 impl Conn {
@@ -328,14 +372,33 @@ impl Conn {
         request: &[u8],
         head_only: bool,
     ) -> Result<(Head, Framing), Failure> {
-        self.io.write_all(request).await.map_err(|e| {
-            let msg = format!("sending the request: {e}");
-            if is_closed(&e) {
-                Failure::Closed(msg)
-            } else {
-                Failure::Other(msg)
+        let acked_before = bytes_acked(&self.io);
+        let acked = |io: &TcpStream| {
+            bytes_acked(io)
+                .zip(acked_before)
+                .map(|(now, before)| now.saturating_sub(before))
+        };
+        let mut written = 0;
+        while written < request.len() {
+            match self.io.write(&request[written..]).await {
+                Ok(0) => {
+                    return Err(Failure::Closed {
+                        why: "the connection took no more bytes".into(),
+                        written,
+                        acked: acked(&self.io),
+                    })
+                }
+                Ok(n) => written += n,
+                Err(e) if is_closed(&e) => {
+                    return Err(Failure::Closed {
+                        why: format!("sending the request: {e}"),
+                        written,
+                        acked: acked(&self.io),
+                    })
+                }
+                Err(e) => return Err(Failure::Other(format!("sending the request: {e}"))),
             }
-        })?;
+        }
         let mut answered = false;
         loop {
             if let Some((head, framing)) = self.parse_head(head_only).map_err(Failure::Other)? {
@@ -361,14 +424,18 @@ impl Conn {
             let nothing = !answered && self.buf.is_empty();
             match read {
                 Ok(0) if nothing => {
-                    return Err(Failure::Closed(
-                        "the server closed the connection before answering".into(),
-                    ))
+                    return Err(Failure::Closed {
+                        why: "the server closed the connection (EOF)".into(),
+                        written,
+                        acked: acked(&self.io),
+                    })
                 }
                 Err(e) if nothing && is_closed(&e) => {
-                    return Err(Failure::Closed(format!(
-                        "the connection was closed before an answer: {e}"
-                    )))
+                    return Err(Failure::Closed {
+                        why: format!("the connection was reset ({e})"),
+                        written,
+                        acked: acked(&self.io),
+                    })
                 }
                 Ok(0) => {
                     return Err(Failure::Other(

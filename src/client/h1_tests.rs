@@ -184,16 +184,16 @@ async fn kept_alive_answers_of_every_framing_share_one_connection() {
     ])
     .await;
     let pool = pool(port);
-    let mut a = pool.send(GET, false).await.unwrap();
+    let mut a = pool.send(GET, false, true).await.unwrap();
     assert_eq!(a.head.status, 200);
     assert_eq!(a.head.header("X-Queue-Time"), Some("12"));
     assert_eq!(body_of(&mut a).await.unwrap(), b"hello");
-    let mut b = pool.send(GET, false).await.unwrap();
+    let mut b = pool.send(GET, false, true).await.unwrap();
     assert_eq!(body_of(&mut b).await.unwrap(), sse);
-    let mut c = pool.send(GET, false).await.unwrap();
+    let mut c = pool.send(GET, false, true).await.unwrap();
     assert_eq!(c.head.status, 204, "past the 100 Continue");
     assert_eq!(body_of(&mut c).await.unwrap(), b"");
-    let mut d = pool.send(GET, false).await.unwrap();
+    let mut d = pool.send(GET, false, true).await.unwrap();
     assert_eq!(body_of(&mut d).await.unwrap(), b"");
     assert!(!(a.reconnect || b.reconnect || c.reconnect || d.reconnect));
     assert_eq!(accepted.load(Ordering::SeqCst), 1);
@@ -206,7 +206,7 @@ async fn a_body_to_the_close_and_an_announced_close_are_not_kept() {
     )])
     .await;
     let pool = pool(port);
-    let mut a = pool.send(GET, false).await.unwrap();
+    let mut a = pool.send(GET, false, true).await.unwrap();
     assert!(!a.head.keep_alive);
     assert_eq!(body_of(&mut a).await.unwrap(), b"ok");
     assert!(pool.pop().is_none(), "an announced close is not kept");
@@ -215,7 +215,7 @@ async fn a_body_to_the_close_and_an_announced_close_are_not_kept() {
     // No length, no chunks: the body ends where the server closes.
     let (port, _) = serve(vec![SendAndClose(b"HTTP/1.0 200 OK\r\n\r\nall of it")]).await;
     let pool = super::tests::pool(port);
-    let mut a = pool.send(GET, false).await.unwrap();
+    let mut a = pool.send(GET, false, true).await.unwrap();
     assert_eq!(body_of(&mut a).await.unwrap(), b"all of it");
     assert!(pool.pop().is_none());
 }
@@ -228,9 +228,12 @@ async fn an_answer_to_head_has_no_body_whatever_its_length_says() {
     ])
     .await;
     let pool = pool(port);
-    let mut a = pool.send(b"HEAD / HTTP/1.1\r\n\r\n", true).await.unwrap();
+    let mut a = pool
+        .send(b"HEAD / HTTP/1.1\r\n\r\n", true, true)
+        .await
+        .unwrap();
     assert_eq!(body_of(&mut a).await.unwrap(), b"");
-    let mut b = pool.send(GET, false).await.unwrap();
+    let mut b = pool.send(GET, false, true).await.unwrap();
     assert_eq!(
         body_of(&mut b).await.unwrap(),
         b"x",
@@ -245,9 +248,9 @@ async fn a_kept_alive_connection_closed_under_the_request_is_a_reconnect() {
     let ok = || Send(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
     let (port, accepted) = serve(vec![ok(), Close, ok()]).await;
     let pool = pool(port);
-    let mut a = pool.send(GET, false).await.unwrap();
+    let mut a = pool.send(GET, false, true).await.unwrap();
     body_of(&mut a).await.unwrap();
-    let mut b = pool.send(GET, false).await.unwrap();
+    let mut b = pool.send(GET, false, true).await.unwrap();
     assert!(b.reconnect);
     assert_eq!(body_of(&mut b).await.unwrap(), b"ok");
     assert_eq!(accepted.load(Ordering::SeqCst), 2);
@@ -255,11 +258,64 @@ async fn a_kept_alive_connection_closed_under_the_request_is_a_reconnect() {
     // A fresh connection closed without an answer is an error.
     let (port, _) = serve(vec![Close]).await;
     let err = super::tests::pool(port)
-        .send(GET, false)
+        .send(GET, false, true)
         .await
         .err()
         .unwrap();
     assert!(err.to_string().contains("closed"), "{err}");
+}
+
+#[tokio::test]
+async fn a_post_written_on_a_connection_that_then_closes_is_lost_not_sent_again() {
+    // The server reads the second request and closes without a word: a
+    // POST may have started work there, so it is not sent again.
+    let ok = || Send(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
+    let (port, accepted) = serve(vec![ok(), Close, ok()]).await;
+    let pool = pool(port);
+    const POST: &[u8] = b"POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 0\r\n\r\n";
+    let mut a = pool.send(POST, false, false).await.unwrap();
+    body_of(&mut a).await.unwrap();
+    // Idle for longer than a server that closes after its answers takes.
+    tokio::time::sleep(super::AFTER_ANSWER + Duration::from_millis(50)).await;
+    let err = pool.send(POST, false, false).await.err().unwrap();
+    let SendError::Lost(msg) = &err else {
+        panic!("not Lost: {err}")
+    };
+    assert!(
+        msg.contains(
+            "a kept-alive connection closed after the whole request (47 bytes) was written"
+        ) && msg.contains("not sent again"),
+        "{msg}"
+    );
+    assert_eq!(accepted.load(Ordering::SeqCst), 1, "no second connection");
+
+    // On a new connection too: how far it got, and not sent again.
+    let (port, accepted) = serve(vec![Close]).await;
+    let err = super::tests::pool(port)
+        .send(POST, false, false)
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        matches!(&err, SendError::Lost(m) if m.contains("a new connection closed after the whole request")),
+        "{err}"
+    );
+    assert_eq!(accepted.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_name_that_does_not_resolve_is_a_dns_failure() {
+    let p = Arc::new(Pool::new(
+        "periscope-test.invalid",
+        80,
+        1,
+        Duration::from_secs(5),
+    ));
+    let err = p.send(GET, false, true).await.err().unwrap();
+    assert!(
+        matches!(&err, SendError::Dns(host, _) if host == "periscope-test.invalid:80"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -268,12 +324,12 @@ async fn a_body_cut_short_is_an_error_and_garbage_is_not_http() {
         b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nabc",
     )])
     .await;
-    let mut a = pool(port).send(GET, false).await.unwrap();
+    let mut a = pool(port).send(GET, false, true).await.unwrap();
     let err = body_of(&mut a).await.unwrap_err();
     assert!(err.contains("before the end of the body"), "{err}");
 
     let (port, _) = serve(vec![Send(b"SSH-2.0-OpenSSH\r\n\r\n")]).await;
-    let err = pool(port).send(GET, false).await.err().unwrap();
+    let err = pool(port).send(GET, false, true).await.err().unwrap();
     assert!(err.to_string().contains("not HTTP/1.1"), "{err}");
 }
 
@@ -283,7 +339,7 @@ async fn conflicting_lengths_are_refused_and_a_repeated_one_is_one_length() {
         b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\ncontent-length: 30\r\n\r\nabc",
     )])
     .await;
-    let err = pool(port).send(GET, false).await.err().unwrap();
+    let err = pool(port).send(GET, false, true).await.err().unwrap();
     assert!(
         err.to_string()
             .contains("two Content-Length values, 3 and 30"),
@@ -297,7 +353,7 @@ async fn conflicting_lengths_are_refused_and_a_repeated_one_is_one_length() {
     .await;
     let p = pool(port);
     for want in [&b"abc"[..], b"de"] {
-        let mut a = p.send(GET, false).await.unwrap();
+        let mut a = p.send(GET, false, true).await.unwrap();
         assert_eq!(body_of(&mut a).await.unwrap(), want);
     }
     assert_eq!(accepted.load(Ordering::SeqCst), 1, "kept alive");
@@ -306,7 +362,7 @@ async fn conflicting_lengths_are_refused_and_a_repeated_one_is_one_length() {
         b"HTTP/1.1 200 OK\r\ncontent-length: +3\r\n\r\nabc",
     )])
     .await;
-    let err = pool(port).send(GET, false).await.err().unwrap();
+    let err = pool(port).send(GET, false, true).await.err().unwrap();
     assert!(err.to_string().contains("is not a number"), "{err}");
 }
 
@@ -325,13 +381,13 @@ async fn a_coding_overrides_the_length_and_the_connection_is_not_reused() {
     ])
     .await;
     let p = pool(port);
-    let mut a = p.send(GET, false).await.unwrap();
+    let mut a = p.send(GET, false, true).await.unwrap();
     assert_eq!(body_of(&mut a).await.unwrap(), b"abcdef");
-    let mut b = p.send(GET, false).await.unwrap();
+    let mut b = p.send(GET, false, true).await.unwrap();
     assert_eq!(body_of(&mut b).await.unwrap(), b"xyz");
-    let mut c = p.send(GET, false).await.unwrap();
+    let mut c = p.send(GET, false, true).await.unwrap();
     assert_eq!(body_of(&mut c).await.unwrap(), b"z");
-    let mut d = p.send(GET, false).await.unwrap();
+    let mut d = p.send(GET, false, true).await.unwrap();
     assert_eq!(body_of(&mut d).await.unwrap(), b"ok");
     // One connection for the first, one for the second (closed after it),
     // one shared by the last two.
@@ -346,13 +402,13 @@ async fn an_unasked_switch_of_protocols_and_too_many_fields_are_errors_of_their_
     ])
     .await;
     let p = pool(port);
-    let err = p.send(GET, false).await.err().unwrap();
+    let err = p.send(GET, false, true).await.err().unwrap();
     assert!(
         err.to_string().contains("switched protocols (101)"),
         "{err}"
     );
     // The connection that switched is not used again.
-    let mut a = p.send(GET, false).await.unwrap();
+    let mut a = p.send(GET, false, true).await.unwrap();
     assert_eq!(body_of(&mut a).await.unwrap(), b"ok");
     assert_eq!(accepted.load(Ordering::SeqCst), 2);
 
@@ -362,7 +418,7 @@ async fn an_unasked_switch_of_protocols_and_too_many_fields_are_errors_of_their_
     }
     head.extend_from_slice(b"content-length: 0\r\n\r\n");
     let (port, _) = serve(vec![Owned(head)]).await;
-    let err = pool(port).send(GET, false).await.err().unwrap();
+    let err = pool(port).send(GET, false, true).await.err().unwrap();
     assert!(
         err.to_string().contains("more than 100 header fields"),
         "{err}"
@@ -398,11 +454,13 @@ async fn a_black_holed_address_costs_a_quarter_second_not_the_connect_timeout() 
     let (port, _) = serve(vec![Send(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")]).await;
     let good = std::net::SocketAddr::from(([127, 0, 0, 1], port));
     let t0 = std::time::Instant::now();
-    let io = super::happy_eyeballs(vec![hole_addr, good]).await.unwrap();
+    let io = super::super::dial::happy_eyeballs(vec![hole_addr, good])
+        .await
+        .unwrap();
     let took = t0.elapsed();
     assert_eq!(io.peer_addr().unwrap(), good);
     assert!(
-        took >= super::ATTEMPT_DELAY && took < Duration::from_secs(1),
+        took >= super::super::dial::ATTEMPT_DELAY && took < Duration::from_secs(1),
         "{took:?}"
     );
     drop(io);
@@ -411,7 +469,9 @@ async fn a_black_holed_address_costs_a_quarter_second_not_the_connect_timeout() 
         .unwrap()
         .local_addr()
         .unwrap();
-    let err = super::happy_eyeballs(vec![refused]).await.unwrap_err();
+    let err = super::super::dial::happy_eyeballs(vec![refused])
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused);
     drop(hole);
 }
@@ -504,7 +564,7 @@ async fn framing_of_random_heads_agrees_with_hypers_client() {
             answer[at] = *rng.choice(b"\0 :\n\r\t\x7f\xff/1aZ;,".iter()).unwrap();
         }
         let (ours_port, _) = serve(vec![OwnedAndClose(answer.clone())]).await;
-        let ours = match pool(ours_port).send(GET, false).await {
+        let ours = match pool(ours_port).send(GET, false, true).await {
             Ok(mut sent) => body_of(&mut sent).await,
             Err(e) => Err(e.to_string()),
         };

@@ -4,6 +4,9 @@
 //! request (path, serialized body, whether it streams, the local prompt
 //! token count) and the run's origin instant, and returns what it measured.
 
+mod decode;
+mod dial;
+pub use decode::ACCEPT_CODINGS;
 pub mod grpc;
 mod h1;
 mod messages;
@@ -13,6 +16,7 @@ mod responses;
 mod scan;
 mod send;
 mod sse;
+mod start;
 mod text;
 mod tokens;
 mod tools;
@@ -22,12 +26,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use bytes::Bytes;
-use futures_util::StreamExt;
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE, HOST};
+use reqwest::header::{
+    HeaderMap, HeaderName, HeaderValue, ACCEPT_ENCODING, AUTHORIZATION, CONTENT_TYPE, HOST,
+};
 use reqwest::Method;
 
-use crate::record::TraceIds;
-use crate::record::{ErrorClass, ServerTiming};
 use crate::tokenizer::Tokenizer;
 
 /// Make ring the process's TLS provider (once; reqwest and tonic use it).
@@ -200,6 +203,8 @@ pub struct Connect {
     /// OTLP trace exports over gRPC (`--otlp-protocol grpc`): the target
     /// is the endpoint's origin, every request an Export call.
     pub grpc: bool,
+    /// Ask for compressed answers (`--compression`).
+    pub compression: bool,
 }
 
 enum Transport {
@@ -278,6 +283,9 @@ impl Client {
             let value =
                 HeaderValue::from_str(v).with_context(|| format!("the value of header '{k}'"))?;
             headers.insert(name, value);
+        }
+        if connect.compression && !headers.contains_key(ACCEPT_ENCODING) {
+            headers.insert(ACCEPT_ENCODING, HeaderValue::from_static(ACCEPT_CODINGS));
         }
         let base = base.trim_end_matches('/').to_string();
         let url = reqwest::Url::parse(&base).with_context(|| format!("the target '{base}'"))?;
@@ -473,230 +481,6 @@ impl Client {
     pub fn now_us(&self) -> u64 {
         self.us(Instant::now())
     }
-
-    /// Send the request; on an answer, its status, body and (on the hyper
-    /// path) the connection to give back once the body is read, and whether
-    /// it had to be sent again on a fresh connection (a reconnect).
-    async fn start(
-        &self,
-        req: &Prepared,
-        trace: Option<TraceIds>,
-        side: bool,
-    ) -> Result<Started, (ErrorClass, String)> {
-        let traceparent = trace.and_then(|t| HeaderValue::from_str(&t.traceparent()).ok());
-        let connect = |e: String| (ErrorClass::Connect, e);
-        match &self.transport {
-            Transport::Grpc(_) => Err(connect(
-                "an OTLP/gRPC target answers trace exports only".into(),
-            )),
-            Transport::H1 {
-                pool,
-                side: side_pool,
-                base_path,
-                origin,
-                headers,
-            } => {
-                let pool = if side { side_pool } else { pool };
-                let path = req.path.as_ref();
-                if path
-                    .bytes()
-                    .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
-                {
-                    return Err(connect(format!("bad path '{path}': it has a space")));
-                }
-                let mut wire = Vec::with_capacity(headers.len() + req.body.len() + 128);
-                wire.extend_from_slice(req.method.as_str().as_bytes());
-                wire.push(b' ');
-                if path.starts_with('/') {
-                    wire.extend_from_slice(origin.as_bytes());
-                } else {
-                    wire.extend_from_slice(base_path.as_bytes());
-                    wire.push(b'/');
-                }
-                wire.extend_from_slice(path.as_bytes());
-                wire.extend_from_slice(b" HTTP/1.1\r\n");
-                wire.extend_from_slice(headers);
-                if !req.body.is_empty() || !matches!(req.method, Method::GET | Method::HEAD) {
-                    wire.extend_from_slice(b"content-length: ");
-                    wire.extend_from_slice(req.body.len().to_string().as_bytes());
-                    wire.extend_from_slice(b"\r\n");
-                }
-                if let Some(tp) = &traceparent {
-                    wire.extend_from_slice(b"traceparent: ");
-                    wire.extend_from_slice(tp.as_bytes());
-                    wire.extend_from_slice(b"\r\n");
-                }
-                if let Some((name, value)) = &req.session {
-                    wire.extend_from_slice(name.as_str().as_bytes());
-                    wire.extend_from_slice(b": ");
-                    wire.extend_from_slice(value.as_bytes());
-                    wire.extend_from_slice(b"\r\n");
-                }
-                wire.extend_from_slice(b"\r\n");
-                wire.extend_from_slice(&req.body);
-                let sent = pool
-                    .send(&wire, req.method == Method::HEAD)
-                    .await
-                    .map_err(|e| connect(e.to_string()))?;
-                drop(wire);
-                let status = sent.head.status;
-                let headers = server_headers(sent.head.headers());
-                let body = futures_util::stream::unfold(sent.body, |mut b| async move {
-                    b.next().await.map(|item| (item, b))
-                });
-                Ok(Started {
-                    status,
-                    body: Box::pin(body),
-                    reconnect: sent.reconnect,
-                    headers,
-                    http2: false,
-                })
-            }
-            Transport::Reqwest { http, next, urls } => {
-                let http = match http.len() {
-                    1 => &http[0],
-                    n => &http[next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % n],
-                };
-                let url = match urls.iter().find(|(p, _)| *p == req.path.as_ref()) {
-                    Some((_, u)) => u.clone(),
-                    None => match req.path.strip_prefix('/') {
-                        Some(_) => {
-                            let mut u = reqwest::Url::parse(&self.base)
-                                .map_err(|e| connect(e.to_string()))?;
-                            u.set_path(&req.path);
-                            u
-                        }
-                        None => reqwest::Url::parse(&format!("{}/{}", self.base, req.path))
-                            .map_err(|e| connect(format!("bad URL: {e}")))?,
-                    },
-                };
-                let send = || {
-                    let mut builder = http
-                        .request(req.method.clone(), url.clone())
-                        .body(req.body.clone());
-                    if let Some(tp) = &traceparent {
-                        builder = builder.header(TRACEPARENT, tp.clone());
-                    }
-                    if let Some((name, value)) = &req.session {
-                        builder = builder.header(name.clone(), value.clone());
-                    }
-                    builder.send()
-                };
-                // reqwest replaces pooled connections it finds closed before
-                // writing on its own; one that closes after the request was
-                // written, with no byte of an answer, is sent again here.
-                let (resp, reconnect) = match send().await {
-                    Ok(r) => (r, false),
-                    Err(e)
-                        if !e.is_connect() && !e.is_timeout() && h1::closed_before_answer(&e) =>
-                    {
-                        (send().await.map_err(|e| connect(error_chain(&e)))?, true)
-                    }
-                    Err(e) => return Err(connect(error_chain(&e))),
-                };
-                let status = resp.status().as_u16();
-                let http2 = resp.version() == reqwest::Version::HTTP_2;
-                let headers = server_headers(
-                    resp.headers()
-                        .iter()
-                        .map(|(k, v)| (k.as_str().as_bytes(), v.as_bytes())),
-                );
-                let body = resp.bytes_stream().map(|r| r.map_err(|e| error_chain(&e)));
-                Ok(Started {
-                    status,
-                    body: Box::pin(body),
-                    reconnect,
-                    headers,
-                    http2,
-                })
-            }
-        }
-    }
-
-    /// POST `body` to `path` (from the origin's root when it starts with
-    /// `/`) and read the whole answer, unmeasured: for what the run asks
-    /// the server besides its load (its `/tokenize`).
-    pub async fn post_raw(&self, path: &'static str, body: Bytes) -> Result<(u16, Bytes), String> {
-        let req = Prepared::post(path, body, Expect::Status);
-        let call = async {
-            let mut s = self.start(&req, None, true).await.map_err(|(_, m)| m)?;
-            let bytes = read_all(&mut s.body).await.map_err(|(_, m)| m)?;
-            Ok((s.status, bytes))
-        };
-        tokio::time::timeout(self.timeout, call)
-            .await
-            .map_err(|_| format!("no answer from {path} within --timeout {:?}", self.timeout))?
-    }
-}
-
-/// An answer's head: what [`Client::start`] returns.
-struct Started {
-    status: u16,
-    /// The body; on the HTTP/1.1 path, its connection goes back to the
-    /// pool when the body has been read to its end.
-    body: BodyStream,
-    /// The request went out again on a fresh connection.
-    reconnect: bool,
-    /// Timings the server put in its headers (TGI's `x-queue-time`, …).
-    headers: Option<ServerTiming>,
-    /// The answer came over HTTP/2.
-    http2: bool,
-}
-
-/// TGI's timing headers: `x-queue-time`, `x-inference-time` (ms) and
-/// `x-generated-tokens`, from an answer's headers in one pass; None when
-/// the answer carries none.
-fn server_headers<'a>(headers: impl Iterator<Item = (&'a [u8], &'a [u8])>) -> Option<ServerTiming> {
-    let (mut queue, mut inference, mut generated) = (None, None, None);
-    for (name, value) in headers {
-        if name.len() < 12 || !name[..2].eq_ignore_ascii_case(b"x-") {
-            continue;
-        }
-        let slot = match &name[2..] {
-            n if n.eq_ignore_ascii_case(b"queue-time") => &mut queue,
-            n if n.eq_ignore_ascii_case(b"inference-time") => &mut inference,
-            n if n.eq_ignore_ascii_case(b"generated-tokens") => &mut generated,
-            _ => continue,
-        };
-        if slot.is_none() {
-            *slot = std::str::from_utf8(value)
-                .ok()
-                .and_then(|v| v.trim().parse::<f64>().ok());
-        }
-    }
-    if queue.is_none() && inference.is_none() {
-        return None;
-    }
-    Some(ServerTiming {
-        queue_ms: queue,
-        inference_ms: inference,
-        output_tokens: generated.map(|n| n as u32),
-        ..ServerTiming::default()
-    })
-}
-
-/// Read a body to its end. The error is a stream cut (the class the caller
-/// records when the body stops early).
-async fn read_all(body: &mut BodyStream) -> Result<Bytes, (ErrorClass, String)> {
-    let mut first: Option<Bytes> = None;
-    let mut rest: Vec<u8> = Vec::new();
-    while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|e| (ErrorClass::StreamCut, e))?;
-        match &first {
-            None => first = Some(chunk),
-            Some(f) => {
-                if rest.is_empty() {
-                    rest.extend_from_slice(f);
-                }
-                rest.extend_from_slice(&chunk);
-            }
-        }
-    }
-    Ok(if rest.is_empty() {
-        first.unwrap_or_default()
-    } else {
-        Bytes::from(rest)
-    })
 }
 
 /// An error with its sources, on one line ("error sending request: connection refused").

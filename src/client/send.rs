@@ -6,10 +6,9 @@
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use futures_util::StreamExt;
-
 use super::parse::{self, StreamState};
-use super::{read_all, Client, Expect, Prepared, Started, USAGE_CHECK_EVERY, USAGE_CHECK_FIRST};
+use super::start::{read_all, Started};
+use super::{Client, Expect, Prepared, USAGE_CHECK_EVERY, USAGE_CHECK_FIRST};
 use crate::record::TraceIds;
 use crate::record::{ErrorClass, Outcome, RequestRecord, TokenSource};
 
@@ -96,12 +95,13 @@ impl Client {
                             break 'read;
                         }
                     }
-                    Some(Err(e)) => {
-                        st.failure = Some((ErrorClass::StreamCut, e));
+                    Some(Err(failure)) => {
+                        st.failure = Some(failure);
                         break;
                     }
                 }
             }
+            rec.received = body.received;
         } else {
             let whole = tokio::select! {
                 biased;
@@ -109,6 +109,7 @@ impl Client {
                 _ = &mut deadline => Err(timed_out()),
             };
             let at = Instant::now();
+            rec.received = body.received;
             match whole {
                 Ok(bytes) => {
                     if req.keep_body {

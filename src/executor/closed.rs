@@ -145,13 +145,17 @@ async fn vu(
         let mut rec = send_one(&ctx, &req, None, hard.as_mut()).await;
         session.observe(&rec);
         ctx.strip(&mut rec);
-        let refused = rec.outcome == Outcome::Error(ErrorClass::Connect);
+        let refused = matches!(
+            rec.outcome,
+            Outcome::Error(ErrorClass::Connect | ErrorClass::Dns | ErrorClass::ConnectionLost)
+        );
         if ctx.records.send(rec).is_err() {
             break;
         }
         iteration += 1;
         if refused {
-            // A dead target refuses at once: don't spin a core on it.
+            // A dead target refuses (or closes) at once: don't spin a
+            // core on it.
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }

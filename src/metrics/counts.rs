@@ -47,6 +47,8 @@ pub struct Counts {
     pub dims: Option<u32>,
     #[serde(default, skip_serializing_if = "crate::record::Payload::is_empty")]
     pub payload: crate::record::Payload,
+    #[serde(default, skip_serializing_if = "crate::record::Received::is_empty")]
+    pub received: crate::record::Received,
     pub prefill_tokens: u64,
     pub prefill_us: u64,
     pub decode_tokens: u64,
@@ -139,6 +141,7 @@ impl Aggregate {
             texts: self.texts,
             dims: self.dims,
             payload: self.payload,
+            received: self.received,
             prefill_tokens: self.prefill_tokens,
             prefill_us: self.prefill_us,
             decode_tokens: self.decode_tokens,
@@ -198,6 +201,7 @@ impl Aggregate {
             texts: c.texts,
             dims: c.dims,
             payload: c.payload,
+            received: c.received,
             prefill_tokens: c.prefill_tokens,
             prefill_us: c.prefill_us,
             decode_tokens: c.decode_tokens,

@@ -126,6 +126,8 @@ pub struct Aggregate {
     pub texts: u64,
     /// Data sent (every request) and spans accepted (ok requests).
     pub payload: crate::record::Payload,
+    /// Answer bodies, as sent and decoded (every request that got one).
+    pub received: crate::record::Received,
     /// Length of the embedding vectors last seen.
     pub dims: Option<u32>,
     /// Sums over ok requests with a ttft, for the prefill and decode rates.
@@ -207,6 +209,7 @@ impl Default for Aggregate {
             statuses: BTreeMap::new(),
             texts: 0,
             payload: crate::record::Payload::default(),
+            received: crate::record::Received::default(),
             dims: None,
             prefill_tokens: 0,
             prefill_us: 0,
@@ -261,6 +264,7 @@ impl Aggregate {
         if r.outcome != Outcome::Interrupted {
             self.payload.sent_bytes += r.payload.sent_bytes;
             self.payload.wire_bytes += r.payload.wire_bytes;
+            self.received.add(&r.received);
         }
         match r.outcome {
             Outcome::Interrupted => {
@@ -395,6 +399,7 @@ impl Aggregate {
         }
         self.texts += other.texts;
         self.payload.add(&other.payload);
+        self.received.add(&other.received);
         self.dims = self.dims.or(other.dims);
         self.prefill_tokens += other.prefill_tokens;
         self.prefill_us += other.prefill_us;

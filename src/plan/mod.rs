@@ -341,6 +341,11 @@ impl Plan {
                 }),
                 Target::Mock { .. } => None,
             },
+            accept_encoding: self
+                .request
+                .connect
+                .compression
+                .then(|| crate::client::ACCEPT_CODINGS.to_string()),
             session_header: w.session_header.clone().filter(|_| {
                 w.kind.has_turns()
                     || matches!(

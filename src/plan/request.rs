@@ -89,6 +89,7 @@ impl RequestPlan {
                 connections: a.connections.unwrap_or(1),
                 cacert,
                 grpc: false,
+                compression: a.compression || f.compression == Some(true),
             },
             tokenizer: a.request.tokenizer.clone().unwrap_or_default(),
             preflight: !a.no_preflight && f.preflight != Some(false),

@@ -327,6 +327,9 @@ pub fn render(r: &RunResult) -> String {
     if let Some(x) = &p.proxy {
         let _ = write!(jitter, " · through the proxy {x}");
     }
+    if let Some(x) = &p.accept_encoding {
+        let _ = write!(jitter, " · compressed answers asked for ({x})");
+    }
     if let Some(l) = &p.lora {
         let _ = write!(
             jitter,
@@ -617,6 +620,7 @@ pub fn render(r: &RunResult) -> String {
         ));
     }
     notes.extend(s.protocol_note());
+    notes.extend(s.received_note());
     notes.push(r.generator.note());
     for o in &r.outputs {
         notes.push(o.summary());

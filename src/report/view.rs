@@ -40,6 +40,9 @@ pub struct PlanView {
     /// The proxy the requests went through (no credentials).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proxy: Option<String>,
+    /// `--compression`: the Accept-Encoding the requests carried.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accept_encoding: Option<String>,
     /// The header each turn of a session carried its id in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_header: Option<String>,

@@ -190,7 +190,9 @@ async fn check(client: &Client, pre: &Prepared) -> Result<RequestRecord> {
                     format!("{base} answered {status}: {msg}")
                 }
                 _ => match class {
-                    ErrorClass::Connect => format!("cannot reach {base}: {msg}"),
+                    ErrorClass::Connect | ErrorClass::Dns | ErrorClass::ConnectionLost => {
+                        format!("cannot reach {base}: {msg}")
+                    }
                     ErrorClass::Timeout => {
                         format!("{base} did not answer the preflight request in time: {msg}")
                     }

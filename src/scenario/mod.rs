@@ -354,6 +354,8 @@ pub struct ScenarioFile {
     /// (the API load test's presets ran each of their phases that long).
     pub duration_per_phase: Option<bool>,
     pub preflight: Option<bool>,
+    /// `--compression`.
+    pub compression: Option<bool>,
 
     pub max_tokens: Option<Val<u32>>,
     pub temperature: Option<Val<f64>>,

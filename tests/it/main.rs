@@ -7,7 +7,9 @@
 
 mod common;
 
+mod compression;
 mod csv_rows;
+mod faults;
 mod find_and_hold;
 mod http2;
 mod influx;
@@ -38,6 +40,7 @@ mod server_metrics;
 mod server_side;
 mod sessions;
 mod snapshots;
+mod soak;
 mod steady;
 mod structure;
 mod sweep;

@@ -22,6 +22,9 @@ pub mod cost;
 mod otlp;
 mod server;
 pub mod steady;
+mod usage;
+
+pub use usage::{generator_usage, GeneratorUsage};
 
 pub use otlp::{MixRow, OtlpFigures, QueryRow};
 pub use server::{ServerTimings, TokenizerInfo};
@@ -290,6 +293,10 @@ pub struct Summary {
     /// Requests answered over HTTP/2 (the rest over HTTP/1.1, or not at all).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub http2: u64,
+    /// Answer bodies: bytes decoded, bytes on the wire, and how many
+    /// answers came compressed.
+    #[serde(default, skip_serializing_if = "crate::record::Received::is_empty")]
+    pub received: crate::record::Received,
     /// Ok requests that met every SLO, per second (only with SLOs).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub goodput: Option<f64>,
@@ -336,66 +343,6 @@ pub struct ScheduleCheck {
     pub queued: u64,
     /// The generator fell behind: its numbers are suspect.
     pub behind: bool,
-}
-
-/// CPU and memory of the periscope process.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct GeneratorUsage {
-    /// User + system CPU seconds of the process.
-    pub cpu_seconds: f64,
-    /// Peak resident memory, MiB.
-    pub peak_rss_mib: f64,
-    /// The built-in mock ran in the same process, so these include it.
-    pub includes_mock: bool,
-}
-
-impl GeneratorUsage {
-    /// The summary's note: `generator: 0.92 CPU-s, peak RSS 85.8 MiB`.
-    pub fn note(&self) -> String {
-        let mock = match self.includes_mock {
-            true => " (includes the in-process mock)",
-            false => "",
-        };
-        format!(
-            "generator: {:.2} CPU-s, peak RSS {:.1} MiB{mock}",
-            self.cpu_seconds, self.peak_rss_mib
-        )
-    }
-}
-
-impl Summary {
-    /// The protocol the answers came over, when any came over HTTP/2.
-    pub fn protocol_note(&self) -> Option<String> {
-        (self.http2 > 0).then(|| {
-            format!(
-                "protocol: HTTP/2 for {} requests, HTTP/1.1 or none for {}",
-                self.http2,
-                self.requests - self.http2
-            )
-        })
-    }
-}
-
-/// Read the process's CPU time and peak RSS.
-pub fn generator_usage(includes_mock: bool) -> GeneratorUsage {
-    // SAFETY: getrusage writes into the zeroed struct we pass.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    let ok = unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } == 0;
-    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    GeneratorUsage {
-        cpu_seconds: if ok {
-            secs(ru.ru_utime) + secs(ru.ru_stime)
-        } else {
-            0.0
-        },
-        // ru_maxrss is in KiB on Linux.
-        peak_rss_mib: if ok {
-            ru.ru_maxrss as f64 / 1024.0
-        } else {
-            0.0
-        },
-        includes_mock,
-    }
 }
 
 /// Everything `RunResult::build` needs.
@@ -719,6 +666,7 @@ impl RunResult {
                 usage_mismatch: t.usage_mismatch,
                 reconnects: t.reconnects,
                 http2: t.http2,
+                received: t.received,
                 goodput: i.has_slos.then(|| t.good as f64 / dur),
                 goodput_ratio: (i.has_slos && t.ok > 0).then(|| t.good as f64 / t.ok as f64),
                 prefill_rate: t.prefill_rate(),

@@ -106,6 +106,12 @@ impl MockProc {
         format!("http://{}{}", self.addr, path)
     }
 
+    /// Kill the mock now (SIGKILL: a server that dies mid-stream).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// The mock's own send stamps.
     pub async fn stats(&self) -> serde_json::Value {
         get_json(&self.url("/mock/stats")).await
@@ -373,6 +379,19 @@ impl Nginx {
             // (it never retries a POST).
             &format!("upstream up {{ server {upstream}; keepalive 256; keepalive_timeout 2s; }}\n"),
             PROXY_LOCATION,
+            "",
+        )
+    }
+
+    /// The streaming reverse proxy in front of `upstream`, gzipping SSE and
+    /// JSON answers for clients that accept gzip (`gzip on` for
+    /// `text/event-stream`, as some gateways are set up).
+    pub fn gzip_proxy(upstream: &str) -> Option<Nginx> {
+        Self::start(
+            &format!("upstream up {{ server {upstream}; keepalive 256; keepalive_timeout 2s; }}\n"),
+            &format!(
+                "{PROXY_LOCATION}\n      gzip on;\n      gzip_proxied any;\n      gzip_min_length 0;\n      gzip_types text/event-stream application/json;"
+            ),
             "",
         )
     }
