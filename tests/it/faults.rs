@@ -1,8 +1,9 @@
 //! Faults injected into a real network: each test runs in a network
 //! namespace of its own (its own loopback; every server and every
 //! periscope process it starts lives there), where nftables drops or
-//! resets packets, tc's token bucket limits the rate, a relay delays each
-//! chunk (50 ms ± 10 ms each way: this kernel has no netem), and servers
+//! resets packets, tc's token bucket limits the rate, an HTB class holds
+//! back a share of the packets (reordering), a relay delays each chunk
+//! (50 ms ± 10 ms each way: this kernel has no netem), and servers
 //! die, hang, trickle or close. Every request ends in one class that names
 //! the fault, nothing outlives its timeout, and every output — the JSON,
 //! the CSV and JSONL rows, InfluxDB's points, the spans — holds every
@@ -267,6 +268,72 @@ fn a_rate_limited_link_takes_the_time_its_rate_says() {
         assert!(
             e2e >= wire_ms * 0.8 && e2e <= wire_ms + 5.0 + 25.0,
             "e2e {e2e} ms for {per_request} bytes at 8 Mbit/s ({wire_ms:.1} ms on the wire)"
+        );
+    });
+}
+
+/// A TCP counter of this namespace's kernel (`/proc/net/netstat`'s
+/// `TcpExt` line), by name.
+fn tcp_ext(name: &str) -> u64 {
+    let text = std::fs::read_to_string("/proc/thread-self/net/netstat").unwrap();
+    let mut lines = text.lines().filter(|l| l.starts_with("TcpExt:"));
+    let (names, values) = (lines.next().unwrap(), lines.next().unwrap());
+    names
+        .split_whitespace()
+        .zip(values.split_whitespace())
+        .find(|(n, _)| *n == name)
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or_else(|| panic!("no TcpExt {name}"))
+}
+
+#[test]
+fn reordered_packets_change_no_token_and_no_figure_beyond_their_delay() {
+    in_netns(|| async {
+        let mock = MockProc::start(&["--ttft", "20ms", "--itl", "5ms", "--output-tokens", "32"]);
+        let p = port_of(&mock.addr);
+        // netem's reordering, made of what this kernel has: one packet in
+        // twenty from the mock goes through an HTB class of 100 kbit/s, so
+        // it leaves ~16 ms late and the packets after it overtake it.
+        sh("ip link set lo mtu 1500");
+        sh("tc qdisc add dev lo root handle 1: htb default 1");
+        sh("tc class add dev lo parent 1: classid 1:1 htb rate 10gbit");
+        sh("tc class add dev lo parent 1: classid 1:2 htb rate 100kbit ceil 100kbit burst 1600 cburst 1600");
+        sh(&format!(
+            "nft add table inet reorder && nft add chain inet reorder out '{{ type filter hook output priority 0; }}' && \
+             nft add rule inet reorder out tcp sport {p} numgen random mod 100 '<' 5 meta priority set 1:2 counter comment '\"slow\"'"
+        ));
+        let ofo_before = tcp_ext("TCPOFOQueue");
+        let (_, r) = run_ok(&[
+            "run",
+            "--target",
+            &mock.base(),
+            "--vus",
+            "4",
+            "--duration",
+            "6s",
+            "--no-preflight",
+        ])
+        .await;
+        let reordered = tcp_ext("TCPOFOQueue") - ofo_before;
+        assert!(
+            matched("slow") > 20 && reordered > 20,
+            "packets were reordered: {} held back, {reordered} queued out of order",
+            matched("slow")
+        );
+        let s = &r["summary"];
+        let ok = s["ok"].as_u64().unwrap();
+        assert!(ok >= 50 && s["errors"] == 0, "{s} {}", r["errors"]);
+        assert_eq!(s["output_tokens"].as_u64(), Some(ok * 32), "{s}");
+        assert_eq!(latency(&r, "itl")["count"].as_u64(), Some(ok * 31));
+        // The median stream met no late packet before its first token.
+        let st = mock.stats().await;
+        let (ttft, mock_ttft) = (
+            f(&latency(&r, "ttft")["p50"]),
+            f(&st["ttft_us"]["p50"]) / 1000.0,
+        );
+        assert!(
+            (ttft - mock_ttft).abs() <= 2.0,
+            "ttft p50 {ttft} ms vs the mock's {mock_ttft} ms"
         );
     });
 }
