@@ -138,9 +138,13 @@ pub async fn execute_with(
     keep_samples: bool,
     own: Option<Arc<dyn workload::Workload>>,
 ) -> Result<Executed> {
-    // Loaded before the first request: loading it beside the start (40 ms
-    // of a core) made a replay's first starts late by the mock's stamps.
-    tokenizer::warm_up();
+    // The in-process mock counts every prompt with the vocabulary: loaded
+    // before its first request. A remote target's run loads it beside, at
+    // the lowest priority.
+    match &plan.target {
+        Target::Mock { .. } => tokenizer::warm_up(),
+        Target::Remote(_) => tokenizer::warm_up_beside(),
+    }
     let mock_server = match &plan.target {
         Target::Mock { config: cfg, .. } => {
             Some(mock::start((**cfg).clone(), "127.0.0.1:0").await?)

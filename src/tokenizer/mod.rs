@@ -9,8 +9,9 @@
 //!   texts known before the run (a fixed prompt, a dataset) are counted once
 //!   at the start.
 //! - a Hugging Face `tokenizer.json` file (the `tokenizers` crate);
-//! - a tiktoken encoding: `cl100k_base` or `o200k_base` (tiktoken-rs, whose
-//!   vocabularies ship inside the crate: no network).
+//! - a tiktoken encoding: `cl100k_base` or `o200k_base` (tiktoken-rs's
+//!   encoder, with the vocabularies built into the binary: no network; see
+//!   [`vocab`]).
 //!
 //! The default is `server` when the target answers `/tokenize`, else
 //! `cl100k_base`. Each tokenizer also finds its *words*: common English
@@ -22,6 +23,7 @@
 //! against the mock can check its local counts against the server's exactly.
 
 pub mod server;
+mod vocab;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -30,12 +32,43 @@ use std::sync::Arc;
 use tiktoken_rs::CoreBPE;
 
 fn bpe() -> &'static CoreBPE {
-    tiktoken_rs::cl100k_base_singleton()
+    vocab::cl100k()
 }
 
-/// Load the vocabulary now (40-100 ms) rather than on the first request.
+/// Whether `cl100k_base` is loaded.
+static READY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Load the vocabulary now (~30 ms) rather than on the first count: where
+/// every request is counted (the mock).
 pub fn warm_up() {
     let _ = bpe();
+    READY.store(true, std::sync::atomic::Ordering::Release);
+}
+
+/// Load the vocabulary on a thread of its own at the lowest priority
+/// (nice 19), beside a run's start: a run's first request needs none
+/// (synthetic prompts are words of one token each; the default prompt's
+/// count is known), and the load's own threads keep their cores — loaded
+/// at a normal priority, its ~30 ms of a core made a replay's first starts
+/// late. A count wanted before it is loaded waits for it ([`ready`]).
+pub fn warm_up_beside() {
+    let _ = std::thread::Builder::new()
+        .name("vocabulary".into())
+        .spawn(|| {
+            #[cfg(target_os = "linux")]
+            // SAFETY: setpriority on this thread's own id; no memory is
+            // passed.
+            unsafe {
+                libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, 19);
+            }
+            warm_up();
+        });
+}
+
+/// Whether the vocabulary is loaded: until then a count would wait for it,
+/// and a caller on a worker thread counts on a blocking thread instead.
+pub fn ready() -> bool {
+    READY.load(std::sync::atomic::Ordering::Acquire)
 }
 
 /// `cl100k_base`, shared: what counts when nothing else was chosen.
@@ -202,8 +235,8 @@ pub enum Encoding {
 impl Encoding {
     fn bpe(self) -> &'static CoreBPE {
         match self {
-            Encoding::Cl100k => tiktoken_rs::cl100k_base_singleton(),
-            Encoding::O200k => tiktoken_rs::o200k_base_singleton(),
+            Encoding::Cl100k => vocab::cl100k(),
+            Encoding::O200k => vocab::o200k(),
         }
     }
 
@@ -346,6 +379,16 @@ impl Tokenizer {
             Kind::Server { api, at } => Some((api, at.as_deref())),
             _ => None,
         }
+    }
+
+    /// Whether this counts with a tiktoken vocabulary (loaded once).
+    pub fn is_tiktoken(&self) -> bool {
+        matches!(self.kind, Kind::Tiktoken(_))
+    }
+
+    /// Whether this counts with `cl100k_base`.
+    pub fn is_cl100k(&self) -> bool {
+        matches!(self.kind, Kind::Tiktoken(Encoding::Cl100k))
     }
 
     /// The words synthetic prompts are made of.

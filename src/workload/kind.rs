@@ -12,6 +12,9 @@ pub const DEFAULT_MODEL: &str = "gpt-3.5-turbo";
 /// Default prompt of the completions workloads.
 pub const DEFAULT_PROMPT: &str =
     "Explain in a few sentences how a load balancer spreads requests across a pool of servers.";
+/// [`DEFAULT_PROMPT`]'s tokens in `cl100k_base` (a test checks it): a
+/// default run needs no vocabulary before its first request.
+pub const DEFAULT_PROMPT_CL100K: u32 = 19;
 /// Default embeddings model and input.
 pub const DEFAULT_EMBEDDING_MODEL: &str = "text-embedding-3-small";
 /// Default rerank model.

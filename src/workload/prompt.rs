@@ -78,7 +78,10 @@ impl PromptSource {
             }
             None => PromptSource::Fixed {
                 text: fixed.to_string(),
-                tokens: tok.count_prompt(fixed),
+                tokens: match fixed == super::DEFAULT_PROMPT && tok.is_cl100k() {
+                    true => super::kind::DEFAULT_PROMPT_CL100K,
+                    false => tok.count_prompt(fixed),
+                },
             },
         }
     }
@@ -130,6 +133,12 @@ fn sample_len(mean: u32, stddev: f64, rng: &mut fastrand::Rng) -> u32 {
 mod tests {
     use super::*;
     use crate::tokenizer::{self, default_tokenizer};
+
+    #[test]
+    fn the_default_prompts_count_is_cl100ks() {
+        use super::super::{kind::DEFAULT_PROMPT_CL100K, DEFAULT_PROMPT};
+        assert_eq!(tokenizer::count(DEFAULT_PROMPT), DEFAULT_PROMPT_CL100K);
+    }
 
     #[test]
     fn synthetic_prompts_have_the_exact_length_and_differ() {
