@@ -5,10 +5,9 @@ use std::time::Instant;
 
 use crate::cli::MergeArgs;
 use crate::error::{Error, Result};
-use crate::print_stdout;
-use crate::report::{self, json::JsonOutput, result::RunResult};
+use crate::report::{self, result::RunResult};
 
-use super::run::{open_html, verdict};
+use super::run::verdict;
 
 /// `periscope merge`: the merged result, its tables, and its thresholds' verdict.
 pub async fn main(a: MergeArgs) -> Result<i32> {
@@ -20,16 +19,16 @@ pub async fn main(a: MergeArgs) -> Result<i32> {
             .map(|p| report::read::run_result(p).map(|r| (p.clone(), r)))
             .collect::<Result<Vec<_>>>()?,
     };
-    let out = JsonOutput::open_for(&a.output, "--output")?;
-    let html_out = open_html(a.html.as_deref())?;
+    let exporters = report::export::open(&report::export::Asked {
+        markdown: true,
+        step_summary: true,
+        json: Some(&a.output),
+        json_flag: Some("--output"),
+        html: a.html.as_deref(),
+        ..Default::default()
+    })?;
     let merged = report::merge::merge(&results, a.force)?;
-    let md = report::markdown::render(&merged);
-    print_stdout(&md);
-    report::append_step_summary(&md);
-    out.write(&merged)?;
-    if let Some(h) = html_out {
-        h.write_str(&report::html::render(&merged))?;
-    }
+    report::export::write_all(exporters, report::export::Doc::Run(&merged))?;
     verdict(&merged, false)
 }
 

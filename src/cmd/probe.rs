@@ -103,11 +103,10 @@ pub async fn main(a: ProbeArgs) -> Result<i32> {
             "the corpus has no case left: loosen --dataset-label / --dataset-limit"
         ));
     }
-    let json_out = a
-        .output_json
-        .as_deref()
-        .map(|p| crate::report::json::JsonOutput::open_for(p, "--json"))
-        .transpose()?;
+    let exporters = crate::report::export::open(&crate::report::export::Asked {
+        json: a.output_json.as_deref(),
+        ..Default::default()
+    })?;
     let mut request = a.request.clone();
     request.max_tokens = Some(request.max_tokens.unwrap_or(64));
     let plan = Plan::from_args(&RunArgs {
@@ -168,8 +167,7 @@ pub async fn main(a: ProbeArgs) -> Result<i32> {
     }
     crate::print_stdout(&md);
     crate::report::append_step_summary(&md);
-    if let Some(j) = json_out {
-        j.write(&json!({
+    let doc = json!({
             "schema": "periscope.probe/v1",
             "inputs": {
                 "url": endpoint,
@@ -183,9 +181,9 @@ pub async fn main(a: ProbeArgs) -> Result<i32> {
             "interrupted": interrupted,
             "confusion": confusion(&results),
             "cases": results,
-            "unsent": unsent.iter().map(|r| &r.case.id).collect::<Vec<_>>(),
-        }))?;
-    }
+        "unsent": unsent.iter().map(|r| &r.case.id).collect::<Vec<_>>(),
+    });
+    crate::report::export::write_all(exporters, crate::report::export::Doc::Probe(&doc))?;
     Ok(if interrupted {
         exit::INTERRUPTED
     } else {

@@ -6,8 +6,6 @@ use crate::error::{exit, Error, Result};
 use crate::print_stdout;
 use crate::report;
 
-use super::run::open_html;
-
 /// `periscope report`: print the tables of a result, or write its HTML and CSV.
 pub fn main(a: ReportArgs) -> Result<i32> {
     if let Some(path) = &a.from_vllm {
@@ -29,31 +27,31 @@ pub fn main(a: ReportArgs) -> Result<i32> {
         return side_by_side(&result, &a);
     }
     let doc = report::read::document(&result)?;
-    let html_out = open_html(a.html.as_deref())?;
-    match doc {
-        report::read::Document::Run(r) => {
-            if let Some(path) = &a.csv {
-                report::csv::write(&r, path, &result)?;
-            }
-            if let Some(out) = html_out {
-                out.write_str(&report::html::render(&r))?;
-            }
-            if a.csv.is_none() && a.html.is_none() {
-                print_stdout(&report::markdown::render(&r));
-            }
-        }
-        report::read::Document::Sweep(s) => {
-            if a.csv.is_some() {
+    if a.csv.is_some() {
+        match &doc {
+            report::read::Document::Run(r) => report::csv::has_rows(r, &result)?,
+            report::read::Document::Sweep(_) => {
                 return Err(Error::Usage(format!(
                     "{}: --csv is for run results; a sweep's raw latencies are in its JSON (rows[].samples)",
                     result.display()
-                )));
+                )))
             }
-            if let Some(out) = html_out {
-                out.write_str(&report::html::render_sweep(&s))?;
-            } else {
-                print_stdout(&report::sweep::render_tables(&s));
-            }
+        }
+    }
+    let exporters = report::export::open(&report::export::Asked {
+        // The tables when no file is asked for.
+        markdown: a.csv.is_none() && a.html.is_none(),
+        html: a.html.as_deref(),
+        csv: a.csv.as_deref(),
+        csv_from: Some(&result),
+        ..Default::default()
+    })?;
+    match &doc {
+        report::read::Document::Run(r) => {
+            report::export::write_all(exporters, report::export::Doc::Run(r))?
+        }
+        report::read::Document::Sweep(s) => {
+            report::export::write_all(exporters, report::export::Doc::Sweep(s))?
         }
     }
     Ok(exit::OK)

@@ -6,7 +6,7 @@ use crate::error::{exit, Result};
 use crate::executor::{self, describe_load};
 use crate::plan::{Plan, Target};
 use crate::print_stdout;
-use crate::report::{self, json::JsonOutput, result::RunResult};
+use crate::report::{self, result::RunResult};
 
 pub async fn main(a: RunArgs) -> Result<i32> {
     let plan = Plan::from_args(&a)?;
@@ -50,34 +50,9 @@ pub async fn main(a: RunArgs) -> Result<i32> {
         return Ok(exit::OK);
     }
     // Every output path is opened before the run: a bad one fails first.
-    let json_out = plan
-        .outputs
-        .json
-        .as_deref()
-        .map(JsonOutput::open)
-        .transpose()?;
-    let html_out = open_html(plan.outputs.html.as_deref())?;
-    let csv_out = plan.outputs.csv.as_deref().map(open_csv).transpose()?;
+    let exporters = report::export::open(&export_asked(&plan.outputs))?;
     let result = run_n(&plan).await?;
-    let markdown = report::markdown::render(&result);
-    print_stdout(&markdown);
-    report::append_step_summary(&markdown);
-    if let Some(out) = json_out {
-        match plan.outputs.json_format {
-            crate::cli::JsonFormat::Periscope => out.write(&result)?,
-            crate::cli::JsonFormat::Vllm => {
-                let path = plan.outputs.json.clone().unwrap_or_default();
-                let parts = report::merge::parts(&path, &result)?;
-                out.write(&report::vllm::to_vllm(&result, &parts))?
-            }
-        }
-    }
-    if let Some(out) = html_out {
-        out.write_str(&report::html::render(&result))?;
-    }
-    if let Some(path) = csv_out {
-        report::csv::write_after_run(&result, &path)?;
-    }
+    report::export::write_all(exporters, report::export::Doc::Run(&result))?;
     if !plan.segment.segment.is_whole() {
         // A segment's share is not the plan: the verdict is the merge's.
         if !result.thresholds.is_empty() {
@@ -200,17 +175,18 @@ fn describe_segment(plan: &Plan) -> String {
     )
 }
 
-pub(crate) fn open_html(path: Option<&std::path::Path>) -> Result<Option<JsonOutput>> {
-    path.map(|p| JsonOutput::open_for(p, "--html")).transpose()
-}
-
-/// Check that the CSV files can be written, before anything runs (the
-/// runner writes the rows to PATH during the run).
-fn open_csv(path: &std::path::Path) -> Result<std::path::PathBuf> {
-    JsonOutput::open_for(path, "--csv")?;
-    JsonOutput::open_for(&report::csv::summary_path(path), "--csv")?;
-    JsonOutput::open_for(&report::csv::series_path(path), "--csv")?;
-    Ok(path.to_path_buf())
+/// The end-of-run formats a run's flags ask for: the tables always, the
+/// files named.
+fn export_asked(o: &crate::plan::Outputs) -> report::export::Asked<'_> {
+    report::export::Asked {
+        markdown: true,
+        step_summary: true,
+        json: o.json.as_deref(),
+        vllm: matches!(o.json_format, crate::cli::JsonFormat::Vllm),
+        html: o.html.as_deref(),
+        csv: o.csv.as_deref(),
+        ..Default::default()
+    }
 }
 
 /// The exit code of a result: 105 when Ctrl-C or SIGTERM stopped it (its

@@ -11,7 +11,7 @@ pub fn main(a: TraceArgs) -> Result<i32> {
         TraceCommand::Summarize { file, json } => {
             let out = json
                 .as_deref()
-                .map(|p| crate::report::json::JsonOutput::open_for(p, "--json"))
+                .map(|p| crate::report::json::OutputFile::open_for(p, "--json"))
                 .transpose()?;
             let s = summary::summarize(&file).map_err(Error::Usage)?;
             print_stdout(&summary::markdown(&file, &s));

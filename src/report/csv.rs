@@ -240,14 +240,21 @@ pub fn write_summary(r: &RunResult, path: &Path) -> anyhow::Result<()> {
 /// summary and per-second series beside it. A result without its requests
 /// is refused before anything is written.
 pub fn write(r: &RunResult, path: &Path, source: &Path) -> Result<(), Error> {
+    has_rows(r, source)?;
+    write_requests(r, path)?;
+    write_after_run(r, path)
+}
+
+/// Whether the result `source` kept its per-request rows, as `report
+/// --csv` needs: checked before any file is made.
+pub fn has_rows(r: &RunResult, source: &Path) -> Result<(), Error> {
     if r.requests.is_empty() && r.summary.requests > 0 {
         return Err(Error::Usage(format!(
             "{}: the result has no per-request rows; run it with --keep-requests (or write the rows during the run with --csv)",
             source.display()
         )));
     }
-    write_requests(r, path)?;
-    write_after_run(r, path)
+    Ok(())
 }
 
 /// What `run --csv PATH` writes at the end, its rows having been written

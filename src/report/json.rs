@@ -1,5 +1,6 @@
-//! The JSON result file. The path is opened before the run, so a bad path
-//! fails before anything is sent.
+//! An output file (the JSON result, the HTML page, …), created before the
+//! run, so a bad path fails before anything is sent, and written whole at
+//! the end.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -9,13 +10,13 @@ use anyhow::Context as _;
 
 use crate::error::{Error, Result};
 
-/// A JSON result file opened before the run.
-pub struct JsonOutput {
+/// An output file opened before the run.
+pub struct OutputFile {
     path: PathBuf,
     file: File,
 }
 
-impl JsonOutput {
+impl OutputFile {
     /// Create (truncate) `path` now; a failure is a usage error naming the flag.
     pub fn open(path: &Path) -> Result<Self> {
         Self::open_for(path, "--json")
@@ -25,7 +26,7 @@ impl JsonOutput {
     pub fn open_for(path: &Path, flag: &str) -> Result<Self> {
         let file = File::create(path)
             .map_err(|e| Error::Usage(format!("{flag}: cannot write {}: {e}", path.display())))?;
-        Ok(JsonOutput {
+        Ok(OutputFile {
             path: path.to_path_buf(),
             file,
         })

@@ -1,13 +1,16 @@
 //! Outputs at the end of a run, read from the result model only.
 //!
 //! One file per format: `markdown.rs` (the tables on stdout), `json.rs` (the
-//! `periscope.result/v1` document), `html.rs` (the self-contained report),
-//! `csv.rs` (per-request and summary rows). `read.rs` reads results back for
+//! `periscope.result/v1` document's file), `html.rs` (the self-contained
+//! report), `csv.rs` (per-request and summary rows), `vllm.rs` (vLLM's
+//! benchmark JSON); `export.rs` puts them behind one `Exporter` trait, the
+//! way every command writes them. `read.rs` reads results back for
 //! `report`, `compare` (`compare.rs`) and `merge` (`merge.rs`).
 
 pub mod chart;
 pub mod compare;
 pub mod csv;
+pub mod export;
 mod groups;
 pub mod html;
 pub mod json;

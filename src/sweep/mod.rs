@@ -279,16 +279,11 @@ pub async fn run(a: SweepArgs) -> Result<i32> {
     // What every leg sends, as resolved (flags over --seed-defaults).
     let spec = &checked[0].workload.spec;
     let (stream, model, max_tokens) = (spec.stream, spec.model.clone(), spec.max_tokens);
-    let json_out = a
-        .output_json
-        .as_deref()
-        .map(|p| crate::report::json::JsonOutput::open_for(p, "--json"))
-        .transpose()?;
-    let html_out = a
-        .html
-        .as_deref()
-        .map(|p| crate::report::json::JsonOutput::open_for(p, "--html"))
-        .transpose()?;
+    let exporters = crate::report::export::open(&crate::report::export::Asked {
+        json: a.output_json.as_deref(),
+        html: a.html.as_deref(),
+        ..Default::default()
+    })?;
     let mut out = format!(
         "## periscope sweep: {}\n\nToken present: {} · model `{model}`{} · {} requests per endpoint per level · {}{}\n\n",
         endpoints
@@ -456,12 +451,7 @@ pub async fn run(a: SweepArgs) -> Result<i32> {
         run_id,
         outputs,
     };
-    if let Some(j) = json_out {
-        j.write(&doc)?;
-    }
-    if let Some(h) = html_out {
-        h.write_str(&crate::report::html::render_sweep(&doc))?;
-    }
+    crate::report::export::write_all(exporters, crate::report::export::Doc::Sweep(&doc))?;
     Ok(if interrupted {
         exit::INTERRUPTED
     } else {

@@ -32,13 +32,13 @@ impl GeneratorUsage {
 }
 
 impl Summary {
-    /// What the answers' bodies weighed, and what compression saved.
+    /// What compressed answers weighed, decoded and on the wire (none
+    /// when nothing came compressed).
     pub fn received_note(&self) -> Option<String> {
         let r = &self.received;
         let mb = |b: u64| b as f64 / 1e6;
         match r.compressed {
-            _ if r.wire_bytes == 0 => None,
-            0 => Some(format!("received: {:.3} MB of answer bodies", mb(r.bytes))),
+            0 => None,
             n => Some(format!(
                 "received: {:.3} MB of answer bodies, {:.3} MB on the wire ({n} of {} answers compressed, {:.1}× smaller)",
                 mb(r.bytes),
