@@ -26,7 +26,7 @@ pub async fn main(a: RunArgs) -> Result<i32> {
                     .planned_queries()
                     .map(|q| format!("planned queries: {q}\n"))
                     .unwrap_or_default();
-                if o.test_type == "query" {
+                if o.test_type == Some(crate::otlp::TestType::Query) {
                     return queries;
                 }
                 format!(

@@ -26,14 +26,17 @@ pub const DEFAULT_MIX: &str =
 pub const TRACES_PATH: &str = "/v1/traces";
 
 /// How exports travel: OTLP's `OTEL_EXPORTER_OTLP_PROTOCOL` values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub enum Protocol {
     /// Unary `TraceService/Export` calls over HTTP/2.
+    #[serde(rename = "grpc")]
     Grpc,
     /// Protobuf POSTed to `/v1/traces`.
     #[default]
+    #[serde(rename = "http/protobuf")]
     HttpProtobuf,
     /// OTLP/JSON POSTed to `/v1/traces`.
+    #[serde(rename = "http/json")]
     HttpJson,
 }
 
@@ -97,7 +100,9 @@ impl Protocol {
 
 /// What an otlp-traces run does: ingestion, queries, or both at once (the
 /// Tempo suite's test types).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum TestType {
     /// Trace exports only.
@@ -249,12 +254,12 @@ pub struct OtlpView {
     pub mix: String,
     pub platform: String,
     pub json: bool,
-    /// grpc, http/protobuf or http/json (older results: empty).
-    #[serde(default)]
-    pub protocol: String,
-    /// ingestion, query or combined (older results: empty).
-    #[serde(default)]
-    pub test_type: String,
+    /// grpc, http/protobuf or http/json (older results: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<Protocol>,
+    /// ingestion, query or combined (older results: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_type: Option<TestType>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mb_per_s: Option<f64>,
     /// Mean encoded bytes and spans of a trace of the mix.

@@ -47,7 +47,7 @@ impl LoadPlan {
     pub fn from_args(
         a: &RunArgs,
         sc: &Scenario,
-        workload: &str,
+        workload: crate::workload::WorkloadKind,
         paced_rate: Option<f64>,
         batches: usize,
     ) -> Result<Self> {
@@ -88,7 +88,7 @@ impl LoadPlan {
             (None, None) => resolve_load(a, sc)?,
         };
         let shaped = load.stages().stages.len() > 1;
-        if workload == "batch-embeddings" && !(shaped && batches == 1) {
+        if workload == crate::workload::WorkloadKind::BatchEmbeddings && !(shaped && batches == 1) {
             if shaped {
                 return Err(usage!(
                     "batch-embeddings runs one stage per batch size: with the stages of --stages or of the {} scenario, give one size (--batch-sizes 32)",

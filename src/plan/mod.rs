@@ -33,7 +33,7 @@ pub use workload::WorkloadPlan;
 
 use crate::cli::RunArgs;
 use crate::error::{Error, Result};
-use crate::report::view::PlanView;
+use crate::report::view::{PlanView, TargetKind};
 use crate::scenario::{self, Kind};
 use crate::tokenizer::Tokenizer;
 use crate::usage;
@@ -231,7 +231,7 @@ impl Plan {
         let mut load = LoadPlan::from_args(
             a,
             &sc,
-            workload.spec.kind.name(),
+            workload.spec.kind,
             exports.rate,
             workload.spec.batch_sizes.len(),
         )?;
@@ -327,7 +327,7 @@ impl Plan {
             } else {
                 Vec::new()
             },
-            workload: self.workload_name().to_string(),
+            workload: self.workload.spec.kind,
             target: target_url.to_string(),
             sent_to: self.sent_to_at(target_url),
             jitter_ms: self.load.jitter.map(|j| j.as_millis() as u64),
@@ -372,10 +372,9 @@ impl Plan {
             }),
             prices: self.checks.prices,
             target_kind: match self.target {
-                Target::Mock { .. } => "built-in mock",
-                Target::Remote(_) => "remote",
-            }
-            .to_string(),
+                Target::Mock { .. } => TargetKind::Mock,
+                Target::Remote(_) => TargetKind::Remote,
+            },
             mock_args: match &self.target {
                 Target::Mock { flags, .. } => flags.clone(),
                 Target::Remote(_) => None,

@@ -259,8 +259,8 @@ pub fn compare(
         for (what, x, y) in [
             (
                 "workload",
-                base.plan.workload.clone(),
-                cur.plan.workload.clone(),
+                base.plan.workload.to_string(),
+                cur.plan.workload.to_string(),
             ),
             ("target", target_identity(base), target_identity(cur)),
         ] {

@@ -76,7 +76,7 @@ fn by_turn(rows: &[&GroupRow]) -> Table {
 
 /// Embeddings by batch size, or rerank by documents per request.
 fn by_batch(r: &RunResult, rows: &[&GroupRow]) -> Table {
-    let rerank = r.plan.workload == "rerank";
+    let rerank = r.plan.workload == crate::workload::WorkloadKind::Rerank;
     let (title, unit, per) = if rerank {
         ("By documents per request", "documents", "document")
     } else {

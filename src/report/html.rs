@@ -422,7 +422,7 @@ pub fn render(r: &RunResult) -> String {
         .join(", ");
     let plan = kv_table(&[
         ("target", format!("{} ({})", p.target, p.target_kind)),
-        ("workload", p.workload.clone()),
+        ("workload", p.workload.to_string()),
         ("model", p.model.clone()),
         (
             "scenario",

@@ -95,14 +95,14 @@ fn workload_figures(r: &RunResult) -> String {
         header.push("met SLOs".to_string());
         row.push(format!("{:.1}%", s.goodput_ratio.unwrap_or(0.0) * 100.0));
     }
-    match WorkloadKind::parse(&r.plan.workload) {
-        Some(WorkloadKind::PrefillHeavy) => {
+    match r.plan.workload {
+        WorkloadKind::PrefillHeavy => {
             if let Some(p) = s.prefill_rate {
                 header.push("prefill rate (input tokens/s of ttft)".into());
                 row.push(f1(p));
             }
         }
-        Some(WorkloadKind::DecodeHeavy) => {
+        WorkloadKind::DecodeHeavy => {
             if let Some(d) = s.decode_rate {
                 header.push("decode rate (output tokens/s after the first)".into());
                 row.push(f1(d));
@@ -111,7 +111,7 @@ fn workload_figures(r: &RunResult) -> String {
         _ => {}
     }
     if let Some(t) = s.texts {
-        let unit = if r.plan.workload == "rerank" {
+        let unit = if r.plan.workload == WorkloadKind::Rerank {
             "documents"
         } else {
             "texts"
@@ -340,7 +340,7 @@ pub fn render(r: &RunResult) -> String {
     }
     let stopped = format!("{jitter}{part}{stopped}");
     match &p.otlp {
-        Some(o) if o.test_type == "query" => {
+        Some(o) if o.test_type == Some(crate::otlp::TestType::Query) => {
             let _ = writeln!(
                 out,
                 "query-only: queries to `{}` · platform `{}` · {} · run `{}`{stopped}\n",
@@ -359,9 +359,9 @@ pub fn render(r: &RunResult) -> String {
                 "traces to `{}` · platform `{}` · {} + gzip · mix `{}` · {}{} · run `{}`{stopped}\n",
                 o.url,
                 o.platform,
-                match (o.json, o.protocol.as_str()) {
+                match (o.json, o.protocol) {
                     (true, _) => "OTLP/JSON",
-                    (_, "grpc") => "OTLP/gRPC",
+                    (_, Some(crate::otlp::Protocol::Grpc)) => "OTLP/gRPC",
                     _ => "protobuf",
                 },
                 o.mix,
@@ -637,7 +637,11 @@ pub fn render(r: &RunResult) -> String {
         .collect();
     defs.extend(super::timings::definitions(r));
     if let Some(o) = &r.otlp {
-        let query_only = r.plan.otlp.as_ref().is_some_and(|v| v.test_type == "query");
+        let query_only = r
+            .plan
+            .otlp
+            .as_ref()
+            .is_some_and(|v| v.test_type == Some(crate::otlp::TestType::Query));
         out.push_str(&super::otlp::markdown(o, query_only));
     }
     if let Some(runs) = &r.runs {
@@ -660,6 +664,6 @@ pub(super) fn load_words(p: &super::view::PlanView) -> String {
 }
 
 fn tokens_apply(r: &RunResult) -> (bool, bool) {
-    WorkloadKind::parse(&r.plan.workload)
-        .map_or((true, true), |k| (k.counts_input_tokens(), k.generates()))
+    let k = r.plan.workload;
+    (k.counts_input_tokens(), k.generates())
 }

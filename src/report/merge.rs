@@ -27,7 +27,7 @@ fn bad(path: &std::path::Path, msg: impl std::fmt::Display) -> Error {
 fn identity(r: &RunResult) -> [(&'static str, String); 5] {
     let p = &r.plan;
     [
-        ("workload", p.workload.clone()),
+        ("workload", p.workload.to_string()),
         ("target", target_identity(r)),
         ("model", p.model.clone()),
         ("scenario", p.scenario.clone()),
@@ -38,7 +38,7 @@ fn identity(r: &RunResult) -> [(&'static str, String); 5] {
 /// The target as compare and merge see it: the built-in mock is the same
 /// target whatever free port it got.
 pub fn target_identity(r: &RunResult) -> String {
-    if r.plan.target_kind == "built-in mock" {
+    if r.plan.target_kind == crate::report::view::TargetKind::Mock {
         "the built-in mock".to_string()
     } else {
         r.plan.target.clone()

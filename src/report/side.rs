@@ -23,7 +23,7 @@ pub fn render(results: &[(String, RunResult)]) -> String {
             let s = &r.summary;
             vec![
                 name.clone(),
-                r.plan.workload.clone(),
+                r.plan.workload.to_string(),
                 format!("`{}`", r.plan.model),
                 r.plan.scenario.clone(),
                 s.requests.to_string(),

@@ -36,8 +36,7 @@ pub fn markdown(r: &RunResult) -> String {
         .into_iter()
         .filter(|m| f.latency.contains_key(*m))
         .collect();
-    let generates = crate::workload::WorkloadKind::parse(&r.plan.workload)
-        .is_none_or(crate::workload::WorkloadKind::generates);
+    let generates = r.plan.workload.generates();
     let mut header = vec!["", "req", "ok", "err", "error_rate", "ok_rps"];
     if generates {
         header.push("tokens/s");

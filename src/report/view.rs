@@ -7,6 +7,25 @@ use serde::{Deserialize, Serialize};
 use crate::executor::Load;
 use crate::scenario::Kind;
 
+/// Where the requests went: periscope's own mock, in the process, or a
+/// server of the user's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TargetKind {
+    #[serde(rename = "built-in mock")]
+    Mock,
+    #[serde(rename = "remote")]
+    Remote,
+}
+
+impl std::fmt::Display for TargetKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TargetKind::Mock => "built-in mock",
+            TargetKind::Remote => "remote",
+        })
+    }
+}
+
 /// The plan as written to outputs (`--dry-run`, the JSON result).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PlanView {
@@ -16,7 +35,7 @@ pub struct PlanView {
     /// Each stage's phase, when the scenario names them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub phases: Vec<Option<String>>,
-    pub workload: String,
+    pub workload: crate::workload::WorkloadKind,
     /// The API base URL requests went to.
     pub target: String,
     /// The URL the workload's requests went to (the base + its endpoint's
@@ -50,7 +69,7 @@ pub struct PlanView {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lora: Option<LoraView>,
     /// `built-in mock` or `remote`.
-    pub target_kind: String,
+    pub target_kind: TargetKind,
     /// Flags of the in-process mock.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mock_args: Option<String>,

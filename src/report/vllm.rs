@@ -19,6 +19,7 @@ use serde_json::{json, Map, Value};
 
 use super::result::RunResult;
 use crate::error::Error;
+use crate::workload::WorkloadKind;
 
 /// The percentiles written for each metric (vLLM's default is 99 alone;
 /// `--metric-percentiles 50,90,95,99` writes these).
@@ -33,11 +34,11 @@ const METRICS: [(&str, &str); 4] = [
 ];
 
 /// vLLM's endpoint type of a workload.
-fn endpoint_type(workload: &str) -> &'static str {
+fn endpoint_type(workload: WorkloadKind) -> &'static str {
     match workload {
-        "text-completions" => "openai",
-        "embeddings" | "batch-embeddings" => "openai-embeddings",
-        "rerank" => "vllm-rerank",
+        WorkloadKind::TextCompletions => "openai",
+        WorkloadKind::Embeddings | WorkloadKind::BatchEmbeddings => "openai-embeddings",
+        WorkloadKind::Rerank => "vllm-rerank",
         _ => "openai-chat",
     }
 }
@@ -84,8 +85,8 @@ pub fn to_vllm(r: &RunResult, parts: &super::merge::Parts) -> Value {
         out.insert(k.to_string(), v);
     };
     put("date", json!(date));
-    put("endpoint_type", json!(endpoint_type(&p.workload)));
-    put("backend", json!(endpoint_type(&p.workload)));
+    put("endpoint_type", json!(endpoint_type(p.workload)));
+    put("backend", json!(endpoint_type(p.workload)));
     put("label", json!("periscope"));
     put("model_id", json!(p.model));
     put(

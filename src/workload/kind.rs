@@ -32,10 +32,11 @@ pub enum LlmApi {
     Responses,
 }
 
-/// A workload.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+/// A workload; serialized as its name (the result's `plan.workload`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum WorkloadKind {
+    #[serde(alias = "chat")]
     Completions,
     Responses,
     Messages,
@@ -79,6 +80,7 @@ impl WorkloadKind {
     /// The workload a name on the command line or in a file means (`chat`
     /// is `completions`).
     pub fn parse(name: &str) -> Option<WorkloadKind> {
+        // (Serde reads the same names: a test checks both ways.)
         match name {
             "chat" => return Some(WorkloadKind::Completions),
             "script" => return Some(WorkloadKind::Script),
@@ -290,6 +292,12 @@ impl WorkloadKind {
     }
 }
 
+impl std::fmt::Display for WorkloadKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -302,6 +310,16 @@ mod tests {
         }
         assert_eq!(WorkloadKind::parse("chat"), Some(WorkloadKind::Completions));
         assert_eq!(WorkloadKind::parse("nope"), None);
+        // A result's plan.workload is the name, read back as the kind.
+        for k in WorkloadKind::ALL.iter().chain([&WorkloadKind::Script]) {
+            let json = serde_json::to_string(k).unwrap();
+            assert_eq!(json, format!("\"{}\"", k.name()));
+            assert_eq!(serde_json::from_str::<WorkloadKind>(&json).unwrap(), *k);
+        }
+        assert_eq!(
+            serde_json::from_str::<WorkloadKind>("\"chat\"").unwrap(),
+            WorkloadKind::Completions
+        );
         assert_eq!(
             WorkloadKind::BatchEmbeddings.model_env(),
             "OPENAI_EMBEDDING_MODEL"

@@ -267,3 +267,28 @@ fn files_are_short_and_open_with_what_they_own() {
         "no `//!` doc block: {undocumented:?}"
     );
 }
+
+#[test]
+fn plan_facts_are_compared_as_enums_not_strings() {
+    let mut files = Vec::new();
+    rust_files(&src(), &mut files);
+    let facts = ["workload", "test_type", "target_kind", "protocol"];
+    let mut found = Vec::new();
+    for f in &files {
+        let text = std::fs::read_to_string(f).unwrap();
+        for (n, line) in without_tests(&text).lines().enumerate() {
+            for fact in facts {
+                for op in ["==", "!="] {
+                    let code = line.split("//").next().unwrap_or("");
+                    if code.contains(&format!("{fact} {op} \"")) {
+                        found.push(format!("{}:{}: {}", f.display(), n + 1, line.trim()));
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "plan facts compared as strings (use the enums: WorkloadKind, TestType, TargetKind, Protocol): {found:#?}"
+    );
+}
