@@ -27,15 +27,6 @@ impl Client {
     /// The tokens in `text` by the run's tokenizer: counted here, or asked
     /// of the server.
     pub async fn count_tokens(&self, text: &str) -> Result<u32, String> {
-        // Before the vocabulary is loaded (a run loads it beside its
-        // start), a count waits for it on a blocking thread, not on the
-        // worker that reads other requests' answers.
-        if self.tokenizer.is_tiktoken() && !tokenizer::ready() {
-            let (tok, text) = (self.tokenizer.clone(), text.to_string());
-            return tokio::task::spawn_blocking(move || tok.count_prompt(&text))
-                .await
-                .map_err(|e| e.to_string());
-        }
         if let Some(n) = self.tokenizer.count_local(text) {
             return Ok(n);
         }

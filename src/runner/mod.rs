@@ -138,13 +138,10 @@ pub async fn execute_with(
     keep_samples: bool,
     own: Option<Arc<dyn workload::Workload>>,
 ) -> Result<Executed> {
-    // The in-process mock counts every prompt with the vocabulary: loaded
-    // before its first request. A remote target's run loads it beside, at
-    // the lowest priority.
-    match &plan.target {
-        Target::Mock { .. } => tokenizer::warm_up(),
-        Target::Remote(_) => tokenizer::warm_up_beside(),
-    }
+    // Loaded before the first request: loaded beside the start, even on a
+    // thread at nice 19, its ~30 ms of a core made a replay's first starts
+    // late by the mock's stamps (p99 1.2-1.3 ms).
+    tokenizer::warm_up();
     let mock_server = match &plan.target {
         Target::Mock { config: cfg, .. } => {
             Some(mock::start((**cfg).clone(), "127.0.0.1:0").await?)

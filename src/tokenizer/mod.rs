@@ -35,40 +35,9 @@ fn bpe() -> &'static CoreBPE {
     vocab::cl100k()
 }
 
-/// Whether `cl100k_base` is loaded.
-static READY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-/// Load the vocabulary now (~30 ms) rather than on the first count: where
-/// every request is counted (the mock).
+/// Load the vocabulary now (~30 ms) rather than on the first count.
 pub fn warm_up() {
     let _ = bpe();
-    READY.store(true, std::sync::atomic::Ordering::Release);
-}
-
-/// Load the vocabulary on a thread of its own at the lowest priority
-/// (nice 19), beside a run's start: a run's first request needs none
-/// (synthetic prompts are words of one token each; the default prompt's
-/// count is known), and the load's own threads keep their cores — loaded
-/// at a normal priority, its ~30 ms of a core made a replay's first starts
-/// late. A count wanted before it is loaded waits for it ([`ready`]).
-pub fn warm_up_beside() {
-    let _ = std::thread::Builder::new()
-        .name("vocabulary".into())
-        .spawn(|| {
-            #[cfg(target_os = "linux")]
-            // SAFETY: setpriority on this thread's own id; no memory is
-            // passed.
-            unsafe {
-                libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, 19);
-            }
-            warm_up();
-        });
-}
-
-/// Whether the vocabulary is loaded: until then a count would wait for it,
-/// and a caller on a worker thread counts on a blocking thread instead.
-pub fn ready() -> bool {
-    READY.load(std::sync::atomic::Ordering::Acquire)
 }
 
 /// `cl100k_base`, shared: what counts when nothing else was chosen.
@@ -379,11 +348,6 @@ impl Tokenizer {
             Kind::Server { api, at } => Some((api, at.as_deref())),
             _ => None,
         }
-    }
-
-    /// Whether this counts with a tiktoken vocabulary (loaded once).
-    pub fn is_tiktoken(&self) -> bool {
-        matches!(self.kind, Kind::Tiktoken(_))
     }
 
     /// Whether this counts with `cl100k_base`.
