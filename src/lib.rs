@@ -26,7 +26,8 @@
 //!   and periscope's LLM calls); `workload`: what each request is (one
 //!   module per [`workload::WorkloadKind`]).
 //! - `sink`: the InfluxDB feed and the span exporter; `progress`: the live
-//!   line; `slo`: thresholds, per-request objectives, abort-on-fail.
+//!   line; `slo`: thresholds, per-request objectives, abort-on-fail;
+//!   `dashboard`: the live page a run serves (`--dashboard`).
 //! - `mock`: the built-in OpenAI-compatible server.
 //! - `metrics`: HDR histograms and per-second windows, owned by a collector
 //!   task, and the [`metrics::Observer`] trait of live outputs.
@@ -46,6 +47,7 @@ pub mod alloc;
 pub mod cli;
 pub mod client;
 pub mod cmd;
+pub mod dashboard;
 pub mod dataset;
 pub mod dotenv;
 pub mod endpoint;

@@ -110,6 +110,59 @@ pub struct SinkArgs {
     pub endpoint_tag: Option<String>,
 }
 
+/// `--dashboard`: a live page of the run, served by the run itself (`run`,
+/// `sweep`, `probe`).
+#[derive(Debug, Clone, Default, ClapArgs)]
+pub struct DashboardArgs {
+    /// Serve a live page of the run at this address (default
+    /// 127.0.0.1:5665; PERISCOPE_DASHBOARD=true or an address): the same
+    /// per-second figures as the JSON series, the server's metrics beside
+    /// them, pushed as they close. Beyond loopback it needs --dashboard-token.
+    #[arg(long, env = "PERISCOPE_DASHBOARD", value_name = "ADDR", num_args = 0..=1, default_missing_value = "")]
+    pub dashboard: Option<String>,
+    /// The token the page asks for (?token=… or Authorization: Bearer);
+    /// required to listen beyond loopback.
+    #[arg(
+        long,
+        env = "PERISCOPE_DASHBOARD_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub dashboard_token: Option<String>,
+    /// Keep the page up this long after the end, with the HTML report
+    /// (Ctrl-C leaves earlier).
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub dashboard_linger: Option<Duration>,
+}
+
+impl DashboardArgs {
+    /// The board these flags ask for, bound now (None: no dashboard;
+    /// PERISCOPE_DASHBOARD=false or 0 is none).
+    pub fn board(&self) -> Result<Option<crate::dashboard::Board>, String> {
+        let Some(addr) = self
+            .dashboard
+            .as_deref()
+            .filter(|a| !matches!(a.trim(), "false" | "0" | "off" | "no"))
+        else {
+            if self.dashboard_token.is_some()
+                && std::env::var_os("PERISCOPE_DASHBOARD_TOKEN").is_none()
+            {
+                return Err("--dashboard-token needs --dashboard [ADDR]".into());
+            }
+            if self.dashboard_linger.is_some() {
+                return Err("--dashboard-linger needs --dashboard [ADDR]".into());
+            }
+            return Ok(None);
+        };
+        let cfg = crate::dashboard::Config::parse(
+            addr,
+            self.dashboard_token.clone(),
+            self.dashboard_linger.unwrap_or_default(),
+        )?;
+        crate::dashboard::Board::bind(&cfg).map(Some)
+    }
+}
+
 /// The server's own metrics, beside the client's (`run`, `sweep`).
 #[derive(Debug, Clone, Default, ClapArgs)]
 pub struct ServerMetricsArgs {
@@ -285,6 +338,8 @@ pub struct SweepArgs {
     pub html: Option<PathBuf>,
     #[command(flatten)]
     pub sink: SinkArgs,
+    #[command(flatten)]
+    pub dashboard: DashboardArgs,
     /// Print a plain progress line every N completed requests (or `Ns`:
     /// every N seconds) instead of the live bar.
     #[arg(long, value_parser = parse_every_requests, value_name = "N")]
@@ -349,6 +404,8 @@ pub struct ProbeArgs {
     /// Write every case and try to this path.
     #[arg(long = "json", visible_alias = "output-json", value_name = "PATH")]
     pub output_json: Option<PathBuf>,
+    #[command(flatten)]
+    pub dashboard: DashboardArgs,
     /// Print a progress line every N completed cases (or `Ns`: every N
     /// seconds).
     #[arg(long, value_parser = parse_every_requests, value_name = "N")]

@@ -491,6 +491,8 @@ pub struct RunArgs {
     #[command(flatten)]
     pub sink: SinkArgs,
     #[command(flatten)]
+    pub dashboard: DashboardArgs,
+    #[command(flatten)]
     pub server: ServerMetricsArgs,
     #[command(flatten)]
     pub segments: SegmentArgs,

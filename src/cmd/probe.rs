@@ -65,6 +65,7 @@ pub fn from_sweep(a: crate::cli::SweepArgs) -> Result<ProbeArgs> {
         dataset: a.dataset,
         table: a.probe,
         output_json: a.output_json,
+        dashboard: a.dashboard,
         progress_every: a.progress_every,
         jitter_ms: a.jitter_ms,
         mode: Some(crate::cli::Mode::Probe),
@@ -121,6 +122,7 @@ pub async fn main(a: ProbeArgs) -> Result<i32> {
         duration: Some(PROBE_MAX_DURATION),
         no_preflight: true,
         progress_every: a.progress_every,
+        dashboard: a.dashboard.clone(),
         ..Default::default()
     })?;
     let Target::Remote(base) = &plan.target else {
@@ -183,7 +185,16 @@ pub async fn main(a: ProbeArgs) -> Result<i32> {
             "cases": results,
         "unsent": unsent.iter().map(|r| &r.case.id).collect::<Vec<_>>(),
     });
-    crate::report::export::write_all(exporters, crate::report::export::Doc::Probe(&doc))?;
+    let written =
+        crate::report::export::write_all(exporters, crate::report::export::Doc::Probe(&doc));
+    if let Some(b) = &plan.outputs.dashboard {
+        b.push(
+            "cases",
+            &serde_json::json!({ "confusion": doc["confusion"] }),
+        );
+        b.finish(None).await;
+    }
+    written?;
     Ok(if interrupted {
         exit::INTERRUPTED
     } else {

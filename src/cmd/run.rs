@@ -52,7 +52,11 @@ pub async fn main(a: RunArgs) -> Result<i32> {
     // Every output path is opened before the run: a bad one fails first.
     let exporters = report::export::open(&export_asked(&plan.outputs))?;
     let result = run_n(&plan).await?;
-    report::export::write_all(exporters, report::export::Doc::Run(&result))?;
+    let written = report::export::write_all(exporters, report::export::Doc::Run(&result));
+    if let Some(board) = &plan.outputs.dashboard {
+        board.finish(Some(report::html::render(&result))).await;
+    }
+    written?;
     if !plan.segment.segment.is_whole() {
         // A segment's share is not the plan: the verdict is the merge's.
         if !result.thresholds.is_empty() {

@@ -73,6 +73,9 @@ pub struct WindowSummary {
     /// A script's own metrics in this second.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub custom: Vec<CustomPoint>,
+    /// The window's errors by class (`http5xx`, `timeout`…).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub errors_by_class: BTreeMap<String, u64>,
     /// The generator's resident memory at the end of the window, MiB.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rss_mib: Option<f64>,
@@ -534,6 +537,13 @@ impl Collector {
             wire_bytes: agg.payload.wire_bytes,
             spans: agg.payload.accepted_spans(),
             rejected_spans: agg.payload.rejected_spans,
+            errors_by_class: agg
+                .errors_by
+                .iter()
+                .fold(BTreeMap::new(), |mut m, ((c, _), n)| {
+                    *m.entry(c.as_str().to_string()).or_default() += n;
+                    m
+                }),
             rss_mib: super::current_rss_mib(),
         }
     }

@@ -42,6 +42,9 @@ pub struct Outputs {
     /// target URL stands for the target's origin + `/metrics`, known once
     /// the target is (the in-process mock's port).
     pub server: Option<crate::server_metrics::Config>,
+    /// `--dashboard`: the live page, its socket bound when the plan is
+    /// made (not for `--dry-run`); a sweep's levels share one.
+    pub dashboard: Option<crate::dashboard::Board>,
 }
 
 /// `--server-metrics` and `--prometheus` as a scraper's configuration.
@@ -185,6 +188,10 @@ impl Outputs {
             trace_requests,
             endpoint_tag: a.sink.endpoint_tag.clone(),
             server: server_config(&a.server)?,
+            dashboard: match a.dry_run {
+                true => None,
+                false => a.dashboard.board().map_err(Error::Usage)?,
+            },
         })
     }
 }

@@ -168,6 +168,9 @@ fn add_window(into: &mut WindowSummary, w: &WindowSummary) {
     into.spans += w.spans;
     into.rejected_spans += w.rejected_spans;
     into.reconnects += w.reconnects;
+    for (class, n) in &w.errors_by_class {
+        *into.errors_by_class.entry(class.clone()).or_default() += n;
+    }
     into.active_vus += w.active_vus;
     into.in_flight += w.in_flight;
     into.rss_mib = match (into.rss_mib, w.rss_mib) {

@@ -21,7 +21,9 @@ use crate::report::{
     self,
     result::{Inputs, RunResult},
 };
-use crate::{client, executor, mock, progress, server_metrics, sink, slo, tokenizer, workload};
+use crate::{
+    client, dashboard, executor, mock, progress, server_metrics, sink, slo, tokenizer, workload,
+};
 use signals::{soft_stopped_by_user, wait_for_start, watch_ctrl_c};
 
 /// Start scraping the server's metrics: `--server-metrics` with no URL is
@@ -131,6 +133,38 @@ pub async fn execute(plan: &Plan, keep_samples: bool) -> Result<Executed> {
     execute_with(plan, keep_samples, None).await
 }
 
+/// `--dashboard`: serve the page (from the first run of the command on)
+/// and feed it this run: what runs, each second, each scrape.
+fn dashboard_feed(
+    plan: &Plan,
+    base: &str,
+    scraper: Option<&server_metrics::Scraper>,
+    origin: Instant,
+) -> Result<Option<dashboard::feed::Feed>> {
+    let Some(board) = &plan.outputs.dashboard else {
+        return Ok(None);
+    };
+    board.serve().map_err(Error::Usage)?;
+    let meta = serde_json::json!({
+        "scenario": plan.scenario.name,
+        "workload": plan.workload_name(),
+        "model": plan.workload.spec.model,
+        "target": crate::endpoint::shown(base),
+        "endpoint": plan.outputs.endpoint_tag,
+        "load": executor::describe_load(&plan.load.shape),
+        "open_model": plan.load.shape.is_open(),
+        "stages": plan.load.shape.stages(),
+        "duration_s": plan.load.shape.duration().as_secs_f64(),
+        "thresholds": plan.checks.thresholds.iter().map(|t| &t.expr).collect::<Vec<_>>(),
+        "server_metrics": scraper.is_some(),
+    });
+    let feed = dashboard::feed::Feed::start(board, meta, plan.checks.thresholds.clone(), origin);
+    if let Some(s) = scraper {
+        s.add_hook(Box::new(feed.server_hook()));
+    }
+    Ok(Some(feed))
+}
+
 /// [`execute`], with a workload of the caller's (`probe`'s corpus) in place
 /// of the plan's: no preflight, tokens counted by the default tokenizer.
 pub async fn execute_with(
@@ -228,8 +262,11 @@ pub async fn execute_with(
         );
         if let Some(s) = &scraper {
             let side = feed.side();
-            s.set_hook(Box::new(move |points| side.server(points)));
+            s.add_hook(Box::new(move |points| side.server(points)));
         }
+        collector = collector.with_observer(Box::new(feed));
+    }
+    if let Some(feed) = dashboard_feed(plan, &base, scraper.as_ref(), origin)? {
         collector = collector.with_observer(Box::new(feed));
     }
     if let Some(t) = &plan.outputs.trace_requests {
@@ -405,6 +442,16 @@ pub async fn execute_with(
             (report, hold)
         }),
     });
+    if let Some(b) = &plan.outputs.dashboard {
+        b.end_run(serde_json::json!({
+            "duration_s": result.duration_s,
+            "summary": result.summary,
+            "latency": result.latency,
+            "errors": result.errors,
+            "thresholds": result.thresholds,
+            "interrupted": result.interrupted_by_user,
+        }));
+    }
     if let Some(m) = mock_server {
         m.shutdown().await;
     }

@@ -492,14 +492,14 @@ pub struct Scraper {
     task: tokio::task::JoinHandle<(Vec<Target>, Outs)>,
     cfg: Config,
     client: reqwest::Client,
-    hook: Arc<Mutex<Option<Hook>>>,
+    hooks: Arc<Mutex<Vec<Hook>>>,
 }
 
 /// Where each scrape goes besides the targets' samples.
 #[derive(Default)]
 struct Outs {
     rows: Option<Rows>,
-    hook: Arc<Mutex<Option<Hook>>>,
+    hooks: Arc<Mutex<Vec<Hook>>>,
     /// The baseline's points, taken before there was a hook (the feed
     /// starts with the load), sent with the first scrape after.
     pending: Vec<LivePoint>,
@@ -510,14 +510,14 @@ impl Scraper {
     /// interval until [`Scraper::finish`]. Fails only on a CSV that cannot
     /// be created: a target that cannot be scraped is warned about.
     pub async fn start(cfg: Config, run_id: &str) -> Result<Scraper, String> {
-        let hook = Arc::new(Mutex::new(None));
+        let hooks = Arc::new(Mutex::new(Vec::new()));
         let mut outs = Outs {
             rows: cfg
                 .csv
                 .as_deref()
                 .map(|p| Rows::create(p, run_id))
                 .transpose()?,
-            hook: hook.clone(),
+            hooks: hooks.clone(),
             pending: Vec::new(),
         };
         let client = crate::client::http_builder()
@@ -573,13 +573,17 @@ impl Scraper {
             task,
             cfg,
             client,
-            hook,
+            hooks,
         })
     }
 
-    /// Send every scrape from now on to `hook` as live points.
-    pub fn set_hook(&self, hook: Hook) {
-        *self.hook.lock().unwrap_or_else(|p| p.into_inner()) = Some(hook);
+    /// Send every scrape from now on to `hook` as live points (beside the
+    /// hooks added before).
+    pub fn add_hook(&self, hook: Hook) {
+        self.hooks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(hook);
     }
 
     /// Take the last scrape, ask the `--promql` queries over `window`
@@ -652,12 +656,17 @@ async fn scrape_all(
             live.push(point);
         }
     }
-    if let Some(hook) = outs.hook.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
-        if !outs.pending.is_empty() {
-            hook(&std::mem::take(&mut outs.pending));
+    let mut hooks = outs.hooks.lock().unwrap_or_else(|p| p.into_inner());
+    if !hooks.is_empty() {
+        let pending = std::mem::take(&mut outs.pending);
+        for hook in hooks.iter_mut() {
+            if !pending.is_empty() {
+                hook(&pending);
+            }
+            hook(&live);
         }
-        hook(&live);
     }
+    drop(hooks);
     live
 }
 

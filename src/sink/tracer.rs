@@ -77,14 +77,7 @@ impl TraceTarget {
 
     /// How the target shows in the result: no credentials, no query.
     pub fn label(&self) -> String {
-        let shown = reqwest::Url::parse(&self.url)
-            .map(|mut u| {
-                let _ = u.set_username("");
-                let _ = u.set_password(None);
-                u.set_query(None);
-                u.to_string()
-            })
-            .unwrap_or_else(|_| self.url.clone());
+        let shown = crate::endpoint::shown(&self.url);
         match self.grpc {
             true => format!("trace-requests={shown} (gRPC)"),
             false => format!("trace-requests={shown}"),

@@ -284,6 +284,7 @@ pub async fn run(a: SweepArgs) -> Result<i32> {
         html: a.html.as_deref(),
         ..Default::default()
     })?;
+    let board = a.dashboard.board().map_err(crate::error::Error::Usage)?;
     let mut out = format!(
         "## periscope sweep: {}\n\nToken present: {} · model `{model}`{} · {} requests per endpoint per level · {}{}\n\n",
         endpoints
@@ -336,7 +337,8 @@ pub async fn run(a: SweepArgs) -> Result<i32> {
                 order.reverse();
             }
             for k in order {
-                let plan = plan_for(&a, &legs[k], *level, n, i == 0 && j == 0)?;
+                let mut plan = plan_for(&a, &legs[k], *level, n, i == 0 && j == 0)?;
+                plan.outputs.dashboard = board.clone();
                 let ex = crate::execute(&plan, true).await?;
                 add_outputs(&mut outputs, &ex.result.outputs);
                 interrupted = ex.result.interrupted_by_user;
@@ -451,7 +453,13 @@ pub async fn run(a: SweepArgs) -> Result<i32> {
         run_id,
         outputs,
     };
-    crate::report::export::write_all(exporters, crate::report::export::Doc::Sweep(&doc))?;
+    let written =
+        crate::report::export::write_all(exporters, crate::report::export::Doc::Sweep(&doc));
+    if let Some(b) = &board {
+        b.finish(Some(crate::report::html::render_sweep(&doc)))
+            .await;
+    }
+    written?;
     Ok(if interrupted {
         exit::INTERRUPTED
     } else {

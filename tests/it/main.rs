@@ -9,6 +9,7 @@ mod common;
 
 mod compression;
 mod csv_rows;
+mod dashboard;
 mod faults;
 mod find_and_hold;
 mod http2;

@@ -8,6 +8,8 @@ use std::process::{Child, Command, Output, Stdio};
 
 use serde_json::{json, Value};
 
+pub mod browser;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_periscope");
 
 /// `periscope mock` running as a child process on a free loopback port.
