@@ -61,7 +61,7 @@ periscope = $(mock_env) $(PERISCOPE) run $(1) --scenario $(2) $(call target_for,
   --json $(RESULTS)/$(1)-$(2).json --html $(RESULTS)/$(1)-$(2).html $(ARGS)
 RUN_DEPS := $(if $(filter $(BIN),$(PERISCOPE)),build) | $(RESULTS)
 
-.PHONY: help build test suite lint bench bench-overhead bench-mock soak sizing report-demo test-llama-cpp-python \
+.PHONY: help build test suite lint bench bench-dashboard bench-overhead bench-mock soak sizing report-demo test-llama-cpp-python \
   perf-test perf-test-dry-run k6-ingestion k6-query k6-combined validate-profiles check format deps \
   setup start stop restart status logs clean purge grafana-dashboard run script \
   test-completions test-responses test-messages test-tool-calls test-vision test-rerank test-embeddings test-prefix-caching test-benchmark test-all \
@@ -134,8 +134,12 @@ soak: ## 60 minutes at 200 streams against the mock, every output on: RSS flat, 
 report-demo: build ## A mock run's HTML report (target/report-demo/) and its screenshot docs/report.png
 	scripts/report-demo.sh
 
-bench: build ## periscope vs wrk, oha and k6 on nginx-served JSON and SSE (CPU and req/s ratios, targets); RSS at 1000 and 10 000 streams
+bench: build ## periscope vs wrk, oha and k6 on nginx-served JSON and SSE (CPU and req/s ratios, targets); RSS at 1000 and 10 000 streams; what --dashboard costs
 	scripts/bench-generator.sh
+	scripts/bench-dashboard.sh
+
+bench-dashboard: build ## What --dashboard (and a page reading it) costs the load: CPU per request and req/s against a plain run
+	scripts/bench-dashboard.sh
 
 bench-overhead: build ## vLLM's client-overhead study: ttft and itl error at 1-1000 streams against a 50 ms / 10 ms mock, CPU and RSS
 	scripts/bench-overhead.sh

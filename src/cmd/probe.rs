@@ -150,6 +150,23 @@ pub async fn main(a: ProbeArgs) -> Result<i32> {
         retries,
         preview_chars,
     ));
+    if let Some(board) = plan.outputs.dashboard.clone() {
+        probe.on_case(Box::new(move |case, t| {
+            board.push(
+                "case",
+                &json!({
+                    "id": case.id,
+                    "category": case.category,
+                    "expected": expected(case.label),
+                    "verdict": t.verdict,
+                    "attempt": t.attempt,
+                    "status": t.status,
+                    "latency_ms": t.latency_ms,
+                    "at": board.at(),
+                }),
+            );
+        }));
+    }
     let executed = runner::execute_with(&plan, false, Some(probe.clone())).await?;
     let interrupted = executed.result.interrupted_by_user;
     let (results, unsent): (Vec<CaseResult>, Vec<CaseResult>) = probe

@@ -55,7 +55,7 @@ impl Config {
             a => a.to_string(),
         };
         let addr: SocketAddr = a.parse().map_err(|_| {
-            format!("--dashboard '{addr}' is not an address to listen on, e.g. 127.0.0.1:5665 or 0.0.0.0:5665")
+            format!("--dashboard '{addr}' is not an address to listen on, e.g. 127.0.0.1:5665 or 0.0.0.0:5665 (with no address, put it after the workload or write --dashboard=)")
         })?;
         let token = token.filter(|t| !t.trim().is_empty());
         if !addr.ip().is_loopback() && token.is_none() {

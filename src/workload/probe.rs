@@ -235,7 +235,12 @@ struct Inner {
     next: AtomicUsize,
     /// Every case's tries.
     tries: Mutex<Vec<Vec<Try>>>,
+    /// Told of each case's last try as it ends (`--dashboard`).
+    on_case: std::sync::OnceLock<OnCase>,
 }
+
+/// What is told of a case as it ends: the case and its last try.
+pub type OnCase = Box<dyn Fn(&Case, &Try) + Send + Sync>;
 
 impl Probe {
     /// `spec` gives the model, system message, output length and
@@ -249,7 +254,14 @@ impl Probe {
             preview_chars,
             next: AtomicUsize::new(0),
             tries: Mutex::new(vec![Vec::new(); n]),
+            on_case: std::sync::OnceLock::new(),
         }))
+    }
+
+    /// Tell `f` of each case as it ends (its last try: judged, or an error
+    /// with no retry left). Once; later calls are ignored.
+    pub fn on_case(&self, f: OnCase) {
+        let _ = self.0.on_case.set(f);
     }
 
     /// Every case with its tries, in the corpus's order.
@@ -372,6 +384,8 @@ impl Session for ProbeSession {
         let t = self.w.judge(rec, attempt);
         if t.verdict == Verdict::Error && attempt <= self.w.retries {
             self.again = Some((case, attempt + 1));
+        } else if let Some(f) = self.w.on_case.get() {
+            f(&self.w.cases[case], &t);
         }
         if let Ok(mut tries) = self.w.tries.lock() {
             tries[case].push(t);

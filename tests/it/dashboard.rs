@@ -359,3 +359,118 @@ async fn read_some(base: &str, path: &str) -> String {
     }
     String::from_utf8_lossy(&got).into_owned()
 }
+
+/// Every event a lingering board has sent, once it says `done`.
+async fn all_events(base: &str) -> String {
+    let t = Instant::now();
+    loop {
+        let events = read_some(base, "/events").await;
+        if events.contains("event: done") {
+            return events;
+        }
+        assert!(t.elapsed() < Duration::from_secs(60), "no `done`: {events}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The `data` of every event of `kind`.
+fn data_of(events: &str, kind: &str) -> Vec<Value> {
+    events
+        .split("\n\n")
+        .filter_map(|e| e.strip_prefix(&format!("event: {kind}\ndata: ")))
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sweep_shows_each_level_and_a_probe_its_cases_as_they_end() {
+    let mock = MockProc::start(&["--ttft", "2ms", "--itl", "1ms", "--output-tokens", "4"]);
+    let dir = tempfile::tempdir().unwrap();
+    let json = temp_json(&dir, "sweep.json");
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut child = spawn(&[
+        "sweep",
+        "--url",
+        &mock.base(),
+        "--concurrency-list",
+        "1,2,4",
+        "--requests",
+        "12",
+        "--dashboard",
+        &format!("127.0.0.1:{port}"),
+        "--dashboard-linger",
+        "60s",
+        "--json",
+        &json,
+    ]);
+    wait_page(&base, "/", &mut child);
+    let events = all_events(&base).await;
+    let out = interrupt(child).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let r = read_json(&json);
+    // Each of the sweep's runs: announced, then its summary, in order; the
+    // requests they sum to are the rows'.
+    let runs = data_of(&events, "run");
+    let summaries = data_of(&events, "summary");
+    assert!(runs.len() >= 3, "{} runs", runs.len());
+    assert_eq!(runs.len(), summaries.len());
+    for (i, (run, sum)) in runs.iter().zip(&summaries).enumerate() {
+        assert_eq!(
+            (run["run"].as_u64(), sum["run"].as_u64()),
+            (Some(i as u64), Some(i as u64))
+        );
+        assert!(run["at"].as_f64() <= sum["at"].as_f64());
+    }
+    let page: u64 = summaries
+        .iter()
+        .map(|s| s["summary"]["requests"].as_u64().unwrap())
+        .sum();
+    let rows: u64 = r["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| row["ok"].as_u64().unwrap() + row["errors"].as_u64().unwrap())
+        .sum();
+    assert_eq!(page, rows, "requests on the page and in the sweep's rows");
+    let report = data_of(&events, "done");
+    assert_eq!(report[0]["report"], true, "the sweep's HTML report offered");
+
+    // A probe: its cases' verdicts, as the result counts them.
+    let json = temp_json(&dir, "probe.json");
+    let mut child = spawn(&[
+        "probe",
+        "--url",
+        &mock.base(),
+        "--dataset-suite",
+        "core",
+        "--workers",
+        "8",
+        "--dashboard",
+        &format!("127.0.0.1:{port}"),
+        "--dashboard-linger",
+        "60s",
+        "--output-json",
+        &json,
+    ]);
+    wait_page(&base, "/", &mut child);
+    let events = all_events(&base).await;
+    let out = interrupt(child).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let probe = read_json(&json);
+    let cases = data_of(&events, "cases");
+    assert_eq!(cases[0]["confusion"], probe["confusion"]);
+    // Each case as it ended, with the verdict the result gives it.
+    let ended = data_of(&events, "case");
+    let results = probe["cases"].as_array().unwrap();
+    assert_eq!(ended.len(), results.len(), "a `case` event per case");
+    for e in &ended {
+        let r = results.iter().find(|r| r["id"] == e["id"]).unwrap();
+        let last = r["tries"].as_array().unwrap().last().unwrap();
+        assert_eq!(e["verdict"], last["verdict"], "{e} against {r}");
+    }
+    let sent: u64 = data_of(&events, "summary")[0]["summary"]["requests"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(sent, 124, "every case of the core suite, on the page");
+}
