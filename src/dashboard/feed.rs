@@ -3,7 +3,8 @@
 //! and every scrape of the server's metrics, with the client's mean ttft
 //! over the same stretch beside the server's.
 
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::{json, Value};
@@ -14,8 +15,15 @@ use crate::record::{Outcome, RequestRecord};
 use crate::server_metrics::LivePoint;
 use crate::slo::Threshold;
 
-/// The client's ttft since the last scrape: (sum µs, count).
-type TtftSince = Arc<Mutex<(u64, u64)>>;
+/// The client's ttft since the last scrape: sum (µs) and count, added by
+/// the collector and taken by the scraper (a record that lands between the
+/// two takes counts in the next stretch's count or sum alone: one in
+/// thousands, at worst).
+#[derive(Default)]
+struct TtftSince {
+    sum_us: AtomicU64,
+    count: AtomicU64,
+}
 
 /// One run's feed of its board: an observer of the collector, and (with
 /// [`Feed::server_hook`]) of the scraper.
@@ -24,7 +32,7 @@ pub struct Feed {
     run: u64,
     origin: Instant,
     thresholds: Vec<Threshold>,
-    ttft: TtftSince,
+    ttft: Arc<TtftSince>,
 }
 
 impl Feed {
@@ -37,7 +45,7 @@ impl Feed {
             run,
             origin,
             thresholds,
-            ttft: TtftSince::default(),
+            ttft: Arc::default(),
         }
     }
 
@@ -45,7 +53,8 @@ impl Feed {
     pub fn server_hook(&self) -> impl FnMut(&[LivePoint]) + Send + 'static {
         let (board, run, ttft) = (self.board.clone(), self.run, self.ttft.clone());
         move |points: &[LivePoint]| {
-            let (sum, n) = std::mem::take(&mut *ttft.lock().unwrap_or_else(|p| p.into_inner()));
+            let n = ttft.count.swap(0, Ordering::Relaxed);
+            let sum = ttft.sum_us.swap(0, Ordering::Relaxed);
             let client = (n > 0).then(|| sum as f64 / n as f64 / 1000.0);
             for p in points {
                 board.push("server", &server_event(run, board.at(), p, client));
@@ -84,9 +93,8 @@ fn round(v: f64) -> f64 {
 impl Observer for Feed {
     fn record(&mut self, r: &RequestRecord) {
         if let (Outcome::Ok, Some(t)) = (&r.outcome, r.ttft_us) {
-            let mut g = self.ttft.lock().unwrap_or_else(|p| p.into_inner());
-            g.0 += t;
-            g.1 += 1;
+            self.ttft.sum_us.fetch_add(t, Ordering::Relaxed);
+            self.ttft.count.fetch_add(1, Ordering::Relaxed);
         }
     }
 

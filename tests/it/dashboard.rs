@@ -117,13 +117,14 @@ async fn the_page_shows_the_run_live_with_the_server_beside_and_ends_on_the_resu
     let shot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard-live.png");
     std::fs::write(&shot, &png).unwrap();
 
-    // A second browser opened mid-run gets the run so far, from its first second.
+    // A second browser opened mid-run gets the run so far, from its first
+    // second: a phone in dark mode, the page as wide as its screen.
     let seen = first
         .eval("return S.windows.length")
         .await
         .as_u64()
         .unwrap();
-    let second = driver.browser().await;
+    let second = driver.phone_in_the_dark().await;
     second.open(&format!("{base}/")).await;
     second
         .wait_for(
@@ -131,6 +132,25 @@ async fn the_page_shows_the_run_live_with_the_server_beside_and_ends_on_the_resu
             Duration::from_secs(10),
         )
         .await;
+    let phone = second
+        .eval(
+            "return [document.documentElement.scrollWidth <= innerWidth, matchMedia('(prefers-color-scheme: dark)').matches, getComputedStyle(document.body).backgroundColor]",
+        )
+        .await;
+    assert_eq!(
+        phone,
+        serde_json::json!([true, true, "rgb(13, 17, 23)"]),
+        "on a phone in the dark"
+    );
+    let light = first
+        .eval("return getComputedStyle(document.body).backgroundColor")
+        .await;
+    assert_eq!(light, "rgb(255, 255, 255)");
+    std::fs::write(
+        std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard-phone-dark.png"),
+        second.screenshot().await,
+    )
+    .unwrap();
 
     // The end: the page's figures are the result's.
     first

@@ -54,21 +54,38 @@ impl Driver {
         panic!("chromedriver did not answer at {}", driver.base);
     }
 
-    /// A new headless browser of its own profile.
+    /// A new headless browser of its own profile (a desktop window, light).
     pub async fn browser(&mut self) -> Browser {
+        self.browser_with(&["--window-size=1280,2200"]).await
+    }
+
+    /// A phone's window (390 × 844) in the dark: as a phone set to dark mode shows a page.
+    pub async fn phone_in_the_dark(&mut self) -> Browser {
+        self.browser_with(&["--window-size=390,844", "--force-dark-mode"])
+            .await
+    }
+
+    async fn browser_with(&mut self, extra: &[&str]) -> Browser {
         let profile = tempfile::tempdir().unwrap();
+        let mut args: Vec<String> = [
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+        ]
+        .iter()
+        .chain(extra)
+        .map(|a| a.to_string())
+        .collect();
+        args.push(format!("--user-data-dir={}", profile.path().display()));
         let caps = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
-            "goog:chromeOptions": {
-                "binary": "/usr/bin/chromium",
-                "args": [
-                    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                    "--no-first-run", "--disable-background-networking",
-                    "--disable-component-update", "--disable-sync", "--hide-scrollbars",
-                    "--window-size=1280,2200",
-                    format!("--user-data-dir={}", profile.path().display()),
-                ],
-            },
+            "goog:chromeOptions": { "binary": "/usr/bin/chromium", "args": args },
         }}});
         self._profiles.push(profile);
         let v = call(
