@@ -146,7 +146,7 @@ mod tests {
 
     fn last(b: &Board) -> Value {
         let (h, _) = b.subscribe();
-        let ev = h.last().unwrap();
+        let ev = std::str::from_utf8(h.last().unwrap()).unwrap();
         serde_json::from_str(ev.split_once("data: ").unwrap().1.trim()).unwrap()
     }
 

@@ -24,6 +24,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
@@ -90,7 +91,7 @@ struct Hub {
     linger: Duration,
     born: Instant,
     state: Mutex<State>,
-    tx: broadcast::Sender<Arc<str>>,
+    tx: broadcast::Sender<Bytes>,
     stop: CancellationToken,
     /// Browsers dropped for falling behind.
     dropped: AtomicU64,
@@ -101,11 +102,11 @@ struct Hub {
 #[derive(Default)]
 struct State {
     /// Every event so far, as sent (`event: …\ndata: …\n\n`).
-    history: Vec<Arc<str>>,
+    history: Vec<Bytes>,
     /// The socket, until the server takes it.
     listener: Option<std::net::TcpListener>,
     /// The HTML report, once the command has one.
-    report: Option<Arc<str>>,
+    report: Option<Bytes>,
     done: bool,
 }
 
@@ -210,7 +211,7 @@ impl Board {
 
     /// Append an event to the history and send it to every open page.
     pub fn push(&self, kind: &str, data: &serde_json::Value) {
-        let event: Arc<str> = format!("event: {kind}\ndata: {data}\n\n").into();
+        let event = Bytes::from(format!("event: {kind}\ndata: {data}\n\n"));
         let mut st = self.state();
         st.history.push(event.clone());
         // No page open is not an error.
@@ -223,7 +224,7 @@ impl Board {
     pub async fn finish(&self, report: Option<String>) {
         {
             let mut st = self.state();
-            st.report = report.map(Arc::from);
+            st.report = report.map(Bytes::from);
             st.done = true;
         }
         let linger = self.hub.linger;
@@ -233,7 +234,7 @@ impl Board {
                 "at": self.at(),
                 "linger_s": linger.as_secs_f64(),
                 "report": self.state().report.is_some(),
-                "dropped_pages": self.hub.dropped.load(Ordering::Relaxed),
+                "dropped_pages": self.dropped(),
             }),
         );
         if !linger.is_zero() && self.state().listener.is_none() {
@@ -264,7 +265,7 @@ impl Board {
 
     /// The history so far and a receiver of what comes after it, taken
     /// together: nothing missed, nothing twice.
-    fn subscribe(&self) -> (Vec<Arc<str>>, broadcast::Receiver<Arc<str>>) {
+    fn subscribe(&self) -> (Vec<Bytes>, broadcast::Receiver<Bytes>) {
         let st = self.state();
         (st.history.clone(), self.hub.tx.subscribe())
     }
@@ -302,15 +303,20 @@ mod tests {
         let (history, mut rx) = b.subscribe();
         b.push("window", &serde_json::json!({"t": 1}));
         assert_eq!(history.len(), 2);
+        let text = |b: &Bytes| String::from_utf8(b.to_vec()).unwrap();
         assert!(
-            history[0].starts_with("event: run\ndata: {"),
+            text(&history[0]).starts_with("event: run\ndata: {"),
             "{}",
-            history[0]
+            text(&history[0])
         );
-        assert!(history[0].contains("\"run\":0"), "{}", history[0]);
-        assert_eq!(&*history[1], "event: window\ndata: {\"t\":0}\n\n");
+        assert!(
+            text(&history[0]).contains("\"run\":0"),
+            "{}",
+            text(&history[0])
+        );
+        assert_eq!(text(&history[1]), "event: window\ndata: {\"t\":0}\n\n");
         assert_eq!(
-            &*rx.recv().await.unwrap(),
+            text(&rx.recv().await.unwrap()),
             "event: window\ndata: {\"t\":1}\n\n"
         );
         assert!(rx.try_recv().is_err());

@@ -3,7 +3,6 @@
 
 use std::convert::Infallible;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -73,7 +72,7 @@ fn route<B>(board: &Board, req: &Request<B>) -> Response<Body> {
         "/report" => match board.state().report.clone() {
             Some(html) => respond(
                 "text/html; charset=utf-8",
-                Full::new(Bytes::from(html.to_string())).boxed_unsync(),
+                Full::new(html).boxed_unsync(),
             ),
             None => text(
                 StatusCode::NOT_FOUND,
@@ -121,7 +120,7 @@ fn events(board: &Board) -> Body {
         "retry: 2000\nevent: hello\ndata: {}\n\n",
         serde_json::json!({"at": board.at(), "events": history.len()})
     );
-    let head = futures_util::stream::iter(std::iter::once(Arc::<str>::from(hello)).chain(history));
+    let head = futures_util::stream::iter(std::iter::once(Bytes::from(hello)).chain(history));
     let stop = board.hub.stop.clone();
     let b = board.clone();
     let live = futures_util::stream::unfold((rx, stop, b), |(mut rx, stop, b)| async move {
@@ -140,7 +139,7 @@ fn events(board: &Board) -> Body {
     });
     let frames = head
         .chain(live)
-        .map(|ev| Ok::<_, Infallible>(Frame::data(Bytes::from(ev.to_string()))));
+        .map(|ev| Ok::<_, Infallible>(Frame::data(ev)));
     StreamBody::new(frames).boxed_unsync()
 }
 
