@@ -38,7 +38,8 @@
 //!   and prompt corpora), `otlp` (trace generation), `values` (flag value
 //!   parsers), `fmt` (number and duration formatting), `stats` (t and
 //!   proportion intervals), `endpoint` (base or whole endpoint URLs),
-//!   `dotenv` (`.env` in the working directory), `replay` (timestamped
+//!   `dotenv` (`.env` in the working directory), `spool` (long series
+//!   kept on disk during a run), `replay` (timestamped
 //!   request traces), `timer` (sub-ms sleeps),
 //!   `worker` (the pool's thread marks), `error` (errors, exit codes),
 //!   `alloc` (mimalloc, one shared heap for scripted VUs' threads).
@@ -68,6 +69,7 @@ pub mod script;
 pub mod server_metrics;
 pub mod sink;
 pub mod slo;
+pub mod spool;
 pub mod stats;
 pub mod sweep;
 pub mod timer;

@@ -261,6 +261,16 @@ pub struct Collector {
     plateau: Option<Plateau>,
 }
 
+/// What the collector adds up as records come.
+#[derive(Default)]
+struct Tally {
+    total: Aggregate,
+    by_group: BTreeMap<Group, Aggregate>,
+    by_stage: BTreeMap<u16, Aggregate>,
+    samples: Vec<Sample>,
+    open: BTreeMap<u64, OpenWindow>,
+}
+
 /// A window still open: the same aggregate as the total, per second, and
 /// the gauges sampled while it lasted.
 #[derive(Default)]
@@ -327,12 +337,9 @@ impl Collector {
     }
 
     pub async fn run(mut self) -> Collected {
-        let mut total = Aggregate::default();
-        let mut by_group: BTreeMap<Group, Aggregate> = BTreeMap::new();
-        let mut by_stage: BTreeMap<u16, Aggregate> = BTreeMap::new();
-        let mut samples = Vec::new();
-        let mut open: BTreeMap<u64, OpenWindow> = BTreeMap::new();
-        let mut closed: Vec<WindowSummary> = Vec::new();
+        let mut t = Tally::default();
+        // Kept on disk as the run goes (an hour's soak holds its memory flat).
+        let mut closed: crate::spool::Spool<WindowSummary> = Default::default();
         // Close window k-1 a little after second k, so records of requests
         // that ended just before the boundary are in.
         let mut next_close = 1u64;
@@ -352,71 +359,18 @@ impl Collector {
                 .saturating_duration_since(self.origin.into())
                 .as_secs();
             if now_sec + 1 >= next_close {
-                let w = open.entry(now_sec).or_default();
+                let w = t.open.entry(now_sec).or_default();
                 w.vus_sum += self.gauges.active_vus.load(Ordering::Relaxed);
                 w.in_flight_sum += self.gauges.in_flight.load(Ordering::Relaxed);
                 w.samples += 1;
             }
-            let mut disconnected = false;
-            loop {
-                match self.rx.try_recv() {
-                    Ok(r) if r.group.as_ref().is_some_and(Group::is_side) => {
-                        for o in &mut self.observers {
-                            o.record(&r);
-                        }
-                        if let Some(g) = &r.group {
-                            by_group
-                                .entry(g.clone())
-                                .or_default()
-                                .add_judged(&r, true, r.is_ok());
-                        }
-                    }
-                    Ok(r) => {
-                        let good = r.is_ok() && self.judge.as_ref().is_none_or(|j| j(&r));
-                        if self.keep_samples {
-                            samples.push(Sample::of(&r, self.open_model));
-                        }
-                        for o in &mut self.observers {
-                            o.record(&r);
-                        }
-                        total.add_judged(&r, self.open_model, good);
-                        if let Some(g) = &r.group {
-                            by_group.entry(g.clone()).or_default().add_judged(
-                                &r,
-                                self.open_model,
-                                good,
-                            );
-                        }
-                        if let Some(a) = &r.adapter {
-                            by_group
-                                .entry(Group::Adapter(a.clone()))
-                                .or_default()
-                                .add_judged(&r, self.open_model, good);
-                        }
-                        by_stage
-                            .entry(r.stage)
-                            .or_default()
-                            .add_judged(&r, self.open_model, good);
-                        // A record for an already-closed second goes into the oldest open one.
-                        let sec = (r.end_us / 1_000_000).max(next_close - 1);
-                        open.entry(sec)
-                            .or_default()
-                            .agg
-                            .add_judged(&r, self.open_model, good);
-                    }
-                    Err(mpsc::TryRecvError::Empty) => break,
-                    Err(mpsc::TryRecvError::Disconnected) => {
-                        disconnected = true;
-                        break;
-                    }
-                }
-            }
-            self.take_custom(&mut total, &mut open, now_sec.max(next_close - 1));
+            let disconnected = self.take_records(&mut t, next_close - 1);
+            self.take_custom(&mut t, now_sec.max(next_close - 1));
             if close {
-                let w = open.remove(&(next_close - 1));
+                let w = t.open.remove(&(next_close - 1));
                 let summary = self.close_window(next_close - 1, w);
                 for o in &mut self.observers {
-                    o.window(&summary, &total);
+                    o.window(&summary, &t.total);
                 }
                 closed.push(summary);
                 next_close += 1;
@@ -428,14 +382,14 @@ impl Collector {
         }
         // The channel closed: every request has been recorded. Close the rest.
         let end_sec = self.origin.elapsed().as_secs();
-        self.take_custom(&mut total, &mut open, end_sec.max(next_close - 1));
-        while next_close - 1 <= end_sec || !open.is_empty() {
-            let w = open.remove(&(next_close - 1));
+        self.take_custom(&mut t, end_sec.max(next_close - 1));
+        while next_close - 1 <= end_sec || !t.open.is_empty() {
+            let w = t.open.remove(&(next_close - 1));
             let s = self.close_window(next_close - 1, w);
             // The last, partial second is kept only when something happened in it.
             if next_close - 1 < end_sec || s.requests > 0 {
                 for o in &mut self.observers {
-                    o.window(&s, &total);
+                    o.window(&s, &t.total);
                 }
                 closed.push(s);
             }
@@ -446,14 +400,72 @@ impl Collector {
             outputs.extend(o.finish(self.finish_wait).await);
         }
         Collected {
-            samples,
-            total,
-            windows: closed,
-            by_group,
-            by_stage,
+            samples: t.samples,
+            total: t.total,
+            windows: closed.into_vec(),
+            by_group: t.by_group,
+            by_stage: t.by_stage,
             outputs,
             steady: self.plateau.take().map(Plateau::finish),
         }
+    }
+
+    /// Every record waiting, into the tally; `oldest` is the oldest window
+    /// still open. True when the channel has closed (every sender gone).
+    fn take_records(&mut self, t: &mut Tally, oldest: u64) -> bool {
+        loop {
+            match self.rx.try_recv() {
+                Ok(r) => self.record(t, &r, oldest),
+                Err(mpsc::TryRecvError::Empty) => return false,
+                Err(mpsc::TryRecvError::Disconnected) => return true,
+            }
+        }
+    }
+
+    /// One request: to the live outputs, the total, its group, stage and
+    /// window. A side request (a group of its own) counts in its group only.
+    fn record(&mut self, t: &mut Tally, r: &RequestRecord, oldest: u64) {
+        for o in &mut self.observers {
+            o.record(r);
+        }
+        if r.group.as_ref().is_some_and(Group::is_side) {
+            if let Some(g) = &r.group {
+                t.by_group
+                    .entry(g.clone())
+                    .or_default()
+                    .add_judged(r, true, r.is_ok());
+            }
+            return;
+        }
+        let open_model = self.open_model;
+        let good = r.is_ok() && self.judge.as_ref().is_none_or(|j| j(r));
+        if self.keep_samples {
+            t.samples.push(Sample::of(r, open_model));
+        }
+        t.total.add_judged(r, open_model, good);
+        if let Some(g) = &r.group {
+            t.by_group
+                .entry(g.clone())
+                .or_default()
+                .add_judged(r, open_model, good);
+        }
+        if let Some(a) = &r.adapter {
+            t.by_group
+                .entry(Group::Adapter(a.clone()))
+                .or_default()
+                .add_judged(r, open_model, good);
+        }
+        t.by_stage
+            .entry(r.stage)
+            .or_default()
+            .add_judged(r, open_model, good);
+        // A record for an already-closed second goes into the oldest open one.
+        let sec = (r.end_us / 1_000_000).max(oldest);
+        t.open
+            .entry(sec)
+            .or_default()
+            .agg
+            .add_judged(r, open_model, good);
     }
 
     /// Summarize window `t` and show it to the plateau.
@@ -481,13 +493,13 @@ impl Collector {
 
     /// A script's custom metrics sent so far, into the total and the window
     /// of second `sec`.
-    fn take_custom(&self, total: &mut Aggregate, open: &mut BTreeMap<u64, OpenWindow>, sec: u64) {
+    fn take_custom(&self, t: &mut Tally, sec: u64) {
         let Some(rx) = &self.custom else {
             return;
         };
-        let w = &mut open.entry(sec).or_default().agg;
+        let w = &mut t.open.entry(sec).or_default().agg;
         for c in rx.try_iter().flatten() {
-            total.custom.add(&c);
+            t.total.custom.add(&c);
             w.custom.add(&c);
         }
     }

@@ -303,6 +303,13 @@ impl Families {
             );
             let _ = writeln!(out, "vllm:{name}_total{{{labels}}} {v}");
         }
+        self.render_histograms(&mut out, &labels);
+        process(&mut out);
+        out
+    }
+
+    /// vLLM's histograms, in its names, every bucket cumulative.
+    fn render_histograms(&self, out: &mut String, labels: &str) {
         for (name, help, h) in [
             (
                 "time_to_first_token_seconds",
@@ -360,8 +367,6 @@ impl Families {
             let _ = writeln!(out, "vllm:{name}_sum{{{labels}}} {:?}", h.sum);
             let _ = writeln!(out, "vllm:{name}_count{{{labels}}} {}", h.count);
         }
-        process(&mut out);
-        out
     }
 }
 

@@ -9,7 +9,7 @@
 //! the whole.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use super::result::{GeneratorUsage, Inputs, RunResult};
@@ -253,19 +253,7 @@ pub fn merge(results: &[(PathBuf, RunResult)], force: bool) -> Result<RunResult,
     let Some((first_path, first)) = results.first() else {
         return Err(Error::Usage("merge: give at least one result".into()));
     };
-    for (path, r) in &results[1..] {
-        if let Some(diff) = plan_difference(first, r) {
-            if !force {
-                return Err(bad(
-                    path,
-                    format!(
-                        "not a part of the same plan as {}: {diff} (--force merges anyway)",
-                        first_path.display()
-                    ),
-                ));
-            }
-        }
-    }
+    check_same_plan(results, force)?;
     let segmented = check_segments(results, force)?;
     let starts = results
         .iter()
@@ -280,57 +268,13 @@ pub fn merge(results: &[(PathBuf, RunResult)], force: bool) -> Result<RunResult,
 
     let mut plan = first.plan.clone();
     let mut same_shape = true;
-    let mut total = Aggregate::default();
-    let mut by_group: BTreeMap<Group, Aggregate> = BTreeMap::new();
-    let mut by_stage: BTreeMap<u16, Aggregate> = BTreeMap::new();
-    let mut windows: BTreeMap<u64, WindowSummary> = BTreeMap::new();
-    let mut requests: Vec<Sample> = Vec::new();
-    let mut exec = ExecReport::default();
-    let mut duration_s: f64 = 0.0;
-    let mut generator = GeneratorUsage {
-        cpu_seconds: 0.0,
-        peak_rss_mib: 0.0,
-        includes_mock: false,
-    };
-    let mut aborted = None;
+    let mut sum = Sums::default();
     for (i, ((path, r), off)) in results.iter().zip(&offsets).enumerate() {
         // Segments each carry the whole plan's load; other parts add up.
         if i > 0 && !segmented {
             same_shape &= add_load(&mut plan.load, &r.plan.load);
         }
-        let p = parts(path, r)?;
-        total.merge(&p.total);
-        for (k, a) in &p.by_group {
-            by_group.entry(k.clone()).or_default().merge(a);
-        }
-        for (k, a) in &p.by_stage {
-            by_stage.entry(*k).or_default().merge(a);
-        }
-        let shift = off.as_secs_f64().round() as u64;
-        for w in &r.series {
-            let t = w.t + shift;
-            let slot = windows.entry(t).or_insert_with(|| WindowSummary {
-                t,
-                ..WindowSummary::default()
-            });
-            add_window(slot, w);
-        }
-        requests.extend(r.requests.iter().cloned().map(|mut s| {
-            s.t_s += off.as_secs_f64();
-            s
-        }));
-        let e = ExecReport::from(&r.raw.exec);
-        exec.planned += e.planned;
-        exec.dispatched += e.dispatched;
-        exec.load_elapsed = exec.load_elapsed.max(e.load_elapsed + *off);
-        exec.cancelled_in_flight |= e.cancelled_in_flight;
-        duration_s = duration_s.max(off.as_secs_f64() + r.duration_s);
-        generator.cpu_seconds += r.generator.cpu_seconds;
-        generator.peak_rss_mib += r.generator.peak_rss_mib;
-        generator.includes_mock |= r.generator.includes_mock;
-        if aborted.is_none() {
-            aborted = r.aborted.as_ref().map(|a| (a.threshold.clone(), a.at_s));
-        }
+        sum.add(path, r, *off)?;
     }
     if !same_shape {
         eprintln!(
@@ -345,35 +289,30 @@ pub fn merge(results: &[(PathBuf, RunResult)], force: bool) -> Result<RunResult,
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| bad(first_path, format!("plan.thresholds: {e}")))?;
     plan.segment = None;
-    let ids: Vec<String> = results.iter().map(|(_, r)| r.run_id.clone()).collect();
-    let run_id = if ids.iter().all(|id| *id == ids[0]) {
-        ids[0].clone()
-    } else {
-        crate::new_run_id()
-    };
+    let run_id = merged_run_id(results);
     let stages = plan.load.stages().clone();
     let requested_rate = plan.load.mean_rate();
     let has_slos = !plan.slos.is_empty();
-    let includes_mock = generator.includes_mock;
+    let includes_mock = sum.generator.includes_mock;
     Ok(RunResult::build(Inputs {
         plan,
-        total: &total,
-        windows: windows.into_values().collect(),
-        exec: &exec,
+        total: &sum.total,
+        windows: sum.windows.into_values().collect(),
+        exec: &sum.exec,
         run_id,
         started_at: origin,
-        duration_s,
+        duration_s: sum.duration_s,
         requested_rate,
         includes_mock,
         interrupted_by_user: results.iter().any(|(_, r)| r.interrupted_by_user),
         thresholds: &thresholds,
         has_slos,
-        by_group: &by_group,
-        by_stage: &by_stage,
+        by_group: &sum.by_group,
+        by_stage: &sum.by_stage,
         stages: &stages,
-        aborted,
-        generator,
-        requests,
+        aborted: sum.aborted,
+        generator: sum.generator,
+        requests: sum.requests,
         merged_from: results
             .iter()
             .map(|(_, r)| match r.plan.segment {
@@ -397,4 +336,87 @@ pub fn merge(results: &[(PathBuf, RunResult)], force: bool) -> Result<RunResult,
         steady: None,
         search: None,
     }))
+}
+
+/// Every part is of the first one's plan (or `force` says merge anyway).
+fn check_same_plan(results: &[(PathBuf, RunResult)], force: bool) -> Result<(), Error> {
+    let (first_path, first) = &results[0];
+    for (path, r) in &results[1..] {
+        if let Some(diff) = plan_difference(first, r) {
+            if !force {
+                return Err(bad(
+                    path,
+                    format!(
+                        "not a part of the same plan as {}: {diff} (--force merges anyway)",
+                        first_path.display()
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The parts' run id when they share one, else a new one.
+fn merged_run_id(results: &[(PathBuf, RunResult)]) -> String {
+    let first = &results[0].1.run_id;
+    if results.iter().all(|(_, r)| r.run_id == *first) {
+        first.clone()
+    } else {
+        crate::new_run_id()
+    }
+}
+
+/// The parts added up, each shifted by its start's offset from the earliest.
+#[derive(Default)]
+struct Sums {
+    total: Aggregate,
+    by_group: BTreeMap<Group, Aggregate>,
+    by_stage: BTreeMap<u16, Aggregate>,
+    windows: BTreeMap<u64, WindowSummary>,
+    requests: Vec<Sample>,
+    exec: ExecReport,
+    duration_s: f64,
+    generator: GeneratorUsage,
+    aborted: Option<(String, u64)>,
+}
+
+impl Sums {
+    fn add(&mut self, path: &Path, r: &RunResult, off: Duration) -> Result<(), Error> {
+        let p = parts(path, r)?;
+        self.total.merge(&p.total);
+        for (k, a) in &p.by_group {
+            self.by_group.entry(k.clone()).or_default().merge(a);
+        }
+        for (k, a) in &p.by_stage {
+            self.by_stage.entry(*k).or_default().merge(a);
+        }
+        let shift = off.as_secs_f64().round() as u64;
+        for w in &r.series {
+            let t = w.t + shift;
+            let slot = self.windows.entry(t).or_insert_with(|| WindowSummary {
+                t,
+                ..WindowSummary::default()
+            });
+            add_window(slot, w);
+        }
+        self.requests.extend(r.requests.iter().cloned().map(|mut s| {
+            s.t_s += off.as_secs_f64();
+            s
+        }));
+        let e = ExecReport::from(&r.raw.exec);
+        let exec = &mut self.exec;
+        exec.planned += e.planned;
+        exec.dispatched += e.dispatched;
+        exec.load_elapsed = exec.load_elapsed.max(e.load_elapsed + off);
+        exec.cancelled_in_flight |= e.cancelled_in_flight;
+        self.duration_s = self.duration_s.max(off.as_secs_f64() + r.duration_s);
+        self.generator.cpu_seconds += r.generator.cpu_seconds;
+        self.generator.peak_rss_mib += r.generator.peak_rss_mib;
+        self.generator.includes_mock |= r.generator.includes_mock;
+        if self.aborted.is_none() {
+            self.aborted = r.aborted.as_ref().map(|a| (a.threshold.clone(), a.at_s));
+        }
+        Ok(())
+    }
 }

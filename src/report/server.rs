@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 
 use super::markdown::table;
 use super::RunResult;
-use crate::server_metrics::{QueryResult, TargetMetrics};
+use crate::server_metrics::{Figures, QueryResult, TargetMetrics};
 
 /// Latency histograms in the report's order.
 const LATENCY: &[&str] = &[
@@ -121,106 +121,7 @@ pub fn markdown(r: &RunResult) -> String {
     };
     let mut out = String::new();
     for t in &s.targets {
-        let f = &t.figures;
-        let _ = writeln!(
-            out,
-            "### Server metrics ({} at `{}`: {} scrapes over {:.1}s{})\n",
-            t.server.as_deref().unwrap_or("unknown server"),
-            t.url,
-            t.scrapes,
-            f.window_s,
-            if t.failed_scrapes > 0 {
-                format!(", {} failed", t.failed_scrapes)
-            } else {
-                String::new()
-            }
-        );
-        if t.scrapes == 0 {
-            let _ = writeln!(
-                out,
-                "No scrape succeeded: {}\n",
-                t.first_error.as_deref().unwrap_or("unknown error")
-            );
-            continue;
-        }
-        let _ = writeln!(
-            out,
-            "{}\n",
-            table(
-                &[
-                    "requests",
-                    "prompt tokens",
-                    "generated tokens",
-                    "prefix cache hit",
-                    "preemptions",
-                    "spec acceptance"
-                ],
-                vec![counts_row(t)],
-            )
-        );
-        if !f.gauges.is_empty() {
-            let rows = f
-                .gauges
-                .iter()
-                .map(|(k, g)| {
-                    vec![
-                        k.clone(),
-                        gauge_value(k, g.mean),
-                        gauge_value(k, g.max),
-                        g.samples.to_string(),
-                    ]
-                })
-                .collect();
-            let _ = writeln!(
-                out,
-                "{}\n",
-                table(&["gauge", "mean", "max", "scrapes"], rows)
-            );
-        }
-        let lat = latency_rows(t);
-        if !lat.is_empty() {
-            let _ = writeln!(
-                out,
-                "{}\n",
-                table(
-                    &[
-                        "server latency (ms)",
-                        "count",
-                        "mean",
-                        "p50",
-                        "p90",
-                        "p95",
-                        "p99"
-                    ],
-                    lat
-                )
-            );
-        }
-        let mut notes = Vec::new();
-        if let Some(g) = f.ttft_gap_mean_ms {
-            notes.push(format!(
-                "client ttft − server ttft: {} at p50, {g:.2} ms between the means (the way there and back, gateways, the client's own queueing)",
-                opt(f.ttft_gap_ms, |x| format!("{x:.2} ms"))
-            ));
-        }
-        if let (Some(p), Some(d)) = (f.prefill_rate, f.decode_rate) {
-            notes.push(format!(
-                "the server's own speed: prompt {p:.1} tokens/s, generation {d:.1} tokens/s"
-            ));
-        }
-        if let Some(c) = f.cpu_cores {
-            notes.push(format!("server process CPU: {c:.2} cores"));
-        }
-        if !f.latency.is_empty() {
-            notes.push(
-                "server quantiles are interpolated within its histogram buckets (as PromQL's histogram_quantile); the means are exact"
-                    .to_string(),
-            );
-        }
-        for note in notes {
-            let _ = writeln!(out, "- {note}");
-        }
-        out.push('\n');
+        target_section(&mut out, t);
     }
     if !s.queries.is_empty() {
         let q = &s.queries[0];
@@ -235,4 +136,113 @@ pub fn markdown(r: &RunResult) -> String {
         );
     }
     out
+}
+
+/// One target's section: its counts, gauges, latency and notes.
+fn target_section(out: &mut String, t: &TargetMetrics) {
+    let f = &t.figures;
+    let _ = writeln!(
+        out,
+        "### Server metrics ({} at `{}`: {} scrapes over {:.1}s{})\n",
+        t.server.as_deref().unwrap_or("unknown server"),
+        t.url,
+        t.scrapes,
+        f.window_s,
+        if t.failed_scrapes > 0 {
+            format!(", {} failed", t.failed_scrapes)
+        } else {
+            String::new()
+        }
+    );
+    if t.scrapes == 0 {
+        let _ = writeln!(
+            out,
+            "No scrape succeeded: {}\n",
+            t.first_error.as_deref().unwrap_or("unknown error")
+        );
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "{}\n",
+        table(
+            &[
+                "requests",
+                "prompt tokens",
+                "generated tokens",
+                "prefix cache hit",
+                "preemptions",
+                "spec acceptance"
+            ],
+            vec![counts_row(t)],
+        )
+    );
+    if !f.gauges.is_empty() {
+        let rows = f
+            .gauges
+            .iter()
+            .map(|(k, g)| {
+                vec![
+                    k.clone(),
+                    gauge_value(k, g.mean),
+                    gauge_value(k, g.max),
+                    g.samples.to_string(),
+                ]
+            })
+            .collect();
+        let _ = writeln!(
+            out,
+            "{}\n",
+            table(&["gauge", "mean", "max", "scrapes"], rows)
+        );
+    }
+    let lat = latency_rows(t);
+    if !lat.is_empty() {
+        let _ = writeln!(
+            out,
+            "{}\n",
+            table(
+                &[
+                    "server latency (ms)",
+                    "count",
+                    "mean",
+                    "p50",
+                    "p90",
+                    "p95",
+                    "p99"
+                ],
+                lat
+            )
+        );
+    }
+    for note in target_notes(&t.figures) {
+        let _ = writeln!(out, "- {note}");
+    }
+    out.push('\n');
+}
+
+/// What the figures of a target say beside its tables.
+fn target_notes(f: &Figures) -> Vec<String> {
+    let mut notes = Vec::new();
+    if let Some(g) = f.ttft_gap_mean_ms {
+        notes.push(format!(
+            "client ttft − server ttft: {} at p50, {g:.2} ms between the means (the way there and back, gateways, the client's own queueing)",
+            opt(f.ttft_gap_ms, |x| format!("{x:.2} ms"))
+        ));
+    }
+    if let (Some(p), Some(d)) = (f.prefill_rate, f.decode_rate) {
+        notes.push(format!(
+            "the server's own speed: prompt {p:.1} tokens/s, generation {d:.1} tokens/s"
+        ));
+    }
+    if let Some(c) = f.cpu_cores {
+        notes.push(format!("server process CPU: {c:.2} cores"));
+    }
+    if !f.latency.is_empty() {
+        notes.push(
+            "server quantiles are interpolated within its histogram buckets (as PromQL's histogram_quantile); the means are exact"
+                .to_string(),
+        );
+    }
+    notes
 }

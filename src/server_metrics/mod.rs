@@ -21,6 +21,7 @@ mod expo;
 pub mod figures;
 pub mod promql;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -30,6 +31,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use catalog::HistAt;
 use expo::Exposition;
+use crate::spool::Spool;
 pub use figures::{Figures, GaugeStats, HistStats, RawTarget, SeriesRow};
 pub use promql::{Query, QueryResult, QuerySeries};
 
@@ -310,13 +312,36 @@ pub struct LivePoint {
 /// Where live points go (the InfluxDB feed).
 pub type Hook = Box<dyn FnMut(&[LivePoint]) + Send>;
 
+/// A target's samples while the run goes on: counters and gauges at every
+/// scrape spooled to disk (an hour's soak keeps its memory flat),
+/// histograms' first and last scrape.
+#[derive(Default)]
+struct Kept {
+    counters: BTreeMap<String, Spool<[f64; 2]>>,
+    gauges: BTreeMap<String, Spool<[f64; 2]>>,
+    histograms: BTreeMap<String, Vec<HistAt>>,
+}
+
+impl Kept {
+    fn into_raw(self) -> RawTarget {
+        let all = |m: BTreeMap<String, Spool<[f64; 2]>>| {
+            m.into_iter().map(|(k, s)| (k, s.into_vec())).collect()
+        };
+        RawTarget {
+            counters: all(self.counters),
+            gauges: all(self.gauges),
+            histograms: self.histograms,
+        }
+    }
+}
+
 /// One target while the run goes on.
 struct Target {
     url: String,
     /// The run's API key, when the URL is on the target's origin.
     bearer: Option<String>,
     family: Option<&'static catalog::Family>,
-    raw: RawTarget,
+    raw: Kept,
     scrapes: u64,
     failed: u64,
     first_error: Option<String>,
@@ -539,7 +564,7 @@ impl Scraper {
                     .filter(|(origin, _)| origin_of(url).as_deref() == Some(origin.as_str()))
                     .map(|(_, key)| key.clone()),
                 family: None,
-                raw: RawTarget::default(),
+                raw: Kept::default(),
                 scrapes: 0,
                 failed: 0,
                 first_error: None,
@@ -604,7 +629,7 @@ impl Scraper {
                     first_error: t.first_error,
                     figures: Figures::default(),
                     series: Vec::new(),
-                    raw: t.raw,
+                    raw: t.raw.into_raw(),
                 })
                 .collect(),
             queries: Vec::new(),

@@ -1,13 +1,40 @@
 //! The source's shape, checked from the files: the top-level modules of
 //! `src/` import one another one way (no circle), `lib.rs` is a map that
-//! names every module, no file is over 800 lines, and every file opens with
-//! a doc block saying what it owns.
+//! names every module, no file is over 800 lines, every file opens with
+//! a doc block saying what it owns, and no function is over 120 lines (those
+//! still over it are listed, and may only shrink).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 const MAX_LINES: usize = 800;
 const MAX_LIB_LINES: usize = 200;
+const MAX_FN_LINES: usize = 120;
+
+/// Functions still over [`MAX_FN_LINES`], with the most lines each may
+/// have: a split makes its entry shorter or removes it; nothing new joins.
+const LONG_FNS: &[(&str, &str, usize)] = &[
+    ("report/markdown.rs", "render", 362),
+    ("mock/answer.rs", "completion", 317),
+    ("report/scenario.rs", "analyze", 312),
+    ("runner/mod.rs", "execute_with", 290),
+    ("report/result/mod.rs", "build", 277),
+    ("sweep/mod.rs", "run", 251),
+    ("plan/workload.rs", "from_args", 228),
+    ("plan/load.rs", "resolve_load", 202),
+    ("plan/traces.rs", "resolve", 172),
+    ("client/mod.rs", "with_engine", 167),
+    ("script/vu.rs", "install", 160),
+    ("client/start.rs", "start", 158),
+    ("executor/open.rs", "run", 151),
+    ("report/merge.rs", "merge", 149),
+    ("otlp/gen/mod.rs", "attributes", 147),
+    ("cmd/probe.rs", "main", 144),
+    ("client/send.rs", "send", 142),
+    ("metrics/collector.rs", "run", 130),
+    ("mock/metrics.rs", "render", 124),
+    ("report/server.rs", "markdown", 121),
+];
 
 fn src() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
@@ -291,4 +318,75 @@ fn plan_facts_are_compared_as_enums_not_strings() {
         found.is_empty(),
         "plan facts compared as strings (use the enums: WorkloadKind, TestType, TargetKind, Protocol): {found:#?}"
     );
+}
+
+/// Every function of a file outside its unit tests: its name and lines,
+/// from its `fn` line to the `}` at the same indent.
+fn functions(text: &str) -> Vec<(String, usize)> {
+    let lines: Vec<&str> = without_tests(text).lines().collect();
+    let mut out = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let code = line.trim_start();
+        let indent = &line[..line.len() - code.len()];
+        let mut rest = code;
+        for word in ["pub(crate) ", "pub(super) ", "pub ", "async ", "const ", "unsafe "] {
+            rest = rest.strip_prefix(word).unwrap_or(rest);
+        }
+        let Some(sig) = rest.strip_prefix("fn ") else {
+            continue;
+        };
+        if code.ends_with(';') {
+            continue;
+        }
+        let name: String = sig
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect();
+        let close = format!("{indent}}}");
+        if let Some(end) = lines[i + 1..].iter().position(|l| *l == close) {
+            out.push((name, end + 2));
+        }
+    }
+    out
+}
+
+#[test]
+fn a_function_is_measured_from_its_fn_line_to_its_closing_brace() {
+    let text = "fn a() {\n    x();\n}\n\nimpl T {\n    pub async fn b(\n        y: u8,\n    ) {\n        z();\n    }\n    fn c();\n}\n";
+    assert_eq!(functions(text), [("a".to_string(), 3), ("b".to_string(), 5)]);
+}
+
+#[test]
+fn functions_are_short() {
+    let mut files = Vec::new();
+    rust_files(&src(), &mut files);
+    let mut long = Vec::new();
+    let mut listed_seen = BTreeSet::new();
+    for f in &files {
+        let rel = f.strip_prefix(src()).unwrap().to_string_lossy().to_string();
+        let text = std::fs::read_to_string(f).unwrap();
+        for (name, n) in functions(&text) {
+            let listed = LONG_FNS
+                .iter()
+                .find(|(file, fun, _)| *file == rel && *fun == name);
+            if let Some((_, _, most)) = listed {
+                listed_seen.insert((rel.clone(), name.clone()));
+                if n > *most {
+                    long.push(format!("{rel}: fn {name} grew to {n} lines (listed at {most}: split it)"));
+                } else if n <= MAX_FN_LINES {
+                    long.push(format!("{rel}: fn {name} is {n} lines now: take it off LONG_FNS"));
+                } else if n < *most {
+                    long.push(format!("{rel}: fn {name} is {n} lines now: list it at {n}"));
+                }
+            } else if n > MAX_FN_LINES {
+                long.push(format!("{rel}: fn {name} is {n} lines (at most {MAX_FN_LINES})"));
+            }
+        }
+    }
+    for (file, fun, _) in LONG_FNS {
+        if !listed_seen.contains(&(file.to_string(), fun.to_string())) {
+            long.push(format!("{file}: fn {fun} is gone: take it off LONG_FNS"));
+        }
+    }
+    assert!(long.is_empty(), "{long:#?}");
 }

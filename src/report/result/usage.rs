@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::Summary;
 
 /// CPU and memory of the periscope process.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct GeneratorUsage {
     /// User + system CPU seconds of the process.
     pub cpu_seconds: f64,
