@@ -207,7 +207,11 @@ mod tests {
         use std::os::fd::AsRawFd;
         let mut s: Spool<u8> = Spool::with_batch(1);
         s.push(1);
-        let fd = s.file.as_ref().expect("a batch of one is written").as_raw_fd();
+        let fd = s
+            .file
+            .as_ref()
+            .expect("a batch of one is written")
+            .as_raw_fd();
         let link = std::fs::read_link(format!("/proc/self/fd/{fd}")).unwrap();
         assert!(
             link.to_string_lossy().ends_with(" (deleted)"),

@@ -3,8 +3,12 @@
 //! `RequestRecord` — timings, token counts with their source, the server's
 //! own timings, a reconnect, and the error class of a failure.
 
+use std::ops::ControlFlow;
+use std::pin::Pin;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
 
 use super::parse::{self, StreamState};
 use super::start::{read_all, Started};
@@ -31,16 +35,10 @@ impl Client {
         rec.trace = self.tracing.then(TraceIds::random);
         let deadline = tokio::time::sleep(self.timeout);
         tokio::pin!(deadline);
-        let timed_out = || {
-            (
-                ErrorClass::Timeout,
-                format!("no complete answer within --timeout {:?}", self.timeout),
-            )
-        };
         let started = tokio::select! {
             biased;
             r = self.start(req, rec.trace, false) => r,
-            _ = &mut deadline => Err(timed_out()),
+            _ = &mut deadline => Err(timed_out(self.timeout)),
         };
         let Started {
             status,
@@ -75,78 +73,21 @@ impl Client {
             _ => (200..300).contains(&status),
         };
         if success && req.stream {
-            // Events that arrive in one read share its arrival instant.
-            let mut sse = super::sse::Framer::default();
-            'read: loop {
-                let chunk = tokio::select! {
-                    biased;
-                    c = body.next() => c,
-                    _ = &mut deadline => {
-                        st.failure = Some(timed_out());
-                        break;
-                    }
-                };
-                let at = Instant::now();
-                match chunk {
-                    // The body gave its connection back to the pool.
-                    None => break,
-                    Some(Ok(bytes)) => {
-                        if !sse.feed(&bytes, |data| st.on_event(data, at)) {
-                            break 'read;
-                        }
-                    }
-                    Some(Err(failure)) => {
-                        st.failure = Some(failure);
-                        break;
-                    }
-                }
-            }
+            read_events(&mut body, deadline.as_mut(), &mut st, self.timeout).await;
             rec.received = body.received;
         } else {
             let whole = tokio::select! {
                 biased;
                 b = read_all(&mut body) => b,
-                _ = &mut deadline => Err(timed_out()),
+                _ = &mut deadline => Err(timed_out(self.timeout)),
             };
             let at = Instant::now();
             rec.received = body.received;
             match whole {
-                Ok(bytes) => {
-                    if req.keep_body {
-                        rec.body = Some(bytes.clone());
-                    }
-                    if !success {
-                        rec.end_us = self.us(at);
-                        return fail(
-                            rec,
-                            ErrorClass::from_status(status),
-                            parse::error_message(&bytes),
-                        );
-                    }
-                    match req.expect {
-                        Expect::Completion | Expect::Responses | Expect::Messages => {
-                            st.on_body(&bytes, at)
-                        }
-                        Expect::Embeddings => {
-                            rec.end_us = self.us(at);
-                            return embeddings(rec, &bytes, req);
-                        }
-                        Expect::Rerank => {
-                            rec.end_us = self.us(at);
-                            return rerank(rec, &bytes, req);
-                        }
-                        Expect::Status => {
-                            rec.end_us = self.us(at);
-                            return rec;
-                        }
-                        Expect::Otlp => {
-                            rec.end_us = self.us(at);
-                            rec.payload.rejected_spans =
-                                parse::rejected_spans(&bytes).min(rec.payload.spans);
-                            return rec;
-                        }
-                    }
-                }
+                Ok(bytes) => match self.whole_answer(rec, &mut st, &bytes, at, req, status) {
+                    ControlFlow::Break(done) => return done,
+                    ControlFlow::Continue(r) => rec = r,
+                },
                 Err(failure) => st.failure = Some(failure),
             }
         }
@@ -156,6 +97,52 @@ impl Client {
             return fail(rec, ErrorClass::from_status(status), msg);
         }
         self.finish(rec, st, req).await
+    }
+
+    /// A whole (not streamed) answer: an error's message, or what its
+    /// kind of answer carries. Break: the record is done; Continue: it goes
+    /// on to [`Self::finish`].
+    fn whole_answer(
+        &self,
+        mut rec: RequestRecord,
+        st: &mut StreamState,
+        bytes: &Bytes,
+        at: Instant,
+        req: &Prepared,
+        status: u16,
+    ) -> ControlFlow<RequestRecord, RequestRecord> {
+        if req.keep_body {
+            rec.body = Some(bytes.clone());
+        }
+        let success = match req.expect {
+            Expect::Status => status < 400,
+            _ => (200..300).contains(&status),
+        };
+        if !success {
+            rec.end_us = self.us(at);
+            let msg = parse::error_message(bytes);
+            return ControlFlow::Break(fail(rec, ErrorClass::from_status(status), msg));
+        }
+        match req.expect {
+            Expect::Completion | Expect::Responses | Expect::Messages => {
+                st.on_body(bytes, at);
+                return ControlFlow::Continue(rec);
+            }
+            Expect::Embeddings => {
+                rec.end_us = self.us(at);
+                rec = embeddings(rec, bytes, req);
+            }
+            Expect::Rerank => {
+                rec.end_us = self.us(at);
+                rec = rerank(rec, bytes, req);
+            }
+            Expect::Status => rec.end_us = self.us(at),
+            Expect::Otlp => {
+                rec.end_us = self.us(at);
+                rec.payload.rejected_spans = parse::rejected_spans(bytes).min(rec.payload.spans);
+            }
+        }
+        ControlFlow::Break(rec)
     }
 
     /// Timings, token counts and the verdict of a 2xx answer read to its end.
@@ -295,4 +282,47 @@ pub(super) fn fail(mut rec: RequestRecord, class: ErrorClass, message: String) -
     rec.outcome = Outcome::Error(class);
     rec.error_message = Some(message);
     rec
+}
+
+/// What a request that outlived `--timeout` ends as.
+fn timed_out(timeout: Duration) -> (ErrorClass, String) {
+    (
+        ErrorClass::Timeout,
+        format!("no complete answer within --timeout {timeout:?}"),
+    )
+}
+
+/// Read an SSE stream to its end, its failure or the deadline, each event
+/// to `st`. Events that arrive in one read share its arrival instant.
+async fn read_events(
+    body: &mut super::decode::Body,
+    mut deadline: Pin<&mut tokio::time::Sleep>,
+    st: &mut StreamState,
+    timeout: Duration,
+) {
+    let mut sse = super::sse::Framer::default();
+    loop {
+        let chunk = tokio::select! {
+            biased;
+            c = body.next() => c,
+            _ = &mut deadline => {
+                st.failure = Some(timed_out(timeout));
+                return;
+            }
+        };
+        let at = Instant::now();
+        match chunk {
+            // The body gave its connection back to the pool.
+            None => return,
+            Some(Ok(bytes)) => {
+                if !sse.feed(&bytes, |data| st.on_event(data, at)) {
+                    return;
+                }
+            }
+            Some(Err(failure)) => {
+                st.failure = Some(failure);
+                return;
+            }
+        }
+    }
 }

@@ -292,6 +292,30 @@ fn scenario(r: &RunResult) -> String {
 /// Render the end-of-run report.
 pub fn render(r: &RunResult) -> String {
     let mut out = String::new();
+    header(&mut out, r);
+    if r.plan.scenario != crate::scenario::DEFAULT || r.plan.kind != crate::scenario::Kind::Load {
+        out.push_str(&scenario(r));
+    }
+    summary(&mut out, r);
+    latency(&mut out, r);
+    errors(&mut out, r);
+    out.push_str(&super::search::markdown(r));
+    out.push_str(&super::steady::markdown(r));
+    out.push_str(&super::timings::markdown(r));
+    out.push_str(&super::server::markdown(r));
+    out.push_str(&workload_figures(r));
+    out.push_str(&super::groups::markdown(r));
+    out.push_str(&stages(r));
+    schedule(&mut out, r);
+    out.push_str(&super::script::markdown(&r.raw.total.custom, r.duration_s));
+    thresholds(&mut out, r);
+    notes(&mut out, r);
+    footer(&mut out, r);
+    out
+}
+
+/// The title and the line under it: the target, the model, the load, the run.
+fn header(out: &mut String, r: &RunResult) {
     let p = &r.plan;
     let _ = writeln!(
         out,
@@ -304,41 +328,7 @@ pub fn render(r: &RunResult) -> String {
         },
         p.target_kind
     );
-    let stopped = if r.interrupted_by_user {
-        " · **interrupted** (Ctrl-C or SIGTERM)"
-    } else {
-        ""
-    };
-    let part = match (&p.segment, r.merged_from.len()) {
-        (Some(seg), _) => format!(" · segment {seg} of the plan"),
-        (None, 0) => String::new(),
-        (None, n) => format!(" · merged from {n} results"),
-    };
-    let mut jitter = p
-        .jitter_ms
-        .map(|j| format!(" · jitter 0–{j} ms before each request"))
-        .unwrap_or_default();
-    if let Some(t) = p.think_ms {
-        let _ = write!(jitter, " · think time {} ms (mean) between turns", num(t));
-    }
-    if let Some(h) = &p.session_header {
-        let _ = write!(jitter, " · sessions named in `{h}`");
-    }
-    if let Some(x) = &p.proxy {
-        let _ = write!(jitter, " · through the proxy {x}");
-    }
-    if let Some(x) = &p.accept_encoding {
-        let _ = write!(jitter, " · compressed answers asked for ({x})");
-    }
-    if let Some(l) = &p.lora {
-        let _ = write!(
-            jitter,
-            " · LoRA {} ({})",
-            l.adapters.join(", "),
-            l.assignment
-        );
-    }
-    let stopped = format!("{jitter}{part}{stopped}");
+    let stopped = plan_extras(r);
     match &p.otlp {
         Some(o) if o.test_type == Some(crate::otlp::TestType::Query) => {
             let _ = writeln!(
@@ -397,10 +387,51 @@ pub fn render(r: &RunResult) -> String {
             );
         }
     }
+}
 
-    if r.plan.scenario != crate::scenario::DEFAULT || r.plan.kind != crate::scenario::Kind::Load {
-        out.push_str(&scenario(r));
+/// What the title line adds about how requests went: jitter, think time,
+/// sessions, a proxy, compression, LoRA, the part of a plan, an interruption.
+fn plan_extras(r: &RunResult) -> String {
+    let p = &r.plan;
+    let stopped = if r.interrupted_by_user {
+        " · **interrupted** (Ctrl-C or SIGTERM)"
+    } else {
+        ""
+    };
+    let part = match (&p.segment, r.merged_from.len()) {
+        (Some(seg), _) => format!(" · segment {seg} of the plan"),
+        (None, 0) => String::new(),
+        (None, n) => format!(" · merged from {n} results"),
+    };
+    let mut jitter = p
+        .jitter_ms
+        .map(|j| format!(" · jitter 0–{j} ms before each request"))
+        .unwrap_or_default();
+    if let Some(t) = p.think_ms {
+        let _ = write!(jitter, " · think time {} ms (mean) between turns", num(t));
     }
+    if let Some(h) = &p.session_header {
+        let _ = write!(jitter, " · sessions named in `{h}`");
+    }
+    if let Some(x) = &p.proxy {
+        let _ = write!(jitter, " · through the proxy {x}");
+    }
+    if let Some(x) = &p.accept_encoding {
+        let _ = write!(jitter, " · compressed answers asked for ({x})");
+    }
+    if let Some(l) = &p.lora {
+        let _ = write!(
+            jitter,
+            " · LoRA {} ({})",
+            l.adapters.join(", "),
+            l.assignment
+        );
+    }
+    format!("{jitter}{part}{stopped}")
+}
+
+/// The summary table and the cost.
+fn summary(out: &mut String, r: &RunResult) {
     let s = &r.summary;
     let _ = writeln!(out, "### Summary\n");
     let mut header = vec!["req", "ok", "err", "interrupted"];
@@ -445,7 +476,10 @@ pub fn render(r: &RunResult) -> String {
             p.output_per_mtok
         );
     }
+}
 
+/// The latency table.
+fn latency(out: &mut String, r: &RunResult) {
     let rows: Vec<Vec<String>> = ROWS
         .iter()
         .filter_map(|(name, _)| {
@@ -475,7 +509,11 @@ pub fn render(r: &RunResult) -> String {
             )
         );
     }
+}
 
+/// Errors by class and status, with their first message.
+fn errors(out: &mut String, r: &RunResult) {
+    let s = &r.summary;
     if !r.errors.is_empty() {
         let _ = writeln!(out, "### Errors\n");
         let total = s.requests.max(1) as f64;
@@ -510,15 +548,10 @@ pub fn render(r: &RunResult) -> String {
             )
         );
     }
+}
 
-    out.push_str(&super::search::markdown(r));
-    out.push_str(&super::steady::markdown(r));
-    out.push_str(&super::timings::markdown(r));
-    out.push_str(&super::server::markdown(r));
-    out.push_str(&workload_figures(r));
-    out.push_str(&super::groups::markdown(r));
-    out.push_str(&stages(r));
-
+/// An open model's schedule: asked for and kept.
+fn schedule(out: &mut String, r: &RunResult) {
     if let Some(sc) = &r.schedule {
         let _ = writeln!(out, "### Schedule\n");
         let _ = writeln!(
@@ -546,9 +579,10 @@ pub fn render(r: &RunResult) -> String {
             )
         );
     }
+}
 
-    out.push_str(&super::script::markdown(&r.raw.total.custom, r.duration_s));
-
+/// Every threshold and its verdict; where the load was stopped.
+fn thresholds(out: &mut String, r: &RunResult) {
     if !r.thresholds.is_empty() {
         let _ = writeln!(out, "### Thresholds\n");
         let rows = r
@@ -577,7 +611,11 @@ pub fn render(r: &RunResult) -> String {
             );
         }
     }
+}
 
+/// Warnings and how figures were counted.
+fn notes(out: &mut String, r: &RunResult) {
+    let s = &r.summary;
     let mut notes: Vec<String> = r
         .warnings
         .iter()
@@ -630,6 +668,10 @@ pub fn render(r: &RunResult) -> String {
         let _ = writeln!(out, "- {n}");
     }
     let _ = writeln!(out);
+}
+
+/// The OTLP and runs sections, and the definitions of what was measured.
+fn footer(out: &mut String, r: &RunResult) {
     let mut defs: Vec<String> = ROWS
         .iter()
         .filter(|(name, _)| r.latency.contains_key(*name))
@@ -650,7 +692,6 @@ pub fn render(r: &RunResult) -> String {
     if !defs.is_empty() {
         let _ = writeln!(out, "<sub>Definitions: {}. Latency in HDR histograms (µs, 3 significant digits); errors and interrupted requests are excluded from latency.</sub>", defs.join("; "));
     }
-    out
 }
 
 /// Whether input tokens, and generated tokens (tokens/s, ttft), mean

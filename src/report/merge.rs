@@ -400,10 +400,11 @@ impl Sums {
             });
             add_window(slot, w);
         }
-        self.requests.extend(r.requests.iter().cloned().map(|mut s| {
-            s.t_s += off.as_secs_f64();
-            s
-        }));
+        self.requests
+            .extend(r.requests.iter().cloned().map(|mut s| {
+                s.t_s += off.as_secs_f64();
+                s
+            }));
         let e = ExecReport::from(&r.raw.exec);
         let exec = &mut self.exec;
         exec.planned += e.planned;

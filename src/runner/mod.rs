@@ -8,6 +8,7 @@
 pub mod preflight;
 mod queries;
 mod signals;
+mod wire;
 
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
@@ -21,9 +22,7 @@ use crate::report::{
     self,
     result::{Inputs, RunResult},
 };
-use crate::{
-    client, dashboard, executor, mock, progress, server_metrics, sink, slo, tokenizer, workload,
-};
+use crate::{client, executor, mock, progress, server_metrics, tokenizer, workload};
 use signals::{soft_stopped_by_user, wait_for_start, watch_ctrl_c};
 
 /// Start scraping the server's metrics: `--server-metrics` with no URL is
@@ -120,6 +119,24 @@ fn script_run(
     })
 }
 
+/// A script's run, when the plan has one; its custom metrics go to the
+/// collector.
+fn with_script(
+    collector: Collector,
+    plan: &Plan,
+    client: &Arc<client::Client>,
+    records: &std::sync::mpsc::Sender<crate::record::RequestRecord>,
+    gauges: &Arc<Gauges>,
+    hard: &CancellationToken,
+) -> Result<(Collector, Option<Arc<crate::script::ScriptRun>>)> {
+    let Some(s) = &plan.workload.spec.script else {
+        return Ok((collector, None));
+    };
+    let (custom_tx, custom_rx) = std::sync::mpsc::channel();
+    let run = script_run(s, plan, client, records, custom_tx, gauges, hard)?;
+    Ok((collector.with_custom(custom_rx), Some(Arc::new(run))))
+}
+
 /// What one run measured.
 pub struct Executed {
     pub result: RunResult,
@@ -133,45 +150,17 @@ pub async fn execute(plan: &Plan, keep_samples: bool) -> Result<Executed> {
     execute_with(plan, keep_samples, None).await
 }
 
-/// `--dashboard`: serve the page (from the first run of the command on)
-/// and feed it this run: what runs, each second, each scrape.
-fn dashboard_feed(
-    plan: &Plan,
-    base: &str,
-    scraper: Option<&server_metrics::Scraper>,
-    origin: Instant,
-) -> Result<Option<dashboard::feed::Feed>> {
-    let Some(board) = &plan.outputs.dashboard else {
-        return Ok(None);
-    };
-    board.serve().map_err(Error::Usage)?;
-    let meta = serde_json::json!({
-        "scenario": plan.scenario.name,
-        "workload": plan.workload_name(),
-        "model": plan.workload.spec.model,
-        "target": crate::endpoint::shown(base),
-        "endpoint": plan.outputs.endpoint_tag,
-        "load": executor::describe_load(&plan.load.shape),
-        "open_model": plan.load.shape.is_open(),
-        "stages": plan.load.shape.stages(),
-        "duration_s": plan.load.shape.duration().as_secs_f64(),
-        "thresholds": plan.checks.thresholds.iter().map(|t| &t.expr).collect::<Vec<_>>(),
-        "server_metrics": scraper.is_some(),
-    });
-    let feed = dashboard::feed::Feed::start(board, meta, plan.checks.thresholds.clone(), origin);
-    if let Some(s) = scraper {
-        s.add_hook(Box::new(feed.server_hook()));
-    }
-    Ok(Some(feed))
+/// The first stage: the in-process mock (when asked), the client, and the
+/// preflight's checks of the target (skipped for a caller's own workload).
+struct Prepared {
+    mock_server: Option<mock::MockServer>,
+    base: String,
+    client: client::Client,
+    workload: Arc<dyn workload::Workload>,
+    tokenizer: Option<crate::report::result::TokenizerInfo>,
 }
 
-/// [`execute`], with a workload of the caller's (`probe`'s corpus) in place
-/// of the plan's: no preflight, tokens counted by the default tokenizer.
-pub async fn execute_with(
-    plan: &Plan,
-    keep_samples: bool,
-    own: Option<Arc<dyn workload::Workload>>,
-) -> Result<Executed> {
+async fn prepare(plan: &Plan, own: Option<Arc<dyn workload::Workload>>) -> Result<Prepared> {
     // Loaded before the first request: loaded beside the start, even on a
     // thread at nice 19, its ~30 ms of a core made a replay's first starts
     // late by the mock's stamps (p99 1.2-1.3 ms).
@@ -208,6 +197,153 @@ pub async fn execute_with(
         }
     };
 
+    Ok(Prepared {
+        mock_server,
+        base,
+        client,
+        workload,
+        tokenizer,
+    })
+}
+
+/// What the run knows at its end, beside the collector's figures.
+struct Ending<'a> {
+    base: &'a str,
+    run_id: String,
+    started_at: SystemTime,
+    duration_s: f64,
+    includes_mock: bool,
+    interrupted_by_user: bool,
+    exec: &'a executor::ExecReport,
+    aborted: Option<(String, u64)>,
+    server: Option<server_metrics::ServerMetrics>,
+    tokenizer: Option<crate::report::result::TokenizerInfo>,
+    search: Option<Arc<executor::adaptive::Control>>,
+}
+
+/// The last stage: the result, and every request when the caller asked
+/// (`keep_samples`); the dashboard gets the run's summary.
+fn build_result(
+    plan: &Plan,
+    e: Ending<'_>,
+    mut collected: metrics::Collected,
+    outputs: Vec<metrics::SinkReport>,
+    keep_samples: bool,
+) -> (RunResult, Vec<metrics::Sample>) {
+    let mut samples = collected.samples;
+    let requests = match (plan.outputs.keep_requests, keep_samples) {
+        (true, true) => samples.clone(),
+        (true, false) => std::mem::take(&mut samples),
+        (false, _) => Vec::new(),
+    };
+    let result = RunResult::build(Inputs {
+        plan: plan.view(e.base),
+        total: &collected.total,
+        windows: collected.windows,
+        exec: e.exec,
+        run_id: e.run_id,
+        started_at: e.started_at,
+        duration_s: e.duration_s,
+        requested_rate: plan
+            .load
+            .shape
+            .mean_rate()
+            .map(|r| r / f64::from(plan.segment.segment.count)),
+        includes_mock: e.includes_mock,
+        interrupted_by_user: e.interrupted_by_user,
+        thresholds: &plan.checks.thresholds,
+        has_slos: !plan.checks.slos.is_empty(),
+        by_group: &collected.by_group,
+        by_stage: &collected.by_stage,
+        stages: plan.load.shape.stages(),
+        aborted: e.aborted,
+        generator: report::result::generator_usage(e.includes_mock),
+        requests,
+        merged_from: Vec::new(),
+        outputs,
+        tokenizer: e.tokenizer,
+        server: e.server,
+        steady: collected.steady.take(),
+        search: e.search.map(|c| {
+            let report = c.report.lock().map(|r| r.clone()).unwrap_or_default();
+            let hold = c.hold.lock().ok().and_then(|mut h| h.take());
+            (report, hold)
+        }),
+    });
+    if let Some(b) = &plan.outputs.dashboard {
+        b.end_run(serde_json::json!({
+            "duration_s": result.duration_s,
+            "summary": result.summary,
+            "latency": result.latency,
+            "errors": result.errors,
+            "thresholds": result.thresholds,
+            "interrupted": result.interrupted_by_user,
+        }));
+    }
+    (result, samples)
+}
+
+/// What the progress line counts toward: requests for a closed model with
+/// a count of iterations, else time.
+fn progress_goal(plan: &Plan) -> progress::Goal {
+    match &plan.load.shape {
+        executor::Load::Closed {
+            iterations: Some(n),
+            ..
+        } => progress::Goal::Requests(plan.segment.segment.share(*n)),
+        load => progress::Goal::Time(load.duration()),
+    }
+}
+
+/// The load stage: the executor, and the trace queries beside it.
+async fn run_load(
+    plan: &Plan,
+    base: &str,
+    ctx: Arc<executor::Context>,
+    started_at: SystemTime,
+) -> Result<executor::ExecReport> {
+    let queries = match &plan.workload.queries {
+        Some(q) => Some(queries::load(q.clone(), plan, base, &ctx, started_at)?),
+        None => None,
+    };
+    // Queries stop with the load (its end, Ctrl-C, --abort-on-fail): their
+    // `soft` is a child of the load's, which the executor cancels at its end.
+    let grace = plan.load.grace;
+    let queries = queries
+        .map(|(load, qctx)| tokio::spawn(async move { executor::run(&load, qctx, grace).await }));
+    let exec = executor::run(&plan.load.shape, ctx, plan.load.grace).await;
+    if let Some(q) = queries {
+        let _ = q.await;
+    }
+    Ok(exec)
+}
+
+/// The scraper's last scrape, and the server's figures over the run.
+async fn finish_scraper(
+    s: server_metrics::Scraper,
+    started_at: SystemTime,
+) -> server_metrics::ServerMetrics {
+    let unix = |t: SystemTime| {
+        t.duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64())
+    };
+    s.finish((unix(started_at), unix(SystemTime::now()))).await
+}
+
+/// [`execute`], with a workload of the caller's (`probe`'s corpus) in place
+/// of the plan's: no preflight, tokens counted by the default tokenizer.
+pub async fn execute_with(
+    plan: &Plan,
+    keep_samples: bool,
+    own: Option<Arc<dyn workload::Workload>>,
+) -> Result<Executed> {
+    let Prepared {
+        mock_server,
+        base,
+        mut client,
+        workload,
+        tokenizer,
+    } = prepare(plan, own).await?;
     let run_id = plan
         .segment
         .run_id
@@ -227,128 +363,30 @@ pub async fn execute_with(
     client.set_origin(origin);
     let (tx, rx) = std::sync::mpsc::channel();
     let gauges = Arc::new(Gauges::default());
-    let mut collector = Collector::new(rx, origin, plan.load.shape.is_open(), gauges.clone())
+    let collector = Collector::new(rx, origin, plan.load.shape.is_open(), gauges.clone())
         .with_samples(keep_samples || plan.outputs.keep_requests)
         .with_plateau(plateau_target(plan));
     let soft = CancellationToken::new();
     let hard = CancellationToken::new();
-    if !plan.outputs.live.is_empty() {
-        let mut tags = vec![("run_id".to_string(), run_id.clone())];
-        if !plan.segment.segment.is_whole() {
-            tags.push((
-                "segment".to_string(),
-                plan.segment.segment.index.to_string(),
-            ));
-        }
-        tags.extend([
-            ("scenario".to_string(), plan.scenario.name.clone()),
-            ("workload".to_string(), plan.workload_name().to_string()),
-            (
-                "endpoint".to_string(),
-                plan.outputs
-                    .endpoint_tag
-                    .clone()
-                    .unwrap_or_else(|| base.clone()),
-            ),
-            ("model".to_string(), plan.workload.spec.model.clone()),
-        ]);
-        tags.extend(plan.outputs.tags.iter().cloned());
-        let feed = sink::Feed::start(
-            &plan.outputs.live,
-            &plan.outputs.credentials,
-            &sink::Tags { pairs: tags },
+    let wired = wire::observers(
+        wire::Wiring {
+            plan,
+            base: &base,
+            run_id: &run_id,
+            scraper: scraper.as_ref(),
+            origin,
             started_at,
-            plan.outputs.request_sample,
-        );
-        if let Some(s) = &scraper {
-            let side = feed.side();
-            s.add_hook(Box::new(move |points| side.server(points)));
-        }
-        collector = collector.with_observer(Box::new(feed));
-    }
-    if let Some(feed) = dashboard_feed(plan, &base, scraper.as_ref(), origin)? {
-        collector = collector.with_observer(Box::new(feed));
-    }
-    if let Some(t) = &plan.outputs.trace_requests {
-        client.set_tracing(true);
-        let server = reqwest::Url::parse(&base)
-            .ok()
-            .and_then(|u| Some((u.host_str()?.to_string(), u.port_or_known_default()?)));
-        collector = collector.with_observer(Box::new(sink::tracer::Tracer::start(
-            t,
-            sink::tracer::RunContext {
-                model: plan.workload.spec.model.clone(),
-                run_id: run_id.clone(),
-                scenario: plan.scenario.name.clone(),
-                workload: plan.workload_name().to_string(),
-                server,
-                max_tokens: Some(plan.workload.spec.max_tokens),
-                segment: (!plan.segment.segment.is_whole())
-                    .then(|| plan.segment.segment.to_string()),
-            },
-            started_at,
-        )));
-    }
-    if let (Some(_), Some(o)) = (&plan.workload.queries, &plan.workload.spec.otlp) {
-        collector =
-            collector.with_observer(Box::new(workload::otlp::AcceptedTraces(o.recent.clone())));
-    }
-    if let Some(path) = &plan.outputs.csv {
-        collector = collector.with_observer(Box::new(
-            sink::csv::RequestRows::create(path, &run_id, started_at, plan.load.shape.is_open())
-                .map_err(Error::Usage)?,
-        ));
-    }
-    if let Some(path) = &plan.outputs.requests_out {
-        collector = collector.with_observer(Box::new(
-            sink::rows::RequestFile::create(path, &run_id, started_at, plan.load.shape.is_open())
-                .map_err(Error::Usage)?,
-        ));
-    }
-    if let Some(judge) = slo::judge(plan.checks.slos.clone()) {
-        collector = collector.with_judge(judge);
-    }
-    let mut aborted = None;
-    if plan.checks.abort_on_fail && !plan.checks.thresholds.is_empty() {
-        let a = slo::AbortOnFail::new(plan.checks.thresholds.clone(), soft.clone(), origin);
-        aborted = Some(a.fired.clone());
-        collector = collector.with_observer(Box::new(a));
-    }
-    // find-and-hold: its controller judges each step and sets the VUs.
-    let adaptive = match plan.load.search.clone() {
-        Some(search) => {
-            let control = Arc::new(executor::adaptive::Control::default());
-            let c = executor::adaptive::Controller::new(
-                search,
-                plan.checks.step_thresholds(),
-                control.clone(),
-                soft.clone(),
-            );
-            collector = collector.with_observer(Box::new(c));
-            Some(control)
-        }
-        None => None,
-    };
-    let goal = match &plan.load.shape {
-        executor::Load::Closed {
-            iterations: Some(n),
-            ..
-        } => progress::Goal::Requests(plan.segment.segment.share(*n)),
-        load => progress::Goal::Time(load.duration()),
-    };
-    let (progress_feed, progress) = progress::start(origin, goal, plan.outputs.progress_every);
+            soft: &soft,
+        },
+        collector,
+        &mut client,
+    )?;
+    let (collector, aborted, adaptive) = (wired.collector, wired.aborted, wired.adaptive);
+    let (progress_feed, progress) =
+        progress::start(origin, progress_goal(plan), plan.outputs.progress_every);
 
     let client = Arc::new(client);
-    let script = match &plan.workload.spec.script {
-        Some(s) => {
-            let (custom_tx, custom_rx) = std::sync::mpsc::channel();
-            collector = collector.with_custom(custom_rx);
-            Some(Arc::new(script_run(
-                s, plan, &client, &tx, custom_tx, &gauges, &hard,
-            )?))
-        }
-        None => None,
-    };
+    let (collector, script) = with_script(collector, plan, &client, &tx, &gauges, &hard)?;
     let collector = tokio::spawn(collector.with_observer(progress_feed).run());
 
     let ctrl_c = tokio::spawn(watch_ctrl_c(soft.clone(), hard.clone(), plan.load.grace));
@@ -369,19 +407,7 @@ pub async fn execute_with(
         adaptive: adaptive.clone(),
         keep_texts: plan.outputs.requests_text,
     });
-    let queries = match &plan.workload.queries {
-        Some(q) => Some(queries::load(q.clone(), plan, &base, &ctx, started_at)?),
-        None => None,
-    };
-    // Queries stop with the load (its end, Ctrl-C, --abort-on-fail): their
-    // `soft` is a child of the load's, which the executor cancels at its end.
-    let grace = plan.load.grace;
-    let queries = queries
-        .map(|(load, qctx)| tokio::spawn(async move { executor::run(&load, qctx, grace).await }));
-    let exec = executor::run(&plan.load.shape, ctx, plan.load.grace).await;
-    if let Some(q) = queries {
-        let _ = q.await;
-    }
+    let exec = run_load(plan, &base, ctx, started_at).await?;
     let interrupted_by_user = ctrl_c.is_finished() || soft_stopped_by_user(&ctrl_c);
     ctrl_c.abort();
     let mut collected = collector
@@ -392,66 +418,29 @@ pub async fn execute_with(
     let aborted = aborted.and_then(|a| a.lock().unwrap_or_else(|p| p.into_inner()).take());
     let duration_s = origin.elapsed().as_secs_f64();
     let server = match scraper {
-        Some(s) => {
-            let unix = |t: SystemTime| {
-                t.duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0.0, |d| d.as_secs_f64())
-            };
-            Some(s.finish((unix(started_at), unix(SystemTime::now()))).await)
-        }
+        Some(s) => Some(finish_scraper(s, started_at).await),
         None => None,
     };
 
-    let mut samples = collected.samples;
-    let requests = match (plan.outputs.keep_requests, keep_samples) {
-        (true, true) => samples.clone(),
-        (true, false) => std::mem::take(&mut samples),
-        (false, _) => Vec::new(),
-    };
-    let result = RunResult::build(Inputs {
-        plan: plan.view(&base),
-        total: &collected.total,
-        windows: collected.windows,
-        exec: &exec,
-        run_id,
-        started_at,
-        duration_s,
-        requested_rate: plan
-            .load
-            .shape
-            .mean_rate()
-            .map(|r| r / f64::from(plan.segment.segment.count)),
-        includes_mock: mock_server.is_some(),
-        interrupted_by_user,
-        thresholds: &plan.checks.thresholds,
-        has_slos: !plan.checks.slos.is_empty(),
-        by_group: &collected.by_group,
-        by_stage: &collected.by_stage,
-        stages: plan.load.shape.stages(),
-        aborted,
-        generator: report::result::generator_usage(mock_server.is_some()),
-        requests,
-        merged_from: Vec::new(),
+    let (result, samples) = build_result(
+        plan,
+        Ending {
+            base: &base,
+            run_id,
+            started_at,
+            duration_s,
+            includes_mock: mock_server.is_some(),
+            interrupted_by_user,
+            exec: &exec,
+            aborted,
+            server,
+            tokenizer,
+            search: adaptive,
+        },
+        collected,
         outputs,
-        tokenizer,
-        server,
-        steady: collected.steady.take(),
-        search: adaptive.map(|c| {
-            let report = c.report.lock().map(|r| r.clone()).unwrap_or_default();
-            let hold = c.hold.lock().ok().and_then(|mut h| h.take());
-            (report, hold)
-        }),
-    });
-    if let Some(b) = &plan.outputs.dashboard {
-        b.end_run(serde_json::json!({
-            "duration_s": result.duration_s,
-            "summary": result.summary,
-            "latency": result.latency,
-            "errors": result.errors,
-            "thresholds": result.thresholds,
-            "interrupted": result.interrupted_by_user,
-        }));
-    }
+        keep_samples,
+    );
     if let Some(m) = mock_server {
         m.shutdown().await;
     }

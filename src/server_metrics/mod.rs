@@ -29,9 +29,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
+use crate::spool::Spool;
 pub use catalog::HistAt;
 use expo::Exposition;
-use crate::spool::Spool;
 pub use figures::{Figures, GaugeStats, HistStats, RawTarget, SeriesRow};
 pub use promql::{Query, QueryResult, QuerySeries};
 

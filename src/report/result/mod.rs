@@ -455,7 +455,7 @@ fn stage_rows(
 }
 
 impl RunResult {
-    pub fn build(i: Inputs<'_>) -> Self {
+    pub fn build(mut i: Inputs<'_>) -> Self {
         let t = i.total;
         let dur = i.duration_s.max(1e-9);
         let latency = t
@@ -465,22 +465,9 @@ impl RunResult {
             .map(|(name, h)| (name.to_string(), LatencyStats::of(h)))
             .collect();
         let histograms = encode_histograms(t);
-        let errors = t
-            .errors_by
-            .iter()
-            .map(|((class, status), n)| ErrorRow {
-                class: class.as_str().to_string(),
-                status: *status,
-                count: *n,
-                message: t
-                    .error_messages
-                    .get(&(*class, *status))
-                    .cloned()
-                    .unwrap_or_default(),
-            })
-            .collect();
+        let errors = error_rows(t);
         let mut warnings = Vec::new();
-        let mut server = i.server;
+        let mut server = i.server.take();
         if let Some(s) = server.as_mut() {
             let origin = i
                 .started_at
@@ -490,113 +477,8 @@ impl RunResult {
             s.refresh(origin, (ttft.count > 0).then_some((ttft.p50, ttft.mean)));
             warnings.extend(s.warnings());
         }
-        let schedule = i.requested_rate.map(|requested| {
-            let lag = t.stats("schedule_lag");
-            let load_s = i.exec.load_elapsed.as_secs_f64().max(1e-9);
-            let achieved = i.exec.dispatched as f64 / load_s;
-            let lag_behind = lag.p99 > 10.0;
-            // Paced by bytes, the trace count follows the mix's draws: the
-            // byte rate is what was asked for.
-            let paced_mb = i.plan.otlp.as_ref().and_then(|o| o.mb_per_s);
-            let sent_mb = t.payload.sent_bytes as f64 / load_s / 1e6;
-            let short = match paced_mb {
-                Some(mb) => sent_mb < 0.95 * mb,
-                None => achieved < 0.95 * requested,
-            };
-            let rate_behind = short && t.queued == 0 && !i.interrupted_by_user;
-            let behind = lag_behind || rate_behind;
-            if lag_behind {
-                warnings.push(format!(
-                    "the generator fell behind its schedule: schedule_lag p99 {:.1} ms > 10 ms; latency figures are suspect",
-                    lag.p99
-                ));
-            }
-            if rate_behind {
-                warnings.push(match paced_mb {
-                    Some(mb) => format!(
-                        "the generator fell behind its schedule: it sent {sent_mb:.3} MB/s of the {mb:.3} requested (< 95%); figures are suspect"
-                    ),
-                    None => format!(
-                        "the generator fell behind its schedule: it sent {achieved:.1} req/s of the {requested:.1} requested (< 95%); figures are suspect"
-                    ),
-                });
-            }
-            if t.queued > 0 {
-                warnings.push(format!(
-                    "{} arrivals waited for a --max-in-flight slot (the target's backlog): see queue_wait; latency counts from the scheduled time",
-                    t.queued
-                ));
-            }
-            ScheduleCheck {
-                requested_rate: requested,
-                achieved_rate: achieved,
-                lag_p99_ms: lag.p99,
-                queued: t.queued,
-                behind,
-            }
-        });
-        let tokenizer_count = t
-            .output_sources
-            .get(&crate::record::TokenSource::Tokenizer)
-            .copied()
-            .unwrap_or(0)
-            + t.output_sources
-                .get(&crate::record::TokenSource::Chunks)
-                .copied()
-                .unwrap_or(0);
-        if tokenizer_count > 0 {
-            let by = i
-                .tokenizer
-                .as_ref()
-                .map_or("cl100k_base".to_string(), |t| t.name.clone());
-            let how = if by.starts_with("server") {
-                format!("counted with the server's own tokenizer ({by})")
-            } else {
-                format!("estimated locally with the {by} tokenizer")
-            };
-            warnings.push(format!(
-                "the server sent no usage for {tokenizer_count} of {} ok requests: their output tokens are {how}",
-                t.ok
-            ));
-        }
-        if t.reconnects > 0 {
-            warnings.push(format!(
-                "{} of {} requests found their kept-alive connection closed by the server and were sent again on a fresh one (reconnects, not errors): the server advertises keep-alive and then closes connections, after its answers or when idle (llama.cpp's server closes after every streamed answer); each costs the user a new connection",
-                t.reconnects, t.requests
-            ));
-        }
-        if let Some(n) = i.tokenizer.as_ref().and_then(|t| t.note.as_ref()) {
-            warnings.push(n.clone());
-        }
-        if t.usage_mismatch > 0 {
-            warnings.push(format!(
-                "for {} of {} checked requests the server's usage and the local token count disagree by more than 10%",
-                t.usage_mismatch, t.usage_checked
-            ));
-        }
-        if i.exec.cancelled_in_flight && t.interrupted > 0 {
-            warnings.push(format!(
-                "{} requests were still in flight at the end and were cancelled (interrupted, not errors)",
-                t.interrupted
-            ));
-        }
-        let src = |m: &BTreeMap<crate::record::TokenSource, u64>| {
-            m.iter()
-                .map(|(k, v)| (k.as_str().to_string(), *v))
-                .collect()
-        };
-        for o in &i.outputs {
-            if o.dropped > 0 || o.error.is_some() {
-                warnings.push(format!(
-                    "{}{}",
-                    o.summary(),
-                    o.error
-                        .as_ref()
-                        .map(|e| format!(" (first failure: {e})"))
-                        .unwrap_or_default()
-                ));
-            }
-        }
+        let schedule = schedule_check(&i, &mut warnings);
+        warnings.extend(count_warnings(&i));
         let mut stages = stage_rows(i.by_stage, i.stages, &i.plan.phases);
         let (scenario, stage_verdicts) = analyze(Facts {
             name: &i.plan.scenario,
@@ -618,27 +500,11 @@ impl RunResult {
                 .as_ref()
                 .map(|(r, h)| (r, h.as_ref().map(|(a, d)| (a, *d)))),
         });
-        let raw = Raw {
-            total: t.to_counts(false),
-            groups: i
-                .by_group
-                .iter()
-                .map(|(g, a)| RawGroup {
-                    kind: g.kind().to_string(),
-                    label: g.label(),
-                    counts: a.to_counts(true),
-                })
-                .collect(),
-            stages: i
-                .by_stage
-                .iter()
-                .map(|(k, a)| (*k, a.to_counts(true)))
-                .collect(),
-            exec: ExecFacts::from(i.exec),
-        };
-        let mut requests = i.requests;
+        let raw = raw_counts(&i);
+        let mut requests = std::mem::take(&mut i.requests);
         requests.sort_by(|a, b| a.t_s.total_cmp(&b.t_s));
-        let prices = i.plan.prices;
+        let summary = summary(&i, dur);
+        let thresholds = verdicts(&i, dur, stage_verdicts, server.as_ref());
         RunResult {
             schema: SCHEMA.to_string(),
             periscope_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -646,35 +512,7 @@ impl RunResult {
             started_at: humantime::format_rfc3339_millis(i.started_at).to_string(),
             duration_s: (i.duration_s * 1000.0).round() / 1000.0,
             plan: i.plan,
-            summary: Summary {
-                cost: prices.map(|p| cost::Cost::of(p, t.input_tokens, t.output_tokens, t.ok)),
-                requests: t.requests,
-                ok: t.ok,
-                errors: t.errors,
-                interrupted: t.interrupted,
-                error_rate: t.error_rate(),
-                ok_rps: t.ok as f64 / dur,
-                tokens_per_s: t.output_tokens as f64 / dur,
-                input_tokens: t.input_tokens,
-                output_tokens: t.output_tokens,
-                reasoning_tokens: t.reasoning_tokens,
-                images: t.images,
-                image_tokens: t.image_tokens,
-                output_token_sources: src(&t.output_sources),
-                input_token_sources: src(&t.input_sources),
-                usage_checked: t.usage_checked,
-                usage_mismatch: t.usage_mismatch,
-                reconnects: t.reconnects,
-                http2: t.http2,
-                received: t.received,
-                goodput: i.has_slos.then(|| t.good as f64 / dur),
-                goodput_ratio: (i.has_slos && t.ok > 0).then(|| t.good as f64 / t.ok as f64),
-                prefill_rate: t.prefill_rate(),
-                decode_rate: t.decode_rate(),
-                texts: (t.texts > 0).then_some(t.texts),
-                texts_per_s: (t.texts > 0).then(|| t.texts as f64 / dur),
-                embedding_dims: t.dims,
-            },
+            summary,
             latency,
             errors,
             schedule,
@@ -683,33 +521,7 @@ impl RunResult {
             generator: i.generator,
             warnings,
             interrupted_by_user: i.interrupted_by_user,
-            thresholds: match stage_verdicts {
-                // Stress: the capacity step's verdicts, then the bounds on
-                // a group (judged on the whole run).
-                Some(v) => v
-                    .into_iter()
-                    .chain(
-                        i.thresholds
-                            .iter()
-                            .filter(|th| !th.is_server() && th.group().is_some())
-                            .map(|th| th.check_in(t, i.by_group, dur)),
-                    )
-                    .collect::<Vec<_>>(),
-                None => i
-                    .thresholds
-                    .iter()
-                    .filter(|th| !th.is_server())
-                    .map(|th| th.check_in(t, i.by_group, dur))
-                    .collect(),
-            }
-            .into_iter()
-            .chain(
-                i.thresholds
-                    .iter()
-                    .filter(|th| th.is_server())
-                    .map(|th| th.check_server(server.as_ref())),
-            )
-            .collect(),
+            thresholds,
             aborted: i
                 .aborted
                 .map(|(threshold, at_s)| Aborted { threshold, at_s }),
@@ -732,6 +544,240 @@ impl RunResult {
             raw,
         }
     }
+}
+
+/// The errors by class and status, each with its first message.
+fn error_rows(t: &Aggregate) -> Vec<ErrorRow> {
+    t.errors_by
+        .iter()
+        .map(|((class, status), n)| ErrorRow {
+            class: class.as_str().to_string(),
+            status: *status,
+            count: *n,
+            message: t
+                .error_messages
+                .get(&(*class, *status))
+                .cloned()
+                .unwrap_or_default(),
+        })
+        .collect()
+}
+
+/// An open model's schedule, asked for and kept; what fell behind goes to
+/// the warnings.
+fn schedule_check(i: &Inputs<'_>, warnings: &mut Vec<String>) -> Option<ScheduleCheck> {
+    let t = i.total;
+    i.requested_rate.map(|requested| {
+        let lag = t.stats("schedule_lag");
+        let load_s = i.exec.load_elapsed.as_secs_f64().max(1e-9);
+        let achieved = i.exec.dispatched as f64 / load_s;
+        let lag_behind = lag.p99 > 10.0;
+        // Paced by bytes, the trace count follows the mix's draws: the
+        // byte rate is what was asked for.
+        let paced_mb = i.plan.otlp.as_ref().and_then(|o| o.mb_per_s);
+        let sent_mb = t.payload.sent_bytes as f64 / load_s / 1e6;
+        let short = match paced_mb {
+            Some(mb) => sent_mb < 0.95 * mb,
+            None => achieved < 0.95 * requested,
+        };
+        let rate_behind = short && t.queued == 0 && !i.interrupted_by_user;
+        let behind = lag_behind || rate_behind;
+        if lag_behind {
+            warnings.push(format!(
+                "the generator fell behind its schedule: schedule_lag p99 {:.1} ms > 10 ms; latency figures are suspect",
+                lag.p99
+            ));
+        }
+        if rate_behind {
+            warnings.push(match paced_mb {
+                Some(mb) => format!(
+                    "the generator fell behind its schedule: it sent {sent_mb:.3} MB/s of the {mb:.3} requested (< 95%); figures are suspect"
+                ),
+                None => format!(
+                    "the generator fell behind its schedule: it sent {achieved:.1} req/s of the {requested:.1} requested (< 95%); figures are suspect"
+                ),
+            });
+        }
+        if t.queued > 0 {
+            warnings.push(format!(
+                "{} arrivals waited for a --max-in-flight slot (the target's backlog): see queue_wait; latency counts from the scheduled time",
+                t.queued
+            ));
+        }
+        ScheduleCheck {
+            requested_rate: requested,
+            achieved_rate: achieved,
+            lag_p99_ms: lag.p99,
+            queued: t.queued,
+            behind,
+        }
+    })
+}
+
+/// What the counts say the user should know: tokens counted locally,
+/// reconnects, usage that disagrees, requests cancelled, outputs that
+/// dropped or failed.
+fn count_warnings(i: &Inputs<'_>) -> Vec<String> {
+    let t = i.total;
+    let mut warnings = Vec::new();
+    let tokenizer_count = t
+        .output_sources
+        .get(&crate::record::TokenSource::Tokenizer)
+        .copied()
+        .unwrap_or(0)
+        + t.output_sources
+            .get(&crate::record::TokenSource::Chunks)
+            .copied()
+            .unwrap_or(0);
+    if tokenizer_count > 0 {
+        let by = i
+            .tokenizer
+            .as_ref()
+            .map_or("cl100k_base".to_string(), |t| t.name.clone());
+        let how = if by.starts_with("server") {
+            format!("counted with the server's own tokenizer ({by})")
+        } else {
+            format!("estimated locally with the {by} tokenizer")
+        };
+        warnings.push(format!(
+            "the server sent no usage for {tokenizer_count} of {} ok requests: their output tokens are {how}",
+            t.ok
+        ));
+    }
+    if t.reconnects > 0 {
+        warnings.push(format!(
+            "{} of {} requests found their kept-alive connection closed by the server and were sent again on a fresh one (reconnects, not errors): the server advertises keep-alive and then closes connections, after its answers or when idle (llama.cpp's server closes after every streamed answer); each costs the user a new connection",
+            t.reconnects, t.requests
+        ));
+    }
+    if let Some(n) = i.tokenizer.as_ref().and_then(|t| t.note.as_ref()) {
+        warnings.push(n.clone());
+    }
+    if t.usage_mismatch > 0 {
+        warnings.push(format!(
+            "for {} of {} checked requests the server's usage and the local token count disagree by more than 10%",
+            t.usage_mismatch, t.usage_checked
+        ));
+    }
+    if i.exec.cancelled_in_flight && t.interrupted > 0 {
+        warnings.push(format!(
+            "{} requests were still in flight at the end and were cancelled (interrupted, not errors)",
+            t.interrupted
+        ));
+    }
+    for o in &i.outputs {
+        if o.dropped > 0 || o.error.is_some() {
+            warnings.push(format!(
+                "{}{}",
+                o.summary(),
+                o.error
+                    .as_ref()
+                    .map(|e| format!(" (first failure: {e})"))
+                    .unwrap_or_default()
+            ));
+        }
+    }
+    warnings
+}
+
+/// The run's counts as `merge` reads them back.
+fn raw_counts(i: &Inputs<'_>) -> Raw {
+    Raw {
+        total: i.total.to_counts(false),
+        groups: i
+            .by_group
+            .iter()
+            .map(|(g, a)| RawGroup {
+                kind: g.kind().to_string(),
+                label: g.label(),
+                counts: a.to_counts(true),
+            })
+            .collect(),
+        stages: i
+            .by_stage
+            .iter()
+            .map(|(k, a)| (*k, a.to_counts(true)))
+            .collect(),
+        exec: ExecFacts::from(i.exec),
+    }
+}
+
+/// The summary's figures over `dur` seconds.
+fn summary(i: &Inputs<'_>, dur: f64) -> Summary {
+    let t = i.total;
+    let prices = i.plan.prices;
+    let src = |m: &BTreeMap<crate::record::TokenSource, u64>| {
+        m.iter()
+            .map(|(k, v)| (k.as_str().to_string(), *v))
+            .collect()
+    };
+    Summary {
+        cost: prices.map(|p| cost::Cost::of(p, t.input_tokens, t.output_tokens, t.ok)),
+        requests: t.requests,
+        ok: t.ok,
+        errors: t.errors,
+        interrupted: t.interrupted,
+        error_rate: t.error_rate(),
+        ok_rps: t.ok as f64 / dur,
+        tokens_per_s: t.output_tokens as f64 / dur,
+        input_tokens: t.input_tokens,
+        output_tokens: t.output_tokens,
+        reasoning_tokens: t.reasoning_tokens,
+        images: t.images,
+        image_tokens: t.image_tokens,
+        output_token_sources: src(&t.output_sources),
+        input_token_sources: src(&t.input_sources),
+        usage_checked: t.usage_checked,
+        usage_mismatch: t.usage_mismatch,
+        reconnects: t.reconnects,
+        http2: t.http2,
+        received: t.received,
+        goodput: i.has_slos.then(|| t.good as f64 / dur),
+        goodput_ratio: (i.has_slos && t.ok > 0).then(|| t.good as f64 / t.ok as f64),
+        prefill_rate: t.prefill_rate(),
+        decode_rate: t.decode_rate(),
+        texts: (t.texts > 0).then_some(t.texts),
+        texts_per_s: (t.texts > 0).then(|| t.texts as f64 / dur),
+        embedding_dims: t.dims,
+    }
+}
+
+/// Every threshold's verdict: a stress run's capacity step's (`stage`),
+/// else the whole run's; the server's on its scraped figures.
+fn verdicts(
+    i: &Inputs<'_>,
+    dur: f64,
+    stage: Option<Vec<ThresholdResult>>,
+    server: Option<&crate::server_metrics::ServerMetrics>,
+) -> Vec<ThresholdResult> {
+    let t = i.total;
+    match stage {
+        // Stress: the capacity step's verdicts, then the bounds on
+        // a group (judged on the whole run).
+        Some(v) => v
+            .into_iter()
+            .chain(
+                i.thresholds
+                    .iter()
+                    .filter(|th| !th.is_server() && th.group().is_some())
+                    .map(|th| th.check_in(t, i.by_group, dur)),
+            )
+            .collect::<Vec<_>>(),
+        None => i
+            .thresholds
+            .iter()
+            .filter(|th| !th.is_server())
+            .map(|th| th.check_in(t, i.by_group, dur))
+            .collect(),
+    }
+    .into_iter()
+    .chain(
+        i.thresholds
+            .iter()
+            .filter(|th| th.is_server())
+            .map(|th| th.check_server(server)),
+    )
+    .collect()
 }
 
 fn is_zero(n: &u64) -> bool {
