@@ -97,154 +97,134 @@ pub(super) fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
-/// When a request's service began, and how long it waited in line for a
-/// slot before (zero without `--max-concurrency`).
-pub(super) struct Admitted {
-    pub at: Instant,
-    pub queued: Duration,
+/// What a completion request asks for, read and checked.
+struct Asked<'a> {
+    model: String,
+    /// The prompt's texts: one per message, or the prompt's items.
+    texts: Vec<Cow<'a, str>>,
+    /// Counted as a chat's messages (priming and per-message overhead).
+    chat_accounting: bool,
+    stream: bool,
+    include_usage: bool,
+    max: Option<u32>,
+    tools: tools::ToolsIn<'a>,
+    image_tokens: u32,
 }
 
-pub(super) async fn completion(
-    state: &State,
-    api: Api,
-    body: &[u8],
-    latency: Latency,
-    admitted: Admitted,
-    id: u64,
-    rng: &mut fastrand::Rng,
-) -> Result<Resp, Early> {
-    let Admitted {
-        at: arrival,
-        queued,
-    } = admitted;
-    // Parse and validate: prompt texts, model, stream, usage, max tokens.
-    let mut tools = tools::ToolsIn::default();
-    let mut image_tokens = 0u32;
-    let bad = |e: String| early(400, Fault::BadRequest, bad_request(&e));
-    let (model, texts, chat_accounting, stream, include_usage, max) = match api {
-        Api::Chat => {
-            let r: openai::ChatRequest = serde_json::from_slice(body).map_err(parse_error)?;
-            let model = require_model(state, r.model.map(Cow::into_owned))?;
-            let messages = match r.messages {
-                Some(m) if !m.is_empty() => m,
-                Some(_) => {
-                    return Err(early(
-                        400,
-                        Fault::BadRequest,
-                        bad_request("'messages' must contain at least one message"),
-                    ))
-                }
-                None => {
-                    return Err(early(
-                        400,
-                        Fault::BadRequest,
-                        bad_request("'messages' is a required property"),
-                    ))
-                }
-            };
-            let mut texts = Vec::with_capacity(messages.len());
-            for m in &messages {
-                texts.push(m.text().map_err(bad)?);
-                image_tokens += m.image_tokens().map_err(bad)?;
-            }
-            let stream = r.stream.unwrap_or(false);
-            let include_usage = r.stream_options.is_some_and(|o| o.include_usage);
-            tools = tools::ToolsIn {
-                tools: r.tools,
-                tool_choice: r.tool_choice,
-            };
-            (
-                model,
-                texts,
-                true,
-                stream,
-                include_usage,
-                r.max_completion_tokens.or(r.max_tokens),
-            )
-        }
-        Api::Text => {
-            let r: openai::TextRequest = serde_json::from_slice(body).map_err(parse_error)?;
-            let model = require_model(state, r.model)?;
-            let prompt = r.prompt.ok_or_else(|| {
-                (
-                    400,
-                    Fault::BadRequest,
-                    bad_request("'prompt' is a required property"),
-                )
-            })?;
-            let texts = prompt
-                .items()
-                .into_iter()
-                .map(|(t, _)| std::borrow::Cow::Owned(t))
-                .collect();
-            let stream = r.stream.unwrap_or(false);
-            let include_usage = r.stream_options.is_some_and(|o| o.include_usage);
-            (model, texts, false, stream, include_usage, r.max_tokens)
-        }
-        Api::Responses => {
-            let r: super::responses::ResponsesRequest =
-                serde_json::from_slice(body).map_err(parse_error)?;
-            let model = require_model(state, r.model.clone().map(Cow::into_owned))?;
-            let texts = r.texts().map_err(bad)?;
-            image_tokens = r.image_tokens().map_err(bad)?;
-            tools = tools::ToolsIn {
-                tools: r.tools,
-                tool_choice: r.tool_choice,
-            };
-            // The usage always comes with `response.completed`.
-            (
-                model,
-                texts,
-                true,
-                r.stream.unwrap_or(false),
-                true,
-                r.max_output_tokens,
-            )
-        }
-        Api::Messages => {
-            let r: super::messages::MessagesRequest =
-                serde_json::from_slice(body).map_err(parse_error)?;
-            let model = require_model(state, r.model.clone().map(Cow::into_owned))?;
-            let texts = r
-                .texts()
-                .map_err(|e| early(400, Fault::BadRequest, bad_request(&e)))?;
-            let Some(max) = r.max_tokens else {
-                return Err(early(
-                    400,
-                    Fault::BadRequest,
-                    bad_request("max_tokens: Field required"),
-                ));
-            };
-            (
-                model,
-                texts,
-                true,
-                r.stream.unwrap_or(false),
-                true,
-                Some(max),
-            )
-        }
-    };
-    if max == Some(0) {
-        return Err(early(
-            400,
-            Fault::BadRequest,
-            bad_request("max_tokens must be at least 1"),
-        ));
-    }
-    let tool = tools
-        .call()
-        .map_err(|e| early(400, Fault::BadRequest, bad_request(&e)))?;
-    early_faults(state, rng)?;
+fn bad(e: String) -> Early {
+    early(400, Fault::BadRequest, bad_request(&e))
+}
 
-    // Prompt tokens, and how many of them a recent prompt already prefilled.
+/// `POST /v1/chat/completions`.
+fn asked_chat<'a>(state: &State, body: &'a [u8]) -> Result<Asked<'a>, Early> {
+    let r: openai::ChatRequest = serde_json::from_slice(body).map_err(parse_error)?;
+    let model = require_model(state, r.model.map(Cow::into_owned))?;
+    let messages = match r.messages {
+        Some(m) if !m.is_empty() => m,
+        Some(_) => return Err(bad("'messages' must contain at least one message".into())),
+        None => return Err(bad("'messages' is a required property".into())),
+    };
+    let mut texts = Vec::with_capacity(messages.len());
+    let mut image_tokens = 0;
+    for m in &messages {
+        texts.push(m.text().map_err(bad)?);
+        image_tokens += m.image_tokens().map_err(bad)?;
+    }
+    Ok(Asked {
+        model,
+        texts,
+        chat_accounting: true,
+        stream: r.stream.unwrap_or(false),
+        include_usage: r.stream_options.is_some_and(|o| o.include_usage),
+        max: r.max_completion_tokens.or(r.max_tokens),
+        tools: tools::ToolsIn {
+            tools: r.tools,
+            tool_choice: r.tool_choice,
+        },
+        image_tokens,
+    })
+}
+
+/// `POST /v1/completions`.
+fn asked_text<'a>(state: &State, body: &'a [u8]) -> Result<Asked<'a>, Early> {
+    let r: openai::TextRequest = serde_json::from_slice(body).map_err(parse_error)?;
+    let model = require_model(state, r.model)?;
+    let prompt = r
+        .prompt
+        .ok_or_else(|| bad("'prompt' is a required property".into()))?;
+    Ok(Asked {
+        model,
+        texts: prompt
+            .items()
+            .into_iter()
+            .map(|(t, _)| Cow::Owned(t))
+            .collect(),
+        chat_accounting: false,
+        stream: r.stream.unwrap_or(false),
+        include_usage: r.stream_options.is_some_and(|o| o.include_usage),
+        max: r.max_tokens,
+        tools: tools::ToolsIn::default(),
+        image_tokens: 0,
+    })
+}
+
+/// `POST /v1/responses`: the usage always comes with `response.completed`.
+fn asked_responses<'a>(state: &State, body: &'a [u8]) -> Result<Asked<'a>, Early> {
+    let r: super::responses::ResponsesRequest =
+        serde_json::from_slice(body).map_err(parse_error)?;
+    let model = require_model(state, r.model.clone().map(Cow::into_owned))?;
+    Ok(Asked {
+        model,
+        texts: r.texts().map_err(bad)?,
+        chat_accounting: true,
+        stream: r.stream.unwrap_or(false),
+        include_usage: true,
+        max: r.max_output_tokens,
+        image_tokens: r.image_tokens().map_err(bad)?,
+        tools: tools::ToolsIn {
+            tools: r.tools,
+            tool_choice: r.tool_choice,
+        },
+    })
+}
+
+/// `POST /v1/messages` (Anthropic's): `max_tokens` is required.
+fn asked_messages<'a>(state: &State, body: &'a [u8]) -> Result<Asked<'a>, Early> {
+    let r: super::messages::MessagesRequest = serde_json::from_slice(body).map_err(parse_error)?;
+    let model = require_model(state, r.model.clone().map(Cow::into_owned))?;
+    let texts = r.texts().map_err(bad)?;
+    let Some(max) = r.max_tokens else {
+        return Err(bad("max_tokens: Field required".into()));
+    };
+    Ok(Asked {
+        model,
+        texts,
+        chat_accounting: true,
+        stream: r.stream.unwrap_or(false),
+        include_usage: true,
+        max: Some(max),
+        tools: tools::ToolsIn::default(),
+        image_tokens: 0,
+    })
+}
+
+/// Prompt tokens as servers count them (a chat's priming and per-message
+/// overhead, tool definitions, pictures), and how many of them a recent
+/// prompt already prefilled (`--prefix-cache`).
+fn prompt_tokens(
+    state: &State,
+    texts: &[Cow<'_, str>],
+    chat_accounting: bool,
+    tools: &tools::ToolsIn<'_>,
+    image_tokens: u32,
+) -> (u32, u32) {
     let mut prompt_tokens = if chat_accounting {
         tokenizer::REPLY_PRIMING
     } else {
         0
     };
     let mut ids = Vec::new();
-    for t in &texts {
+    for t in texts {
         if chat_accounting {
             prompt_tokens += tokenizer::PER_MESSAGE_OVERHEAD;
         }
@@ -266,111 +246,121 @@ pub(super) async fn completion(
         None => 0,
     };
 
-    let refused = state
-        .config
-        .guardrail
-        .as_ref()
-        .is_some_and(|re| texts.iter().any(|t| re.is_match(t)));
-    let desired = match latency.output_tokens {
-        Some(TokenRange::Fixed(n)) => n,
-        Some(TokenRange::Range(a, b)) => rng.u32(a..=b),
-        None => max.unwrap_or(64),
-    };
-    let n = max
-        .map_or(desired, |m| desired.min(m))
-        .min(MAX_OUTPUT_TOKENS);
-    let finish_reason = if max.is_some_and(|m| desired >= m) {
-        "length"
-    } else {
-        "stop"
-    };
-    let (n, finish_reason) = if refused {
-        (tokenizer::count(openai::REFUSAL), "stop")
-    } else if tool.is_some() && finish_reason == "stop" && api == Api::Chat {
-        (n, "tool_calls")
-    } else {
-        (n, finish_reason)
-    };
-    // A call of the tool is not a refusal: the guardrail wins.
-    let tool = tool.filter(|_| !refused);
+    (prompt_tokens, cached)
+}
 
-    let prefill = latency
-        .prefill_per_token
-        .saturating_mul(prompt_tokens.saturating_sub(cached));
-    let ttft = jittered(latency.ttft + prefill, latency.jitter, rng);
-    let first_due = arrival + ttft;
-    let offset = rng.u32(..);
-    // A call's arguments hold the tokens in a JSON object: the usage counts
-    // what was sent, braces and key included.
-    let generated = match tool {
-        Some(_) => tokenizer::count(&tools::arguments(
-            &(0..n)
-                .map(|i| openai::token_text(i, offset))
-                .collect::<String>(),
-        )),
-        None => n,
-    };
-    let usage = Usage {
-        prompt: prompt_tokens,
-        completion: generated,
-        cached,
-    };
-    let created = unix_now();
-    let endpoint = match api {
-        Api::Chat => Endpoint::Chat,
-        Api::Text => Endpoint::Text,
-        Api::Responses => Endpoint::Responses,
-        Api::Messages => Endpoint::Messages,
-    };
-    let fault = if refused { Fault::Refused } else { Fault::None };
+/// An answer decided, before it is sent whole or streamed.
+struct Answer<'a> {
+    api: Api,
+    id: u64,
+    created: u64,
+    model: &'a str,
+    /// Output tokens, and where their words start in the mock's vocabulary.
+    tokens: u32,
+    offset: u32,
+    refused: bool,
+    tool: Option<&'a str>,
+    finish_reason: &'static str,
+    usage: Usage,
+    endpoint: Endpoint,
+    fault: Fault,
+    arrival: Instant,
+    queued: Duration,
+    first_due: Instant,
+}
 
-    if !stream {
-        // The whole answer leaves when its last token would have.
-        let tokens_after_first = if refused { 0 } else { n.saturating_sub(1) };
-        let gen = latency.itl.saturating_mul(tokens_after_first);
-        let done =
-            (first_due + jittered(gen, latency.jitter, rng)).max(arrival + latency.slow_headers);
-        let text: String = if refused {
-            openai::REFUSAL.to_string()
-        } else {
-            (0..n).map(|i| openai::token_text(i, offset)).collect()
-        };
-        let text = match tool {
-            Some(_) => tools::arguments(&text),
-            None => text,
-        };
-        let body = openai::Completion {
-            api,
-            id,
-            created,
-            model: &model,
-            text: &text,
-            refusal: refused,
-            finish_reason,
-            tool: tool.as_deref(),
-            usage: latency.usage.then_some(usage),
-            timings: state.config.timings.then(|| openai::Timings {
-                prompt_ms: first_due.saturating_duration_since(arrival).as_secs_f64() * 1000.0,
-                predicted_ms: done.saturating_duration_since(first_due).as_secs_f64() * 1000.0,
-                prompt_n: prompt_tokens.saturating_sub(cached),
-                predicted_n: generated,
-                cache_n: cached,
-            }),
-        }
-        .body();
-        crate::timer::sleep_until(done).await;
-        let mut rec = state.simple_record(endpoint, 200, fault, arrival);
-        rec.queued = queued;
-        rec.first_token = Some((rec.headers_at, done));
-        rec.token_lags
-            .push(rec.headers_at.saturating_duration_since(done).as_micros() as u32);
-        rec.output_tokens = generated;
-        rec.prompt_tokens = prompt_tokens;
-        rec.cached_tokens = cached;
-        state.stats.record(rec);
-        return Ok(json_response(StatusCode::OK, body));
+/// The whole answer, sent when its last token would have been.
+async fn whole(state: &State, a: &Answer<'_>, latency: &Latency, rng: &mut fastrand::Rng) -> Resp {
+    let Answer {
+        api,
+        id,
+        created,
+        model,
+        tokens: n,
+        offset,
+        refused,
+        tool,
+        finish_reason,
+        usage,
+        endpoint,
+        fault,
+        arrival,
+        queued,
+        first_due,
+    } = *a;
+    let (prompt_tokens, cached, generated) = (usage.prompt, usage.cached, usage.completion);
+    // The whole answer leaves when its last token would have.
+    let tokens_after_first = if refused { 0 } else { n.saturating_sub(1) };
+    let gen = latency.itl.saturating_mul(tokens_after_first);
+    let done = (first_due + jittered(gen, latency.jitter, rng)).max(arrival + latency.slow_headers);
+    let text: String = if refused {
+        openai::REFUSAL.to_string()
+    } else {
+        (0..n).map(|i| openai::token_text(i, offset)).collect()
+    };
+    let text = match tool {
+        Some(_) => tools::arguments(&text),
+        None => text,
+    };
+    let body = openai::Completion {
+        api,
+        id,
+        created,
+        model,
+        text: &text,
+        refusal: refused,
+        finish_reason,
+        tool,
+        usage: latency.usage.then_some(usage),
+        timings: state.config.timings.then(|| openai::Timings {
+            prompt_ms: first_due.saturating_duration_since(arrival).as_secs_f64() * 1000.0,
+            predicted_ms: done.saturating_duration_since(first_due).as_secs_f64() * 1000.0,
+            prompt_n: prompt_tokens.saturating_sub(cached),
+            predicted_n: generated,
+            cache_n: cached,
+        }),
     }
+    .body();
+    crate::timer::sleep_until(done).await;
+    let mut rec = state.simple_record(endpoint, 200, fault, arrival);
+    rec.queued = queued;
+    rec.first_token = Some((rec.headers_at, done));
+    rec.token_lags
+        .push(rec.headers_at.saturating_duration_since(done).as_micros() as u32);
+    rec.output_tokens = generated;
+    rec.prompt_tokens = prompt_tokens;
+    rec.cached_tokens = cached;
+    state.stats.record(rec);
+    json_response(StatusCode::OK, body)
+}
 
+/// The answer streamed: headers now (or after `--slow-headers`), each
+/// token when due, with the faults asked for.
+async fn streamed(
+    state: &State,
+    a: &Answer<'_>,
+    latency: &Latency,
+    include_usage: bool,
+    rng: &mut fastrand::Rng,
+) -> Resp {
+    let Answer {
+        api,
+        id,
+        created,
+        model,
+        tokens: n,
+        offset,
+        refused,
+        tool,
+        finish_reason,
+        usage,
+        endpoint,
+        fault,
+        arrival,
+        queued,
+        first_due,
+    } = *a;
+    let (prompt_tokens, cached, generated) = (usage.prompt, usage.cached, usage.completion);
     let f = &state.config.faults;
     let cut_at = (f.cut_stream_rate > 0.0 && rng.f64() < f.cut_stream_rate).then_some(n / 2);
     let malformed_at = (cut_at.is_none() && f.malformed_rate > 0.0 && rng.f64() < f.malformed_rate)
@@ -378,11 +368,11 @@ pub(super) async fn completion(
     let plan = StreamPlan {
         api,
         templates: if api == Api::Messages {
-            openai::Templates::messages(id, &model, usage)
+            openai::Templates::messages(id, model, usage)
         } else {
-            let mut t = openai::Templates::new(api, id, created, &model);
+            let mut t = openai::Templates::new(api, id, created, model);
             if let Some(name) = tool {
-                t.call_tool(name, id, n);
+                t.call_tool(name.to_string(), id, n);
             }
             t
         },
@@ -419,7 +409,158 @@ pub(super) async fn completion(
     );
     h.insert("cache-control", HeaderValue::from_static("no-cache"));
     h.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    Ok(r)
+    r
+}
+
+/// How many tokens the answer has, and why it ends: its length asked of
+/// the mock, cut at `max`; a refusal's own; a chat that calls a tool ends
+/// in `tool_calls`.
+fn output_length(
+    latency: &Latency,
+    max: Option<u32>,
+    refused: bool,
+    calls_tool: bool,
+    rng: &mut fastrand::Rng,
+) -> (u32, &'static str) {
+    let desired = match latency.output_tokens {
+        Some(TokenRange::Fixed(n)) => n,
+        Some(TokenRange::Range(a, b)) => rng.u32(a..=b),
+        None => max.unwrap_or(64),
+    };
+    let n = max
+        .map_or(desired, |m| desired.min(m))
+        .min(MAX_OUTPUT_TOKENS);
+    let finish_reason = if max.is_some_and(|m| desired >= m) {
+        "length"
+    } else {
+        "stop"
+    };
+    if refused {
+        (tokenizer::count(openai::REFUSAL), "stop")
+    } else if calls_tool && finish_reason == "stop" {
+        (n, "tool_calls")
+    } else {
+        (n, finish_reason)
+    }
+}
+
+/// When a request's service began, and how long it waited in line for a
+/// slot before (zero without `--max-concurrency`).
+pub(super) struct Admitted {
+    pub at: Instant,
+    pub queued: Duration,
+}
+
+pub(super) async fn completion(
+    state: &State,
+    api: Api,
+    body: &[u8],
+    latency: Latency,
+    admitted: Admitted,
+    id: u64,
+    rng: &mut fastrand::Rng,
+) -> Result<Resp, Early> {
+    let Admitted {
+        at: arrival,
+        queued,
+    } = admitted;
+    let Asked {
+        model,
+        texts,
+        chat_accounting,
+        stream,
+        include_usage,
+        max,
+        tools,
+        image_tokens,
+    } = match api {
+        Api::Chat => asked_chat(state, body)?,
+        Api::Text => asked_text(state, body)?,
+        Api::Responses => asked_responses(state, body)?,
+        Api::Messages => asked_messages(state, body)?,
+    };
+    if max == Some(0) {
+        return Err(early(
+            400,
+            Fault::BadRequest,
+            bad_request("max_tokens must be at least 1"),
+        ));
+    }
+    let tool = tools
+        .call()
+        .map_err(|e| early(400, Fault::BadRequest, bad_request(&e)))?;
+    early_faults(state, rng)?;
+
+    let (prompt_tokens, cached) =
+        prompt_tokens(state, &texts, chat_accounting, &tools, image_tokens);
+
+    let refused = state
+        .config
+        .guardrail
+        .as_ref()
+        .is_some_and(|re| texts.iter().any(|t| re.is_match(t)));
+    let (n, finish_reason) = output_length(
+        &latency,
+        max,
+        refused,
+        tool.is_some() && api == Api::Chat,
+        rng,
+    );
+    // A call of the tool is not a refusal: the guardrail wins.
+    let tool = tool.filter(|_| !refused);
+
+    let prefill = latency
+        .prefill_per_token
+        .saturating_mul(prompt_tokens.saturating_sub(cached));
+    let ttft = jittered(latency.ttft + prefill, latency.jitter, rng);
+    let first_due = arrival + ttft;
+    let offset = rng.u32(..);
+    // A call's arguments hold the tokens in a JSON object: the usage counts
+    // what was sent, braces and key included.
+    let generated = match tool {
+        Some(_) => tokenizer::count(&tools::arguments(
+            &(0..n)
+                .map(|i| openai::token_text(i, offset))
+                .collect::<String>(),
+        )),
+        None => n,
+    };
+    let usage = Usage {
+        prompt: prompt_tokens,
+        completion: generated,
+        cached,
+    };
+    let created = unix_now();
+    let endpoint = match api {
+        Api::Chat => Endpoint::Chat,
+        Api::Text => Endpoint::Text,
+        Api::Responses => Endpoint::Responses,
+        Api::Messages => Endpoint::Messages,
+    };
+    let fault = if refused { Fault::Refused } else { Fault::None };
+
+    let a = Answer {
+        api,
+        id,
+        created,
+        model: &model,
+        tokens: n,
+        offset,
+        refused,
+        tool: tool.as_deref(),
+        finish_reason,
+        usage,
+        endpoint,
+        fault,
+        arrival,
+        queued,
+        first_due,
+    };
+    if stream {
+        Ok(streamed(state, &a, &latency, include_usage, rng).await)
+    } else {
+        Ok(whole(state, &a, &latency, rng).await)
+    }
 }
 
 pub(super) async fn embeddings(
