@@ -12,6 +12,10 @@ pub mod exit {
     pub const USAGE: i32 = 1;
     /// The run could not start (the target failed its preflight check).
     pub const START: i32 = 2;
+    /// The run was measured, but an output could not be written at its end
+    /// (a disk full, a path gone): the summary was printed, and every other
+    /// output written.
+    pub const IO: i32 = 3;
     /// A threshold failed (or the schedule slipped under `--strict-schedule`).
     pub const THRESHOLD: i32 = 99;
     /// Stopped by Ctrl-C or SIGTERM before its end (k6's "external abort"):
@@ -29,7 +33,10 @@ pub enum Error {
     /// The target could not be used (unreachable, auth refused, model unknown).
     #[error("{0}")]
     Start(String),
-    /// Anything else (I/O at the edges); printed with its context chain.
+    /// An output could not be written at the end of the run.
+    #[error("{0}")]
+    Io(String),
+    /// Anything else; printed with its context chain.
     #[error(transparent)]
     Other(#[from] anyhow::Error),
 }
@@ -40,6 +47,7 @@ impl Error {
         match self {
             Error::Usage(_) => exit::USAGE,
             Error::Start(_) => exit::START,
+            Error::Io(_) => exit::IO,
             Error::Other(_) => exit::USAGE,
         }
     }

@@ -105,7 +105,12 @@ pub fn write_all(exporters: Vec<Box<dyn Exporter>>, doc: Doc<'_>) -> Result<()> 
     let mut first = None;
     for e in exporters {
         let flag = e.flag();
-        match (e.export(doc), &first) {
+        // What was measured is in hand: a write that fails now is I/O.
+        let done = e.export(doc).map_err(|err| match err {
+            Error::Other(e) => Error::Io(format!("{flag}: {e:#}")),
+            other => other,
+        });
+        match (done, &first) {
             (Ok(()), _) => {}
             (Err(err), None) => first = Some(err),
             (Err(err), Some(_)) => eprintln!("error: {flag}: {err}"),

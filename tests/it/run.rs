@@ -309,6 +309,38 @@ fn bad_input_is_one_line_and_exit_1() {
 }
 
 #[test]
+fn an_output_that_cannot_be_written_at_the_end_exits_3_and_the_rest_is_written() {
+    // /dev/full opens (so the run starts) and refuses every byte at the end.
+    let dir = tempfile::tempdir().unwrap();
+    let html = dir.path().join("r.html");
+    let out = periscope(&[
+        "run",
+        "--mock",
+        "--vus",
+        "2",
+        "--iterations",
+        "6",
+        "--json",
+        "/dev/full",
+        "--html",
+        html.to_str().unwrap(),
+    ]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        err.trim().lines().any(|l| l.starts_with("error: --json: ")
+            && l.contains("/dev/full")
+            && l.contains("No space left")),
+        "one line naming the flag, the path and why: {err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    // What was measured is not lost: the summary and the other output.
+    assert!(stdout(&out).contains("### Summary"), "{}", stdout(&out));
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.contains("<html"), "the HTML report is written whole");
+}
+
+#[test]
 fn an_unreachable_target_exits_2_before_the_load() {
     let out = periscope(&[
         "run",

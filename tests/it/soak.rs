@@ -87,6 +87,11 @@ async fn two_hundred_streams_keep_memory_flat_and_every_request_in_every_output(
         .filter(|(t, _)| *t >= settle)
         .map(|(_, m)| *m)
         .fold(0.0, f64::max);
+    let end = rss.last().map_or(0.0, |(_, m)| *m);
+    eprintln!(
+        "soak {soak}: {requests} requests, RSS {at_settle:.1} MiB at {settle} s, peak after it {peak_after:.1} (+{:.1}), {end:.1} at the end",
+        peak_after - at_settle
+    );
     assert!(
         peak_after - at_settle < 5.0,
         "RSS grew {:.1} MiB after {settle} s (from {at_settle:.1} MiB): {rss:?}",
