@@ -216,47 +216,9 @@ fn plan_for(a: &SweepArgs, leg: &Leg, level: Level, requests: u64, first: bool) 
 
 /// `periscope sweep`.
 pub async fn run(a: SweepArgs) -> Result<i32> {
-    match crate::workload::WorkloadKind::parse(&a.workload) {
-        Some(k) if k.counts_input_tokens() => {}
-        _ => {
-            return Err(usage!(
-                "sweep --workload takes an LLM API's workload (completions, responses, messages, tool-calls, vision, rerank, embeddings, …), not '{}'",
-                a.workload
-            ))
-        }
-    }
-    let endpoints: Vec<(&str, &str, &'static str)> = match (&a.url, &a.direct_url, &a.proxy_url) {
-        (Some(u), None, None) => vec![("target", u.as_str(), "--url")],
-        (None, Some(d), Some(p)) => vec![
-            ("direct", d.as_str(), "--direct-url"),
-            ("proxy", p.as_str(), "--proxy-url"),
-        ],
-        _ => {
-            return Err(usage!(
-                "give --url URL (saturation), or --direct-url URL and --proxy-url URL (overhead)"
-            ))
-        }
-    };
-    let levels: Vec<Level> = if !a.concurrency_list.is_empty() {
-        if a.concurrency_list.contains(&0) {
-            return Err(usage!("--concurrency-list: every level must be at least 1"));
-        }
-        a.concurrency_list
-            .iter()
-            .map(|n| Level::Concurrency(*n))
-            .collect()
-    } else if !a.rate_list.is_empty() {
-        if a.rate_list.iter().any(|r| !(*r > 0.0 && r.is_finite())) {
-            return Err(usage!("--rate-list: every rate must be more than 0"));
-        }
-        a.rate_list.iter().map(|r| Level::Rate(*r)).collect()
-    } else {
-        // One level: --concurrency, else the LLMTrace bench's default of 10.
-        match a.concurrency.unwrap_or(DEFAULT_CONCURRENCY) {
-            0 => return Err(usage!("--concurrency must be at least 1")),
-            n => vec![Level::Concurrency(n)],
-        }
-    };
+    check_workload(&a)?;
+    let endpoints = endpoints_of(&a)?;
+    let levels = levels_of(&a)?;
     if a.requests == 0 {
         return Err(usage!("--requests must be at least 1"));
     }
@@ -285,27 +247,7 @@ pub async fn run(a: SweepArgs) -> Result<i32> {
         ..Default::default()
     })?;
     let board = a.dashboard.board().map_err(crate::error::Error::Usage)?;
-    let mut out = format!(
-        "## periscope sweep: {}\n\nToken present: {} · model `{model}`{} · {} requests per endpoint per level · {}{}\n\n",
-        endpoints
-            .iter()
-            .zip(&checked)
-            .map(|((n, _, _), p)| format!("{n} {}", p.sent_to()))
-            .collect::<Vec<_>>()
-            .join(" vs "),
-        a.request.token.as_deref().is_some_and(|t| !t.is_empty()),
-        a.request
-            .agent_id
-            .as_deref()
-            .map(|id| format!(" · agent `{id}`"))
-            .unwrap_or_default(),
-        a.requests,
-        if stream { "streaming" } else { "not streaming" },
-        a.jitter_ms
-            .filter(|j| *j > 0)
-            .map(|j| format!(" · jitter 0–{j} ms before each request"))
-            .unwrap_or_default(),
-    );
+    let mut out = header(&a, &endpoints, &checked, &model, stream);
     crate::print_stdout(&out);
     let mut summary_md = std::mem::take(&mut out);
 
@@ -314,40 +256,8 @@ pub async fn run(a: SweepArgs) -> Result<i32> {
     let mut interrupted = false;
     let mut outputs: Vec<crate::sink::SinkReport> = Vec::new();
     for (i, level) in levels.iter().enumerate() {
-        // Blocks of requests, the endpoints taking turns (ABBA…), so drift
-        // over the level hits both alike.
-        let blocks = a.blocks.clamp(1, a.requests.max(1));
-        let min_s = a.min_level_duration.map_or(0.0, |d| d.as_secs_f64());
-        let mut parts: Vec<Vec<crate::Executed>> = endpoints.iter().map(|_| Vec::new()).collect();
-        // The level's requests in `blocks` blocks, then (--min-level-duration)
-        // more blocks of the same size until every endpoint's blocks lasted
-        // that long.
-        let lasted = |p: &[crate::Executed]| p.iter().map(|e| e.result.duration_s).sum::<f64>();
-        'blocks: for j in 0.. {
-            if j >= blocks && parts.iter().all(|p| lasted(p) >= min_s) {
-                break;
-            }
-            let n = if j < blocks {
-                a.requests / blocks + u64::from(j < a.requests % blocks)
-            } else {
-                (a.requests / blocks).max(1)
-            };
-            let mut order: Vec<usize> = (0..endpoints.len()).collect();
-            if (i as u64 + j) % 2 == 1 {
-                order.reverse();
-            }
-            for k in order {
-                let mut plan = plan_for(&a, &legs[k], *level, n, i == 0 && j == 0)?;
-                plan.outputs.dashboard = board.clone();
-                let ex = crate::execute(&plan, true).await?;
-                add_outputs(&mut outputs, &ex.result.outputs);
-                interrupted = ex.result.interrupted_by_user;
-                parts[k].push(ex);
-                if interrupted {
-                    break 'blocks;
-                }
-            }
-        }
+        let (parts, stopped) = run_blocks(&a, &legs, *level, i, &board, &mut outputs).await?;
+        interrupted = stopped;
         let level_rows: Vec<Row> = endpoints
             .iter()
             .zip(parts)
@@ -355,31 +265,8 @@ pub async fn run(a: SweepArgs) -> Result<i32> {
             .map(|((name, _, _), p)| row(name, *level, p))
             .collect();
         let refs: Vec<&Row> = level_rows.iter().collect();
-        let mut text = format!(
-            "### Results ({}={})\n\n{}\n\n",
-            level_name(*level),
-            level.label(),
-            results_table(&refs, stream)
-        );
-        if endpoints.len() == 1 {
-            for r in refs.iter().filter(|r| r.duration_s < JUDGED_LEVEL_S) {
-                text.push_str(&format!(
-                    "**note:** this level lasted {:.2} s: too short for its ok_rps to be a rate (a rate limiter's burst or a warming cache dominates), so it is not judged for saturation; give more --requests or --min-level-duration 5s\n\n",
-                    r.duration_s
-                ));
-            }
-        }
-        if let [direct, proxy] = refs[..] {
-            let o = overhead(direct, proxy, a.bootstrap);
-            text.push_str(&format!(
-                "### Estimated Overhead (proxy - direct)\n\nLatency in ms, ok_rps in req/s (negative: throughput drops through the proxy), error rate in percentage points.\n\n{}\n\n",
-                overhead_table(&[&o])
-            ));
-            if let Some(note) = &o.buffering_note {
-                text.push_str(&format!("**warning: {note}**\n\n"));
-            }
-            overheads.push(o);
-        }
+        let one = endpoints.len() == 1;
+        let text = level_text(&a, &refs, *level, stream, one, &mut overheads);
         crate::print_stdout(&text);
         summary_md.push_str(&text);
         rows.extend(level_rows);
@@ -388,42 +275,16 @@ pub async fn run(a: SweepArgs) -> Result<i32> {
         }
     }
 
-    let all: Vec<&Row> = rows.iter().collect();
-    out.push_str(&format!(
-        "### Sweep Results\n\n{}\n\n",
-        results_table(&all, stream)
-    ));
-    if overheads.len() > 1 {
-        let o: Vec<&Overhead> = overheads.iter().collect();
-        out.push_str(&format!(
-            "### Overhead by level (proxy - direct)\n\n{}\n\n",
-            overhead_table(&o)
-        ));
-    }
-    let sat = if endpoints.len() == 1 {
-        let msg = match saturation(&all) {
-            Some((_, msg)) => msg,
-            None if all.iter().any(|r| r.duration_s < JUDGED_LEVEL_S) => format!(
-                "no saturation judged among the levels that lasted {JUDGED_LEVEL_S:.0} s or more ({} of {} lasted less: see the notes)",
-                all.iter().filter(|r| r.duration_s < JUDGED_LEVEL_S).count(),
-                all.len()
-            ),
-            None => "no saturation within the levels tried: ok_rps kept growing (or latency stayed flat)".to_string(),
-        };
-        out.push_str(&format!("**{msg}**\n\n"));
-        Some(msg)
-    } else {
-        None
-    };
-    if interrupted {
-        out.push_str("**interrupted** (Ctrl-C or SIGTERM): the levels above are all that ran.\n\n");
-    }
-    for o in &outputs {
-        out.push_str(&format!("- {} (run_id {run_id})\n", o.summary()));
-    }
-    if !outputs.is_empty() {
-        out.push('\n');
-    }
+    let sat = closing(
+        &mut out,
+        &rows,
+        &overheads,
+        endpoints.len() == 1,
+        stream,
+        interrupted,
+        &outputs,
+        &run_id,
+    );
     crate::print_stdout(&out);
     summary_md.push_str(&out);
     crate::report::append_step_summary(&summary_md);
@@ -465,4 +326,228 @@ pub async fn run(a: SweepArgs) -> Result<i32> {
     } else {
         exit::OK
     })
+}
+
+/// A sweep takes an LLM API's workload.
+fn check_workload(a: &SweepArgs) -> Result<()> {
+    match crate::workload::WorkloadKind::parse(&a.workload) {
+        Some(k) if k.counts_input_tokens() => Ok(()),
+        _ => Err(usage!(
+            "sweep --workload takes an LLM API's workload (completions, responses, messages, tool-calls, vision, rerank, embeddings, …), not '{}'",
+            a.workload
+        )),
+    }
+}
+
+/// The endpoints swept: one (`--url`), or direct and proxy; each with the
+/// flag its URL came from.
+fn endpoints_of(a: &SweepArgs) -> Result<Vec<(&str, &str, &'static str)>> {
+    Ok(match (&a.url, &a.direct_url, &a.proxy_url) {
+        (Some(u), None, None) => vec![("target", u.as_str(), "--url")],
+        (None, Some(d), Some(p)) => vec![
+            ("direct", d.as_str(), "--direct-url"),
+            ("proxy", p.as_str(), "--proxy-url"),
+        ],
+        _ => {
+            return Err(usage!(
+                "give --url URL (saturation), or --direct-url URL and --proxy-url URL (overhead)"
+            ))
+        }
+    })
+}
+
+/// The levels: `--concurrency-list`, `--rate-list`, or one concurrency.
+fn levels_of(a: &SweepArgs) -> Result<Vec<Level>> {
+    Ok(if !a.concurrency_list.is_empty() {
+        if a.concurrency_list.contains(&0) {
+            return Err(usage!("--concurrency-list: every level must be at least 1"));
+        }
+        a.concurrency_list
+            .iter()
+            .map(|n| Level::Concurrency(*n))
+            .collect()
+    } else if !a.rate_list.is_empty() {
+        if a.rate_list.iter().any(|r| !(*r > 0.0 && r.is_finite())) {
+            return Err(usage!("--rate-list: every rate must be more than 0"));
+        }
+        a.rate_list.iter().map(|r| Level::Rate(*r)).collect()
+    } else {
+        // One level: --concurrency, else the LLMTrace bench's default of 10.
+        match a.concurrency.unwrap_or(DEFAULT_CONCURRENCY) {
+            0 => return Err(usage!("--concurrency must be at least 1")),
+            n => vec![Level::Concurrency(n)],
+        }
+    })
+}
+
+/// The sweep's title and what every leg sends.
+fn header(
+    a: &SweepArgs,
+    endpoints: &[(&str, &str, &'static str)],
+    checked: &[Plan],
+    model: &str,
+    stream: bool,
+) -> String {
+    format!(
+        "## periscope sweep: {}\n\nToken present: {} · model `{model}`{} · {} requests per endpoint per level · {}{}\n\n",
+        endpoints
+            .iter()
+            .zip(checked)
+            .map(|((n, _, _), p)| format!("{n} {}", p.sent_to()))
+            .collect::<Vec<_>>()
+            .join(" vs "),
+        a.request.token.as_deref().is_some_and(|t| !t.is_empty()),
+        a.request
+            .agent_id
+            .as_deref()
+            .map(|id| format!(" · agent `{id}`"))
+            .unwrap_or_default(),
+        a.requests,
+        if stream { "streaming" } else { "not streaming" },
+        a.jitter_ms
+            .filter(|j| *j > 0)
+            .map(|j| format!(" · jitter 0–{j} ms before each request"))
+            .unwrap_or_default(),
+    )
+}
+
+/// One level's requests in blocks, the endpoints taking turns (ABBA…), so
+/// that drift over the level hits both alike: `--requests` in `--blocks`
+/// blocks, then (`--min-level-duration`) more blocks of the same size
+/// until every endpoint's blocks lasted that long. Each endpoint's runs,
+/// and whether Ctrl-C stopped them.
+async fn run_blocks(
+    a: &SweepArgs,
+    legs: &[Leg<'_>],
+    level: Level,
+    i: usize,
+    board: &Option<crate::dashboard::Board>,
+    outputs: &mut Vec<crate::sink::SinkReport>,
+) -> Result<(Vec<Vec<crate::Executed>>, bool)> {
+    let mut interrupted = false;
+    // Blocks of requests, the endpoints taking turns (ABBA…), so drift
+    // over the level hits both alike.
+    let blocks = a.blocks.clamp(1, a.requests.max(1));
+    let min_s = a.min_level_duration.map_or(0.0, |d| d.as_secs_f64());
+    let mut parts: Vec<Vec<crate::Executed>> = legs.iter().map(|_| Vec::new()).collect();
+    // The level's requests in `blocks` blocks, then (--min-level-duration)
+    // more blocks of the same size until every endpoint's blocks lasted
+    // that long.
+    let lasted = |p: &[crate::Executed]| p.iter().map(|e| e.result.duration_s).sum::<f64>();
+    'blocks: for j in 0.. {
+        if j >= blocks && parts.iter().all(|p| lasted(p) >= min_s) {
+            break;
+        }
+        let n = if j < blocks {
+            a.requests / blocks + u64::from(j < a.requests % blocks)
+        } else {
+            (a.requests / blocks).max(1)
+        };
+        let mut order: Vec<usize> = (0..legs.len()).collect();
+        if (i as u64 + j) % 2 == 1 {
+            order.reverse();
+        }
+        for k in order {
+            let mut plan = plan_for(a, &legs[k], level, n, i == 0 && j == 0)?;
+            plan.outputs.dashboard = board.clone();
+            let ex = crate::execute(&plan, true).await?;
+            add_outputs(outputs, &ex.result.outputs);
+            interrupted = ex.result.interrupted_by_user;
+            parts[k].push(ex);
+            if interrupted {
+                break 'blocks;
+            }
+        }
+    }
+    Ok((parts, interrupted))
+}
+
+/// A level's results, with its notes and, for direct and proxy, the
+/// overhead (kept in `overheads`).
+fn level_text(
+    a: &SweepArgs,
+    refs: &[&Row],
+    level: Level,
+    stream: bool,
+    one_endpoint: bool,
+    overheads: &mut Vec<Overhead>,
+) -> String {
+    let mut text = format!(
+        "### Results ({}={})\n\n{}\n\n",
+        level_name(level),
+        level.label(),
+        results_table(refs, stream)
+    );
+    if one_endpoint {
+        for r in refs.iter().filter(|r| r.duration_s < JUDGED_LEVEL_S) {
+            text.push_str(&format!(
+                "**note:** this level lasted {:.2} s: too short for its ok_rps to be a rate (a rate limiter's burst or a warming cache dominates), so it is not judged for saturation; give more --requests or --min-level-duration 5s\n\n",
+                r.duration_s
+            ));
+        }
+    }
+    if let [direct, proxy] = refs[..] {
+        let o = overhead(direct, proxy, a.bootstrap);
+        text.push_str(&format!(
+            "### Estimated Overhead (proxy - direct)\n\nLatency in ms, ok_rps in req/s (negative: throughput drops through the proxy), error rate in percentage points.\n\n{}\n\n",
+            overhead_table(&[&o])
+        ));
+        if let Some(note) = &o.buffering_note {
+            text.push_str(&format!("**warning: {note}**\n\n"));
+        }
+        overheads.push(o);
+    }
+    text
+}
+
+/// The sweep's closing tables and verdict, into `out`; the saturation
+/// verdict of a one-endpoint sweep.
+#[allow(clippy::too_many_arguments)]
+fn closing(
+    out: &mut String,
+    rows: &[Row],
+    overheads: &[Overhead],
+    one_endpoint: bool,
+    stream: bool,
+    interrupted: bool,
+    outputs: &[crate::sink::SinkReport],
+    run_id: &str,
+) -> Option<String> {
+    let all: Vec<&Row> = rows.iter().collect();
+    out.push_str(&format!(
+        "### Sweep Results\n\n{}\n\n",
+        results_table(&all, stream)
+    ));
+    if overheads.len() > 1 {
+        let o: Vec<&Overhead> = overheads.iter().collect();
+        out.push_str(&format!(
+            "### Overhead by level (proxy - direct)\n\n{}\n\n",
+            overhead_table(&o)
+        ));
+    }
+    let sat = if one_endpoint {
+        let msg = match saturation(&all) {
+            Some((_, msg)) => msg,
+            None if all.iter().any(|r| r.duration_s < JUDGED_LEVEL_S) => format!(
+                "no saturation judged among the levels that lasted {JUDGED_LEVEL_S:.0} s or more ({} of {} lasted less: see the notes)",
+                all.iter().filter(|r| r.duration_s < JUDGED_LEVEL_S).count(),
+                all.len()
+            ),
+            None => "no saturation within the levels tried: ok_rps kept growing (or latency stayed flat)".to_string(),
+        };
+        out.push_str(&format!("**{msg}**\n\n"));
+        Some(msg)
+    } else {
+        None
+    };
+    if interrupted {
+        out.push_str("**interrupted** (Ctrl-C or SIGTERM): the levels above are all that ran.\n\n");
+    }
+    for o in outputs {
+        out.push_str(&format!("- {} (run_id {run_id})\n", o.summary()));
+    }
+    if !outputs.is_empty() {
+        out.push('\n');
+    }
+    sat
 }
