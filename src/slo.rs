@@ -514,6 +514,10 @@ pub fn judge(slos: Vec<Slo>) -> Option<crate::metrics::Judge> {
     })
 }
 
+/// abort-on-fail's verdict, read after the run: the threshold that failed
+/// and the second it failed in.
+pub type Fired = std::sync::Arc<std::sync::Mutex<Option<(String, u64)>>>;
+
 /// `--abort-on-fail`: the thresholds checked at every closed second; the
 /// first that fails stops the load.
 pub struct AbortOnFail {
@@ -521,7 +525,7 @@ pub struct AbortOnFail {
     stop: tokio_util::sync::CancellationToken,
     origin: std::time::Instant,
     /// The threshold that failed, and the second: read after the run.
-    pub fired: std::sync::Arc<std::sync::Mutex<Option<(String, u64)>>>,
+    pub fired: Fired,
 }
 
 impl AbortOnFail {

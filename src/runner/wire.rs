@@ -3,7 +3,7 @@
 //! abort-on-fail and find-and-hold's controller, each an observer of the
 //! collector, in the order they see a record.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use tokio_util::sync::CancellationToken;
@@ -30,7 +30,7 @@ pub(super) struct Wiring<'a> {
 pub(super) struct Wired {
     pub collector: Collector,
     /// abort-on-fail's verdict: the threshold that stopped the load, and when.
-    pub aborted: Option<Arc<Mutex<Option<(String, u64)>>>>,
+    pub aborted: Option<slo::Fired>,
     /// find-and-hold's steps and hold.
     pub adaptive: Option<Arc<executor::adaptive::Control>>,
 }
