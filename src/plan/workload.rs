@@ -13,7 +13,7 @@ use crate::executor::Segment;
 use crate::otlp::query::QueryPlan;
 use crate::otlp::OtlpView;
 use crate::report::view::DatasetView;
-use crate::scenario::Scenario;
+use crate::scenario::{Scenario, ScenarioFile};
 use crate::usage;
 use crate::workload::{self, WorkloadKind, WorkloadSpec};
 
@@ -47,24 +47,7 @@ impl WorkloadPlan {
         let f = &sc.file;
         let kind = workload_kind(a, sc)?;
         let name = kind.name().to_string();
-        let max_tokens = match a.request.max_tokens {
-            Some(n) => n,
-            None => {
-                let env = if kind == WorkloadKind::DecodeHeavy {
-                    env_var("MAX_OUTPUT_TOKENS").or_else(|| env_var("MAX_TOKENS"))
-                } else {
-                    env_var("MAX_TOKENS")
-                };
-                match (env, &f.max_tokens) {
-                    (Some(v), _) => v
-                        .trim()
-                        .parse()
-                        .map_err(|_| usage!("MAX_TOKENS='{v}' is not a whole number of tokens"))?,
-                    (None, Some(n)) => n.0,
-                    (None, None) => kind.default_max_tokens(),
-                }
-            }
-        };
+        let max_tokens = max_tokens_of(a, f, kind)?;
         let batch_sizes: Vec<u32> = if a.batch_sizes.is_empty() {
             f.batch_sizes.iter().map(|v| v.0).collect()
         } else {
@@ -92,21 +75,7 @@ impl WorkloadPlan {
             ));
         }
         let api = api.unwrap_or_default();
-        let images = a.images.or(f.images.as_ref().map(|v| v.0));
-        let image_size = a
-            .image_size
-            .or(f.image_size.as_ref().map(|v| (v.0 .0, v.0 .1)));
-        let image_format = a.image_format.or(f.image_format.as_ref().map(|v| v.0));
-        if (images.is_some() || image_size.is_some() || image_format.is_some())
-            && kind != WorkloadKind::Vision
-        {
-            return Err(usage!(
-                "--images, --image-size and --image-format apply to the vision workload, not {name}"
-            ));
-        }
-        if images == Some(0) {
-            return Err(usage!("--images must be at least 1"));
-        }
+        let images = images_of(a, f, kind)?;
         let documents = a.documents.or(f.documents.as_ref().map(|v| v.0));
         if documents.is_some() && kind != WorkloadKind::Rerank {
             return Err(usage!(
@@ -116,61 +85,12 @@ impl WorkloadPlan {
         if documents == Some(0) {
             return Err(usage!("--documents must be at least 1"));
         }
-        let d = workload::Images::default();
-        let (width, height) = image_size.unwrap_or((d.width, d.height));
-        let images = workload::Images {
-            count: images.unwrap_or(d.count),
-            width,
-            height,
-            format: image_format.unwrap_or(d.format),
-        };
-        let endpoints: Vec<workload::Endpoint> = if a.endpoints.is_empty() {
-            f.endpoints.iter().map(|v| v.0.clone()).collect()
-        } else if kind == WorkloadKind::OtlpTraces {
-            Vec::new()
-        } else {
-            a.endpoints
-                .iter()
-                .map(|e| workload::parse_endpoint(e).map_err(|m| usage!("--endpoint {m}")))
-                .collect::<Result<_>>()?
-        };
-        // A scenario's stages may each name their endpoints (the AIOps
-        // presets: the health check, then the mixed set); the command line's
-        // --endpoint or --stages replace them.
-        let mut stage_endpoints: Vec<Vec<workload::Endpoint>> = Vec::new();
-        if a.endpoints.is_empty() && a.stages.is_none() {
-            if let Some(stages) = &f.stages {
-                stage_endpoints = stages
-                    .iter()
-                    .map(|s| s.endpoints.iter().map(|v| v.0.clone()).collect())
-                    .collect();
-            }
-        }
-        if stage_endpoints.iter().all(Vec::is_empty) {
-            stage_endpoints.clear();
-        }
-        if !stage_endpoints.is_empty() && kind != WorkloadKind::Http {
-            return Err(sc.error("a stage's endpoints apply to the http workload"));
-        }
+        let (endpoints, stage_endpoints) = endpoints_of(a, sc, kind)?;
         let temperature = a
             .request
             .temperature
             .or(f.temperature.as_ref().map(|v| v.0 as f32));
-        let selection = a
-            .dataset
-            .selection(f.dataset.as_ref())
-            .map_err(Error::Usage)?;
-        let dataset = if selection.is_set() {
-            if !kind.takes_dataset() {
-                return Err(usage!(
-                    "a dataset drives the prompts of completions, responses, messages, tool-calls, text-completions, conversation, prefill-heavy and decode-heavy, not {name}"
-                ));
-            }
-            let cases = selection.load().map_err(Error::Usage)?;
-            Some((selection, cases))
-        } else {
-            None
-        };
+        let dataset = dataset_of(a, f, kind)?;
         if batch_sizes.contains(&0) {
             return Err(usage!("--batch-sizes must all be at least 1"));
         }
@@ -202,18 +122,7 @@ impl WorkloadPlan {
         } else {
             f.stream.unwrap_or(true)
         };
-        let model = a
-            .request
-            .model
-            .clone()
-            .or_else(|| env_var(kind.model_env()))
-            .or_else(|| {
-                (kind == WorkloadKind::PrefixCaching)
-                    .then(|| env_var("OPENAI_COMPLETION_MODEL"))
-                    .flatten()
-            })
-            .or_else(|| f.model.clone())
-            .unwrap_or_else(|| kind.default_model().to_string());
+        let model = model_of(a, f, kind);
         let (session_header, lora) = affinity_part(a, kind)?;
         let exports = otlp
             .as_ref()
@@ -300,6 +209,138 @@ impl WorkloadPlan {
         self.spec.dataset = Some(Arc::new(mine));
         Ok(())
     }
+}
+
+/// `--max-tokens`, else `MAX_TOKENS` (decode-heavy: `MAX_OUTPUT_TOKENS`
+/// first), else the scenario file's, else the workload's default.
+fn max_tokens_of(a: &RunArgs, f: &ScenarioFile, kind: WorkloadKind) -> Result<u32> {
+    Ok(match a.request.max_tokens {
+        Some(n) => n,
+        None => {
+            let env = if kind == WorkloadKind::DecodeHeavy {
+                env_var("MAX_OUTPUT_TOKENS").or_else(|| env_var("MAX_TOKENS"))
+            } else {
+                env_var("MAX_TOKENS")
+            };
+            match (env, &f.max_tokens) {
+                (Some(v), _) => v
+                    .trim()
+                    .parse()
+                    .map_err(|_| usage!("MAX_TOKENS='{v}' is not a whole number of tokens"))?,
+                (None, Some(n)) => n.0,
+                (None, None) => kind.default_max_tokens(),
+            }
+        }
+    })
+}
+
+/// The pictures of the vision workload: `--images`, `--image-size`,
+/// `--image-format` (or the file's), each refused for another workload.
+fn images_of(a: &RunArgs, f: &ScenarioFile, kind: WorkloadKind) -> Result<workload::Images> {
+    let name = kind.name();
+    let images = a.images.or(f.images.as_ref().map(|v| v.0));
+    let image_size = a
+        .image_size
+        .or(f.image_size.as_ref().map(|v| (v.0 .0, v.0 .1)));
+    let image_format = a.image_format.or(f.image_format.as_ref().map(|v| v.0));
+    if (images.is_some() || image_size.is_some() || image_format.is_some())
+        && kind != WorkloadKind::Vision
+    {
+        return Err(usage!(
+            "--images, --image-size and --image-format apply to the vision workload, not {name}"
+        ));
+    }
+    if images == Some(0) {
+        return Err(usage!("--images must be at least 1"));
+    }
+    let d = workload::Images::default();
+    let (width, height) = image_size.unwrap_or((d.width, d.height));
+    Ok(workload::Images {
+        count: images.unwrap_or(d.count),
+        width,
+        height,
+        format: image_format.unwrap_or(d.format),
+    })
+}
+
+/// The http workload's endpoints (`--endpoint`, or the file's), and each
+/// stage's own when a scenario's stages name them.
+#[allow(clippy::type_complexity)]
+fn endpoints_of(
+    a: &RunArgs,
+    sc: &Scenario,
+    kind: WorkloadKind,
+) -> Result<(Vec<workload::Endpoint>, Vec<Vec<workload::Endpoint>>)> {
+    let f = &sc.file;
+    let endpoints: Vec<workload::Endpoint> = if a.endpoints.is_empty() {
+        f.endpoints.iter().map(|v| v.0.clone()).collect()
+    } else if kind == WorkloadKind::OtlpTraces {
+        Vec::new()
+    } else {
+        a.endpoints
+            .iter()
+            .map(|e| workload::parse_endpoint(e).map_err(|m| usage!("--endpoint {m}")))
+            .collect::<Result<_>>()?
+    };
+    // A scenario's stages may each name their endpoints (the AIOps
+    // presets: the health check, then the mixed set); the command line's
+    // --endpoint or --stages replace them.
+    let mut stage_endpoints: Vec<Vec<workload::Endpoint>> = Vec::new();
+    if a.endpoints.is_empty() && a.stages.is_none() {
+        if let Some(stages) = &f.stages {
+            stage_endpoints = stages
+                .iter()
+                .map(|s| s.endpoints.iter().map(|v| v.0.clone()).collect())
+                .collect();
+        }
+    }
+    if stage_endpoints.iter().all(Vec::is_empty) {
+        stage_endpoints.clear();
+    }
+    if !stage_endpoints.is_empty() && kind != WorkloadKind::Http {
+        return Err(sc.error("a stage's endpoints apply to the http workload"));
+    }
+    Ok((endpoints, stage_endpoints))
+}
+
+/// The dataset asked for (`--dataset…`, or the file's) and its cases.
+fn dataset_of(
+    a: &RunArgs,
+    f: &ScenarioFile,
+    kind: WorkloadKind,
+) -> Result<Option<(crate::dataset::Selection, Vec<Case>)>> {
+    let name = kind.name();
+    let selection = a
+        .dataset
+        .selection(f.dataset.as_ref())
+        .map_err(Error::Usage)?;
+    Ok(if selection.is_set() {
+        if !kind.takes_dataset() {
+            return Err(usage!(
+                "a dataset drives the prompts of completions, responses, messages, tool-calls, text-completions, conversation, prefill-heavy and decode-heavy, not {name}"
+            ));
+        }
+        let cases = selection.load().map_err(Error::Usage)?;
+        Some((selection, cases))
+    } else {
+        None
+    })
+}
+
+/// `--model`, else the workload's environment variable, else the file's,
+/// else the workload's default.
+fn model_of(a: &RunArgs, f: &ScenarioFile, kind: WorkloadKind) -> String {
+    a.request
+        .model
+        .clone()
+        .or_else(|| env_var(kind.model_env()))
+        .or_else(|| {
+            (kind == WorkloadKind::PrefixCaching)
+                .then(|| env_var("OPENAI_COMPLETION_MODEL"))
+                .flatten()
+        })
+        .or_else(|| f.model.clone())
+        .unwrap_or_else(|| kind.default_model().to_string())
 }
 
 /// The workload the first argument or the scenario file names.
