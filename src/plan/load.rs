@@ -10,7 +10,7 @@ use crate::cli::RunArgs;
 use crate::error::{Error, Result};
 use crate::executor::shape::{Level, StageSpec};
 use crate::executor::{Arrival, Load, Stage, Stages};
-use crate::scenario::{Kind, Scenario};
+use crate::scenario::{Kind, Scenario, ScenarioFile};
 use crate::usage;
 use crate::values::parse_duration;
 
@@ -330,6 +330,48 @@ fn resolve_load(a: &RunArgs, sc: &Scenario) -> Result<(Load, Vec<Option<String>>
     };
     let cli_vus = a.vus.or(env_vus);
     let duration = a.duration.or(env_duration);
+    check_combinations(a, cli_vus, duration)?;
+
+    let open = a.rate.is_some() || (f.rate.is_some() && cli_vus.is_none() && a.max_vus.is_none());
+    // The peak asked for on the command line, and the scenario's own.
+    let cli_peak = if open {
+        a.rate
+    } else {
+        a.max_vus.or(cli_vus).map(|v| v as f64)
+    };
+    let file_peak = if open {
+        f.rate.as_ref().map(|r| r.0)
+    } else {
+        f.max_vus.as_ref().or(f.vus.as_ref()).map(|v| v.0 as f64)
+    };
+
+    // The shape over time: --stages as given, or the scenario's, fitted to
+    // the peak and the duration asked for.
+    let shape: Option<Vec<(Duration, f64, Option<String>)>> = match &a.stages {
+        Some(list) => Some(cli_stages(a, open, list)?),
+        None => match sc.shape(cli_peak.or(file_peak))? {
+            None => None,
+            Some(specs) => Some(fit_shape(sc, &specs, open, cli_peak, file_peak, duration)?),
+        },
+    };
+    if let Some(shape) = &shape {
+        if shape.iter().all(|(d, _, _)| d.is_zero()) {
+            return Err(usage!("--stages: the stages add up to no time at all"));
+        }
+    }
+    let phases = shape
+        .as_ref()
+        .map(|s| s.iter().map(|(_, _, p)| p.clone()).collect())
+        .unwrap_or_else(|| vec![None]);
+    if open {
+        return Ok((open_load(a, f, shape, duration)?, phases));
+    }
+
+    Ok((closed_load(a, sc, shape, cli_vus, duration)?, phases))
+}
+
+/// The flags that cannot go together, and those out of range.
+fn check_combinations(a: &RunArgs, cli_vus: Option<u64>, duration: Option<Duration>) -> Result<()> {
     if a.vus.is_some() && a.rate.is_some() {
         return Err(usage!(
             "--vus (closed model) and --rate (open model) can't be combined: choose one"
@@ -370,101 +412,98 @@ fn resolve_load(a: &RunArgs, sc: &Scenario) -> Result<(Load, Vec<Option<String>>
     if a.iterations == Some(0) {
         return Err(usage!("--iterations must be at least 1"));
     }
+    Ok(())
+}
 
-    let open = a.rate.is_some() || (f.rate.is_some() && cli_vus.is_none() && a.max_vus.is_none());
-    // The peak asked for on the command line, and the scenario's own.
-    let cli_peak = if open {
+/// `--stages` as given: levels in % are shares of `--max-vus` (`--rate`).
+fn cli_stages(
+    a: &RunArgs,
+    open: bool,
+    list: &crate::executor::shape::StageList,
+) -> Result<Vec<(Duration, f64, Option<String>)>> {
+    let peak = if open {
         a.rate
     } else {
-        a.max_vus.or(cli_vus).map(|v| v as f64)
+        a.max_vus.map(|v| v as f64)
     };
-    let file_peak = if open {
-        f.rate.as_ref().map(|r| r.0)
-    } else {
-        f.max_vus.as_ref().or(f.vus.as_ref()).map(|v| v.0 as f64)
-    };
-
-    // The shape over time: --stages as given, or the scenario's, fitted to
-    // the peak and the duration asked for.
-    let shape: Option<Vec<(Duration, f64, Option<String>)>> = match &a.stages {
-        Some(list) => {
-            let peak = if open {
-                a.rate
-            } else {
-                a.max_vus.map(|v| v as f64)
-            };
-            let mut out = Vec::new();
-            for st in &list.0 {
-                let level = match (st.target, peak) {
-                    (Level::Pct(_), None) => {
-                        return Err(usage!(
-                            "--stages in % are shares of a peak: pass --max-vus N (or --rate R)"
-                        ))
-                    }
-                    (l, p) => l.resolve(p.unwrap_or(0.0)),
-                };
-                out.push((st.duration, level, st.phase.clone()));
+    let mut out = Vec::new();
+    for st in &list.0 {
+        let level = match (st.target, peak) {
+            (Level::Pct(_), None) => {
+                return Err(usage!(
+                    "--stages in % are shares of a peak: pass --max-vus N (or --rate R)"
+                ))
             }
-            Some(out)
-        }
-        None => match sc.shape(cli_peak.or(file_peak))? {
-            None => None,
-            Some(specs) => Some(fit_shape(sc, &specs, open, cli_peak, file_peak, duration)?),
-        },
-    };
-    if let Some(shape) = &shape {
-        if shape.iter().all(|(d, _, _)| d.is_zero()) {
-            return Err(usage!("--stages: the stages add up to no time at all"));
-        }
+            (l, p) => l.resolve(p.unwrap_or(0.0)),
+        };
+        out.push((st.duration, level, st.phase.clone()));
     }
-    let phases = shape
-        .as_ref()
-        .map(|s| s.iter().map(|(_, _, p)| p.clone()).collect())
-        .unwrap_or_else(|| vec![None]);
-    let to_stages = |start: f64, shape: Vec<(Duration, f64, Option<String>)>| Stages {
+    Ok(out)
+}
+
+/// A shape as stages from `start`.
+fn to_stages(start: f64, shape: Vec<(Duration, f64, Option<String>)>) -> Stages {
+    Stages {
         start,
         stages: shape
             .into_iter()
             .map(|(duration, target, _)| Stage { duration, target })
             .collect(),
-    };
-
-    if open {
-        let rate = a.rate.or(f.rate.as_ref().map(|r| r.0)).unwrap_or(1.0);
-        let rate = match shape {
-            Some(shape) => {
-                // --stages ramps from --rate; a scenario from its first level.
-                let start = if a.stages.is_some() {
-                    rate
-                } else {
-                    shape.first().map(|s| s.1).unwrap_or(rate)
-                };
-                to_stages(start, shape)
-            }
-            None => Stages::constant(
-                rate,
-                duration
-                    .or(f.duration.as_ref().map(|d| d.0))
-                    .unwrap_or(Duration::from_secs(30)),
-            ),
-        };
-        if rate.peak() <= 0.0 {
-            return Err(usage!(
-                "the rate never rises above 0: nothing would be sent"
-            ));
-        }
-        let load = Load::Open {
-            rate,
-            arrival: a
-                .arrival
-                .or(f.arrival.as_ref().map(|v| v.0))
-                .unwrap_or(Arrival::Constant),
-            max_in_flight: a.max_in_flight.or(f.max_in_flight.as_ref().map(|v| v.0)),
-            replay: None,
-        };
-        return Ok((load, phases));
     }
+}
 
+/// The open model: a rate (constant, or the shape's), its arrivals and
+/// the most requests it lets be in flight.
+fn open_load(
+    a: &RunArgs,
+    f: &ScenarioFile,
+    shape: Option<Vec<(Duration, f64, Option<String>)>>,
+    duration: Option<Duration>,
+) -> Result<Load> {
+    let rate = a.rate.or(f.rate.as_ref().map(|r| r.0)).unwrap_or(1.0);
+    let rate = match shape {
+        Some(shape) => {
+            // --stages ramps from --rate; a scenario from its first level.
+            let start = if a.stages.is_some() {
+                rate
+            } else {
+                shape.first().map(|s| s.1).unwrap_or(rate)
+            };
+            to_stages(start, shape)
+        }
+        None => Stages::constant(
+            rate,
+            duration
+                .or(f.duration.as_ref().map(|d| d.0))
+                .unwrap_or(Duration::from_secs(30)),
+        ),
+    };
+    if rate.peak() <= 0.0 {
+        return Err(usage!(
+            "the rate never rises above 0: nothing would be sent"
+        ));
+    }
+    let load = Load::Open {
+        rate,
+        arrival: a
+            .arrival
+            .or(f.arrival.as_ref().map(|v| v.0))
+            .unwrap_or(Arrival::Constant),
+        max_in_flight: a.max_in_flight.or(f.max_in_flight.as_ref().map(|v| v.0)),
+        replay: None,
+    };
+    Ok(load)
+}
+
+/// The closed model: VUs (constant, or the shape's) and the iterations.
+fn closed_load(
+    a: &RunArgs,
+    sc: &Scenario,
+    shape: Option<Vec<(Duration, f64, Option<String>)>>,
+    cli_vus: Option<u64>,
+    duration: Option<Duration>,
+) -> Result<Load> {
+    let f = &sc.file;
     if a.max_in_flight.is_some() {
         return Err(usage!(
             "--max-in-flight applies to the open model (--rate); in the closed model, --vus is the concurrency"
@@ -509,7 +548,7 @@ fn resolve_load(a: &RunArgs, sc: &Scenario) -> Result<(Load, Vec<Option<String>>
     if vus.peak() < 1.0 {
         return Err(usage!("the stages never reach 1 VU: nothing would be sent"));
     }
-    Ok((Load::Closed { vus, iterations }, phases))
+    Ok(Load::Closed { vus, iterations })
 }
 
 /// A scenario's stages, in levels: shares resolved against its peak, then
