@@ -75,28 +75,7 @@ pub fn from_sweep(a: crate::cli::SweepArgs) -> Result<ProbeArgs> {
 
 /// `periscope probe`.
 pub async fn main(a: ProbeArgs) -> Result<i32> {
-    if a.mode == Some(crate::cli::Mode::Load) {
-        return Err(usage!(
-            "--mode load is `periscope sweep` (the same flags); probe sends each case once"
-        ));
-    }
-    let url = a
-        .url
-        .clone()
-        .ok_or_else(|| usage!("no target: pass --url URL (or set OPENAI_BASE_URL)"))?;
-    let selection = a.dataset.selection(None).map_err(Error::Usage)?;
-    if !selection.is_set() {
-        return Err(usage!(
-            "probe needs a corpus: --dataset-suite core|external|all or --dataset-file PATH"
-        ));
-    }
-    let workers = match a.table.workers {
-        Some(0) | None => a.concurrency.unwrap_or(8),
-        Some(n) => n,
-    };
-    if workers == 0 {
-        return Err(usage!("--workers must be at least 1"));
-    }
+    let (url, selection, workers) = checked(&a)?;
     let (retries, preview_chars) = (a.table.retries, a.table.preview_chars);
     let cases = selection.load().map_err(Error::Usage)?;
     if cases.is_empty() {
@@ -151,21 +130,7 @@ pub async fn main(a: ProbeArgs) -> Result<i32> {
         preview_chars,
     ));
     if let Some(board) = plan.outputs.dashboard.clone() {
-        probe.on_case(Box::new(move |case, t| {
-            board.push(
-                "case",
-                &json!({
-                    "id": case.id,
-                    "category": case.category,
-                    "expected": expected(case.label),
-                    "verdict": t.verdict,
-                    "attempt": t.attempt,
-                    "status": t.status,
-                    "latency_ms": t.latency_ms,
-                    "at": board.at(),
-                }),
-            );
-        }));
+        show_cases(&probe, board);
     }
     let executed = runner::execute_with(&plan, false, Some(probe.clone())).await?;
     let interrupted = executed.result.interrupted_by_user;
@@ -217,6 +182,53 @@ pub async fn main(a: ProbeArgs) -> Result<i32> {
     } else {
         exit::OK
     })
+}
+
+/// The target, the corpus asked for and the workers, checked before
+/// anything is loaded or sent.
+fn checked(a: &ProbeArgs) -> Result<(String, crate::dataset::Selection, usize)> {
+    if a.mode == Some(crate::cli::Mode::Load) {
+        return Err(usage!(
+            "--mode load is `periscope sweep` (the same flags); probe sends each case once"
+        ));
+    }
+    let url = a
+        .url
+        .clone()
+        .ok_or_else(|| usage!("no target: pass --url URL (or set OPENAI_BASE_URL)"))?;
+    let selection = a.dataset.selection(None).map_err(Error::Usage)?;
+    if !selection.is_set() {
+        return Err(usage!(
+            "probe needs a corpus: --dataset-suite core|external|all or --dataset-file PATH"
+        ));
+    }
+    let workers = match a.table.workers {
+        Some(0) | None => a.concurrency.unwrap_or(8),
+        Some(n) => n,
+    };
+    if workers == 0 {
+        return Err(usage!("--workers must be at least 1"));
+    }
+    Ok((url, selection, workers))
+}
+
+/// Each case's verdict to the dashboard as it ends.
+fn show_cases(probe: &Probe, board: crate::dashboard::Board) {
+    probe.on_case(Box::new(move |case, t| {
+        board.push(
+            "case",
+            &json!({
+                "id": case.id,
+                "category": case.category,
+                "expected": expected(case.label),
+                "verdict": t.verdict,
+                "attempt": t.attempt,
+                "status": t.status,
+                "latency_ms": t.latency_ms,
+                "at": board.at(),
+            }),
+        );
+    }));
 }
 
 /// Counts of (expected, outcome): expected `block`/`allow`, outcome

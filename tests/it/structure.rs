@@ -20,7 +20,6 @@ const LONG_FNS: &[(&str, &str, usize)] = &[
     ("client/start.rs", "start", 158),
     ("executor/open.rs", "run", 151),
     ("otlp/gen/mod.rs", "attributes", 147),
-    ("cmd/probe.rs", "main", 144),
 ];
 
 fn src() -> PathBuf {
