@@ -46,7 +46,6 @@ impl WorkloadPlan {
     pub fn from_args(a: &RunArgs, sc: &Scenario) -> Result<(Self, Exports)> {
         let f = &sc.file;
         let kind = workload_kind(a, sc)?;
-        let name = kind.name().to_string();
         let max_tokens = max_tokens_of(a, f, kind)?;
         let batch_sizes: Vec<u32> = if a.batch_sizes.is_empty() {
             f.batch_sizes.iter().map(|v| v.0).collect()
@@ -58,33 +57,10 @@ impl WorkloadPlan {
             .input_tokens_stddev
             .or(f.input_tokens_stddev.as_ref().map(|v| v.0))
             .unwrap_or(0.0);
-        let tool_turns = a.tool_turns.or(f.tool_turns.as_ref().map(|v| v.0));
-        if tool_turns.is_some() && kind != WorkloadKind::ToolCalls {
-            return Err(usage!(
-                "--tool-turns applies to the tool-calls workload, not {name}"
-            ));
-        }
-        if tool_turns == Some(0) {
-            return Err(usage!("--tool-turns must be at least 1"));
-        }
-        let turns = tool_turns.or(a.turns).or(f.turns.as_ref().map(|v| v.0));
-        let api = a.api.or(f.api.as_ref().map(|v| v.0));
-        if api.is_some() && !kind.takes_api() {
-            return Err(usage!(
-                "--api applies to tool-calls and vision (the other workloads name their API: completions, responses, messages), not {name}"
-            ));
-        }
-        let api = api.unwrap_or_default();
+        let turns = turns_of(a, f, kind)?;
+        let api = api_of(a, f, kind)?;
         let images = images_of(a, f, kind)?;
-        let documents = a.documents.or(f.documents.as_ref().map(|v| v.0));
-        if documents.is_some() && kind != WorkloadKind::Rerank {
-            return Err(usage!(
-                "--documents applies to the rerank workload, not {name}"
-            ));
-        }
-        if documents == Some(0) {
-            return Err(usage!("--documents must be at least 1"));
-        }
+        let documents = documents_of(a, f, kind)?;
         let (endpoints, stage_endpoints) = endpoints_of(a, sc, kind)?;
         let temperature = a
             .request
@@ -209,6 +185,48 @@ impl WorkloadPlan {
         self.spec.dataset = Some(Arc::new(mine));
         Ok(())
     }
+}
+
+/// The turns of a conversation, or a tool-calls loop's (`--tool-turns`).
+fn turns_of(a: &RunArgs, f: &ScenarioFile, kind: WorkloadKind) -> Result<Option<u32>> {
+    let name = kind.name();
+    let tool_turns = a.tool_turns.or(f.tool_turns.as_ref().map(|v| v.0));
+    if tool_turns.is_some() && kind != WorkloadKind::ToolCalls {
+        return Err(usage!(
+            "--tool-turns applies to the tool-calls workload, not {name}"
+        ));
+    }
+    if tool_turns == Some(0) {
+        return Err(usage!("--tool-turns must be at least 1"));
+    }
+    Ok(tool_turns.or(a.turns).or(f.turns.as_ref().map(|v| v.0)))
+}
+
+/// `--api` of the workloads that take one (tool-calls, vision).
+fn api_of(a: &RunArgs, f: &ScenarioFile, kind: WorkloadKind) -> Result<workload::LlmApi> {
+    let api = a.api.or(f.api.as_ref().map(|v| v.0));
+    if api.is_some() && !kind.takes_api() {
+        return Err(usage!(
+            "--api applies to tool-calls and vision (the other workloads name their API: completions, responses, messages), not {}",
+            kind.name()
+        ));
+    }
+    Ok(api.unwrap_or_default())
+}
+
+/// Rerank's documents per request.
+fn documents_of(a: &RunArgs, f: &ScenarioFile, kind: WorkloadKind) -> Result<Option<u32>> {
+    let documents = a.documents.or(f.documents.as_ref().map(|v| v.0));
+    if documents.is_some() && kind != WorkloadKind::Rerank {
+        return Err(usage!(
+            "--documents applies to the rerank workload, not {}",
+            kind.name()
+        ));
+    }
+    if documents == Some(0) {
+        return Err(usage!("--documents must be at least 1"));
+    }
+    Ok(documents)
 }
 
 /// `--max-tokens`, else `MAX_TOKENS` (decode-heavy: `MAX_OUTPUT_TOKENS`
