@@ -400,7 +400,7 @@ pub struct RequestRecord {
     pub image_tokens: Option<u32>,
     /// The server's usage was compared with a local count (a sample of requests).
     pub usage_checked: bool,
-    /// ...and they disagree by more than 10%.
+    /// ...and they disagree by more than 10% and more than one token.
     pub usage_mismatch: bool,
     pub status: Option<u16>,
     pub outcome: Outcome,

@@ -655,7 +655,7 @@ fn count_warnings(i: &Inputs<'_>) -> Vec<String> {
     }
     if t.usage_mismatch > 0 {
         warnings.push(format!(
-            "for {} of {} checked requests the server's usage and the local token count disagree by more than 10%",
+            "for {} of {} checked requests the server's usage and the local token count disagree by more than 10% and more than one token",
             t.usage_mismatch, t.usage_checked
         ));
     }
