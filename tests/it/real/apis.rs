@@ -59,7 +59,31 @@ async fn shape_via(llama: &Llama, workload: &str, target: &str, key: Option<&str
     .await;
     let after = llama.metrics().await;
     let s = &r["summary"];
-    assert_eq!(s["errors"], 0, "{workload}: {}", r["errors"]);
+    // Direct, no error at all. Through LiteLLM, an error event the gateway
+    // sent itself in a 200 stream ("Connection closed.": its pooled
+    // connection to llama.cpp, which closes after every streamed answer,
+    // was gone; once in CI, 1 of 40) is the gateway's error, reported as
+    // such: at most one, and every other answer clean.
+    let gateway_errors = r["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| {
+            key.is_some()
+                && e["class"] == "stream_error"
+                && e["status"] == 200
+                && e["message"] == "Connection closed."
+        })
+        .map(|e| e["count"].as_u64().unwrap())
+        .sum::<u64>();
+    assert!(gateway_errors <= 1, "{workload}: {}", r["errors"]);
+    assert_eq!(
+        s["errors"].as_u64(),
+        Some(gateway_errors),
+        "{workload}: {}",
+        r["errors"]
+    );
+    let n = n - gateway_errors;
     assert_eq!(s["ok"], n, "{workload}");
     assert_eq!(s["output_token_sources"]["usage"], n, "{workload}: {s}");
     assert!(f(&latency(&r, "ttft")["p50"]) > 0.0);
@@ -80,13 +104,18 @@ async fn shape_via(llama: &Llama, workload: &str, target: &str, key: Option<&str
         // gateway did on its own: once in CI, one token more than the 40
         // answers (a stream of its own it dropped after a token; every
         // answer periscope read carried 16). Less than one answer's worth.
+        // A request the gateway failed may have been answered by llama.cpp
+        // all the same: one answer's worth more per such error.
         let per_answer = output / n as f64;
+        let lost = gateway_errors as f64;
         assert!(
-            predicted >= output && predicted < output + per_answer,
+            predicted >= output && predicted < output + per_answer * (1.0 + lost),
             "{workload}: llama.cpp predicted {predicted}, the answers' usage {output}"
         );
+        let input = f(&s["input_tokens"]);
+        let per_prompt = input / (n + gateway_errors) as f64;
         assert!(
-            prompt >= f(&s["input_tokens"]),
+            prompt + per_prompt * lost >= input,
             "{workload}: prompt {prompt}"
         );
     }
