@@ -268,25 +268,7 @@ impl Client {
         origin: Instant,
         connect: &Connect,
     ) -> anyhow::Result<Self> {
-        let engine = connect.engine;
-        let mut headers = HeaderMap::new();
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        if let Some(t) = token {
-            let mut v = HeaderValue::from_str(&format!("Bearer {t}"))
-                .context("the API key is not a valid header value")?;
-            v.set_sensitive(true);
-            headers.insert(AUTHORIZATION, v);
-        }
-        for (k, v) in extra_headers {
-            let name = HeaderName::from_bytes(k.as_bytes())
-                .with_context(|| format!("header name '{k}'"))?;
-            let value =
-                HeaderValue::from_str(v).with_context(|| format!("the value of header '{k}'"))?;
-            headers.insert(name, value);
-        }
-        if connect.compression && !headers.contains_key(ACCEPT_ENCODING) {
-            headers.insert(ACCEPT_ENCODING, HeaderValue::from_static(ACCEPT_CODINGS));
-        }
+        let headers = request_headers(token, extra_headers, connect.compression)?;
         let base = base.trim_end_matches('/').to_string();
         let url = reqwest::Url::parse(&base).with_context(|| format!("the target '{base}'"))?;
         let connect_timeout = timeout.min(Duration::from_secs(10));
@@ -307,112 +289,10 @@ impl Client {
                 )
                 .map_err(|e| anyhow::anyhow!(e))?,
             )
+        } else if use_hyper(connect, &url, via)? {
+            h1_transport(headers, &url, via, pool, connect_timeout)?
         } else {
-            // An https:// proxy needs TLS to the proxy: reqwest's.
-            let route = via;
-            let tls_proxy = route.is_some_and(|p| p.url.scheme() == "https");
-            let use_hyper = match engine {
-                Engine::Auto => url.scheme() == "http" && !connect.http2 && !tls_proxy,
-                Engine::H1 if connect.http2 => {
-                    anyhow::bail!("--http2 needs --http-engine auto or reqwest")
-                }
-                Engine::H1 if url.scheme() != "http" => {
-                    anyhow::bail!(
-                        "--http-engine h1 speaks plain http:// only; use auto or reqwest for {base}"
-                    )
-                }
-                Engine::H1 if tls_proxy => {
-                    anyhow::bail!(
-                        "--http-engine h1 reaches http:// proxies only; use auto or reqwest behind an https:// proxy"
-                    )
-                }
-                Engine::H1 => true,
-                Engine::Reqwest => false,
-            };
-            if use_hyper {
-                let host = url.host_str().context("the target has no host")?;
-                let port = url.port_or_known_default().unwrap_or(80);
-                let authority = match url.port() {
-                    Some(p) => format!("{host}:{p}"),
-                    None => host.to_string(),
-                };
-                if !headers.contains_key(HOST) {
-                    headers.insert(
-                        HOST,
-                        HeaderValue::from_str(&authority).context("the target's host")?,
-                    );
-                }
-                let mut wire = Vec::new();
-                for (name, value) in &headers {
-                    wire.extend_from_slice(name.as_str().as_bytes());
-                    wire.extend_from_slice(b": ");
-                    wire.extend_from_slice(value.as_bytes());
-                    wire.extend_from_slice(b"\r\n");
-                }
-                // Through a proxy: connect to it, name the whole URL in the
-                // request line (absolute form), and give it the credentials.
-                let (host, port, origin) = match route {
-                    Some(p) => {
-                        if let Some(auth) = &p.auth {
-                            wire.extend_from_slice(b"proxy-authorization: ");
-                            wire.extend_from_slice(auth.as_bytes());
-                            wire.extend_from_slice(b"\r\n");
-                        }
-                        (p.host.as_str(), p.port, format!("http://{authority}"))
-                    }
-                    None => (host, port, String::new()),
-                };
-                Transport::H1 {
-                    pool: Arc::new(h1::Pool::new(host, port, pool.max(1), connect_timeout)),
-                    // None kept: a server with a thread per connection
-                    // (llama.cpp's) would hold a thread for each until its
-                    // keep-alive timeout, and the load would wait for them.
-                    side: Arc::new(h1::Pool::new(host, port, 0, connect_timeout)),
-                    base_path: format!("{origin}{}", url.path().trim_end_matches('/')),
-                    origin,
-                    headers: wire,
-                }
-            } else {
-                let certs = match &connect.cacert {
-                    Some(pem) => reqwest::Certificate::from_pem_bundle(pem)
-                        .context("--cacert: not PEM certificates")?,
-                    None => Vec::new(),
-                };
-                let clients = if connect.http2 {
-                    connect.connections.max(1)
-                } else {
-                    1
-                };
-                let http = (0..clients)
-                    .map(|_| {
-                        let mut b = http_builder()
-                            .default_headers(headers.clone())
-                            .connect_timeout(connect_timeout)
-                            .pool_max_idle_per_host(pool.max(1))
-                            .pool_idle_timeout(Duration::from_secs(90));
-                        if !certs.is_empty() {
-                            b = b.tls_certs_merge(certs.iter().cloned());
-                        }
-                        if connect.http2 {
-                            b = b.http2_prior_knowledge();
-                        }
-                        b.build().context("building the HTTP client")
-                    })
-                    .collect::<anyhow::Result<Vec<_>>>()?;
-                let urls = KNOWN_PATHS
-                    .iter()
-                    .filter_map(|p| {
-                        reqwest::Url::parse(&format!("{base}/{p}"))
-                            .ok()
-                            .map(|u| (*p, u))
-                    })
-                    .collect();
-                Transport::Reqwest {
-                    http,
-                    next: std::sync::atomic::AtomicUsize::new(0),
-                    urls,
-                }
-            }
+            reqwest_transport(headers, &base, connect, pool, connect_timeout)?
         };
         Ok(Client {
             proxy: via.filter(|_| !connect.grpc).map(proxy::Proxy::shown),
@@ -496,6 +376,168 @@ pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
         src = inner.source();
     }
     s
+}
+
+/// The headers every request carries: JSON, the key (marked sensitive:
+/// never shown), the user's own, and the encodings asked for.
+fn request_headers(
+    token: Option<&str>,
+    extra_headers: &[(String, String)],
+    compression: bool,
+) -> anyhow::Result<HeaderMap> {
+    let mut headers = HeaderMap::new();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if let Some(t) = token {
+        let mut v = HeaderValue::from_str(&format!("Bearer {t}"))
+            .context("the API key is not a valid header value")?;
+        v.set_sensitive(true);
+        headers.insert(AUTHORIZATION, v);
+    }
+    for (k, v) in extra_headers {
+        let name =
+            HeaderName::from_bytes(k.as_bytes()).with_context(|| format!("header name '{k}'"))?;
+        let value =
+            HeaderValue::from_str(v).with_context(|| format!("the value of header '{k}'"))?;
+        headers.insert(name, value);
+    }
+    if compression && !headers.contains_key(ACCEPT_ENCODING) {
+        headers.insert(ACCEPT_ENCODING, HeaderValue::from_static(ACCEPT_CODINGS));
+    }
+    Ok(headers)
+}
+
+/// Whether `--http-engine` (and what the target and proxy need) picks the
+/// HTTP/1.1 client of `h1.rs` over reqwest's.
+fn use_hyper(
+    connect: &Connect,
+    url: &reqwest::Url,
+    route: Option<&proxy::Proxy>,
+) -> anyhow::Result<bool> {
+    // An https:// proxy needs TLS to the proxy: reqwest's.
+    let tls_proxy = route.is_some_and(|p| p.url.scheme() == "https");
+    Ok(match connect.engine {
+        Engine::Auto => url.scheme() == "http" && !connect.http2 && !tls_proxy,
+        Engine::H1 if connect.http2 => {
+            anyhow::bail!("--http2 needs --http-engine auto or reqwest")
+        }
+        Engine::H1 if url.scheme() != "http" => {
+            anyhow::bail!(
+                "--http-engine h1 speaks plain http:// only; use auto or reqwest for {}",
+                url.as_str().trim_end_matches('/')
+            )
+        }
+        Engine::H1 if tls_proxy => {
+            anyhow::bail!(
+                "--http-engine h1 reaches http:// proxies only; use auto or reqwest behind an https:// proxy"
+            )
+        }
+        Engine::H1 => true,
+        Engine::Reqwest => false,
+    })
+}
+
+/// The HTTP/1.1 client's pools and the head every request writes: the
+/// headers on the wire, and through a proxy the whole URL in the request
+/// line (absolute form) and the proxy's credentials.
+fn h1_transport(
+    mut headers: HeaderMap,
+    url: &reqwest::Url,
+    route: Option<&proxy::Proxy>,
+    pool: usize,
+    connect_timeout: Duration,
+) -> anyhow::Result<Transport> {
+    let host = url.host_str().context("the target has no host")?;
+    let port = url.port_or_known_default().unwrap_or(80);
+    let authority = match url.port() {
+        Some(p) => format!("{host}:{p}"),
+        None => host.to_string(),
+    };
+    if !headers.contains_key(HOST) {
+        headers.insert(
+            HOST,
+            HeaderValue::from_str(&authority).context("the target's host")?,
+        );
+    }
+    let mut wire = Vec::new();
+    for (name, value) in &headers {
+        wire.extend_from_slice(name.as_str().as_bytes());
+        wire.extend_from_slice(b": ");
+        wire.extend_from_slice(value.as_bytes());
+        wire.extend_from_slice(b"\r\n");
+    }
+    let (host, port, origin) = match route {
+        Some(p) => {
+            if let Some(auth) = &p.auth {
+                wire.extend_from_slice(b"proxy-authorization: ");
+                wire.extend_from_slice(auth.as_bytes());
+                wire.extend_from_slice(b"\r\n");
+            }
+            (p.host.as_str(), p.port, format!("http://{authority}"))
+        }
+        None => (host, port, String::new()),
+    };
+    Ok(Transport::H1 {
+        pool: Arc::new(h1::Pool::new(host, port, pool.max(1), connect_timeout)),
+        // None kept: a server with a thread per connection (llama.cpp's)
+        // would hold a thread for each until its keep-alive timeout, and
+        // the load would wait for them.
+        side: Arc::new(h1::Pool::new(host, port, 0, connect_timeout)),
+        base_path: format!("{origin}{}", url.path().trim_end_matches('/')),
+        origin,
+        headers: wire,
+    })
+}
+
+/// reqwest's clients (one per connection under `--http2`, whose streams
+/// would otherwise share one), the CA certificates asked for, and the
+/// endpoints' URLs parsed once.
+fn reqwest_transport(
+    headers: HeaderMap,
+    base: &str,
+    connect: &Connect,
+    pool: usize,
+    connect_timeout: Duration,
+) -> anyhow::Result<Transport> {
+    let certs = match &connect.cacert {
+        Some(pem) => {
+            reqwest::Certificate::from_pem_bundle(pem).context("--cacert: not PEM certificates")?
+        }
+        None => Vec::new(),
+    };
+    let clients = if connect.http2 {
+        connect.connections.max(1)
+    } else {
+        1
+    };
+    let http = (0..clients)
+        .map(|_| {
+            let mut b = http_builder()
+                .default_headers(headers.clone())
+                .connect_timeout(connect_timeout)
+                .pool_max_idle_per_host(pool.max(1))
+                .pool_idle_timeout(Duration::from_secs(90));
+            if !certs.is_empty() {
+                b = b.tls_certs_merge(certs.iter().cloned());
+            }
+            if connect.http2 {
+                b = b.http2_prior_knowledge();
+            }
+            b.build().context("building the HTTP client")
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let urls = KNOWN_PATHS
+        .iter()
+        .filter_map(|p| {
+            reqwest::Url::parse(&format!("{base}/{p}"))
+                .ok()
+                .map(|u| (*p, u))
+        })
+        .collect();
+    Ok(Transport::Reqwest {
+        http,
+        next: std::sync::atomic::AtomicUsize::new(0),
+        urls,
+    })
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::task::TaskTracker;
 
 use super::workers::Workers;
@@ -53,22 +53,8 @@ pub(super) async fn run(
     let mut index = 0u64;
     let mut blocked_until: Option<Instant> = None;
     loop {
-        if let Some(c) = &ctx.adaptive {
-            // find-and-hold paused the arrivals (a backlog draining): wait,
-            // then go on from now.
-            while c.level.load(std::sync::atomic::Ordering::Relaxed) == 0
-                && !ctx.soft.is_cancelled()
-            {
-                tokio::select! {
-                    biased;
-                    _ = ctx.soft.cancelled() => {}
-                    _ = tokio::time::sleep(Duration::from_millis(10)) => {}
-                }
-                t = t.max(ctx.origin.elapsed().as_secs_f64());
-            }
-            if ctx.soft.is_cancelled() {
-                break;
-            }
+        if paused(ctx, &mut t).await {
+            break;
         }
         // Skip stretches where the rate is zero. find-and-hold sets the
         // rate as it goes.
@@ -121,51 +107,16 @@ pub(super) async fn run(
             _ = timer::sleep_until(scheduled) => {}
         }
         report.planned += 1;
-        // Time spent waiting for a slot is the target's backlog: for this
-        // arrival if it waited itself, or if the scheduler reached it late
-        // because it was waiting for an earlier arrival's slot.
         let permit = match &slots {
             None => None,
-            Some(s) => {
-                let (p, waited) = match s.clone().try_acquire_owned() {
-                    Ok(p) => (p, false),
-                    Err(_) => {
-                        let p = tokio::select! {
-                            biased;
-                            _ = ctx.soft.cancelled() => break,
-                            p = s.clone().acquire_owned() => p.expect("semaphore is never closed"),
-                        };
-                        (p, true)
-                    }
-                };
-                let now = Instant::now();
-                let backlog = waited || blocked_until.is_some_and(|b| b > scheduled);
-                if waited {
-                    blocked_until = Some(now);
-                }
-                let wait = if backlog {
-                    now.saturating_duration_since(scheduled)
-                } else {
-                    Duration::ZERO
-                };
-                Some((p, wait))
-            }
+            Some(s) => match slot(s, ctx, scheduled, &mut blocked_until).await {
+                Some(p) => Some(p),
+                None => break,
+            },
         };
         report.dispatched += 1;
         let scheduled_us = Duration::from_secs_f64(t).as_micros() as u64;
-        let ctx2 = ctx.clone();
-        workers.spawn(tracker, async move {
-            let hard = ctx2.hard.cancelled();
-            tokio::pin!(hard);
-            let mut rec = send_one(&ctx2, &req, Some(scheduled_us), hard).await;
-            ctx2.workload.answered(&rec);
-            ctx2.strip(&mut rec);
-            if let Some((_, wait)) = &permit {
-                rec.queue_wait_us = wait.as_micros() as u64;
-            }
-            let _ = ctx2.records.send(rec);
-            drop(permit);
-        });
+        dispatch(ctx, tracker, workers, req, scheduled_us, permit);
         index += 1;
         t += gap(arrival, &mut rng, weight, r);
     }
@@ -179,6 +130,82 @@ pub(super) async fn run(
         _ = timer::sleep_until(end) => {}
     }
     report
+}
+
+/// While find-and-hold has paused the arrivals (a backlog draining), wait,
+/// then go on from now. True when the run was stopped meanwhile.
+async fn paused(ctx: &Context, t: &mut f64) -> bool {
+    let Some(c) = &ctx.adaptive else {
+        return false;
+    };
+    while c.level.load(std::sync::atomic::Ordering::Relaxed) == 0 && !ctx.soft.is_cancelled() {
+        tokio::select! {
+            biased;
+            _ = ctx.soft.cancelled() => {}
+            _ = tokio::time::sleep(Duration::from_millis(10)) => {}
+        }
+        *t = t.max(ctx.origin.elapsed().as_secs_f64());
+    }
+    ctx.soft.is_cancelled()
+}
+
+/// A `--max-in-flight` slot for an arrival due at `scheduled`, and how long
+/// it waited for the target's backlog: for this arrival if it waited
+/// itself, or if the scheduler reached it late because it was waiting for
+/// an earlier arrival's slot. None when the run was stopped meanwhile.
+async fn slot(
+    slots: &Arc<Semaphore>,
+    ctx: &Context,
+    scheduled: Instant,
+    blocked_until: &mut Option<Instant>,
+) -> Option<(OwnedSemaphorePermit, Duration)> {
+    let (p, waited) = match slots.clone().try_acquire_owned() {
+        Ok(p) => (p, false),
+        Err(_) => {
+            let p = tokio::select! {
+                biased;
+                _ = ctx.soft.cancelled() => return None,
+                p = slots.clone().acquire_owned() => p.expect("semaphore is never closed"),
+            };
+            (p, true)
+        }
+    };
+    let now = Instant::now();
+    let backlog = waited || blocked_until.is_some_and(|b| b > scheduled);
+    if waited {
+        *blocked_until = Some(now);
+    }
+    let wait = if backlog {
+        now.saturating_duration_since(scheduled)
+    } else {
+        Duration::ZERO
+    };
+    Some((p, wait))
+}
+
+/// Send one arrival's request on a worker; its slot (if any) is held until
+/// its record is handed on.
+fn dispatch(
+    ctx: &Arc<Context>,
+    tracker: &TaskTracker,
+    workers: &Workers,
+    req: crate::client::Prepared,
+    scheduled_us: u64,
+    permit: Option<(OwnedSemaphorePermit, Duration)>,
+) {
+    let ctx2 = ctx.clone();
+    workers.spawn(tracker, async move {
+        let hard = ctx2.hard.cancelled();
+        tokio::pin!(hard);
+        let mut rec = send_one(&ctx2, &req, Some(scheduled_us), hard).await;
+        ctx2.workload.answered(&rec);
+        ctx2.strip(&mut rec);
+        if let Some((_, wait)) = &permit {
+            rec.queue_wait_us = wait.as_micros() as u64;
+        }
+        let _ = ctx2.records.send(rec);
+        drop(permit);
+    });
 }
 
 /// The time to the next arrival, for a request of `weight` at rate `r`.

@@ -38,66 +38,11 @@ pub fn resolve(
     target: Option<&str>,
     mock: bool,
 ) -> Result<Resolved, String> {
-    // A file's `json: true` is its protocol http/json.
-    let file_protocol = match (
-        f.and_then(|f| f.protocol.as_deref()),
-        f.and_then(|f| f.json),
-    ) {
-        (Some(p), Some(true)) if Protocol::parse(p, "otlp.protocol")? != Protocol::HttpJson => {
-            return Err(
-                "otlp.json: true and otlp.protocol disagree: OTLP/JSON travels over HTTP".into(),
-            )
-        }
-        (Some(p), _) => Some(p),
-        (None, Some(true)) => Some(Protocol::HttpJson.name()),
-        (None, _) => None,
-    };
-    let protocol = Protocol::resolve(a.otlp_protocol.as_deref(), a.otlp_json, file_protocol)?;
+    let protocol = Protocol::resolve(a.otlp_protocol.as_deref(), a.otlp_json, file_protocol(f)?)?;
     let json = protocol == Protocol::HttpJson;
     let mut grpc = protocol == Protocol::Grpc;
-    // Scenarios the file declares, then the mix: the flag's, the file's,
-    // else the declared ones by weight, else the built-in default.
-    let mut declared: Vec<crate::otlp::Kind> = Vec::new();
-    let mut weights = Vec::new();
-    for def in f.map(|f| f.scenarios.clone()).unwrap_or_default() {
-        let taken: Vec<String> = declared.iter().map(|k| k.name().to_string()).collect();
-        let w = def.weight.unwrap_or(1);
-        let k = def.into_kind(&taken)?;
-        declared.push(k);
-        weights.push(w);
-    }
-    let mix = match a.mix.as_deref().or(f.and_then(|f| f.mix.as_deref())) {
-        Some(m) => parse_mix_with(m, &declared)?,
-        None if !declared.is_empty() => {
-            let mix: Vec<_> = declared
-                .iter()
-                .copied()
-                .zip(weights)
-                .filter(|(_, w)| *w > 0)
-                .collect();
-            if mix.is_empty() {
-                return Err("otlp.scenarios: every weight is 0: give one a weight above 0".into());
-            }
-            mix
-        }
-        None => parse_mix(DEFAULT_MIX)?,
-    };
-    // The flag, OTEL_PLATFORM (the scale test's variable), the file.
-    let named = |what: &str, p: &str| {
-        <Platform as clap::ValueEnum>::from_str(p.trim(), true).map_err(|_| {
-            format!("{what}: '{p}' is not one of otlp, braintrust, langsmith, phoenix, console")
-        })
-    };
-    let platform = match (
-        a.platform,
-        env("OTEL_PLATFORM"),
-        f.and_then(|f| f.platform.as_deref()),
-    ) {
-        (Some(p), ..) => p,
-        (None, Some(p), _) => named("OTEL_PLATFORM", &p)?,
-        (None, None, Some(p)) => named("otlp.platform", p)?,
-        (None, None, None) => Platform::Otlp,
-    };
+    let mix = mix_of(a, f)?;
+    let platform = platform_of(a, f)?;
     let project = project_name(
         a.project
             .clone()
@@ -231,6 +176,88 @@ fn test_type(
         ));
     }
     Ok(t)
+}
+
+/// The scenarios the file declares, then the mix: the flag's, the file's,
+/// else the declared ones by weight, else the built-in default.
+fn mix_of(
+    a: &crate::cli::OtlpArgs,
+    f: Option<&crate::scenario::OtlpEntry>,
+) -> Result<Vec<(crate::otlp::Kind, u32)>, String> {
+    let mut declared: Vec<crate::otlp::Kind> = Vec::new();
+    let mut weights = Vec::new();
+    for def in f.map(|f| f.scenarios.clone()).unwrap_or_default() {
+        let taken: Vec<String> = declared.iter().map(|k| k.name().to_string()).collect();
+        let w = def.weight.unwrap_or(1);
+        let k = def.into_kind(&taken)?;
+        declared.push(k);
+        weights.push(w);
+    }
+    Ok(
+        match a.mix.as_deref().or(f.and_then(|f| f.mix.as_deref())) {
+            Some(m) => parse_mix_with(m, &declared)?,
+            None if !declared.is_empty() => {
+                let mix: Vec<_> = declared
+                    .iter()
+                    .copied()
+                    .zip(weights)
+                    .filter(|(_, w)| *w > 0)
+                    .collect();
+                if mix.is_empty() {
+                    return Err(
+                        "otlp.scenarios: every weight is 0: give one a weight above 0".into(),
+                    );
+                }
+                mix
+            }
+            None => parse_mix(DEFAULT_MIX)?,
+        },
+    )
+}
+
+/// The platform: the flag, OTEL_PLATFORM (the scale test's variable), the file.
+fn platform_of(
+    a: &crate::cli::OtlpArgs,
+    f: Option<&crate::scenario::OtlpEntry>,
+) -> Result<Platform, String> {
+    let named = |what: &str, p: &str| {
+        <Platform as clap::ValueEnum>::from_str(p.trim(), true).map_err(|_| {
+            format!("{what}: '{p}' is not one of otlp, braintrust, langsmith, phoenix, console")
+        })
+    };
+    Ok(
+        match (
+            a.platform,
+            env("OTEL_PLATFORM"),
+            f.and_then(|f| f.platform.as_deref()),
+        ) {
+            (Some(p), ..) => p,
+            (None, Some(p), _) => named("OTEL_PLATFORM", &p)?,
+            (None, None, Some(p)) => named("otlp.platform", p)?,
+            (None, None, None) => Platform::Otlp,
+        },
+    )
+}
+
+/// The protocol a scenario file names: its `protocol`, or `json: true`
+/// (OTLP/JSON travels over HTTP).
+fn file_protocol(f: Option<&crate::scenario::OtlpEntry>) -> Result<Option<&str>, String> {
+    Ok(
+        match (
+            f.and_then(|f| f.protocol.as_deref()),
+            f.and_then(|f| f.json),
+        ) {
+            (Some(p), Some(true)) if Protocol::parse(p, "otlp.protocol")? != Protocol::HttpJson => {
+                return Err(
+                    "otlp.json: true and otlp.protocol disagree: OTLP/JSON travels over HTTP"
+                        .into(),
+                )
+            }
+            (Some(p), _) => Some(p),
+            (None, Some(true)) => Some(Protocol::HttpJson.name()),
+            (None, _) => None,
+        },
+    )
 }
 
 /// The query load: flags over the scenario file; none without a rate, and

@@ -350,13 +350,22 @@ fn install<'js>(ctx: &Ctx<'js>, state: &Rc<State>, id: u64) -> rquickjs::Result<
     let g = ctx.globals();
     g.set("__VU", id)?;
     g.set("__ITER", 0)?;
+    g.set("__ENV", env_object(ctx, state)?)?;
+    let native = Object::new(ctx.clone())?;
+    install_io(ctx, state, &native)?;
+    install_metrics(ctx, state, &native)?;
+    g.set("__native", native)?;
+    install_open_and_console(ctx, state, &g)
+}
+
+/// `__ENV`: the process's environment, and the run's target where a script
+/// reads it: the mock's URL under --mock, --target's when given (the
+/// variable as the user wrote it when it names the same base).
+fn env_object<'js>(ctx: &Ctx<'js>, state: &Rc<State>) -> rquickjs::Result<Object<'js>> {
     let env = Object::new(ctx.clone())?;
     for (k, v) in std::env::vars() {
         env.set(k, v)?;
     }
-    // The run's target, where a script reads it: the mock's URL under
-    // --mock, --target's when given (the variable as the user wrote it when
-    // it names the same base).
     if let Some(io) = &state.io {
         let base = io.io.client.base();
         let same = std::env::var("OPENAI_BASE_URL")
@@ -367,9 +376,15 @@ fn install<'js>(ctx: &Ctx<'js>, state: &Rc<State>, id: u64) -> rquickjs::Result<
             env.set("OPENAI_BASE_URL", base)?;
         }
     }
-    g.set("__ENV", env)?;
-    let native = Object::new(ctx.clone())?;
+    Ok(env)
+}
 
+/// What a VU sends and reads: `llm`, `http` and `dataset` of `__native`.
+fn install_io<'js>(
+    ctx: &Ctx<'js>,
+    state: &Rc<State>,
+    native: &Object<'js>,
+) -> rquickjs::Result<()> {
     let s = state.clone();
     native.set(
         "llm",
@@ -398,6 +413,26 @@ fn install<'js>(ctx: &Ctx<'js>, state: &Rc<State>, id: u64) -> rquickjs::Result<
             },
         )?,
     )?;
+    let s = state.clone();
+    native.set(
+        "dataset",
+        Function::new(
+            ctx.clone(),
+            move |ctx: Ctx<'js>, name: String, opts: String| -> rquickjs::Result<String> {
+                super::io::dataset(&s.dir, &name, &opts).map_err(|e| throw(&ctx, &e))
+            },
+        )?,
+    )?;
+    Ok(())
+}
+
+/// What a VU records and how it waits: `metric`, `check` and `sleep` of
+/// `__native`.
+fn install_metrics<'js>(
+    ctx: &Ctx<'js>,
+    state: &Rc<State>,
+    native: &Object<'js>,
+) -> rquickjs::Result<()> {
     let s = state.clone();
     native.set(
         "metric",
@@ -459,18 +494,15 @@ fn install<'js>(ctx: &Ctx<'js>, state: &Rc<State>, id: u64) -> rquickjs::Result<
             },
         )?,
     )?;
-    let s = state.clone();
-    native.set(
-        "dataset",
-        Function::new(
-            ctx.clone(),
-            move |ctx: Ctx<'js>, name: String, opts: String| -> rquickjs::Result<String> {
-                super::io::dataset(&s.dir, &name, &opts).map_err(|e| throw(&ctx, &e))
-            },
-        )?,
-    )?;
-    g.set("__native", native)?;
+    Ok(())
+}
 
+/// `open()` (the init context's file reader) and `console`.
+fn install_open_and_console<'js>(
+    ctx: &Ctx<'js>,
+    state: &Rc<State>,
+    g: &Object<'js>,
+) -> rquickjs::Result<()> {
     let s = state.clone();
     g.set(
         "open",

@@ -1,8 +1,7 @@
 //! The source's shape, checked from the files: the top-level modules of
 //! `src/` import one another one way (no circle), `lib.rs` is a map that
 //! names every module, no file is over 800 lines, every file opens with
-//! a doc block saying what it owns, and no function is over 120 lines (those
-//! still over it are listed, and may only shrink).
+//! a doc block saying what it owns, and no function is over 120 lines.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -10,17 +9,6 @@ use std::path::{Path, PathBuf};
 const MAX_LINES: usize = 800;
 const MAX_LIB_LINES: usize = 200;
 const MAX_FN_LINES: usize = 120;
-
-/// Functions still over [`MAX_FN_LINES`], with the most lines each may
-/// have: a split makes its entry shorter or removes it; nothing new joins.
-const LONG_FNS: &[(&str, &str, usize)] = &[
-    ("plan/traces.rs", "resolve", 172),
-    ("client/mod.rs", "with_engine", 167),
-    ("script/vu.rs", "install", 160),
-    ("client/start.rs", "start", 158),
-    ("executor/open.rs", "run", 151),
-    ("otlp/gen/mod.rs", "attributes", 147),
-];
 
 fn src() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
@@ -357,37 +345,15 @@ fn functions_are_short() {
     let mut files = Vec::new();
     rust_files(&src(), &mut files);
     let mut long = Vec::new();
-    let mut listed_seen = BTreeSet::new();
     for f in &files {
         let rel = f.strip_prefix(src()).unwrap().to_string_lossy().to_string();
         let text = std::fs::read_to_string(f).unwrap();
         for (name, n) in functions(&text) {
-            let listed = LONG_FNS
-                .iter()
-                .find(|(file, fun, _)| *file == rel && *fun == name);
-            if let Some((_, _, most)) = listed {
-                listed_seen.insert((rel.clone(), name.clone()));
-                if n > *most {
-                    long.push(format!(
-                        "{rel}: fn {name} grew to {n} lines (listed at {most}: split it)"
-                    ));
-                } else if n <= MAX_FN_LINES {
-                    long.push(format!(
-                        "{rel}: fn {name} is {n} lines now: take it off LONG_FNS"
-                    ));
-                } else if n < *most {
-                    long.push(format!("{rel}: fn {name} is {n} lines now: list it at {n}"));
-                }
-            } else if n > MAX_FN_LINES {
+            if n > MAX_FN_LINES {
                 long.push(format!(
-                    "{rel}: fn {name} is {n} lines (at most {MAX_FN_LINES})"
+                    "{rel}: fn {name} is {n} lines (at most {MAX_FN_LINES}): split it"
                 ));
             }
-        }
-    }
-    for (file, fun, _) in LONG_FNS {
-        if !listed_seen.contains(&(file.to_string(), fun.to_string())) {
-            long.push(format!("{file}: fn {fun} is gone: take it off LONG_FNS"));
         }
     }
     assert!(long.is_empty(), "{long:#?}");

@@ -482,30 +482,7 @@ impl Generator {
                 (format!("invoke_agent {agent}"), SpanKind::Internal)
             }
             Node::Chat => {
-                a.push(s("gen_ai.operation.name", "chat"));
-                a.push(s("gen_ai.provider.name", "openai"));
-                a.push(s("gen_ai.request.model", model));
-                a.push(s("gen_ai.response.model", format!("{model}-2024-08-06")));
-                a.push(s(
-                    "gen_ai.response.id",
-                    format!("chatcmpl-{:x}", self.rng.u64(..)),
-                ));
-                a.push(kv(
-                    "gen_ai.request.temperature",
-                    any_value::Value::DoubleValue(0.2),
-                ));
-                a.push(i("gen_ai.request.max_tokens", 1024));
-                a.push(kv(
-                    "gen_ai.response.finish_reasons",
-                    any_value::Value::ArrayValue(
-                        opentelemetry_proto::tonic::common::v1::ArrayValue {
-                            values: vec![AnyValue {
-                                value: Some(any_value::Value::StringValue("stop".into())),
-                            }],
-                        },
-                    ),
-                ));
-                a.push(s("server.address", "api.openai.com"));
+                self.chat_attributes(model, &mut a);
                 (format!("chat {model}"), SpanKind::Client)
             }
             Node::Router => {
@@ -562,44 +539,76 @@ impl Generator {
             }
         };
         if kind.is_agent() {
-            match p {
-                Platform::Phoenix => {
-                    let k = match node {
-                        Node::Agent => "AGENT",
-                        Node::Chat => "LLM",
-                        Node::Tool => "TOOL",
-                        Node::Router => "CHAIN",
-                        _ => "CHAIN",
-                    };
-                    a.push(s("openinference.span.kind", k));
-                    if node == Node::Chat {
-                        a.push(s("llm.model_name", model));
-                        a.push(s("llm.provider", "openai"));
-                    }
-                }
-                Platform::Langsmith => {
-                    let k = match node {
-                        Node::Chat => "llm",
-                        Node::Tool => "tool",
-                        _ => "chain",
-                    };
-                    a.push(s("langsmith.span.kind", k));
-                }
-                Platform::Braintrust => {
-                    let k = match node {
-                        Node::Chat => "llm",
-                        Node::Tool => "tool",
-                        _ => "task",
-                    };
-                    a.push(s(
-                        "braintrust.span_attributes",
-                        format!("{{\"type\":\"{k}\"}}"),
-                    ));
-                }
-                Platform::Otlp | Platform::Console => {}
-            }
+            platform_attributes(p, node, model, &mut a);
         }
         (name, kind_, a)
+    }
+
+    /// A model call's span: GenAI's request and response attributes.
+    fn chat_attributes(&mut self, model: &str, a: &mut Vec<KeyValue>) {
+        a.push(s("gen_ai.operation.name", "chat"));
+        a.push(s("gen_ai.provider.name", "openai"));
+        a.push(s("gen_ai.request.model", model));
+        a.push(s("gen_ai.response.model", format!("{model}-2024-08-06")));
+        a.push(s(
+            "gen_ai.response.id",
+            format!("chatcmpl-{:x}", self.rng.u64(..)),
+        ));
+        a.push(kv(
+            "gen_ai.request.temperature",
+            any_value::Value::DoubleValue(0.2),
+        ));
+        a.push(i("gen_ai.request.max_tokens", 1024));
+        a.push(kv(
+            "gen_ai.response.finish_reasons",
+            any_value::Value::ArrayValue(opentelemetry_proto::tonic::common::v1::ArrayValue {
+                values: vec![AnyValue {
+                    value: Some(any_value::Value::StringValue("stop".into())),
+                }],
+            }),
+        ));
+        a.push(s("server.address", "api.openai.com"));
+    }
+}
+
+/// The attributes an agent's span carries for the platform it is sent to
+/// (OpenInference's span kinds for Phoenix, LangSmith's, Braintrust's).
+fn platform_attributes(p: Platform, node: Node, model: &str, a: &mut Vec<KeyValue>) {
+    match p {
+        Platform::Phoenix => {
+            let k = match node {
+                Node::Agent => "AGENT",
+                Node::Chat => "LLM",
+                Node::Tool => "TOOL",
+                Node::Router => "CHAIN",
+                _ => "CHAIN",
+            };
+            a.push(s("openinference.span.kind", k));
+            if node == Node::Chat {
+                a.push(s("llm.model_name", model));
+                a.push(s("llm.provider", "openai"));
+            }
+        }
+        Platform::Langsmith => {
+            let k = match node {
+                Node::Chat => "llm",
+                Node::Tool => "tool",
+                _ => "chain",
+            };
+            a.push(s("langsmith.span.kind", k));
+        }
+        Platform::Braintrust => {
+            let k = match node {
+                Node::Chat => "llm",
+                Node::Tool => "tool",
+                _ => "task",
+            };
+            a.push(s(
+                "braintrust.span_attributes",
+                format!("{{\"type\":\"{k}\"}}"),
+            ));
+        }
+        Platform::Otlp | Platform::Console => {}
     }
 }
 
