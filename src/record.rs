@@ -398,10 +398,6 @@ pub struct RequestRecord {
     pub images: u32,
     /// What the usage's prompt tokens hold beyond the text's: the pictures'.
     pub image_tokens: Option<u32>,
-    /// The server's usage was compared with a local count (a sample of requests).
-    pub usage_checked: bool,
-    /// ...and they disagree by more than 10% and more than one token.
-    pub usage_mismatch: bool,
     pub status: Option<u16>,
     pub outcome: Outcome,
     /// The server's message, for failed requests.
@@ -464,8 +460,6 @@ impl RequestRecord {
             reasoning_tokens: None,
             images: 0,
             image_tokens: None,
-            usage_checked: false,
-            usage_mismatch: false,
             status: None,
             outcome: Outcome::Ok,
             error_message: None,

@@ -20,6 +20,7 @@ mod start;
 mod text;
 mod tokens;
 mod tools;
+mod usage;
 
 use std::sync::{Arc, Once};
 use std::time::{Duration, Instant};
@@ -167,12 +168,6 @@ const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 /// API paths whose URLs are parsed once, not per request.
 const KNOWN_PATHS: &[&str] = &["chat/completions", "completions", "embeddings", "models"];
 
-/// Requests whose usage is always checked against a local count; after
-/// these, one in [`USAGE_CHECK_EVERY`]. Tokenizing every answer would cost
-/// more than the rest of the client's work per request.
-const USAGE_CHECK_FIRST: u64 = 64;
-const USAGE_CHECK_EVERY: u64 = 16;
-
 /// Which HTTP stack sends the requests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -244,7 +239,8 @@ pub struct Client {
     base: String,
     timeout: Duration,
     origin: Instant,
-    usage_checks: std::sync::atomic::AtomicU64,
+    /// Answers kept to check the server's usage at the end of the run.
+    usage_sample: usage::UsageSample,
     /// Give every request a client span's ids and send them as `traceparent`.
     tracing: bool,
     /// What counts tokens the server's usage does not give.
@@ -300,7 +296,7 @@ impl Client {
             base,
             timeout,
             origin,
-            usage_checks: std::sync::atomic::AtomicU64::new(0),
+            usage_sample: usage::UsageSample::default(),
             tracing: false,
             tokenizer: crate::tokenizer::default_tokenizer(),
             template_delta: 0,

@@ -5,14 +5,13 @@
 
 use std::ops::ControlFlow;
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
 use super::parse::{self, StreamState};
 use super::start::{read_all, Started};
-use super::{Client, Expect, Prepared, USAGE_CHECK_EVERY, USAGE_CHECK_FIRST};
+use super::{Client, Expect, Prepared};
 use crate::record::TraceIds;
 use crate::record::{ErrorClass, Outcome, RequestRecord, TokenSource};
 
@@ -163,13 +162,7 @@ impl Client {
             Some(n) => {
                 rec.output_tokens = n;
                 rec.output_source = TokenSource::Usage;
-                let k = self.usage_checks.fetch_add(1, Ordering::Relaxed);
-                if k < USAGE_CHECK_FIRST || k % USAGE_CHECK_EVERY == 0 {
-                    if let Ok(local) = self.count_tokens(&st.text).await {
-                        rec.usage_checked = true;
-                        rec.usage_mismatch = disagree(n, local);
-                    }
-                }
+                self.usage_sample.offer(n, &st.text);
             }
             None => match self.count_tokens(&st.text).await {
                 Ok(local) if local > 0 || st.output_chunks == 0 => {
@@ -283,15 +276,6 @@ pub(super) fn fail(mut rec: RequestRecord, class: ErrorClass, message: String) -
     rec
 }
 
-/// Whether the server's count of output tokens and the local count of the
-/// text disagree: by more than 10%, and by more than one token (the text
-/// of 8 generated tokens may tokenize again as 7, where two merge: the
-/// server's count is still right).
-fn disagree(usage: u32, local: u32) -> bool {
-    let diff = usage.abs_diff(local) as f64;
-    diff > (0.10 * usage as f64).max(1.0)
-}
-
 /// What a request that outlived `--timeout` ends as.
 fn timed_out(timeout: Duration) -> (ErrorClass, String) {
     (
@@ -332,21 +316,5 @@ async fn read_events(
                 return;
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::disagree;
-
-    #[test]
-    fn a_token_merged_again_is_not_a_disagreement_but_ten_percent_and_two_are() {
-        assert!(!disagree(8, 7), "one token off on a short answer");
-        assert!(!disagree(8, 9));
-        assert!(disagree(8, 10), "two of eight");
-        assert!(!disagree(100, 90));
-        assert!(disagree(100, 89), "over 10%");
-        assert!(disagree(0, 2));
-        assert!(!disagree(0, 1));
     }
 }

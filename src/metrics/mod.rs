@@ -307,8 +307,6 @@ impl Aggregate {
                     *self.output_sources.entry(r.output_source).or_default() += 1;
                 }
                 *self.input_sources.entry(r.input_source).or_default() += 1;
-                self.usage_mismatch += r.usage_mismatch as u64;
-                self.usage_checked += r.usage_checked as u64;
                 if let Some(t) = r.ttft_us {
                     self.rec("ttft", t);
                 }

@@ -161,10 +161,6 @@ struct Prepared {
 }
 
 async fn prepare(plan: &Plan, own: Option<Arc<dyn workload::Workload>>) -> Result<Prepared> {
-    // Loaded before the first request: loaded beside the start, even on a
-    // thread at nice 19, its ~30 ms of a core made a replay's first starts
-    // late by the mock's stamps (p99 1.2-1.3 ms).
-    tokenizer::warm_up();
     let mock_server = match &plan.target {
         Target::Mock { config: cfg, .. } => {
             Some(mock::start((**cfg).clone(), "127.0.0.1:0").await?)
@@ -189,7 +185,13 @@ async fn prepare(plan: &Plan, own: Option<Arc<dyn workload::Workload>>) -> Resul
         &plan.request.connect,
     )?;
     let (workload, tokenizer) = match own {
-        Some(w) => (w, None),
+        // A script may count its prompts: the vocabulary is loaded before
+        // the load (built during it, its ~30 ms of a core would make
+        // requests late; see `preflight::prepare`).
+        Some(w) => {
+            tokenizer::warm_up();
+            (w, None)
+        }
         None => {
             let ready = preflight::prepare(plan, &mut client).await?;
             preflight::discover(&client, ready.workload.as_ref()).await;
@@ -386,6 +388,7 @@ pub async fn execute_with(
         progress::start(origin, progress_goal(plan), plan.outputs.progress_every);
 
     let client = Arc::new(client);
+    let checker = client.clone();
     let (collector, script) = with_script(collector, plan, &client, &tx, &gauges, &hard)?;
     let collector = tokio::spawn(collector.with_observer(progress_feed).run());
 
@@ -414,6 +417,10 @@ pub async fn execute_with(
         .await
         .map_err(|e| anyhow::anyhow!("the metrics collector failed: {e}"))?;
     let _ = progress.await;
+    // The server's usage against the local count, now that the load is over.
+    let usage = checker.check_usage().await;
+    collected.total.usage_checked += usage.checked;
+    collected.total.usage_mismatch += usage.mismatched;
     let outputs = std::mem::take(&mut collected.outputs);
     let aborted = aborted.and_then(|a| a.lock().unwrap_or_else(|p| p.into_inner()).take());
     let duration_s = origin.elapsed().as_secs_f64();

@@ -73,6 +73,12 @@ pub async fn prepare(plan: &Plan, client: &mut Client) -> Result<Ready> {
     let mut workload = plan.build_workload(&tok);
     let mut template = None;
     let mut delta = 0;
+    // Unless the preflight shows the server's usage giving the output
+    // tokens, the run counts them with the tokenizer: its vocabulary is
+    // built now, before the load (built during it, its ~30 ms of a core
+    // would make requests late). Where usage gives them, it is built only
+    // for the check at the end of the run.
+    let mut counts_output = true;
     if plan.request.preflight {
         let mut pre = workload.preflight();
         let mut rec = check(client, &pre).await?;
@@ -103,6 +109,10 @@ pub async fn prepare(plan: &Plan, client: &mut Client) -> Result<Ready> {
                 })
             });
         }
+        counts_output = matches!(
+            pre.expect,
+            Expect::Completion | Expect::Responses | Expect::Messages
+        ) && rec.output_source != TokenSource::Usage;
         if counted && rec.input_source == TokenSource::Usage && rec.is_ok() {
             let t = rec.input_tokens.saturating_sub(pre.prompt_tokens);
             delta = t as i64 - pre.framing as i64;
@@ -113,6 +123,9 @@ pub async fn prepare(plan: &Plan, client: &mut Client) -> Result<Ready> {
             )
             .then_some(t);
         }
+    }
+    if counts_output {
+        tok.warm_up();
     }
     let info = TokenizerInfo {
         name: tok.label(),

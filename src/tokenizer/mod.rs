@@ -355,6 +355,13 @@ impl Tokenizer {
         matches!(self.kind, Kind::Tiktoken(Encoding::Cl100k))
     }
 
+    /// Build a local vocabulary now rather than at its first count.
+    pub fn warm_up(&self) {
+        if let Kind::Tiktoken(e) = &self.kind {
+            let _ = e.bpe();
+        }
+    }
+
     /// The words synthetic prompts are made of.
     pub fn words(&self) -> Arc<[String]> {
         self.words.clone()

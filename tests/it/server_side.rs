@@ -423,3 +423,88 @@ async fn the_mocks_metrics_in_llama_cpps_names_count_what_it_served() {
     assert_eq!(n("llamacpp:requests_processing"), 0.0);
     assert!(!text.contains("vllm:"));
 }
+
+/// A server whose usage says 40 output tokens for an answer of two words,
+/// to every request on every connection (HTTP/1.1, kept alive).
+fn overcounting_server() -> String {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut w = conn.try_clone().unwrap();
+                let mut r = BufReader::new(conn);
+                loop {
+                    let mut len = 0usize;
+                    loop {
+                        let mut line = String::new();
+                        if r.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        if line == "\r\n" {
+                            break;
+                        }
+                        let lower = line.to_ascii_lowercase();
+                        if let Some(v) = lower.strip_prefix("content-length:") {
+                            len = v.trim().parse().unwrap();
+                        }
+                    }
+                    let mut body = vec![0; len];
+                    r.read_exact(&mut body).unwrap();
+                    let answer = json!({
+                        "id": "x", "object": "chat.completion", "model": "m",
+                        "choices": [{"index": 0, "finish_reason": "stop",
+                            "message": {"role": "assistant", "content": "Hello world"}}],
+                        "usage": {"prompt_tokens": 7, "completion_tokens": 40, "total_tokens": 47}
+                    })
+                    .to_string();
+                    let head = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+                        answer.len()
+                    );
+                    if w.write_all(head.as_bytes()).is_err()
+                        || w.write_all(answer.as_bytes()).is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    format!("http://{addr}/v1")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_that_disagrees_with_the_text_is_found_on_a_sample_at_the_end() {
+    let base = overcounting_server();
+    let dir = tempfile::tempdir().unwrap();
+    let json = temp_json(&dir, "r.json");
+    let out = periscope(&[
+        "run",
+        "--target",
+        &base,
+        "--no-stream",
+        "--vus",
+        "4",
+        "--iterations",
+        "400",
+        "--json",
+        &json,
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let r = read_json(&json);
+    let s = &r["summary"];
+    // 400 answers (and the preflight's) carried usage; 256 of them, a
+    // uniform sample, were counted at the end: every one disagrees.
+    assert_eq!(u(&s["output_tokens"]), 400 * 40, "usage is what counts");
+    assert_eq!(u(&s["usage_checked"]), 256);
+    assert_eq!(u(&s["usage_mismatch"]), 256);
+    let text = stdout(&out);
+    assert!(
+        text.contains(
+            "for 256 of 256 checked requests the server's usage and the local token count disagree"
+        ),
+        "{text}"
+    );
+}

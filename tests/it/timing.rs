@@ -66,6 +66,9 @@ async fn figures_agree_with_the_mocks_send_stamps() {
             .unwrap(),
         ok
     );
+    // Every answer's usage checked at the end (fewer than the sample's
+    // 256), and the mock's counts are cl100k_base's: no disagreement.
+    assert_eq!(r["summary"]["usage_checked"].as_u64().unwrap(), ok.min(256));
     assert_eq!(r["summary"]["usage_mismatch"], 0);
     assert!(
         r["warnings"].as_array().unwrap().is_empty(),

@@ -280,8 +280,8 @@ pub struct Summary {
     pub output_token_sources: BTreeMap<String, u64>,
     /// How many ok requests had their input tokens from each source.
     pub input_token_sources: BTreeMap<String, u64>,
-    /// Requests whose usage was compared with a local count (all of the first
-    /// 64, then one in 16).
+    /// Requests whose usage was compared with a local count at the end of
+    /// the run (a uniform sample of at most 256 of those that carried it).
     pub usage_checked: u64,
     /// Of those, requests whose usage and local count differ by more than 10%.
     pub usage_mismatch: u64,
