@@ -2,8 +2,7 @@
 //! and which tokenizer that is (`--tokenizer`): a local one, or the
 //! server's own, asked at its `/tokenize` (see `tokenizer::server`).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 
 use futures_util::StreamExt;
 
@@ -45,38 +44,10 @@ impl Client {
 
     /// Find the tokenizer `choice` names for this target: for `server` (and
     /// `auto`), the shape its `/tokenize` takes, its single-token words and
-    /// its counts of `known` (the texts the workload will send). Resolved
-    /// once per target, model and choice in a process (a sweep runs many
-    /// plans).
+    /// its counts of `known` (the texts the workload will send). Asked at a
+    /// run's preflight; a later run without one is handed what it found
+    /// (`runner::TargetProfile`): nothing is kept in the process.
     pub async fn resolve_tokenizer(
-        &self,
-        choice: &Choice,
-        model: &str,
-        known: &[String],
-    ) -> Result<Resolved, String> {
-        type Cache = Mutex<HashMap<(String, String, String), (Arc<Tokenizer>, Option<String>)>>;
-        static CACHE: OnceLock<Cache> = OnceLock::new();
-        let key = (
-            self.base.clone(),
-            format!("{choice:?}"),
-            format!("{model}\u{0}{}", known.len()),
-        );
-        let cache = CACHE.get_or_init(Default::default);
-        if let Some((t, note)) = cache.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
-            return Ok(Resolved {
-                tokenizer: t.clone(),
-                note: note.clone(),
-            });
-        }
-        let r = self.resolve_uncached(choice, model, known).await?;
-        cache
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(key, (r.tokenizer.clone(), r.note.clone()));
-        Ok(r)
-    }
-
-    async fn resolve_uncached(
         &self,
         choice: &Choice,
         model: &str,

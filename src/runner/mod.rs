@@ -137,17 +137,32 @@ fn with_script(
     Ok((collector.with_custom(custom_rx), Some(Arc::new(run))))
 }
 
+pub use preflight::TargetProfile;
+
 /// What one run measured.
 pub struct Executed {
     pub result: RunResult,
     /// Every request, when asked for.
     pub samples: Vec<metrics::Sample>,
+    /// What the preflight learned of the target (none for a caller's own
+    /// workload), for a later run against it without one.
+    pub profile: Option<preflight::TargetProfile>,
 }
 
 /// Run a plan to its end (or Ctrl-C) and build its result; nothing is printed
 /// but the progress line.
 pub async fn execute(plan: &Plan, keep_samples: bool) -> Result<Executed> {
-    execute_with(plan, keep_samples, None).await
+    run_plan(plan, keep_samples, None, None).await
+}
+
+/// [`execute`] for a plan with no preflight of its own, counting tokens as
+/// an earlier run's preflight against the same target found (`known`).
+pub async fn execute_known(
+    plan: &Plan,
+    keep_samples: bool,
+    known: Option<&preflight::TargetProfile>,
+) -> Result<Executed> {
+    run_plan(plan, keep_samples, None, known).await
 }
 
 /// The first stage: the in-process mock (when asked), the client, and the
@@ -157,10 +172,14 @@ struct Prepared {
     base: String,
     client: client::Client,
     workload: Arc<dyn workload::Workload>,
-    tokenizer: Option<crate::report::result::TokenizerInfo>,
+    profile: Option<preflight::TargetProfile>,
 }
 
-async fn prepare(plan: &Plan, own: Option<Arc<dyn workload::Workload>>) -> Result<Prepared> {
+async fn prepare(
+    plan: &Plan,
+    own: Option<Arc<dyn workload::Workload>>,
+    known: Option<&preflight::TargetProfile>,
+) -> Result<Prepared> {
     let mock_server = match &plan.target {
         Target::Mock { config: cfg, .. } => {
             Some(mock::start((**cfg).clone(), "127.0.0.1:0").await?)
@@ -184,7 +203,7 @@ async fn prepare(plan: &Plan, own: Option<Arc<dyn workload::Workload>>) -> Resul
         Instant::now(),
         &plan.request.connect,
     )?;
-    let (workload, tokenizer) = match own {
+    let (workload, profile) = match own {
         // A script may count its prompts: the vocabulary is loaded before
         // the load (built during it, its ~30 ms of a core would make
         // requests late; see `preflight::prepare`).
@@ -193,9 +212,9 @@ async fn prepare(plan: &Plan, own: Option<Arc<dyn workload::Workload>>) -> Resul
             (w, None)
         }
         None => {
-            let ready = preflight::prepare(plan, &mut client).await?;
+            let ready = preflight::prepare(plan, &mut client, known).await?;
             preflight::discover(&client, ready.workload.as_ref()).await;
-            (ready.workload, Some(ready.tokenizer))
+            (ready.workload, Some(ready.profile))
         }
     };
 
@@ -204,7 +223,7 @@ async fn prepare(plan: &Plan, own: Option<Arc<dyn workload::Workload>>) -> Resul
         base,
         client,
         workload,
-        tokenizer,
+        profile,
     })
 }
 
@@ -339,13 +358,22 @@ pub async fn execute_with(
     keep_samples: bool,
     own: Option<Arc<dyn workload::Workload>>,
 ) -> Result<Executed> {
+    run_plan(plan, keep_samples, own, None).await
+}
+
+async fn run_plan(
+    plan: &Plan,
+    keep_samples: bool,
+    own: Option<Arc<dyn workload::Workload>>,
+    known: Option<&preflight::TargetProfile>,
+) -> Result<Executed> {
     let Prepared {
         mock_server,
         base,
         mut client,
         workload,
-        tokenizer,
-    } = prepare(plan, own).await?;
+        profile,
+    } = prepare(plan, own, known).await?;
     let run_id = plan
         .segment
         .run_id
@@ -441,7 +469,7 @@ pub async fn execute_with(
             exec: &exec,
             aborted,
             server,
-            tokenizer,
+            tokenizer: profile.as_ref().map(|p| p.info.clone()),
             search: adaptive,
         },
         collected,
@@ -451,5 +479,9 @@ pub async fn execute_with(
     if let Some(m) = mock_server {
         m.shutdown().await;
     }
-    Ok(Executed { result, samples })
+    Ok(Executed {
+        result,
+        samples,
+        profile,
+    })
 }

@@ -12,8 +12,7 @@
 //! with any open model), prompts of `--input-tokens N` are N of *its*
 //! tokens and local counts agree with its usage.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 
 use crate::client::{Client, Expect, Prepared};
 use crate::error::{Error, Result};
@@ -23,34 +22,49 @@ use crate::report::result::TokenizerInfo;
 use crate::tokenizer::{self, Choice, Tokenizer};
 use crate::workload::{self, Workload};
 
+/// What a preflight learned of a target: the run's value, handed by its
+/// caller to the next run against the same target that has no preflight of
+/// its own (a sweep's later blocks). Nothing of it is kept in the process.
+#[derive(Clone)]
+pub struct TargetProfile {
+    /// What counts the tokens the server's usage leaves out.
+    pub tokenizer: Arc<Tokenizer>,
+    /// What the server's chat template adds beyond OpenAI's accounting.
+    pub template_delta: i64,
+    /// How the report names the tokenizer, the template's tokens, notes.
+    pub info: TokenizerInfo,
+    /// Whether the output tokens are counted here (the server's usage does
+    /// not give them): the vocabulary is then built before the load.
+    pub counts_output: bool,
+}
+
 /// What the run goes on with.
 pub struct Ready {
     pub workload: Arc<dyn Workload>,
-    pub tokenizer: TokenizerInfo,
+    pub profile: TargetProfile,
 }
 
 /// Check the target, find the tokenizer, build the workload, and tell the
-/// client how the server's template counts.
-pub async fn prepare(plan: &Plan, client: &mut Client) -> Result<Ready> {
+/// client how the server's template counts. Without a preflight, `known`
+/// (what an earlier run against the target learned) counts, if given.
+pub async fn prepare(
+    plan: &Plan,
+    client: &mut Client,
+    known_profile: Option<&TargetProfile>,
+) -> Result<Ready> {
     let choice = &plan.request.tokenizer;
     let known = workload::known_texts(&plan.workload.spec);
     let model = plan.workload.spec.model.as_str();
-    let key = (
-        client.base().to_string(),
-        format!("{choice:?}"),
-        model.to_string(),
-    );
-    if !plan.request.preflight {
-        // A run without its own preflight (a sweep's later blocks) counts as
-        // the last one against the same target decided.
-        if let Some(d) = decisions().get(&key).cloned() {
-            client.set_tokenizer(d.tokenizer.clone());
-            client.set_template_delta(d.delta);
-            return Ok(Ready {
-                workload: plan.build_workload(&d.tokenizer),
-                tokenizer: d.info,
-            });
+    if let (false, Some(p)) = (plan.request.preflight, known_profile) {
+        client.set_tokenizer(p.tokenizer.clone());
+        client.set_template_delta(p.template_delta);
+        if p.counts_output {
+            p.tokenizer.warm_up();
         }
+        return Ok(Ready {
+            workload: plan.build_workload(&p.tokenizer),
+            profile: p.clone(),
+        });
     }
     let failed = |e: String| match choice {
         Choice::File(_) => Error::Usage(e),
@@ -132,17 +146,14 @@ pub async fn prepare(plan: &Plan, client: &mut Client) -> Result<Ready> {
         template_tokens: template,
         note,
     };
-    decisions().insert(
-        key,
-        Decision {
-            tokenizer: tok,
-            delta,
-            info: info.clone(),
-        },
-    );
     Ok(Ready {
         workload,
-        tokenizer: info,
+        profile: TargetProfile {
+            tokenizer: tok,
+            template_delta: delta,
+            info,
+            counts_output,
+        },
     })
 }
 
@@ -157,24 +168,6 @@ pub async fn discover(client: &Client, w: &dyn Workload) {
     if let Some(m) = w.missing() {
         eprintln!("warning: {m}");
     }
-}
-
-/// What a preflight decided about a target's tokens.
-#[derive(Clone)]
-struct Decision {
-    tokenizer: Arc<Tokenizer>,
-    delta: i64,
-    info: TokenizerInfo,
-}
-
-type Decisions = HashMap<(String, String, String), Decision>;
-
-/// The decisions of this process, by target, `--tokenizer` and model.
-fn decisions() -> std::sync::MutexGuard<'static, Decisions> {
-    static D: OnceLock<Mutex<Decisions>> = OnceLock::new();
-    D.get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
 }
 
 /// The server's usage of the preflight equals the local count of it.

@@ -255,8 +255,11 @@ pub async fn run(a: SweepArgs) -> Result<i32> {
     let mut overheads: Vec<Overhead> = Vec::new();
     let mut interrupted = false;
     let mut outputs: Vec<crate::sink::SinkReport> = Vec::new();
+    // What each leg's preflight learned of its target.
+    let mut profiles = vec![None; legs.len()];
     for (i, level) in levels.iter().enumerate() {
-        let (parts, stopped) = run_blocks(&a, &legs, *level, i, &board, &mut outputs).await?;
+        let (parts, stopped) =
+            run_blocks(&a, &legs, *level, i, &board, &mut outputs, &mut profiles).await?;
         interrupted = stopped;
         let level_rows: Vec<Row> = endpoints
             .iter()
@@ -423,6 +426,7 @@ async fn run_blocks(
     i: usize,
     board: &Option<crate::dashboard::Board>,
     outputs: &mut Vec<crate::sink::SinkReport>,
+    profiles: &mut [Option<crate::runner::TargetProfile>],
 ) -> Result<(Vec<Vec<crate::Executed>>, bool)> {
     let mut interrupted = false;
     // Blocks of requests, the endpoints taking turns (ABBA…), so drift
@@ -450,7 +454,12 @@ async fn run_blocks(
         for k in order {
             let mut plan = plan_for(a, &legs[k], level, n, i == 0 && j == 0)?;
             plan.outputs.dashboard = board.clone();
-            let ex = crate::execute(&plan, true).await?;
+            // The leg's first block (the sweep's first) has the preflight;
+            // the rest count tokens as it found.
+            let ex = crate::runner::execute_known(&plan, true, profiles[k].as_ref()).await?;
+            if ex.profile.is_some() && plan.request.preflight {
+                profiles[k] = ex.profile.clone();
+            }
             add_outputs(outputs, &ex.result.outputs);
             interrupted = ex.result.interrupted_by_user;
             parts[k].push(ex);
