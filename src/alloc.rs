@@ -142,6 +142,21 @@ fn heap() -> MutexGuard<'static, Dlmalloc<Region>> {
     HEAP.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+extern "C" {
+    /// mimalloc's own: free what the calling thread's heap holds unused,
+    /// and with `force`, purge what every thread gave back to the arenas.
+    fn mi_collect(force: bool);
+}
+
+/// Give the memory the load freed back to the system now (at the end of a
+/// run, before the work that follows it allocates: mimalloc would
+/// otherwise keep freed pages until the threads that freed them allocate
+/// again).
+pub fn give_back() {
+    // SAFETY: a call into the allocator linked in, valid on any thread.
+    unsafe { mi_collect(true) }
+}
+
 /// From now on, this thread allocates from the heap shared by marked
 /// threads.
 pub fn use_shared_here() {

@@ -571,3 +571,31 @@ mod tests {
         assert!(normalize_base("ftp://x").is_err());
     }
 }
+#[cfg(test)]
+mod state_size {
+    /// A request in flight holds its `send` future: at 10 000 concurrent
+    /// streams, each KiB of it is 10 MiB of the process. Rare paths (gRPC
+    /// exports, asking a server's `/tokenize`) are boxed so that their
+    /// state is not every request's; this keeps them so (it was 5.4 KiB).
+    #[test]
+    fn a_requests_state_stays_small() {
+        let c = super::Client::with_engine(
+            "http://127.0.0.1:1/v1",
+            None,
+            &[],
+            std::time::Duration::from_secs(1),
+            1,
+            std::time::Instant::now(),
+            &Default::default(),
+        )
+        .unwrap();
+        let req = super::Prepared::post(
+            "chat/completions",
+            bytes::Bytes::new(),
+            super::Expect::Completion,
+        );
+        let f = c.send(&req, None);
+        let size = std::mem::size_of_val(&f);
+        assert!(size <= 3 * 1024, "send's future is {size} bytes");
+    }
+}

@@ -20,7 +20,9 @@ impl Client {
     /// time (the open model's schedule), or `None` to use the actual one.
     pub async fn send(&self, req: &Prepared, scheduled_us: Option<u64>) -> RequestRecord {
         if let super::Transport::Grpc(exporter) = &self.transport {
-            return self.send_grpc(exporter, req, scheduled_us).await;
+            // Boxed: a rare path whose future would make every request's
+            // state as large as tonic's.
+            return Box::pin(self.send_grpc(exporter, req, scheduled_us)).await;
         }
         let start = Instant::now();
         let start_us = self.us(start);
@@ -95,7 +97,8 @@ impl Client {
             let msg = st.failure.map(|f| f.1).unwrap_or_default();
             return fail(rec, ErrorClass::from_status(status), msg);
         }
-        self.finish(rec, st, req).await
+        let output = self.output_tokens(&st).await;
+        self.finish(rec, st, req, output)
     }
 
     /// A whole (not streamed) answer: an error's message, or what its
@@ -144,12 +147,31 @@ impl Client {
         ControlFlow::Break(rec)
     }
 
-    /// Timings, token counts and the verdict of a 2xx answer read to its end.
-    async fn finish(
+    /// The output tokens of a 2xx answer read to its end: the server's usage
+    /// (and the answer offered to the end-of-run check), else counted here.
+    /// Only counting awaits, boxed: asking a server's `/tokenize` is a whole
+    /// HTTP request, whose state would otherwise make every request's that
+    /// large.
+    pub(super) async fn output_tokens(&self, st: &StreamState) -> (u32, TokenSource) {
+        if let Some(n) = st.usage.and_then(|u| u.completion_tokens) {
+            self.usage_sample.offer(n, &st.text);
+            return (n, TokenSource::Usage);
+        }
+        let counted = Box::pin(self.count_tokens(&st.text)).await;
+        match counted {
+            Ok(local) if local > 0 || st.output_chunks == 0 => (local, TokenSource::Tokenizer),
+            _ => (st.output_chunks, TokenSource::Chunks),
+        }
+    }
+
+    /// Timings, token counts and the verdict of a 2xx answer read to its
+    /// end, with its output tokens found.
+    pub(super) fn finish(
         &self,
         mut rec: RequestRecord,
         mut st: StreamState,
         req: &Prepared,
+        output: (u32, TokenSource),
     ) -> RequestRecord {
         rec.ttft_us = st
             .first_output
@@ -158,23 +180,7 @@ impl Client {
             .first_visible
             .map(|t| self.us(t).saturating_sub(rec.start_us));
         rec.server_timing = st.server_timing;
-        match st.usage.and_then(|u| u.completion_tokens) {
-            Some(n) => {
-                rec.output_tokens = n;
-                rec.output_source = TokenSource::Usage;
-                self.usage_sample.offer(n, &st.text);
-            }
-            None => match self.count_tokens(&st.text).await {
-                Ok(local) if local > 0 || st.output_chunks == 0 => {
-                    rec.output_tokens = local;
-                    rec.output_source = TokenSource::Tokenizer;
-                }
-                _ => {
-                    rec.output_tokens = st.output_chunks;
-                    rec.output_source = TokenSource::Chunks;
-                }
-            },
-        }
+        (rec.output_tokens, rec.output_source) = output;
         if let Some(p) = st.usage.and_then(|u| u.prompt_tokens) {
             rec.input_tokens = p;
             rec.input_source = TokenSource::Usage;

@@ -339,16 +339,28 @@ async fn run_load(
     Ok(exec)
 }
 
+/// The server's usage against the local count, now that the load is over,
+/// with its connections given back first: the vocabulary the count may
+/// build takes memory the load no longer holds.
+async fn check_usage(client: &client::Client, total: &mut metrics::Aggregate) {
+    client.close_idle();
+    crate::alloc::give_back();
+    let usage = client.check_usage().await;
+    total.usage_checked += usage.checked;
+    total.usage_mismatch += usage.mismatched;
+}
+
 /// The scraper's last scrape, and the server's figures over the run.
 async fn finish_scraper(
-    s: server_metrics::Scraper,
+    s: Option<server_metrics::Scraper>,
     started_at: SystemTime,
-) -> server_metrics::ServerMetrics {
+) -> Option<server_metrics::ServerMetrics> {
+    let s = s?;
     let unix = |t: SystemTime| {
         t.duration_since(std::time::UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs_f64())
     };
-    s.finish((unix(started_at), unix(SystemTime::now()))).await
+    Some(s.finish((unix(started_at), unix(SystemTime::now()))).await)
 }
 
 /// [`execute`], with a workload of the caller's (`probe`'s corpus) in place
@@ -445,20 +457,11 @@ async fn run_plan(
         .await
         .map_err(|e| anyhow::anyhow!("the metrics collector failed: {e}"))?;
     let _ = progress.await;
-    // The server's usage against the local count, now that the load is
-    // over, with its connections given back first: the vocabulary the
-    // count may build takes memory the load no longer holds.
-    checker.close_idle();
-    let usage = checker.check_usage().await;
-    collected.total.usage_checked += usage.checked;
-    collected.total.usage_mismatch += usage.mismatched;
+    check_usage(&checker, &mut collected.total).await;
     let outputs = std::mem::take(&mut collected.outputs);
     let aborted = aborted.and_then(|a| a.lock().unwrap_or_else(|p| p.into_inner()).take());
     let duration_s = origin.elapsed().as_secs_f64();
-    let server = match scraper {
-        Some(s) => Some(finish_scraper(s, started_at).await),
-        None => None,
-    };
+    let server = finish_scraper(scraper, started_at).await;
 
     let (result, samples) = build_result(
         plan,
