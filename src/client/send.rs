@@ -152,7 +152,7 @@ impl Client {
     /// Only counting awaits, boxed: asking a server's `/tokenize` is a whole
     /// HTTP request, whose state would otherwise make every request's that
     /// large.
-    pub(super) async fn output_tokens(&self, st: &StreamState) -> (u32, TokenSource) {
+    async fn output_tokens(&self, st: &StreamState) -> (u32, TokenSource) {
         if let Some(n) = st.usage.and_then(|u| u.completion_tokens) {
             self.usage_sample.offer(n, &st.text);
             return (n, TokenSource::Usage);
@@ -166,7 +166,7 @@ impl Client {
 
     /// Timings, token counts and the verdict of a 2xx answer read to its
     /// end, with its output tokens found.
-    pub(super) fn finish(
+    fn finish(
         &self,
         mut rec: RequestRecord,
         mut st: StreamState,
